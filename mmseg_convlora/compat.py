@@ -24,6 +24,7 @@ Two gaps are closed here, each only when it actually exists:
 import importlib.util
 import sys
 import types
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -183,3 +184,8 @@ def allow_mmengine_checkpoints() -> None:
 
 install_mmcv_ops_fallback()
 allow_mmengine_checkpoints()
+if not MMCV_FULL_AVAILABLE:
+    # mmcv-lite warns about this op on every import of mmcv.cnn; nothing in
+    # this plugin uses it, and any use still fails with the message above.
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')

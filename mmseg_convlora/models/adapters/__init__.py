@@ -1,0 +1,3 @@
+from .base_adapter import BaseSAMAdapter
+
+__all__ = ['BaseSAMAdapter']

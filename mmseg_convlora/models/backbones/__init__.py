@@ -1,0 +1,3 @@
+from .sam_vit import SAMViT
+
+__all__ = ['SAMViT']

@@ -1,0 +1,3 @@
+from .sam_mask_decoder_head import SAMMaskDecoderHead, semantic_inference
+
+__all__ = ['SAMMaskDecoderHead', 'semantic_inference']

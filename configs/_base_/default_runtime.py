@@ -1,0 +1,21 @@
+default_scope = 'mmseg'
+# Lets mmseg's own tools/train.py and tools/test.py use these configs too.
+custom_imports = dict(imports=['mmseg_convlora'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+custom_hooks = [
+    # checkpoints hold the trainable weights only; frozen SAM comes from
+    # model.sam_checkpoint
+    dict(type='TrainableCheckpointHook'),
+    dict(type='ParamCountHook'),
+]

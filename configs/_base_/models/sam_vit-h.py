@@ -1,0 +1,27 @@
+# SAM ViT-H (frozen) + prompt-free SAM mask decoder, binary output.
+# Download the official weights to this path, or override it with
+# --cfg-options model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth
+sam_checkpoint = 'checkpoints/sam_vit_h_4b8939.pth'
+crop_size = (1024, 1024)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255,
+    size=crop_size)
+model = dict(
+    type='SAMSegmentor',
+    sam_checkpoint=sam_checkpoint,
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='SAMViT', arch='vit_h', img_size=1024, adapter=None),
+    decode_head=dict(
+        type='SAMMaskDecoderHead',
+        num_classes=2,
+        out_channels=1,
+        threshold=0.5,
+        img_size=1024,
+        loss_decode=dict(type='StructureLoss')),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

@@ -1,0 +1,83 @@
+"""Base class of the binary (foreground/background) datasets."""
+import os
+import os.path as osp
+from typing import List, Sequence, Union
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+
+@DATASETS.register_module()
+class BinarySegDataset(BaseSegDataset):
+    """Images and binary masks in two folders, matched by file stem.
+
+    ::
+
+        data_root/
+          <img_path>/xxx{img_suffix}
+          <seg_map_path>/xxx{seg_map_suffix}
+
+    Labels are 0 (background) and 1 (foreground); load masks with
+    :class:`LoadBinaryAnnotations`, which converts 0/255 and anti-aliased
+    masks to 0/1. An empty or missing folder, or an image without its mask,
+    is an error naming the path, never a silently smaller dataset.
+
+    Args:
+        img_suffix (str | tuple[str]): Image extension(s).
+        seg_map_suffix (str): Mask extension.
+        **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
+    """
+
+    METAINFO = dict(
+        classes=('background', 'foreground'),
+        palette=[[0, 0, 0], [255, 255, 255]])
+
+    def __init__(self,
+                 img_suffix: Union[str, Sequence[str]] = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 **kwargs):
+        if not isinstance(img_suffix, str):
+            img_suffix = tuple(img_suffix)
+        super().__init__(
+            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        if self.ann_file:
+            return super().load_data_list()
+        img_dir = self.data_prefix.get('img_path', '')
+        ann_dir = self.data_prefix.get('seg_map_path')
+        layout = (f'expected images "*{self.img_suffix}" in {img_dir!r} and '
+                  f'masks "*{self.seg_map_suffix}" in {ann_dir!r}')
+        if not osp.isdir(img_dir):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: image folder {img_dir!r} does not '
+                f'exist ({layout}). Check data_root and data_prefix in the '
+                'config, or run the dataset converter in '
+                'tools/dataset_converters/.')
+        suffixes = (self.img_suffix, ) if isinstance(self.img_suffix,
+                                                     str) else self.img_suffix
+        data_list, missing = [], []
+        for name in sorted(os.listdir(img_dir)):
+            stem, ext = osp.splitext(name)
+            if ext.lower() not in [s.lower() for s in suffixes]:
+                continue
+            info = dict(
+                img_path=osp.join(img_dir, name),
+                label_map=self.label_map,
+                reduce_zero_label=self.reduce_zero_label,
+                seg_fields=[])
+            if ann_dir is not None:
+                seg_path = osp.join(ann_dir, stem + self.seg_map_suffix)
+                if not osp.isfile(seg_path):
+                    missing.append(seg_path)
+                info['seg_map_path'] = seg_path
+            data_list.append(info)
+        if not data_list:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: no images found in {img_dir!r} '
+                f'({layout}).')
+        if missing:
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {len(missing)} of {len(data_list)} '
+                f'images have no mask, e.g. {missing[:3]} ({layout}).')
+        return data_list

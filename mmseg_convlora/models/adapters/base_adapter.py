@@ -1,0 +1,63 @@
+"""The contract between :class:`SAMViT` and its parameter-efficient adapters."""
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+
+class BaseSAMAdapter(BaseModule):
+    """Base class of the adapters that :class:`SAMViT` builds from its config.
+
+    An adapter changes the frozen SAM image encoder in one or both of two
+    ways, and :class:`SAMViT` calls it at exactly these points:
+
+    1. :meth:`apply_to` once after the pretrained weights are loaded and
+       frozen: it may replace sub-modules of the encoder in place (LoRA wraps
+       the ``qkv`` Linear layers) and returns the modules it added, so the
+       backbone can keep them in training mode while the frozen encoder stays
+       in eval mode.
+    2. :meth:`forward_embedding` after the encoder (and its neck): it may add
+       to the image embedding, seeing the network input too (CAD's parallel
+       CNN).
+
+    Losses that the adapter produces during the forward pass (Conv-LoRA's
+    load-balancing loss) are returned by :meth:`aux_losses`, which the
+    segmentor adds to the task loss.
+
+    Attributes:
+        needs_encoder_grad (bool): Whether gradients must flow through the
+            frozen encoder (True when trainable parameters live inside it).
+            When no adapter needs it the encoder runs under ``no_grad`` and
+            stores no activations.
+    """
+
+    needs_encoder_grad: bool = False
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        """Modify ``encoder`` (a ``segment_anything`` ``ImageEncoderViT``).
+
+        Args:
+            encoder (nn.Module): The frozen image encoder.
+
+        Returns:
+            list[nn.Module]: Modules the adapter placed inside the encoder.
+        """
+        return []
+
+    def forward_embedding(self, inputs: torch.Tensor,
+                          embedding: torch.Tensor) -> torch.Tensor:
+        """Adjust the image embedding.
+
+        Args:
+            inputs (Tensor): The normalised network input, (B, 3, H, W).
+            embedding (Tensor): The encoder output, (B, C_out, H/16, W/16).
+
+        Returns:
+            Tensor: The adjusted embedding, same shape.
+        """
+        return embedding
+
+    def aux_losses(self) -> Dict[str, torch.Tensor]:
+        """Losses produced by the last forward pass (already weighted)."""
+        return {}

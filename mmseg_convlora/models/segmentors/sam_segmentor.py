@@ -1,0 +1,99 @@
+"""The segmentor that ties SAMViT and SAMMaskDecoderHead together."""
+from typing import Dict, Optional
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import OptSampleList, SampleList
+from torch import Tensor
+
+
+@MODELS.register_module()
+class SAMSegmentor(EncoderDecoder):
+    """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
+
+    Two differences from mmseg's ``EncoderDecoder``:
+
+    * ``loss`` adds the auxiliary losses the backbone's adapters produced in
+      the same forward pass (Conv-LoRA's load-balancing ``loss_moe``).
+    * ``postprocess_result`` turns the head's output into probabilities
+      *before* undoing padding/flip and resizing to the original image size
+      (bilinear), so ``seg_logits`` holds probabilities at the ground truth's
+      resolution for the metrics, and ``pred_sem_seg`` thresholds (binary)
+      or takes the argmax (multi-class) of those.
+
+    Args:
+        sam_checkpoint (str, optional): Official SAM checkpoint file, passed
+            to the backbone and the head unless they name their own. This is
+            the one line a config changes to point at the weights.
+        **kwargs: See :class:`mmseg.models.EncoderDecoder`.
+    """
+
+    def __init__(self, sam_checkpoint: Optional[str] = None, **kwargs):
+        self.sam_checkpoint = sam_checkpoint
+        for part in ('backbone', 'decode_head'):
+            cfg = kwargs.get(part)
+            if sam_checkpoint is not None and cfg is not None and \
+                    cfg.get('checkpoint') is None:
+                kwargs[part] = dict(cfg, checkpoint=sam_checkpoint)
+        super().__init__(**kwargs)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        losses = super().loss(inputs, data_samples)
+        for name, value in self.backbone.aux_losses().items():
+            losses[name] = losses[name] + value if name in losses else value
+        return losses
+
+    def postprocess_result(self,
+                           seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """Convert the head's (B, C, H, W) output into ``SegDataSample``s.
+
+        Binary (C = 1): logits -> sigmoid probabilities. Multi-class: the
+        head already returns per-class scores in [0, 1].
+        """
+        batch_size, C, H, W = seg_logits.shape
+        probs = seg_logits.float().sigmoid() if C == 1 else seg_logits.float()
+        only_prediction = data_samples is None
+        if only_prediction:
+            data_samples = [SegDataSample() for _ in range(batch_size)]
+        for i in range(batch_size):
+            i_probs = probs[i:i + 1]
+            if not only_prediction:
+                meta = data_samples[i].metainfo
+                pad = meta.get('img_padding_size',
+                               meta.get('padding_size', [0] * 4))
+                left, right, top, bottom = pad
+                i_probs = i_probs[:, :, top:H - bottom, left:W - right]
+                if meta.get('flip', False):
+                    dim = 3 if meta.get('flip_direction',
+                                        'horizontal') == 'horizontal' else 2
+                    i_probs = i_probs.flip(dims=(dim, ))
+                i_probs = resize(
+                    i_probs,
+                    size=meta['ori_shape'],
+                    mode='bilinear',
+                    align_corners=self.align_corners,
+                    warning=False)
+            i_probs = i_probs.squeeze(0)
+            if C == 1:
+                pred = (i_probs > self.decode_head.threshold).long()
+            else:
+                pred = i_probs.argmax(dim=0, keepdim=True)
+            data_samples[i].set_data({
+                'seg_logits': PixelData(data=i_probs),
+                'pred_sem_seg': PixelData(data=pred)
+            })
+        return data_samples
+
+    def parameter_counts(self) -> Dict[str, int]:
+        """Trainable and total parameter counts (shared tensors once)."""
+        trainable = total = 0
+        for p in self.parameters():
+            total += p.numel()
+            if p.requires_grad:
+                trainable += p.numel()
+        return dict(trainable=trainable, total=total)

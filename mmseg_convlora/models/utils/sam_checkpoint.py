@@ -1,0 +1,130 @@
+"""Reading official SAM checkpoints with errors a user can act on."""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+
+# The arch presets of segment_anything's ``build_sam.py``.
+SAM_ARCHS = {
+    'vit_b': dict(embed_dim=768, depth=12, num_heads=12,
+                  global_attn_indexes=(2, 5, 8, 11)),
+    'vit_l': dict(embed_dim=1024, depth=24, num_heads=16,
+                  global_attn_indexes=(5, 11, 17, 23)),
+    'vit_h': dict(embed_dim=1280, depth=32, num_heads=16,
+                  global_attn_indexes=(7, 15, 23, 31)),
+}
+
+OFFICIAL_CHECKPOINTS = {
+    'vit_b': 'sam_vit_b_01ec64.pth',
+    'vit_l': 'sam_vit_l_0b3195.pth',
+    'vit_h': 'sam_vit_h_4b8939.pth',
+}
+OFFICIAL_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
+OFFICIAL_PAGE = ('https://github.com/facebookresearch/segment-anything'
+                 '#model-checkpoints')
+
+
+class SAMCheckpointError(RuntimeError):
+    """A SAM checkpoint is missing, unreadable or does not fit the model."""
+
+
+def _missing_file_message(path: str, arch: Optional[str]) -> str:
+    msg = f'SAM checkpoint not found: {path!r}.'
+    if arch in OFFICIAL_CHECKPOINTS:
+        name = OFFICIAL_CHECKPOINTS[arch]
+        msg += (f' This config expects the official {arch} weights '
+                f'"{name}". Download them from {OFFICIAL_URL}{name} '
+                f'(listed at {OFFICIAL_PAGE}) and put the file at {path!r}, '
+                'or point the config\'s `sam_checkpoint` to where it is '
+                '(e.g. --cfg-options sam_checkpoint=/path/to/' + name + ').')
+    else:
+        msg += (' Official SAM weights are published at '
+                f'{OFFICIAL_PAGE}; a custom arch needs a checkpoint written '
+                'in the same key layout.')
+    return msg
+
+
+def load_sam_state_dict(path: str,
+                        arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Load a SAM checkpoint file as a flat state dict.
+
+    Official files are plain state dicts with ``image_encoder.*``,
+    ``prompt_encoder.*`` and ``mask_decoder.*`` keys; a dict wrapping one in
+    ``state_dict`` or ``model`` is accepted too. The file is memory-mapped
+    when possible so that backbone and head can each read it without holding
+    two copies of a 2.5 GB ViT-H file.
+
+    Args:
+        path (str): The checkpoint file.
+        arch (str, optional): The arch the caller expects, for the error
+            message of a missing file.
+
+    Returns:
+        dict[str, Tensor]: The state dict.
+
+    Raises:
+        SAMCheckpointError: The file is missing, unreadable (e.g. truncated)
+            or holds no SAM weights.
+    """
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise SAMCheckpointError(_missing_file_message(path, arch))
+    try:
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=True,
+                              mmap=True)
+        except RuntimeError as err:
+            # Legacy (non-zip) files cannot be memory-mapped.
+            if 'mmap' not in str(err):
+                raise
+            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # truncated zip, pickle garbage, not torch
+        raise SAMCheckpointError(
+            f'Could not read the SAM checkpoint {path!r} ({type(err).__name__}'
+            f': {err}). The file may be truncated or not a PyTorch checkpoint: '
+            f'download it again (see {OFFICIAL_PAGE}) and check its size.'
+        ) from err
+    if isinstance(ckpt, dict):
+        for key in ('state_dict', 'model'):
+            if key in ckpt and isinstance(ckpt[key], dict):
+                ckpt = ckpt[key]
+                break
+    if not isinstance(ckpt, dict) or not any(
+            isinstance(k, str) and k.startswith('image_encoder.')
+            for k in ckpt):
+        found = list(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt)
+        raise SAMCheckpointError(
+            f'{path!r} is not a SAM checkpoint: it has no "image_encoder.*" '
+            f'keys (first keys: {found}). Use an official SAM file '
+            f'({", ".join(OFFICIAL_CHECKPOINTS.values())}) or convert your '
+            'weights to that key layout.')
+    return ckpt
+
+
+def sub_state_dict(state_dict: Dict[str, torch.Tensor],
+                   prefix: str) -> Dict[str, torch.Tensor]:
+    """Keys under ``prefix`` with the prefix removed."""
+    return {
+        k[len(prefix):]: v
+        for k, v in state_dict.items() if k.startswith(prefix)
+    }
+
+
+def describe_encoder(encoder_state: Dict[str, torch.Tensor]) -> dict:
+    """Infer embed_dim and depth of an image encoder from its weights."""
+    embed_dim = encoder_state['patch_embed.proj.weight'].shape[0] \
+        if 'patch_embed.proj.weight' in encoder_state else None
+    block_ids = {
+        int(k.split('.')[1])
+        for k in encoder_state if k.startswith('blocks.')
+    }
+    return dict(embed_dim=embed_dim, depth=len(block_ids))
+
+
+def arch_name(embed_dim: Optional[int], depth: int) -> str:
+    """Name of the preset with this shape, or a description of it."""
+    for name, spec in SAM_ARCHS.items():
+        if spec['embed_dim'] == embed_dim and spec['depth'] == depth:
+            return name
+    return f'custom (embed_dim={embed_dim}, depth={depth})'

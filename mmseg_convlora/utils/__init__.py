@@ -1,0 +1,7 @@
+from .tiny_sam import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
+                       TINY_IMG_SIZE, build_tiny_sam, save_tiny_sam_checkpoint)
+
+__all__ = [
+    'TINY_DECODER', 'TINY_EMBED_DIM', 'TINY_ENCODER', 'TINY_IMG_SIZE',
+    'build_tiny_sam', 'save_tiny_sam_checkpoint'
+]
