@@ -174,8 +174,35 @@ def _mmengine_checkpoint_globals() -> list:
     return safe
 
 
+_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getstate(self) -> dict:
+    """``HistoryBuffer.__getstate__`` without the built-in statistics.
+
+    mmengine pickles the statistics methods it always re-registers on load
+    (``min``, ``max``, ``current``, ``mean``) as ``getattr(HistoryBuffer,
+    name)``; ``getattr`` is not (and should not be) a safe global, so such
+    checkpoints cannot be loaded with ``weights_only=True``. Only methods a
+    user registered are kept.
+    """
+    state = {k: v for k, v in self.__dict__.items()
+             if k != 'statistics_methods'}
+    custom = {k: v for k, v in self._statistics_methods.items()
+              if k not in _DEFAULT_STATISTICS}
+    if custom:
+        state['statistics_methods'] = custom
+    return state
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Allow-list mmengine checkpoint contents for ``weights_only`` loading."""
+    """Make mmengine checkpoints loadable with ``weights_only=True``.
+
+    Allow-lists the types an mmengine checkpoint contains and stops
+    ``HistoryBuffer`` from pickling ``getattr`` calls.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is None:  # torch < 2.4 has no weights_only default
         return

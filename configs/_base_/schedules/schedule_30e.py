@@ -5,6 +5,7 @@
 max_epochs = 30
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='PEFTOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=1e-4, betas=(0.9, 0.999), eps=1e-6,
         weight_decay=1e-4),

@@ -1,3 +1,3 @@
-from .sam_mask_decoder_head import SAMMaskDecoderHead, semantic_inference
+from .sam_mask_decoder_head import SAMMaskDecoderHead
 
-__all__ = ['SAMMaskDecoderHead', 'semantic_inference']
+__all__ = ['SAMMaskDecoderHead']

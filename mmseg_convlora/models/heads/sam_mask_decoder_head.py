@@ -11,6 +11,7 @@ from segment_anything.modeling import (MaskDecoder, PromptEncoder,
                                        TwoWayTransformer)
 from torch import Tensor
 
+from ..losses.mask_classification_loss import semantic_inference
 from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
 
 
@@ -262,16 +263,3 @@ class SAMMaskDecoderHead(BaseDecodeHead):
             seg_logits = semantic_inference(cls_logits, mask_logits)
         return super().predict_by_feat(seg_logits, batch_img_metas)
 
-
-def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
-    """Mask-classification outputs to per-class scores.
-
-    Args:
-        cls_logits (Tensor): (B, N, K + 1), last index = no object.
-        mask_logits (Tensor): (B, N, h, w).
-
-    Returns:
-        Tensor: (B, K, h, w), ``sum_q softmax(cls_q)[c] * sigmoid(mask_q)``.
-    """
-    cls_prob = cls_logits.float().softmax(dim=-1)[..., :-1]
-    return torch.einsum('bqc,bqhw->bchw', cls_prob, mask_logits.float().sigmoid())

@@ -1,0 +1,251 @@
+"""Trans10K v1 (TransLab) and v2 (Trans2Seg) transparent-object datasets."""
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import mmengine.fileio as fileio
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from .transforms.trans10k_loading import TRANS10K_METAINFO
+
+__all__ = ['Trans10KDataset']
+
+_MASK_DIRS = {'v1': 'masks', 'v2': 'masks_12'}
+_SUBSETS = ('easy', 'hard')
+
+_LAYOUTS = {
+    'v1':
+    ('Trans10K/\n'
+     '  train/images/xxx.jpg         train/masks/xxx_mask.png\n'
+     '  validation/{easy,hard}/images/xxx.jpg\n'
+     '  validation/{easy,hard}/masks/xxx_mask.png\n'
+     '  test/{easy,hard}/{images,masks}/...   (or <split>/{images,masks} '
+     'without the easy/hard level)'),
+    'v2': ('Trans10K_cls12/\n'
+           '  {train,validation,test}/images/xxx.jpg\n'
+           '  {train,validation,test}/masks_12/xxx_mask.png'),
+}
+
+
+@DATASETS.register_module()
+class Trans10KDataset(BaseSegDataset):
+    """Trans10K transparent-object segmentation, v1 (3 classes) or v2 (12).
+
+    **v1** (Xie et al., "Segmenting Transparent Objects in the Wild", ECCV
+    2020; TransLab release) has the classes background, things, stuff. The
+    released folder:
+
+    .. code-block:: none
+
+        Trans10K/
+        ├── train/
+        │   ├── images/xxx.jpg
+        │   └── masks/xxx_mask.png
+        ├── validation/
+        │   ├── easy/{images,masks}/...
+        │   └── hard/{images,masks}/...
+        └── test/
+            ├── easy/{images,masks}/...
+            └── hard/{images,masks}/...
+
+    A split without the easy/hard level (``<split>/{images,masks}``) is read
+    as well. Masks are RGB(A) colour images: black = background (0), a pure
+    primary colour = things (1), white = stuff (2) -- the official loader's
+    rule "channel mean 85 -> things, 255 -> stuff".
+
+    **v2** (Xie et al., "Segmenting Transparent Object in the Wild with
+    Transformer", IJCAI 2021; Trans2Seg release, "Trans10K_cls12") has
+    background and 11 fine categories: shelf, jar or tank, freezer, window,
+    glass door, eyeglass, cup, wall, glass bowl, water bottle, storage box.
+
+    .. code-block:: none
+
+        Trans10K_cls12/
+        └── {train,validation,test}/
+            ├── images/xxx.jpg
+            └── masks_12/xxx_mask.png
+
+    Masks are single-channel (L or P mode) PNGs holding the class id 0..11
+    (255, if present, is ignored).
+
+    In both versions image ``xxx.jpg`` pairs with mask ``xxx_mask.png``.
+    Because of the encodings, load annotations with
+    :class:`LoadTrans10KAnnotations` (which refuses unknown colours/values
+    and masks whose size differs from the image's), not ``LoadAnnotations``:
+
+    .. code-block:: python
+
+        train_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadTrans10KAnnotations'),  # version from the dataset
+            dict(type='RandomResize', scale=(1024, 1024),
+                 ratio_range=(0.5, 2.0), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackSegInputs'),
+        ]
+        train_dataloader = dict(dataset=dict(
+            type='Trans10KDataset', version='v1', data_root='data/Trans10K',
+            split='train', pipeline=train_pipeline))
+
+    Each data item also carries ``trans10k_version`` and ``subset`` ('easy',
+    'hard' or None).
+
+    Args:
+        version (str): 'v1' or 'v2'; selects classes, palette and the mask
+            folder name. Defaults to 'v1'.
+        split (str): 'train', 'validation' or 'test' (any sub-folder name of
+            ``data_root`` works). Ignored when ``data_prefix`` names folders.
+            Defaults to 'train'.
+        subsets (Sequence[str], optional): v1 difficulty levels to read from
+            a split that has them. Defaults to None, meaning all of
+            ('easy', 'hard').
+        data_prefix (dict, optional): ``dict(img_path=..., seg_map_path=...)``
+            relative to ``data_root``, to point at folders directly instead
+            of ``split``. Defaults to None.
+        img_suffix (str): Defaults to '.jpg'.
+        seg_map_suffix (str): Defaults to '_mask.png'.
+        **kwargs: Other :class:`BaseSegDataset` arguments (``data_root``,
+            ``pipeline``, ``metainfo`` with a subset of the classes, ...).
+
+    Raises:
+        FileNotFoundError: Missing folders, no images, or images without
+            masks; the message names the folder and the expected layout.
+    """
+    # Class-level default; the instance uses the METAINFO of its ``version``.
+    METAINFO = TRANS10K_METAINFO['v1']
+
+    def __init__(self,
+                 version: str = 'v1',
+                 split: str = 'train',
+                 subsets: Optional[Sequence[str]] = None,
+                 data_prefix: Optional[dict] = None,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '_mask.png',
+                 reduce_zero_label: bool = False,
+                 **kwargs) -> None:
+        if version not in TRANS10K_METAINFO:
+            raise ValueError(
+                f"Trans10K version must be 'v1' or 'v2', got {version!r}")
+        if reduce_zero_label:
+            raise ValueError('reduce_zero_label=True makes no sense for '
+                             'Trans10K: 0 is the real background class.')
+        if kwargs.get('ann_file'):
+            raise ValueError('Trans10KDataset lists its folders and does not '
+                             'read an ann_file; use split/subsets or '
+                             'data_prefix instead.')
+        if subsets is not None:
+            unknown = set(subsets) - set(_SUBSETS)
+            if unknown:
+                raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)};'
+                                 f' choose from {_SUBSETS}.')
+        self.version = version
+        self.split = split
+        self.subsets = tuple(subsets) if subsets is not None else _SUBSETS
+        self.METAINFO = TRANS10K_METAINFO[version]
+        self._use_split = not (data_prefix and data_prefix.get('img_path'))
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=reduce_zero_label,
+            data_prefix=data_prefix or dict(img_path='', seg_map_path=''),
+            **kwargs)
+
+    def _version_class(self) -> type:
+        # BaseDataset/BaseSegDataset read METAINFO in classmethods
+        # (_load_metainfo, get_label_map); hand them a class carrying this
+        # instance's version, so their logic is reused unchanged.
+        return type(f'Trans10K{self.version.upper()}Meta', (BaseSegDataset, ),
+                    {'METAINFO': TRANS10K_METAINFO[self.version]})
+
+    def _load_metainfo(self, metainfo=None) -> dict:
+        return self._version_class()._load_metainfo(metainfo)
+
+    def get_label_map(self, new_classes=None):
+        return self._version_class().get_label_map(new_classes)
+
+    def _layout_hint(self) -> str:
+        return f'Expected the Trans10K {self.version} layout:\n' + \
+            _LAYOUTS[self.version]
+
+    def _dir_pairs(self) -> List[tuple]:
+        """(image dir, mask dir, subset) triples to read."""
+        if not self._use_split:
+            return [(self.data_prefix['img_path'],
+                     self.data_prefix.get('seg_map_path')
+                     or self.data_prefix['img_path'], None)]
+        if not self.data_root:
+            raise ValueError('Trans10KDataset needs data_root (or '
+                             'data_prefix with img_path and seg_map_path).')
+        if not fileio.isdir(self.data_root, backend_args=self.backend_args):
+            raise FileNotFoundError(
+                f'Trans10K data_root {self.data_root} does not exist or is '
+                f'not a folder. {self._layout_hint()}')
+        split_dir = osp.join(self.data_root, self.split)
+        mask_name = _MASK_DIRS[self.version]
+        if fileio.isdir(osp.join(split_dir, 'images'),
+                        backend_args=self.backend_args):
+            return [(osp.join(split_dir, 'images'),
+                     osp.join(split_dir, mask_name), None)]
+        if self.version == 'v1':
+            found = [
+                s for s in self.subsets
+                if fileio.isdir(osp.join(split_dir, s, 'images'),
+                                backend_args=self.backend_args)
+            ]
+            if found:
+                return [(osp.join(split_dir, s, 'images'),
+                         osp.join(split_dir, s, mask_name), s) for s in found]
+        alternatives = ' (nor easy/images, hard/images)' \
+            if self.version == 'v1' else ''
+        raise FileNotFoundError(
+            f'{split_dir} does not look like a Trans10K {self.version} '
+            f'split: no images/ folder{alternatives} in it. '
+            f'{self._layout_hint()}')
+
+    def load_data_list(self) -> List[dict]:
+        """List the image/mask pairs, checking the folder layout.
+
+        Returns:
+            list[dict]: One dict per image with ``img_path``,
+            ``seg_map_path``, ``label_map``, ``reduce_zero_label``,
+            ``seg_fields``, ``trans10k_version`` and ``subset``.
+        """
+        data_list = []
+        for img_dir, mask_dir, subset in self._dir_pairs():
+            if not fileio.isdir(mask_dir, backend_args=self.backend_args):
+                raise FileNotFoundError(
+                    f'Trans10K mask folder {mask_dir} (for images in '
+                    f'{img_dir}) does not exist. {self._layout_hint()}')
+            names = sorted(
+                fileio.list_dir_or_file(
+                    img_dir,
+                    list_dir=False,
+                    suffix=self.img_suffix,
+                    recursive=False,
+                    backend_args=self.backend_args))
+            if not names:
+                raise FileNotFoundError(
+                    f'No *{self.img_suffix} images in {img_dir}. '
+                    f'{self._layout_hint()}')
+            missing = []
+            for name in names:
+                stem = name[:-len(self.img_suffix)]
+                seg_path = osp.join(mask_dir, stem + self.seg_map_suffix)
+                if not fileio.exists(seg_path, backend_args=self.backend_args):
+                    missing.append(seg_path)
+                    continue
+                data_list.append(
+                    dict(
+                        img_path=osp.join(img_dir, name),
+                        seg_map_path=seg_path,
+                        label_map=self.label_map,
+                        reduce_zero_label=self.reduce_zero_label,
+                        seg_fields=[],
+                        trans10k_version=self.version,
+                        subset=subset))
+            if missing:
+                raise FileNotFoundError(
+                    f'{len(missing)} image(s) in {img_dir} have no mask, e.g. '
+                    f'{missing[:5]} (image xxx{self.img_suffix} pairs with '
+                    f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
+        return data_list

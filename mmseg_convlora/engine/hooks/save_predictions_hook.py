@@ -1,0 +1,37 @@
+import os
+import os.path as osp
+
+import mmcv
+import numpy as np
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class SavePredictionsHook(Hook):
+    """Write each test prediction as a PNG named after its image.
+
+    Binary models write the foreground probability scaled to 0-255 (the
+    format the SOD/shadow evaluation toolkits read); multi-class models write
+    the predicted class index.
+
+    Args:
+        out_dir (str): Output folder (created if missing).
+    """
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None,
+                        outputs=None) -> None:
+        os.makedirs(self.out_dir, exist_ok=True)
+        for sample in outputs or []:
+            stem = osp.splitext(osp.basename(sample.img_path))[0]
+            probs = sample.seg_logits.data
+            if probs.shape[0] == 1:
+                img = (probs[0].float().clamp(0, 1) * 255).round()
+            else:
+                img = sample.pred_sem_seg.data[0]
+            mmcv.imwrite(
+                img.cpu().numpy().astype(np.uint8),
+                osp.join(self.out_dir, stem + '.png'))

@@ -1,0 +1,521 @@
+"""Mask-classification loss (Mask2Former style) for SAM's multi-class head.
+
+The multi-class SAM head predicts ``N`` (class, mask) pairs per image. Training
+matches them one-to-one to the ground-truth segments of the image (one binary
+mask per class present) with the Hungarian algorithm, then applies
+
+* cross entropy over all ``N`` queries, unmatched ones targeting the extra
+  "no object" class ``K`` (down-weighted by ``no_object_weight``);
+* sigmoid BCE and dice on the matched masks, evaluated on points chosen by
+  uncertainty-based importance sampling, normalised by the number of GT masks
+  in the (global) batch.
+
+This follows Mask2Former (Cheng et al., 2022) and its detectron2 code:
+``HungarianMatcher``, ``SetCriterion.loss_labels`` / ``loss_masks`` and
+``get_uncertain_point_coords_with_randomness``.
+
+**Ignore label.** Pixels labelled ``ignore_index`` (including the padding that
+``SegDataPreProcessor`` adds) never form a segment, and they are excluded from
+the mask costs and losses by *weighting* every sampled point with the fraction
+of valid pixels in its bilinear neighbourhood (0 deep inside an ignored region,
+1 away from it). The GT value at a point is renormalised by that fraction, so
+it is the interpolation of the valid neighbours only. In addition, the
+importance-sampled points of the loss are drawn among points that touch at
+least one valid pixel, so that the uncertainty budget is not spent on padding;
+the uniformly random share of the points is left uniform (as in Mask2Former)
+and simply gets zero weight where it falls on ignored pixels. Plain
+Mask2Former instead treats ignored pixels as background of every mask.
+
+mmseg's own ``HungarianAssigner`` / match costs and
+``mmseg.models.utils.get_uncertain_point_coords_with_randomness`` have no
+notion of ignored pixels, which is why the few lines they would save are
+written here with point weights.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, get_world_size
+from mmseg.registry import MODELS
+from scipy.optimize import linear_sum_assignment
+from torch import Tensor
+
+from mmseg_convlora.compat import point_sample
+
+__all__ = [
+    'MaskClassificationLoss', 'hungarian_match', 'sem_seg_to_segments',
+    'semantic_inference', 'get_uncertain_point_coords_with_randomness',
+    'sample_targets'
+]
+
+
+def sem_seg_to_segments(gt_sem_seg: Tensor, num_classes: int,
+                        ignore_index: int = 255) -> Tuple[Tensor, Tensor]:
+    """Split a semantic label map into one binary segment per present class.
+
+    Args:
+        gt_sem_seg (Tensor): Class ids, shape (H, W) (a leading singleton
+            dimension (1, H, W) is accepted). Values in ``[0, num_classes)``
+            or ``ignore_index``.
+        num_classes (int): Number of real classes K.
+        ignore_index (int): Label that is never a segment. Defaults to 255.
+
+    Returns:
+        tuple[Tensor, Tensor]:
+
+        - labels (Tensor): Present class ids in ascending order, shape (M,),
+          dtype long.
+        - masks (Tensor): Binary masks, shape (M, H, W), dtype bool;
+          ``masks[j]`` is ``gt_sem_seg == labels[j]``.
+
+    Raises:
+        ValueError: If a label is neither a class id nor ``ignore_index``
+            (a wrong ``num_classes`` or an undecoded annotation would otherwise
+            silently create bogus segments).
+    """
+    if gt_sem_seg.dim() == 3 and gt_sem_seg.shape[0] == 1:
+        gt_sem_seg = gt_sem_seg[0]
+    if gt_sem_seg.dim() != 2:
+        raise ValueError('gt_sem_seg must have shape (H, W), got '
+                         f'{tuple(gt_sem_seg.shape)}')
+    values = torch.unique(gt_sem_seg)
+    values = values[values != ignore_index]
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.numel() > 0:
+        raise ValueError(
+            f'gt_sem_seg contains labels {bad.tolist()} that are neither a '
+            f'class id in [0, {num_classes}) nor ignore_index={ignore_index}.')
+    labels = values.long()
+    masks = gt_sem_seg.unsqueeze(0) == labels.view(-1, 1, 1)
+    return labels, masks
+
+
+def sample_targets(gt_masks: Tensor, valid: Tensor,
+                   point_coords: Tensor) -> Tuple[Tensor, Tensor]:
+    """Sample GT masks and their validity at normalised points.
+
+    Args:
+        gt_masks (Tensor): Binary GT masks, shape (R, H, W), any dtype.
+        valid (Tensor): Non-ignored pixels, shape (R, H, W) or (1, H, W)
+            (broadcast over R).
+        point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2) or
+            (1, P, 2) (the same points for every mask).
+
+    Returns:
+        tuple[Tensor, Tensor]:
+
+        - targets (Tensor): GT value interpolated over valid pixels only,
+          in [0, 1], shape (R, P).
+        - weights (Tensor): Fraction of valid pixels in the bilinear
+          neighbourhood of each point, in [0, 1], shape (R, P).
+    """
+    num = gt_masks.shape[0]
+    valid = valid.to(point_coords.dtype).expand(num, -1, -1)
+    gt = gt_masks.to(point_coords.dtype) * valid
+    # One grid_sample for both: they share the points.
+    stacked = torch.stack([gt, valid], dim=1)  # (R, 2, H, W)
+    if point_coords.shape[0] != num:
+        point_coords = point_coords.expand(num, -1, -1)
+    sampled = point_sample(stacked, point_coords, align_corners=False)
+    gt_s, weights = sampled[:, 0], sampled[:, 1]
+    targets = torch.where(weights > 0, gt_s / weights.clamp(min=1e-6),
+                          torch.zeros_like(gt_s)).clamp(0, 1)
+    return targets, weights
+
+
+def _pairwise_sigmoid_ce(logits: Tensor, targets: Tensor,
+                         weights: Tensor) -> Tensor:
+    """Weighted-mean sigmoid BCE of every prediction against every target.
+
+    Args:
+        logits (Tensor): (N, P). targets (Tensor): (M, P).
+        weights (Tensor): Point weights shared by all pairs, (P,).
+
+    Returns:
+        Tensor: Cost matrix (N, M).
+    """
+    pos = F.binary_cross_entropy_with_logits(
+        logits, torch.ones_like(logits), reduction='none') * weights
+    neg = F.binary_cross_entropy_with_logits(
+        logits, torch.zeros_like(logits), reduction='none') * weights
+    cost = pos @ targets.t() + neg @ (1 - targets).t()
+    return cost / weights.sum().clamp(min=1e-6)
+
+
+def _pairwise_dice(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+    """Dice cost (Mask2Former's ``batch_dice_loss``) with point weights.
+
+    Args:
+        logits (Tensor): (N, P). targets (Tensor): (M, P).
+        weights (Tensor): Point weights shared by all pairs, (P,).
+
+    Returns:
+        Tensor: Cost matrix (N, M).
+    """
+    probs = logits.sigmoid() * weights
+    wt = targets * weights
+    numerator = 2 * probs @ targets.t()
+    denominator = probs.sum(-1)[:, None] + wt.sum(-1)[None, :]
+    return 1 - (numerator + 1) / (denominator + 1)
+
+
+@torch.no_grad()
+def hungarian_match(cls_logits: Tensor,
+                    mask_logits: Tensor,
+                    gt_labels: Tensor,
+                    gt_masks: Tensor,
+                    valid: Optional[Tensor] = None,
+                    cost_class: float = 1.0,
+                    cost_mask: float = 5.0,
+                    cost_dice: float = 5.0,
+                    num_points: int = 12544) -> Tuple[Tensor, Tensor]:
+    """Match the N predictions of one image to its M GT segments.
+
+    Cost = ``cost_class * -softmax(cls)[gt class]`` +
+    ``cost_mask * sigmoid BCE`` + ``cost_dice * dice``, the mask terms on
+    ``num_points`` uniformly random points shared by all predictions and GTs
+    (Mask2Former's ``HungarianMatcher``). Points are weighted by validity (see
+    the module docstring). Randomness comes from torch's global generator, so
+    ``torch.manual_seed`` makes it reproducible.
+
+    Args:
+        cls_logits (Tensor): Class logits, shape (N, K+1).
+        mask_logits (Tensor): Mask logits, shape (N, h, w).
+        gt_labels (Tensor): GT class ids, shape (M,).
+        gt_masks (Tensor): GT binary masks, shape (M, H, W); (H, W) may differ
+            from (h, w), both span the same (padded) image.
+        valid (Tensor, optional): Non-ignored pixels, shape (H, W). Defaults
+            to all valid.
+        cost_class (float): Weight of the class cost. Defaults to 1.
+        cost_mask (float): Weight of the BCE cost. Defaults to 5.
+        cost_dice (float): Weight of the dice cost. Defaults to 5.
+        num_points (int): Number of sampled points. Defaults to 12544.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``(pred_idx, gt_idx)``, long tensors of shape
+        (min(N, M),) on ``cls_logits.device``; ``pred_idx`` is ascending.
+        When M > N, the GT segments left out get no mask loss.
+    """
+    device = cls_logits.device
+    num_gts = gt_labels.numel()
+    if num_gts == 0:
+        empty = torch.empty(0, dtype=torch.long, device=device)
+        return empty, empty
+    probs = cls_logits.float().softmax(-1)
+    cost = -probs[:, gt_labels] * cost_class
+
+    if valid is None:
+        valid = torch.ones(gt_masks.shape[-2:], device=gt_masks.device)
+    point_coords = torch.rand(1, num_points, 2, device=device)
+    targets, weights = sample_targets(gt_masks, valid[None], point_coords)
+    pred = point_sample(mask_logits.float()[:, None],
+                        point_coords.expand(mask_logits.shape[0], -1, -1),
+                        align_corners=False)[:, 0]
+    weights = weights[0]
+    cost = cost + cost_mask * _pairwise_sigmoid_ce(pred, targets, weights)
+    cost = cost + cost_dice * _pairwise_dice(pred, targets, weights)
+
+    cost = cost.cpu()
+    if not torch.isfinite(cost).all():
+        raise ValueError(
+            'Hungarian matching cost is not finite; the class or mask '
+            'logits contain NaN/Inf (diverged training?).')
+    pred_idx, gt_idx = linear_sum_assignment(cost.numpy())
+    return (torch.as_tensor(pred_idx, dtype=torch.long, device=device),
+            torch.as_tensor(gt_idx, dtype=torch.long, device=device))
+
+
+@torch.no_grad()
+def get_uncertain_point_coords_with_randomness(
+        mask_logits: Tensor,
+        num_points: int,
+        oversample_ratio: float,
+        importance_sample_ratio: float,
+        valid: Optional[Tensor] = None) -> Tensor:
+    """Choose points where the masks are most uncertain, plus random ones.
+
+    detectron2/Mask2Former's function with uncertainty ``-|logit|``:
+    ``num_points * oversample_ratio`` random candidates, the
+    ``importance_sample_ratio`` most uncertain of them kept, the rest of the
+    budget uniformly random. With ``valid``, candidates touching no valid
+    pixel are never picked as uncertain (they would only carry zero weight).
+
+    Args:
+        mask_logits (Tensor): Mask logits, shape (R, 1, h, w).
+        num_points (int): Points per mask P.
+        oversample_ratio (float): >= 1.
+        importance_sample_ratio (float): In [0, 1].
+        valid (Tensor, optional): Non-ignored pixels, shape (R, 1, H, W).
+
+    Returns:
+        Tensor: Points in [0, 1] (x, y), shape (R, P, 2).
+    """
+    assert oversample_ratio >= 1
+    assert 0 <= importance_sample_ratio <= 1
+    num_rois = mask_logits.shape[0]
+    device = mask_logits.device
+    num_sampled = int(num_points * oversample_ratio)
+    point_coords = torch.rand(num_rois, num_sampled, 2, device=device)
+    # Uncertainty of the *interpolated* logit, not of the coarse grid: a point
+    # between logits -1 and 1 is maximally uncertain (see detectron2).
+    point_logits = point_sample(mask_logits.float(), point_coords,
+                                align_corners=False)[:, 0]
+    uncertainty = -point_logits.abs()
+    if valid is not None:
+        point_valid = point_sample(valid.float(), point_coords,
+                                   align_corners=False)[:, 0]
+        uncertainty = uncertainty.masked_fill(point_valid <= 0, -float('inf'))
+    num_uncertain = int(importance_sample_ratio * num_points)
+    num_random = num_points - num_uncertain
+    idx = torch.topk(uncertainty, k=num_uncertain, dim=1)[1]
+    point_coords = torch.gather(point_coords, 1,
+                                idx[..., None].expand(-1, -1, 2))
+    if num_random > 0:
+        point_coords = torch.cat(
+            [point_coords,
+             torch.rand(num_rois, num_random, 2, device=device)], dim=1)
+    return point_coords
+
+
+def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
+    """Per-class scores from (class, mask) pairs.
+
+    ``out[b, c] = sum_q softmax(cls_logits[b, q])[c] * sigmoid(mask[b, q])``
+    for the K real classes (the "no object" probability is dropped).
+
+    Args:
+        cls_logits (Tensor): Class logits, shape (B, N, K+1).
+        mask_logits (Tensor): Mask logits, shape (B, N, h, w).
+
+    Returns:
+        Tensor: Semantic scores, shape (B, K, h, w).
+    """
+    probs = cls_logits.softmax(-1)[..., :-1]
+    return torch.einsum('bqc,bqhw->bchw', probs, mask_logits.sigmoid())
+
+
+@MODELS.register_module()
+class MaskClassificationLoss(nn.Module):
+    """Hungarian-matched mask-classification loss (Mask2Former style).
+
+    See the module docstring for the method and the handling of the ignore
+    label. Randomness (point sampling) uses torch's global generator.
+
+    Args:
+        num_classes (int): Number of real classes K (logits have K+1,
+            index K = "no object").
+        ignore_index (int): Label excluded from segments and mask losses.
+            Defaults to 255.
+        loss_weight_cls (float): Weight of the cross entropy. Defaults to 1.
+        loss_weight_mask (float): Weight of the sigmoid BCE. Defaults to 1.
+        loss_weight_dice (float): Weight of the dice loss. Defaults to 1.
+        cost_class (float): Matching weight of the class cost. Defaults to 1.
+        cost_mask (float): Matching weight of the BCE cost. Defaults to 5.
+        cost_dice (float): Matching weight of the dice cost. Defaults to 5.
+        no_object_weight (float): CE class weight of "no object".
+            Defaults to 0.1.
+        num_points (int): Points per mask for matching and losses.
+            Defaults to 12544 (112 x 112).
+        oversample_ratio (float): Candidate oversampling for importance
+            sampling. Defaults to 3.
+        importance_sample_ratio (float): Share of points chosen by
+            uncertainty. Defaults to 0.75.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 ignore_index: int = 255,
+                 loss_weight_cls: float = 1.0,
+                 loss_weight_mask: float = 1.0,
+                 loss_weight_dice: float = 1.0,
+                 cost_class: float = 1.0,
+                 cost_mask: float = 5.0,
+                 cost_dice: float = 5.0,
+                 no_object_weight: float = 0.1,
+                 num_points: int = 12544,
+                 oversample_ratio: float = 3.0,
+                 importance_sample_ratio: float = 0.75) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.loss_weight_cls = loss_weight_cls
+        self.loss_weight_mask = loss_weight_mask
+        self.loss_weight_dice = loss_weight_dice
+        self.cost_class = cost_class
+        self.cost_mask = cost_mask
+        self.cost_dice = cost_dice
+        self.no_object_weight = no_object_weight
+        self.num_points = num_points
+        self.oversample_ratio = oversample_ratio
+        self.importance_sample_ratio = importance_sample_ratio
+        class_weight = torch.ones(num_classes + 1)
+        class_weight[-1] = no_object_weight
+        # Not persistent: a derived constant, so it stays out of checkpoints
+        # (no missing/unexpected keys when the loss config changes).
+        self.register_buffer('class_weight', class_weight, persistent=False)
+
+    def forward(self, cls_logits: Tensor, mask_logits: Tensor,
+                gt_sem_segs: Tensor) -> Dict[str, Tensor]:
+        """Compute the weighted losses.
+
+        Args:
+            cls_logits (Tensor): Class logits, shape (B, N, K+1).
+            mask_logits (Tensor): Low-res mask logits, shape (B, N, h, w).
+            gt_sem_segs (Tensor): Class ids in [0, K) or ``ignore_index``,
+                shape (B, H, W) or (B, 1, H, W), at the padded input size.
+
+        Returns:
+            dict[str, Tensor]: Scalars ``loss_cls``, ``loss_mask`` and
+            ``loss_dice``, already multiplied by their weights.
+        """
+        if gt_sem_segs.dim() == 4:
+            gt_sem_segs = gt_sem_segs[:, 0]
+        batch_size, num_queries = cls_logits.shape[:2]
+        if cls_logits.shape[-1] != self.num_classes + 1:
+            raise ValueError(
+                f'cls_logits has {cls_logits.shape[-1]} channels, expected '
+                f'num_classes + 1 = {self.num_classes + 1}')
+        if mask_logits.shape[:2] != (batch_size, num_queries) or \
+                gt_sem_segs.shape[0] != batch_size:
+            raise ValueError(
+                'Inconsistent shapes: cls_logits '
+                f'{tuple(cls_logits.shape)}, mask_logits '
+                f'{tuple(mask_logits.shape)}, gt_sem_segs '
+                f'{tuple(gt_sem_segs.shape)}')
+
+        assigned = self.assign(cls_logits, mask_logits, gt_sem_segs)
+        cls_targets = assigned['cls_targets']
+        matched_logits, matched_gts, matched_valid = [], [], []
+        for i, (pred_idx, gt_idx) in enumerate(
+                zip(assigned['pred_inds'], assigned['gt_inds'])):
+            if gt_idx.numel() == 0:
+                continue
+            matched_logits.append(mask_logits[i, pred_idx])
+            matched_gts.append(assigned['gt_masks'][i][gt_idx])
+            matched_valid.append(assigned['valid'][i][None].expand(
+                gt_idx.numel(), -1, -1))
+        num_gt_masks = sum(labels.numel() for labels in assigned['gt_labels'])
+
+        loss_cls = F.cross_entropy(
+            cls_logits.float().transpose(1, 2),
+            cls_targets,
+            weight=self.class_weight.to(cls_logits.device))
+
+        # Mask2Former: average over the GT masks of the whole (global) batch,
+        # so every GT mask weighs the same whatever the per-GPU split.
+        num_masks = torch.tensor([float(num_gt_masks)],
+                                 device=cls_logits.device)
+        all_reduce(num_masks)
+        num_masks = torch.clamp(num_masks / get_world_size(), min=1).item()
+
+        if matched_logits:
+            loss_mask, loss_dice = self._mask_losses(
+                torch.cat(matched_logits), torch.cat(matched_gts),
+                torch.cat(matched_valid), num_masks)
+        else:
+            # Zero that still depends on mask_logits, so every parameter gets
+            # a (zero) gradient and DDP does not see unused parameters.
+            loss_mask = loss_dice = mask_logits.sum() * 0.0
+
+        return dict(
+            loss_cls=loss_cls * self.loss_weight_cls,
+            loss_mask=loss_mask * self.loss_weight_mask,
+            loss_dice=loss_dice * self.loss_weight_dice)
+
+    @torch.no_grad()
+    def assign(self, cls_logits: Tensor, mask_logits: Tensor,
+               gt_sem_segs: Tensor) -> dict:
+        """Extract GT segments and match them to the queries, per image.
+
+        Args:
+            cls_logits (Tensor): Class logits, shape (B, N, K+1).
+            mask_logits (Tensor): Mask logits, shape (B, N, h, w).
+            gt_sem_segs (Tensor): Class ids, shape (B, H, W) or (B, 1, H, W).
+
+        Returns:
+            dict: ``cls_targets`` (Tensor (B, N), long: the matched GT class,
+            K = "no object" for unmatched queries) and per-image lists
+            ``pred_inds`` / ``gt_inds`` ((M_i',) long), ``gt_labels``
+            ((M_i,) long), ``gt_masks`` ((M_i, H, W) bool) and ``valid``
+            ((H, W) bool, pixels not ignored).
+        """
+        if gt_sem_segs.dim() == 4:
+            gt_sem_segs = gt_sem_segs[:, 0]
+        batch_size, num_queries = cls_logits.shape[:2]
+        cls_targets = torch.full((batch_size, num_queries),
+                                 self.num_classes,
+                                 dtype=torch.long,
+                                 device=cls_logits.device)
+        out = dict(
+            cls_targets=cls_targets,
+            pred_inds=[],
+            gt_inds=[],
+            gt_labels=[],
+            gt_masks=[],
+            valid=[])
+        for i in range(batch_size):
+            labels, masks = sem_seg_to_segments(gt_sem_segs[i],
+                                                self.num_classes,
+                                                self.ignore_index)
+            valid = gt_sem_segs[i] != self.ignore_index
+            pred_idx, gt_idx = hungarian_match(
+                cls_logits[i], mask_logits[i], labels, masks, valid,
+                self.cost_class, self.cost_mask, self.cost_dice,
+                self.num_points)
+            cls_targets[i, pred_idx] = labels[gt_idx].to(cls_targets.device)
+            out['pred_inds'].append(pred_idx)
+            out['gt_inds'].append(gt_idx)
+            out['gt_labels'].append(labels)
+            out['gt_masks'].append(masks)
+            out['valid'].append(valid)
+        return out
+
+    def _mask_losses(self, logits: Tensor, gt_masks: Tensor, valid: Tensor,
+                     num_masks: float) -> Tuple[Tensor, Tensor]:
+        """BCE and dice of matched pairs on importance-sampled points.
+
+        Args:
+            logits (Tensor): Matched mask logits, shape (R, h, w).
+            gt_masks (Tensor): Matched GT masks, shape (R, H, W).
+            valid (Tensor): Non-ignored pixels, shape (R, H, W).
+            num_masks (float): Normaliser.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``loss_mask`` and ``loss_dice``
+            (unweighted).
+        """
+        logits = logits.float()[:, None]
+        with torch.no_grad():
+            point_coords = get_uncertain_point_coords_with_randomness(
+                logits, self.num_points, self.oversample_ratio,
+                self.importance_sample_ratio, valid[:, None])
+            targets, weights = sample_targets(gt_masks, valid, point_coords)
+        point_logits = point_sample(
+            logits, point_coords, align_corners=False)[:, 0]
+
+        bce = F.binary_cross_entropy_with_logits(
+            point_logits, targets, reduction='none')
+        # Weighted mean over the valid points of each mask; clamp(min=1)
+        # keeps a mask with hardly any valid sampled point from being
+        # amplified.
+        loss_mask = ((bce * weights).sum(1) /
+                     weights.sum(1).clamp(min=1)).sum() / num_masks
+
+        probs = point_logits.sigmoid() * weights
+        numerator = 2 * (probs * targets).sum(1)
+        denominator = probs.sum(1) + (targets * weights).sum(1)
+        loss_dice = (1 - (numerator + 1) /
+                     (denominator + 1)).sum() / num_masks
+        return loss_mask, loss_dice
+
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, '
+                f'ignore_index={self.ignore_index}, '
+                f'weights(cls/mask/dice)={self.loss_weight_cls}/'
+                f'{self.loss_weight_mask}/{self.loss_weight_dice}, '
+                f'costs(cls/mask/dice)={self.cost_class}/{self.cost_mask}/'
+                f'{self.cost_dice}, no_object_weight={self.no_object_weight},'
+                f' num_points={self.num_points}')

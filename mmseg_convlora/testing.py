@@ -1,0 +1,73 @@
+"""Helpers shared by the test suite (tiny model configs, running tools)."""
+import copy
+import os.path as osp
+import subprocess
+import sys
+
+from .utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
+                   out_channels=1, **head_kwargs):
+    """Config of a tiny SAMSegmentor on the tiny checkpoint."""
+    return dict(
+        type='SAMSegmentor',
+        sam_checkpoint=checkpoint,
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_val=0,
+            seg_pad_val=255,
+            size=(TINY_IMG_SIZE, TINY_IMG_SIZE)),
+        backbone=dict(
+            type='SAMViT',
+            arch=copy.deepcopy(TINY_ENCODER),
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            adapter=adapter),
+        decode_head=dict(
+            type='SAMMaskDecoderHead',
+            num_classes=num_classes,
+            out_channels=out_channels,
+            img_size=TINY_IMG_SIZE,
+            embed_dim=TINY_EMBED_DIM,
+            decoder=copy.deepcopy(TINY_DECODER),
+            loss_decode=loss or dict(type='StructureLoss'),
+            **head_kwargs),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+def run_tool(args, cwd=REPO, timeout=600):
+    """Run a tools/ script in a subprocess; return CompletedProcess."""
+    proc = subprocess.run([sys.executable] + args, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def demo_config(data_dir: str, work_dir: str, **overrides):
+    """The CPU demo config pointed at ``data_dir`` (from
+    ``tools/make_demo_data.py``), writing to ``work_dir``.
+
+    Keyword overrides are merged with ``Config.merge_from_dict``.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py'))
+    cfg.work_dir = work_dir
+    cfg.model.sam_checkpoint = osp.join(data_dir, 'tiny_sam.pth')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_dir
+    cfg.merge_from_dict(overrides)
+    return cfg
+
+
+def demo_cfg_options(data_dir: str):
+    """``--cfg-options`` that point the demo config at ``data_dir``."""
+    opts = [f'model.sam_checkpoint={osp.join(data_dir, "tiny_sam.pth")}']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={data_dir}')
+    return opts

@@ -1,0 +1,112 @@
+"""StructureLoss and BalancedBCELoss against values computed by hand."""
+import math
+
+import pytest
+import torch
+
+from mmseg_convlora.models.losses import BalancedBCELoss, StructureLoss
+
+
+def sig(v):
+    return 1 / (1 + math.exp(-v))
+
+
+def bce(x, t):
+    s = sig(x)
+    return -(t * math.log(s) + (1 - t) * math.log(1 - s))
+
+
+LOGITS = [[2.0, -1.0, 0.5, -3.0], [1.0, 0.0, -2.0, 4.0],
+          [-0.5, 3.0, 1.5, -1.5], [0.25, -0.25, 2.5, -4.0]]
+TARGET = [[1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 1, 0]]
+
+
+def structure_by_hand(logits, target):
+    # On a 4x4 image the 31x31 window (padding 15, zero padding counted)
+    # covers every pixel for every position: avg = sum(t) / 961.
+    avg = sum(map(sum, target)) / 961
+    inter = union = 0.0
+    bce_sum = 0.0
+    for row_x, row_t in zip(logits, target):
+        for x, t in zip(row_x, row_t):
+            w = 1 + 5 * abs(avg - t)
+            inter += sig(x) * t * w
+            union += (sig(x) + t) * w
+            bce_sum += bce(x, t)
+    wiou = 1 - (inter + 1) / (union - inter + 1)
+    return bce_sum / 16, wiou
+
+
+def test_structure_loss_by_hand():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    mean_bce, wiou = structure_by_hand(LOGITS, TARGET)
+    assert StructureLoss()(x, t).item() == pytest.approx(
+        mean_bce + wiou, rel=1e-5)
+
+
+def test_structure_loss_batch_averages_wiou_and_pools_bce():
+    x = torch.tensor([LOGITS, [[-v for v in r] for r in LOGITS]]).unsqueeze(1)
+    t = torch.tensor([TARGET, TARGET])
+    b1, w1 = structure_by_hand(LOGITS, TARGET)
+    b2, w2 = structure_by_hand([[-v for v in r] for r in LOGITS], TARGET)
+    expected = (b1 + b2) / 2 + (w1 + w2) / 2
+    assert StructureLoss()(x, t).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_structure_loss_weighted_bce_option():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    avg = sum(map(sum, TARGET)) / 961
+    num = den = 0.0
+    for row_x, row_t in zip(LOGITS, TARGET):
+        for v, tt in zip(row_x, row_t):
+            w = 1 + 5 * abs(avg - tt)
+            num += w * bce(v, tt)
+            den += w
+    _, wiou = structure_by_hand(LOGITS, TARGET)
+    loss = StructureLoss(weighted_bce=True)(x, t).item()
+    assert loss == pytest.approx(num / den + wiou, rel=1e-5)
+
+
+def test_balanced_bce_by_hand():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    pos = sum(map(sum, TARGET)) + 1e-10
+    neg = 16 - sum(map(sum, TARGET))
+    total = 0.0
+    for row_x, row_t in zip(LOGITS, TARGET):
+        for v, tt in zip(row_x, row_t):
+            total += -(neg / (pos + neg)) * tt * math.log(sig(v)) - (
+                pos / (pos + neg)) * (1 - tt) * math.log(1 - sig(v))
+    assert BalancedBCELoss()(x, t).item() == pytest.approx(total / 16,
+                                                           rel=1e-5)
+
+
+def test_ignore_index_is_excluded():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    t_ign = t.clone()
+    t_ign[0, 0, :] = 255
+    # a wildly wrong logit on an ignored pixel must not matter
+    x_bad = x.clone()
+    x_bad[0, 0, 0, :] = -50.0
+    for loss in (BalancedBCELoss(), StructureLoss()):
+        assert loss(x, t_ign).item() == pytest.approx(
+            loss(x_bad, t_ign).item(), rel=1e-6)
+    # and balanced BCE equals the hand value over the 12 valid pixels
+    rows_x, rows_t = LOGITS[1:], TARGET[1:]
+    pos = sum(map(sum, rows_t)) + 1e-10
+    neg = 12 - sum(map(sum, rows_t))
+    total = sum(-(neg / (pos + neg)) * tt * math.log(sig(v)) -
+                (pos / (pos + neg)) * (1 - tt) * math.log(1 - sig(v))
+                for rx, rt in zip(rows_x, rows_t) for v, tt in zip(rx, rt))
+    assert BalancedBCELoss()(x, t_ign).item() == pytest.approx(
+        total / 12, rel=1e-5)
+
+
+def test_raw_255_foreground_cannot_slip_through_as_labels():
+    x = torch.zeros(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4) * 7  # not 0/1
+    with pytest.raises(ValueError, match='0/1 labels'):
+        StructureLoss()(x, t)

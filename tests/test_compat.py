@@ -1,0 +1,97 @@
+"""The mmcv-lite fallback and the weights_only loading of mmengine files."""
+import importlib
+import io
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_convlora import compat
+
+
+def test_mmseg_imports_on_this_mmcv():
+    import mmseg.models  # noqa: F401
+    import mmseg.utils  # noqa: F401
+    from mmseg.models.utils import point_sample  # noqa: F401
+
+
+@pytest.mark.skipif(compat.MMCV_FULL_AVAILABLE, reason='full mmcv present')
+def test_fallback_provides_exactly_the_module_level_names():
+    import mmcv.ops
+    assert mmcv.ops.point_sample is compat.point_sample
+    assert mmcv.ops.sigmoid_focal_loss is compat.sigmoid_focal_loss
+    with pytest.raises(ModuleNotFoundError, match='full mmcv'):
+        from mmcv.ops import nms  # noqa: F401
+    # mmseg's own guard (except ModuleNotFoundError) sees "no op", as
+    # on a machine without mmcv
+    cc_head = importlib.import_module('mmseg.models.decode_heads.cc_head')
+    assert cc_head.CrissCrossAttention is None
+
+
+def test_fallback_leaves_full_mmcv_alone(monkeypatch):
+    sentinel = object()
+    monkeypatch.setattr(compat, '_has_compiled_mmcv_ops', lambda: True)
+    monkeypatch.setitem(sys.modules, 'mmcv.ops', sentinel)
+    assert compat.install_mmcv_ops_fallback() is False
+    assert sys.modules['mmcv.ops'] is sentinel
+
+
+def test_point_sample_bilinear_by_hand():
+    feat = torch.arange(16.).view(1, 1, 4, 4)
+    # x = 0.5 (column 1.5 in pixel centres), y = 0.25 (row 0.5)
+    points = torch.tensor([[[0.5, 0.25], [0.125, 0.125]]])
+    out = compat.point_sample(feat, points)
+    # pixel centres: x_pix = 0.5 * 4 - 0.5 = 1.5, y_pix = 0.25 * 4 - 0.5 = 0.5
+    # value = mean of rows 0..1, cols 1..2 = (1 + 2 + 5 + 6) / 4 = 3.5
+    assert out.shape == (1, 1, 2)
+    assert out[0, 0, 0].item() == pytest.approx(3.5)
+    # (0.125, 0.125) is the centre of pixel (0, 0)
+    assert out[0, 0, 1].item() == pytest.approx(0.0)
+
+
+def test_sigmoid_focal_loss_matches_mmseg_python_version():
+    from mmseg.models.losses.focal_loss import py_sigmoid_focal_loss
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3)
+    labels = torch.tensor([0, 1, 2, 3, 1, 0])  # 3 = background
+    one_hot = F.one_hot(labels, 4)[:, :3].float()
+    ours = compat.sigmoid_focal_loss(logits, labels, 2.0, 0.25, None, 'none')
+    ref = py_sigmoid_focal_loss(logits, one_hot, None, None, 2.0, 0.25,
+                                reduction='none')
+    torch.testing.assert_close(ours, ref)
+
+
+def test_mmengine_checkpoint_loads_with_weights_only():
+    from mmengine.logging import HistoryBuffer, MessageHub
+    hub = MessageHub('test_compat_hub')
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_scalar('train/loss', np.float64(0.25))
+    ckpt = dict(
+        meta=dict(seed=np.int64(3), epoch=1, dataset_meta=dict(
+            classes=('a', 'b'), palette=[[0, 0, 0]])),
+        message_hub=hub.state_dict(),
+        state_dict={'w': torch.ones(2)},
+        arr=np.arange(3, dtype=np.float32))
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)
+    hist = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(hist, HistoryBuffer)
+    assert hist.mean() == pytest.approx(0.375)
+    assert loaded['meta']['seed'] == 3
+
+
+def test_safety_is_not_switched_off():
+    class Evil:
+        def __reduce__(self):
+            return (print, ('pwned', ))
+
+    buf = io.BytesIO()
+    torch.save({'x': Evil()}, buf)
+    buf.seek(0)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(buf, weights_only=True)

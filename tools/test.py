@@ -1,0 +1,110 @@
+"""Evaluate a SAM segmentor checkpoint (mmseg's tools/test.py + the plugin).
+
+Usage:
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+
+Checkpoints written by training hold only the trainable weights; the frozen
+SAM weights are read from the config's ``model.sam_checkpoint``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='MMSeg test (and eval) a SAM segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the evaluation results (json) and logs')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='directory to save the predictions as PNG files: binary '
+        'models write the foreground probability (0-255), multi-class '
+        'models the class index, one file per image')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images are saved (under the work dir)')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, e.g. '
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError(
+            'VisualizationHook must be included in default_hooks, e.g. '
+            "visualization=dict(type='SegVisualizationHook')")
+    hook = default_hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint {args.checkpoint!r} not found. Pass a .pth written '
+            'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='SavePredictionsHook', out_dir=args.out)
+        ]
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,111 @@
+"""Train a SAM segmentor (mmseg's tools/train.py with the plugin loaded).
+
+Usage:
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--amp-dtype {float16,bfloat16}] [--cfg-options k=v ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the latest checkpoint in the work_dir, or from the '
+        'checkpoint given')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (fp16 with dynamic '
+        'loss scaling by default)')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['float16', 'bfloat16'],
+        default='float16',
+        help='autocast dtype for --amp (bfloat16 needs no loss scaling)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, e.g. '
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def setup_amp(cfg: Config, dtype: str) -> None:
+    """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.',
+                  logger='current', level=logging.WARNING)
+        return
+    if wrapper != 'OptimWrapper':
+        raise ValueError(
+            f'--amp needs optim_wrapper.type="OptimWrapper", but the config '
+            f'uses {wrapper!r}. Set AmpOptimWrapper in the config instead.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    # bf16 has fp32's range: loss scaling would only cost time
+    cfg.optim_wrapper.loss_scale = 'dynamic' if dtype == 'float16' else 1.0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        setup_amp(cfg, args.amp_dtype)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(
+                f'--resume {args.resume!r}: no such checkpoint file. Use '
+                '--resume alone to continue from the latest checkpoint in the '
+                'work dir.')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
