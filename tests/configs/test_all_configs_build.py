@@ -29,7 +29,12 @@ def config_id(path):
 
 def fake_layout(dataset_cfg, root):
     """Write one image and mask where the dataset config looks."""
-    prefix = dataset_cfg.get('data_prefix', {})
+    prefix = dataset_cfg.get('data_prefix') or {}
+    if dataset_cfg['type'] == 'Trans10KDataset' and not prefix:
+        mask_dir = 'masks' if dataset_cfg['version'] == 'v1' else 'masks_12'
+        prefix = dict(img_path=osp.join(dataset_cfg['split'], 'images'),
+                      seg_map_path=osp.join(dataset_cfg['split'], mask_dir))
+        dataset_cfg.setdefault('seg_map_suffix', '_mask.png')
     img_dir = osp.join(root, prefix.get('img_path', ''))
     seg_dir = osp.join(root, prefix.get('seg_map_path', ''))
     os.makedirs(img_dir, exist_ok=True)
