@@ -15,7 +15,8 @@ model = dict(
     type='SAMSegmentor',
     sam_checkpoint=sam_checkpoint,
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='SAMViT', arch='vit_b', img_size=1024, adapter=None),
+    # adapter=dict(type='ConvLoRA'|'LoRA'|'CAD', ...) in method configs
+    backbone=dict(type='SAMViT', arch='vit_b', img_size=1024),
     decode_head=dict(
         type='SAMMaskDecoderHead',
         num_classes=2,

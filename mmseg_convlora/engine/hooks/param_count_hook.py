@@ -2,11 +2,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from ...models.utils import decoder_trainable_formula, trainable_breakdown
+
 
 @HOOKS.register_module()
 class ParamCountHook(Hook):
     """Log trainable and total parameters at the start of training, as the
-    PEFT papers' tables report them."""
+    PEFT papers' tables report them, with the per-part breakdown and the
+    SPEC formula for the decoder (N mask tokens, K classes)."""
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
@@ -18,3 +21,15 @@ class ParamCountHook(Hook):
             f'Trainable parameters: {trainable:,} of {total:,} '
             f'({100.0 * trainable / max(total, 1):.2f}%, '
             f'{trainable / 1e6:.2f}M)')
+        parts = trainable_breakdown(model)
+        runner.logger.info('Trainable by part: ' + ', '.join(
+            f'{k} {v:,}' for k, v in parts.items()))
+        head = getattr(model, 'decode_head', None)
+        if getattr(head, 'embed_dim', None) == 256:
+            n = head.num_queries
+            k = 1 if head.binary else head.num_classes
+            formula = decoder_trainable_formula(n, k)
+            runner.logger.info(
+                f'Decoder formula 3,505,536 + 256 x ({n} - 1) tokens'
+                + (f' + 257 x ({k} + 1) classifier' if k > 1 else '')
+                + f' = {formula:,} (measured {parts.get("decoder", 0):,})')

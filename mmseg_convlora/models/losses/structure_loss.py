@@ -27,18 +27,24 @@ class StructureLoss(torch.nn.Module):
     Pixels equal to ``ignore_index`` count as background in the pooled
     boundary weight and are excluded from both terms.
 
+    ``boundary_weight=0`` gives plain BCE + soft IoU (``w = 1``), the loss
+    the CAD paper trains with.
+
     Args:
         weighted_bce (bool): Use the boundary-weighted BCE. Default False.
+        boundary_weight (float): The 5 in ``w``. Default 5.
         loss_weight (float): Multiplier of the loss.
         loss_name (str): Name of the loss in the log.
     """
 
     def __init__(self,
                  weighted_bce: bool = False,
+                 boundary_weight: float = 5.0,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_structure'):
         super().__init__()
         self.weighted_bce = weighted_bce
+        self.boundary_weight = boundary_weight
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
@@ -56,7 +62,7 @@ class StructureLoss(torch.nn.Module):
             Tensor: Scalar loss.
         """
         logits, t, valid = binary_target_and_mask(pred, target, ignore_index)
-        w = 1 + 5 * torch.abs(
+        w = 1 + self.boundary_weight * torch.abs(
             F.avg_pool2d(t, kernel_size=31, stride=1, padding=15) - t)
         w = w * valid
         bce = F.binary_cross_entropy_with_logits(logits, t, reduction='none')

@@ -110,3 +110,17 @@ def test_raw_255_foreground_cannot_slip_through_as_labels():
     t = torch.tensor(TARGET).view(1, 4, 4) * 7  # not 0/1
     with pytest.raises(ValueError, match='0/1 labels'):
         StructureLoss()(x, t)
+
+
+def test_structure_loss_without_boundary_weight_is_bce_plus_iou():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    inter = union = bce_sum = 0.0
+    for row_x, row_t in zip(LOGITS, TARGET):
+        for v, tt in zip(row_x, row_t):
+            inter += sig(v) * tt
+            union += sig(v) + tt
+            bce_sum += bce(v, tt)
+    expected = bce_sum / 16 + 1 - (inter + 1) / (union - inter + 1)
+    loss = StructureLoss(boundary_weight=0.0)(x, t).item()
+    assert loss == pytest.approx(expected, rel=1e-5)

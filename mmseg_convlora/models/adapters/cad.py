@@ -1,0 +1,196 @@
+"""CAD: a parallel convolutional adapter on SAM's image embedding (SPEC
+section 4)."""
+import math
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+
+
+def high_frequency_components(x: torch.Tensor,
+                              rate: float = 0.25) -> torch.Tensor:
+    """Magnitude of the image with its low frequencies removed.
+
+    ``F = fftshift(fft2(x, norm='forward'))``, a centred square of side
+    ``2 * int(sqrt(H * W * rate) // 2)`` (the lowest frequencies, DC in the
+    middle) is zeroed, then inverse shift, ``ifft2(norm='forward')``, real
+    part, absolute value. A constant image gives zeros.
+
+    Args:
+        x (Tensor): (B, C, H, W).
+        rate (float): Fraction of the spectrum's area that is removed.
+
+    Returns:
+        Tensor: (B, C, H, W), float32.
+    """
+    H, W = x.shape[-2:]
+    half = int(math.sqrt(H * W * rate) // 2)
+    spec = torch.fft.fftshift(
+        torch.fft.fft2(x.float(), norm='forward'), dim=(-2, -1))
+    keep = torch.ones(H, W, device=x.device)
+    keep[H // 2 - half:H // 2 + half, W // 2 - half:W // 2 + half] = 0
+    spec = spec * keep
+    out = torch.fft.ifft2(
+        torch.fft.ifftshift(spec, dim=(-2, -1)), norm='forward')
+    return out.real.abs()
+
+
+class CADBlock(nn.Module):
+    """3x3 dilated conv -> norm -> LeakyReLU(0.1) -> + input -> AvgPool 2x2.
+
+    Args:
+        channels (int): Input and output channels.
+        norm_cfg (dict): mmcv norm config.
+
+    Shapes:
+        (B, C, H, W) -> (B, C, H/2, W/2).
+    """
+
+    def __init__(self, channels: int, norm_cfg: dict):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=2, dilation=2)
+        self.norm_name, norm = build_norm_layer(norm_cfg, channels)
+        self.add_module(self.norm_name, norm)
+        self.act = nn.LeakyReLU(0.1)
+
+    @property
+    def norm(self) -> nn.Module:
+        return getattr(self, self.norm_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.norm(self.conv(x))) + x
+        return F.avg_pool2d(y, 2)
+
+
+@MODELS.register_module()
+class CAD(BaseSAMAdapter):
+    """Parallel convolutional adapter added to the frozen image embedding.
+
+    From the network input (ImageNet-normalised RGB) it rebuilds the 0..255
+    image, resizes it to ``input_size`` (bilinear), appends its
+    high-frequency components (:func:`high_frequency_components`) and scales
+    each sample's channels by ``1 / (max + 1e-5)`` -> 6 channels in [0, 1].
+    A 1x1 conv lifts them to ``channels``; ``num_blocks`` :class:`CADBlock`
+    halve the resolution in turn; each block output is adaptive-average
+    pooled to the embedding size, the maps are summed, and
+    ``out_scale * tanh(sum)`` is added to the embedding. The encoder needs no
+    gradient, so :class:`SAMViT` runs it under ``no_grad`` and keeps no
+    activations. Defaults give 1,773,568 parameters.
+
+    Args:
+        channels (int): Hidden width; must equal the embedding's channels
+            (SAM: 256). Default 256.
+        num_blocks (int): Number of blocks. Default 3.
+        input_size (int): Square size of the adapter input. Default 512.
+        hf_rate (float): Spectrum fraction removed by the high-pass.
+            Default 0.25.
+        out_scale (float): Output bound (tanh x out_scale). Default 0.1.
+        mean (Sequence[float]): Per-channel mean used to normalise the
+            network input (undone here).
+        std (Sequence[float]): Per-channel std of that normalisation.
+        norm_cfg (dict): Norm layer config; ``dict(type='SyncBN')`` under
+            DDP. Default ``dict(type='BN')``.
+        init_cfg (dict, optional): Unused (initialisation is fixed).
+
+    Shapes:
+        inputs (B, 3, H, W), embedding (B, channels, h, w) -> (B, channels,
+        h, w).
+    """
+
+    needs_encoder_grad = False
+
+    def __init__(self,
+                 channels: int = 256,
+                 num_blocks: int = 3,
+                 input_size: int = 512,
+                 hf_rate: float = 0.25,
+                 out_scale: float = 0.1,
+                 mean: Sequence[float] = (123.675, 116.28, 103.53),
+                 std: Sequence[float] = (58.395, 57.12, 57.375),
+                 norm_cfg: Optional[dict] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if num_blocks < 1:
+            raise ValueError(f'CAD needs num_blocks >= 1, got {num_blocks}.')
+        if input_size % (2**num_blocks):
+            raise ValueError(f'CAD input_size={input_size} must be divisible '
+                             f'by 2**num_blocks={2**num_blocks}.')
+        self.channels = channels
+        self.num_blocks = num_blocks
+        self.input_size = input_size
+        self.hf_rate = hf_rate
+        self.out_scale = out_scale
+        self.norm_cfg = dict(norm_cfg or dict(type='BN'))
+        # Non-persistent: they come from the config, not from training.
+        self.register_buffer(
+            'mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False)
+        self.register_buffer(
+            'std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False)
+        self.stem = nn.Conv2d(6, channels, 1)
+        self.blocks = nn.ModuleList(
+            CADBlock(channels, self.norm_cfg) for _ in range(num_blocks))
+        self._init_parameters()
+
+    def _init_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    m.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.modules.batchnorm._NormBase):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        neck = getattr(encoder, 'neck', None)
+        out_channels = getattr(neck[0], 'out_channels', None) \
+            if isinstance(neck, nn.Sequential) and len(neck) else None
+        if out_channels is not None:
+            self._check_channels(out_channels)
+        return []
+
+    def _check_channels(self, embed_channels: int) -> None:
+        if embed_channels != self.channels:
+            raise ValueError(
+                f'CAD adds a {self.channels}-channel map to the image '
+                f'embedding, but the embedding has {embed_channels} '
+                f'channels. Set channels={embed_channels} in the CAD adapter '
+                f'config (SAM: 256).')
+
+    def adapter_input(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The 6-channel adapter input, (B, 6, input_size, input_size).
+
+        Args:
+            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
+        """
+        x = inputs.float() * self.std + self.mean  # back to 0..255
+        size = (self.input_size, self.input_size)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode='bilinear',
+                              align_corners=False)
+        x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
+        return x / (x.amax(dim=(2, 3), keepdim=True) + 1e-5)
+
+    def adapter_output(self, inputs: torch.Tensor,
+                       size: Sequence[int]) -> torch.Tensor:
+        """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size).
+        """
+        x = self.stem(self.adapter_input(inputs))
+        out = 0
+        for block in self.blocks:
+            x = block(x)
+            out = out + F.adaptive_avg_pool2d(x, tuple(size))
+        return torch.tanh(out) * self.out_scale
+
+    def forward_embedding(self, inputs: torch.Tensor,
+                          embedding: torch.Tensor) -> torch.Tensor:
+        self._check_channels(embedding.shape[1])
+        delta = self.adapter_output(inputs, embedding.shape[-2:])
+        return embedding + delta.to(embedding.dtype)

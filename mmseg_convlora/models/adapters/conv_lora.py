@@ -1,0 +1,407 @@
+"""Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
+convolutional experts between A and B (SPEC section 3)."""
+import contextlib
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+from .lora import DEFAULT_TARGETS, LowRankLinear, inject_linear_adapters
+
+DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
+
+
+def cv_squared(values: torch.Tensor) -> torch.Tensor:
+    """Squared coefficient of variation, ``var(v) / (mean(v)^2 + 1e-10)``.
+
+    The variance is unbiased; a single value gives 0 (one expert cannot be
+    unbalanced).
+
+    Args:
+        values (Tensor): (M, ) per-expert statistics.
+
+    Returns:
+        Tensor: Scalar, float32.
+    """
+    values = values.float()
+    if values.numel() <= 1:
+        return values.new_zeros(())
+    return values.var() / (values.mean()**2 + 1e-10)
+
+
+def moe_balance_loss(importance: torch.Tensor,
+                     load: torch.Tensor) -> torch.Tensor:
+    """Load-balancing loss of one layer, ``0.01 (cv2(imp) + cv2(load))``.
+
+    One routed sample in eval gives 0.16; counts [4, 3, 3, 3, 3, 3, 3, 3]
+    (as importance and load) give 2.56e-4.
+    """
+    return 0.01 * (cv_squared(importance) + cv_squared(load))
+
+
+def _autocast_off(device: torch.device):
+    """Disable autocast so routing and experts run in float32."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # a device type autocast does not know
+        return contextlib.nullcontext()
+
+
+class ConvLoRALinear(LowRankLinear):
+    """A frozen Linear with Conv-LoRA: ``y = W x + b + s B (z + E_e(z))``.
+
+    ``z = A x`` is viewed as a feature map (N, r, h, w); each of the N
+    samples (an image, or one attention window in SAM's windowed blocks,
+    because the block partitions before calling ``qkv``) is routed on its own
+    by a noisy top-k gate to experts ``E_i``, ``i = 0..M-1``, working at
+    integer scale ``s = i + 1``::
+
+        E_s(z) = resize_to(h, w)(GELU(Conv3x3(upsample_by(s)(z))))
+
+    (bicubic, align_corners=False, no antialias; scale 1 skips both
+    resizes). With k > 1 the chosen experts' outputs are summed. The gate
+    value multiplies the expert output only if ``multiply_gate``; by default
+    the router learns from the load-balancing loss alone, so the gate
+    weights get no gradient from the task loss.
+
+    Gate (Shazeer et al. 2017): ``p = mean_hw(z)``, ``clean = p W_g``; in
+    training ``logits = clean + randn * (softplus(p W_noise) + eps)``, in
+    eval ``logits = clean``. The layer stores, per forward (overwriting the
+    previous one): ``last_moe_loss`` (unweighted ``0.01 (cv2(importance) +
+    cv2(load))``), ``last_expert_ids`` (N, k) and ``last_grid`` (h, w).
+
+    Dispatch of the samples to the experts (identical results):
+
+    * ``'grouped'``: sort the samples by expert on the device, run each used
+      expert once on its contiguous group, scatter back. The group sizes are
+      read once per layer (a host sync; free on CPU). Experts that got no
+      sample get no gradient: under DDP use ``find_unused_parameters=True``.
+    * ``'dense'``: every expert runs on all samples and the outputs are
+      combined with the routing mask (0/1, or the gate values). No
+      data-dependent shapes, so no host-device sync on GPU, and unused
+      experts receive an exact zero gradient (DDP-safe by construction).
+      Wrapped in non-reentrant activation checkpointing so the upsampled
+      maps of all experts are not kept for backward.
+    * ``'auto'``: dense on CUDA, grouped elsewhere.
+    * ``'loop'``: one sample at a time; the straightforward reference, for
+      tests only.
+
+    The gate and the experts run in float32 with autocast disabled (bicubic
+    resizing and the tiny r-channel convs gain nothing from half precision);
+    the result is cast back to the input dtype.
+
+    Args:
+        base (nn.Linear): The frozen layer.
+        rank (int): r. Default 3.
+        alpha (float): Scaling numerator (s = alpha / r). Default 32.
+        num_experts (int): M (scales 1..M). Default 8.
+        top_k (int): Experts per sample. Default 1.
+        multiply_gate (bool): Multiply expert outputs by their gate value.
+        noise_epsilon (float): Added to the softplus noise std. Default 0.01.
+        dispatch (str): 'auto', 'grouped', 'dense' or 'loop'.
+
+    Shapes:
+        input (N, h, w, in_features) -> output (N, h, w, out_features).
+    """
+
+    def __init__(self,
+                 base: nn.Linear,
+                 rank: int = 3,
+                 alpha: float = 32,
+                 num_experts: int = 8,
+                 top_k: int = 1,
+                 multiply_gate: bool = False,
+                 noise_epsilon: float = 0.01,
+                 dispatch: str = 'auto'):
+        super().__init__(base, rank=rank, alpha=alpha, dropout=0.0)
+        _check_moe_args(num_experts, top_k, dispatch)
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.multiply_gate = multiply_gate
+        self.noise_epsilon = noise_epsilon
+        self.dispatch = dispatch
+        factory = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.w_gate = nn.Parameter(
+            torch.zeros(rank, num_experts, **factory))
+        self.w_noise = nn.Parameter(
+            torch.zeros(rank, num_experts, **factory))
+        self.experts = nn.ModuleList(
+            nn.Conv2d(rank, rank, 3, padding=1, **factory)
+            for _ in range(num_experts))
+        for conv in self.experts:
+            nn.init.zeros_(conv.bias)  # weight: PyTorch's default init
+        self.scales = tuple(range(1, num_experts + 1))
+        self.last_moe_loss: Optional[torch.Tensor] = None
+        self.last_expert_ids: Optional[torch.Tensor] = None
+        self.last_grid: Optional[Tuple[int, int]] = None
+
+    # ------------------------------------------------------------------ #
+    def run_expert(self, index: int, z: torch.Tensor) -> torch.Tensor:
+        """Expert ``index`` (scale ``index + 1``) on float32 maps (n, r, h, w).
+        """
+        conv = self.experts[index]
+        scale = self.scales[index]
+        h, w = z.shape[-2:]
+        if scale > 1:
+            z = F.interpolate(
+                z, size=(h * scale, w * scale), mode='bicubic',
+                align_corners=False)
+        y = F.gelu(F.conv2d(z, conv.weight.float(), conv.bias.float(),
+                            padding=1))
+        if scale > 1:
+            y = F.interpolate(
+                y, size=(h, w), mode='bicubic', align_corners=False)
+        return y
+
+    def route(self, z: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Noisy top-k gating and the load-balancing loss.
+
+        Args:
+            z (Tensor): Float32 maps (N, r, h, w).
+
+        Returns:
+            dict: ``top_idx`` (N, k) long, ``top_gates`` (N, k), ``gates``
+            (N, M) (the top-k softmax scattered), ``mask`` (N, M) 0/1 float
+            route mask, ``loss`` (scalar, unweighted).
+        """
+        M, k = self.num_experts, self.top_k
+        p = z.mean(dim=(2, 3))
+        clean = p @ self.w_gate.float()
+        noisy = self.training
+        if noisy:
+            std = F.softplus(p @ self.w_noise.float()) + self.noise_epsilon
+            logits = clean + torch.randn_like(clean) * std
+        else:
+            logits = clean
+        top_logits, top_idx = logits.topk(min(k + 1, M), dim=1)
+        top_k_logits, top_k_idx = top_logits[:, :k], top_idx[:, :k]
+        top_k_gates = top_k_logits.softmax(dim=1)
+        gates = torch.zeros_like(logits).scatter(1, top_k_idx, top_k_gates)
+        # scatter (not one_hot, which checks its input) keeps GPUs sync-free
+        mask = torch.zeros_like(logits).scatter(1, top_k_idx, 1.0)
+        importance = gates.sum(0)
+        if noisy and k < M:
+            # Shazeer's smooth load: probability that expert m stays in the
+            # top k of row n under a fresh draw of its own noise.
+            threshold_if_in = top_logits[:, k:k + 1]
+            threshold_if_out = top_logits[:, k - 1:k]
+            prob_if_in = torch.special.ndtr((clean - threshold_if_in) / std)
+            prob_if_out = torch.special.ndtr(
+                (clean - threshold_if_out) / std)
+            load = torch.where(mask > 0, prob_if_in, prob_if_out).sum(0)
+        else:
+            load = mask.sum(0)
+        loss = moe_balance_loss(importance, load)
+        return dict(top_idx=top_k_idx, top_gates=top_k_gates, gates=gates,
+                    mask=mask, loss=loss)
+
+    # ------------------------------------------------------------------ #
+    def _mix_loop(self, z: torch.Tensor, route: dict) -> torch.Tensor:
+        """Reference: each sample through each of its experts, one by one."""
+        outs = []
+        top_idx = route['top_idx'].tolist()
+        for n in range(z.shape[0]):
+            acc = 0
+            for j, e in enumerate(top_idx[n]):
+                y = self.run_expert(e, z[n:n + 1])
+                if self.multiply_gate:
+                    y = y * route['top_gates'][n, j]
+                acc = acc + y
+            outs.append(acc)
+        return torch.cat(outs, dim=0)
+
+    def _mix_grouped(self, z: torch.Tensor, route: dict) -> torch.Tensor:
+        """Each used expert once, on the samples sorted by expert."""
+        N, k = route['top_idx'].shape
+        flat_expert = route['top_idx'].reshape(-1)
+        order = torch.argsort(flat_expert, stable=True)
+        sample = torch.div(order, k, rounding_mode='floor')
+        # The one host read per layer: the group sizes.
+        counts = torch.bincount(
+            flat_expert, minlength=self.num_experts).tolist()
+        grouped = z.index_select(0, sample)
+        outs, start = [], 0
+        for e, count in enumerate(counts):
+            if count:
+                outs.append(self.run_expert(e, grouped[start:start + count]))
+                start += count
+        y = torch.cat(outs, dim=0)
+        if self.multiply_gate:
+            y = y * route['top_gates'].reshape(-1)[order].view(-1, 1, 1, 1)
+        return torch.zeros_like(z).index_add(0, sample, y)
+
+    def _mix_dense(self, z: torch.Tensor, route: dict) -> torch.Tensor:
+        """Every expert on all samples, combined by the route mask."""
+        combine = route['gates'] if self.multiply_gate else route['mask']
+
+        def mix(z: torch.Tensor, combine: torch.Tensor) -> torch.Tensor:
+            out = None
+            for e in range(self.num_experts):
+                y = self.run_expert(e, z) * combine[:, e].view(-1, 1, 1, 1)
+                out = y if out is None else out + y
+            return out
+
+        if torch.is_grad_enabled():
+            # Recompute the (up to M^2 times larger) expert maps in backward
+            # instead of storing them.
+            return cp.checkpoint(mix, z, combine, use_reentrant=False)
+        return mix(z, combine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(
+                'ConvLoRALinear needs token maps (N, h, w, C) as the blocks '
+                f'of SAM\'s ViT give them; got shape {tuple(x.shape)}. Target '
+                'Linear layers that see (N, h, w, C) inputs (attn.qkv, '
+                'attn.proj, mlp.lin1, mlp.lin2).')
+        result = F.linear(x, self.weight, self.bias)
+        z = F.linear(x, self.lora_A)  # (N, h, w, r)
+        dispatch = self.dispatch
+        if dispatch == 'auto':
+            dispatch = 'dense' if z.is_cuda else 'grouped'
+        with _autocast_off(z.device):
+            zf = z.permute(0, 3, 1, 2).float()  # (N, r, h, w)
+            route = self.route(zf)
+            mix = getattr(self, f'_mix_{dispatch}')(zf, route)
+            z_new = (zf + mix).permute(0, 2, 3, 1).to(z.dtype)
+        self.last_moe_loss = route['loss']
+        self.last_expert_ids = route['top_idx'].detach()
+        self.last_grid = (x.shape[1], x.shape[2])
+        lora = F.linear(z_new, self.lora_B) * self.scaling
+        return result + lora.to(result.dtype)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f', num_experts={self.num_experts}, '
+                f'top_k={self.top_k}, multiply_gate={self.multiply_gate}, '
+                f'dispatch={self.dispatch!r}')
+
+
+def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
+    if not isinstance(num_experts, int) or num_experts < 1:
+        raise ValueError(f'Conv-LoRA num_experts must be a positive integer, '
+                         f'got {num_experts!r}.')
+    if not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
+        raise ValueError(f'Conv-LoRA top_k must be in [1, num_experts='
+                         f'{num_experts}], got {top_k!r}.')
+    if dispatch not in DISPATCH_MODES:
+        raise ValueError(f'Conv-LoRA dispatch must be one of '
+                         f'{DISPATCH_MODES}, got {dispatch!r}.')
+
+
+@MODELS.register_module()
+class ConvLoRA(BaseSAMAdapter):
+    """Conv-LoRA on SAM's image encoder (SPEC section 3).
+
+    Wraps each Linear whose name matches ``targets`` (default: the fused
+    ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted
+    Linear(C, 3C) it adds LoRA's 4rC parameters plus ``2rM + M(9r^2 + r)``
+    (720 for r = 3, M = 8). The layers live inside the encoder and are kept
+    here in a plain list so their state-dict keys are not duplicated.
+
+    :meth:`aux_losses` returns ``{'loss_moe': loss_weight * sum of the
+    layers' load-balancing losses}`` of the last forward pass.
+
+    Experts no sample was routed to in a step: with ``dispatch='dense'``
+    (the CUDA default) they get an exact zero gradient, so DDP needs no
+    ``find_unused_parameters``; with ``'grouped'`` they get none and DDP
+    needs ``find_unused_parameters=True``.
+
+    Args:
+        rank (int): r. Default 3.
+        alpha (float): Scaling numerator. Default 32.
+        num_experts (int): M; expert i works at scale i + 1. Default 8.
+        top_k (int): Experts per sample. Default 1.
+        multiply_gate (bool): Multiply the expert output by the gate value
+            (the paper's wording); default False (reference behaviour).
+        loss_weight (float): Weight of ``loss_moe``. Default 1.0.
+        noise_epsilon (float): Minimum gate noise std. Default 0.01.
+        targets (str | list[str]): Module-name regex(es), ``re.fullmatch``.
+        dispatch (str): 'auto' (dense on CUDA, grouped otherwise),
+            'grouped', 'dense' or 'loop' (reference, tests only).
+        init_cfg (dict, optional): Unused.
+    """
+
+    needs_encoder_grad = True
+
+    def __init__(self,
+                 rank: int = 3,
+                 alpha: float = 32,
+                 num_experts: int = 8,
+                 top_k: int = 1,
+                 multiply_gate: bool = False,
+                 loss_weight: float = 1.0,
+                 noise_epsilon: float = 0.01,
+                 targets: Union[str, Sequence[str]] = DEFAULT_TARGETS,
+                 dispatch: str = 'auto',
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(rank, int) or rank <= 0:
+            raise ValueError(f'Conv-LoRA rank must be a positive integer, '
+                             f'got rank={rank!r}.')
+        _check_moe_args(num_experts, top_k, dispatch)
+        self.rank = rank
+        self.alpha = alpha
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.multiply_gate = multiply_gate
+        self.loss_weight = loss_weight
+        self.noise_epsilon = noise_epsilon
+        self.targets = targets
+        self.dispatch = dispatch
+        self._layers: List[ConvLoRALinear] = []
+        self._layer_names: List[str] = []
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        self._layers = inject_linear_adapters(
+            encoder, self.targets,
+            lambda lin: ConvLoRALinear(
+                lin,
+                rank=self.rank,
+                alpha=self.alpha,
+                num_experts=self.num_experts,
+                top_k=self.top_k,
+                multiply_gate=self.multiply_gate,
+                noise_epsilon=self.noise_epsilon,
+                dispatch=self.dispatch), type(self).__name__)
+        ids = {id(layer) for layer in self._layers}
+        self._layer_names = [
+            name for name, module in encoder.named_modules()
+            if id(module) in ids
+        ]
+        return list(self._layers)
+
+    @property
+    def layers(self) -> List[ConvLoRALinear]:
+        """The :class:`ConvLoRALinear` layers placed in the encoder."""
+        return list(self._layers)
+
+    def set_dispatch(self, dispatch: str) -> None:
+        """Switch every layer's dispatch mode."""
+        _check_moe_args(self.num_experts, self.top_k, dispatch)
+        self.dispatch = dispatch
+        for layer in self._layers:
+            layer.dispatch = dispatch
+
+    def aux_losses(self) -> Dict[str, torch.Tensor]:
+        losses = [layer.last_moe_loss for layer in self._layers
+                  if layer.last_moe_loss is not None]
+        if not losses:
+            return {}
+        return {'loss_moe': self.loss_weight * torch.stack(losses).sum()}
+
+    def last_routing(self) -> Dict[str, Dict[str, object]]:
+        """The routing of the last forward pass, per adapted layer.
+
+        Returns:
+            dict: encoder module name -> ``dict(expert_ids=(N, k) long
+            tensor, grid=(h, w))``; N = batch x windows in windowed blocks.
+        """
+        return {
+            name: dict(expert_ids=layer.last_expert_ids, grid=layer.last_grid)
+            for name, layer in zip(self._layer_names, self._layers)
+            if layer.last_expert_ids is not None
+        }

@@ -1,0 +1,286 @@
+"""LoRA (Hu et al. 2022) on the Linear layers of SAM's frozen ViT.
+
+Besides :class:`LoRALinear` and the :class:`LoRA` adapter, this module holds
+what LoRA and Conv-LoRA share: the low-rank wrapper base class
+:class:`LowRankLinear` and :func:`inject_linear_adapters`, which finds the
+target Linear layers by name and swaps them for their adapted versions.
+"""
+import math
+import re
+from typing import Callable, Dict, List, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+
+DEFAULT_TARGETS = r'blocks\.\d+\.attn\.qkv'
+
+
+class LowRankLinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable rank-``r`` path ``B (.) A``.
+
+    The wrapped layer's ``weight`` and ``bias`` are taken over as they are
+    (same Parameter objects, still frozen), so the frozen weights keep their
+    official SAM state-dict keys (``...attn.qkv.weight``) and a merged LoRA
+    model exports in SAM's own layout. The low-rank factors follow HF peft:
+    ``lora_A`` (r, in) kaiming-uniform (a = sqrt(5), like ``nn.Linear``),
+    ``lora_B`` (out, r) zeros, so the wrapped layer starts as the identity
+    change, and ``scaling = alpha / r``.
+
+    Args:
+        base (nn.Linear): The frozen layer to wrap.
+        rank (int): Rank r (> 0).
+        alpha (float): LoRA alpha; the update is scaled by ``alpha / rank``.
+        dropout (float): Dropout probability on the input of the low-rank
+            path (training only).
+    """
+
+    def __init__(self,
+                 base: nn.Linear,
+                 rank: int = 3,
+                 alpha: float = 32,
+                 dropout: float = 0.0):
+        super().__init__()
+        if rank <= 0:
+            raise ValueError(f'LoRA rank must be a positive integer, got '
+                             f'rank={rank}.')
+        self.in_features = base.in_features
+        self.out_features = base.out_features
+        self.weight = base.weight
+        self.bias = base.bias
+        self.rank = rank
+        self.alpha = alpha
+        self.scaling = alpha / rank
+        factory = dict(device=base.weight.device, dtype=base.weight.dtype)
+        self.lora_A = nn.Parameter(
+            torch.empty(rank, self.in_features, **factory))
+        self.lora_B = nn.Parameter(
+            torch.empty(self.out_features, rank, **factory))
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 \
+            else nn.Identity()
+        self.reset_lora_parameters()
+
+    def reset_lora_parameters(self) -> None:
+        """A like ``nn.Linear``'s weight, B zeros (adapter starts at 0)."""
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def extra_repr(self) -> str:
+        return (f'in_features={self.in_features}, '
+                f'out_features={self.out_features}, '
+                f'bias={self.bias is not None}, rank={self.rank}, '
+                f'scaling={self.scaling:g}')
+
+
+class LoRALinear(LowRankLinear):
+    """``y = W x + b + (alpha / r) * B A dropout(x)`` around a frozen Linear.
+
+    In training the low-rank path runs beside the frozen matmul. In eval the
+    forward uses ``W + scaling * B @ A`` in a single ``F.linear`` (one extra
+    (out, r) x (r, in) product per call, negligible against the token matmul)
+    computed on the fly: the frozen ``weight`` is never written, so any
+    number of train/eval switches leaves it bit-identical, and gradients
+    still reach A and B if someone differentiates in eval mode.
+
+    :meth:`merge` writes the update into ``weight`` in place for deployment
+    (then the layer is exactly a plain Linear, no extra work at all);
+    :meth:`unmerge` subtracts it again. A merge/unmerge round trip restores
+    ``weight`` only up to float rounding.
+
+    Args:
+        base (nn.Linear): The frozen layer to wrap.
+        rank (int): Rank r (> 0). Default 3.
+        alpha (float): Scaling numerator. Default 32.
+        dropout (float): Dropout on the low-rank path's input. Default 0.
+
+    Shapes:
+        input (..., in_features) -> output (..., out_features).
+    """
+
+    def __init__(self,
+                 base: nn.Linear,
+                 rank: int = 3,
+                 alpha: float = 32,
+                 dropout: float = 0.0):
+        super().__init__(base, rank=rank, alpha=alpha, dropout=dropout)
+        self.merged = False
+
+    def delta_weight(self) -> torch.Tensor:
+        """``scaling * B @ A``, (out_features, in_features)."""
+        return self.scaling * (self.lora_B @ self.lora_A)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Add the low-rank update into the frozen weight (in place)."""
+        if self.merged:
+            return
+        delta = self.delta_weight().to(torch.float32)
+        self.weight.copy_((self.weight.float() + delta).to(self.weight.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo :meth:`merge` (exact up to float rounding)."""
+        if not self.merged:
+            return
+        delta = self.delta_weight().to(torch.float32)
+        self.weight.copy_((self.weight.float() - delta).to(self.weight.dtype))
+        self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            if self.training and torch.is_grad_enabled() and \
+                    self.lora_B.requires_grad:
+                # A merged layer would silently train nothing.
+                raise RuntimeError(
+                    'LoRALinear is merged into its frozen weight; call '
+                    'unmerge() (LoRA.unmerge()) before training.')
+            return F.linear(x, self.weight, self.bias)
+        if not self.training:
+            # One matmul with the merged weight, built without touching W.
+            weight = torch.addmm(
+                self.weight, self.lora_B, self.lora_A, alpha=self.scaling)
+            return F.linear(x, weight, self.bias)
+        result = F.linear(x, self.weight, self.bias)
+        lora = F.linear(F.linear(self.lora_dropout(x), self.lora_A),
+                        self.lora_B)
+        return result + lora * self.scaling
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', merged={self.merged}'
+
+
+def inject_linear_adapters(encoder: nn.Module,
+                           targets: Union[str, Sequence[str]],
+                           factory: Callable[[nn.Linear], nn.Module],
+                           adapter_name: str) -> List[nn.Module]:
+    """Replace the Linear layers of ``encoder`` whose names match.
+
+    Args:
+        encoder (nn.Module): SAM's ``ImageEncoderViT`` (modified in place).
+        targets (str | Sequence[str]): Regular expression(s) matched with
+            ``re.fullmatch`` against module names inside the encoder, e.g.
+            ``r'blocks\\.\\d+\\.attn\\.qkv'``.
+        factory (Callable): Builds the adapted layer from the frozen Linear.
+        adapter_name (str): Used in error messages.
+
+    Returns:
+        list[nn.Module]: The new layers, in module order.
+
+    Raises:
+        ValueError: A pattern that is not a valid regex or matches nothing,
+            or a match that is not an ``nn.Linear`` (including a layer that
+            another adapter already wrapped).
+    """
+    patterns = [targets] if isinstance(targets, str) else list(targets)
+    if not patterns:
+        raise ValueError(
+            f'{adapter_name}: targets is empty; give at least one '
+            f"module-name pattern, e.g. r'{DEFAULT_TARGETS}'.")
+    named = [(n, m) for n, m in encoder.named_modules() if n]
+    linear_names = [n for n, m in named if isinstance(m, nn.Linear)]
+    example = ', '.join(repr(n) for n in linear_names[:6])
+    chosen: Dict[str, nn.Module] = {}
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f'{adapter_name}: target pattern "{pattern}" is '
+                             f'not a valid regular expression: {err}') from err
+        hits = [(n, m) for n, m in named if regex.fullmatch(n)]
+        if not hits:
+            raise ValueError(
+                f'{adapter_name}: target pattern "{pattern}" matches no '
+                f'module of the SAM image encoder. Patterns are matched with '
+                f're.fullmatch against names such as {example}; fix the '
+                f"pattern, e.g. targets=r'{DEFAULT_TARGETS}' (the fused "
+                f"qkv of every block) or r'blocks\\.\\d+\\.mlp\\.lin1'.")
+        for name, module in hits:
+            if isinstance(module, LowRankLinear):
+                raise ValueError(
+                    f'{adapter_name}: target pattern "{pattern}" matches '
+                    f'{name!r}, which another adapter already wrapped '
+                    f'({type(module).__name__}); give each Linear layer at '
+                    f'most one LoRA/Conv-LoRA adapter.')
+            if not isinstance(module, nn.Linear):
+                raise ValueError(
+                    f'{adapter_name}: target pattern "{pattern}" matches '
+                    f'{name!r}, a {type(module).__name__}, but only nn.Linear '
+                    f'layers can be adapted; make the pattern match Linear '
+                    f'layers only, e.g. {example}.')
+            chosen[name] = module
+    layers = []
+    for name, module in named:  # keep module order
+        if name not in chosen:
+            continue
+        parent_name, _, child = name.rpartition('.')
+        parent = encoder.get_submodule(parent_name) if parent_name \
+            else encoder
+        layer = factory(chosen[name])
+        setattr(parent, child, layer)
+        layers.append(layer)
+    return layers
+
+
+@MODELS.register_module()
+class LoRA(BaseSAMAdapter):
+    """LoRA on SAM's image encoder (SPEC section 2).
+
+    Wraps every Linear layer of the frozen encoder whose name matches
+    ``targets`` (default: the fused ``qkv`` of every block, so q, k and v all
+    adapt) in a :class:`LoRALinear`. The wrapped layers live inside the
+    encoder; the adapter keeps them in a plain list (not as sub-modules) so
+    that their parameters have exactly one state-dict key each. Each adapted
+    Linear(C_in, C_out) adds ``r (C_in + C_out)`` parameters (4rC for qkv).
+
+    Args:
+        rank (int): Rank r. Default 3.
+        alpha (float): Scaling numerator (scaling = alpha / r). Default 32.
+        dropout (float): Dropout on the low-rank input. Default 0.
+        targets (str | list[str]): Module-name regex(es), matched with
+            ``re.fullmatch`` inside the encoder.
+        init_cfg (dict, optional): Unused (initialisation is fixed).
+    """
+
+    needs_encoder_grad = True
+
+    def __init__(self,
+                 rank: int = 3,
+                 alpha: float = 32,
+                 dropout: float = 0.0,
+                 targets: Union[str, Sequence[str]] = DEFAULT_TARGETS,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(rank, int) or rank <= 0:
+            raise ValueError(f'LoRA rank must be a positive integer, got '
+                             f'rank={rank!r}.')
+        self.rank = rank
+        self.alpha = alpha
+        self.dropout = dropout
+        self.targets = targets
+        self._layers: List[LoRALinear] = []  # plain list: see class doc
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        self._layers = inject_linear_adapters(
+            encoder, self.targets,
+            lambda lin: LoRALinear(lin, self.rank, self.alpha, self.dropout),
+            type(self).__name__)
+        return list(self._layers)
+
+    @property
+    def layers(self) -> List[LoRALinear]:
+        """The :class:`LoRALinear` layers placed in the encoder."""
+        return list(self._layers)
+
+    def merge(self) -> None:
+        """Merge every layer's update into its frozen weight (deployment)."""
+        for layer in self._layers:
+            layer.merge()
+
+    def unmerge(self) -> None:
+        """Undo :meth:`merge` on every layer."""
+        for layer in self._layers:
+            layer.unmerge()

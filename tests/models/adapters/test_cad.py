@@ -1,0 +1,224 @@
+"""CAD: high-frequency components, the 6-channel input, the closed-form
+forward, the 0.1 bound, no encoder graph, one optimizer step, bf16."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import mmseg_convlora  # noqa: F401
+from mmseg_convlora.models.adapters import CAD, high_frequency_components
+from mmseg_convlora.utils.tiny_sam import (TINY_DECODER, TINY_EMBED_DIM,
+                                           TINY_ENCODER,
+                                           save_tiny_sam_checkpoint)
+
+MEAN = [123.675, 116.28, 103.53]
+STD = [58.395, 57.12, 57.375]
+SIZE = 128
+# Tiny CAD: 64 -> 32 -> 16 -> 8 = the tiny embedding grid, 32 channels.
+TINY_CAD = dict(type='CAD', channels=TINY_EMBED_DIM, input_size=64)
+
+
+@pytest.fixture(scope='module')
+def tiny_ckpt(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('sam') / 'tiny_sam.pth')
+    save_tiny_sam_checkpoint(path)
+    return path
+
+
+def build_model(ckpt, adapter=None):
+    init_default_scope('mmseg')
+    return MODELS.build(
+        dict(
+            type='SAMSegmentor',
+            sam_checkpoint=ckpt,
+            data_preprocessor=dict(
+                type='SegDataPreProcessor', mean=MEAN, std=STD,
+                bgr_to_rgb=True, size=(SIZE, SIZE)),
+            backbone=dict(
+                type='SAMViT', arch=TINY_ENCODER, img_size=SIZE,
+                out_channels=TINY_EMBED_DIM, adapter=adapter),
+            decode_head=dict(
+                type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
+                img_size=SIZE, embed_dim=TINY_EMBED_DIM, decoder=TINY_DECODER,
+                loss_decode=dict(type='StructureLoss'))))
+
+
+def fake_batch(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(n, 3, SIZE, SIZE, generator=g)
+    samples = []
+    for _ in range(n):
+        gt = torch.zeros(1, SIZE, SIZE, dtype=torch.long)
+        y0, x0 = torch.randint(0, SIZE // 2, (2, ), generator=g).tolist()
+        gt[:, y0:y0 + SIZE // 2, x0:x0 + SIZE // 2] = 1
+        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
+        sample.set_metainfo(
+            dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE),
+                 ori_shape=(SIZE, SIZE)))
+        samples.append(sample)
+    return inputs, samples
+
+
+def reference_hf(x, rate=0.25):
+    """The reference behaviour in numpy: shift over all axes, as the
+    published code calls fftshift without dims."""
+    x = x.double().numpy()
+    H, W = x.shape[-2:]
+    line = int((H * W * rate)**.5 // 2)
+    spec = np.fft.fftshift(np.fft.fft2(x, norm='forward'))
+    mask = np.zeros(x.shape)
+    mask[..., H // 2 - line:H // 2 + line, W // 2 - line:W // 2 + line] = 1
+    spec = spec * (1 - mask)
+    inv = np.fft.ifft2(np.fft.ifftshift(spec), norm='forward').real
+    return torch.from_numpy(np.abs(inv)).float()
+
+
+# ---------------------------------------------------------------------- #
+def test_high_frequency_components():
+    const = torch.full((2, 3, 64, 48), 200.0)
+    hf = high_frequency_components(const)
+    assert hf.shape == const.shape
+    assert hf.abs().max() < 1e-3
+    x = torch.rand(2, 3, 64, 64) * 255
+    torch.testing.assert_close(
+        high_frequency_components(x), reference_hf(x), rtol=1e-4, atol=1e-3)
+    # 512 px: a 256 px square (25% of the spectrum) is removed. A cosine
+    # just inside it vanishes, one just outside passes unchanged.
+    i = torch.arange(512.).view(1, 1, 512, 1).expand(1, 1, 512, 512)
+    low = torch.cos(2 * torch.pi * 127 * i / 512)
+    high = torch.cos(2 * torch.pi * 129 * i / 512)
+    assert high_frequency_components(low).abs().max() < 1e-4
+    torch.testing.assert_close(
+        high_frequency_components(high), high.abs(), rtol=0, atol=1e-4)
+
+
+def test_adapter_input_six_channels_in_unit_range():
+    cad = CAD(channels=8, input_size=32)
+    img = torch.rand(2, 3, 64, 64) * 255
+    inputs = (img - cad.mean) / cad.std
+    x = cad.adapter_input(inputs)
+    assert x.shape == (2, 6, 32, 32)
+    assert x.min() >= 0 and x.max() <= 1
+    rgb = F.interpolate(img, size=(32, 32), mode='bilinear',
+                        align_corners=False)
+    torch.testing.assert_close(
+        x[:, :3], rgb / (rgb.amax(dim=(2, 3), keepdim=True) + 1e-5))
+    hf = reference_hf(rgb)
+    torch.testing.assert_close(
+        x[:, 3:], hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=1e-4, atol=1e-4)
+
+
+def test_cad_matches_closed_form_and_is_bounded():
+    torch.manual_seed(0)
+    cad = CAD(channels=16, input_size=64)
+    cad.train()
+    inputs = torch.randn(2, 3, 96, 96)
+    emb = torch.randn(2, 16, 8, 8)
+    out = cad.forward_embedding(inputs, emb)
+
+    x = cad.adapter_input(inputs)
+    y = F.conv2d(x, cad.stem.weight, cad.stem.bias)
+    acc = 0
+    for blk in cad.blocks:
+        t = F.conv2d(y, blk.conv.weight, blk.conv.bias, padding=2,
+                     dilation=2)
+        t = F.batch_norm(t, None, None, blk.norm.weight, blk.norm.bias,
+                         training=True, eps=1e-5)
+        y = F.avg_pool2d(F.leaky_relu(t, 0.1) + y, 2)
+        acc = acc + F.adaptive_avg_pool2d(y, (8, 8))
+    torch.testing.assert_close(out, emb + 0.1 * torch.tanh(acc))
+    assert (out - emb).abs().max() <= 0.1
+
+    # Saturated: still bounded by 0.1.
+    with torch.no_grad():
+        cad.stem.weight.mul_(1000)
+        cad.stem.bias.fill_(50)
+    delta = cad.forward_embedding(inputs, emb) - emb
+    assert delta.abs().max() <= 0.1 + 1e-6
+    assert delta.abs().max() > 0.099
+
+
+def test_cad_init_and_parameters():
+    cad = CAD()
+    assert sum(p.numel() for p in cad.parameters()) == 1773568
+    assert cad.stem.weight.shape == (256, 6, 1, 1)
+    for blk in cad.blocks:
+        assert blk.conv.dilation == (2, 2) and blk.conv.padding == (2, 2)
+        assert torch.count_nonzero(blk.conv.bias) == 0
+        assert torch.all(blk.norm.weight == 1)
+        assert torch.count_nonzero(blk.norm.bias) == 0
+        # kaiming normal, fan_out, relu: std = sqrt(2 / (256 * 9))
+        assert blk.conv.weight.std().item() == pytest.approx(
+            (2 / (256 * 9))**.5, rel=0.02)
+    assert 'mean' not in cad.state_dict()
+    syncbn = CAD(channels=8, input_size=16, norm_cfg=dict(type='SyncBN'))
+    assert type(syncbn.blocks[0].norm).__name__ == 'SyncBatchNorm'
+
+
+def test_cad_channel_mismatch_is_explained(tiny_ckpt):
+    with pytest.raises(ValueError, match='channels=32'):
+        build_model(tiny_ckpt, dict(type='CAD'))
+
+
+def test_cad_keeps_no_encoder_graph(tiny_ckpt):
+    model = build_model(tiny_ckpt, TINY_CAD)
+    assert not model.backbone.needs_encoder_grad
+    model.train()
+    seen = {}
+    enc = model.backbone.encoder
+    enc.blocks[0].register_forward_hook(
+        lambda m, a, o: seen.update(grad_enabled=torch.is_grad_enabled()))
+    enc.neck.register_forward_hook(lambda m, a, o: seen.update(emb=o))
+    loss, _ = model.parse_losses(model.loss(*fake_batch()))
+    assert seen['grad_enabled'] is False
+    assert not seen['emb'].requires_grad and seen['emb'].grad_fn is None
+    loss.backward()
+    assert all(p.grad is None for p in enc.parameters())
+    cad = model.backbone.adapters[0]
+    assert all(p.grad is not None for p in cad.parameters())
+
+
+def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
+    torch.manual_seed(0)
+    model = build_model(tiny_ckpt, TINY_CAD)
+    model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    cad_names = {n for n in trainable if n.startswith('backbone.')}
+    assert cad_names and all(
+        n.startswith('backbone.adapters.0.') for n in cad_names)
+    assert sum(p.numel() for n, p in model.named_parameters()
+               if n in cad_names) == sum(
+                   p.numel() for p in model.backbone.adapters[0].parameters())
+    stats = model.backbone.adapters[0].blocks[0].norm.running_mean.clone()
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    loss, _ = model.parse_losses(model.loss(*fake_batch()))
+    loss.backward()
+    opt.step()
+    for n, p in model.named_parameters():
+        if n in trainable:
+            assert not torch.equal(p, before[n]), n
+        else:
+            assert torch.equal(p, before[n]), n
+    assert not torch.equal(
+        model.backbone.adapters[0].blocks[0].norm.running_mean, stats)
+
+
+def test_cad_bf16_autocast_forward_backward(tiny_ckpt):
+    model = build_model(tiny_ckpt, TINY_CAD)
+    model.train()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss, _ = model.parse_losses(model.loss(*fake_batch()))
+    loss.backward()
+    grads = [p.grad for p in model.backbone.adapters[0].parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    model.eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = model.backbone(torch.randn(1, 3, SIZE, SIZE))[0]
+    assert torch.isfinite(out.float()).all()

@@ -1,0 +1,69 @@
+"""Trainable parameter counts of SPEC section 6 (binary head, r = 3, M = 8),
+built on the meta device (shapes only, no memory, no checkpoint)."""
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+import mmseg_convlora  # noqa: F401
+from mmseg_convlora.models.adapters import CAD
+
+DECODER_ONLY = 3_505_536
+SAM_MASK_DECODER = 4_058_340
+CAD_PARAMS = 1_773_568
+EXPECTED = {
+    # arch: (decoder-only, LoRA, Conv-LoRA) trainable parameters
+    'vit_b': (DECODER_ONLY, 3_616_128, 3_624_768),
+    'vit_l': (DECODER_ONLY, 3_800_448, 3_817_728),
+    'vit_h': (DECODER_ONLY, 3_997_056, 4_020_096),
+}
+ARCH = {'vit_b': (768, 12), 'vit_l': (1024, 24), 'vit_h': (1280, 32)}
+
+
+def build_meta(arch, adapter=None):
+    init_default_scope('mmseg')
+    cfg = dict(
+        type='SAMSegmentor',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            size=(1024, 1024)),
+        backbone=dict(type='SAMViT', arch=arch, adapter=adapter),
+        decode_head=dict(
+            type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
+            loss_decode=dict(type='StructureLoss')))
+    with torch.device('meta'):
+        return MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('arch', sorted(EXPECTED))
+def test_trainable_counts(arch):
+    decoder_only, lora, conv_lora = EXPECTED[arch]
+    C, depth = ARCH[arch]
+    counts = {}
+    for name, adapter in [('none', None), ('lora', dict(type='LoRA')),
+                          ('conv_lora', dict(type='ConvLoRA')),
+                          ('cad', dict(type='CAD'))]:
+        model = build_meta(arch, adapter)
+        counts[name] = model.parameter_counts()
+    assert counts['none']['trainable'] == decoder_only
+    assert counts['lora']['trainable'] == lora
+    assert counts['conv_lora']['trainable'] == conv_lora
+    # SPEC's formulas: 4rC per block for LoRA, another 720 for Conv-LoRA.
+    assert lora - decoder_only == depth * 4 * 3 * C
+    assert conv_lora - lora == depth * 720
+    # Adapters add trainable parameters only; nothing frozen is duplicated.
+    for name in ('lora', 'conv_lora', 'cad'):
+        assert (counts[name]['total'] - counts['none']['total'] ==
+                counts[name]['trainable'] - decoder_only)
+    assert counts['cad']['trainable'] == CAD_PARAMS + DECODER_ONLY
+
+
+def test_cad_counts():
+    with torch.device('meta'):
+        cad = CAD()
+    assert sum(p.numel() for p in cad.parameters()) == CAD_PARAMS
+    # The CAD paper's 5,831,908 counts SAM's full mask decoder.
+    assert CAD_PARAMS + SAM_MASK_DECODER == 5_831_908
