@@ -7,7 +7,8 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmseg_convlora.testing import (demo_cfg_options, demo_config, run_tool)
+from mmseg_convlora.testing import (REPO, demo_cfg_options, demo_config,
+                                    run_tool)
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +129,30 @@ def test_resume_continues_with_optimizer_state(demo_data, tmp_path):
     opt_b = resumed.optim_wrapper.optimizer.state_dict()['state']
     for idx in opt_a:
         assert torch.equal(opt_a[idx]['exp_avg'], opt_b[idx]['exp_avg'])
+
+
+@pytest.mark.parametrize('adapter', [
+    "dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)",
+    "dict(type='LoRA', rank=3, alpha=32)",
+    "dict(type='CAD', channels=32, input_size=64)",
+])
+def test_tools_train_each_method_end_to_end(adapter, demo_data, tmp_path):
+    # a user's config: the demo with another adapter
+    cfg_path = tmp_path / 'method.py'
+    demo = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
+    cfg_path.write_text(
+        f'_base_ = [{demo!r}]\n'
+        f'model = dict(backbone=dict(adapter=dict(_delete_=True, '
+        f'**{adapter})))\n')
+    work = str(tmp_path / 'work')
+    opts = demo_cfg_options(demo_data) + [
+        'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2', 'param_scheduler.0.end=2'
+    ]
+    train = run_tool(['tools/train.py', str(cfg_path), '--work-dir', work,
+                      '--cfg-options'] + opts)
+    assert train.returncode == 0, train.stderr[-3000:]
+    log = train.stdout + train.stderr
+    assert 'BER:' in log
+    assert ('loss_moe' in log) == ('ConvLoRA' in adapter)
+    assert osp.isfile(osp.join(work, 'epoch_2.pth'))
