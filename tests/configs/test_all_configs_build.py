@@ -2,7 +2,10 @@
 
 A config that is added and cannot be built fails here. Models are built on
 the meta device (shapes only), datasets on a tiny fake copy of the layout
-the config reads.
+the config reads. Configs with several named test sets (a list
+``test_dataloader``) must use ``MultiDatasetTestLoop``, and the validation
+metric that picks the best checkpoint must be one the val evaluator
+reports.
 """
 import glob
 import os
@@ -13,14 +16,20 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.structures import PixelData
 
 from mmseg.registry import DATASETS, METRICS, MODELS
+from mmseg.structures import SegDataSample
 from mmseg_convlora.testing import REPO
 
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                          recursive=True)
     if f'{os.sep}_base_{os.sep}' not in p)
+
+MULTI_LOOPS = {'test_dataloader': ('test_cfg', 'MultiDatasetTestLoop'),
+               'val_dataloader': ('val_cfg', 'MultiDatasetValLoop')}
 
 
 def config_id(path):
@@ -39,23 +48,70 @@ def fake_layout(dataset_cfg, root):
     seg_dir = osp.join(root, prefix.get('seg_map_path', ''))
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(seg_dir, exist_ok=True)
-    img_suffix = dataset_cfg.get('img_suffix', '.jpg')
+    # the dataset class's own suffix defaults (e.g. .tiff images and .tif
+    # masks for Massachusetts Roads), unless the config sets them
+    default = DATASETS.get(dataset_cfg['type'])
+    img_suffix = dataset_cfg.get('img_suffix', _default_arg(
+        default, 'img_suffix', '.jpg'))
     if not isinstance(img_suffix, str):
         img_suffix = img_suffix[0]
-    seg_suffix = dataset_cfg.get('seg_map_suffix', '.png')
-    cv2.imwrite(osp.join(img_dir, 'a' + img_suffix),
-                np.zeros((8, 8, 3), np.uint8))
-    cv2.imwrite(osp.join(seg_dir, 'a' + seg_suffix),
-                np.zeros((8, 8), np.uint8))
+    seg_suffix = dataset_cfg.get('seg_map_suffix', _default_arg(
+        default, 'seg_map_suffix', '.png'))
+    assert cv2.imwrite(osp.join(img_dir, 'a' + img_suffix),
+                       np.zeros((8, 8, 3), np.uint8))
+    assert cv2.imwrite(osp.join(seg_dir, 'a' + seg_suffix),
+                       np.zeros((8, 8), np.uint8))
+
+
+def _default_arg(cls, name, fallback):
+    import inspect
+    param = inspect.signature(cls.__init__).parameters.get(name)
+    if param is None or param.default is inspect.Parameter.empty:
+        return fallback
+    return param.default
+
+
+def loader_cfgs(cfg, key):
+    """The dataloader configs of ``cfg[key]`` (a list for several named
+    test sets)."""
+    loaders = cfg[key]
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
 
 
 def dataset_cfgs(cfg):
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        ds = cfg[loader]['dataset']
-        if ds.get('type') == 'ConcatDataset':
-            yield from ds['datasets']
-        else:
-            yield ds
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for loader in loader_cfgs(cfg, key):
+            ds = loader['dataset']
+            if ds.get('type') == 'ConcatDataset':
+                yield from ds['datasets']
+            else:
+                yield ds
+
+
+def evaluator_cfgs(cfg):
+    for key in ('val', 'test'):
+        yield cfg[f'{key}_evaluator']
+        for loader in loader_cfgs(cfg, f'{key}_dataloader'):
+            if 'evaluator' in loader:
+                yield loader['evaluator']
+
+
+def fake_prediction(num_classes):
+    """One 8x8 prediction + GT as the segmentor returns them."""
+    rng = np.random.default_rng(0)
+    sample = SegDataSample()
+    gt = rng.integers(0, max(num_classes, 2), (1, 8, 8))
+    sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt))
+    if num_classes <= 2:  # binary head: foreground probability
+        logits = torch.rand(1, 8, 8, dtype=torch.float64).float()
+        pred = (logits > 0.5).long()
+    else:
+        logits = torch.rand(num_classes, 8, 8)
+        pred = logits.argmax(0, keepdim=True)
+    sample.seg_logits = PixelData(data=logits)
+    sample.pred_sem_seg = PixelData(data=pred)
+    sample.set_metainfo(dict(ori_shape=(8, 8), img_shape=(8, 8)))
+    return sample.to_dict()
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
@@ -68,13 +124,41 @@ def test_config_builds(path, tmp_path):
     with torch.device('meta'):
         model = MODELS.build(model_cfg)
     assert model.parameter_counts()['trainable'] > 0
+    datasets = []
     for i, ds in enumerate(dataset_cfgs(cfg)):
         ds = ds.copy()
         ds['data_root'] = str(tmp_path / f'data{i}')
+        # serialising calls gc.collect() (0.2 s a dataset); not under test
+        ds['serialize_data'] = False
         fake_layout(ds, ds['data_root'])
         dataset = DATASETS.build(ds)
         assert len(dataset) >= 1
-    for key in ('val_evaluator', 'test_evaluator'):
-        evaluators = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
-        for ev in evaluators:
-            METRICS.build(ev)
+        datasets.append(dataset)
+    for ev in evaluator_cfgs(cfg):
+        for metric in (ev if isinstance(ev, list) else [ev]):
+            METRICS.build(metric)
+
+    # several named test (or val) sets need the multi-dataset loop
+    for key, (loop_key, loop_type) in MULTI_LOOPS.items():
+        if isinstance(cfg[key], (list, tuple)):
+            assert cfg[loop_key]['type'] == loop_type, (
+                f'{key} is a list of test sets but {loop_key} is '
+                f'{cfg[loop_key]}; set {loop_key}=dict(type={loop_type!r})')
+            names = [loader.get('name') for loader in cfg[key]]
+            assert all(names) and len(set(names)) == len(names), names
+
+    # the metric that picks the best checkpoint is one validation reports
+    ckpt = cfg.default_hooks.checkpoint
+    save_best = ckpt.get('save_best')
+    if save_best and save_best != 'auto':
+        evaluator = Evaluator(cfg.val_evaluator)
+        evaluator.dataset_meta = datasets[0].metainfo
+        num_classes = cfg.model.decode_head.get('out_channels', 1)
+        evaluator.process([fake_prediction(num_classes)])
+        keys = evaluator.evaluate(1)
+        assert save_best in keys, (save_best, sorted(keys))
+        if save_best.split('/')[-1] in ('BER', 'MAE', 'mBER') or \
+                save_best.split('/')[-1].endswith('_BER'):
+            assert ckpt.get('rule') == 'less', ckpt
+        else:
+            assert ckpt.get('rule', 'greater') == 'greater', ckpt

@@ -13,7 +13,9 @@ class SavePredictionsHook(Hook):
 
     Binary models write the foreground probability scaled to 0-255 (the
     format the SOD/shadow evaluation toolkits read); multi-class models write
-    the predicted class index.
+    the predicted class index. Under :class:`MultiDatasetTestLoop` each test
+    set writes into its own sub-folder ``out_dir/<test set name>/`` (the
+    polyp test sets share file names such as ``1.png``).
 
     Args:
         out_dir (str): Output folder (created if missing).
@@ -24,7 +26,12 @@ class SavePredictionsHook(Hook):
 
     def after_test_iter(self, runner, batch_idx, data_batch=None,
                         outputs=None) -> None:
-        os.makedirs(self.out_dir, exist_ok=True)
+        out_dir = self.out_dir
+        test_set = getattr(getattr(runner, 'test_loop', None),
+                           'current_name', None)
+        if isinstance(test_set, str) and test_set:
+            out_dir = osp.join(out_dir, test_set)
+        os.makedirs(out_dir, exist_ok=True)
         for sample in outputs or []:
             stem = osp.splitext(osp.basename(sample.img_path))[0]
             probs = sample.seg_logits.data
@@ -34,4 +41,4 @@ class SavePredictionsHook(Hook):
                 img = sample.pred_sem_seg.data[0]
             mmcv.imwrite(
                 img.cpu().numpy().astype(np.uint8),
-                osp.join(self.out_dir, stem + '.png'))
+                osp.join(out_dir, stem + '.png'))

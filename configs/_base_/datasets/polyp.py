@@ -1,0 +1,72 @@
+# Polyp segmentation: trained on PraNet's Kvasir + CVC-ClinicDB split, tested
+# on Kvasir, CVC-ClinicDB, CVC-ColonDB, ETIS-LaribPolypDB and CVC-300
+# (EndoScene, "CVC-T"). See PolypDataset for the layouts; make this one with
+# tools/dataset_converters/polyp.py. Validation: a seeded random 10% of the
+# training set (the paper's validation split is not published).
+dataset_type = 'PolypDataset'
+data_root = 'data/polyp'
+img_scale = (1024, 1024)
+train_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='LoadBinaryAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    # after Resize: metrics compare against the mask at its own resolution
+    dict(type='LoadBinaryAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='train/images', seg_map_path='train/masks'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='val/images', seg_map_path='val/masks'),
+        pipeline=test_pipeline))
+# One model, several test sets, one tools/test.py run: each entry is an
+# ordinary dataloader with a name; MultiDatasetTestLoop (set by the recipe)
+# evaluates them in turn and reports "<name>/<metric>", e.g. "Kvasir/Sm".
+test_sets = (
+    'Kvasir',
+    'CVC-ClinicDB',
+    'CVC-ColonDB',
+    'ETIS-LaribPolypDB',
+    'CVC-300',
+)
+test_dataloader = [
+    dict(
+        name=name,
+        batch_size=1,
+        num_workers=2,
+        persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            data_prefix=dict(
+                img_path=f'test/{name}/images',
+                seg_map_path=f'test/{name}/masks'),
+            pipeline=test_pipeline)) for name in test_sets
+]
+# S-measure, E-measure, weighted F with beta^2 = 0.3 (the Conv-LoRA paper's
+# F_w^beta; the toolkits use 1) and MAE. Validation computes only what picks
+# the checkpoint (Sm) and MAE, which is cheap.
+val_evaluator = dict(type='SODMetric', metrics=['Sm', 'MAE'], beta2=0.3)
+test_evaluator = dict(type='SODMetric', beta2=0.3)

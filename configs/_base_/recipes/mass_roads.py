@@ -1,0 +1,9 @@
+# Massachusetts Roads recipe (SPEC section 9): structure loss (set by
+# configs/decoder_only/mass-roads*.py), 20 epochs, lr 3e-4, validation by IoU
+# each epoch keeping the highest.
+_base_ = [
+    '../datasets/mass_roads.py', '../default_runtime.py',
+    '../schedules/schedule_20e.py'
+]
+optim_wrapper = dict(optimizer=dict(lr=3e-4))
+default_hooks = dict(checkpoint=dict(save_best='IoU', rule='greater'))

@@ -1,0 +1,17 @@
+# CAD as its paper trains it: SAM ViT-B, 512x512 adapter input, BCE + IoU
+# loss, AdamW lr 2e-4, 20 epochs; the ISIC 2017 skin lesion segmentation data
+# and validation otherwise.
+_base_ = ['../decoder_only/isic2017_vit-b.py']
+model = dict(
+    backbone=dict(adapter=dict(type='CAD', input_size=512)),
+    # plain (unweighted) IoU: the structure loss without boundary weights
+    decode_head=dict(
+        loss_decode=dict(_delete_=True, type='StructureLoss',
+                         boundary_weight=0.0)))
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
+max_epochs = 20
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=max_epochs,
+         by_epoch=True, convert_to_iter_based=True)
+]

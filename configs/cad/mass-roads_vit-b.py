@@ -1,0 +1,11 @@
+# CAD as its paper trains it: SAM ViT-B, 512x512 adapter input, BCE + IoU
+# loss, AdamW lr 2e-4, 20 epochs; the Massachusetts Roads segmentation data
+# and validation otherwise.
+_base_ = ['../decoder_only/mass-roads_vit-b.py']
+model = dict(
+    backbone=dict(adapter=dict(type='CAD', input_size=512)),
+    # plain (unweighted) IoU: the structure loss without boundary weights
+    decode_head=dict(
+        loss_decode=dict(_delete_=True, type='StructureLoss',
+                         boundary_weight=0.0)))
+optim_wrapper = dict(optimizer=dict(lr=2e-4))

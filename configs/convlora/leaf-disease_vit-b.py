@@ -1,0 +1,7 @@
+# Conv-LoRA on SAM ViT-B for leaf disease segmentation: LoRA (r=3, alpha=32)
+# on every qkv with a mixture of 8 multi-scale conv experts between A and B;
+# load-balancing loss_moe weight 1.
+_base_ = ['../decoder_only/leaf-disease_vit-b.py']
+model = dict(
+    backbone=dict(
+        adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)))

@@ -1,0 +1,6 @@
+# Leaf disease segmentation, frozen SAM ViT-H (as in the paper), only the
+# mask decoder trains; structure loss (BCE + weighted IoU). The adapter
+# configs (configs/{convlora,lora,cad}/leaf-disease.py) inherit this file and
+# add their adapter; nothing else differs.
+_base_ = ['../_base_/models/sam_vit-h.py', '../_base_/recipes/leaf_disease.py']
+model = dict(decode_head=dict(loss_decode=dict(type='StructureLoss')))

@@ -1,0 +1,4 @@
+# Polyp segmentation, frozen SAM ViT-B (for smaller GPUs), only the mask
+# decoder trains; structure loss (BCE + weighted IoU).
+_base_ = ['../_base_/models/sam_vit-b.py', '../_base_/recipes/polyp.py']
+model = dict(decode_head=dict(loss_decode=dict(type='StructureLoss')))

@@ -1,0 +1,4 @@
+# LoRA (r=3, alpha=32) on every qkv of SAM ViT-H for camouflaged object
+# detection.
+_base_ = ['../decoder_only/camouflage.py']
+model = dict(backbone=dict(adapter=dict(type='LoRA', rank=3, alpha=32)))

@@ -1,0 +1,3 @@
+from .multi_dataset_loops import MultiDatasetTestLoop, MultiDatasetValLoop
+
+__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop']

@@ -1,0 +1,261 @@
+"""Test / validation loops over several named datasets, one model.
+
+The Conv-LoRA paper reports one model on several test sets (polyp: Kvasir,
+CVC-ClinicDB, CVC-ColonDB, ETIS, CVC-300; camouflage: CAMO, COD10K,
+CHAMELEON). mmengine's ``TestLoop`` takes one dataloader; these loops take a
+list of them, evaluate each test set with its own evaluator and report every
+metric under ``<test set name>/<metric>`` (e.g. ``Kvasir/Sm``), in one
+``tools/test.py`` run.
+"""
+import copy
+import logging
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.evaluator import Evaluator
+from mmengine.logging import print_log
+from mmengine.runner import TestLoop, ValLoop
+from mmengine.runner.loops import _parse_losses
+from mmseg.registry import LOOPS
+from torch.utils.data import DataLoader
+
+__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop']
+
+_LoaderCfg = Union[DataLoader, Dict]
+
+
+def _as_list(dataloader) -> list:
+    if isinstance(dataloader, (list, tuple)):
+        return list(dataloader)
+    return [dataloader]
+
+
+class _MultiDatasetMixin:
+    """Builds (name, dataloader, evaluator) triples and runs them in turn."""
+
+    _mode = 'test'
+
+    def _build_sets(self, runner, dataloader: Union[_LoaderCfg,
+                                                    Sequence[_LoaderCfg]],
+                    evaluator, names: Optional[Sequence[str]]) -> None:
+        entries = _as_list(dataloader)
+        if not entries:
+            raise ValueError(
+                f'{type(self).__name__}: {self._mode}_dataloader is an empty '
+                'list; give one dataloader config per test set.')
+        if names is not None and len(names) != len(entries):
+            raise ValueError(
+                f'{type(self).__name__}: {len(names)} names for '
+                f'{len(entries)} dataloaders.')
+        diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
+        self.names: List[str] = []
+        self.dataloaders: List[DataLoader] = []
+        self.evaluators: List[Evaluator] = []
+        for i, entry in enumerate(entries):
+            name, ev_cfg = None, evaluator
+            if isinstance(entry, dict):
+                entry = copy.deepcopy(entry)
+                name = entry.pop('name', None)
+                ev_cfg = entry.pop('evaluator', evaluator)
+                loader = runner.build_dataloader(
+                    entry, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+            elif isinstance(entry, DataLoader):
+                loader = entry
+            else:
+                raise TypeError(
+                    f'{type(self).__name__}: entry {i} of '
+                    f'{self._mode}_dataloader must be a dataloader config '
+                    f'(dict) or a DataLoader, got {type(entry).__name__}.')
+            if names is not None:
+                name = names[i]
+            if not name:
+                raise ValueError(
+                    f'{type(self).__name__}: {self._mode} set {i} has no '
+                    "name; add name='...' to its dataloader config (it "
+                    'prefixes the metric keys, e.g. "Kvasir/Sm").')
+            name = str(name)
+            if '/' in name:
+                raise ValueError(f'{self._mode} set name {name!r} must not '
+                                 "contain '/' (it separates name and metric).")
+            if name in self.names:
+                raise ValueError(f'{self._mode} set name {name!r} is used '
+                                 'twice; names must be unique.')
+            if ev_cfg is None:
+                raise ValueError(
+                    f'{type(self).__name__}: no evaluator for {self._mode} '
+                    f'set {name!r}; set {self._mode}_evaluator or '
+                    'evaluator=... in its dataloader config.')
+            if isinstance(ev_cfg, Evaluator):
+                built = ev_cfg
+            else:
+                # one Evaluator per test set: metrics keep per-set state
+                built = runner.build_evaluator(copy.deepcopy(ev_cfg))
+            self.names.append(name)
+            self.dataloaders.append(loader)
+            self.evaluators.append(built)
+        self._select(0)
+        self.current_name: Optional[str] = None
+
+    def _select(self, i: int) -> None:
+        """Make set ``i`` the current one (``self.dataloader`` is what
+        mmengine's timer and logger hooks read for progress)."""
+        self.dataloader = self.dataloaders[i]
+        self.evaluator = self.evaluators[i]
+        dataset = self.dataloader.dataset
+        if hasattr(dataset, 'metainfo'):
+            self.evaluator.dataset_meta = dataset.metainfo
+            self.runner.visualizer.dataset_meta = dataset.metainfo
+        else:
+            print_log(
+                f'Dataset {type(dataset).__name__} has no metainfo; '
+                '``dataset_meta`` in the evaluator and visualizer is None.',
+                logger='current', level=logging.WARNING)
+
+    def _run_sets(self, loss_attr: str) -> dict:
+        all_metrics: Dict[str, object] = {}
+        per_set: Dict[str, dict] = {}
+        for i, name in enumerate(self.names):
+            self._select(i)
+            self.current_name = name
+            num = len(self.dataloader.dataset)
+            print_log(f'{self._mode} set {name!r} ({i + 1}/{len(self.names)}'
+                      f', {num} images)', logger='current')
+            setattr(self, loss_attr, dict())
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch)
+            metrics = self.evaluator.evaluate(num)
+            losses = getattr(self, loss_attr)
+            if losses:
+                metrics.update(_parse_losses(losses, self._mode))
+            per_set[name] = metrics
+            print_log(f'{self._mode} set {name!r}: ' + ', '.join(
+                f'{k}: {_fmt(v)}' for k, v in metrics.items()),
+                logger='current')
+            for key, value in metrics.items():
+                all_metrics[f'{name}/{key}'] = value
+        self.current_name = None
+        print_log(summary_table(per_set, self._mode), logger='current')
+        return all_metrics
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f'{value:.4f}'
+    return str(value)
+
+
+def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
+    """One row per set, one column per scalar metric (as the papers'
+    tables)."""
+    keys: List[str] = []
+    for metrics in per_set.values():
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and k not in keys:
+                keys.append(k)
+    header = [f'{mode} set'] + keys
+    rows = [[name] + [_fmt(m[k]) if k in m else '-' for k in keys]
+            for name, m in per_set.items()]
+    widths = [max(len(str(r[c])) for r in [header] + rows)
+              for c in range(len(header))]
+
+    def line(cells):
+        return '| ' + ' | '.join(
+            str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
+
+    sep = '|' + '|'.join('-' * (w + 2) for w in widths) + '|'
+    return '\n'.join(['per-set results:', line(header), sep] +
+                     [line(r) for r in rows])
+
+
+@LOOPS.register_module()
+class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
+    """Test one model on several named test sets in one run.
+
+    ``test_dataloader`` is a list of ordinary dataloader configs, each with
+    a ``name`` (and optionally its own ``evaluator``, else
+    ``test_evaluator`` is built once per set). Every metric is reported as
+    ``<name>/<metric>``; a table with one row per test set is printed at the
+    end. Hooks see one test epoch: ``before_test_epoch``, the iterations of
+    all sets (``runner.test_dataloader`` / ``test_loop.current_name`` are
+    the current set's), then ``after_test_epoch`` with all metrics.
+
+    .. code-block:: python
+
+        test_dataloader = [
+            dict(name='Kvasir', batch_size=1, num_workers=2,
+                 sampler=dict(type='DefaultSampler', shuffle=False),
+                 dataset=dict(type='PolypDataset', data_root='data/polyp',
+                              data_prefix=dict(
+                                  img_path='test/Kvasir/images',
+                                  seg_map_path='test/Kvasir/masks'),
+                              pipeline=test_pipeline)),
+            dict(name='ETIS-LaribPolypDB', ...),
+        ]
+        test_evaluator = dict(type='SODMetric', beta2=0.3)
+        test_cfg = dict(type='MultiDatasetTestLoop')
+        # -> Kvasir/Sm, Kvasir/meanEm, ..., ETIS-LaribPolypDB/MAE
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (list[dict | DataLoader] | dict): The test sets.
+        evaluator (dict | list | Evaluator): Default evaluator config, built
+            once per test set (an ``Evaluator`` object is shared).
+        names (Sequence[str], optional): Names of the sets, overriding the
+            ``name`` keys. Defaults to None.
+        fp16 (bool): Autocast the forward. Defaults to False.
+    """
+
+    _mode = 'test'
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 evaluator,
+                 names: Optional[Sequence[str]] = None,
+                 fp16: bool = False) -> None:
+        self._runner = runner
+        self._build_sets(runner, dataloader, evaluator, names)
+        self.fp16 = fp16
+        self.test_loss: dict = dict()
+
+    def run(self) -> dict:
+        """Test on every set; returns ``{'<name>/<metric>': value}``."""
+        self.runner.call_hook('before_test')
+        self.runner.call_hook('before_test_epoch')
+        self.runner.model.eval()
+        metrics = self._run_sets('test_loss')
+        self.runner.call_hook('after_test_epoch', metrics=metrics)
+        self.runner.call_hook('after_test')
+        return metrics
+
+
+@LOOPS.register_module()
+class MultiDatasetValLoop(_MultiDatasetMixin, ValLoop):
+    """Validate on several named sets; the counterpart of
+    :class:`MultiDatasetTestLoop` for ``val_dataloader`` / ``val_cfg``.
+
+    Keys are ``<name>/<metric>``, so pick the checkpoint with e.g.
+    ``default_hooks=dict(checkpoint=dict(save_best='Kvasir/Sm'))``.
+    """
+
+    _mode = 'val'
+
+    def __init__(self,
+                 runner,
+                 dataloader,
+                 evaluator,
+                 names: Optional[Sequence[str]] = None,
+                 fp16: bool = False) -> None:
+        self._runner = runner
+        self._build_sets(runner, dataloader, evaluator, names)
+        self.fp16 = fp16
+        self.val_loss: dict = dict()
+
+    def run(self) -> dict:
+        """Validate on every set; returns ``{'<name>/<metric>': value}``."""
+        self.runner.call_hook('before_val')
+        self.runner.call_hook('before_val_epoch')
+        self.runner.model.eval()
+        metrics = self._run_sets('val_loss')
+        self.runner.call_hook('after_val_epoch', metrics=metrics)
+        self.runner.call_hook('after_val')
+        return metrics
