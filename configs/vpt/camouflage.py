@@ -1,0 +1,10 @@
+# Deep VPT (Jia et al. 2022) on SAM ViT-H: 12 learnable prompt tokens per
+# block, appended to the keys/values of every window (windowed blocks) or of
+# the whole grid (global blocks) (491,520) plus the mask decoder: 3,997,056
+# trainable (Table 1: 4.00M).
+# Dataset and recipe: camouflaged object detection (structure loss, 20 epochs),
+# inherited unchanged from configs/decoder_only/camouflage.py.
+_base_ = ['../decoder_only/camouflage.py']
+model = dict(
+    backbone=dict(
+        adapter=dict(type='VPT', num_tokens=12)))

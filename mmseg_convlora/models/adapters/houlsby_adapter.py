@@ -1,0 +1,132 @@
+"""Adapter (Houlsby et al., "Parameter-Efficient Transfer Learning for NLP",
+ICML 2019): bottleneck MLPs after the attention and the MLP of every block.
+"""
+from functools import partial
+from typing import Dict, List, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+from .encoder_hooks import EncoderHooks, encoder_factory
+
+ADAPTER_POSITIONS = ('attn', 'mlp')
+_ACTIVATIONS = dict(GELU=nn.GELU, ReLU=nn.ReLU, SiLU=nn.SiLU)
+
+
+class BottleneckAdapter(nn.Module):
+    """``h + up(act(down(h)))`` on channels-last tokens.
+
+    ``down`` is initialised like ``nn.Linear``, ``up`` (weight and bias) at
+    zero, so the module starts as the identity (Houlsby et al. start near
+    it with small random weights; exact identity is the common choice of
+    later vision adapters, e.g. AdaptFormer).
+
+    Args:
+        dim (int): Token channels C.
+        hidden_dim (int): Bottleneck width d. Parameters: 2 C d + d + C.
+        act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, act: str = 'GELU',
+                 **factory):
+        super().__init__()
+        if act not in _ACTIVATIONS:
+            raise ValueError(f'Adapter act must be one of '
+                             f'{sorted(_ACTIVATIONS)}, got {act!r}.')
+        self.down = nn.Linear(dim, hidden_dim, **factory)
+        self.act = _ACTIVATIONS[act]()
+        self.up = nn.Linear(hidden_dim, dim, **factory)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.up(self.act(self.down(x)))
+
+
+@MODELS.register_module()
+class Adapter(BaseSAMAdapter):
+    """Houlsby-style bottleneck adapters in every block of SAM's ViT.
+
+    In each block the sub-layer outputs pass through a
+    :class:`BottleneckAdapter` before the residual addition::
+
+        x = x + A_attn(Attn(LN1(x)))
+        x = x + A_mlp(MLP(LN2(x)))
+
+    implemented as forward hooks on ``blocks.i.attn`` and ``blocks.i.mlp``
+    (see :class:`EncoderHooks`): the frozen modules are not replaced, their
+    state-dict keys stay SAM's, and other adapters (LoRA, Conv-LoRA, VPT,
+    SSF) compose in any order. In windowed blocks the attention output is
+    still in window layout when the hook sees it; the adapter acts per token,
+    so this equals applying it after the windows are merged (padding tokens
+    are dropped by SAM afterwards). Identity at initialisation.
+
+    With ``hidden_dim=2`` at both positions, ViT-H gets 64 adapters of
+    6,402 parameters = 409,728, so 3,915,264 trainable with the binary
+    decoder (paper: 3.92M).
+
+    Args:
+        hidden_dim (int): Bottleneck width d. Default 2.
+        positions (Sequence[str]): Any of 'attn', 'mlp'. Default both.
+        act (str): Bottleneck activation. Default 'GELU'.
+        init_cfg (dict, optional): Unused.
+    """
+
+    needs_encoder_grad = True
+
+    def __init__(self,
+                 hidden_dim: int = 2,
+                 positions: Union[str, Sequence[str]] = ADAPTER_POSITIONS,
+                 act: str = 'GELU',
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(hidden_dim, int) or hidden_dim <= 0:
+            raise ValueError(f'Adapter hidden_dim must be a positive '
+                             f'integer, got {hidden_dim!r}.')
+        positions = (positions, ) if isinstance(positions, str) \
+            else tuple(positions)
+        bad = [p for p in positions if p not in ADAPTER_POSITIONS]
+        if bad or not positions:
+            raise ValueError(f'Adapter positions must be a non-empty subset '
+                             f'of {ADAPTER_POSITIONS}, got {positions!r}.')
+        if act not in _ACTIVATIONS:
+            raise ValueError(f'Adapter act must be one of '
+                             f'{sorted(_ACTIVATIONS)}, got {act!r}.')
+        self.hidden_dim = hidden_dim
+        self.positions = positions
+        self.act = act
+        # blocks[i][position]; built in apply_to (depth known there)
+        self.blocks = nn.ModuleList()
+        self._hooks = EncoderHooks()
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        if len(self.blocks):
+            raise RuntimeError('Adapter.apply_to was already called.')
+        factory = encoder_factory(encoder)
+        dim = encoder.patch_embed.proj.out_channels
+        self._hooks.bind(encoder)
+        for i in range(len(encoder.blocks)):
+            self.blocks.append(
+                nn.ModuleDict({
+                    pos: BottleneckAdapter(dim, self.hidden_dim, self.act,
+                                           **factory)
+                    for pos in self.positions
+                }))
+            for pos in self.positions:
+                self._hooks.add(f'blocks.{i}.{pos}',
+                                partial(self._hook, i, pos))
+        return []
+
+    def _hook(self, index: int, position: str, module: nn.Module, args,
+              output: torch.Tensor) -> torch.Tensor:
+        return self.blocks[index][position](output)
+
+    def extra_repr(self) -> str:
+        return (f'hidden_dim={self.hidden_dim}, positions={self.positions}, '
+                f'act={self.act!r}')
+
+    def hooked_modules(self) -> Dict[str, nn.Module]:
+        """Encoder module name -> the module currently hooked."""
+        return {n: self._hooks.module(n) for n in self._hooks.names}

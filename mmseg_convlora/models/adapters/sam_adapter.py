@@ -1,0 +1,161 @@
+"""SAM-Adapter (Chen et al., "SAM Fails to Segment Anything? -- SAM-Adapter:
+Adapting SAM in Underperformed Scenes: Camouflage, Shadow, Medical Image
+Segmentation, and More", 2023), built on Explicit Visual Prompting (Liu et
+al., CVPR 2023): task-specific prompts from the image's high-frequency
+components and the patch embedding, added to the tokens before every block.
+"""
+import math
+from functools import partial
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+from .cad import high_frequency_components
+from .encoder_hooks import EncoderHooks, encoder_factory
+
+
+@MODELS.register_module()
+class SAMAdapter(BaseSAMAdapter):
+    """SAM-Adapter's prompt generator on SAM's frozen ViT.
+
+    With C the ViT width and c = C / ``scale_factor``::
+
+        F_hfc = Conv16x16/16(HFC(image))          # 3 -> c, one per patch
+        F_pe  = Linear(C, c)(patch_embed(image))  # before the position emb.
+        f     = F_hfc + F_pe                      # (B, h, w, c)
+        P_i   = Linear_shared(c, C)(GELU(Linear_i(c, c)(f)))
+        x_i   = x_i + P_i                         # input of block i
+
+    ``HFC`` is the high-pass of the (normalised) network input that SAM-
+    Adapter uses: ``fft2`` (norm 'forward'), zero the centred low-frequency
+    square covering ``freq_rate`` (0.25) of the spectrum, inverse, absolute
+    value (:func:`high_frequency_components`, shared with CAD). The
+    per-block ``Linear_i`` + GELU are the "lightweight MLPs", the up
+    projection is shared by all blocks, as in the reference code.
+    Implemented with hooks (:class:`EncoderHooks`): one on ``patch_embed``
+    computes ``f``, a pre-hook on each block adds its ``P_i`` (computed
+    there, so the 32 full-width prompts of ViT-H are never held at once;
+    ``f`` is kept until the next forward, so activation checkpointing
+    (``with_cp``) can recompute the blocks in backward).
+
+    Initialisation as the reference (EVP): Linear weights truncated normal
+    (std 0.02), biases 0; the conv normal with std sqrt(2 / fan_out). Start
+    state: **not** the identity (the prompts are non-zero from the start);
+    ``zero_init=True`` zeroes the shared up projection so the model starts
+    exactly as SAM.
+
+    Parameters: ``32 c^2 + 3,362 c + 1,280`` for ViT-H (C = 1280, 32
+    blocks, 16 x 16 x 3 patches). ``scale_factor=16`` (c = 80): 475,040, so
+    3,980,576 trainable with the binary decoder (paper: 3.98M). (The public
+    SAM-Adapter ViT-H config uses 32, giving 186,960.)
+
+    Args:
+        scale_factor (int): C / c. Default 16.
+        freq_rate (float): Spectrum fraction removed by the high-pass.
+            Default 0.25.
+        handcrafted_tune (bool): Use the high-frequency branch. Default True.
+        embedding_tune (bool): Use the patch-embedding branch. Default True.
+        zero_init (bool): Start at exactly pretrained SAM. Default False.
+        init_cfg (dict, optional): Unused.
+    """
+
+    needs_encoder_grad = True
+
+    def __init__(self,
+                 scale_factor: int = 16,
+                 freq_rate: float = 0.25,
+                 handcrafted_tune: bool = True,
+                 embedding_tune: bool = True,
+                 zero_init: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(scale_factor, int) or scale_factor <= 0:
+            raise ValueError(f'SAMAdapter scale_factor must be a positive '
+                             f'integer, got {scale_factor!r}.')
+        if not (handcrafted_tune or embedding_tune):
+            raise ValueError('SAMAdapter needs handcrafted_tune and/or '
+                             'embedding_tune.')
+        self.scale_factor = scale_factor
+        self.freq_rate = freq_rate
+        self.handcrafted_tune = handcrafted_tune
+        self.embedding_tune = embedding_tune
+        self.zero_init = zero_init
+        self.lightweight_mlps = nn.ModuleList()
+        self.shared_mlp: Optional[nn.Linear] = None
+        self.embedding_generator: Optional[nn.Linear] = None
+        self.handcrafted_generator: Optional[nn.Conv2d] = None
+        self._hooks = EncoderHooks()
+        self._feature: Optional[torch.Tensor] = None
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        if self.shared_mlp is not None:
+            raise RuntimeError('SAMAdapter.apply_to was already called.')
+        factory = encoder_factory(encoder)
+        proj = encoder.patch_embed.proj
+        dim = proj.out_channels
+        if dim % self.scale_factor:
+            raise ValueError(f'SAMAdapter scale_factor={self.scale_factor} '
+                             f'must divide the ViT width {dim}.')
+        hidden = dim // self.scale_factor
+        self.shared_mlp = nn.Linear(hidden, dim, **factory)
+        if self.embedding_tune:
+            self.embedding_generator = nn.Linear(dim, hidden, **factory)
+        if self.handcrafted_tune:
+            self.handcrafted_generator = nn.Conv2d(
+                proj.in_channels, hidden, kernel_size=proj.kernel_size,
+                stride=proj.stride, padding=proj.padding, **factory)
+        for _ in range(len(encoder.blocks)):
+            self.lightweight_mlps.append(
+                nn.Sequential(nn.Linear(hidden, hidden, **factory),
+                              nn.GELU()))
+        self._init_parameters()
+        self._hooks.bind(encoder)
+        self._hooks.add('patch_embed', self._patch_embed_hook)
+        for i in range(len(encoder.blocks)):
+            self._hooks.add(f'blocks.{i}', partial(self._block_hook, i),
+                            pre=True)
+        return []
+
+    def _init_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * \
+                    m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+                nn.init.zeros_(m.bias)
+        if self.zero_init:
+            nn.init.zeros_(self.shared_mlp.weight)
+            nn.init.zeros_(self.shared_mlp.bias)
+
+    # ------------------------------------------------------------------ #
+    def _patch_embed_hook(self, module: nn.Module, args,
+                          output: torch.Tensor) -> None:
+        """``f`` from the image (the hook's input) and its patch tokens."""
+        feature = 0
+        if self.embedding_tune:
+            feature = self.embedding_generator(output)  # (B, h, w, c)
+        if self.handcrafted_tune:
+            image = args[0]
+            hfc = high_frequency_components(image, self.freq_rate)
+            hfc = self.handcrafted_generator(hfc.to(image.dtype))
+            feature = feature + hfc.permute(0, 2, 3, 1)
+        self._feature = feature
+
+    def _block_hook(self, index: int, module: nn.Module, args):
+        if self._feature is None:
+            raise RuntimeError(
+                'SAMAdapter: a block ran before the patch embedding; the '
+                'encoder must run patch_embed first (SAMViT does).')
+        x = args[0]
+        prompt = self.shared_mlp(self.lightweight_mlps[index](self._feature))
+        if prompt.shape[1:3] != x.shape[1:3]:
+            raise RuntimeError(
+                f'SAMAdapter: block {index} sees a {tuple(x.shape[1:3])} '
+                f'grid but the prompts are {tuple(prompt.shape[1:3])}.')
+        return (x + prompt.to(x.dtype), ) + tuple(args[1:])

@@ -1,0 +1,128 @@
+"""SSF (Lian et al., "Scaling & Shifting Your Features: A New Baseline for
+Efficient Model Tuning", NeurIPS 2022): a learnable per-channel scale and
+shift after the operations of the frozen ViT."""
+from functools import partial
+from typing import Dict, List, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+
+from .base_adapter import BaseSAMAdapter
+from .encoder_hooks import (EncoderHooks, channels_first, encoder_factory,
+                            match_module_names, out_channels_of)
+
+# SSF-ADA after: the patch embedding, and per block LN1, the fused qkv,
+# the attention projection, LN2, MLP fc1 (before the activation) and fc2.
+SSF_TARGETS = (
+    r'patch_embed',
+    r'blocks\.\d+\.norm1',
+    r'blocks\.\d+\.attn\.qkv',
+    r'blocks\.\d+\.attn\.proj',
+    r'blocks\.\d+\.norm2',
+    r'blocks\.\d+\.mlp\.lin1',
+    r'blocks\.\d+\.mlp\.lin2',
+)
+# add these to also scale and shift the neck (the ViT's last "norm")
+SSF_NECK_TARGETS = (r'neck\.\d+', )
+
+
+class ScaleShift(nn.Module):
+    """``y = x * scale + shift`` per channel.
+
+    Args:
+        dim (int): Channels.
+        channel_dim (int): -1 for channels-last tokens, 1 for (N, C, H, W).
+        init_std (float): ``scale ~ N(1, std)``, ``shift ~ N(0, std)``;
+            0 gives the exact identity.
+    """
+
+    def __init__(self, dim: int, channel_dim: int = -1,
+                 init_std: float = 0.02, **factory):
+        super().__init__()
+        self.channel_dim = channel_dim
+        self.scale = nn.Parameter(torch.ones(dim, **factory))
+        self.shift = nn.Parameter(torch.zeros(dim, **factory))
+        if init_std > 0:
+            nn.init.normal_(self.scale, mean=1.0, std=init_std)
+            nn.init.normal_(self.shift, std=init_std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (-1, ) if self.channel_dim == -1 else (-1, 1, 1)
+        scale = self.scale.view(shape).to(x.dtype)
+        shift = self.shift.view(shape).to(x.dtype)
+        return x * scale + shift
+
+    def extra_repr(self) -> str:
+        return f'dim={self.scale.numel()}, channel_dim={self.channel_dim}'
+
+
+@MODELS.register_module()
+class SSF(BaseSAMAdapter):
+    """Scale-and-shift every operation of SAM's frozen ViT.
+
+    A :class:`ScaleShift` is applied to the output of each encoder module
+    whose name matches ``targets`` (default :data:`SSF_TARGETS`: the patch
+    embedding and, per block, ``norm1``, ``attn.qkv`` (3C), ``attn.proj``,
+    ``norm2``, ``mlp.lin1`` (4C, before the GELU) and ``mlp.lin2``, as SSF
+    does in a ViT), through forward hooks (:class:`EncoderHooks`): nothing is
+    replaced, so the frozen keys stay SAM's and LoRA/Conv-LoRA/VPT/Adapter
+    compose in any order. The affine parameters could be merged into the
+    preceding linear layers after training (not done here).
+
+    Parameters: 2 x (11 C per block + C): 903,680 on ViT-H, so 4,409,216
+    trainable with the binary decoder (paper: 4.42M). Adding
+    :data:`SSF_NECK_TARGETS` (the neck, 2 x 4 x 256) gives 4,411,264.
+
+    Start state: SSF's initialisation, ``scale ~ N(1, 0.02)``,
+    ``shift ~ N(0, 0.02)``, close to but not exactly pretrained SAM;
+    ``init_std=0`` starts exactly at SAM.
+
+    Args:
+        targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
+        init_std (float): Std of the initial scale (around 1) and shift
+            (around 0). Default 0.02.
+        init_cfg (dict, optional): Unused.
+    """
+
+    needs_encoder_grad = True
+
+    def __init__(self,
+                 targets: Union[str, Sequence[str]] = SSF_TARGETS,
+                 init_std: float = 0.02,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.targets = targets
+        self.init_std = init_std
+        # module name with '.' -> '_' (ModuleDict keys cannot hold dots)
+        self.scale_shift = nn.ModuleDict()
+        self._hooks = EncoderHooks()
+
+    @staticmethod
+    def key(name: str) -> str:
+        """The ModuleDict key of the encoder module ``name``."""
+        return name.replace('.', '_')
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        if len(self.scale_shift):
+            raise RuntimeError('SSF.apply_to was already called.')
+        names = match_module_names(encoder, self.targets, 'SSF')
+        factory = encoder_factory(encoder)
+        self._hooks.bind(encoder)
+        for name in names:
+            module = encoder.get_submodule(name)
+            self.scale_shift[self.key(name)] = ScaleShift(
+                out_channels_of(module),
+                channel_dim=1 if channels_first(module) else -1,
+                init_std=self.init_std,
+                **factory)
+            self._hooks.add(name, partial(self._hook, self.key(name)))
+        return []
+
+    def _hook(self, key: str, module: nn.Module, args,
+              output: torch.Tensor) -> torch.Tensor:
+        return self.scale_shift[key](output)
+
+    def hooked_modules(self) -> Dict[str, nn.Module]:
+        """Encoder module name -> the module currently hooked."""
+        return {n: self._hooks.module(n) for n in self._hooks.names}

@@ -1,0 +1,80 @@
+"""tools/test.py --show-dir writes overlays through mmseg's visualiser for a
+binary (demo shadow) and a multi-class (demo squares/discs) model.
+
+The tools run in this process (their ``main(argv)``), which saves the
+interpreter start and imports of a subprocess; each run gets its own
+visualiser name because mmengine keeps visualisers as named singletons.
+"""
+import glob
+import importlib.util
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+import mmseg_convlora  # noqa: F401
+from mmseg_convlora.testing import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def cfg_options(data_dir):
+    opts = [f'model.sam_checkpoint={osp.join(data_dir, "tiny_sam.pth")}']
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={data_dir}')
+    return opts
+
+
+def load_tool(*parts):
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def save_untrained(config, data_dir, path):
+    """A checkpoint of the freshly built model (what --show-dir draws does
+    not depend on training)."""
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(config)
+    cfg.model.sam_checkpoint = osp.join(data_dir, 'tiny_sam.pth')
+    model = MODELS.build(cfg.model)
+    torch.save(dict(state_dict=model.state_dict(), meta={}), path)
+
+
+@pytest.mark.parametrize('task', ['shadow', 'multiclass'])
+def test_show_dir_writes_overlays(task, demo_data, tmp_path):
+    if task == 'shadow':
+        config = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
+        data = demo_data
+    else:
+        config = osp.join(REPO, 'configs', 'demo', 'tiny_multiclass.py')
+        data = str(tmp_path / 'demo_multiclass')
+        load_tool('make_demo_data.py').main(
+            ['--task', 'multiclass', '--out', data, '--num-train', '4'])
+    ckpt = str(tmp_path / 'model.pth')
+    save_untrained(config, data, ckpt)
+    show = str(tmp_path / 'show')
+    load_tool('test.py').main([
+        config, ckpt, '--work-dir',
+        str(tmp_path / 'work'), '--show-dir', show, '--cfg-options',
+        f'visualizer.name=show_dir_{task}'
+    ] + cfg_options(data))
+    pngs = sorted(glob.glob(osp.join(show, 'vis_data', 'vis_image',
+                                     '*.png')))
+    assert len(pngs) == 8  # every test image (interval 1)
+    for png in pngs[:2]:
+        drawn = cv2.imread(png)
+        name = osp.basename(png)[len('test_'):-len('_0.png')]
+        image = cv2.imread(osp.join(data, 'val', 'images', name))
+        h, w = image.shape[:2]
+        # ground truth | prediction, each at the image's own size
+        assert drawn.shape == (h, 2 * w, 3)
+        assert not np.array_equal(drawn[:, :w], image)  # something drawn

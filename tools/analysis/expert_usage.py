@@ -1,0 +1,317 @@
+"""How often each Conv-LoRA expert (scale) is selected, per layer and overall
+(the Conv-LoRA paper's Figure 8).
+
+Usage:
+    python tools/analysis/expert_usage.py CONFIG CHECKPOINT [--out DIR]
+        [--split test|val] [--max-images N] [--device cpu|cuda]
+        [--cfg-options k=v ...]
+
+Runs the model (eval mode, so the gate has no noise) over the test (or val)
+dataset(s) of CONFIG - all of them when the config lists several named test
+sets - and counts, for every Conv-LoRA layer, which expert each routed sample
+was sent to. A sample is one image in SAM's global-attention blocks and one
+attention window (25 per image at 1024 px) in the windowed blocks, because
+Conv-LoRA routes each window on its own. Writes to DIR (default
+``work_dirs/expert_usage/<config name>``):
+
+* ``expert_usage.png``: per-layer heat map of the selection frequency of
+  each expert (scale 1..M) and the overall distribution (all routed samples
+  of all layers pooled);
+* ``expert_usage.json``: the raw counts per layer and overall;
+
+and prints the same as a table. CHECKPOINT is a checkpoint written by
+``tools/train.py`` (trainable weights only; the frozen SAM weights come from
+the config's ``model.sam_checkpoint``).
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import mmseg_convlora  # noqa: F401,E402  registers the plugin
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Conv-LoRA expert (scale) selection frequencies')
+    parser.add_argument('config', help='config file (with a ConvLoRA '
+                        'adapter)')
+    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
+    parser.add_argument('--out', help='output folder (default '
+                        'work_dirs/expert_usage/<config name>)')
+    parser.add_argument('--split', choices=['test', 'val'], default='test',
+                        help='which dataloader(s) of the config to run')
+    parser.add_argument('--max-images', type=int, default=None,
+                        help='stop after this many images (all by default)')
+    parser.add_argument('--device', default=None,
+                        help="'cpu' or 'cuda' (default: cuda if available)")
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. '
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+    return parser.parse_args(argv)
+
+
+def load_trainable_checkpoint(model: torch.nn.Module, path: str) -> None:
+    """Load a (trainable-only) checkpoint onto a model built from a config.
+
+    Refuses checkpoints of another arch/adapter (as training does), and
+    checkpoints that lack trainable weights of the model.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
+        peft_signature
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path!r} not found.')
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{path!r} holds no state dict.')
+    state = {k[7:] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    saved = ckpt.get('meta', {}).get('peft') if isinstance(ckpt,
+                                                           dict) else None
+    if saved is not None:
+        current = peft_signature(model)
+        diff = {k: (saved.get(k), v) for k, v in current.items()
+                if saved.get(k) != v}
+        if diff:
+            raise RuntimeError(
+                f'{path!r} was trained with another model than the config '
+                f'builds: {diff} (checkpoint, config).')
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise RuntimeError(
+            f'{path!r} has weights this model does not have: '
+            f'{result.unexpected_keys[:8]}')
+    missing_trainable = [
+        n for n, p in model.named_parameters()
+        if p.requires_grad and n in set(result.missing_keys)
+    ]
+    if missing_trainable:
+        raise RuntimeError(
+            f'{path!r} lacks trainable weights of this model, e.g. '
+            f'{missing_trainable[:8]}; is it a checkpoint of this config?')
+
+
+def conv_lora_layers(model) -> Dict[str, object]:
+    """Encoder module name -> ConvLoRALinear, for every Conv-LoRA adapter."""
+    from mmseg_convlora.models.adapters import ConvLoRA
+    backbone = model.backbone
+    ids = {}
+    for adp in getattr(backbone, 'adapters', []):
+        if isinstance(adp, ConvLoRA):
+            ids.update({id(layer): layer for layer in adp.layers})
+    if not ids:
+        raise ValueError(
+            'The config has no ConvLoRA adapter (model.backbone.adapter), '
+            'so there are no experts to count.')
+    return {name: mod for name, mod in backbone.encoder.named_modules()
+            if id(mod) in ids}
+
+
+def block_kind(model, name: str) -> str:
+    """'window' or 'global' for the block holding the layer ``name``."""
+    parts = name.split('.')
+    if len(parts) > 1 and parts[0] == 'blocks' and parts[1].isdigit():
+        block = model.backbone.encoder.blocks[int(parts[1])]
+        return 'window' if getattr(block, 'window_size', 0) > 0 else 'global'
+    return '-'
+
+
+def build_loaders(cfg, split: str) -> List[tuple]:
+    from mmengine.runner import Runner
+    key = f'{split}_dataloader'
+    if key not in cfg or cfg[key] is None:
+        raise ValueError(f'The config has no {key}.')
+    entries = cfg[key]
+    entries = list(entries) if isinstance(entries, (list, tuple)) \
+        else [entries]
+    loaders = []
+    for i, entry in enumerate(entries):
+        entry = copy.deepcopy(entry)
+        name = entry.pop('name', None) or f'{split}{i if i else ""}'
+        entry.pop('evaluator', None)
+        entry['num_workers'] = min(int(entry.get('num_workers', 0)), 2)
+        if entry['num_workers'] == 0:
+            entry['persistent_workers'] = False
+        loaders.append((name, Runner.build_dataloader(entry)))
+    return loaders
+
+
+def count_experts(model, loaders, device, max_images: Optional[int] = None):
+    """Run the model and count expert selections per layer.
+
+    Returns:
+        tuple: (counts: dict layer -> LongTensor (M,), num_images)
+    """
+    layers = conv_lora_layers(model)
+    counts = {
+        name: torch.zeros(layer.num_experts, dtype=torch.long,
+                          device=device)
+        for name, layer in layers.items()
+    }
+
+    def make_hook(name):
+        def hook(module, args, output):
+            ids = module.last_expert_ids
+            counts[name] += torch.bincount(
+                ids.reshape(-1), minlength=module.num_experts)
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(name))
+               for name, layer in layers.items()]
+    seen = 0
+    model.eval()
+    try:
+        with torch.no_grad():
+            for _, loader in loaders:
+                for batch in loader:
+                    if max_images is not None and seen >= max_images:
+                        break
+                    if max_images is not None:
+                        keep = max_images - seen
+                        batch = {k: v[:keep] for k, v in batch.items()}
+                    model.test_step(batch)
+                    seen += len(batch['inputs'])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {k: v.cpu() for k, v in counts.items()}, seen
+
+
+def format_table(model, counts: Dict[str, torch.Tensor]) -> str:
+    num_experts = max(len(c) for c in counts.values())
+    header = (f'{"layer":<22} {"attn":<6} {"samples":>8} ' + ' '.join(
+        f'{"s=" + str(i + 1):>6}' for i in range(num_experts)))
+    lines = [header, '-' * len(header)]
+    total = torch.zeros(num_experts, dtype=torch.long)
+    for name, c in counts.items():
+        n = int(c.sum())
+        total[:len(c)] += c
+        frac = (c.double() / max(n, 1) * 100).tolist()
+        lines.append(f'{name:<22} {block_kind(model, name):<6} {n:>8} ' +
+                     ' '.join(f'{f:>5.1f}%' for f in frac))
+    lines.append('-' * len(header))
+    n = int(total.sum())
+    frac = (total.double() / max(n, 1) * 100).tolist()
+    lines.append(f'{"overall":<22} {"":<6} {n:>8} ' +
+                 ' '.join(f'{f:>5.1f}%' for f in frac))
+    return '\n'.join(lines)
+
+
+def plot(model, counts: Dict[str, torch.Tensor], path: str,
+         title: str = '') -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(counts)
+    num_experts = max(len(c) for c in counts.values())
+    freq = np.zeros((len(names), num_experts))
+    for i, name in enumerate(names):
+        c = counts[name].double().numpy()
+        freq[i, :len(c)] = c / max(c.sum(), 1)
+    total = sum(counts[n].double().numpy() for n in names)
+    total = total / max(total.sum(), 1)
+
+    height = 1.6 + 0.32 * len(names)
+    fig, (ax0, ax1) = plt.subplots(
+        1, 2, figsize=(4 + 0.55 * num_experts * 2, max(height, 3.2)),
+        gridspec_kw=dict(width_ratios=[1.2, 1]))
+    im = ax0.imshow(freq, aspect='auto', cmap='viridis', vmin=0, vmax=1)
+    ax0.set_xticks(range(num_experts))
+    ax0.set_xticklabels([str(i + 1) for i in range(num_experts)])
+    ax0.set_xlabel('expert scale')
+    ax0.set_yticks(range(len(names)))
+    ax0.set_yticklabels([
+        f'{n.replace(".attn.qkv", "")} ({block_kind(model, n)[0]})'
+        for n in names
+    ], fontsize=7)
+    ax0.set_title('selection frequency per layer')
+    if len(names) * num_experts <= 400:
+        for i in range(len(names)):
+            for j in range(num_experts):
+                ax0.text(j, i, f'{freq[i, j]:.2f}', ha='center',
+                         va='center', fontsize=6,
+                         color='white' if freq[i, j] < 0.5 else 'black')
+    fig.colorbar(im, ax=ax0, fraction=0.046, pad=0.04)
+    ax1.bar(range(1, num_experts + 1), total, color='tab:blue')
+    ax1.set_xticks(range(1, num_experts + 1))
+    ax1.set_xlabel('expert scale')
+    ax1.set_ylabel('fraction of routed samples')
+    ax1.set_ylim(0, 1)
+    ax1.set_title('overall (all layers)')
+    for x, y in zip(range(1, num_experts + 1), total):
+        ax1.text(x, y + 0.01, f'{y:.2f}', ha='center', fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    from mmseg.registry import MODELS
+
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = MODELS.build(cfg.model)
+    load_trainable_checkpoint(model, args.checkpoint)
+    model.to(device)
+    loaders = build_loaders(cfg, args.split)
+    counts, num_images = count_experts(model, loaders, device,
+                                       args.max_images)
+    if num_images == 0:
+        raise RuntimeError('No images were run (empty dataset?).')
+
+    out = args.out or osp.join(
+        'work_dirs', 'expert_usage',
+        osp.splitext(osp.basename(args.config))[0])
+    os.makedirs(out, exist_ok=True)
+    table = format_table(model, counts)
+    sets = ', '.join(name for name, _ in loaders)
+    print(f'Conv-LoRA expert usage over {num_images} images ({sets}); '
+          'a sample is one image in global blocks and one window in '
+          'windowed blocks.')
+    print(table)
+    png = osp.join(out, 'expert_usage.png')
+    plot(model, counts, png,
+         title=f'{osp.basename(args.config)}: {num_images} images')
+    total = sum(c for c in counts.values())
+    with open(osp.join(out, 'expert_usage.json'), 'w') as f:
+        json.dump(
+            dict(
+                config=args.config,
+                checkpoint=args.checkpoint,
+                split=args.split,
+                datasets=[name for name, _ in loaders],
+                num_images=num_images,
+                scales=list(range(1, len(total) + 1)),
+                layers={
+                    name: dict(attn=block_kind(model, name),
+                               counts=c.tolist())
+                    for name, c in counts.items()
+                },
+                overall=total.tolist()), f, indent=1)
+    print(f'Saved {png} and {osp.join(out, "expert_usage.json")}')
+    return counts
+
+
+if __name__ == '__main__':
+    main()
