@@ -1,5 +1,6 @@
 """Helpers shared by the test suite (tiny model configs, running tools)."""
 import copy
+import uuid
 import os.path as osp
 import subprocess
 import sys
@@ -58,6 +59,9 @@ def demo_config(data_dir: str, work_dir: str, **overrides):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py'))
     cfg.work_dir = work_dir
+    # mmengine keeps one visualizer per name per process; a unique name
+    # keeps in-process runs from writing into each other's work dirs
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex[:12]}'
     cfg.model.sam_checkpoint = osp.join(data_dir, 'tiny_sam.pth')
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_dir

@@ -2,7 +2,8 @@
 
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+        [--show-dir DIR [--show-interval N] [--show-alpha A]]
+        [--cfg-options k=v ...] [--launcher ...]
 
 Checkpoints written by training hold only the trainable weights; the frozen
 SAM weights are read from the config's ``model.sam_checkpoint``.
@@ -17,6 +18,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmseg_convlora.engine import init_dist_on_cpu  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,7 +39,16 @@ def parse_args(argv=None):
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images are saved (under the work dir)')
+        help='directory where the overlays (ground truth left, prediction '
+        'right, class colours from the dataset palette) are saved, as '
+        'DIR/vis_data/vis_image/test_<image name>_0.png')
+    parser.add_argument(
+        '--show-interval', type=int, default=1,
+        help='with --show/--show-dir draw every N-th test batch (default 1: '
+        'every image)')
+    parser.add_argument(
+        '--show-alpha', type=float, default=0.5,
+        help='opacity of the class colours over the image (default 0.5)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -68,6 +79,8 @@ def trigger_visualization_hook(cfg, args):
             "visualization=dict(type='SegVisualizationHook')")
     hook = default_hooks['visualization']
     hook['draw'] = True
+    hook['interval'] = args.show_interval
+    cfg.visualizer['alpha'] = args.show_alpha
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -95,13 +108,18 @@ def main(argv=None):
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        # a list of test sets (MultiDatasetTestLoop): each gets the TTA
+        loaders = cfg.test_dataloader if isinstance(
+            cfg.test_dataloader, (list, tuple)) else [cfg.test_dataloader]
+        for loader in loaders:
+            loader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='SavePredictionsHook', out_dir=args.out)
         ]
+    init_dist_on_cpu(args.launcher, cfg)  # torchrun without GPUs: gloo
     runner = Runner.from_cfg(cfg)
     return runner.test()
 

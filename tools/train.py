@@ -2,7 +2,8 @@
 
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--amp-dtype {float16,bfloat16}] [--cfg-options k=v ...]
+        [--amp-dtype {float16,bfloat16}] [--nonfinite {raise,skip}]
+        [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
@@ -18,6 +19,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
+from mmseg_convlora.engine import init_dist_on_cpu  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,6 +44,12 @@ def parse_args(argv=None):
         choices=['float16', 'bfloat16'],
         default='float16',
         help='autocast dtype for --amp (bfloat16 needs no loss scaling)')
+    parser.add_argument(
+        '--nonfinite',
+        choices=['raise', 'skip'],
+        help='what a NaN/inf loss does: stop training naming the iteration '
+        'and loss term (raise, the configs\' default) or skip that '
+        'optimizer step (skip)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -73,8 +81,22 @@ def setup_amp(cfg: Config, dtype: str) -> None:
             f'uses {wrapper!r}. Set AmpOptimWrapper in the config instead.')
     cfg.optim_wrapper.type = 'AmpOptimWrapper'
     cfg.optim_wrapper.dtype = dtype
+    if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+        cfg.optim_wrapper.use_fsdp = True  # ShardedGradScaler
     # bf16 has fp32's range: loss scaling would only cost time
     cfg.optim_wrapper.loss_scale = 'dynamic' if dtype == 'float16' else 1.0
+
+
+def setup_nonfinite(cfg: Config, action: str) -> None:
+    """Set (or add) the NonFiniteLossHook's action."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    for hook in hooks:
+        if hook.get('type') == 'NonFiniteLossHook':
+            hook['action'] = action
+            break
+    else:
+        hooks.append(dict(type='NonFiniteLossHook', action=action))
+    cfg.custom_hooks = hooks
 
 
 def main(argv=None):
@@ -90,6 +112,8 @@ def main(argv=None):
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         setup_amp(cfg, args.amp_dtype)
+    if args.nonfinite is not None:
+        setup_nonfinite(cfg, args.nonfinite)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -102,6 +126,9 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
+    # torchrun on a machine without GPUs: start gloo before mmengine tries
+    # to select a CUDA device
+    init_dist_on_cpu(args.launcher, cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()

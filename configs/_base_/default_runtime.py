@@ -6,6 +6,10 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+# Used only under DDP (tools/dist_train.sh): picks find_unused_parameters
+# for the model (True only for Conv-LoRA with grouped expert dispatch) and
+# synchronises CAD's BatchNorm (see mmseg_convlora/engine/distributed.py).
+model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
@@ -18,4 +22,10 @@ custom_hooks = [
     # model.sam_checkpoint
     dict(type='TrainableCheckpointHook'),
     dict(type='ParamCountHook'),
+    # --resume repeats the interrupted run exactly (RNG state in the
+    # checkpoint) and checkpoints are written atomically
+    dict(type='ExactResumeHook'),
+    # a NaN/inf loss stops training before the optimizer step
+    # (tools/train.py --nonfinite skip: skip such steps instead)
+    dict(type='NonFiniteLossHook', action='raise'),
 ]

@@ -23,14 +23,14 @@ model = dict(
             num_classes=num_classes,
             num_points=1024)))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations'),
     dict(type='Resize', scale=(128, 128), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(128, 128), keep_ratio=False),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),

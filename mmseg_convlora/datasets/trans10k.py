@@ -76,7 +76,7 @@ class Trans10KDataset(BaseSegDataset):
     .. code-block:: python
 
         train_pipeline = [
-            dict(type='LoadImageFromFile'),
+            dict(type='LoadImageChecked'),
             dict(type='LoadTrans10KAnnotations'),  # version from the dataset
             dict(type='RandomResize', scale=(1024, 1024),
                  ratio_range=(0.5, 2.0), keep_ratio=True),

@@ -3,14 +3,14 @@ dataset_type = 'SBUShadowDataset'
 data_root = 'data/SBU'
 img_scale = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     # after Resize: metrics compare against the mask at its own resolution
     dict(type='LoadBinaryAnnotations'),

@@ -1,9 +1,14 @@
+from .exact_resume_hook import (AtomicLocalBackend, ExactResumeHook,
+                                SafeCheckpointHook, atomic_write)
+from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .param_count_hook import ParamCountHook
 from .save_predictions_hook import SavePredictionsHook
 from .trainable_checkpoint_hook import (TrainableCheckpointHook,
                                         peft_signature, trainable_state_keys)
 
 __all__ = [
+    'AtomicLocalBackend', 'ExactResumeHook', 'SafeCheckpointHook',
+    'atomic_write', 'NonFiniteLossError', 'NonFiniteLossHook',
     'ParamCountHook', 'SavePredictionsHook', 'TrainableCheckpointHook', 'peft_signature',
     'trainable_state_keys'
 ]

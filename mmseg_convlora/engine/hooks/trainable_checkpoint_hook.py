@@ -6,14 +6,25 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 
+# Module-name parts that FSDP and activation-checkpoint wrappers insert;
+# the state dicts they produce do not contain them.
+_WRAPPER_PARTS = ('_fsdp_wrapped_module', '_checkpoint_wrapped_module')
+
+
+def _clean_name(name: str) -> str:
+    return '.'.join(p for p in name.split('.') if p not in _WRAPPER_PARTS)
+
+
 def trainable_state_keys(model) -> Set[str]:
     """State-dict keys that training can change.
 
     Trainable parameters, plus buffers of modules that own a trainable
-    parameter (e.g. BatchNorm statistics in CAD).
+    parameter (e.g. BatchNorm statistics in CAD). Names are those of the
+    unwrapped model (FSDP units inside the model are looked through).
     """
     keys = set()
     for mod_name, module in model.named_modules():
+        mod_name = _clean_name(mod_name)
         prefix = mod_name + '.' if mod_name else ''
         own = list(module.named_parameters(recurse=False))
         trainable = False

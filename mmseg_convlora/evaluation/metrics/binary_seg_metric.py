@@ -74,6 +74,9 @@ class BinarySegMetric(BaseMetric):
                 print_log(
                     'BinarySegMetric: skipping an image without valid GT '
                     'pixels', logger='current')
+                # A placeholder keeps one result per image: under DDP
+                # mmengine drops the sampler's padded duplicates by position.
+                self.results.append(dict(skipped=True))
                 continue
             self.results.append(
                 binary_counts(prob > self.threshold, gt, valid))
@@ -88,6 +91,7 @@ class BinarySegMetric(BaseMetric):
             dict[str, float]: ``IoU``, ``Dice``, ``Acc``, ``Jaccard``,
             ``threshold_Jaccard`` in percent.
         """
+        results = [r for r in results if not r.get('skipped')]
         if not results:
             return dict()
         c = {

@@ -1,0 +1,193 @@
+"""Kill-and-resume without loss, and checkpoints that survive a failed save.
+
+* A ``tools/train.py`` subprocess (tiny Conv-LoRA: noisy gate, random flips,
+  validation in between) is SIGKILLed after its first checkpoint; ``--resume``
+  finishes it with weights equal to an uninterrupted run's
+  (ExactResumeHook restores the RNG state).
+* A save that dies half-way leaves the previous checkpoint and the
+  ``last_checkpoint`` pointer intact, even with ``max_keep_ckpts=1``, and
+  resume picks that checkpoint (SafeCheckpointHook); mmengine's own hook
+  would have lost it.
+"""
+import os
+import os.path as osp
+import uuid
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.fileio import LocalBackend
+from mmengine.runner import Runner
+
+import mmseg_convlora.engine.hooks.exact_resume_hook as erh
+from mmseg_convlora.engine.hooks import atomic_write
+from mmseg_convlora.testing import demo_config, run_tool
+
+pytestmark = pytest.mark.slow
+HERE = osp.dirname(osp.abspath(__file__))
+MAX_ITERS = 4
+
+
+def iter_cfg(cfg, max_iters=MAX_ITERS, val_interval=2, keep=1):
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                         val_interval=val_interval)
+    cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
+                                begin=0, end=max_iters, by_epoch=False)]
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False, interval=2,
+        max_keep_ckpts=keep)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    cfg.val_dataloader.dataset.indices = 2
+    # a visualizer of its own: mmengine keeps one instance per name per
+    # process, and a later in-process Runner would write into this one's dir
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'
+    return cfg
+
+
+def write_cfg(path, demo_data, kill_at=None):
+    cfg = iter_cfg(demo_config(demo_data, 'unused'))
+    cfg.custom_imports = dict(imports=['mmseg_convlora', 'fault_hooks'],
+                              allow_failed_imports=False)
+    if kill_at is not None:
+        cfg.custom_hooks = list(cfg.custom_hooks) + [
+            dict(type='SelfKillHook', at_iter=kill_at)]
+    cfg.dump(str(path))
+    return str(path)
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(demo_data, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setenv('PYTHONPATH',
+                       HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    work = str(tmp_path / 'work')
+    killed = run_tool(['tools/train.py',
+                       write_cfg(tmp_path / 'kill.py', demo_data, kill_at=3),
+                       '--work-dir', work])
+    assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().strip().endswith('iter_2.pth')
+    assert not osp.exists(osp.join(work, 'iter_4.pth'))
+
+    resumed = run_tool(['tools/train.py',
+                        write_cfg(tmp_path / 'resume.py', demo_data),
+                        '--work-dir', work, '--resume'])
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'Restored the RNG state of the checkpoint' in log
+    final = torch.load(osp.join(work, f'iter_{MAX_ITERS}.pth'),
+                       weights_only=True)
+
+    # the uninterrupted run, same config
+    cfg = Config.fromfile(str(tmp_path / 'resume.py'))
+    cfg.work_dir = str(tmp_path / 'full')
+    full = Runner.from_cfg(cfg)
+    full.train()
+    state = full.model.state_dict()
+    keys = final['state_dict'].keys()
+    assert any('experts' in k for k in keys) and any('w_gate' in k
+                                                     for k in keys)
+    for key in keys:
+        assert torch.equal(final['state_dict'][key], state[key]), key
+
+
+def small_cfg(demo_data, work_dir, safe=True):
+    cfg = iter_cfg(demo_config(demo_data, work_dir,
+                               **{'model.backbone.adapter': None}),
+                   max_iters=4, val_interval=100, keep=1)
+    if not safe:
+        cfg.custom_hooks = [
+            h if h['type'] != 'ExactResumeHook' else dict(
+                type='ExactResumeHook', safe_checkpoints=False)
+            for h in cfg.custom_hooks]
+    return cfg
+
+
+def _half_then_fail(f, data):
+    f.write(data[:len(data) // 2])
+    raise OSError('simulated crash in the middle of a save')
+
+
+def test_failed_save_keeps_previous_checkpoint_and_resume_uses_it(
+        demo_data, tmp_path, monkeypatch):
+    work = str(tmp_path / 'work')
+    real_write = erh._write_all
+
+    def write(f, data):
+        if 'iter_4.pth' in f.name:
+            return _half_then_fail(f, data)
+        return real_write(f, data)
+
+    monkeypatch.setattr(erh, '_write_all', write)
+    runner = Runner.from_cfg(small_cfg(demo_data, work))
+    with pytest.raises(OSError, match='simulated crash'):
+        runner.train()
+    monkeypatch.setattr(erh, '_write_all', real_write)
+    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
+        'iter_2.pth'
+    ]
+    assert not [f for f in os.listdir(work) if '.tmp-' in f]
+    with open(osp.join(work, 'last_checkpoint')) as f:
+        assert f.read().strip().endswith('iter_2.pth')
+    ckpt = torch.load(osp.join(work, 'iter_2.pth'), weights_only=True)
+    assert ckpt['meta']['iter'] == 2 and 'rng_state' in ckpt
+
+    cfg = small_cfg(demo_data, work)
+    cfg.resume = True
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.iter == 4
+    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
+        'iter_4.pth'
+    ]
+
+
+def test_mmengine_checkpoint_hook_alone_loses_the_checkpoint(
+        demo_data, tmp_path, monkeypatch):
+    """Why SafeCheckpointHook exists: with max_keep_ckpts=1 mmengine deletes
+    the previous checkpoint before writing the next one in place."""
+    work = str(tmp_path / 'work')
+    real_put = LocalBackend.put
+
+    def put(self, obj, filepath):
+        if str(filepath).endswith('iter_4.pth'):
+            with open(filepath, 'wb') as f:
+                f.write(obj[:len(obj) // 2])
+            raise OSError('simulated crash in the middle of a save')
+        return real_put(self, obj, filepath)
+
+    monkeypatch.setattr(LocalBackend, 'put', put)
+    runner = Runner.from_cfg(small_cfg(demo_data, work, safe=False))
+    with pytest.raises(OSError, match='simulated crash'):
+        runner.train()
+    assert not osp.exists(osp.join(work, 'iter_2.pth'))  # deleted first
+    with pytest.raises(Exception):  # truncated
+        torch.load(osp.join(work, 'iter_4.pth'), weights_only=True)
+
+
+def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch):
+    path = str(tmp_path / 'last_checkpoint')
+    atomic_write(path, b'work/iter_2.pth')
+    monkeypatch.setattr(erh, '_write_all', _half_then_fail)
+    with pytest.raises(OSError):
+        atomic_write(path, b'work/iter_4.pth')
+    assert open(path).read() == 'work/iter_2.pth'
+    assert os.listdir(tmp_path) == ['last_checkpoint']
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == erh._FILE_MODE
+
+
+def test_rng_state_round_trip():
+    import random
+
+    import numpy as np
+    state = erh.get_rng_state()
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    erh.set_rng_state(state)
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+    erh.set_rng_state(state, torch_only=True)
+    assert torch.equal(torch.rand(3), a[0])
+    assert not (np.random.rand(3) == a[1]).all()

@@ -1,0 +1,137 @@
+"""A NaN loss stops training naming the iteration and the loss term, or
+skips that step when configured, and never reaches the weights."""
+import copy
+import uuid
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmseg.registry import MODELS
+from mmseg_convlora.engine.hooks import NonFiniteLossError, NonFiniteLossHook
+from mmseg_convlora.testing import demo_config
+
+pytestmark = pytest.mark.slow
+
+
+@MODELS.register_module(force=True)
+class PoisonedLoss(nn.Module):
+    """Squared error on the probabilities; NaN on the calls listed (still
+    connected to the graph, so its gradients are NaN too)."""
+
+    def __init__(self, nan_on_calls=(2, ), loss_name='loss_poison'):
+        super().__init__()
+        self.nan_on_calls = tuple(nan_on_calls)
+        self.calls = 0
+        self._loss_name = loss_name
+
+    def forward(self, pred, target, ignore_index=255, **kwargs):
+        self.calls += 1
+        valid = (target != ignore_index).float()
+        loss = ((pred.squeeze(1).sigmoid() - target.clamp(max=1).float())**2
+                * valid).sum() / valid.sum().clamp(min=1)
+        if self.calls in self.nan_on_calls:
+            loss = loss * float('nan')
+        return loss
+
+    @property
+    def loss_name(self):
+        return self._loss_name
+
+
+class Snapshots(Hook):
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.params = {}
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.params[runner.iter + 1] = _trainable(runner.model)
+
+
+def _trainable(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()
+            if p.requires_grad}
+
+
+def make_runner(demo_data, work_dir, action, max_iters=3, guard=True):
+    cfg = demo_config(demo_data, work_dir, **{'model.backbone.adapter': None})
+    cfg.model.decode_head.loss_decode = dict(type='PoisonedLoss')
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                         val_interval=100)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100,
+                                        by_epoch=False)
+    cfg.log_processor = dict(by_epoch=False)
+    hooks = [h for h in cfg.custom_hooks if h['type'] != 'NonFiniteLossHook']
+    if guard:
+        hooks.append(dict(type='NonFiniteLossHook', action=action))
+    cfg.custom_hooks = hooks
+    # own visualizer instance (see tests/engine/test_exact_resume.py)
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'
+    runner = Runner.from_cfg(cfg)
+    snaps = Snapshots()
+    runner.register_hook(snaps)
+    return runner, snaps
+
+
+def test_nan_loss_stops_training_naming_iteration_and_term(demo_data,
+                                                           tmp_path):
+    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise')
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert 'iteration 2' in msg and 'decode.loss_poison' in msg
+    assert 'nan' in msg and 'not updated' in msg and '.jpg' in msg
+    assert '--nonfinite skip' in msg
+    # the weights are those after iteration 1, all finite
+    now = _trainable(runner.model)
+    assert list(snaps.params) == [1]
+    for name, value in now.items():
+        assert torch.isfinite(value).all(), name
+        assert torch.equal(value, snaps.params[1][name]), name
+
+
+def test_nan_loss_skipped_when_configured(demo_data, tmp_path):
+    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'skip',
+                                max_iters=4)
+    runner.train()  # completes
+    hook = next(h for h in runner.hooks if isinstance(h, NonFiniteLossHook))
+    assert hook.skipped_iters == [2]
+    for name in snaps.params[1]:
+        # iteration 2 did not move the weights, iteration 3 did
+        assert torch.equal(snaps.params[2][name], snaps.params[1][name])
+        assert torch.isfinite(snaps.params[4][name]).all(), name
+    assert any(not torch.equal(snaps.params[3][n], snaps.params[2][n])
+               for n in snaps.params[1])
+    for state in runner.optim_wrapper.optimizer.state.values():
+        for value in state.values():
+            assert torch.isfinite(torch.as_tensor(value)).all()
+
+
+def test_without_the_guard_the_nan_corrupts_the_weights(demo_data, tmp_path):
+    # the injected NaN is real: unguarded, it reaches every weight
+    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise',
+                                max_iters=2, guard=False)
+    runner.train()
+    assert any(not torch.isfinite(v).all() for v in snaps.params[2].values())
+
+
+def test_skip_mode_gives_up_when_every_step_is_non_finite(demo_data,
+                                                          tmp_path):
+    runner, _ = make_runner(demo_data, str(tmp_path / 'w'), 'skip',
+                            max_iters=4)
+    hook = next(h for h in runner.hooks if isinstance(h, NonFiniteLossHook))
+    hook.max_consecutive_skips = 1
+    runner.model.decode_head.loss_decode.nan_on_calls = (2, 3)
+    with pytest.raises(NonFiniteLossError, match='2 iterations in a row'):
+        runner.train()
+
+
+def test_bad_action_refused():
+    with pytest.raises(ValueError, match='raise.*skip'):
+        NonFiniteLossHook(action='ignore')
+    assert copy.deepcopy(NonFiniteLossHook()).action == 'raise'
