@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmseg.registry import MODELS
 
+from ..utils.recompute import is_recomputing
 from .base_adapter import BaseSAMAdapter
 from .lora import DEFAULT_TARGETS, LowRankLinear, inject_linear_adapters
 
@@ -89,6 +90,11 @@ class ConvLoRALinear(LowRankLinear):
     * ``'auto'``: dense on CUDA, grouped elsewhere.
     * ``'loop'``: one sample at a time; the straightforward reference, for
       tests only.
+
+    Under :class:`SAMViT`'s activation checkpointing (``with_cp=True``) the
+    forward runs again during backward with the same RNG state (so the same
+    gate noise and routing); that recomputation leaves ``last_moe_loss`` and
+    the routing record of the real forward pass untouched.
 
     The gate and the experts run in float32 with autocast disabled (bicubic
     resizing and the tiny r-channel convs gain nothing from half precision);
@@ -268,9 +274,13 @@ class ConvLoRALinear(LowRankLinear):
             route = self.route(zf)
             mix = getattr(self, f'_mix_{dispatch}')(zf, route)
             z_new = (zf + mix).permute(0, 2, 3, 1).to(z.dtype)
-        self.last_moe_loss = route['loss']
-        self.last_expert_ids = route['top_idx'].detach()
-        self.last_grid = (x.shape[1], x.shape[2])
+        if not is_recomputing():
+            # Under activation checkpointing the block runs again in
+            # backward (same RNG state, so the same routing); the loss that
+            # the segmentor added to the total is the first pass's.
+            self.last_moe_loss = route['loss']
+            self.last_expert_ids = route['top_idx'].detach()
+            self.last_grid = (x.shape[1], x.shape[2])
         lora = F.linear(z_new, self.lora_B) * self.scaling
         return result + lora.to(result.dtype)
 

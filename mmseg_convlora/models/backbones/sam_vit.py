@@ -10,9 +10,12 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from segment_anything.modeling import ImageEncoderViT
 
+from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
+                                      read_manifest)
 from ..utils import (OFFICIAL_CHECKPOINTS, SAM_ARCHS, SAMCheckpointError,
                      arch_name, describe_encoder, load_sam_state_dict,
                      sub_state_dict)
+from ..utils.recompute import checkpoint_context_fn
 
 
 def resize_abs_pos_embed(pos_embed: torch.Tensor,
@@ -75,8 +78,23 @@ class SAMViT(BaseModule):
         frozen (bool): Freeze all pretrained encoder weights and keep the
             encoder in eval mode. Default True.
         adapter (dict | list[dict], optional): Adapter config(s).
-        with_cp (bool): Activation checkpointing of the ViT blocks while
-            training (trades compute for memory).
+        with_cp (bool): Activation checkpointing of every ViT block while
+            training with gradients through the encoder (LoRA, Conv-LoRA):
+            only the block inputs are kept and each block runs again during
+            backward (non-reentrant ``torch.utils.checkpoint``, RNG state
+            preserved, so Conv-LoRA's gate noise and routing are the same and
+            loss and gradients are exact; the recomputation does not replace
+            the recorded ``loss_moe``). Without encoder gradients (CAD,
+            decoder-only) the encoder runs under ``no_grad`` anyway.
+        embedding_cache (dict, optional): ``dict(dir=DIR)``: take the image
+            embedding from the data samples (``sam_embedding``, put there by
+            the ``LoadCachedEmbedding`` transform from a cache written by
+            ``tools/cache_embeddings.py``) instead of running the encoder,
+            which is then not built at all. Only for adapters that leave the
+            encoder unchanged (CAD, decoder-only). At construction the
+            cache's manifest must match ``checkpoint`` (SHA-256), ``arch``,
+            ``img_size`` and ``out_channels``, else it is refused. ``dir=None``
+            or ``checkpoint=None`` skips that check (benchmarks, tests).
         init_cfg (dict, optional): Unused; weights come from ``checkpoint``.
 
     Shapes:
@@ -92,6 +110,7 @@ class SAMViT(BaseModule):
                  frozen: bool = True,
                  adapter: Optional[Union[dict, Sequence[dict]]] = None,
                  with_cp: bool = False,
+                 embedding_cache: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
@@ -113,8 +132,21 @@ class SAMViT(BaseModule):
             raise ValueError(f'img_size={img_size} must be a multiple of the '
                              f'patch size {patch_size}.')
         self.img_size = img_size
+        self.out_channels = out_channels
         self.frozen = frozen
         self.with_cp = with_cp
+        if isinstance(embedding_cache, str):
+            embedding_cache = dict(dir=embedding_cache)
+        self.embedding_cache = None if embedding_cache is None \
+            else dict(embedding_cache)
+        if adapter is None:
+            adapter = []
+        elif isinstance(adapter, dict):
+            adapter = [adapter]
+
+        if self.embedding_cache is not None:
+            self._init_cached(checkpoint, adapter)
+            return
 
         self.encoder = ImageEncoderViT(
             img_size=img_size,
@@ -135,16 +167,42 @@ class SAMViT(BaseModule):
         if frozen:
             self.encoder.requires_grad_(False)
 
-        if adapter is None:
-            adapter = []
-        elif isinstance(adapter, dict):
-            adapter = [adapter]
         self.adapters = nn.ModuleList(MODELS.build(cfg) for cfg in adapter)
         # Plain list: these modules already live inside ``self.encoder``;
         # registering them twice would duplicate their state-dict keys.
         self._adapter_modules: List[nn.Module] = []
         for adp in self.adapters:
             self._adapter_modules.extend(adp.apply_to(self.encoder))
+
+    def _init_cached(self, checkpoint: Optional[str],
+                     adapter: List[dict]) -> None:
+        """Embedding-cache mode: no encoder; check the cache's manifest."""
+        if not self.frozen:
+            raise ValueError('embedding_cache needs frozen=True: cached '
+                             'embeddings come from the frozen encoder.')
+        self.encoder = None
+        self.adapters = nn.ModuleList(MODELS.build(cfg) for cfg in adapter)
+        self._adapter_modules = []
+        for adp in self.adapters:
+            if adp.needs_encoder_grad:
+                raise ValueError(
+                    f'{type(adp).__name__} changes the image encoder, so its '
+                    'embeddings cannot be computed once and cached. '
+                    'embedding_cache works with adapters that only add to '
+                    'the embedding (CAD) and with decoder-only training; '
+                    'remove embedding_cache for this adapter.')
+        cache_dir = self.embedding_cache.get('dir')
+        # Without a checkpoint (random weights: tests, shape checks) there
+        # is nothing to verify the cache against.
+        if cache_dir is not None and checkpoint is not None:
+            manifest = read_manifest(cache_dir)
+            check_manifest(manifest, cache_dir, checkpoint, self.arch_name,
+                           self.img_size, self.out_channels)
+
+    @property
+    def uses_cached_embeddings(self) -> bool:
+        """True when the embedding comes from the data samples."""
+        return self.embedding_cache is not None
 
     # ------------------------------------------------------------------ #
     def load_sam_checkpoint(self, path: str) -> None:
@@ -200,7 +258,7 @@ class SAMViT(BaseModule):
     # ------------------------------------------------------------------ #
     def train(self, mode: bool = True) -> 'SAMViT':
         super().train(mode)
-        if self.frozen:
+        if self.frozen and self.encoder is not None:
             # Frozen weights stay in inference behaviour; the adapter modules
             # placed inside the encoder follow ``mode`` (Conv-LoRA's gate
             # noise exists only in training).
@@ -220,16 +278,55 @@ class SAMViT(BaseModule):
         x = enc.patch_embed(x)
         if enc.pos_embed is not None:
             x = x + enc.pos_embed
+        # Non-reentrant checkpointing needs no input that requires grad, so
+        # block 0 (whose input is the frozen patch embedding) is checkpointed
+        # too; the gradients reach the adapter parameters inside it.
+        checkpointing = self.with_cp and self.training and \
+            torch.is_grad_enabled()
         for blk in enc.blocks:
-            if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(blk, x, use_reentrant=False)
+            if checkpointing:
+                x = cp.checkpoint(
+                    blk, x, use_reentrant=False, preserve_rng_state=True,
+                    context_fn=checkpoint_context_fn)
             else:
                 x = blk(x)
         return enc.neck(x.permute(0, 3, 1, 2))
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
+    def cached_embedding(self, x: torch.Tensor,
+                         data_samples: Optional[Sequence]) -> torch.Tensor:
+        """The embeddings the pipeline attached to the data samples."""
+        shape = (self.out_channels, self.img_size // 16, self.img_size // 16)
+        if not data_samples or any(
+                'sam_embedding' not in ds for ds in data_samples):
+            raise EmbeddingCacheError(
+                'This SAMViT has embedding_cache set and builds no encoder, '
+                'so every data sample needs its cached embedding '
+                "('sam_embedding'): add dict(type='LoadCachedEmbedding', "
+                'cache_dir=...) after PackSegInputs in the train and test '
+                'pipelines (see configs/cad/sbu_vit-b_cached.py).')
+        # float32 before stacking: autocast's type promotion of stack does
+        # not accept float16 inputs under a bfloat16 autocast (CPU)
+        embedding = torch.stack([
+            ds.sam_embedding.to(device=x.device, dtype=torch.float32)
+            for ds in data_samples
+        ])
+        if tuple(embedding.shape[1:]) != shape or \
+                embedding.shape[0] != x.shape[0]:
+            raise EmbeddingCacheError(
+                f'Cached embeddings have shape {tuple(embedding.shape)}, '
+                f'expected ({x.shape[0]}, {shape[0]}, {shape[1]}, '
+                f'{shape[2]}) for this backbone; rebuild the cache with '
+                'tools/cache_embeddings.py for this config.')
+        return embedding
+
+    def forward(self,
+                x: torch.Tensor,
+                data_samples: Optional[Sequence] = None
+                ) -> Tuple[torch.Tensor]:
         """Args:
             x (Tensor): Normalised images, (B, 3, img_size, img_size).
+            data_samples (list[SegDataSample], optional): Needed only with
+                ``embedding_cache`` (they carry ``sam_embedding``).
 
         Returns:
             tuple[Tensor]: The image embedding, (B, C_out, h, w).
@@ -240,9 +337,12 @@ class SAMViT(BaseModule):
                 f'{tuple(x.shape[-2:])}. Resize images to the square input '
                 "size in the pipeline (Resize(scale=(S, S), keep_ratio="
                 "False)) or set the data preprocessor's size.")
-        with torch.set_grad_enabled(torch.is_grad_enabled()
-                                    and self.needs_encoder_grad):
-            embedding = self.forward_encoder(x)
+        if self.uses_cached_embeddings:
+            embedding = self.cached_embedding(x, data_samples)
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled()
+                                        and self.needs_encoder_grad):
+                embedding = self.forward_encoder(x)
         for adp in self.adapters:
             embedding = adp.forward_embedding(x, embedding)
         return (embedding, )

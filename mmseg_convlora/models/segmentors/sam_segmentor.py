@@ -1,5 +1,6 @@
 """The segmentor that ties SAMViT and SAMMaskDecoderHead together."""
-from typing import Dict, Optional
+import contextlib
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.structures import PixelData
@@ -19,6 +20,9 @@ class SAMSegmentor(EncoderDecoder):
 
     * ``loss`` adds the auxiliary losses the backbone's adapters produced in
       the same forward pass (Conv-LoRA's load-balancing ``loss_moe``).
+    * With a backbone that reads cached embeddings (``SAMViT``'s
+      ``embedding_cache``), ``loss``/``predict``/``_forward`` hand the data
+      samples (which carry them) on to the backbone.
     * ``postprocess_result`` turns the head's output into probabilities
       *before* undoing padding/flip and resizing to the original image size
       (bilinear), so ``seg_logits`` holds probabilities at the ground truth's
@@ -40,12 +44,49 @@ class SAMSegmentor(EncoderDecoder):
                     cfg.get('checkpoint') is None:
                 kwargs[part] = dict(cfg, checkpoint=sam_checkpoint)
         super().__init__(**kwargs)
+        self._batch_samples: OptSampleList = None
+
+    @contextlib.contextmanager
+    def _samples_for_backbone(self, data_samples: OptSampleList):
+        """Make ``data_samples`` visible to :meth:`extract_feat` (mmseg's
+        ``encode_decode`` passes only the images)."""
+        previous, self._batch_samples = self._batch_samples, data_samples
+        try:
+            yield
+        finally:
+            self._batch_samples = previous
+
+    def extract_feat(self,
+                     inputs: Tensor,
+                     data_samples: OptSampleList = None) -> List[Tensor]:
+        if getattr(self.backbone, 'uses_cached_embeddings', False):
+            samples = data_samples if data_samples is not None \
+                else self._batch_samples
+            x = self.backbone(inputs, samples)
+        else:
+            x = self.backbone(inputs)
+        if self.with_neck:
+            x = self.neck(x)
+        return x
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        losses = super().loss(inputs, data_samples)
+        with self._samples_for_backbone(data_samples):
+            losses = super().loss(inputs, data_samples)
         for name, value in self.backbone.aux_losses().items():
             losses[name] = losses[name] + value if name in losses else value
         return losses
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        with self._samples_for_backbone(data_samples):
+            return super().predict(inputs, data_samples)
+
+    def _forward(self,
+                 inputs: Tensor,
+                 data_samples: OptSampleList = None) -> Tensor:
+        with self._samples_for_backbone(data_samples):
+            return super()._forward(inputs, data_samples)
 
     def postprocess_result(self,
                            seg_logits: Tensor,

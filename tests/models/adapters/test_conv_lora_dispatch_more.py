@@ -1,0 +1,116 @@
+"""More cases where the efficient Conv-LoRA dispatch ('grouped', 'dense')
+must equal the straightforward one ('loop'): a whole tiny SAM in training
+(windowed + global blocks, random routing, MoE loss and every gradient),
+under bfloat16 autocast, and degenerate routings (one sample; every sample
+on one expert)."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from mmseg_convlora.models.adapters import ConvLoRALinear
+from mmseg_convlora.testing import tiny_model_cfg
+from mmseg_convlora.utils import TINY_IMG_SIZE
+
+S = TINY_IMG_SIZE
+
+
+def model_step(ckpt, dispatch, autocast=False):
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(tiny_model_cfg(
+        ckpt, adapter=dict(type='ConvLoRA', dispatch=dispatch))))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(('lora_B', 'w_gate', 'w_noise')) or (
+                    '.experts.' in name and name.endswith('bias')):
+                p.copy_(torch.randn(p.shape, generator=g))
+    model.train()
+    g = torch.Generator().manual_seed(2)
+    inputs = torch.randn(2, 3, S, S, generator=g)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(gt_sem_seg=PixelData(
+            data=(torch.rand(1, S, S, generator=g) > 0.5).long()))
+        s.set_metainfo(dict(img_shape=(S, S), pad_shape=(S, S),
+                            ori_shape=(S, S)))
+        samples.append(s)
+    torch.manual_seed(3)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        losses = model.loss(inputs, samples)
+        loss, _ = model.parse_losses(losses)
+    loss.backward()
+    layers = model.backbone.adapters[0].layers
+    routes = [layer.last_expert_ids for layer in layers]
+    grads = {n: p.grad for n, p in model.named_parameters()
+             if p.grad is not None}
+    return losses, routes, grads
+
+
+@pytest.mark.parametrize('autocast', [False, True])
+def test_whole_model_dispatch_equivalence(tiny_sam_file, autocast):
+    ref_losses, ref_routes, ref_grads = model_step(tiny_sam_file[0], 'loop',
+                                                   autocast)
+    used = torch.cat([r.flatten() for r in ref_routes]).unique()
+    assert len(used) > 3  # random routing over many experts
+    assert ref_routes[0].shape[0] == 2 * 4  # windows routed one by one
+    tol = dict(rtol=2e-2, atol=2e-3) if autocast else {}
+    for dispatch in ('grouped', 'dense'):
+        losses, routes, grads = model_step(tiny_sam_file[0], dispatch,
+                                           autocast)
+        for a, b in zip(routes, ref_routes):
+            assert torch.equal(a, b)
+        for k in ref_losses:
+            torch.testing.assert_close(losses[k], ref_losses[k], **tol,
+                                       msg=k)
+        expert_grads = {n for n in ref_grads if '.experts.' in n}
+        for n, g in ref_grads.items():
+            other = grads.get(n)
+            if other is None:  # grouped: unused experts get no gradient
+                assert dispatch == 'grouped' and n in expert_grads
+                assert torch.count_nonzero(g) == 0
+                continue
+            torch.testing.assert_close(other, g, **tol, msg=n)
+
+
+def make_layer():
+    torch.manual_seed(0)
+    layer = ConvLoRALinear(nn.Linear(8, 24).requires_grad_(False))
+    with torch.no_grad():
+        layer.lora_B.normal_()
+        for conv in layer.experts:
+            conv.bias.normal_()
+    return layer
+
+
+@pytest.mark.parametrize('case', ['one_sample', 'one_expert'])
+def test_degenerate_routings(case):
+    ref = make_layer()
+    if case == 'one_expert':
+        with torch.no_grad():  # every sample to expert 7 (scale 8)
+            ref.w_gate.zero_()
+            ref.w_gate[:, 7] = 100.0
+            ref.lora_A.abs_()
+    n = 1 if case == 'one_sample' else 6
+    x0 = torch.rand(n, 5, 6, 8)
+    results = {}
+    for dispatch in ('loop', 'grouped', 'dense'):
+        layer = copy.deepcopy(ref)
+        layer.dispatch = dispatch
+        layer.train()
+        x = x0.clone().requires_grad_(True)
+        torch.manual_seed(1)
+        out = layer(x)
+        (out.square().mean() + layer.last_moe_loss).backward()
+        results[dispatch] = (out, layer.last_moe_loss, x.grad,
+                             layer.lora_A.grad, layer.last_expert_ids)
+    if case == 'one_expert':
+        assert results['loop'][4].unique().tolist() == [7]
+    for dispatch in ('grouped', 'dense'):
+        for a, b in zip(results[dispatch], results['loop']):
+            torch.testing.assert_close(a, b)

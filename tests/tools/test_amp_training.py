@@ -1,0 +1,97 @@
+"""Mixed precision on the CPU: ``--amp`` (fp16 with loss scaling) and
+bfloat16 train every method; ``tools/train.py --amp --amp-dtype bfloat16``
+runs for real."""
+import glob
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS, OPTIM_WRAPPERS
+from mmseg.structures import SegDataSample
+
+from mmseg_convlora.testing import demo_config, run_tool, tiny_model_cfg
+from mmseg_convlora.utils import TINY_IMG_SIZE
+
+ADAPTERS = {
+    'lora': dict(type='LoRA', rank=3, alpha=32),
+    'convlora': dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+    'cad': dict(type='CAD', channels=32, input_size=64),
+}
+
+
+def batch(n=2):
+    g = torch.Generator().manual_seed(0)
+    S = TINY_IMG_SIZE
+    inputs = torch.randn(n, 3, S, S, generator=g)
+    samples = []
+    for _ in range(n):
+        s = SegDataSample(gt_sem_seg=PixelData(
+            data=(torch.rand(1, S, S, generator=g) > 0.5).long()))
+        s.set_metainfo(dict(img_shape=(S, S), pad_shape=(S, S),
+                            ori_shape=(S, S)))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+@pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
+@pytest.mark.parametrize('name', list(ADAPTERS))
+def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
+    model = MODELS.build(ConfigDict(tiny_model_cfg(
+        tiny_sam_file[0], adapter=ADAPTERS[name])))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    wrapper = OPTIM_WRAPPERS.build(dict(
+        type='AmpOptimWrapper', dtype=dtype,
+        loss_scale='dynamic' if dtype == 'float16' else 1.0,
+        optimizer=torch.optim.AdamW(params, lr=1e-3)))
+    assert isinstance(wrapper, MMEngineAmpOptimWrapper)
+    before = [p.detach().clone() for p in params]
+    data = model.data_preprocessor(batch(), True)
+    with wrapper.optim_context(model):
+        assert torch.is_autocast_enabled('cpu')
+        assert torch.get_autocast_dtype('cpu') == getattr(torch, dtype)
+        losses = model.loss(data['inputs'], data['data_samples'])
+    loss, log = model.parse_losses(losses)
+    assert math.isfinite(loss.item())
+    wrapper.update_params(loss)
+    if dtype == 'float16':
+        assert wrapper.loss_scaler.get_scale() > 1  # dynamic loss scaling
+    moved = sum(not torch.equal(a, p) for a, p in zip(before, params))
+    assert moved > 0.5 * len(params)
+    assert all(torch.isfinite(p).all() for p in params)
+
+
+def losses_from_log(work_dir):
+    path = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
+    with open(path) as f:
+        return [json.loads(line)['loss'] for line in f if '"loss"' in line]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', list(ADAPTERS))
+def test_tools_train_amp_bfloat16(demo_data, tmp_path, name):
+    cfg = demo_config(demo_data, str(tmp_path / 'work'))
+    cfg.model.backbone.adapter = ADAPTERS[name]
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
+                         val_interval=1000)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        by_epoch=False, interval=1000)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
+    path = str(tmp_path / f'amp_{name}.py')
+    cfg.dump(path)
+    proc = run_tool(['tools/train.py', path, '--amp', '--amp-dtype',
+                     'bfloat16'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = losses_from_log(cfg.work_dir)
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    log = proc.stdout + proc.stderr
+    assert ('loss_moe' in log) == (name == 'convlora')

@@ -1,0 +1,73 @@
+"""``tools/benchmark.py models`` runs every method on a tiny setting and
+reports all of them (not timings: they are not tested)."""
+import importlib.util
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from mmseg_convlora.testing import REPO
+
+SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
+METHODS = ('decoder_only', 'lora', 'lora+cp', 'lora_merged', 'convlora',
+           'convlora+cp', 'cad', 'cad_cached')
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location('benchmark_models', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_global_blocks_keep_sam_ratio():
+    scaled = load_benchmark().scaled_global_indexes
+    assert scaled(12, (2, 5, 8, 11), 12) == [2, 5, 8, 11]
+    assert scaled(12, (2, 5, 8, 11), 6) == [2, 5]
+    assert scaled(12, (2, 5, 8, 11), 4) == [3]
+    assert scaled(32, (7, 15, 23, 31), 8) == [7]
+    assert scaled(32, (7, 15, 23, 31), 16) == [7, 15]
+
+
+def test_models_subcommand_reports_every_method(capsys, tmp_path):
+    bench = load_benchmark()
+    out_json = str(tmp_path / 'rows.json')
+    rows = bench.main([
+        'models', '--arch', 'tiny', '--size', '64', '--with-cp',
+        '--warmup', '0', '--steps', '1', '--memory-isolation', 'none',
+        '--amp', 'bf16', '--json', out_json
+    ])
+    out = capsys.readouterr().out
+    assert [r['method'] for r in rows] == list(METHODS)
+    table = out.split('targets:')[0]
+    for method in METHODS:
+        assert f' {method} ' in table
+    by = {r['method']: r for r in rows}
+    for m in METHODS:
+        assert by[m]['trainable'] > 0
+        if m != 'lora_merged':
+            assert by[m]['train_s'] is not None
+            assert by[m]['train_mem_mib'] is not None
+        if not m.endswith('+cp'):
+            assert by[m]['infer_s'] is not None
+    assert by['lora']['train_s_vs_lora'] == 1.0
+    assert by['cad']['trainable'] == by['cad_cached']['trainable']
+    assert 'Conv-LoRA step / LoRA step' in out
+    with open(out_json) as f:
+        assert len(json.load(f)['rows']) == len(METHODS)
+
+
+@pytest.mark.slow
+def test_models_cli_measures_memory_in_child_processes():
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, 'models', '--arch', 'tiny', '--size', '64',
+         '--depth', '1', '--methods', 'cad_cached', '--modes', 'train',
+         '--warmup', '0', '--steps', '1', '--amp', 'fp16'],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'cad_cached' in proc.stdout and 'peak RSS growth' in proc.stdout
+    row = [line for line in proc.stdout.splitlines()
+           if ' cad_cached ' in line][0]
+    assert float(row.split('|')[5]) >= 0  # train peak (MiB) from the child
