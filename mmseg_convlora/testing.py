@@ -75,3 +75,57 @@ def demo_cfg_options(data_dir: str):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts.append(f'{loader}.dataset.data_root={data_dir}')
     return opts
+
+
+def build_tiny_model(checkpoint, adapter=None, with_cp=False, **kwargs):
+    """Build :func:`tiny_model_cfg` (in the mmseg scope)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = tiny_model_cfg(checkpoint, adapter=copy.deepcopy(adapter),
+                         **kwargs)
+    cfg['backbone']['with_cp'] = with_cp
+    return MODELS.build(cfg)
+
+
+def build_meta_segmentor(arch, adapter=None):
+    """A binary SAM segmentor of a real ``arch`` on the meta device (shapes
+    only, no checkpoint), for parameter counts."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = dict(
+        type='SAMSegmentor',
+        data_preprocessor=dict(type='SegDataPreProcessor'),
+        backbone=dict(type='SAMViT', arch=arch,
+                      adapter=copy.deepcopy(adapter)),
+        decode_head=dict(type='SAMMaskDecoderHead', num_classes=2,
+                         out_channels=1,
+                         loss_decode=dict(type='StructureLoss')))
+    with torch.device('meta'):
+        return MODELS.build(cfg)
+
+
+def fake_batch(n=2, size=TINY_IMG_SIZE, seed=0):
+    """Random images and square 0/1 masks as mmseg data samples.
+
+    Returns:
+        tuple: inputs (n, 3, size, size) and a list of ``SegDataSample``.
+    """
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(n, 3, size, size, generator=g)
+    samples = []
+    for _ in range(n):
+        gt = torch.zeros(1, size, size, dtype=torch.long)
+        y0, x0 = torch.randint(0, size // 2, (2, ), generator=g).tolist()
+        gt[:, y0:y0 + size // 2, x0:x0 + size // 2] = 1
+        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
+        sample.set_metainfo(
+            dict(img_shape=(size, size), pad_shape=(size, size),
+                 ori_shape=(size, size)))
+        samples.append(sample)
+    return inputs, samples

@@ -33,7 +33,7 @@ def test_runner_trains_demo_and_keeps_frozen_weights(demo_data, tmp_path):
         n: p.detach().clone()
         for n, p in model.named_parameters() if p.requires_grad
     }
-    metrics = runner.train()  # noqa: F841
+    runner.train()
     for name, before in frozen.items():
         after = dict(model.named_parameters()).get(name)
         if after is None:

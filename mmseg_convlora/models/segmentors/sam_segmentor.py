@@ -2,7 +2,6 @@
 import contextlib
 from typing import Dict, List, Optional
 
-import torch
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize

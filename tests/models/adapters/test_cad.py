@@ -4,63 +4,24 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 import mmseg_convlora  # noqa: F401
+from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.models.adapters import CAD, high_frequency_components
-from mmseg_convlora.utils.tiny_sam import (TINY_DECODER, TINY_EMBED_DIM,
-                                           TINY_ENCODER,
-                                           save_tiny_sam_checkpoint)
+from mmseg_convlora.utils.tiny_sam import TINY_EMBED_DIM
 
-MEAN = [123.675, 116.28, 103.53]
-STD = [58.395, 57.12, 57.375]
 SIZE = 128
 # Tiny CAD: 64 -> 32 -> 16 -> 8 = the tiny embedding grid, 32 channels.
 TINY_CAD = dict(type='CAD', channels=TINY_EMBED_DIM, input_size=64)
 
 
 @pytest.fixture(scope='module')
-def tiny_ckpt(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp('sam') / 'tiny_sam.pth')
-    save_tiny_sam_checkpoint(path)
-    return path
+def tiny_ckpt(tiny_sam_file):
+    return tiny_sam_file[0]
 
 
 def build_model(ckpt, adapter=None):
-    init_default_scope('mmseg')
-    return MODELS.build(
-        dict(
-            type='SAMSegmentor',
-            sam_checkpoint=ckpt,
-            data_preprocessor=dict(
-                type='SegDataPreProcessor', mean=MEAN, std=STD,
-                bgr_to_rgb=True, size=(SIZE, SIZE)),
-            backbone=dict(
-                type='SAMViT', arch=TINY_ENCODER, img_size=SIZE,
-                out_channels=TINY_EMBED_DIM, adapter=adapter),
-            decode_head=dict(
-                type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
-                img_size=SIZE, embed_dim=TINY_EMBED_DIM, decoder=TINY_DECODER,
-                loss_decode=dict(type='StructureLoss'))))
-
-
-def fake_batch(n=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(n, 3, SIZE, SIZE, generator=g)
-    samples = []
-    for _ in range(n):
-        gt = torch.zeros(1, SIZE, SIZE, dtype=torch.long)
-        y0, x0 = torch.randint(0, SIZE // 2, (2, ), generator=g).tolist()
-        gt[:, y0:y0 + SIZE // 2, x0:x0 + SIZE // 2] = 1
-        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
-        sample.set_metainfo(
-            dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE),
-                 ori_shape=(SIZE, SIZE)))
-        samples.append(sample)
-    return inputs, samples
+    return build_tiny_model(ckpt, adapter)
 
 
 def reference_hf(x, rate=0.25):

@@ -2,10 +2,9 @@
 built on the meta device (shapes only, no memory, no checkpoint)."""
 import pytest
 import torch
-from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
+from mmseg_convlora.testing import build_meta_segmentor as build_meta
 from mmseg_convlora.models.adapters import CAD
 
 DECODER_ONLY = 3_505_536
@@ -18,24 +17,6 @@ EXPECTED = {
     'vit_h': (DECODER_ONLY, 3_997_056, 4_020_096),
 }
 ARCH = {'vit_b': (768, 12), 'vit_l': (1024, 24), 'vit_h': (1280, 32)}
-
-
-def build_meta(arch, adapter=None):
-    init_default_scope('mmseg')
-    cfg = dict(
-        type='SAMSegmentor',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            size=(1024, 1024)),
-        backbone=dict(type='SAMViT', arch=arch, adapter=adapter),
-        decode_head=dict(
-            type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
-            loss_decode=dict(type='StructureLoss')))
-    with torch.device('meta'):
-        return MODELS.build(cfg)
 
 
 @pytest.mark.parametrize('arch', sorted(EXPECTED))

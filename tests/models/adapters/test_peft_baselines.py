@@ -4,27 +4,24 @@ against the paper's Table 1 / Table 12 (meta device), start state,
 gradients reaching exactly the adapter (plus the decoder), VPT's windowed
 attention against an explicit token-concatenation reference, and adapters
 composing in either order."""
-import copy
 import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
-from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 from segment_anything.modeling.image_encoder import (add_decomposed_rel_pos,
                                                      window_partition,
                                                      window_unpartition)
 
 import mmseg_convlora  # noqa: F401
+from mmseg_convlora.testing import build_meta_segmentor as build_meta
+from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     trainable_state_keys
 from mmseg_convlora.models.adapters import (ConvLoRALinear,
                                             PromptedAttention, token_linear)
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from mmseg_convlora.testing import REPO
 
 SIZE = 128
 DECODER_ONLY = 3_505_536  # SAM decoder, binary head (SPEC section 6)
@@ -41,51 +38,13 @@ PAPER = {
 
 
 @pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
-    from mmseg_convlora.utils import save_tiny_sam_checkpoint
-    path = str(tmp_path_factory.mktemp('sam') / 'tiny_sam.pth')
-    save_tiny_sam_checkpoint(path)
-    return path
-
-
-def build_meta(arch, adapter=None):
-    """A SAM segmentor with ``arch`` on the meta device (shapes only)."""
-    init_default_scope('mmseg')
-    cfg = dict(
-        type='SAMSegmentor',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, size=(1024, 1024)),
-        backbone=dict(type='SAMViT', arch=arch, adapter=adapter),
-        decode_head=dict(
-            type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
-            loss_decode=dict(type='StructureLoss')))
-    with torch.device('meta'):
-        return MODELS.build(cfg)
+def ckpt(tiny_sam_file):
+    return tiny_sam_file[0]
 
 
 def build(ckpt, adapter=None, with_cp=False, seed=0):
-    init_default_scope('mmseg')
-    cfg = tiny_model_cfg(ckpt, adapter=copy.deepcopy(adapter))
-    cfg['backbone']['with_cp'] = with_cp
     torch.manual_seed(seed)
-    return MODELS.build(cfg)
-
-
-def fake_batch(n=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(n, 3, SIZE, SIZE, generator=g)
-    samples = []
-    for _ in range(n):
-        gt = torch.zeros(1, SIZE, SIZE, dtype=torch.long)
-        y0, x0 = torch.randint(0, SIZE // 2, (2, ), generator=g).tolist()
-        gt[:, y0:y0 + SIZE // 2, x0:x0 + SIZE // 2] = 1
-        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
-        sample.set_metainfo(
-            dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE),
-                 ori_shape=(SIZE, SIZE)))
-        samples.append(sample)
-    return inputs, samples
+    return build_tiny_model(ckpt, adapter, with_cp)
 
 
 def embedding(model, x):
