@@ -18,7 +18,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
-from mmseg_convlora.engine import init_dist_on_cpu  # noqa: E402
+from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
+                                   shutdown_distributed)
 
 
 def parse_args(argv=None):
@@ -121,7 +122,10 @@ def main(argv=None):
         ]
     init_dist_on_cpu(args.launcher, cfg)  # torchrun without GPUs: gloo
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    try:
+        return runner.test()
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == '__main__':

@@ -41,7 +41,8 @@ from mmseg.registry import HOOKS
 __all__ = [
     'CPUSyncBatchNorm', 'convert_sync_batchnorm',
     'needs_find_unused_parameters', 'SAMDistributedDataParallel',
-    'init_dist_on_cpu', 'sam_vit_block_wrap_policy', 'FSDPClipGradHook'
+    'init_dist_on_cpu', 'sam_vit_block_wrap_policy', 'FSDPClipGradHook',
+    'shutdown_distributed'
 ]
 
 
@@ -362,3 +363,16 @@ class FSDPClipGradHook(Hook):
         wrapper.clip_func = clip_fsdp
         runner.logger.info('FSDPClipGradHook: gradients are clipped by '
                            'the global norm over all shards.')
+
+
+def shutdown_distributed() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads can still be alive
+    when their process group is destroyed, which aborts the process
+    ("terminate called without an active exception") after a run that
+    otherwise finished.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
