@@ -156,3 +156,20 @@ def test_tools_train_each_method_end_to_end(adapter, demo_data, tmp_path):
     assert 'BER:' in log
     assert ('loss_moe' in log) == ('ConvLoRA' in adapter)
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+
+def test_mmseg_own_train_tool_runs_our_config(demo_data, tmp_path):
+    """custom_imports in the configs is enough for mmseg's tools/train.py."""
+    import mmseg
+    tool = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
+    if not osp.isfile(tool):
+        pytest.skip('this mmseg install ships no tools/')
+    work = str(tmp_path / 'work')
+    opts = demo_cfg_options(demo_data) + [
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'param_scheduler.0.end=1'
+    ]
+    proc = run_tool([tool, 'configs/demo/tiny_shadow.py', '--work-dir', work,
+                     '--cfg-options'] + opts)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'BER:' in proc.stdout + proc.stderr
