@@ -1,6 +1,10 @@
 from .binary_loading import LoadBinaryAnnotations, binarize_mask
+from .cached_embedding import LoadCachedEmbedding
+from .check_seg_labels import CheckSegLabels
+from .image_loading import LoadImageChecked
 from .trans10k_loading import LoadTrans10KAnnotations
 
-__all__ = ['LoadBinaryAnnotations', 'LoadTrans10KAnnotations', 'binarize_mask']
-from .cached_embedding import LoadCachedEmbedding  # noqa: E402,F401
-__all__.append('LoadCachedEmbedding')
+__all__ = [
+    'CheckSegLabels', 'LoadBinaryAnnotations', 'LoadCachedEmbedding',
+    'LoadImageChecked', 'LoadTrans10KAnnotations', 'binarize_mask'
+]

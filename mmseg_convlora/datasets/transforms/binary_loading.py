@@ -1,123 +1,14 @@
-"""Loading images and binary masks with clear errors.
-
-* :class:`LoadImageChecked`: mmcv's ``LoadImageFromFile`` (same arguments,
-  same result) whose errors name the file and the fix; grayscale, RGBA,
-  palette and 16-bit images become 8-bit 3-channel BGR, floating-point
-  images are refused.
-* :class:`LoadBinaryAnnotations`: binary masks as 0/1 labels, refusing what
-  cannot be meant as one.
-* :class:`CheckSegLabels`: refuses label maps with values that are neither
-  a class id nor the ignore index (mmseg's ``LoadAnnotations`` checks
-  nothing, and its metrics silently drop such pixels).
-"""
-import io
+"""Loading binary masks as 0/1 labels, refusing what cannot be meant as
+one."""
 from typing import Optional
 
-import cv2
 import mmcv
 import numpy as np
-from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-
-def _pil_image(data: bytes):
-    """The lazily opened PIL image (header only), or None."""
-    try:
-        from PIL import Image
-        return Image.open(io.BytesIO(data))
-    except Exception:  # not an image PIL knows; cv2 may still decode it
-        return None
-
-
-def decode_image(data: bytes, path: str) -> np.ndarray:
-    """Decode an image file's bytes to 8-bit, 3-channel BGR.
-
-    As mmcv's default (``cv2.IMREAD_COLOR``): grayscale is repeated over 3
-    channels, the alpha channel of RGBA (or gray + alpha) is dropped,
-    palette images give their colours, 16-bit images are scaled to 8 bits
-    (value / 256) and the EXIF orientation is applied.
-
-    Raises:
-        ValueError: The file is empty, truncated, corrupt, not an image, or a
-            floating-point image (whose value range is not known).
-    """
-    if not data:
-        raise ValueError(
-            f'Image {path!r} is an empty file (0 bytes). Re-download or '
-            're-export it, or remove it (and its mask) from the dataset.')
-    pil = _pil_image(data)
-    mode = getattr(pil, 'mode', None)
-    if mode is not None and mode.startswith('F'):
-        raise ValueError(
-            f'Image {path!r} holds floating-point pixels (PIL mode '
-            f'{mode!r}), whose value range is unknown. Convert it to an '
-            '8-bit (or 16-bit) PNG/JPEG first.')
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        kind = f'a {pil.format} image that does not decode' if pil is not \
-            None and pil.format else 'not an image format OpenCV reads'
-        raise ValueError(
-            f'Image {path!r} could not be decoded ({len(data)} bytes; '
-            f'{kind}): the file is truncated, corrupt or not an image. '
-            'Re-download or re-export it, or remove it (and its mask) from '
-            'the dataset.')
-    return img
-
-
-@TRANSFORMS.register_module()
-class LoadImageChecked(LoadImageFromFile):
-    """``LoadImageFromFile`` with errors that name the file and the fix.
-
-    Drop-in replacement for mmcv's transform (same arguments and keys). With
-    the defaults (``color_type='color'``, ``imdecode_backend='cv2'``) every
-    image becomes 8-bit, 3-channel BGR (see :func:`decode_image`): grayscale
-    -> 3 equal channels, RGBA -> alpha dropped, palette -> its colours,
-    16-bit -> scaled to 8 bits. A missing, empty, truncated or undecodable
-    file, or a floating-point image, raises an error naming the file (mmcv
-    raises ``AssertionError: failed to load image``). Other ``color_type``
-    or backends use mmcv's decoding, with the same error messages.
-
-    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``,
-    ``ori_shape``.
-    """
-
-    def transform(self, results: dict) -> Optional[dict]:
-        path = results['img_path']
-        try:
-            if self.file_client_args is not None:
-                client = fileio.FileClient.infer_client(
-                    self.file_client_args, path)
-                data = client.get(path)
-            else:
-                data = fileio.get(path, backend_args=self.backend_args)
-        except FileNotFoundError as err:
-            if self.ignore_empty:
-                return None
-            raise FileNotFoundError(
-                f'Image file {path!r} not found. Check data_root and '
-                'data_prefix in the config (or the annotation file), or '
-                'remove the entry.') from err
-        try:
-            if self.color_type == 'color' and self.imdecode_backend == 'cv2':
-                img = decode_image(data, path)
-            else:
-                img = mmcv.imfrombytes(
-                    data, flag=self.color_type,
-                    backend=self.imdecode_backend) if data else None
-                if img is None:
-                    decode_image(data, path)  # raises the explained error
-        except ValueError:
-            if self.ignore_empty:
-                return None
-            raise
-        if self.to_float32:
-            img = img.astype(np.float32)
-        results['img'] = img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+from .image_loading import pil_image
 
 
 def read_palette_mask(data: bytes) -> Optional[np.ndarray]:
@@ -128,7 +19,7 @@ def read_palette_mask(data: bytes) -> Optional[np.ndarray]:
     or 0/255 stored as a palette). Otherwise the palette indices are
     returned (the VOC/mmseg convention: index = label).
     """
-    pil = _pil_image(data)
+    pil = pil_image(data)
     if pil is None or pil.mode != 'P':
         return None
     index = np.array(pil)
@@ -264,57 +155,3 @@ class LoadBinaryAnnotations(LoadAnnotations):
                 f'{ori_shape[0]}. Image and mask must have the same size.')
         results['gt_seg_map'] = mask
         results['seg_fields'].append('gt_seg_map')
-
-
-@TRANSFORMS.register_module()
-class CheckSegLabels:
-    """Refuse label maps with values that are neither a class id nor the
-    ignore index; put it after the annotation loader of a multi-class
-    pipeline::
-
-        dict(type='LoadAnnotations'),
-        dict(type='CheckSegLabels', num_classes=12),
-
-    mmseg's ``LoadAnnotations`` does not look at the values; a wrong
-    ``num_classes``, a forgotten ``reduce_zero_label`` or colour-coded masks
-    would otherwise crash the loss far from the file or, in evaluation, be
-    dropped silently.
-
-    Args:
-        num_classes (int): K; valid labels are 0..K-1.
-        ignore_index (int): Also accepted. Default 255.
-
-    Required keys: ``gt_seg_map``, ``seg_map_path`` (for the message).
-    """
-
-    def __init__(self, num_classes: int, ignore_index: int = 255):
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f'CheckSegLabels num_classes must be a positive integer, got '
-                f'{num_classes!r}.')
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-
-    def __call__(self, results: dict) -> dict:
-        seg = results.get('gt_seg_map')
-        if seg is None:
-            raise KeyError(
-                'CheckSegLabels needs gt_seg_map: put it after the '
-                'annotation loader in the pipeline.')
-        values = np.unique(seg)
-        bad = values[((values < 0) | (values >= self.num_classes))
-                     & (values != self.ignore_index)]
-        if bad.size:
-            shown = bad[:10].tolist()
-            raise ValueError(
-                f'Mask {results.get("seg_map_path")!r} holds label values '
-                f'{shown}{"..." if bad.size > 10 else ""} that are neither a '
-                f'class id in [0, {self.num_classes}) nor the ignore index '
-                f'{self.ignore_index}. Check num_classes, reduce_zero_label '
-                'and label_map in the config, or convert colour-coded masks '
-                'to class-index PNGs.')
-        return results
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(num_classes={self.num_classes}, '
-                f'ignore_index={self.ignore_index})')
