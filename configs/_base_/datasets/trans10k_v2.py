@@ -1,53 +1,7 @@
-# Trans10K v2 transparent objects; see Trans10KDataset for the layout and
-# mask encoding (LoadTrans10KAnnotations refuses unknown colours/values).
-dataset_type = 'Trans10KDataset'
+# Trans10K v2 transparent objects (12 classes); see Trans10KDataset for the
+# layout and mask encoding. Everything else is as for v1.
+_base_ = ['./trans10k_v1.py']
 data_root = 'data/Trans10K_cls12'
-img_scale = (1024, 1024)
-train_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='LoadTrans10KAnnotations'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='LoadTrans10KAnnotations'),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        version='v2',
-        split='train',
-        data_root=data_root,
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        version='v2',
-        split='validation',
-        data_root=data_root,
-        pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        version='v2',
-        split='test',
-        data_root=data_root,
-        pipeline=test_pipeline))
-val_evaluator = dict(type='MultiClassSegMetric')
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(version='v2', data_root=data_root))
+val_dataloader = dict(dataset=dict(version='v2', data_root=data_root))
+test_dataloader = dict(dataset=dict(version='v2', data_root=data_root))
