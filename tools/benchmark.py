@@ -92,13 +92,13 @@ def _metric_cases() -> Dict[str, dict]:
     return {
         'SODMetric': dict(cfg=dict(type='SODMetric'), kind='binary'),
         'SODMetric[Sm]': dict(
-            cfg=dict(type='SODMetric', metrics=['Sm']), kind='binary'),
+            cfg=dict(type='SODMetric', sod_metrics=['Sm']), kind='binary'),
         'SODMetric[Em]': dict(
-            cfg=dict(type='SODMetric', metrics=['Em']), kind='binary'),
+            cfg=dict(type='SODMetric', sod_metrics=['Em']), kind='binary'),
         'SODMetric[wFm]': dict(
-            cfg=dict(type='SODMetric', metrics=['wFm']), kind='binary'),
+            cfg=dict(type='SODMetric', sod_metrics=['wFm']), kind='binary'),
         'SODMetric[MAE]': dict(
-            cfg=dict(type='SODMetric', metrics=['MAE']), kind='binary'),
+            cfg=dict(type='SODMetric', sod_metrics=['MAE']), kind='binary'),
         'BERMetric': dict(cfg=dict(type='BERMetric'), kind='binary'),
         'BERPerImageMetric': dict(
             cfg=dict(type='BERPerImageMetric'), kind='binary'),

@@ -7,6 +7,7 @@ the config reads. Configs with several named test sets (a list
 metric that picks the best checkpoint must be one the val evaluator
 reports.
 """
+import copy
 import glob
 import os
 import os.path as osp
@@ -16,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.evaluator import Evaluator
+from mmengine.runner import Runner
 from mmengine.structures import PixelData
 
-from mmseg.registry import DATASETS, METRICS, MODELS
+from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 from mmseg_convlora.testing import REPO
 
@@ -134,9 +135,13 @@ def test_config_builds(path, tmp_path):
         dataset = DATASETS.build(ds)
         assert len(dataset) >= 1
         datasets.append(dataset)
-    for ev in evaluator_cfgs(cfg):
-        for metric in (ev if isinstance(ev, list) else [ev]):
-            METRICS.build(metric)
+    # as the runner builds them (a dict with a ``metrics`` key, say, is
+    # read as a custom Evaluator, not as a metric)
+    evaluators = [
+        Runner.build_evaluator(None, copy.deepcopy(ev))
+        for ev in evaluator_cfgs(cfg)
+    ]
+    assert all(e.metrics for e in evaluators)
 
     # several named test (or val) sets need the multi-dataset loop
     for key, (loop_key, loop_type) in MULTI_LOOPS.items():
@@ -151,7 +156,7 @@ def test_config_builds(path, tmp_path):
     ckpt = cfg.default_hooks.checkpoint
     save_best = ckpt.get('save_best')
     if save_best and save_best != 'auto':
-        evaluator = Evaluator(cfg.val_evaluator)
+        evaluator = evaluators[0]
         evaluator.dataset_meta = datasets[0].metainfo
         num_classes = cfg.model.decode_head.get('out_channels', 1)
         evaluator.process([fake_prediction(num_classes)])

@@ -65,5 +65,5 @@ test_dataloader = [
 # S-measure, E-measure, weighted F with beta^2 = 0.3 (the Conv-LoRA paper's
 # F_w^beta; the toolkits use 1) and MAE. Validation computes only what picks
 # the checkpoint (Sm) and MAE, which is cheap.
-val_evaluator = dict(type='SODMetric', metrics=['Sm', 'MAE'], beta2=0.3)
+val_evaluator = dict(type='SODMetric', sod_metrics=['Sm', 'MAE'], beta2=0.3)
 test_evaluator = dict(type='SODMetric', beta2=0.3)

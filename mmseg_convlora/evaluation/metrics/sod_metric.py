@@ -42,9 +42,11 @@ class SODMetric(BaseMetric):
       lower-is-better, the rest higher-is-better.
 
     Args:
-        metrics (Sequence[str]): Subset of ``('Sm', 'Em', 'wFm', 'MAE')`` to
-            compute; ``'Em'`` gives ``meanEm``, ``maxEm`` and ``adpEm``.
-            Default: all.
+        sod_metrics (Sequence[str]): Subset of ``('Sm', 'Em', 'wFm',
+            'MAE')`` to compute; ``'Em'`` gives ``meanEm``, ``maxEm`` and
+            ``adpEm``. Default: all. (Not ``metrics``: mmengine's runner
+            reads an evaluator config with a ``metrics`` key as a custom
+            ``Evaluator``, not as this metric.)
         alpha (float): S-measure balance. Default 0.5.
         beta2 (float): beta^2 of the weighted F-measure. Default 1.0.
         eval_size (int | tuple[int, int], optional): None evaluates at the
@@ -61,7 +63,7 @@ class SODMetric(BaseMetric):
     ALL_METRICS = ('Sm', 'Em', 'wFm', 'MAE')
 
     def __init__(self,
-                 metrics: Sequence[str] = ALL_METRICS,
+                 sod_metrics: Sequence[str] = ALL_METRICS,
                  alpha: float = 0.5,
                  beta2: float = 1.0,
                  eval_size: EvalSize = None,
@@ -70,13 +72,13 @@ class SODMetric(BaseMetric):
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        unknown = set(metrics) - set(self.ALL_METRICS)
+        if isinstance(sod_metrics, str):
+            sod_metrics = [sod_metrics]
+        unknown = set(sod_metrics) - set(self.ALL_METRICS)
         if unknown:
             raise KeyError(f'unknown SOD metrics {sorted(unknown)}; '
                            f'choose from {self.ALL_METRICS}')
-        self.metrics = tuple(m for m in self.ALL_METRICS if m in metrics)
+        self.metrics = tuple(m for m in self.ALL_METRICS if m in sod_metrics)
         self.alpha = alpha
         self.beta2 = beta2
         self.eval_size = parse_eval_size(eval_size)

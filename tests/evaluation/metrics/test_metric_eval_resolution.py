@@ -87,7 +87,7 @@ def test_eval_size_option_in_every_metric():
     ber = BERMetric(eval_size=8)
     ber.process({}, [s])
     assert ber.results == [dict(tp=32, fp=0, fn=0, tn=32)]
-    sod = SODMetric(eval_size=8, metrics=['MAE'])
+    sod = SODMetric(eval_size=8, sod_metrics=['MAE'])
     sod.process({}, [s])
     # Two columns of eight off by 0.25.
     assert sod.compute_metrics(sod.results)['MAE'] == pytest.approx(
