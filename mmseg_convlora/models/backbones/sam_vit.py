@@ -1,21 +1,19 @@
 """SAM's ViT image encoder as an mmseg backbone."""
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from segment_anything.modeling import ImageEncoderViT
 
-from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
-                                      read_manifest)
-from ..utils import (OFFICIAL_CHECKPOINTS, SAM_ARCHS, SAMCheckpointError,
-                     arch_name, describe_encoder, load_sam_state_dict,
-                     sub_state_dict)
+from ..utils import (OFFICIAL_CHECKPOINTS, SAM_ARCHS, TINY_VIT_ARCHS,
+                     SAMCheckpointError, arch_name, describe_encoder,
+                     encoder_family, load_sam_state_dict, sub_state_dict)
 from ..utils.recompute import checkpoint_context_fn
+from .base_sam_backbone import BaseSAMBackbone
 
 
 def resize_abs_pos_embed(pos_embed: torch.Tensor,
@@ -55,7 +53,7 @@ def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class SAMViT(BaseModule):
+class SAMViT(BaseSAMBackbone):
     """The image encoder of the Segment Anything Model (Kirillov et al. 2023).
 
     Wraps ``segment_anything.modeling.ImageEncoderViT`` (kept as
@@ -86,15 +84,7 @@ class SAMViT(BaseModule):
             loss and gradients are exact; the recomputation does not replace
             the recorded ``loss_moe``). Without encoder gradients (CAD,
             decoder-only) the encoder runs under ``no_grad`` anyway.
-        embedding_cache (dict, optional): ``dict(dir=DIR)``: take the image
-            embedding from the data samples (``sam_embedding``, put there by
-            the ``LoadCachedEmbedding`` transform from a cache written by
-            ``tools/cache_embeddings.py``) instead of running the encoder,
-            which is then not built at all. Only for adapters that leave the
-            encoder unchanged (CAD, decoder-only). At construction the
-            cache's manifest must match ``checkpoint`` (SHA-256), ``arch``,
-            ``img_size`` and ``out_channels``, else it is refused. ``dir=None``
-            or ``checkpoint=None`` skips that check (benchmarks, tests).
+        embedding_cache (dict, optional): See :class:`BaseSAMBackbone`.
         init_cfg (dict, optional): Unused; weights come from ``checkpoint``.
 
     Shapes:
@@ -112,12 +102,16 @@ class SAMViT(BaseModule):
                  with_cp: bool = False,
                  embedding_cache: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in SAM_ARCHS:
+                hint = ''
+                if arch in TINY_VIT_ARCHS:
+                    hint = (f" ({arch!r} is a TinyViT encoder: use "
+                            f"type='SAMTinyViT', arch={arch!r})")
                 raise ValueError(f'Unknown SAM arch {arch!r}; choose one of '
-                                 f'{sorted(SAM_ARCHS)} or pass a dict.')
-            self.arch_name = arch
+                                 f'{sorted(SAM_ARCHS)} or pass a dict'
+                                 f'{hint}.')
+            name = arch
             spec = dict(SAM_ARCHS[arch])
         else:
             spec = dict(arch)
@@ -125,84 +119,39 @@ class SAMViT(BaseModule):
             if missing:
                 raise ValueError(f'Custom SAM arch dict lacks {missing}.')
             spec.setdefault('global_attn_indexes', ())
-            self.arch_name = arch_name(spec['embed_dim'], spec['depth'])
-        self.arch_spec = spec
+            name = arch_name(spec['embed_dim'], spec['depth'])
         patch_size = spec.get('patch_size', 16)
         if img_size % patch_size:
             raise ValueError(f'img_size={img_size} must be a multiple of the '
                              f'patch size {patch_size}.')
-        self.img_size = img_size
-        self.out_channels = out_channels
-        self.frozen = frozen
-        self.with_cp = with_cp
-        if isinstance(embedding_cache, str):
-            embedding_cache = dict(dir=embedding_cache)
-        self.embedding_cache = None if embedding_cache is None \
-            else dict(embedding_cache)
-        if adapter is None:
-            adapter = []
-        elif isinstance(adapter, dict):
-            adapter = [adapter]
-
-        if self.embedding_cache is not None:
-            self._init_cached(checkpoint, adapter)
-            return
-
-        self.encoder = ImageEncoderViT(
+        self.arch_spec = spec
+        super().__init__(
+            arch_name=name,
             img_size=img_size,
-            patch_size=patch_size,
+            out_channels=out_channels,
+            checkpoint=checkpoint,
+            frozen=frozen,
+            adapter=adapter,
+            with_cp=with_cp,
+            embedding_cache=embedding_cache,
+            init_cfg=init_cfg)
+
+    def build_encoder(self) -> nn.Module:
+        spec = self.arch_spec
+        return ImageEncoderViT(
+            img_size=self.img_size,
+            patch_size=spec.get('patch_size', 16),
             embed_dim=spec['embed_dim'],
             depth=spec['depth'],
             num_heads=spec['num_heads'],
             mlp_ratio=spec.get('mlp_ratio', 4),
-            out_chans=out_channels,
+            out_chans=self.out_channels,
             qkv_bias=True,
             norm_layer=partial(nn.LayerNorm, eps=1e-6),
             use_rel_pos=True,
             global_attn_indexes=tuple(spec['global_attn_indexes']),
             window_size=spec.get('window_size', 14),
         )
-        if checkpoint is not None:
-            self.load_sam_checkpoint(checkpoint)
-        if frozen:
-            self.encoder.requires_grad_(False)
-
-        self.adapters = nn.ModuleList(MODELS.build(cfg) for cfg in adapter)
-        # Plain list: these modules already live inside ``self.encoder``;
-        # registering them twice would duplicate their state-dict keys.
-        self._adapter_modules: List[nn.Module] = []
-        for adp in self.adapters:
-            self._adapter_modules.extend(adp.apply_to(self.encoder))
-
-    def _init_cached(self, checkpoint: Optional[str],
-                     adapter: List[dict]) -> None:
-        """Embedding-cache mode: no encoder; check the cache's manifest."""
-        if not self.frozen:
-            raise ValueError('embedding_cache needs frozen=True: cached '
-                             'embeddings come from the frozen encoder.')
-        self.encoder = None
-        self.adapters = nn.ModuleList(MODELS.build(cfg) for cfg in adapter)
-        self._adapter_modules = []
-        for adp in self.adapters:
-            if adp.needs_encoder_grad:
-                raise ValueError(
-                    f'{type(adp).__name__} changes the image encoder, so its '
-                    'embeddings cannot be computed once and cached. '
-                    'embedding_cache works with adapters that only add to '
-                    'the embedding (CAD) and with decoder-only training; '
-                    'remove embedding_cache for this adapter.')
-        cache_dir = self.embedding_cache.get('dir')
-        # Without a checkpoint (random weights: tests, shape checks) there
-        # is nothing to verify the cache against.
-        if cache_dir is not None and checkpoint is not None:
-            manifest = read_manifest(cache_dir)
-            check_manifest(manifest, cache_dir, checkpoint, self.arch_name,
-                           self.img_size, self.out_channels)
-
-    @property
-    def uses_cached_embeddings(self) -> bool:
-        """True when the embedding comes from the data samples."""
-        return self.embedding_cache is not None
 
     # ------------------------------------------------------------------ #
     def load_sam_checkpoint(self, path: str) -> None:
@@ -215,6 +164,13 @@ class SAMViT(BaseModule):
         expected = self.arch_name if self.arch_name in SAM_ARCHS else None
         full = load_sam_state_dict(path, expected)
         state = sub_state_dict(full, 'image_encoder.')
+        if encoder_family(state) == 'tiny_vit':
+            raise SAMCheckpointError(
+                f'{path!r} holds a TinyViT image encoder (MobileSAM), but the '
+                f'backbone is SAM\'s ViT ({self.arch_name}). Use the backbone '
+                "type='SAMTinyViT' (arch='mobile_sam') for this file, e.g. "
+                'configs/_base_/models/mobile_sam.py, or give an official '
+                'SAM ViT checkpoint.')
         found = describe_encoder(state)
         if (found['embed_dim'] != self.arch_spec['embed_dim']
                 or found['depth'] != self.arch_spec['depth']):
@@ -255,23 +211,6 @@ class SAMViT(BaseModule):
                 state[key] = resize_rel_pos(value, own[key].shape[0])
         return state
 
-    # ------------------------------------------------------------------ #
-    def train(self, mode: bool = True) -> 'SAMViT':
-        super().train(mode)
-        if self.frozen and self.encoder is not None:
-            # Frozen weights stay in inference behaviour; the adapter modules
-            # placed inside the encoder follow ``mode`` (Conv-LoRA's gate
-            # noise exists only in training).
-            self.encoder.eval()
-            for module in self._adapter_modules:
-                module.train(mode)
-        return self
-
-    @property
-    def needs_encoder_grad(self) -> bool:
-        return not self.frozen or any(
-            adp.needs_encoder_grad for adp in self.adapters)
-
     def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
         """The ViT and its neck, (B, 3, H, W) -> (B, C_out, H/16, W/16)."""
         enc = self.encoder
@@ -281,8 +220,7 @@ class SAMViT(BaseModule):
         # Non-reentrant checkpointing needs no input that requires grad, so
         # block 0 (whose input is the frozen patch embedding) is checkpointed
         # too; the gradients reach the adapter parameters inside it.
-        checkpointing = self.with_cp and self.training and \
-            torch.is_grad_enabled()
+        checkpointing = self.checkpointing
         for blk in enc.blocks:
             if checkpointing:
                 x = cp.checkpoint(
@@ -291,67 +229,3 @@ class SAMViT(BaseModule):
             else:
                 x = blk(x)
         return enc.neck(x.permute(0, 3, 1, 2))
-
-    def cached_embedding(self, x: torch.Tensor,
-                         data_samples: Optional[Sequence]) -> torch.Tensor:
-        """The embeddings the pipeline attached to the data samples."""
-        shape = (self.out_channels, self.img_size // 16, self.img_size // 16)
-        if not data_samples or any(
-                'sam_embedding' not in ds for ds in data_samples):
-            raise EmbeddingCacheError(
-                'This SAMViT has embedding_cache set and builds no encoder, '
-                'so every data sample needs its cached embedding '
-                "('sam_embedding'): add dict(type='LoadCachedEmbedding', "
-                'cache_dir=...) after PackSegInputs in the train and test '
-                'pipelines (see configs/cad/sbu_vit-b_cached.py).')
-        # float32 before stacking: autocast's type promotion of stack does
-        # not accept float16 inputs under a bfloat16 autocast (CPU)
-        embedding = torch.stack([
-            ds.sam_embedding.to(device=x.device, dtype=torch.float32)
-            for ds in data_samples
-        ])
-        if tuple(embedding.shape[1:]) != shape or \
-                embedding.shape[0] != x.shape[0]:
-            raise EmbeddingCacheError(
-                f'Cached embeddings have shape {tuple(embedding.shape)}, '
-                f'expected ({x.shape[0]}, {shape[0]}, {shape[1]}, '
-                f'{shape[2]}) for this backbone; rebuild the cache with '
-                'tools/cache_embeddings.py for this config.')
-        return embedding
-
-    def forward(self,
-                x: torch.Tensor,
-                data_samples: Optional[Sequence] = None
-                ) -> Tuple[torch.Tensor]:
-        """Args:
-            x (Tensor): Normalised images, (B, 3, img_size, img_size).
-            data_samples (list[SegDataSample], optional): Needed only with
-                ``embedding_cache`` (they carry ``sam_embedding``).
-
-        Returns:
-            tuple[Tensor]: The image embedding, (B, C_out, h, w).
-        """
-        if x.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(
-                f'SAMViT expects {self.img_size}x{self.img_size} inputs, got '
-                f'{tuple(x.shape[-2:])}. Resize images to the square input '
-                "size in the pipeline (Resize(scale=(S, S), keep_ratio="
-                "False)) or set the data preprocessor's size.")
-        if self.uses_cached_embeddings:
-            embedding = self.cached_embedding(x, data_samples)
-        else:
-            with torch.set_grad_enabled(torch.is_grad_enabled()
-                                        and self.needs_encoder_grad):
-                embedding = self.forward_encoder(x)
-        for adp in self.adapters:
-            embedding = adp.forward_embedding(x, embedding)
-        return (embedding, )
-
-    def aux_losses(self) -> Dict[str, torch.Tensor]:
-        """Losses the adapters produced in the last forward pass."""
-        losses: Dict[str, torch.Tensor] = {}
-        for adp in self.adapters:
-            for name, value in adp.aux_losses().items():
-                losses[name] = losses[name] + value if name in losses \
-                    else value
-        return losses

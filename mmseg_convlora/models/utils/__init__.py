@@ -1,11 +1,17 @@
 from .param_count import (SAM_DECODER_BINARY_TRAINABLE,
                           decoder_trainable_formula, trainable_breakdown)
-from .sam_checkpoint import (OFFICIAL_CHECKPOINTS, SAM_ARCHS,
+from .sam_checkpoint import (MOBILE_SAM_HOWTO, OFFICIAL_CHECKPOINTS,
+                             SAM_ARCHS, TINY_VIT_ARCHS, TINY_VIT_CHECKPOINTS,
                              SAMCheckpointError, arch_name, describe_encoder,
-                             load_sam_state_dict, sub_state_dict)
+                             describe_tiny_vit, encoder_family,
+                             load_sam_state_dict, sub_state_dict,
+                             tiny_vit_arch_name)
 
 __all__ = [
     'SAM_DECODER_BINARY_TRAINABLE', 'decoder_trainable_formula',
-    'trainable_breakdown',     'OFFICIAL_CHECKPOINTS', 'SAM_ARCHS', 'SAMCheckpointError', 'arch_name',
-    'describe_encoder', 'load_sam_state_dict', 'sub_state_dict'
+    'trainable_breakdown', 'MOBILE_SAM_HOWTO', 'OFFICIAL_CHECKPOINTS',
+    'SAM_ARCHS', 'TINY_VIT_ARCHS', 'TINY_VIT_CHECKPOINTS',
+    'SAMCheckpointError', 'arch_name', 'describe_encoder',
+    'describe_tiny_vit', 'encoder_family', 'load_sam_state_dict',
+    'sub_state_dict', 'tiny_vit_arch_name'
 ]

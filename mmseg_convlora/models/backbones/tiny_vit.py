@@ -1,0 +1,355 @@
+"""TinyViT (Wu et al., ECCV 2022) as the image encoder of MobileSAM.
+
+MobileSAM (Zhang et al. 2023) distils SAM's ViT-H encoder into a TinyViT-5M
+whose last patch merging keeps the resolution, so that a 1024x1024 image
+gives SAM's 64x64x256 embedding and SAM's prompt encoder and mask decoder
+work unchanged. The modules here reproduce that encoder with the state-dict
+layout of the official ``mobile_sam.pt`` (``image_encoder.patch_embed.seq``,
+``image_encoder.layers.<i>.blocks.<j>...``, ``image_encoder.neck``), so the
+file loads without renaming.
+
+Two deliberate differences from the reference code, neither of which
+changes its output: token maps stay ``(B, H, W, C)`` through the attention
+stages (the reference flattens them to ``(B, H * W, C)``), so every
+attention layer's ``qkv`` sees ``(windows, h, w, C)`` maps whose grid
+Conv-LoRA needs; and the output grid is ``img_size / 16`` instead of the
+reference's hard-coded 64x64, so other input sizes work. The reference's
+ImageNet classification head (``norm_head``, ``head``) is not built; its
+weights in the checkpoint are skipped on load.
+"""
+import itertools
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from segment_anything.modeling.common import LayerNorm2d
+
+
+class Conv2dBN(nn.Sequential):
+    """Conv2d without bias followed by BatchNorm2d (keys ``c``, ``bn``).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Square kernel size. Default 1.
+        stride (int): Stride. Default 1.
+        padding (int): Zero padding. Default 0.
+        groups (int): Conv groups (depth-wise when equal to the channels).
+        bn_weight_init (float): Initial BatchNorm scale (0 makes a residual
+            branch start as the identity).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 1,
+                 stride: int = 1,
+                 padding: int = 0,
+                 groups: int = 1,
+                 bn_weight_init: float = 1.0):
+        super().__init__()
+        self.add_module(
+            'c',
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                      padding, groups=groups, bias=False))
+        bn = nn.BatchNorm2d(out_channels)
+        nn.init.constant_(bn.weight, bn_weight_init)
+        nn.init.zeros_(bn.bias)
+        self.add_module('bn', bn)
+
+
+class TinyViTPatchEmbed(nn.Module):
+    """Two stride-2 3x3 conv-BN layers with GELU between them.
+
+    Shapes:
+        (B, 3, H, W) -> (B, embed_dim, H / 4, W / 4).
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int):
+        super().__init__()
+        self.seq = nn.Sequential(
+            Conv2dBN(in_channels, embed_dim // 2, 3, 2, 1),
+            nn.GELU(),
+            Conv2dBN(embed_dim // 2, embed_dim, 3, 2, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seq(x)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: 1x1 expand, depth-wise 3x3, 1x1 project.
+
+    Shapes:
+        (B, C, H, W) -> (B, C, H, W).
+    """
+
+    def __init__(self, channels: int, expand_ratio: float):
+        super().__init__()
+        hidden = int(channels * expand_ratio)
+        self.conv1 = Conv2dBN(channels, hidden)
+        self.act1 = nn.GELU()
+        self.conv2 = Conv2dBN(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.act2 = nn.GELU()
+        self.conv3 = Conv2dBN(hidden, channels, bn_weight_init=0.0)
+        self.act3 = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act1(self.conv1(x))
+        y = self.act2(self.conv2(y))
+        return self.act3(self.conv3(y) + x)
+
+
+class PatchMerging(nn.Module):
+    """1x1 conv, depth-wise 3x3 conv with ``stride``, 1x1 conv (GELU
+    between).
+
+    Shapes:
+        (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.act = nn.GELU()
+        self.conv1 = Conv2dBN(in_channels, out_channels)
+        self.conv2 = Conv2dBN(out_channels, out_channels, 3, stride, 1,
+                              groups=out_channels)
+        self.conv3 = Conv2dBN(out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        return self.conv3(x)
+
+
+class TinyViTMlp(nn.Module):
+    """Pre-norm MLP: LayerNorm, Linear, GELU, Linear."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class TinyViTAttention(nn.Module):
+    """Pre-norm multi-head self-attention over one square window, with
+    LeViT's learned attention biases indexed by the (|dy|, |dx|) offset of
+    two positions.
+
+    ``qkv`` is called on the window as a ``(N, h, w, C)`` map (a Linear does
+    not care), which lets grid-aware adapters (Conv-LoRA) see each window's
+    layout. Its output is per head ``[q (d), k (d), v (d)]``, d = C / heads.
+
+    Args:
+        dim (int): Channels C.
+        num_heads (int): Heads.
+        window_size (int): Side of the window the biases are defined for.
+
+    Shapes:
+        (N, window_size, window_size, C) -> same.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'TinyViT: dim={dim} is not divisible by '
+                             f'num_heads={num_heads}.')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim**-0.5
+        self.window_size = window_size
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        points = list(itertools.product(range(window_size), repeat=2))
+        offsets, idxs = {}, []
+        for p1 in points:
+            for p2 in points:
+                off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+                idxs.append(offsets.setdefault(off, len(offsets)))
+        self.attention_biases = nn.Parameter(
+            torch.zeros(num_heads, len(offsets)))
+        self.register_buffer(
+            'attention_bias_idxs',
+            torch.tensor(idxs, dtype=torch.long).view(len(points),
+                                                      len(points)),
+            persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, h, w, C = x.shape
+        qkv = self.qkv(self.norm(x)).view(N, h * w, self.num_heads, -1)
+        q, k, v = qkv.permute(0, 2, 1, 3).split(self.head_dim, dim=3)
+        bias = self.attention_biases[:, self.attention_bias_idxs]
+        attn = (q @ k.transpose(-2, -1)) * self.scale + bias.to(q.dtype)
+        out = attn.softmax(dim=-1) @ v  # (N, heads, L, d)
+        out = out.transpose(1, 2).reshape(N, h, w, C)
+        return self.proj(out)
+
+
+class TinyViTBlock(nn.Module):
+    """Window attention, depth-wise 3x3 conv-BN, MLP; residual around the
+    attention and the MLP.
+
+    The map is zero-padded at the bottom/right to a multiple of the window
+    (padded tokens take part in the attention as keys, as in the reference)
+    and cropped back afterwards.
+
+    Args:
+        dim (int): Channels.
+        num_heads (int): Attention heads.
+        window_size (int): Attention window side.
+        mlp_ratio (float): MLP hidden width / dim.
+        local_conv_size (int): Kernel of the depth-wise conv.
+
+    Shapes:
+        (B, H, W, C) -> (B, H, W, C).
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 window_size: int,
+                 mlp_ratio: float = 4.0,
+                 local_conv_size: int = 3):
+        super().__init__()
+        self.window_size = window_size
+        self.attn = TinyViTAttention(dim, num_heads, window_size)
+        self.mlp = TinyViTMlp(dim, int(dim * mlp_ratio))
+        self.local_conv = Conv2dBN(dim, dim, local_conv_size, 1,
+                                   local_conv_size // 2, groups=dim)
+
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = x.shape
+        ws = self.window_size
+        if H == ws and W == ws:
+            return self.attn(x)
+        pad_b, pad_r = (ws - H % ws) % ws, (ws - W % ws) % ws
+        if pad_b or pad_r:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        nh, nw = (H + pad_b) // ws, (W + pad_r) // ws
+        windows = x.reshape(B, nh, ws, nw, ws, C).transpose(2, 3).reshape(
+            B * nh * nw, ws, ws, C)
+        out = self.attn(windows)
+        out = out.view(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(
+            B, nh * ws, nw * ws, C)
+        return out[:, :H, :W]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.window_attention(x)
+        x = self.local_conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + self.mlp(x)
+
+
+class TinyViTStage(nn.Module):
+    """A stage: its blocks, then (except the last stage) patch merging.
+
+    Stage 0 is convolutional (:class:`MBConv` blocks on ``(B, C, H, W)``);
+    the others are attention stages (:class:`TinyViTBlock` on
+    ``(B, H, W, C)``). Both take and return ``(B, C, H, W)`` maps at the
+    stage boundary.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], channels_last: bool,
+                 downsample: nn.Module = None):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.channels_last = channels_last
+        self.downsample = downsample
+
+
+class TinyViTEncoder(nn.Module):
+    """MobileSAM's TinyViT image encoder with SAM's neck.
+
+    Stride 4 patch embedding, four stages (the first convolutional), patch
+    merging with stride 2, 2 and 1 between them (the last one keeps the
+    resolution, MobileSAM's change), so the output grid is ``img_size /
+    16``; the neck (1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d) maps to
+    ``out_channels``.
+
+    Args:
+        img_size (int): Square input size (a multiple of 16).
+        embed_dims (Sequence[int]): Channels of the four stages.
+        depths (Sequence[int]): Blocks per stage.
+        num_heads (Sequence[int]): Heads per stage (stage 0 has none).
+        window_sizes (Sequence[int]): Attention windows per stage.
+        mlp_ratio (float): MLP width ratio. Default 4.
+        mbconv_expand_ratio (float): MBConv expansion. Default 4.
+        local_conv_size (int): Depth-wise conv kernel. Default 3.
+        out_channels (int): Embedding channels (SAM: 256).
+
+    Shapes:
+        (B, 3, img_size, img_size) -> (B, out_channels, img_size / 16,
+        img_size / 16).
+    """
+
+    def __init__(self,
+                 img_size: int,
+                 embed_dims: Sequence[int],
+                 depths: Sequence[int],
+                 num_heads: Sequence[int],
+                 window_sizes: Sequence[int],
+                 mlp_ratio: float = 4.0,
+                 mbconv_expand_ratio: float = 4.0,
+                 local_conv_size: int = 3,
+                 out_channels: int = 256):
+        super().__init__()
+        n = len(embed_dims)
+        if not n == len(depths) == len(num_heads) == len(window_sizes) == 4:
+            raise ValueError(
+                'TinyViT needs four stages: embed_dims, depths, num_heads '
+                f'and window_sizes of length 4, got {list(embed_dims)}, '
+                f'{list(depths)}, {list(num_heads)}, {list(window_sizes)}.')
+        self.img_size = img_size
+        self.patch_embed = TinyViTPatchEmbed(3, embed_dims[0])
+        strides = (2, 2, 1)
+        stages: List[nn.Module] = []
+        for i in range(n):
+            dim = embed_dims[i]
+            if i == 0:
+                blocks = [
+                    MBConv(dim, mbconv_expand_ratio) for _ in range(depths[i])
+                ]
+            else:
+                blocks = [
+                    TinyViTBlock(dim, num_heads[i], window_sizes[i],
+                                 mlp_ratio, local_conv_size)
+                    for _ in range(depths[i])
+                ]
+            downsample = PatchMerging(dim, embed_dims[i + 1], strides[i]) \
+                if i < n - 1 else None
+            stages.append(TinyViTStage(blocks, i > 0, downsample))
+        self.layers = nn.ModuleList(stages)
+        self.neck = nn.Sequential(
+            nn.Conv2d(embed_dims[-1], out_channels, 1, bias=False),
+            LayerNorm2d(out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            LayerNorm2d(out_channels),
+        )
+
+    def forward(self, x: torch.Tensor, run_block=None) -> torch.Tensor:
+        """Args:
+            x (Tensor): Normalised images, (B, 3, H, W).
+            run_block (Callable, optional): ``run_block(block, x)`` runs one
+                block (e.g. under activation checkpointing); default
+                ``block(x)``.
+
+        Returns:
+            Tensor: (B, out_channels, H / 16, W / 16).
+        """
+        x = self.patch_embed(x)
+        for stage in self.layers:
+            if stage.channels_last:
+                x = x.permute(0, 2, 3, 1).contiguous()
+            for blk in stage.blocks:
+                x = blk(x) if run_block is None else run_block(blk, x)
+            if stage.channels_last:
+                x = x.permute(0, 3, 1, 2)
+            if stage.downsample is not None:
+                x = stage.downsample(x)
+        return self.neck(x)
