@@ -140,6 +140,9 @@ def write_split(pairs: Sequence[Pair], out: str, split: str, symlink: bool,
             only the name differs in case / tif-vs-tiff. None keeps it.
         img_ext (str, optional): Extension of the written images (renaming
             only, e.g. '.tif' -> '.tiff'). None keeps the source's.
+        convert_mask (Callable, optional): ``convert_mask(data, mask_path,
+            image_path)`` turns the decoded mask (as ``cv2.imread(...,
+            IMREAD_UNCHANGED)`` gives it) into what is written.
 
     Returns:
         str: A line saying what was written.
@@ -163,7 +166,7 @@ def write_split(pairs: Sequence[Pair], out: str, split: str, symlink: bool,
             if data is None:
                 raise LayoutError(f'cannot read mask {mask!r}')
             if convert_mask is not None:
-                data = convert_mask(data)
+                data = convert_mask(data, mask, img)
             if not cv2.imwrite(dst, data):
                 raise OSError(f'cannot write {dst!r}')
     os.makedirs(osp.join(out, 'splits'), exist_ok=True)

@@ -1,0 +1,196 @@
+"""Convert folders of images + binary masks into train/val/test splits.
+
+Give one or more named sources, each a folder with an images folder and a
+masks folder whose files match by stem (any image extension; masks in any
+binary encoding the package's loader accepts: 0/1, 0/255, anti-aliased or
+lossy JPEG 0/255, gray stored as RGB)::
+
+    SRC/images/<stem>.<jpg|png|...>
+    SRC/masks/<stem>.<jpg|png|...>
+
+Each source is split at random (seeded; the split depends only on the file
+names and ``--seed``) into train, val and test. The train and val parts of
+all sources are pooled; each source keeps its own test set, so one
+``tools/test.py`` run reports every source separately::
+
+    OUT/train/{images,masks}/<source>_<stem>.*   pooled training images
+    OUT/val/{images,masks}/<source>_<stem>.*     pooled validation images
+    OUT/test/<source>/{images,masks}/<stem>.*    one test set per source
+    OUT/splits/*.txt                             stems of each split
+
+Images are copied as they are (or symlinked with ``--symlink``); masks are
+decoded with the loader's rules and written as lossless 0/255 PNGs, so a
+lossy JPEG mask is thresholded once, here, in the same way the loader would.
+A mask that is not binary, or whose size differs from its image's, stops the
+conversion with its file name.
+
+Example (Kvasir-SEG and CVC-ClinicDB, the Conv-LoRA paper's polyp training
+sets)::
+
+    python tools/dataset_converters/image_mask_folders.py \\
+        Kvasir=/data/Kvasir-SEG CVC-ClinicDB=/data/CVC-ClinicDB \\
+        --out data/kvasir_cvc --val-fraction 0.1 --test-fraction 0.2 --seed 0
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from _common import (IMG_EXTS, LayoutError, Pair,  # noqa: E402
+                     check_entries, pair_files, prepare_out, run_cli,
+                     write_split)
+
+
+def parse_sources(specs: List[str]) -> Dict[str, str]:
+    """``['Name=DIR', ...]`` -> ``{name: dir}``, names unique and usable as
+    folder names."""
+    sources: Dict[str, str] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition('=')
+        if not sep or not name or not folder:
+            raise LayoutError(
+                f'source {spec!r} is not NAME=FOLDER (e.g. '
+                'Kvasir=/data/Kvasir-SEG)')
+        if os.sep in name or name in ('.', '..') or name.startswith('.'):
+            raise LayoutError(f'source name {name!r} must be a plain folder '
+                              'name (it names the test set)')
+        if name in sources:
+            raise LayoutError(f'source name {name!r} is given twice')
+        sources[name] = folder
+    return sources
+
+
+def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
+                seed: int) -> Tuple[List[Pair], List[Pair], List[Pair]]:
+    """Seeded random train/val/test split of one source.
+
+    ``round(fraction * n)`` items go to val and to test (at least one each
+    when the fraction is positive), drawn from one permutation of the
+    stem-sorted pairs by ``np.random.RandomState(seed)``: test takes the
+    first ones, val the next.
+
+    Returns:
+        (train, val, test), each sorted by stem.
+    """
+    for what, frac in (('val', val_fraction), ('test', test_fraction)):
+        if not 0 <= frac < 1:
+            raise ValueError(
+                f'--{what}-fraction must be in [0, 1), got {frac}')
+    items = sorted(pairs)
+    n = len(items)
+    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    if n_test + n_val >= n:
+        raise LayoutError(
+            f'cannot split {n} images into {n_val} val + {n_test} test: '
+            'nothing would be left to train on')
+    order = np.random.RandomState(seed).permutation(n).tolist()
+    test_ids = set(order[:n_test])
+    val_ids = set(order[n_test:n_test + n_val])
+    train = [p for i, p in enumerate(items) if i not in test_ids | val_ids]
+    val = [p for i, p in enumerate(items) if i in val_ids]
+    test = [p for i, p in enumerate(items) if i in test_ids]
+    return train, val, test
+
+
+def binary_png(data: np.ndarray, path: str, image_path: str) -> np.ndarray:
+    """A decoded mask as the loader reads it, as 0/255 uint8, checked
+    against its image's size.
+
+    Args:
+        data (np.ndarray): The mask as ``cv2.imread(path,
+            IMREAD_UNCHANGED)`` gives it.
+        path (str): The mask file (for messages).
+        image_path (str): Its image.
+    """
+    import cv2
+
+    from mmseg_convlora.datasets.transforms.binary_loading import (
+        binarize_mask, to_single_channel)
+    try:
+        labels = binarize_mask(to_single_channel(data, path), path)
+    except ValueError as err:
+        raise LayoutError(str(err)) from err
+    image = cv2.imread(image_path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise LayoutError(f'cannot read image {image_path!r}')
+    if image.shape[:2] != labels.shape:
+        raise LayoutError(
+            f'mask {path!r} is {labels.shape[1]}x{labels.shape[0]} but its '
+            f'image {image_path!r} is {image.shape[1]}x{image.shape[0]} '
+            '(WxH); image and mask must have the same size')
+    return labels.astype(np.uint8) * 255
+
+
+def check_masks(pairs: List[Pair]) -> None:
+    """Decode every mask before anything is written."""
+    import cv2
+    for _, img, mask in pairs:
+        data = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise LayoutError(f'cannot read mask {mask!r}')
+        binary_png(data, mask, img)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        'sources', nargs='+', metavar='NAME=FOLDER',
+        help='named source folders, each with the images and masks folders')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--symlink', action='store_true',
+                        help='symlink the images instead of copying them')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace split folders written before')
+    parser.add_argument('--img-dir', default='images',
+                        help='images folder inside each source (images)')
+    parser.add_argument('--mask-dir', default='masks',
+                        help='masks folder inside each source (masks)')
+    parser.add_argument('--val-fraction', type=float, default=0.1,
+                        help='fraction of each source for validation (0.1)')
+    parser.add_argument('--test-fraction', type=float, default=0.2,
+                        help='fraction of each source for testing (0.2)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random split (0)')
+    args = parser.parse_args(argv)
+    sources = parse_sources(args.sources)
+    layout = (f'SRC/{args.img_dir}/<stem>.<ext>\nSRC/{args.mask_dir}/'
+              f'<stem>.<ext>   (images: {", ".join(IMG_EXTS)})')
+    splits = {}
+    for name, folder in sources.items():
+        check_entries(folder, [args.img_dir, args.mask_dir],
+                      f'image/mask folder pair {name!r}', layout)
+        pairs = pair_files(
+            osp.join(folder, args.img_dir), osp.join(folder, args.mask_dir))
+        check_masks(pairs)
+        splits[name] = split_three(pairs, args.val_fraction,
+                                   args.test_fraction, args.seed)
+    prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)
+    print(f'{len(sources)} source(s) -> {args.out} (seed {args.seed}; per '
+          f'source {args.val_fraction:.0%} val, {args.test_fraction:.0%} '
+          'test, the rest train)')
+    pooled = {'train': [], 'val': []}
+    for name, (train, val, test) in splits.items():
+        print(f'  {name}: {len(train)} train, {len(val)} val, {len(test)} '
+              f'test from {sources[name]}')
+        for split, part in (('train', train), ('val', val)):
+            pooled[split] += [(f'{name}_{stem}', img, mask)
+                              for stem, img, mask in part]
+        if test:
+            print(write_split(test, args.out, f'test/{name}', args.symlink,
+                              convert_mask=binary_png))
+    for split, pairs in pooled.items():
+        if pairs:
+            print(write_split(pairs, args.out, split, args.symlink,
+                              convert_mask=binary_png))
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
