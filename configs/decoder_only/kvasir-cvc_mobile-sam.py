@@ -9,4 +9,6 @@ img_size = 256
 model = dict(
     data_preprocessor=dict(size=(img_size, img_size)),
     backbone=dict(img_size=img_size),
-    decode_head=dict(img_size=img_size))
+    # the Conv-LoRA reference's binary head: only SAM's first mask token
+    # in the decoder's token sequence
+    decode_head=dict(img_size=img_size, keep_sam_multimask_tokens=False))

@@ -1,0 +1,153 @@
+"""Score the trivial predictions of a binary dataset with its own metrics.
+
+Two baselines that need no model, so a results table can show how far above
+them a method is:
+
+* ``all background``: probability 0 everywhere;
+* ``mean training mask``: every pixel's foreground frequency over the
+  training masks (each resized to ``--size`` with bilinear interpolation),
+  resized to each test image.
+
+Each test set of the config (one ``test_dataloader`` or a list of named
+ones) is scored with the config's ``test_evaluator`` (or the set's own), the
+numbers a model would get from ``tools/test.py``. Prints one Markdown table
+and, with ``--out``, writes ``{baseline: {"<test set>/<metric>": value}}``
+as JSON.
+
+Usage::
+
+    python tools/analysis/trivial_baselines.py CONFIG [--size 256]
+        [--out baselines.json] [--cfg-options data_root=...]
+"""
+import argparse
+import copy
+import json
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import PixelData
+
+import mmseg_convlora  # noqa: F401  registers the datasets and metrics
+from mmseg.registry import DATASETS, TRANSFORMS
+from mmseg.structures import SegDataSample
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Score the all-background and mean-training-mask '
+        'predictions with the config\'s test metrics.')
+    parser.add_argument('config', help='a binary dataset config')
+    parser.add_argument(
+        '--size', type=int, default=256,
+        help='resolution of the mean training mask (default 256)')
+    parser.add_argument('--out', help='write the metrics as JSON here')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, as in tools/test.py')
+    return parser.parse_args(argv)
+
+
+def _loader_entries(cfg) -> List[Tuple[str, dict, dict]]:
+    """(name, dataset config, evaluator config) of every test set."""
+    loaders = cfg.test_dataloader
+    entries = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    out = []
+    for i, entry in enumerate(entries):
+        name = entry.get('name') or ('test' if len(entries) == 1 else
+                                     f'test{i}')
+        out.append((name, entry['dataset'],
+                    entry.get('evaluator', cfg.test_evaluator)))
+    return out
+
+
+def mean_training_mask(dataset_cfg: dict, size: int) -> torch.Tensor:
+    """Foreground frequency per pixel over the training masks, (size,
+    size), each mask read by the package's binary mask loader."""
+    dataset_cfg = copy.deepcopy(dataset_cfg)
+    dataset_cfg['pipeline'] = []
+    dataset = DATASETS.build(dataset_cfg)
+    load = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
+    total = torch.zeros(size, size, dtype=torch.float64)
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        results = load(dict(seg_map_path=info['seg_map_path'],
+                            seg_fields=[], reduce_zero_label=False))
+        mask = torch.from_numpy(results['gt_seg_map'].astype(np.float32))
+        total += F.interpolate(
+            mask[None, None], size=(size, size), mode='bilinear',
+            align_corners=False)[0, 0].double()
+    if len(dataset) == 0:
+        raise ValueError('the training set is empty')
+    return (total / len(dataset)).float()
+
+
+def score(name: str, dataset_cfg: dict, evaluator_cfg,
+          prob_map: torch.Tensor) -> Dict[str, float]:
+    """Metrics of predicting ``prob_map`` (resized) for every image."""
+    dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
+    evaluator = Runner.build_evaluator(None, copy.deepcopy(evaluator_cfg))
+    evaluator.dataset_meta = dataset.metainfo
+    for i in range(len(dataset)):
+        gt = dataset[i]['data_samples'].gt_sem_seg
+        h, w = gt.shape
+        prob = F.interpolate(
+            prob_map[None, None], size=(h, w), mode='bilinear',
+            align_corners=False)[0]
+        sample = SegDataSample(gt_sem_seg=gt)
+        sample.seg_logits = PixelData(data=prob)
+        sample.pred_sem_seg = PixelData(data=(prob > 0.5).long())
+        evaluator.process([sample.to_dict()])
+    metrics = evaluator.evaluate(len(dataset))
+    return {f'{name}/{k}': float(v) for k, v in metrics.items()}
+
+
+def markdown(results: Dict[str, Dict[str, float]]) -> str:
+    keys = list(next(iter(results.values())))
+    sets = list(dict.fromkeys(k.split('/')[0] for k in keys))
+    metrics = list(dict.fromkeys(k.split('/', 1)[1] for k in keys))
+    lines = ['| baseline | test set | ' + ' | '.join(metrics) + ' |',
+             '|' + ' --- |' * (len(metrics) + 2)]
+    for baseline, values in results.items():
+        for s in sets:
+            row = [f'{values[f"{s}/{m}"]:.4f}' for m in metrics]
+            lines.append(f'| {baseline} | {s} | ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    out_channels = cfg.model.decode_head.get('out_channels', 1)
+    if out_channels != 1:
+        raise SystemExit(f'{args.config}: trivial baselines are defined for '
+                         f'binary datasets (out_channels=1), this config has '
+                         f'out_channels={out_channels}.')
+    mean_mask = mean_training_mask(cfg.train_dataloader.dataset, args.size)
+    baselines = {
+        'all background': torch.zeros_like(mean_mask),
+        'mean training mask': mean_mask,
+    }
+    results: Dict[str, Dict[str, float]] = {}
+    for baseline, prob_map in baselines.items():
+        results[baseline] = {}
+        for name, ds_cfg, ev_cfg in _loader_entries(cfg):
+            results[baseline].update(score(name, ds_cfg, ev_cfg, prob_map))
+    print(markdown(results))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(results, f, indent=1)
+        print(f'written to {osp.abspath(args.out)}')
+    return results
+
+
+if __name__ == '__main__':
+    main()
