@@ -9,6 +9,7 @@ from mmseg.registry import MODELS
 
 from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
                                       read_manifest)
+from ..adapters.base_adapter import BaseSAMAdapter
 
 # Every SAM-family encoder (ViT, TinyViT) maps an S x S image to an
 # (S / 16) x (S / 16) embedding, the grid SAM's mask decoder expects.
@@ -48,7 +49,21 @@ class BaseSAMBackbone(BaseModule):
             ``checkpoint`` (SHA-256), arch, ``img_size`` and
             ``out_channels``; ``dir=None`` or ``checkpoint=None`` skips that
             check (benchmarks, tests).
+        out_indices (Sequence[int], optional): Also return the outputs of
+            these encoder blocks (SAMViT) or stages (SAMTinyViT) as
+            ``(B, C, H, W)`` maps, in this order, for mmseg's necks and
+            heads (``MultiLevelNeck`` + ``UPerHead``, auxiliary heads).
+            Negative indices count from the end. None: only the embedding.
+        out_embedding (bool): Return the neck's embedding (last in the
+            tuple, after the ``out_indices`` maps). False skips the neck;
+            then ``out_indices`` must be given and no adapter may act on the
+            embedding (CAD). Default True.
         init_cfg (dict, optional): Unused; weights come from ``checkpoint``.
+
+    Shapes:
+        forward: (B, 3, img_size, img_size) -> tuple of the ``out_indices``
+        maps, then the embedding (B, out_channels, img_size / 16,
+        img_size / 16) if ``out_embedding``.
     """
 
     def __init__(self,
@@ -60,6 +75,8 @@ class BaseSAMBackbone(BaseModule):
                  adapter: Optional[Union[dict, Sequence[dict]]] = None,
                  with_cp: bool = False,
                  embedding_cache: Optional[Union[dict, str]] = None,
+                 out_indices: Optional[Sequence[int]] = None,
+                 out_embedding: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if img_size % EMBEDDING_STRIDE:
@@ -80,8 +97,15 @@ class BaseSAMBackbone(BaseModule):
             adapter = []
         elif isinstance(adapter, dict):
             adapter = [adapter]
+        self.out_embedding = out_embedding
+        self.out_indices = self._check_out_indices(out_indices)
 
         if self.embedding_cache is not None:
+            if self.out_indices:
+                raise ValueError(
+                    'embedding_cache holds only the neck embedding; it cannot '
+                    f'give the block outputs out_indices={out_indices}. '
+                    'Remove one of them.')
             self._init_cached(checkpoint, adapter)
             return
 
@@ -97,8 +121,46 @@ class BaseSAMBackbone(BaseModule):
         self._adapter_modules: List[nn.Module] = []
         for adp in self.adapters:
             self._adapter_modules.extend(adp.apply_to(self.encoder))
+        if not out_embedding:
+            for adp in self.adapters:
+                if type(adp).forward_embedding is not \
+                        BaseSAMAdapter.forward_embedding:
+                    raise ValueError(
+                        f'{type(adp).__name__} adds to the neck embedding, '
+                        'but out_embedding=False drops it; set '
+                        'out_embedding=True.')
+
+    def _check_out_indices(
+            self, out_indices: Optional[Sequence[int]]) -> Tuple[int, ...]:
+        """Validate ``out_indices`` against :attr:`num_out_layers` and make
+        them non-negative."""
+        if out_indices is None:
+            if not self.out_embedding:
+                raise ValueError(
+                    'out_embedding=False needs out_indices: the backbone '
+                    'would return nothing.')
+            return ()
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        n = self.num_out_layers
+        fixed = []
+        for i in out_indices:
+            if not -n <= i < n:
+                raise ValueError(
+                    f'{type(self).__name__}: out_indices {list(out_indices)} '
+                    f'out of range for {n} {self.out_layer_kind}s '
+                    f'(valid: 0..{n - 1} or -{n}..-1).')
+            fixed.append(i % n)
+        return tuple(fixed)
 
     # ------------------------------------------------------------------ #
+    @property
+    @abstractmethod
+    def num_out_layers(self) -> int:
+        """How many layers ``out_indices`` chooses from."""
+
+    out_layer_kind = 'block'
+
     @abstractmethod
     def build_encoder(self) -> nn.Module:
         """The image encoder with random weights."""
@@ -113,8 +175,18 @@ class BaseSAMBackbone(BaseModule):
         """
 
     @abstractmethod
-    def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder and its neck, (B, 3, S, S) -> (B, C_out, S/16, S/16).
+    def forward_encoder(
+            self, x: torch.Tensor
+    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """Run the encoder.
+
+        Args:
+            x (Tensor): (B, 3, S, S).
+
+        Returns:
+            tuple: the outputs of the layers in :attr:`out_indices` as
+            (B, C, H, W) maps (in that order), and the neck's embedding
+            (B, C_out, S/16, S/16) if :attr:`out_embedding`, else None.
         """
 
     # ------------------------------------------------------------------ #
@@ -207,14 +279,15 @@ class BaseSAMBackbone(BaseModule):
     def forward(self,
                 x: torch.Tensor,
                 data_samples: Optional[Sequence] = None
-                ) -> Tuple[torch.Tensor]:
+                ) -> Tuple[torch.Tensor, ...]:
         """Args:
             x (Tensor): Normalised images, (B, 3, img_size, img_size).
             data_samples (list[SegDataSample], optional): Needed only with
                 ``embedding_cache`` (they carry ``sam_embedding``).
 
         Returns:
-            tuple[Tensor]: The image embedding, (B, C_out, h, w).
+            tuple[Tensor]: The ``out_indices`` maps, then the image
+            embedding (B, C_out, h, w) if ``out_embedding``.
         """
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
@@ -223,15 +296,18 @@ class BaseSAMBackbone(BaseModule):
                 'images to the square input size in the pipeline (Resize('
                 "scale=(S, S), keep_ratio=False)) or set the data "
                 "preprocessor's size.")
+        features: List[torch.Tensor] = []
         if self.uses_cached_embeddings:
             embedding = self.cached_embedding(x, data_samples)
         else:
             with torch.set_grad_enabled(torch.is_grad_enabled()
                                         and self.needs_encoder_grad):
-                embedding = self.forward_encoder(x)
+                features, embedding = self.forward_encoder(x)
+        if embedding is None:
+            return tuple(features)
         for adp in self.adapters:
             embedding = adp.forward_embedding(x, embedding)
-        return (embedding, )
+        return tuple(features) + (embedding, )
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
         """Losses the adapters produced in the last forward pass."""

@@ -1,5 +1,5 @@
 """MobileSAM's TinyViT image encoder as an mmseg backbone."""
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,14 @@ DEFAULT_TINY_VIT_QKV = r'layers\.\d+\.blocks\.\d+\.attn\.qkv'
 # Adapters written around the blocks of SAM's ViT (its patch embedding,
 # norm1/norm2 and attention internals), which TinyViT does not have.
 VIT_ONLY_ADAPTERS = ('Adapter', 'VPT', 'SSF', 'SAMAdapter')
+
+
+def _checkpointed(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run ``block`` under non-reentrant activation checkpointing (RNG state
+    kept, so Conv-LoRA's gate noise is replayed exactly)."""
+    return cp.checkpoint(
+        block, x, use_reentrant=False, preserve_rng_state=True,
+        context_fn=checkpoint_context_fn)
 
 
 @MODELS.register_module()
@@ -66,12 +74,22 @@ class SAMTinyViT(BaseSAMBackbone):
         with_cp (bool): Activation checkpointing of every block (MBConv and
             attention) while training with gradients through the encoder.
         embedding_cache (dict, optional): See :class:`BaseSAMBackbone`.
+        out_indices (Sequence[int], optional): Stages whose outputs (before
+            their patch merging) are also returned: stage 0 at 1/4, 1 at
+            1/8, 2 and 3 at 1/16 of the input, with the stage's channels
+            (64, 128, 160, 320 for MobileSAM); a feature pyramid for mmseg's
+            ``UPerHead``.
+        out_embedding (bool): Also return the neck's embedding (last).
+            Default True.
         init_cfg (dict, optional): Unused.
 
     Shapes:
-        input (B, 3, img_size, img_size) -> output tuple of one tensor
-        (B, out_channels, img_size / 16, img_size / 16).
+        input (B, 3, img_size, img_size) -> output tuple: the
+        ``out_indices`` stage maps, then the embedding (B, out_channels,
+        img_size / 16, img_size / 16).
     """
+
+    out_layer_kind = 'stage'
 
     def __init__(self,
                  arch: Union[str, dict] = 'mobile_sam',
@@ -82,6 +100,8 @@ class SAMTinyViT(BaseSAMBackbone):
                  adapter: Optional[Union[dict, Sequence[dict]]] = None,
                  with_cp: bool = False,
                  embedding_cache: Optional[dict] = None,
+                 out_indices: Optional[Sequence[int]] = None,
+                 out_embedding: bool = True,
                  init_cfg: Optional[dict] = None):
         if isinstance(arch, str):
             if arch not in TINY_VIT_ARCHS:
@@ -120,7 +140,13 @@ class SAMTinyViT(BaseSAMBackbone):
             adapter=adapter,
             with_cp=with_cp,
             embedding_cache=embedding_cache,
+            out_indices=out_indices,
+            out_embedding=out_embedding,
             init_cfg=init_cfg)
+
+    @property
+    def num_out_layers(self) -> int:
+        return len(self.arch_spec['depths'])
 
     def build_encoder(self) -> nn.Module:
         spec = self.arch_spec
@@ -184,14 +210,13 @@ class SAMTinyViT(BaseSAMBackbone):
                 f'missing keys {missing[:8]}, unexpected keys '
                 f'{unexpected[:8]}.')
 
-    def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
-        """TinyViT and its neck, (B, 3, S, S) -> (B, C_out, S/16, S/16)."""
-        if not self.checkpointing:
-            return self.encoder(x)
-
-        def run_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-            return cp.checkpoint(
-                block, x, use_reentrant=False, preserve_rng_state=True,
-                context_fn=checkpoint_context_fn)
-
-        return self.encoder(x, run_block=run_block)
+    def forward_encoder(
+            self, x: torch.Tensor
+    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """TinyViT and its neck; see
+        :meth:`BaseSAMBackbone.forward_encoder`."""
+        return self.encoder.forward_features(
+            x,
+            run_block=_checkpointed if self.checkpointing else None,
+            out_indices=self.out_indices,
+            with_neck=self.out_embedding)

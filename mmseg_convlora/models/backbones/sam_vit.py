@@ -1,6 +1,6 @@
 """SAM's ViT image encoder as an mmseg backbone."""
 from functools import partial
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -85,11 +85,18 @@ class SAMViT(BaseSAMBackbone):
             the recorded ``loss_moe``). Without encoder gradients (CAD,
             decoder-only) the encoder runs under ``no_grad`` anyway.
         embedding_cache (dict, optional): See :class:`BaseSAMBackbone`.
+        out_indices (Sequence[int], optional): ViT blocks whose outputs are
+            also returned, (B, embed_dim, img_size / 16, img_size / 16) each,
+            as mmseg's ``VisionTransformer`` gives them (e.g. ``(2, 5, 8,
+            11)`` for ViT-B with ``MultiLevelNeck`` + ``UPerHead``).
+        out_embedding (bool): Also return the neck's embedding (last).
+            Default True.
         init_cfg (dict, optional): Unused; weights come from ``checkpoint``.
 
     Shapes:
-        input (B, 3, img_size, img_size) -> output tuple of one tensor
-        (B, out_channels, img_size / 16, img_size / 16).
+        input (B, 3, img_size, img_size) -> output tuple: the
+        ``out_indices`` block maps, then the embedding (B, out_channels,
+        img_size / 16, img_size / 16).
     """
 
     def __init__(self,
@@ -101,6 +108,8 @@ class SAMViT(BaseSAMBackbone):
                  adapter: Optional[Union[dict, Sequence[dict]]] = None,
                  with_cp: bool = False,
                  embedding_cache: Optional[dict] = None,
+                 out_indices: Optional[Sequence[int]] = None,
+                 out_embedding: bool = True,
                  init_cfg: Optional[dict] = None):
         if isinstance(arch, str):
             if arch not in SAM_ARCHS:
@@ -134,7 +143,13 @@ class SAMViT(BaseSAMBackbone):
             adapter=adapter,
             with_cp=with_cp,
             embedding_cache=embedding_cache,
+            out_indices=out_indices,
+            out_embedding=out_embedding,
             init_cfg=init_cfg)
+
+    @property
+    def num_out_layers(self) -> int:
+        return self.arch_spec['depth']
 
     def build_encoder(self) -> nn.Module:
         spec = self.arch_spec
@@ -211,8 +226,11 @@ class SAMViT(BaseSAMBackbone):
                 state[key] = resize_rel_pos(value, own[key].shape[0])
         return state
 
-    def forward_encoder(self, x: torch.Tensor) -> torch.Tensor:
-        """The ViT and its neck, (B, 3, H, W) -> (B, C_out, H/16, W/16)."""
+    def forward_encoder(
+            self, x: torch.Tensor
+    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """The ViT and its neck; see :meth:`BaseSAMBackbone.forward_encoder`.
+        """
         enc = self.encoder
         x = enc.patch_embed(x)
         if enc.pos_embed is not None:
@@ -221,11 +239,19 @@ class SAMViT(BaseSAMBackbone):
         # block 0 (whose input is the frozen patch embedding) is checkpointed
         # too; the gradients reach the adapter parameters inside it.
         checkpointing = self.checkpointing
-        for blk in enc.blocks:
+        outs = {}
+        last = len(enc.blocks) if self.out_embedding else \
+            max(self.out_indices) + 1
+        for i, blk in enumerate(enc.blocks[:last]):
             if checkpointing:
                 x = cp.checkpoint(
                     blk, x, use_reentrant=False, preserve_rng_state=True,
                     context_fn=checkpoint_context_fn)
             else:
                 x = blk(x)
-        return enc.neck(x.permute(0, 3, 1, 2))
+            if i in self.out_indices:
+                outs[i] = x.permute(0, 3, 1, 2)
+        features = [outs[i] for i in self.out_indices]
+        if not self.out_embedding:
+            return features, None
+        return features, enc.neck(x.permute(0, 3, 1, 2))

@@ -18,7 +18,7 @@ ImageNet classification head (``norm_head``, ``head``) is not built; its
 weights in the checkpoint are skipped on load.
 """
 import itertools
-from typing import List, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -332,24 +332,45 @@ class TinyViTEncoder(nn.Module):
             LayerNorm2d(out_channels),
         )
 
-    def forward(self, x: torch.Tensor, run_block=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> (B, out_channels, H / 16,
+        W / 16), as the reference encoder."""
+        return self.forward_features(x)[1]
+
+    def forward_features(
+        self,
+        x: torch.Tensor,
+        run_block: Optional[Callable] = None,
+        out_indices: Sequence[int] = (),
+        with_neck: bool = True
+    ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
         """Args:
             x (Tensor): Normalised images, (B, 3, H, W).
             run_block (Callable, optional): ``run_block(block, x)`` runs one
                 block (e.g. under activation checkpointing); default
                 ``block(x)``.
+            out_indices (Sequence[int]): Stages whose outputs (before their
+                patch merging, (B, C_i, H_i, W_i)) are returned.
+            with_neck (bool): Run the neck.
 
         Returns:
-            Tensor: (B, out_channels, H / 16, W / 16).
+            tuple: The list of the ``out_indices`` stage outputs, and the
+            embedding (B, out_channels, H / 16, W / 16) or None without the
+            neck.
         """
+        last = len(self.layers) if with_neck else max(out_indices) + 1
+        outs = {}
         x = self.patch_embed(x)
-        for stage in self.layers:
+        for i, stage in enumerate(self.layers[:last]):
             if stage.channels_last:
                 x = x.permute(0, 2, 3, 1).contiguous()
             for blk in stage.blocks:
                 x = blk(x) if run_block is None else run_block(blk, x)
             if stage.channels_last:
                 x = x.permute(0, 3, 1, 2)
-            if stage.downsample is not None:
+            if i in out_indices:
+                outs[i] = x
+            if stage.downsample is not None and i < last - 1:
                 x = stage.downsample(x)
-        return self.neck(x)
+        embedding = self.neck(x) if with_neck else None
+        return [outs[i] for i in out_indices], embedding
