@@ -50,8 +50,8 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
     msg = f'SAM checkpoint not found: {path!r}.'
     if arch in TINY_VIT_CHECKPOINTS:
         msg += (f' This config expects the MobileSAM weights '
-                f'"{TINY_VIT_CHECKPOINTS[arch]}". {MOBILE_SAM_HOWTO}, or point '
-                'the config to where the file is (--cfg-options '
+                f'"{TINY_VIT_CHECKPOINTS[arch]}". {MOBILE_SAM_HOWTO}, or '
+                'point the config to where the file is (--cfg-options '
                 'model.sam_checkpoint=/path/to/mobile_sam.pt).')
     elif arch in OFFICIAL_CHECKPOINTS:
         name = OFFICIAL_CHECKPOINTS[arch]
@@ -106,8 +106,8 @@ def load_sam_state_dict(path: str,
             f'Download it again (see {OFFICIAL_PAGE})'
         raise SAMCheckpointError(
             f'Could not read the SAM checkpoint {path!r} ({type(err).__name__}'
-            f': {err}). The file may be truncated or not a PyTorch checkpoint. '
-            f'{where} and check its size.') from err
+            f': {err}). The file may be truncated or not a PyTorch '
+            f'checkpoint. {where} and check its size.') from err
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if key in ckpt and isinstance(ckpt[key], dict):
