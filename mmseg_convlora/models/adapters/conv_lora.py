@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmseg.registry import MODELS
 
+from ..utils.fused_lora_linear import fused_lora_linear
 from ..utils.recompute import is_recomputing
 from .base_adapter import BaseSAMAdapter
 from .lora import DEFAULT_TARGETS, LowRankLinear, inject_linear_adapters
@@ -52,6 +53,21 @@ def _autocast_off(device: torch.device):
         return contextlib.nullcontext()
 
 
+def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype ``F.linear(x, ...)`` computes in: autocast's, if on."""
+    device = x.device.type
+    try:
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+    except RuntimeError:  # a device type autocast does not know
+        pass
+    return x.dtype
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 class ConvLoRALinear(LowRankLinear):
     """A frozen Linear with Conv-LoRA: ``y = W x + b + s B (z + E_e(z))``.
 
@@ -64,10 +80,14 @@ class ConvLoRALinear(LowRankLinear):
         E_s(z) = resize_to(h, w)(GELU(Conv3x3(upsample_by(s)(z))))
 
     (bicubic, align_corners=False, no antialias; scale 1 skips both
-    resizes). With k > 1 the chosen experts' outputs are summed. The gate
-    value multiplies the expert output only if ``multiply_gate``; by default
-    the router learns from the load-balancing loss alone, so the gate
-    weights get no gradient from the task loss.
+    resizes). With k > 1 the chosen experts' outputs are summed (the
+    paper's mixture ``sum_j G_j E_j``). AutoGluon's reference fixes k = 1;
+    its dispatcher, written for experts that output log-probabilities,
+    combines outputs as ``log(sum_j exp(E_j(z)))``, which for k = 1 is
+    ``E(z)`` up to float32 rounding and for k > 1 would be a soft maximum,
+    not a sum. The gate value multiplies the expert output only if
+    ``multiply_gate``; by default the router learns from the load-balancing
+    loss alone, so the gate weights get no gradient from the task loss.
 
     Gate (Shazeer et al. 2017): ``p = mean_hw(z)``, ``clean = p W_g``; in
     training ``logits = clean + randn * (softplus(p W_noise) + eps)``, in
@@ -78,9 +98,10 @@ class ConvLoRALinear(LowRankLinear):
     Dispatch of the samples to the experts (identical results):
 
     * ``'grouped'``: sort the samples by expert on the device, run each used
-      expert once on its contiguous group, scatter back. The group sizes are
-      read once per layer (a host sync; free on CPU). Experts that got no
-      sample get no gradient: under DDP use ``find_unused_parameters=True``.
+      expert once on its contiguous group, put the outputs back in sample
+      order (the inverse permutation). The group sizes are read once per
+      layer (a host sync; free on CPU). Experts that got no sample get no
+      gradient: under DDP use ``find_unused_parameters=True``.
     * ``'dense'``: every expert runs on all samples and the outputs are
       combined with the routing mask (0/1, or the gate values). No
       data-dependent shapes, so no host-device sync on GPU, and unused
@@ -97,8 +118,10 @@ class ConvLoRALinear(LowRankLinear):
     the routing record of the real forward pass untouched.
 
     The gate and the experts run in float32 with autocast disabled (bicubic
-    resizing and the tiny r-channel convs gain nothing from half precision);
-    the result is cast back to the input dtype.
+    resizing and the tiny r-channel convs gain nothing from half precision).
+    ``W x + b + s B u`` (``u = z + E_e(z)``) is one GEMM over the
+    concatenated ``[x, u]`` and ``[W, s B]`` (:func:`fused_lora_linear`),
+    in the dtype ``F.linear`` would use: the input's, or autocast's.
 
     Args:
         base (nn.Linear): The frozen layer.
@@ -223,22 +246,22 @@ class ConvLoRALinear(LowRankLinear):
     def _mix_grouped(self, z: torch.Tensor, route: dict) -> torch.Tensor:
         """Each used expert once, on the samples sorted by expert."""
         N, k = route['top_idx'].shape
-        flat_expert = route['top_idx'].reshape(-1)
+        flat_expert = route['top_idx'].reshape(-1)  # (N k, ): slot n k + j
         order = torch.argsort(flat_expert, stable=True)
-        sample = torch.div(order, k, rounding_mode='floor')
         # The one host read per layer: the group sizes.
         counts = torch.bincount(
             flat_expert, minlength=self.num_experts).tolist()
-        grouped = z.index_select(0, sample)
-        outs, start = [], 0
-        for e, count in enumerate(counts):
-            if count:
-                outs.append(self.run_expert(e, grouped[start:start + count]))
-                start += count
-        y = torch.cat(outs, dim=0)
+        grouped = z.index_select(0, torch.div(order, k, rounding_mode='floor'))
+        outs = [
+            self.run_expert(e, part)
+            for e, part in enumerate(grouped.split(counts)) if counts[e]
+        ]
+        y = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]
         if self.multiply_gate:
             y = y * route['top_gates'].reshape(-1)[order].view(-1, 1, 1, 1)
-        return torch.zeros_like(z).index_add(0, sample, y)
+        # Back to slot order: a permutation, no zero-filled scatter.
+        y = y.index_select(0, torch.argsort(order))
+        return y if k == 1 else y.view(N, k, *y.shape[1:]).sum(1)
 
     def _mix_dense(self, z: torch.Tensor, route: dict) -> torch.Tensor:
         """Every expert on all samples, combined by the route mask."""
@@ -258,31 +281,46 @@ class ConvLoRALinear(LowRankLinear):
         return mix(z, combine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps, restore = self._as_token_maps(x)
+        return restore(self._forward_maps(maps))
+
+    def _as_token_maps(self, x: torch.Tensor):
+        """The input as (N, h, w, C) token maps, and the function that
+        gives the output the input's layout."""
         if x.dim() != 4:
             raise ValueError(
                 'ConvLoRALinear needs token maps (N, h, w, C) as the blocks '
                 f'of SAM\'s ViT give them; got shape {tuple(x.shape)}. Target '
                 'Linear layers that see (N, h, w, C) inputs (attn.qkv, '
                 'attn.proj, mlp.lin1, mlp.lin2).')
-        result = F.linear(x, self.weight, self.bias)
-        z = F.linear(x, self.lora_A)  # (N, h, w, r)
+        return x, _same
+
+    def _forward_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, h, w, C) -> (N, h, w, out_features)."""
+        N, h, w, C = x.shape
+        tokens = x.reshape(-1, C)
+        z = F.linear(tokens, self.lora_A)  # (N h w, r)
+        dtype = _matmul_dtype(x)
         dispatch = self.dispatch
         if dispatch == 'auto':
             dispatch = 'dense' if z.is_cuda else 'grouped'
         with _autocast_off(z.device):
-            zf = z.permute(0, 3, 1, 2).float()  # (N, r, h, w)
+            zf = z.float().view(N, h, w, -1).permute(0, 3, 1, 2).contiguous()
             route = self.route(zf)
             mix = getattr(self, f'_mix_{dispatch}')(zf, route)
-            z_new = (zf + mix).permute(0, 2, 3, 1).to(z.dtype)
+            u = (zf + mix).permute(0, 2, 3, 1).reshape(-1, self.rank)
+            bias = None if self.bias is None else self.bias.to(dtype)
+            out = fused_lora_linear(
+                tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
+                self.lora_B.to(dtype), self.scaling)
         if not is_recomputing():
             # Under activation checkpointing the block runs again in
             # backward (same RNG state, so the same routing); the loss that
             # the segmentor added to the total is the first pass's.
             self.last_moe_loss = route['loss']
             self.last_expert_ids = route['top_idx'].detach()
-            self.last_grid = (x.shape[1], x.shape[2])
-        lora = F.linear(z_new, self.lora_B) * self.scaling
-        return result + lora.to(result.dtype)
+            self.last_grid = (h, w)
+        return out.view(N, h, w, -1)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', num_experts={self.num_experts}, '

@@ -11,9 +11,9 @@ from segment_anything.modeling.image_encoder import (window_partition,
                                                      window_unpartition)
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.models.adapters import (ConvLoRA, ConvLoRALinear,
                                             cv_squared, moe_balance_loss)
+from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
 
 SIZE = 128
@@ -57,23 +57,28 @@ def make_layer(c=8, seed=0, **kwargs):
 def closed_expert(z, scale, weight, bias):
     h, w = z.shape[-2:]
     if scale > 1:
-        z = F.interpolate(z, scale_factor=scale, mode='bicubic',
-                          align_corners=False)
-    y = F.gelu(F.conv2d(z, weight, bias, stride=1, padding=1),
-               approximate='none')
+        z = F.interpolate(
+            z, scale_factor=scale, mode='bicubic', align_corners=False)
+    y = F.gelu(
+        F.conv2d(z, weight, bias, stride=1, padding=1), approximate='none')
     if scale > 1:
-        y = F.interpolate(y, size=(h, w), mode='bicubic',
-                          align_corners=False)
+        y = F.interpolate(y, size=(h, w), mode='bicubic', align_corners=False)
     return y
 
 
-def closed_form(layer, x, experts):
-    """y = W x + b + s B (z + E_e(z)) per sample, expert ids given."""
+def closed_form(layer, x, experts, weights=None):
+    """y = W x + b + s B (z + sum_j g_j E_j(z)) per sample, expert ids
+    (an int or a list per sample) and weights g_j (default 1) given."""
     outs = []
-    for n, e in enumerate(experts):
+    for n, chosen in enumerate(experts):
+        chosen = [chosen] if isinstance(chosen, int) else chosen
+        g = [1.0] * len(chosen) if weights is None else weights[n]
         z = torch.einsum('hwc,rc->rhw', x[n], layer.lora_A)[None]
-        conv = layer.experts[e]
-        z = z + closed_expert(z, e + 1, conv.weight, conv.bias)
+        mix = 0
+        for e, g_e in zip(chosen, g):
+            conv = layer.experts[e]
+            mix = mix + g_e * closed_expert(z, e + 1, conv.weight, conv.bias)
+        z = z + mix
         delta = torch.einsum('rhw,or->hwo', z[0], layer.lora_B)
         outs.append(x[n] @ layer.weight.t() + layer.bias +
                     (32 / 3) * delta)
@@ -134,6 +139,40 @@ def test_forced_route_matches_closed_form(expert, dispatch):
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     # The expert really contributes (B and the conv are non-trivial).
     assert not torch.allclose(out, x @ layer.weight.t() + layer.bias)
+
+
+@pytest.mark.parametrize('multiply_gate', [False, True])
+def test_top2_sums_the_chosen_experts(multiply_gate):
+    """k > 1: the paper's sum (gate-weighted if asked), not the reference
+    dispatcher's log-sum-exp."""
+    layer = make_layer(top_k=2, multiply_gate=multiply_gate)
+    randomize([layer])
+    with torch.no_grad():
+        layer.lora_A.abs_()
+        layer.w_gate.zero_()
+        layer.w_gate[0, 5] = 2.0  # p[0] > 0: expert 5 first, then 2
+        layer.w_gate[0, 2] = 1.0
+    layer.eval()
+    x = torch.rand(3, 5, 7, 8)
+    with torch.no_grad():
+        out = layer(x)
+        p0 = torch.einsum('nhwc,c->n', x, layer.lora_A[0]) / 35
+        gates = torch.stack([2 * p0, p0], 1).softmax(1).tolist()
+        expected = closed_form(layer, x, [[5, 2]] * 3,
+                               gates if multiply_gate else None)
+        # AutoGluon's dispatcher: log(sum_j g_j exp(E_j(z))).
+        z = torch.einsum('nhwc,rc->nrhw', x, layer.lora_A)
+        e5, e2 = (
+            closed_expert(z, e + 1, layer.experts[e].weight,
+                          layer.experts[e].bias) for e in (5, 2))
+        g = torch.tensor(gates).view(3, 2, 1, 1, 1) if multiply_gate \
+            else torch.ones(3, 2, 1, 1, 1)
+        soft_max = torch.log(g[:, 0] * e5.exp() + g[:, 1] * e2.exp())
+        log_sum_exp = x @ layer.weight.t() + layer.bias + (32 / 3) * (
+            torch.einsum('nrhw,or->nhwo', z + soft_max, layer.lora_B))
+    assert layer.last_expert_ids.tolist() == [[5, 2]] * 3
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(out, log_sum_exp, rtol=1e-3, atol=1e-3)
 
 
 def test_windowed_blocks_route_each_window():
