@@ -37,7 +37,7 @@ def test_parser_has_subcommands():
     with pytest.raises(SystemExit):
         parser.parse_args([])  # a subcommand is required
     args = parser.parse_args(['metrics', '--only', 'BERMetric'])
-    assert args.func is bench.run_metrics and args.only == ['BERMetric']
+    assert args.func is bench.metrics.run and args.only == ['BERMetric']
 
 
 @pytest.mark.slow
