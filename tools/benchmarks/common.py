@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: tables and interleaved timing."""
 import statistics
+import time
 from typing import Callable, Dict, Hashable, List, Optional, Sequence
 
 
@@ -33,6 +34,18 @@ def interleaved_medians(jobs: Dict[Hashable, Callable[[], float]],
             if step >= warmup:
                 times[name].append(seconds)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def add_clock_argument(parser) -> None:
+    parser.add_argument(
+        '--clock', choices=['wall', 'cpu'], default='wall',
+        help='wall time, or CPU time of this process (with --threads 1, '
+        'the figure least distorted by other jobs on a shared machine)')
+
+
+def get_clock(name: str) -> Callable[[], float]:
+    """``time.perf_counter`` for 'wall', ``time.process_time`` for 'cpu'."""
+    return time.process_time if name == 'cpu' else time.perf_counter
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

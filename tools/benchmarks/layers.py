@@ -14,13 +14,13 @@ import argparse
 import contextlib
 import json
 import math
-import time
 from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 
-from .common import fmt, interleaved_medians, print_table, ratio
+from .common import (add_clock_argument, fmt, get_clock, interleaved_medians,
+                     print_table, ratio)
 
 LAYERS = ('linear', 'lora', 'convlora')
 INPUTS = ('windowed', 'global')
@@ -70,10 +70,7 @@ class _LayerCase:
         self.device = device
         self.amp = args.amp
         self.input_grad = not args.frozen_input
-        # CPU time of this process is what a busy shared machine distorts
-        # least (run with --threads 1); wall time is what users see.
-        self.clock = time.process_time if args.clock == 'cpu' \
-            else time.perf_counter
+        self.clock = get_clock(args.clock)
         gen = torch.Generator().manual_seed(args.seed + 1)
         self.x = torch.randn(shape, generator=gen).to(device)
         self.grad = torch.randn(*shape[:-1], 3 * channels,
@@ -150,10 +147,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         '--frozen-input', action='store_true',
         help='input without grad, as in the first block')
-    parser.add_argument(
-        '--clock', choices=['wall', 'cpu'], default='wall',
-        help='wall time, or CPU time of this process (with --threads 1, '
-        'the figure least distorted by other jobs on a shared machine)')
+    add_clock_argument(parser)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--steps', type=int, default=5,
                         help='timed rounds (median)')

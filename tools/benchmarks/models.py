@@ -10,12 +10,12 @@ import json
 import os.path as osp
 import subprocess
 import sys
-import time
 from typing import List, Optional, Sequence
 
 import torch
 
-from .common import fmt, interleaved_medians, print_table, ratio
+from .common import (add_clock_argument, fmt, get_clock, interleaved_medians,
+                     print_table, ratio)
 
 # Memory is measured by re-running the tool in a fresh process per method.
 SCRIPT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
@@ -147,6 +147,7 @@ class _Case:
             args, backbone.out_channels, device)
         self.device = device
         self.amp = args.amp
+        self.clock = get_clock(args.clock)
         self.optimizer = torch.optim.AdamW(self.trainable, lr=1e-6) \
             if self.trains and self.trainable else None
         self.scaler = torch.amp.GradScaler(device.type) \
@@ -181,11 +182,11 @@ class _Case:
         """Seconds of one training step or one inference."""
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
+        start = self.clock()
         self.train_step() if mode == 'train' else self.infer_step()
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
-        return time.perf_counter() - start
+        return self.clock() - start
 
 
 def _proc_status_kib(field: str) -> Optional[int]:
@@ -281,6 +282,7 @@ def add_parser(subparsers) -> None:
                         choices=['time', 'memory'])
     parser.add_argument('--modes', nargs='+', default=['train', 'infer'],
                         choices=['train', 'infer'])
+    add_clock_argument(parser)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--steps', type=int, default=3,
                         help='timed steps per method and mode (median)')
@@ -379,7 +381,7 @@ def run(args: argparse.Namespace) -> List[dict]:
     print(f'models: arch {args.arch} (depth {depth}), {args.size}x'
           f'{args.size}, batch {args.batch_size}, device {args.device}, amp '
           f'{args.amp}, torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads; time: median of '
+          f'{torch.get_num_threads()} threads; {args.clock} time: median of '
           f'{args.steps} step(s) after {args.warmup} warm-up; memory: '
           + ('CUDA peak allocated' if device.type == 'cuda' else
              'peak RSS growth') + ' of one step')
