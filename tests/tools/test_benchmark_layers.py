@@ -39,8 +39,10 @@ def test_layers_subcommand_reports_every_layer(capsys, tmp_path,
     rows = bench.main(
         ['layers', '--arch', 'tiny', '--size', '64', '--dispatch', 'grouped',
          'dense', '--warmup', '0', '--steps', '1', '--amp', 'bf16', '--json',
-         out_json] + (['--frozen-input'] if frozen_input else []))
+         out_json] + (['--frozen-input', '--clock', 'cpu']
+                      if frozen_input else []))
     out = capsys.readouterr().out
+    assert ('cpu time' if frozen_input else 'wall time') in out
     layers = ['linear', 'lora', 'convlora[grouped]', 'convlora[dense]']
     assert [(r['input'], r['layer']) for r in rows] == [
         (inp, layer) for inp in ('windowed', 'global') for layer in layers]
