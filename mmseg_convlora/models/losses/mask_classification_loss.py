@@ -166,7 +166,7 @@ def hungarian_match(cls_logits: Tensor,
                     gt_labels: Tensor,
                     gt_masks: Tensor,
                     valid: Optional[Tensor] = None,
-                    cost_class: float = 1.0,
+                    cost_class: float = 2.0,
                     cost_mask: float = 5.0,
                     cost_dice: float = 5.0,
                     num_points: int = 12544) -> Tuple[Tensor, Tensor]:
@@ -187,7 +187,8 @@ def hungarian_match(cls_logits: Tensor,
             from (h, w), both span the same (padded) image.
         valid (Tensor, optional): Non-ignored pixels, shape (H, W). Defaults
             to all valid.
-        cost_class (float): Weight of the class cost. Defaults to 1.
+        cost_class (float): Weight of the class cost. Defaults to 2
+            (Mask2Former's and HF ``Mask2FormerConfig.class_weight``).
         cost_mask (float): Weight of the BCE cost. Defaults to 5.
         cost_dice (float): Weight of the dice cost. Defaults to 5.
         num_points (int): Number of sampled points. Defaults to 12544.
@@ -310,7 +311,9 @@ class MaskClassificationLoss(nn.Module):
         loss_weight_cls (float): Weight of the cross entropy. Defaults to 1.
         loss_weight_mask (float): Weight of the sigmoid BCE. Defaults to 1.
         loss_weight_dice (float): Weight of the dice loss. Defaults to 1.
-        cost_class (float): Matching weight of the class cost. Defaults to 1.
+        cost_class (float): Matching weight of the class cost. Defaults to 2
+            (Mask2Former's and HF ``Mask2FormerConfig.class_weight``, which
+            the Conv-LoRA reference uses).
         cost_mask (float): Matching weight of the BCE cost. Defaults to 5.
         cost_dice (float): Matching weight of the dice cost. Defaults to 5.
         no_object_weight (float): CE class weight of "no object".
@@ -329,7 +332,7 @@ class MaskClassificationLoss(nn.Module):
                  loss_weight_cls: float = 1.0,
                  loss_weight_mask: float = 1.0,
                  loss_weight_dice: float = 1.0,
-                 cost_class: float = 1.0,
+                 cost_class: float = 2.0,
                  cost_mask: float = 5.0,
                  cost_dice: float = 5.0,
                  no_object_weight: float = 0.1,

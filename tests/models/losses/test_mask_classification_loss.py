@@ -140,6 +140,63 @@ def test_hungarian_match_ignores_ignored_pixels():
     assert p.tolist() == [0]
 
 
+def _class_versus_mask_case():
+    """One GT segment (class 0) covering the whole image, two queries.
+
+    Query A has the better class probability, query B the better mask; with
+    P points of target 1 and a constant mask logit x the mask cost is, from
+    the written-out formulas,
+    ``5 * softplus(-x) + 5 * (1 - (2 s P + 1) / (s P + P + 1))``,
+    s = sigmoid(x). The class advantage of A is set to 1.5 / 2 of B's mask
+    advantage: a class weight of 2 picks A, a weight of 1 picks B.
+    """
+    num_points, x_a, x_b = 4096, 0.0, 0.1
+
+    def mask_cost(x):
+        s = torch.sigmoid(torch.tensor(x)).item()
+        dice = 1 - (2 * s * num_points + 1) / (s * num_points + num_points +
+                                               1)
+        return 5 * math.log1p(math.exp(-x)) + 5 * dice
+
+    delta = mask_cost(x_a) - mask_cost(x_b)
+    p_b = 0.2
+    p_a = p_b + delta * 0.75
+    assert 0 < p_a < 1
+    probs = torch.tensor([[p_a, (1 - p_a) / 2, 0, (1 - p_a) / 2],
+                          [p_b, (1 - p_b) / 2, 0, (1 - p_b) / 2]])
+    cls = probs.clamp(min=1e-12).log()
+    masks = torch.stack(
+        [torch.full((64, 64), x_a),
+         torch.full((64, 64), x_b)])
+    labels = torch.tensor([0])
+    gt_masks = torch.ones(1, 64, 64, dtype=torch.bool)
+    return cls, masks, labels, gt_masks, num_points
+
+
+def test_hungarian_class_cost_defaults_to_two():
+    """Mask2Former / HF ``Mask2FormerConfig.class_weight`` is 2.0."""
+    cls, masks, labels, gt_masks, num_points = _class_versus_mask_case()
+    torch.manual_seed(0)
+    p_default, _ = hungarian_match(cls, masks, labels, gt_masks,
+                                   num_points=num_points)
+    torch.manual_seed(0)
+    p_two, _ = hungarian_match(cls, masks, labels, gt_masks,
+                               cost_class=2.0, num_points=num_points)
+    torch.manual_seed(0)
+    p_one, _ = hungarian_match(cls, masks, labels, gt_masks,
+                               cost_class=1.0, num_points=num_points)
+    assert p_default.tolist() == p_two.tolist() == [0]
+    assert p_one.tolist() == [1]
+    assert MaskClassificationLoss(num_classes=K).cost_class == 2.0
+    # the loss passes its cost_class on to the matching
+    gt = torch.zeros(1, 64, 64, dtype=torch.long)
+    for weight, query in ((2.0, 0), (1.0, 1)):
+        torch.manual_seed(0)
+        out = _build(cost_class=weight, num_points=num_points).assign(
+            cls[None], masks[None], gt)
+        assert out['pred_inds'][0].tolist() == [query]
+
+
 def test_unmatched_queries_target_no_object():
     torch.manual_seed(0)
     cls, mask_logits, _, _ = _matching_case()
