@@ -14,17 +14,27 @@ This follows Mask2Former (Cheng et al., 2022) and its detectron2 code:
 ``HungarianMatcher``, ``SetCriterion.loss_labels`` / ``loss_masks`` and
 ``get_uncertain_point_coords_with_randomness``.
 
+**Point sampling.** Masks and GT are read at points in [0, 1] as HF
+Mask2Former's ``sample_point`` does: ``grid_sample`` with
+``align_corners=False`` and zero padding, so a point within half a pixel of
+the border blends the map with zeros outside it. Without ignored pixels the
+sampled targets, the costs and the losses are those of the reference.
+
 **Ignore label.** Pixels labelled ``ignore_index`` (including the padding that
 ``SegDataPreProcessor`` adds) never form a segment, and they are excluded from
-the mask costs and losses by *weighting* every sampled point with the fraction
-of valid pixels in its bilinear neighbourhood (0 deep inside an ignored region,
-1 away from it). The GT value at a point is renormalised by that fraction, so
-it is the interpolation of the valid neighbours only. In addition, the
-importance-sampled points of the loss are drawn among points that touch at
-least one valid pixel, so that the uncertainty budget is not spent on padding;
-the uniformly random share of the points is left uniform (as in Mask2Former)
-and simply gets zero weight where it falls on ignored pixels. Plain
-Mask2Former instead treats ignored pixels as background of every mask.
+the mask costs and losses by *weighting* every sampled point with ``w``, the
+bilinear sample of the validity mask with the border replicated (1 away from
+ignored pixels, 0 deep inside an ignored region; an ignored edge stays
+ignored beyond the border). The GT value at the point is
+``sample(gt * valid) / w`` (zero padding), the interpolation of the valid
+neighbours only; where nothing is ignored, ``w`` is exactly 1 and the target
+exactly the reference's. In addition, the importance-sampled points of the
+loss are drawn among points with ``w > 0``, so that the uncertainty budget
+is not spent on padding; the uniformly random share of the points is left
+uniform (as in Mask2Former) and simply gets zero weight where it falls on
+ignored pixels. Plain Mask2Former
+(and the Conv-LoRA reference) instead treats ignored pixels as background of
+every mask.
 
 mmseg's own ``HungarianAssigner`` / match costs and
 ``mmseg.models.utils.get_uncertain_point_coords_with_randomness`` have no
@@ -46,7 +56,7 @@ from mmseg_convlora.compat import point_sample
 __all__ = [
     'MaskClassificationLoss', 'hungarian_match', 'sem_seg_to_segments',
     'semantic_inference', 'get_uncertain_point_coords_with_randomness',
-    'sample_targets'
+    'point_weights', 'sample_targets'
 ]
 
 
@@ -91,9 +101,48 @@ def sem_seg_to_segments(gt_sem_seg: Tensor, num_classes: int,
     return labels, masks
 
 
+def point_weights(valid: Tensor, point_coords: Tensor) -> Tensor:
+    """Weight of each point: its share of valid (non-ignored) pixels.
+
+    ``w = b(valid)``, the bilinear sample at the points
+    (``align_corners=False``) with the border replicated, so that beyond the
+    border the nearest pixel's validity continues (padding at the edge stays
+    ignored). ``w`` is set to exactly 1 where no ignored pixel is in the
+    neighbourhood (``b(1 - valid) == 0``), where the sum of the bilinear
+    weights could otherwise round to just below 1; it is exactly 0 deep
+    inside an ignored region.
+
+    Args:
+        valid (Tensor): Non-ignored pixels, shape (R, 1, H, W), any dtype.
+        point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2).
+
+    Returns:
+        Tensor: Weights in [0, 1], shape (R, P), dtype of ``point_coords``.
+    """
+    valid = valid.to(point_coords.dtype)
+    sampled = point_sample(
+        torch.cat([valid, 1 - valid], dim=1),
+        point_coords,
+        align_corners=False,
+        padding_mode='border')
+    valid_share, ignored_share = sampled[:, 0], sampled[:, 1]
+    return torch.where(ignored_share > 0, valid_share,
+                       torch.ones_like(valid_share))
+
+
 def sample_targets(gt_masks: Tensor, valid: Tensor,
                    point_coords: Tensor) -> Tuple[Tensor, Tensor]:
     """Sample GT masks and their validity at normalised points.
+
+    With ``b`` the bilinear sample at the points (``align_corners=False``)::
+
+        weights = b(valid)  (border padding; exactly 1 where no ignored
+                             pixel is near, see point_weights)
+        targets = b(gt * valid) / weights  (zero padding), 0 where
+                  weights = 0
+
+    Without ignored pixels ``weights`` is exactly 1 and ``targets`` is
+    exactly HF Mask2Former's ``sample_point(gt, points)``.
 
     Args:
         gt_masks (Tensor): Binary GT masks, shape (R, H, W), any dtype.
@@ -107,20 +156,21 @@ def sample_targets(gt_masks: Tensor, valid: Tensor,
 
         - targets (Tensor): GT value interpolated over valid pixels only,
           in [0, 1], shape (R, P).
-        - weights (Tensor): Fraction of valid pixels in the bilinear
-          neighbourhood of each point, in [0, 1], shape (R, P).
+        - weights (Tensor): Point weights in [0, 1], shape (R, P).
     """
     num = gt_masks.shape[0]
     valid = valid.to(point_coords.dtype).expand(num, -1, -1)
-    gt = gt_masks.to(point_coords.dtype) * valid
-    # One grid_sample for both: they share the points.
-    stacked = torch.stack([gt, valid], dim=1)  # (R, 2, H, W)
     if point_coords.shape[0] != num:
         point_coords = point_coords.expand(num, -1, -1)
-    sampled = point_sample(stacked, point_coords, align_corners=False)
-    gt_s, weights = sampled[:, 0], sampled[:, 1]
-    targets = torch.where(weights > 0, gt_s / weights.clamp(min=1e-6),
-                          torch.zeros_like(gt_s)).clamp(0, 1)
+    gt = gt_masks.to(point_coords.dtype) * valid
+    gt_s = point_sample(gt[:, None], point_coords, align_corners=False)[:, 0]
+    weights = point_weights(valid[:, None], point_coords)
+    # Renormalise only where something is ignored, so that targets are
+    # bit-identical to the plain sample elsewhere.
+    renormalised = torch.where(weights > 0,
+                               gt_s / weights.clamp(min=1e-6),
+                               torch.zeros_like(gt_s)).clamp(0, 1)
+    targets = torch.where(weights < 1, renormalised, gt_s)
     return targets, weights
 
 
@@ -239,8 +289,8 @@ def get_uncertain_point_coords_with_randomness(
     detectron2/Mask2Former's function with uncertainty ``-|logit|``:
     ``num_points * oversample_ratio`` random candidates, the
     ``importance_sample_ratio`` most uncertain of them kept, the rest of the
-    budget uniformly random. With ``valid``, candidates touching no valid
-    pixel are never picked as uncertain (they would only carry zero weight).
+    budget uniformly random. With ``valid``, candidates of zero weight
+    (:func:`point_weights`) are never picked as uncertain.
 
     Args:
         mask_logits (Tensor): Mask logits, shape (R, 1, h, w).
@@ -264,9 +314,8 @@ def get_uncertain_point_coords_with_randomness(
                                 align_corners=False)[:, 0]
     uncertainty = -point_logits.abs()
     if valid is not None:
-        point_valid = point_sample(valid.float(), point_coords,
-                                   align_corners=False)[:, 0]
-        uncertainty = uncertainty.masked_fill(point_valid <= 0, -float('inf'))
+        touches_valid = point_weights(valid, point_coords) > 0
+        uncertainty = uncertainty.masked_fill(~touches_valid, -float('inf'))
     num_uncertain = int(importance_sample_ratio * num_points)
     num_random = num_points - num_uncertain
     idx = torch.topk(uncertainty, k=num_uncertain, dim=1)[1]

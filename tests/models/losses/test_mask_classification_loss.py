@@ -244,8 +244,10 @@ def test_perfect_predictions_give_near_zero_loss():
     assert losses['loss_cls'] < 1e-6
     # Not exactly 0: within a pixel of a boundary the bilinearly sampled GT is
     # fractional while the +-20 logits are saturated, and importance
-    # sampling favours exactly those points. A wrong mask costs ~3.
-    assert losses['loss_mask'] < 0.06
+    # sampling favours exactly those points; within half a pixel of the
+    # image border both are blended with the zero padding (as in the
+    # reference). A wrong mask costs ~3.
+    assert losses['loss_mask'] < 0.12
     assert losses['loss_dice'] < 0.03
 
 
@@ -418,6 +420,156 @@ def test_uncertain_points_prefer_boundaries_and_valid_pixels():
     assert (pts[0, :, 0] < 9 / 32).all()
     pts = get_uncertain_point_coords_with_randomness(logits, 64, 3.0, 0.5)
     assert pts.shape == (1, 64, 2)
+
+
+# ------------------------------------------------------- point sampling
+def _bilinear(maps, points, padding):
+    """``grid_sample(maps, 2 p - 1, align_corners=False)`` written out, in
+    float64.
+
+    maps (R, H, W); points (R, P, 2) in [0, 1] (x, y); padding 'zeros'
+    (pixels outside read 0) or 'border' (coordinates clipped to the map).
+    Pixel centres sit at ``(i + 0.5) / size``: the source coordinate is
+    ``x = p_x W - 0.5``; with ``x0 = floor(x)``, ``fx = x - x0`` (same for
+    y) the value is the sum of the four neighbours weighted by
+    ``(1 - fx)(1 - fy)``, ``fx (1 - fy)``, ``(1 - fx) fy`` and ``fx fy``.
+    """
+    R, H, W = maps.shape
+    maps = maps.double()
+    out = torch.zeros(R, points.shape[1], dtype=torch.float64)
+    for r in range(R):
+        for i in range(points.shape[1]):
+            x = points[r, i, 0].item() * W - 0.5
+            y = points[r, i, 1].item() * H - 0.5
+            if padding == 'border':
+                x = min(max(x, 0.0), W - 1.0)
+                y = min(max(y, 0.0), H - 1.0)
+            x0, y0 = math.floor(x), math.floor(y)
+            fx, fy = x - x0, y - y0
+            for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)),
+                                   (1, 0, fx * (1 - fy)),
+                                   (0, 1, (1 - fx) * fy),
+                                   (1, 1, fx * fy)):
+                cx, cy = x0 + dx, y0 + dy
+                if 0 <= cx < W and 0 <= cy < H:
+                    out[r, i] += maps[r, cy, cx] * weight
+    return out
+
+
+def _sample_point(maps, points):
+    """HF Mask2Former's ``sample_point`` as the reference calls it."""
+    return torch.nn.functional.grid_sample(
+        maps[:, None], 2.0 * points[:, :, None] - 1.0,
+        align_corners=False)[:, 0, :, 0]
+
+
+ULP = 2.0**-23  # float32 resolution at 1
+
+
+def _points_near_the_border(num_rois, generator):
+    """Random points, a third of them within half a pixel of the border."""
+    pts = torch.rand(num_rois, 60, 2, generator=generator)
+    pts[:, :20, 0] = pts[:, :20, 0] * 0.05
+    pts[:, 20:40, 1] = 1 - pts[:, 20:40, 1] * 0.05
+    pts[:, 40, :] = torch.tensor([0.0, 1.0])
+    return pts
+
+
+def test_point_sampling_is_zero_padded_bilinear_bit_for_bit():
+    """Without ignored pixels the targets are HF Mask2Former's
+    ``sample_point`` (grid_sample, zero padding, align_corners=False) bit for
+    bit, every weight is exactly 1, and both equal the written-out bilinear
+    formula with zeros outside the map (to float32 rounding of the float64
+    formula)."""
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(3, 7, 9, generator=g) > 0.5
+    pts = _points_near_the_border(3, g)
+    targets, weights = mcl.sample_targets(gt, torch.ones(1, 7, 9), pts)
+    assert torch.equal(targets, _sample_point(gt.float(), pts))
+    assert torch.equal(weights, torch.ones(3, 60))
+    formula = _bilinear(gt.float(), pts, 'zeros')
+    torch.testing.assert_close(
+        targets.double(), formula, atol=2 * ULP, rtol=0)
+    # Within half a pixel of the border the target is blended with the zero
+    # padding: a GT that is 1 everywhere reads 1 - (share outside).
+    ones, _ = mcl.sample_targets(
+        torch.ones(1, 7, 9), torch.ones(1, 7, 9), pts[:1])
+    outside_x = (0.5 - pts[0, :, 0] * 9).clamp(min=0) + \
+        (pts[0, :, 0] * 9 - 8.5).clamp(min=0)
+    outside_y = (0.5 - pts[0, :, 1] * 7).clamp(min=0) + \
+        (pts[0, :, 1] * 7 - 6.5).clamp(min=0)
+    torch.testing.assert_close(
+        ones[0], (1 - outside_x) * (1 - outside_y), atol=1e-6, rtol=0)
+    assert ones[0, 40].item() == pytest.approx(0.25, abs=1e-6)  # corner
+
+
+def test_point_sampling_weights_ignored_pixels():
+    """``w = b_border(valid)`` (exactly 1 where no ignored pixel is near, 0
+    inside an ignored region) and ``t = b_zeros(gt * valid) / w``."""
+    g = torch.Generator().manual_seed(1)
+    gt = torch.rand(2, 8, 8, generator=g) > 0.5
+    valid = torch.ones(2, 8, 8, dtype=torch.bool)
+    valid[:, :, 5:] = False  # an ignored band along the right edge
+    valid[1, 0:2, :] = False
+    pts = _points_near_the_border(2, g)
+    pts[:, 41:44] = torch.tensor([[0.99, 0.5], [0.5, 0.5], [0.2, 0.5]])
+    targets, weights = mcl.sample_targets(gt, valid, pts)
+    w_formula = _bilinear(valid.float(), pts, 'border')
+    near_ignored = _bilinear(1 - valid.float(), pts, 'border') > 0
+    expected_w = torch.where(near_ignored, w_formula,
+                             torch.ones((), dtype=torch.float64))
+    torch.testing.assert_close(
+        weights.double(), expected_w, atol=2 * ULP, rtol=0)
+    num = _bilinear((gt & valid).float(), pts, 'zeros')
+    expected_t = torch.where(expected_w > 0, num / expected_w.clamp(min=1e-6),
+                             torch.zeros((), dtype=torch.float64)).clamp(0, 1)
+    # the division amplifies the rounding where few valid pixels remain
+    torch.testing.assert_close(
+        targets.double(), expected_t, atol=1e-5, rtol=0)
+    # deep inside the ignored band (also beyond the right border): weight 0
+    assert weights[:, 41].tolist() == [0.0, 0.0]
+    # far from any ignored pixel: exactly 1, target exactly the plain sample
+    assert weights[0, 43].item() == 1.0
+    assert targets[0, 43] == _sample_point(gt.float(), pts)[0, 43]
+    # the ignored pixels' own GT value never leaks into a target
+    flipped = gt.clone()
+    flipped[~valid] = ~flipped[~valid]
+    assert torch.equal(mcl.sample_targets(flipped, valid, pts)[0], targets)
+
+
+def _hf_mask_losses(logits, gt, coords, num_masks):
+    """HF Mask2Former's ``sigmoid_cross_entropy_loss`` and ``dice_loss`` on
+    ``sample_point``-ed logits and labels, written out."""
+    point_logits = _sample_point(logits, coords)
+    labels = _sample_point(gt.float(), coords)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        point_logits, labels, reduction='none')
+    loss_mask = bce.mean(1).sum() / num_masks
+    probs = point_logits.sigmoid()
+    numerator = 2 * (probs * labels).sum(-1)
+    denominator = probs.sum(-1) + labels.sum(-1)
+    loss_dice = (1 - (numerator + 1) / (denominator + 1)).sum() / num_masks
+    return loss_mask, loss_dice
+
+
+def test_mask_losses_equal_the_reference_bit_for_bit(monkeypatch):
+    """Same points, no ignored pixel: loss_mask, loss_dice and their
+    gradients are those of HF Mask2Former, bit for bit."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 8, 8, generator=g) * 3
+    gt = torch.rand(3, 16, 16, generator=g) > 0.5
+    coords = torch.rand(3, 512, 2, generator=g)
+    monkeypatch.setattr(mcl, 'get_uncertain_point_coords_with_randomness',
+                        lambda *args, **kwargs: coords)
+    ours_in = logits.clone().requires_grad_()
+    ours = _build()._mask_losses(ours_in, gt, torch.ones_like(gt), 2.0)
+    ref_in = logits.clone().requires_grad_()
+    ref = _hf_mask_losses(ref_in, gt, coords, 2.0)
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+    (ours[0] + ours[1]).backward()
+    (ref[0] + ref[1]).backward()
+    assert torch.equal(ours_in.grad, ref_in.grad)
 
 
 # ------------------------------------------------------------- inference
