@@ -124,3 +124,40 @@ def test_structure_loss_without_boundary_weight_is_bce_plus_iou():
     expected = bce_sum / 16 + 1 - (inter + 1) / (union - inter + 1)
     loss = StructureLoss(boundary_weight=0.0)(x, t).item()
     assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_structure_loss_iou_smoothing_on_an_empty_ground_truth():
+    """Empty GT, a confident background prediction (s = 0.02 on 4 pixels,
+    sum(s) = 0.08): BCE = -log(0.98); the IoU term is
+    ``1 - e / (0.08 + e)``: 0.0741 with PraNet's e = 1, 0.9877 with the CAD
+    reference's e = 1e-3."""
+    x = torch.full((1, 1, 2, 2), math.log(0.02 / 0.98))
+    t = torch.zeros(1, 2, 2, dtype=torch.long)
+    mean_bce = -math.log(0.98)
+    for smooth, iou in ((1.0, 1 - 1 / 1.08), (1e-3, 1 - 1e-3 / 0.081)):
+        loss = StructureLoss(boundary_weight=0.0, iou_smooth=smooth)(x, t)
+        assert loss.item() == pytest.approx(mean_bce + iou, rel=1e-5)
+    assert 1 - 1 / 1.08 == pytest.approx(0.0741, abs=1e-4)
+    assert 1 - 1e-3 / 0.081 == pytest.approx(0.9877, abs=1e-4)
+    # the default is PraNet's e = 1
+    default = StructureLoss(boundary_weight=0.0)(x, t).item()
+    assert default == pytest.approx(mean_bce + 1 - 1 / 1.08, rel=1e-5)
+    with pytest.raises(ValueError, match='iou_smooth'):
+        StructureLoss(iou_smooth=0)
+
+
+def test_structure_loss_iou_smoothing_with_boundary_weights():
+    x = torch.tensor(LOGITS).view(1, 1, 4, 4)
+    t = torch.tensor(TARGET).view(1, 4, 4)
+    avg = sum(map(sum, TARGET)) / 961
+    inter = union = bce_sum = 0.0
+    for row_x, row_t in zip(LOGITS, TARGET):
+        for v, tt in zip(row_x, row_t):
+            w = 1 + 5 * abs(avg - tt)
+            inter += sig(v) * tt * w
+            union += (sig(v) + tt) * w
+            bce_sum += bce(v, tt)
+    e = 1e-3
+    expected = bce_sum / 16 + 1 - (inter + e) / (union - inter + e)
+    loss = StructureLoss(iou_smooth=e)(x, t).item()
+    assert loss == pytest.approx(expected, rel=1e-5)
