@@ -31,7 +31,8 @@ def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
             out_channels=TINY_EMBED_DIM,
             adapter=adapter),
         decode_head=dict(
-            type='SAMMaskDecoderHead',
+            type='SAMMaskDecoderHead' if out_channels == 1 else
+            'SAMMaskClassificationHead',
             num_classes=num_classes,
             out_channels=out_channels,
             img_size=TINY_IMG_SIZE,

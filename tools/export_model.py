@@ -146,7 +146,7 @@ def reference_output(model, size: int) -> tuple:
 def sam_layout(deploy, sam_checkpoint: str) -> dict:
     """An official SAM state dict of a decoder-only binary model."""
     head = deploy.decode_head
-    if not head.binary or head.sam_multimask_tokens is None:
+    if head.out_channels != 1 or head.sam_multimask_tokens is None:
         raise SystemExit('--format sam needs a binary head that keeps SAM\'s '
                          'multimask tokens (the default); use --format '
                          'mmseg.')

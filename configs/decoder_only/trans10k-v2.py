@@ -4,6 +4,7 @@ _base_ = ['../_base_/models/sam_vit-h.py', '../_base_/recipes/trans10k_v2.py']
 num_classes = 12
 model = dict(
     decode_head=dict(
+        type='SAMMaskClassificationHead',
         num_classes=num_classes,
         out_channels=num_classes,
         threshold=None,

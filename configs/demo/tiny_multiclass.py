@@ -13,6 +13,7 @@ model = dict(
     sam_checkpoint=data_root + '/tiny_sam.pth',
     backbone=dict(adapter=dict(loss_weight=2.0)),
     decode_head=dict(
+        type='SAMMaskClassificationHead',
         num_classes=num_classes,
         out_channels=num_classes,
         threshold=None,

@@ -27,7 +27,7 @@ class ParamCountHook(Hook):
         head = getattr(model, 'decode_head', None)
         if getattr(head, 'embed_dim', None) == 256:
             n = head.num_queries
-            k = 1 if head.binary else head.num_classes
+            k = head.out_channels  # 1 for the binary head
             formula = decoder_trainable_formula(n, k)
             runner.logger.info(
                 f'Decoder formula 3,505,536 + 256 x ({n} - 1) tokens'

@@ -55,7 +55,7 @@ from mmseg_convlora.compat import point_sample
 
 __all__ = [
     'MaskClassificationLoss', 'hungarian_match', 'sem_seg_to_segments',
-    'semantic_inference', 'get_uncertain_point_coords_with_randomness',
+    'get_uncertain_point_coords_with_randomness',
     'point_weights', 'sample_targets'
 ]
 
@@ -326,23 +326,6 @@ def get_uncertain_point_coords_with_randomness(
             [point_coords,
              torch.rand(num_rois, num_random, 2, device=device)], dim=1)
     return point_coords
-
-
-def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
-    """Per-class scores from (class, mask) pairs.
-
-    ``out[b, c] = sum_q softmax(cls_logits[b, q])[c] * sigmoid(mask[b, q])``
-    for the K real classes (the "no object" probability is dropped).
-
-    Args:
-        cls_logits (Tensor): Class logits, shape (B, N, K+1).
-        mask_logits (Tensor): Mask logits, shape (B, N, h, w).
-
-    Returns:
-        Tensor: Semantic scores, shape (B, K, h, w).
-    """
-    probs = cls_logits.softmax(-1)[..., :-1]
-    return torch.einsum('bqc,bqhw->bchw', probs, mask_logits.sigmoid())
 
 
 @MODELS.register_module()

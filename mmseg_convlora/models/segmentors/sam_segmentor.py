@@ -1,7 +1,10 @@
-"""The segmentor that ties SAMViT and SAMMaskDecoderHead together."""
+"""The segmentor that ties SAM's encoder and a prompt-free SAM head
+together."""
 import contextlib
+import logging
 from typing import Dict, List, Optional
 
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
@@ -9,6 +12,29 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
+
+
+def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
+    """The head config, with ``SAMMaskClassificationHead`` for configs that
+    name the multi-class head ``SAMMaskDecoderHead`` (``out_channels=K``).
+
+    Before the binary and the multi-class heads were split, one
+    ``SAMMaskDecoderHead`` did both; configs and exported models of that
+    time keep working (same arguments, same checkpoint keys).
+    """
+    if cfg is None:
+        return cfg
+    name = str(cfg.get('type', '')).split('.')[-1]
+    if name == 'SAMMaskDecoderHead' and cfg.get('out_channels', 1) != 1:
+        print_log(
+            'decode_head: SAMMaskDecoderHead with out_channels='
+            f'{cfg["out_channels"]} builds SAMMaskClassificationHead, the '
+            "multi-class head; write type='SAMMaskClassificationHead' in "
+            'the config.',
+            logger='current',
+            level=logging.WARNING)
+        cfg = dict(cfg, type='SAMMaskClassificationHead')
+    return cfg
 
 
 @MODELS.register_module()
@@ -42,6 +68,7 @@ class SAMSegmentor(EncoderDecoder):
             if sam_checkpoint is not None and cfg is not None and \
                     cfg.get('checkpoint') is None:
                 kwargs[part] = dict(cfg, checkpoint=sam_checkpoint)
+        kwargs['decode_head'] = multi_class_head_cfg(kwargs.get('decode_head'))
         super().__init__(**kwargs)
         self._batch_samples: OptSampleList = None
 

@@ -1,7 +1,12 @@
+import math
+
 import pytest
 import torch
-
 from mmseg.registry import MODELS
+
+from mmseg_convlora.models.heads import (SAMMaskClassificationHead,
+                                         SAMMaskDecoderHead,
+                                         semantic_inference)
 from mmseg_convlora.testing import tiny_model_cfg
 
 
@@ -85,8 +90,7 @@ def test_multiclass_trainable_parameters_match_formula(arch, num_queries,
         data_preprocessor=dict(type='SegDataPreProcessor'),
         backbone=dict(type='SAMViT', arch=arch),
         decode_head=dict(
-            type='SAMMaskDecoderHead', num_classes=num_classes,
-            out_channels=num_classes, threshold=None,
+            type='SAMMaskClassificationHead', num_classes=num_classes,
             num_queries=num_queries,
             loss_decode=dict(type='MaskClassificationLoss',
                              num_classes=num_classes)))
@@ -98,7 +102,6 @@ def test_multiclass_trainable_parameters_match_formula(arch, num_queries,
 
 
 def test_multiclass_head_outputs_and_semantic_inference(tiny_sam_file):
-    from mmseg_convlora.testing import tiny_model_cfg
     cfg = tiny_model_cfg(
         tiny_sam_file[0], num_classes=3, out_channels=3, threshold=None,
         num_queries=5,
@@ -125,3 +128,82 @@ def test_multiclass_head_outputs_and_semantic_inference(tiny_sam_file):
             for c in range(3):
                 expected[b, c] += p[c] * mask_logits[b, q].sigmoid()
     torch.testing.assert_close(scores, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_semantic_inference_matches_explicit_sum():
+    torch.manual_seed(0)
+    B, N, K, h, w = 2, 3, 3, 4, 5
+    cls = torch.randn(B, N, K + 1)
+    masks = torch.randn(B, N, h, w)
+    out = semantic_inference(cls, masks)
+    assert out.shape == (B, K, h, w)
+    expected = torch.zeros(B, K, h, w)
+    for b in range(B):
+        for q in range(N):
+            denom = sum(math.exp(v) for v in cls[b, q].tolist())
+            for c in range(K):
+                p = math.exp(cls[b, q, c].item()) / denom
+                for y in range(h):
+                    for x in range(w):
+                        s = 1 / (1 + math.exp(-masks[b, q, y, x].item()))
+                        expected[b, c, y, x] += p * s
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_binary_head_refuses_classes_and_points_to_the_multiclass_head():
+    with pytest.raises(ValueError, match='SAMMaskClassificationHead'):
+        SAMMaskDecoderHead(num_classes=3, out_channels=3, img_size=64,
+                           embed_dim=16, decoder=dict(mlp_dim=32,
+                                                      num_heads=2))
+    with pytest.raises(ValueError, match="type='SAMMaskDecoderHead'"):
+        SAMMaskClassificationHead(num_classes=1, img_size=64, embed_dim=16)
+    with pytest.raises(ValueError, match='threshold'):
+        SAMMaskClassificationHead(num_classes=3, threshold=0.5,
+                                  img_size=64, embed_dim=16)
+
+
+@pytest.mark.parametrize('head', ['SAMMaskDecoderHead',
+                                  'SAMMaskClassificationHead'])
+def test_pixel_samplers_are_refused(head):
+    """mmseg's OHEM sampler weights per-pixel losses; nothing here has them,
+    so a config asking for it must not silently train without it."""
+    cfg = dict(type=head, num_classes=2 if head == 'SAMMaskDecoderHead'
+               else 3, img_size=64, embed_dim=16,
+               decoder=dict(mlp_dim=32, num_heads=2),
+               sampler=dict(type='OHEMPixelSampler', thresh=0.7))
+    with pytest.raises(ValueError, match='sampler'):
+        MODELS.build(cfg)
+
+
+def test_multiclass_loss_defaults_to_the_heads_classes():
+    head = SAMMaskClassificationHead(num_classes=4, ignore_index=7,
+                                     img_size=64, embed_dim=16,
+                                     decoder=dict(mlp_dim=32, num_heads=2))
+    assert type(head.loss_decode).__name__ == 'MaskClassificationLoss'
+    assert head.loss_decode.num_classes == 4
+    assert head.loss_decode.ignore_index == 7
+    assert head.out_channels == 4 and head.num_queries == 10
+    with pytest.raises(ValueError, match='num_classes=3 but the head has 4'):
+        SAMMaskClassificationHead(
+            num_classes=4, img_size=64, embed_dim=16,
+            loss_decode=dict(type='MaskClassificationLoss', num_classes=3))
+
+
+def test_old_multiclass_configs_build_the_multiclass_head(tiny_sam_file):
+    """A config naming the multi-class head SAMMaskDecoderHead (before the
+    split) builds SAMMaskClassificationHead with the same weights' keys."""
+    new_cfg = tiny_model_cfg(
+        tiny_sam_file[0], num_classes=3, out_channels=3, threshold=None,
+        num_queries=5,
+        loss=dict(type='MaskClassificationLoss', num_classes=3))
+    old_cfg = dict(new_cfg, decode_head=dict(new_cfg['decode_head'],
+                                             type='SAMMaskDecoderHead'))
+    torch.manual_seed(0)
+    new = MODELS.build(new_cfg)
+    torch.manual_seed(0)
+    old = MODELS.build(old_cfg)
+    assert type(old.decode_head) is SAMMaskClassificationHead
+    new_state, old_state = new.state_dict(), old.state_dict()
+    assert list(new_state) == list(old_state)
+    for key in new_state:
+        assert torch.equal(new_state[key], old_state[key]), key

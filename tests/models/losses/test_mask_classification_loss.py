@@ -7,7 +7,7 @@ from mmseg_convlora.compat import point_sample
 from mmseg_convlora.models.losses import mask_classification_loss as mcl
 from mmseg_convlora.models.losses.mask_classification_loss import (
     MaskClassificationLoss, get_uncertain_point_coords_with_randomness,
-    hungarian_match, sem_seg_to_segments, semantic_inference)
+    hungarian_match, sem_seg_to_segments)
 
 K = 3
 BIG = 20.0
@@ -570,27 +570,6 @@ def test_mask_losses_equal_the_reference_bit_for_bit(monkeypatch):
     (ours[0] + ours[1]).backward()
     (ref[0] + ref[1]).backward()
     assert torch.equal(ours_in.grad, ref_in.grad)
-
-
-# ------------------------------------------------------------- inference
-def test_semantic_inference_matches_explicit_sum():
-    torch.manual_seed(0)
-    B, N, h, w = 2, 3, 4, 5
-    cls = torch.randn(B, N, K + 1)
-    masks = torch.randn(B, N, h, w)
-    out = semantic_inference(cls, masks)
-    assert out.shape == (B, K, h, w)
-    expected = torch.zeros(B, K, h, w)
-    for b in range(B):
-        for q in range(N):
-            denom = sum(math.exp(v) for v in cls[b, q].tolist())
-            for c in range(K):
-                p = math.exp(cls[b, q, c].item()) / denom
-                for y in range(h):
-                    for x in range(w):
-                        s = 1 / (1 + math.exp(-masks[b, q, y, x].item()))
-                        expected[b, c, y, x] += p * s
-    assert torch.allclose(out, expected, atol=1e-5)
 
 
 def test_registered_and_no_persistent_buffers():

@@ -1,0 +1,198 @@
+"""What the binary and the multi-class prompt-free SAM heads share."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from segment_anything.modeling import (MaskDecoder, PromptEncoder,
+                                       TwoWayTransformer)
+from torch import Tensor
+
+from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
+
+
+class BaseSAMMaskDecoderHead(BaseDecodeHead):
+    """SAM's prompt encoder and mask decoder, driven by learned mask tokens.
+
+    Builds ``segment_anything``'s ``PromptEncoder`` and ``MaskDecoder``
+    (loading their weights from an official SAM checkpoint) and runs the
+    decoder without prompts: no sparse tokens, the dense embedding is the
+    learned ``no_mask_embed`` broadcast over the embedding grid, and the
+    positional encoding is SAM's random Fourier encoding of the grid.
+
+    The token sequence is ``[IoU token, N query tokens]``, plus SAM's three
+    multi-mask tokens (frozen, outputs discarded) when
+    ``keep_sam_multimask_tokens=True``. Every query token starts as a copy
+    of SAM's single-mask token 0 and shares hypernetwork MLP #0; SAM's mask
+    tokens and the other three hypernetwork MLPs are removed. The prompt
+    encoder and the IoU prediction head are frozen (the latter is unused);
+    the rest of the decoder (two-way transformer, upscaling, MLP #0, IoU
+    token) trains.
+
+    Subclasses decide what the query outputs become
+    (:class:`SAMMaskDecoderHead`: one binary mask;
+    :class:`SAMMaskClassificationHead`: N (class, mask) pairs).
+
+    Args:
+        num_classes (int): See :class:`BaseDecodeHead`.
+        out_channels (int): See :class:`BaseDecodeHead`.
+        num_queries (int): Number of query (mask) tokens N.
+        keep_sam_multimask_tokens (bool): Keep SAM's multi-mask tokens 1..3
+            in the token sequence (frozen buffer ``sam_multimask_tokens``).
+        img_size (int): Square network input size (1024 for SAM).
+        checkpoint (str, optional): Official SAM checkpoint; its
+            ``prompt_encoder.*`` and ``mask_decoder.*`` weights are loaded.
+        embed_dim (int): Transformer width of the decoder (SAM: 256).
+        decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads`` of
+            SAM's two-way transformer (defaults 2, 2048, 8) and
+            ``iou_head_hidden_dim`` (256).
+        sampler (dict, optional): Refused (must be None): mmseg's pixel
+            samplers (e.g. OHEM) weight per-pixel losses, which these
+            heads' losses are not.
+        init_cfg (dict, optional): mmengine init config. Default None: the
+            weights come from SAM (BaseDecodeHead's default would
+            initialise its 1x1 classifier, which this head removes).
+        **kwargs: Passed to :class:`BaseDecodeHead` (``loss_decode``,
+            ``threshold``, ``ignore_index``, ``align_corners``, ...).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 out_channels: Optional[int],
+                 num_queries: int,
+                 keep_sam_multimask_tokens: bool,
+                 img_size: int = 1024,
+                 checkpoint: Optional[str] = None,
+                 embed_dim: int = 256,
+                 decoder: Optional[dict] = None,
+                 sampler: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
+        if sampler is not None:
+            raise ValueError(
+                f'{type(self).__name__} does not support mmseg pixel '
+                f'samplers (got sampler={sampler!r}): they select pixels by '
+                'per-pixel loss, while the structure and balanced BCE losses '
+                'are image-level and the mask-classification loss samples '
+                'its own points. Remove `sampler` from the decode_head '
+                'config.')
+        if num_queries < 1:
+            raise ValueError(f'num_queries must be >= 1, got {num_queries}.')
+        super().__init__(
+            in_channels=embed_dim,
+            channels=embed_dim,
+            num_classes=num_classes,
+            out_channels=out_channels,
+            init_cfg=init_cfg,
+            **kwargs)
+        # BaseDecodeHead's 1x1 classifier has no role in SAM's decoder.
+        del self.conv_seg
+        decoder = dict(
+            dict(depth=2, mlp_dim=2048, num_heads=8, iou_head_hidden_dim=256),
+            **(decoder or {}))
+        grid = img_size // 16
+        self.img_size = img_size
+        self.embed_dim = embed_dim
+        self.num_queries = num_queries
+        self.keep_sam_multimask_tokens = keep_sam_multimask_tokens
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=16)
+        self.mask_decoder = MaskDecoder(
+            transformer_dim=embed_dim,
+            transformer=TwoWayTransformer(
+                depth=decoder['depth'],
+                embedding_dim=embed_dim,
+                mlp_dim=decoder['mlp_dim'],
+                num_heads=decoder['num_heads']),
+            num_multimask_outputs=3,
+            iou_head_depth=3,
+            iou_head_hidden_dim=decoder['iou_head_hidden_dim'])
+        if checkpoint is not None:
+            self.load_sam_checkpoint(checkpoint)
+
+        self.prompt_encoder.requires_grad_(False)
+        md = self.mask_decoder
+        md.iou_prediction_head.requires_grad_(False)
+        sam_tokens = md.mask_tokens.weight.detach()
+        self.query_tokens = nn.Parameter(
+            sam_tokens[0:1].repeat(num_queries, 1).clone())
+        if keep_sam_multimask_tokens:
+            self.register_buffer(
+                'sam_multimask_tokens', sam_tokens[1:].clone(),
+                persistent=True)
+        else:
+            self.sam_multimask_tokens = None
+        del md.mask_tokens
+        md.output_hypernetworks_mlps = nn.ModuleList(
+            [md.output_hypernetworks_mlps[0]])
+
+    def load_sam_checkpoint(self, path: str) -> None:
+        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file.
+
+        The prompt encoder's mask-prompt branch (``mask_downscaling``) is
+        sized for the pretrained input and never used without prompts, so
+        its weights are taken only where the shapes agree.
+
+        Raises:
+            SAMCheckpointError: The file's decoder does not fit this head.
+        """
+        full = load_sam_state_dict(path)
+        for name in ('prompt_encoder', 'mask_decoder'):
+            module = getattr(self, name)
+            state = sub_state_dict(full, name + '.')
+            if name == 'prompt_encoder':
+                own = module.state_dict()
+                state = {k: v for k, v in state.items()
+                         if k in own and own[k].shape == v.shape}
+            try:
+                missing, unexpected = module.load_state_dict(
+                    state, strict=False)
+            except RuntimeError as err:
+                raise SAMCheckpointError(
+                    f'The {name} weights in {path!r} do not fit this head '
+                    f'(embed_dim={self.embed_dim}): {err}') from err
+            missing = [k for k in missing
+                       if not k.startswith('mask_downscaling')]
+            if missing or unexpected:
+                raise SAMCheckpointError(
+                    f'The {name} weights in {path!r} do not fit this head: '
+                    f'missing {missing[:8]}, unexpected {unexpected[:8]}.')
+
+    def decode_queries(self, inputs: Sequence[Tensor]
+                       ) -> Tuple[Tensor, Tensor]:
+        """Run the prompt-free mask decoder.
+
+        Args:
+            inputs (Sequence[Tensor]): Backbone outputs; the first is the
+                image embedding (B, C, h, w).
+
+        Returns:
+            tuple[Tensor, Tensor]: The query tokens' outputs (B, N, C) and
+            their mask logits (B, N, 4h, 4w) (hypernetwork MLP #0 of each
+            output times the upscaled image embedding).
+        """
+        embedding = inputs[0]
+        B, C, h, w = embedding.shape
+        md = self.mask_decoder
+        pe_layer = self.prompt_encoder.pe_layer
+        image_pe = pe_layer((h, w)).unsqueeze(0).to(embedding.dtype)
+        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+
+        tokens = [md.iou_token.weight, self.query_tokens]
+        if self.sam_multimask_tokens is not None:
+            tokens.append(self.sam_multimask_tokens)
+        tokens = torch.cat(tokens, dim=0).unsqueeze(0).expand(B, -1, -1)
+        src = embedding + dense.to(embedding.dtype)
+        pos_src = image_pe.expand(B, -1, -1, -1)
+        hs, src = md.transformer(src, pos_src, tokens)
+        query_out = hs[:, 1:1 + self.num_queries, :]
+
+        src = src.transpose(1, 2).reshape(B, C, h, w)
+        upscaled = md.output_upscaling(src)
+        hyper_in = md.output_hypernetworks_mlps[0](query_out)
+        b, c, H, W = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, H * W)).view(b, -1, H, W)
+        return query_out, masks

@@ -1,0 +1,153 @@
+"""SAM's mask decoder as a prompt-free multi-class (mask classification)
+mmseg decode head."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmseg.registry import MODELS
+from mmseg.utils import SampleList
+from torch import Tensor
+
+from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
+
+
+def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
+    """Per-class scores from (class, mask) pairs.
+
+    ``out[b, c] = sum_q softmax(cls_logits[b, q])[c] * sigmoid(mask[b, q])``
+    for the K real classes (the "no object" probability is dropped).
+
+    Args:
+        cls_logits (Tensor): Class logits, shape (B, N, K+1).
+        mask_logits (Tensor): Mask logits, shape (B, N, h, w).
+
+    Returns:
+        Tensor: Semantic scores in [0, 1], shape (B, K, h, w).
+    """
+    probs = cls_logits.softmax(-1)[..., :-1]
+    return torch.einsum('bqc,bqhw->bchw', probs, mask_logits.sigmoid())
+
+
+@MODELS.register_module()
+class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
+    """Multi-class prompt-free SAM head (Mask2Former-style mask
+    classification).
+
+    ``num_queries`` query tokens, all copies of SAM's token 0 sharing
+    hypernetwork MLP #0 (see :class:`BaseSAMMaskDecoderHead`), each decoded
+    into a mask and, by ``cls_embed = Linear(embed_dim, K + 1)``, into class
+    logits (index K = "no object"). Train it with
+    :class:`MaskClassificationLoss`. The semantic map is
+    :func:`semantic_inference`, ``sum_q softmax(cls_q)[:K] *
+    sigmoid(mask_q)``.
+
+    Checkpoint keys are those of the binary :class:`SAMMaskDecoderHead`
+    plus ``cls_embed.*``.
+
+    Args:
+        num_classes (int): Number of classes K (> 1).
+        out_channels (int, optional): K, or None for K.
+        num_queries (int): Number of query tokens N. Default 10.
+        keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask tokens
+            in the token sequence. Default False.
+        threshold (None): Must be None: the prediction is the argmax.
+        loss_decode (dict | list[dict], optional): Loss config(s), each
+            called as ``loss(cls_logits, mask_logits, labels)`` and returning
+            a dict of named losses. Default: ``MaskClassificationLoss`` with
+            this head's ``num_classes`` and ``ignore_index``.
+        **kwargs: See :class:`BaseSAMMaskDecoderHead` (``img_size``,
+            ``checkpoint``, ``embed_dim``, ``decoder``, ...).
+
+    Shapes:
+        input: tuple with the image embedding (B, embed_dim, h, w),
+        h = w = img_size / 16. Output: class logits (B, N, K + 1) and mask
+        logits (B, N, 4h, 4w).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 out_channels: Optional[int] = None,
+                 num_queries: int = 10,
+                 keep_sam_multimask_tokens: bool = False,
+                 threshold: Optional[float] = None,
+                 loss_decode: Optional[Union[dict, Sequence[dict]]] = None,
+                 ignore_index: int = 255,
+                 **kwargs):
+        if num_classes < 2 or out_channels not in (None, num_classes):
+            raise ValueError(
+                'SAMMaskClassificationHead needs num_classes=K >= 2 and '
+                f'out_channels=K (or None), got num_classes={num_classes}, '
+                f'out_channels={out_channels}. For one foreground class use '
+                "type='SAMMaskDecoderHead' (num_classes=2, out_channels=1).")
+        if threshold is not None:
+            raise ValueError(
+                'SAMMaskClassificationHead predicts the argmax over classes; '
+                f'threshold={threshold!r} applies to the binary '
+                'SAMMaskDecoderHead only. Remove it (or set None).')
+        if loss_decode is None:
+            loss_decode = dict(
+                type='MaskClassificationLoss',
+                num_classes=num_classes,
+                ignore_index=ignore_index)
+        super().__init__(
+            num_classes=num_classes,
+            out_channels=num_classes,
+            num_queries=num_queries,
+            keep_sam_multimask_tokens=keep_sam_multimask_tokens,
+            threshold=None,
+            loss_decode=loss_decode,
+            ignore_index=ignore_index,
+            **kwargs)
+        for loss_module in self._loss_modules():
+            loss_classes = getattr(loss_module, 'num_classes', num_classes)
+            if loss_classes != num_classes:
+                raise ValueError(
+                    f'{type(loss_module).__name__} has num_classes='
+                    f'{loss_classes} but the head has {num_classes}; set '
+                    'the same K in decode_head.loss_decode (or leave '
+                    'loss_decode out to get the default).')
+        self.cls_embed = nn.Linear(self.embed_dim, num_classes + 1)
+
+    def _loss_modules(self) -> List[nn.Module]:
+        if isinstance(self.loss_decode, nn.ModuleList):
+            return list(self.loss_decode)
+        return [self.loss_decode]
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w) of the
+        image embedding ``inputs[0]``."""
+        query_out, masks = self.decode_queries(inputs)
+        return self.cls_embed(query_out), masks
+
+    def loss_by_feat(self, seg_logits: Tuple[Tensor, Tensor],
+                     batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Mask-classification losses.
+
+        Each ``loss_decode`` module gets the class logits (B, N, K + 1), the
+        decoder-resolution mask logits (B, N, 4h, 4w) and the labels
+        (B, H, W) at the padded input size, and returns named losses;
+        losses of the same name are summed.
+
+        Returns:
+            dict[str, Tensor]: The losses by name.
+        """
+        seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
+        cls_logits, mask_logits = seg_logits
+        loss = dict()
+        for loss_module in self._loss_modules():
+            for name, value in loss_module(cls_logits, mask_logits,
+                                           seg_label).items():
+                loss[name] = loss[name] + value if name in loss else value
+        return loss
+
+    def predict_by_feat(self, seg_logits: Tuple[Tensor, Tensor],
+                        batch_img_metas: List[dict]) -> Tensor:
+        """Semantic scores at the padded input size, (B, K, H, W).
+
+        :func:`semantic_inference` combines class and mask probabilities at
+        the decoder's resolution (4h x 4w) and the scores are then resized
+        bilinearly to the padded input.
+        """
+        cls_logits, mask_logits = seg_logits
+        scores = semantic_inference(cls_logits, mask_logits)
+        return super().predict_by_feat(scores, batch_img_metas)
