@@ -1,6 +1,6 @@
 """The segmentor that ties SAM's encoder and a prompt-free SAM head
 together."""
-import contextlib
+import inspect
 import logging
 from typing import Dict, List, Optional
 
@@ -41,18 +41,26 @@ def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
 class SAMSegmentor(EncoderDecoder):
     """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
 
-    Two differences from mmseg's ``EncoderDecoder``:
+    Differences from mmseg's ``EncoderDecoder``:
 
+    * The data samples reach the backbone: ``loss``, ``predict`` and
+      ``_forward`` call :meth:`extract_feat` with them, and it passes them on
+      to a backbone whose ``forward`` takes ``data_samples`` (``SAMViT``
+      reads cached embeddings and CAD's input image from them). mmseg's
+      ``encode_decode`` path (images only) still works for backbones that do
+      not need them.
     * ``loss`` adds the auxiliary losses the backbone's adapters produced in
       the same forward pass (Conv-LoRA's load-balancing ``loss_moe``).
-    * With a backbone that reads cached embeddings (``SAMViT``'s
-      ``embedding_cache``), ``loss``/``predict``/``_forward`` hand the data
-      samples (which carry them) on to the backbone.
+    * ``predict`` runs whole-image inference only: SAM takes one fixed
+      square input, so ``test_cfg=dict(mode='slide')`` is refused.
     * ``postprocess_result`` turns the head's output into probabilities
       *before* undoing padding/flip and resizing to the original image size
       (bilinear), so ``seg_logits`` holds probabilities at the ground truth's
       resolution for the metrics, and ``pred_sem_seg`` thresholds (binary)
       or takes the argmax (multi-class) of those.
+    * A ``decode_head`` config naming the multi-class head
+      ``SAMMaskDecoderHead`` builds ``SAMMaskClassificationHead``
+      (:func:`multi_class_head_cfg`).
 
     Args:
         sam_checkpoint (str, optional): Official SAM checkpoint file, passed
@@ -70,25 +78,30 @@ class SAMSegmentor(EncoderDecoder):
                 kwargs[part] = dict(cfg, checkpoint=sam_checkpoint)
         kwargs['decode_head'] = multi_class_head_cfg(kwargs.get('decode_head'))
         super().__init__(**kwargs)
-        self._batch_samples: OptSampleList = None
-
-    @contextlib.contextmanager
-    def _samples_for_backbone(self, data_samples: OptSampleList):
-        """Make ``data_samples`` visible to :meth:`extract_feat` (mmseg's
-        ``encode_decode`` passes only the images)."""
-        previous, self._batch_samples = self._batch_samples, data_samples
-        try:
-            yield
-        finally:
-            self._batch_samples = previous
+        mode = (self.test_cfg or {}).get('mode', 'whole')
+        if mode != 'whole':
+            raise ValueError(
+                f"SAMSegmentor runs whole-image inference (test_cfg mode "
+                f"'whole'); got mode={mode!r}. SAM takes one fixed square "
+                "input: set model.test_cfg=dict(mode='whole').")
+        self.backbone_reads_samples = 'data_samples' in inspect.signature(
+            self.backbone.forward).parameters
 
     def extract_feat(self,
                      inputs: Tensor,
                      data_samples: OptSampleList = None) -> List[Tensor]:
-        if getattr(self.backbone, 'uses_cached_embeddings', False):
-            samples = data_samples if data_samples is not None \
-                else self._batch_samples
-            x = self.backbone(inputs, samples)
+        """Backbone (and neck) features of ``inputs``.
+
+        Args:
+            inputs (Tensor): Normalised images, (B, 3, H, W).
+            data_samples (list[SegDataSample], optional): Passed to a
+                backbone whose ``forward`` takes ``data_samples``.
+
+        Returns:
+            list[Tensor]: The features.
+        """
+        if self.backbone_reads_samples:
+            x = self.backbone(inputs, data_samples)
         else:
             x = self.backbone(inputs)
         if self.with_neck:
@@ -96,8 +109,12 @@ class SAMSegmentor(EncoderDecoder):
         return x
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        with self._samples_for_backbone(data_samples):
-            losses = super().loss(inputs, data_samples)
+        """Head losses (``decode.*``, ``aux.*``) plus the backbone's
+        auxiliary losses (e.g. ``loss_moe``)."""
+        x = self.extract_feat(inputs, data_samples)
+        losses = self._decode_head_forward_train(x, data_samples)
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(x, data_samples))
         for name, value in self.backbone.aux_losses().items():
             losses[name] = losses[name] + value if name in losses else value
         return losses
@@ -105,14 +122,29 @@ class SAMSegmentor(EncoderDecoder):
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
-        with self._samples_for_backbone(data_samples):
-            return super().predict(inputs, data_samples)
+        """Whole-image prediction, post-processed by
+        :meth:`postprocess_result`."""
+        if data_samples is not None:
+            batch_img_metas = [sample.metainfo for sample in data_samples]
+        else:
+            batch_img_metas = [
+                dict(
+                    ori_shape=inputs.shape[2:],
+                    img_shape=inputs.shape[2:],
+                    pad_shape=inputs.shape[2:],
+                    padding_size=[0, 0, 0, 0])
+            ] * inputs.shape[0]
+        x = self.extract_feat(inputs, data_samples)
+        seg_logits = self.decode_head.predict(x, batch_img_metas,
+                                              self.test_cfg)
+        return self.postprocess_result(seg_logits, data_samples)
 
     def _forward(self,
                  inputs: Tensor,
                  data_samples: OptSampleList = None) -> Tensor:
-        with self._samples_for_backbone(data_samples):
-            return super()._forward(inputs, data_samples)
+        """The head's raw output (no post-processing)."""
+        return self.decode_head.forward(
+            self.extract_feat(inputs, data_samples))
 
     def postprocess_result(self,
                            seg_logits: Tensor,
