@@ -23,12 +23,13 @@ file (``sam_checkpoint=None``; for LoRA ``adapter=None``), usable as is::
 
     python tools/test.py OUT.py OUT
 
-``--format sam`` (merged LoRA or decoder-only, binary head) writes an
-official SAM checkpoint (``image_encoder.*``, ``prompt_encoder.*``,
-``mask_decoder.*`` with the trained mask token as token 0): it loads in
-``segment_anything`` (``multimask_output=False`` gives the trained mask) and
-as ``model.sam_checkpoint`` of the decoder-only config with no further
-checkpoint.
+``--format sam`` (merged LoRA or decoder-only, binary head trained with
+``keep_sam_multimask_tokens=True``) writes an official SAM checkpoint
+(``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*`` with the
+trained mask token as token 0): it loads in ``segment_anything``
+(``multimask_output=False`` gives the trained mask) and as
+``model.sam_checkpoint`` of the decoder-only config (with that setting) with
+no further checkpoint.
 
 Before writing, the tool checks that the exported model reproduces the
 trained model's output on a random input and prints the difference.
@@ -147,9 +148,12 @@ def sam_layout(deploy, sam_checkpoint: str) -> dict:
     """An official SAM state dict of a decoder-only binary model."""
     head = deploy.decode_head
     if head.out_channels != 1 or head.sam_multimask_tokens is None:
-        raise SystemExit('--format sam needs a binary head that keeps SAM\'s '
-                         'multimask tokens (the default); use --format '
-                         'mmseg.')
+        raise SystemExit(
+            '--format sam needs a binary head trained with '
+            'keep_sam_multimask_tokens=True: segment_anything always puts '
+            "SAM's four mask tokens in the token sequence, while the "
+            'default (the Conv-LoRA reference) keeps only the first. Use '
+            '--format mmseg.')
     if deploy.backbone.adapters:
         names = [type(a).__name__ for a in deploy.backbone.adapters]
         raise SystemExit(f'--format sam holds SAM\'s weights only; {names} '

@@ -31,11 +31,12 @@ def export_tool():
     return module
 
 
-def trained(tiny_sam_file, tmp_path, name):
+def trained(tiny_sam_file, tmp_path, name, **head_kwargs):
     """A config file, a trainable-only checkpoint as training writes it,
     and the model it came from (trainable weights moved off their init)."""
     cfg = Config(dict(model=tiny_model_cfg(tiny_sam_file[0],
-                                           adapter=ADAPTERS[name]),
+                                           adapter=ADAPTERS[name],
+                                           **head_kwargs),
                       default_scope='mmseg'))
     path = str(tmp_path / f'{name}.py')
     cfg.dump(path)
@@ -103,14 +104,22 @@ def test_exported_model_reproduces_trained_model(tiny_sam_file, tmp_path,
 
 
 def test_lora_export_in_official_sam_layout(tiny_sam_file, tmp_path):
-    cfg_path, ckpt, model = trained(tiny_sam_file, tmp_path, 'lora')
+    # segment_anything's token sequence holds SAM's four mask tokens: only a
+    # head trained with them exports to it
+    default_cfg, default_ckpt, _ = trained(tiny_sam_file, tmp_path, 'lora')
+    with pytest.raises(SystemExit, match='keep_sam_multimask_tokens=True'):
+        export_tool().main([default_cfg, default_ckpt,
+                            str(tmp_path / 'refused.pth'), '--format', 'sam'])
+    cfg_path, ckpt, model = trained(tiny_sam_file, tmp_path, 'lora',
+                                    keep_sam_multimask_tokens=True)
     out = str(tmp_path / 'sam_merged.pth')
     export_tool().main([cfg_path, ckpt, out, '--format', 'sam'])
     state = torch.load(out, weights_only=True)
     sam = build_tiny_sam()
     sam.load_state_dict(state, strict=True)  # segment_anything loads it
     # ... and it is a sam_checkpoint for the decoder-only config
-    plain_cfg = tiny_model_cfg(out, adapter=None)
+    plain_cfg = tiny_model_cfg(out, adapter=None,
+                               keep_sam_multimask_tokens=True)
     plain = MODELS.build(ConfigDict(plain_cfg)).eval()
     x = inputs()
     with torch.no_grad():

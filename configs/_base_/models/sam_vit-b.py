@@ -23,6 +23,10 @@ model = dict(
         out_channels=1,
         threshold=0.5,
         img_size=1024,
+        # The Conv-LoRA reference's token sequence: the IoU token and one
+        # mask token. True adds SAM's three multi-mask tokens (frozen), which
+        # reproduces segment_anything's Sam(multimask_output=False).
+        keep_sam_multimask_tokens=False,
         loss_decode=dict(type='StructureLoss')),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -196,3 +196,30 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         b, c, H, W = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, H * W)).view(b, -1, H, W)
         return query_out, masks
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse trained weights of the other token sequence.
+
+        Trained decoder weights are only valid with the token sequence they
+        were trained with. A checkpoint of this head (it holds
+        ``query_tokens``) carries ``sam_multimask_tokens`` exactly when it
+        was trained with SAM's multi-mask tokens in the sequence.
+
+        Raises:
+            SAMCheckpointError: The checkpoint and the head disagree on
+                ``keep_sam_multimask_tokens``; the message names the setting
+                that loads it.
+        """
+        if prefix + 'query_tokens' in state_dict:
+            had = prefix + 'sam_multimask_tokens' in state_dict
+            if had != self.keep_sam_multimask_tokens:
+                with_had = 'with' if had else 'without'
+                with_own = 'with' if self.keep_sam_multimask_tokens \
+                    else 'without'
+                raise SAMCheckpointError(
+                    f"The checkpoint's decode head was trained {with_had} "
+                    "SAM's three multi-mask tokens in its token sequence, "
+                    f'this model is built {with_own} them. Set '
+                    'model.decode_head.keep_sam_multimask_tokens='
+                    f'{had} in the config to load it.')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

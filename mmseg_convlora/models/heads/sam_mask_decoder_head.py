@@ -17,19 +17,26 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
 
     The token sequence holds the IoU token and one trainable mask token
     (initialised from SAM's single-mask token 0, decoded by hypernetwork MLP
-    #0), see :class:`BaseSAMMaskDecoderHead`. With
-    ``keep_sam_multimask_tokens=True`` SAM's three multi-mask tokens follow
-    in the sequence, frozen and with their outputs discarded: the head then
-    computes exactly ``segment_anything``'s ``Sam(multimask_output=False)``
-    mask at initialisation. Either way 3,505,536 parameters train for SAM's
-    decoder.
+    #0), see :class:`BaseSAMMaskDecoderHead`. This is the Conv-LoRA
+    reference's binary head (its decoder keeps only SAM's first mask token),
+    which every config uses.
+
+    With ``keep_sam_multimask_tokens=True`` SAM's three multi-mask tokens
+    follow in the sequence, frozen and with their outputs discarded: the
+    head then computes exactly ``segment_anything``'s
+    ``Sam(multimask_output=False)`` mask at initialisation (the two differ
+    because the tokens attend to each other in the two-way transformer).
+    That mode is for equivalence checks and for
+    ``tools/export_model.py --format sam``. Either way 3,505,536 parameters
+    train for SAM's decoder.
 
     For K > 2 classes use :class:`SAMMaskClassificationHead`.
 
     Args:
         num_classes (int): Must be 2 (background, foreground).
         out_channels (int): Must be 1 (one foreground logit).
-        keep_sam_multimask_tokens (bool): See above. Default True.
+        keep_sam_multimask_tokens (bool): See above. Default False (the
+            reference).
         threshold (float): Foreground threshold on the probability.
             Default 0.5.
         loss_decode (dict | list[dict]): Binary loss config(s), each called
@@ -46,7 +53,7 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
     def __init__(self,
                  num_classes: int = 2,
                  out_channels: Optional[int] = 1,
-                 keep_sam_multimask_tokens: bool = True,
+                 keep_sam_multimask_tokens: bool = False,
                  threshold: Optional[float] = 0.5,
                  loss_decode: Union[dict, Sequence[dict]] = dict(
                      type='StructureLoss'),

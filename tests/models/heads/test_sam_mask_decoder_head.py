@@ -1,12 +1,15 @@
+import copy
 import math
 
 import pytest
 import torch
 from mmseg.registry import MODELS
+from segment_anything.modeling import MaskDecoder
 
 from mmseg_convlora.models.heads import (SAMMaskClassificationHead,
                                          SAMMaskDecoderHead,
                                          semantic_inference)
+from mmseg_convlora.models.utils import SAMCheckpointError
 from mmseg_convlora.testing import tiny_model_cfg
 
 
@@ -29,8 +32,11 @@ def sam_reference_logits(sam, images):
 
 
 def test_binary_logits_equal_segment_anything(tiny_sam_file):
+    """keep_sam_multimask_tokens=True: exactly Sam(multimask_output=False).
+    """
     path, sam = tiny_sam_file
-    model = MODELS.build(tiny_model_cfg(path)).eval()
+    model = MODELS.build(
+        tiny_model_cfg(path, keep_sam_multimask_tokens=True)).eval()
     images = torch.randn(3, 3, 128, 128)
     with torch.no_grad():
         ours = model.decode_head(model.backbone(images))
@@ -39,18 +45,83 @@ def test_binary_logits_equal_segment_anything(tiny_sam_file):
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
 
-def test_dropping_sam_tokens_changes_output_not_count(tiny_sam_file):
-    path, _ = tiny_sam_file
-    keep = MODELS.build(tiny_model_cfg(path)).eval()
-    drop = MODELS.build(
-        tiny_model_cfg(path, keep_sam_multimask_tokens=False)).eval()
+def reference_single_token_logits(sam, images):
+    """The Conv-LoRA reference's binary decoder: SAM's mask decoder with one
+    mask token (SAM's token 0) and hypernetwork MLP #0, i.e.
+    ``segment_anything``'s ``MaskDecoder(num_multimask_outputs=0)`` with
+    SAM's weights, no prompts, single-mask output."""
+    md = sam.mask_decoder
+    dec = MaskDecoder(
+        transformer_dim=md.transformer_dim,
+        transformer=copy.deepcopy(md.transformer),
+        num_multimask_outputs=0,
+        iou_head_depth=3,
+        iou_head_hidden_dim=md.iou_prediction_head.layers[0].out_features)
+    state = md.state_dict()
+    state['mask_tokens.weight'] = state['mask_tokens.weight'][:1]
+    num_layers = len(md.iou_prediction_head.layers)
+    last = f'iou_prediction_head.layers.{num_layers - 1}'
+    state[last + '.weight'] = state[last + '.weight'][:1]
+    state[last + '.bias'] = state[last + '.bias'][:1]
+    state = {k: v for k, v in state.items()
+             if not k.startswith('output_hypernetworks_mlps.')
+             or k.startswith('output_hypernetworks_mlps.0.')}
+    dec.load_state_dict(state, strict=True)
+    with torch.no_grad():
+        emb = sam.image_encoder(images)
+        sparse, dense = sam.prompt_encoder(None, None, None)
+        return torch.cat([
+            dec(image_embeddings=emb[i:i + 1],
+                image_pe=sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False)[0] for i in range(len(images))
+        ])
+
+
+def test_default_binary_head_is_the_reference_single_token_decoder(
+        tiny_sam_file):
+    """By default the token sequence holds only SAM's first mask token (the
+    Conv-LoRA reference); keeping the three multi-mask tokens changes the
+    output, not the trainable count."""
+    path, sam = tiny_sam_file
+    drop = MODELS.build(tiny_model_cfg(path)).eval()
+    assert drop.decode_head.keep_sam_multimask_tokens is False
+    assert drop.decode_head.sam_multimask_tokens is None
+    images = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        ours = drop.decode_head(drop.backbone(images))
+    ref = reference_single_token_logits(sam, images)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+    keep = MODELS.build(
+        tiny_model_cfg(path, keep_sam_multimask_tokens=True)).eval()
     assert keep.parameter_counts()['trainable'] == \
         drop.parameter_counts()['trainable']
-    x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
-        a = keep.decode_head(keep.backbone(x))
-        b = drop.decode_head(drop.backbone(x))
-    assert not torch.allclose(a, b)
+        kept = keep.decode_head(keep.backbone(images))
+    assert not torch.allclose(kept, ours, atol=1e-3)
+
+
+def test_checkpoint_of_the_other_token_sequence_is_refused(tiny_sam_file):
+    path, _ = tiny_sam_file
+    keep = MODELS.build(tiny_model_cfg(path, keep_sam_multimask_tokens=True))
+    drop = MODELS.build(tiny_model_cfg(path))
+    keep_state, drop_state = keep.state_dict(), drop.state_dict()
+    assert set(keep_state) - set(drop_state) == {
+        'decode_head.sam_multimask_tokens'}
+    with pytest.raises(SAMCheckpointError,
+                       match='keep_sam_multimask_tokens=True'):
+        drop.load_state_dict(keep_state)
+    with pytest.raises(SAMCheckpointError,
+                       match='keep_sam_multimask_tokens=False'):
+        keep.load_state_dict(drop_state)
+    # the same sequence loads (also non-strictly, as checkpoints are loaded)
+    drop.load_state_dict(drop_state)
+    keep.load_state_dict(keep_state, strict=False)
+    # a state dict without the head's query_tokens is not checked
+    drop.load_state_dict({k: v for k, v in keep_state.items()
+                          if k.startswith('backbone.')}, strict=False)
 
 
 @pytest.mark.parametrize('arch', ['vit_b', 'vit_l', 'vit_h'])
