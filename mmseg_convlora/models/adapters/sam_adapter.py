@@ -39,7 +39,16 @@ class SAMAdapter(BaseSAMAdapter):
     computes ``f``, a pre-hook on each block adds its ``P_i`` (computed
     there, so the 32 full-width prompts of ViT-H are never held at once;
     ``f`` is kept until the next forward, so activation checkpointing
-    (``with_cp``) can recompute the blocks in backward).
+    (``with_cp``) can recompute the blocks in backward; copies and pickles
+    leave it out, so a trained model can be deep-copied).
+
+    ``F_pe`` projects each patch token's C channels, as the paper describes
+    it. The public SAM-Adapter code instead reads the (B, h, w, C) patch
+    embedding as (B, C, h * w) (a ``reshape`` where a ``permute`` was meant)
+    before this projection, so each of its "tokens" mixes channels of
+    several patches and the projection sees no single patch; its
+    ``embedding_generator`` weights therefore do not transfer to this
+    implementation.
 
     Initialisation as the reference (EVP): Linear weights truncated normal
     (std 0.02), biases 0; the conv normal with std sqrt(2 / fan_out). Start
@@ -132,6 +141,16 @@ class SAMAdapter(BaseSAMAdapter):
         if self.zero_init:
             nn.init.zeros_(self.shared_mlp.weight)
             nn.init.zeros_(self.shared_mlp.bias)
+
+    def __getstate__(self) -> dict:
+        """The state for ``copy.deepcopy`` and pickling, without ``f``.
+
+        ``f`` only serves the forward (and the backward) that computed it;
+        with gradients it is a non-leaf tensor, which ``deepcopy`` refuses.
+        """
+        state = self.__dict__.copy()
+        state['_feature'] = None
+        return state
 
     # ------------------------------------------------------------------ #
     def _patch_embed_hook(self, module: nn.Module, args,
