@@ -44,9 +44,10 @@ from mmseg_convlora.utils.embedding_cache import (  # noqa: E402
     check_pipeline, entry_file, fingerprint, read_manifest, write_manifest)
 
 # Transforms that change the image deterministically (or not at all).
-DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked', 'LoadImageFromNDArray', 'Resize',
-                 'LoadAnnotations', 'LoadBinaryAnnotations',
-                 'LoadTrans10KAnnotations')
+DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
+                 'LoadImageFromNDArray', 'Resize', 'LoadAnnotations',
+                 'LoadBinaryAnnotations', 'LoadTrans10KAnnotations',
+                 'ResizeCADImage')
 SPLITS = ('train', 'val', 'test')
 
 
@@ -93,12 +94,13 @@ def build_encoder(cfg: Config, device: str):
 
 def cache_pipelines(pipeline):
     """(unflipped, flipped) pipelines: the config's deterministic image
-    transforms, an explicit horizontal flip, PackSegInputs."""
+    transforms, an explicit horizontal flip, PackSegInputs (the encoder
+    needs neither the masks nor the image kept for CAD)."""
     check_pipeline(pipeline, DETERMINISTIC)
     keep = [
         copy.deepcopy(t) for t in pipeline
-        if t['type'] not in ('RandomFlip', 'PackSegInputs',
-                             'LoadCachedEmbedding')
+        if t['type'] not in ('RandomFlip', 'PackSegInputs', 'PackCADInputs',
+                             'ResizeCADImage', 'LoadCachedEmbedding')
         and not t['type'].endswith('Annotations')  # masks are not needed
     ]
     pack = dict(type='PackSegInputs')

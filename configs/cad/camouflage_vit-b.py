@@ -12,3 +12,20 @@ model = dict(
         loss_decode=dict(_delete_=True, type='StructureLoss',
                          boundary_weight=0.0, iou_smooth=1e-3)))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
+
+# CAD's input image is the original image resized straight to 512x512, as in
+# the CAD reference (ResizeCADImage right after loading; PackCADInputs packs
+# it, flipped with the network input), not the 1024x1024 network input
+# downsampled.
+train_pipeline = _base_.train_pipeline[:1] + [
+    dict(type='ResizeCADImage', size=512)
+] + _base_.train_pipeline[1:-1] + [dict(type='PackCADInputs')]
+test_pipeline = _base_.test_pipeline[:1] + [
+    dict(type='ResizeCADImage', size=512)
+] + _base_.test_pipeline[1:-1] + [dict(type='PackCADInputs')]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = [
+    dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
+    for loader in _base_.test_dataloader
+]

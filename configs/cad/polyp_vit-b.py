@@ -18,3 +18,20 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=max_epochs,
          by_epoch=True, convert_to_iter_based=True)
 ]
+
+# CAD's input image is the original image resized straight to 512x512, as in
+# the CAD reference (ResizeCADImage right after loading; PackCADInputs packs
+# it, flipped with the network input), not the 1024x1024 network input
+# downsampled.
+train_pipeline = _base_.train_pipeline[:1] + [
+    dict(type='ResizeCADImage', size=512)
+] + _base_.train_pipeline[1:-1] + [dict(type='PackCADInputs')]
+test_pipeline = _base_.test_pipeline[:1] + [
+    dict(type='ResizeCADImage', size=512)
+] + _base_.test_pipeline[1:-1] + [dict(type='PackCADInputs')]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = [
+    dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
+    for loader in _base_.test_dataloader
+]

@@ -13,18 +13,20 @@ img_scale = (1024, 1024)
 model = dict(backbone=dict(embedding_cache=dict(dir=embedding_cache_dir)))
 train_pipeline = [
     dict(type='LoadImageChecked'),
+    dict(type='ResizeCADImage', size=512),  # CAD's input image
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-    # after PackSegInputs: reads the flip decision from the data sample
+    dict(type='PackCADInputs'),
+    # after packing: reads the flip decision from the data sample
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache_dir),
 ]
 test_pipeline = [
     dict(type='LoadImageChecked'),
+    dict(type='ResizeCADImage', size=512),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadBinaryAnnotations'),
-    dict(type='PackSegInputs'),
+    dict(type='PackCADInputs'),
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache_dir),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -169,7 +169,7 @@ def check_pipeline(pipeline: Sequence[dict],
     for t in pipeline:
         kind = t['type'] if isinstance(t, dict) else type(t).__name__
         kind = kind.split('.')[-1]
-        if kind in deterministic or kind in ('PackSegInputs',
+        if kind in deterministic or kind in ('PackSegInputs', 'PackCADInputs',
                                              'LoadCachedEmbedding'):
             continue
         if kind == 'RandomFlip':

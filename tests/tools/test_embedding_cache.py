@@ -81,6 +81,37 @@ def batch_through(cfg, pipeline, n=4):
 
 def test_loss_from_cache_equals_loss_with_encoder(cache):
     _, cache_dir, cfg = cache
+    assert_cache_matches_encoder(cfg)
+
+
+def with_cad_image_steps(cfg):
+    """``cfg`` with CAD's input image kept by the pipelines."""
+    cfg = copy.deepcopy(cfg)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        steps = list(cfg[key].dataset.pipeline)
+        steps.insert(1, dict(type='ResizeCADImage', size=64))
+        cfg[key].dataset.pipeline = [
+            dict(type='PackCADInputs') if t['type'] == 'PackSegInputs' else t
+            for t in steps
+        ]
+    return cfg
+
+
+def test_cache_with_the_cad_image_steps(cache, tmp_path, capsys):
+    """The tool takes a config whose pipelines keep CAD's image (the encoder
+    needs neither step: the cached embeddings are the same ones), and the
+    cached model, fed that image, still trains and predicts as the model
+    with the encoder."""
+    path, cache_dir, cfg = cache
+    cad_cfg = with_cad_image_steps(cfg)
+    cad_path = str(tmp_path / 'cad_image_cached.py')
+    cad_cfg.dump(cad_path)
+    load_tool('cache_embeddings').main([cad_path, '--dtype', 'float32'])
+    assert '0 embeddings written' in capsys.readouterr().out
+    assert_cache_matches_encoder(cad_cfg, expect_cad_image=True)
+
+
+def assert_cache_matches_encoder(cfg, expect_cad_image=False):
     cached = MODELS.build(ConfigDict(cfg.model))
     assert cached.backbone.encoder is None
     assert not any(k.startswith('backbone.encoder')
@@ -102,6 +133,8 @@ def test_loss_from_cache_equals_loss_with_encoder(cache):
                 if flipped or t['type'] != 'RandomFlip']
         data = batch_through(cfg, pipe)
         assert all(s.metainfo.get('flip', False) == flipped
+                   for s in data['data_samples'])
+        assert all(('cad_image' in s) == expect_cad_image
                    for s in data['data_samples'])
         results = []
         for model in (cached, plain):

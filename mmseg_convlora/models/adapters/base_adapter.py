@@ -1,5 +1,5 @@
 """The contract between :class:`SAMViT` and its parameter-efficient adapters."""
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -18,8 +18,8 @@ class BaseSAMAdapter(BaseModule):
        backbone can keep them in training mode while the frozen encoder stays
        in eval mode.
     2. :meth:`forward_embedding` after the encoder (and its neck): it may add
-       to the image embedding, seeing the network input too (CAD's parallel
-       CNN).
+       to the image embedding, seeing the network input and the data samples
+       too (CAD's parallel CNN).
 
     Losses that the adapter produces during the forward pass (Conv-LoRA's
     load-balancing loss) are returned by :meth:`aux_losses`, which the
@@ -45,13 +45,19 @@ class BaseSAMAdapter(BaseModule):
         """
         return []
 
-    def forward_embedding(self, inputs: torch.Tensor,
-                          embedding: torch.Tensor) -> torch.Tensor:
+    def forward_embedding(
+            self,
+            inputs: torch.Tensor,
+            embedding: torch.Tensor,
+            data_samples: Optional[Sequence] = None) -> torch.Tensor:
         """Adjust the image embedding.
 
         Args:
             inputs (Tensor): The normalised network input, (B, 3, H, W).
             embedding (Tensor): The encoder output, (B, C_out, H/16, W/16).
+            data_samples (list[SegDataSample], optional): The batch's data
+                samples, when the segmentor has them (CAD reads the image
+                the pipeline kept for it).
 
         Returns:
             Tensor: The adjusted embedding, same shape.

@@ -1,5 +1,5 @@
-"""CAD: a parallel convolutional adapter on SAM's image embedding (SPEC
-section 4)."""
+"""CAD: a parallel convolutional adapter on SAM's image embedding."""
+import logging
 import math
 from typing import List, Optional, Sequence
 
@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
+from mmengine.logging import print_log
 from mmseg.registry import MODELS
 
 from .base_adapter import BaseSAMAdapter
@@ -71,8 +72,14 @@ class CADBlock(nn.Module):
 class CAD(BaseSAMAdapter):
     """Parallel convolutional adapter added to the frozen image embedding.
 
-    From the network input (ImageNet-normalised RGB) it rebuilds the 0..255
-    image, resizes it to ``input_size`` (bilinear), appends its
+    Its input image (RGB, 0..255, ``input_size`` square) is, as in the CAD
+    reference, the original image resized straight to ``input_size`` when
+    the pipeline kept it (:class:`ResizeCADImage` and :class:`PackCADInputs`
+    put it in the data samples as ``cad_image``). Otherwise (no such step,
+    or a call without data samples) it is rebuilt from the network input
+    (ImageNet-normalised RGB, 0..255 after undoing the normalisation) and
+    resized to ``input_size`` (bilinear): a different image, since the
+    original then went through two resizes. It appends the image's
     high-frequency components (:func:`high_frequency_components`) and scales
     each sample's channels by ``1 / (max + 1e-5)`` -> 6 channels in [0, 1].
     A 1x1 conv lifts them to ``channels``; ``num_blocks`` :class:`CADBlock`
@@ -133,6 +140,7 @@ class CAD(BaseSAMAdapter):
         self.register_buffer(
             'std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
             persistent=False)
+        self._warned_fallback = False
         self.stem = nn.Conv2d(6, channels, 1)
         self.blocks = nn.ModuleList(
             CADBlock(channels, self.norm_cfg) for _ in range(num_blocks))
@@ -164,33 +172,106 @@ class CAD(BaseSAMAdapter):
                 f'channels. Set channels={embed_channels} in the CAD adapter '
                 f'config (SAM: 256).')
 
-    def adapter_input(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The 6-channel adapter input, (B, 6, input_size, input_size).
+    def input_image(self,
+                    inputs: torch.Tensor,
+                    data_samples: Optional[Sequence] = None) -> torch.Tensor:
+        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32.
+
+        ``cad_image`` of the data samples when they carry it, else the
+        network input with its normalisation undone, resized to S.
 
         Args:
             inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
+            data_samples (list[SegDataSample], optional): The batch's data
+                samples.
+
+        Raises:
+            ValueError: Only some samples carry ``cad_image``, or its size
+                is not ``input_size``.
         """
-        x = inputs.float() * self.std + self.mean  # back to 0..255
         size = (self.input_size, self.input_size)
+        kept = self._kept_images(data_samples)
+        if kept is not None:
+            if tuple(kept.shape[-2:]) != size or \
+                    kept.shape[0] != inputs.shape[0]:
+                raise ValueError(
+                    f'The data samples carry {tuple(kept.shape)} images for '
+                    f'CAD, expected ({inputs.shape[0]}, 3, {size[0]}, '
+                    f'{size[1]}): set ResizeCADImage size={size[0]} in the '
+                    'pipeline (it must equal the CAD input_size).')
+            return kept.to(device=inputs.device, dtype=torch.float32)
+        x = inputs.float() * self.std + self.mean  # back to 0..255
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode='bilinear',
                               align_corners=False)
+        return x
+
+    def _kept_images(self, data_samples: Optional[Sequence]
+                     ) -> Optional[torch.Tensor]:
+        """The stacked ``cad_image`` of the data samples, or None."""
+        if not data_samples:
+            return None
+        kept = ['cad_image' in sample for sample in data_samples]
+        if all(kept):
+            return torch.stack(
+                [sample.cad_image for sample in data_samples])
+        if any(kept):
+            raise ValueError(
+                f'Only {sum(kept)} of {len(kept)} data samples carry the '
+                'image kept for CAD (cad_image); every pipeline of the '
+                'config (train, val, test) needs ResizeCADImage and '
+                'PackCADInputs, or none does.')
+        if not self._warned_fallback:
+            self._warned_fallback = True
+            print_log(
+                'CAD: the data samples carry no cad_image, so the adapter '
+                'input is the network input downsampled to '
+                f'{self.input_size}x{self.input_size}; the CAD reference '
+                "resizes the original image instead: add dict(type="
+                f"'ResizeCADImage', size={self.input_size}) right after "
+                'the image loading step and replace PackSegInputs by '
+                'PackCADInputs (see configs/cad/).',
+                logger='current',
+                level=logging.WARNING)
+        return None
+
+    def adapter_input(self,
+                      inputs: torch.Tensor,
+                      data_samples: Optional[Sequence] = None
+                      ) -> torch.Tensor:
+        """The 6-channel adapter input, (B, 6, input_size, input_size): the
+        input image (:meth:`input_image`) and its high-frequency components,
+        each channel divided by its per-sample maximum + 1e-5.
+
+        Args:
+            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
+            data_samples (list[SegDataSample], optional): The batch's data
+                samples.
+        """
+        x = self.input_image(inputs, data_samples)
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
         return x / (x.amax(dim=(2, 3), keepdim=True) + 1e-5)
 
-    def adapter_output(self, inputs: torch.Tensor,
-                       size: Sequence[int]) -> torch.Tensor:
+    def adapter_output(self,
+                       inputs: torch.Tensor,
+                       size: Sequence[int],
+                       data_samples: Optional[Sequence] = None
+                       ) -> torch.Tensor:
         """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size).
         """
-        x = self.stem(self.adapter_input(inputs))
+        x = self.stem(self.adapter_input(inputs, data_samples))
         out = 0
         for block in self.blocks:
             x = block(x)
             out = out + F.adaptive_avg_pool2d(x, tuple(size))
         return torch.tanh(out) * self.out_scale
 
-    def forward_embedding(self, inputs: torch.Tensor,
-                          embedding: torch.Tensor) -> torch.Tensor:
+    def forward_embedding(
+            self,
+            inputs: torch.Tensor,
+            embedding: torch.Tensor,
+            data_samples: Optional[Sequence] = None) -> torch.Tensor:
         self._check_channels(embedding.shape[1])
-        delta = self.adapter_output(inputs, embedding.shape[-2:])
+        delta = self.adapter_output(inputs, embedding.shape[-2:],
+                                    data_samples)
         return embedding + delta.to(embedding.dtype)

@@ -282,8 +282,9 @@ class BaseSAMBackbone(BaseModule):
                 ) -> Tuple[torch.Tensor, ...]:
         """Args:
             x (Tensor): Normalised images, (B, 3, img_size, img_size).
-            data_samples (list[SegDataSample], optional): Needed only with
-                ``embedding_cache`` (they carry ``sam_embedding``).
+            data_samples (list[SegDataSample], optional): Needed with
+                ``embedding_cache`` (they carry ``sam_embedding``); handed
+                to the adapters (CAD reads ``cad_image`` from them).
 
         Returns:
             tuple[Tensor]: The ``out_indices`` maps, then the image
@@ -306,7 +307,7 @@ class BaseSAMBackbone(BaseModule):
         if embedding is None:
             return tuple(features)
         for adp in self.adapters:
-            embedding = adp.forward_embedding(x, embedding)
+            embedding = adp.forward_embedding(x, embedding, data_samples)
         return tuple(features) + (embedding, )
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.models.adapters import CAD, high_frequency_components
+from mmseg_convlora.testing import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import TINY_EMBED_DIM
 
 SIZE = 128
@@ -72,6 +72,91 @@ def test_adapter_input_six_channels_in_unit_range():
     torch.testing.assert_close(
         x[:, 3:], hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
         rtol=1e-4, atol=1e-4)
+
+
+def _samples_with_cad_images(images):
+    from mmseg.structures import SegDataSample
+    samples = []
+    for image in images:
+        sample = SegDataSample()
+        sample.set_field(image, 'cad_image')
+        samples.append(sample)
+    return samples
+
+
+def test_adapter_input_takes_the_image_the_pipeline_kept(monkeypatch):
+    """With ``cad_image`` in the data samples (ResizeCADImage +
+    PackCADInputs) the input is that image and its high-frequency
+    components, each channel over its maximum + 1e-5; without, the network
+    input downsampled (the fallback), with one warning."""
+    cad = CAD(channels=8, input_size=32)
+    g = torch.Generator().manual_seed(0)
+    kept = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8,
+                         generator=g)
+    inputs = torch.randn(2, 3, 64, 64, generator=g)
+    samples = _samples_with_cad_images(kept)
+    x = cad.adapter_input(inputs, samples)
+    rgb = kept.float()
+    torch.testing.assert_close(
+        x[:, :3], rgb / (rgb.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=0, atol=0)
+    hf = reference_hf(rgb)
+    torch.testing.assert_close(
+        x[:, 3:], hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=1e-4, atol=1e-4)
+
+    warnings = []
+    monkeypatch.setattr('mmseg_convlora.models.adapters.cad.print_log',
+                        lambda msg, **kwargs: warnings.append(msg))
+    fallback = cad.adapter_input(inputs)
+    assert not warnings  # a call without data samples: documented fallback
+    bare = _samples_with_cad_images(kept)
+    for sample in bare:
+        del sample.cad_image
+    torch.testing.assert_close(cad.adapter_input(inputs, bare), fallback)
+    cad.adapter_input(inputs, bare)
+    assert len(warnings) == 1 and 'ResizeCADImage' in warnings[0]
+    assert not torch.allclose(fallback, x)
+
+
+def test_kept_image_of_the_wrong_size_or_in_some_samples_only():
+    cad = CAD(channels=8, input_size=32)
+    inputs = torch.randn(2, 3, 64, 64)
+    wrong = _samples_with_cad_images(
+        torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match='ResizeCADImage size=32'):
+        cad.adapter_input(inputs, wrong)
+    some = _samples_with_cad_images(
+        torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    del some[1].cad_image
+    with pytest.raises(ValueError, match='Only 1 of 2'):
+        cad.adapter_input(inputs, some)
+
+
+def test_segmentor_hands_the_kept_image_to_cad(tiny_ckpt):
+    """Through SAMSegmentor.loss/predict the kept image reaches CAD."""
+    model = build_model(tiny_ckpt, TINY_CAD)
+    cad = model.backbone.adapters[0]
+    seen = []
+    original = cad.input_image
+
+    def spy(inputs, data_samples=None):
+        image = original(inputs, data_samples)
+        seen.append(image)
+        return image
+
+    cad.input_image = spy
+    inputs, samples = fake_batch(2)
+    kept = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    for sample, image in zip(samples, kept):
+        sample.set_field(image, 'cad_image')
+    model.loss(inputs, samples)
+    model.eval()
+    with torch.no_grad():
+        model.predict(inputs, samples)
+    assert len(seen) == 2
+    for image in seen:
+        assert torch.equal(image, kept.float())
 
 
 def test_cad_matches_closed_form_and_is_bounded():
