@@ -168,6 +168,18 @@ class ConvLoRALinear(LowRankLinear):
         self.last_expert_ids: Optional[torch.Tensor] = None
         self.last_grid: Optional[Tuple[int, int]] = None
 
+    def __getstate__(self) -> dict:
+        """The state for ``copy.deepcopy`` and pickling, without the last
+        forward's ``loss_moe``.
+
+        That loss belongs to the forward (and backward) that computed it;
+        after a forward with gradients it is a non-leaf tensor, which
+        ``deepcopy`` refuses (e.g. mmengine's EMA hook copies the model).
+        """
+        state = self.__dict__.copy()
+        state['last_moe_loss'] = None
+        return state
+
     # ------------------------------------------------------------------ #
     def run_expert(self, index: int, z: torch.Tensor) -> torch.Tensor:
         """Expert ``index`` (scale ``index + 1``) on float32 maps (n, r, h, w).

@@ -446,3 +446,24 @@ def test_conv_lora_bf16_autocast_forward_backward(tiny_ckpt, dispatch):
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         out = model.backbone(torch.randn(1, 3, SIZE, SIZE))[0]
     assert torch.isfinite(out.float()).all()
+
+
+def test_deepcopy_and_pickle_after_backward(tiny_sam_file):
+    """A trained Conv-LoRA model can be copied (mmengine's EMA hook does)
+    after a forward/backward; the copy computes the same output."""
+    import copy
+    import pickle
+
+    from mmseg_convlora.testing import build_tiny_model, fake_batch
+    model = build_tiny_model(tiny_sam_file[0], adapter=dict(type='ConvLoRA'))
+    model.train()
+    inputs, samples = fake_batch(2)
+    losses = model.loss(inputs, samples)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    clone = copy.deepcopy(model)
+    restored = pickle.loads(pickle.dumps(model))
+    model.eval(), clone.eval(), restored.eval()
+    with torch.no_grad():
+        ref = model.backbone(inputs)[0]
+        torch.testing.assert_close(clone.backbone(inputs)[0], ref)
+        torch.testing.assert_close(restored.backbone(inputs)[0], ref)
