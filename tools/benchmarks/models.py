@@ -59,30 +59,41 @@ def _method_parts(name: str):
 
 def _model_cfg(args, method: str) -> dict:
     """A SAMSegmentor config with random weights for ``method``."""
+    from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
     from mmseg_convlora.models.utils import SAM_ARCHS
     from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM,
                                       TINY_ENCODER)
     base, with_cp = _method_parts(method)
     kind, _, cached = _BASE_METHODS[base]
+    targets = {}
     if args.arch == 'tiny':
         spec = dict(TINY_ENCODER)
         out_channels, decoder = TINY_EMBED_DIM, dict(TINY_DECODER)
+    elif args.arch == 'mobile_sam':
+        # TinyViT has no depth knob; LoRA/Conv-LoRA on its attention qkv
+        # layers, as configs/*/kvasir-cvc_mobile-sam.py
+        spec, targets = 'mobile_sam', dict(targets=DEFAULT_TINY_VIT_QKV)
+        out_channels, decoder = 256, None
+        if args.depth is not None:
+            raise SystemExit('--depth applies to SAM ViT archs only')
     else:
         spec = dict(SAM_ARCHS[args.arch])
         out_channels, decoder = 256, None
-    if args.depth is not None and args.depth != spec['depth']:
+    if (args.depth is not None and isinstance(spec, dict)
+            and args.depth != spec['depth']):
         spec['global_attn_indexes'] = scaled_global_indexes(
             spec['depth'], spec['global_attn_indexes'], args.depth)
         spec['depth'] = args.depth
     adapter = {
         None: None,
-        'lora': dict(type='LoRA', rank=3, alpha=32),
+        'lora': dict(type='LoRA', rank=3, alpha=32, **targets),
         'convlora': dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8,
-                         dispatch=args.dispatch),
+                         dispatch=args.dispatch, **targets),
         'cad': dict(type='CAD', channels=out_channels,
-                    input_size=args.size // 2),
+                    input_size=args.cad_size or args.size // 2),
     }[kind]
-    backbone = dict(type='SAMViT', arch=spec, img_size=args.size,
+    backbone = dict(type='SAMTinyViT' if args.arch == 'mobile_sam' else
+                    'SAMViT', arch=spec, img_size=args.size,
                     out_channels=out_channels, adapter=adapter,
                     with_cp=with_cp)
     if cached:
@@ -259,10 +270,17 @@ def add_parser(subparsers) -> None:
         + ', '.join(MODEL_METHODS) + '; "+cp" adds activation '
         'checkpointing (e.g. lora+cp).')
     parser.add_argument('--arch', default='vit_b',
-                        choices=['vit_b', 'vit_l', 'vit_h', 'tiny'])
+                        choices=['vit_b', 'vit_l', 'vit_h', 'mobile_sam',
+                                 'tiny'],
+                        help="SAM's ViT, MobileSAM's TinyViT or a tiny ViT "
+                        '(tests)')
     parser.add_argument('--size', type=int, default=1024,
                         help='square input size')
     parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument(
+        '--cad-size', type=int, default=None,
+        help="CAD's input size (default: half the input size, as the SAM "
+        'ViT configs; the MobileSAM configs use the input size)')
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
