@@ -260,8 +260,9 @@ def test_misnamed_image_suffix_is_a_clear_error(tmp_path):
 # ----------------------------------------------------- resume checkpoints
 class _Runner:
 
-    def __init__(self, model):
+    def __init__(self, model, resume=False):
         self.model = model
+        self.cfg = dict(resume=resume)
 
 
 def _tiny(tiny_sam_file, adapter):
@@ -286,7 +287,13 @@ def test_resume_checkpoint_of_another_method_refused(
         TrainableCheckpointHook().after_load_checkpoint(_Runner(model), ckpt)
     msg = str(err.value)
     assert 'adapters' in msg and 'ConvLoRA' in msg
-    assert 'config it was trained with' in msg
+    assert 'config the checkpoint was trained with' in msg
+    assert '--resume' not in msg
+    with pytest.raises(RuntimeError) as err:
+        TrainableCheckpointHook().after_load_checkpoint(
+            _Runner(model, resume=True), ckpt)
+    assert '--resume continues a run with the config it was started' in \
+        str(err.value)
 
 
 def test_resume_checkpoint_of_another_arch_refused(tiny_sam_file,

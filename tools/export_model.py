@@ -47,10 +47,9 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (  # noqa
-    peft_signature, trainable_state_keys)
 from mmseg_convlora.models.adapters import LoRA, LoRALinear  # noqa: E402
-from mmseg_convlora.models.utils import (load_sam_state_dict,  # noqa: E402
+from mmseg_convlora.models.utils import (load_peft_checkpoint,  # noqa: E402
+                                         load_sam_state_dict, peft_signature,
                                          sub_state_dict)
 
 
@@ -92,33 +91,6 @@ def drop_cache_transforms(cfg: Config) -> None:
             if 'pipeline' in ds:
                 ds['pipeline'] = [t for t in ds['pipeline']
                                   if t.get('type') != 'LoadCachedEmbedding']
-
-
-def load_trained(model, path: str) -> dict:
-    """Load a (trainable-only or full) training checkpoint into ``model``,
-    refusing one of another model or one that lacks trainable weights."""
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    saved = ckpt.get('meta', {}).get('peft') if isinstance(ckpt, dict) \
-        else None
-    if saved is not None:
-        current = peft_signature(model)
-        diff = {k: (saved.get(k), v) for k, v in current.items()
-                if saved.get(k) != v}
-        if diff:
-            raise SystemExit(
-                f'{path} was trained with another model than the config '
-                'builds: ' + '; '.join(f'{k}: checkpoint {a!r}, config {b!r}'
-                                       for k, (a, b) in diff.items()))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    lacking = sorted(set(missing) & trainable_state_keys(model))
-    if unexpected or lacking:
-        raise SystemExit(
-            f'{path} does not fit the config\'s model: unexpected keys '
-            f'{unexpected[:6]}, missing trainable keys {lacking[:6]}.')
-    return ckpt.get('meta', {})
 
 
 def deploy_model_cfg(model_cfg: ConfigDict, merged_lora: bool) -> ConfigDict:
@@ -192,7 +164,7 @@ def main(argv=None):
 
     model_cfg = without_cache(cfg.model)
     model = MODELS.build(model_cfg)
-    meta = load_trained(model, args.checkpoint)
+    meta = load_peft_checkpoint(model, args.checkpoint)
     model.eval()
     size = model.backbone.img_size
     x, expected = reference_output(model, size)
