@@ -1,0 +1,10 @@
+"""Inference on new images."""
+from .inference import (config_dataset_meta, get_test_pipeline,
+                        inference_config, init_segmentor)
+from .inference_pipeline import InferencePipeline
+from .sam_seg_inferencer import SAMSegInferencer
+
+__all__ = [
+    'config_dataset_meta', 'inference_config', 'init_segmentor',
+    'get_test_pipeline', 'InferencePipeline', 'SAMSegInferencer'
+]
