@@ -20,6 +20,7 @@ import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
 from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
                                    shutdown_distributed)
 from mmseg_convlora.utils.config_overrides import (  # noqa: E402
@@ -134,7 +135,8 @@ def main(argv=None):
             dict(type='SavePredictionsHook', out_dir=args.out)
         ]
     init_dist_on_cpu(args.launcher, cfg)  # torchrun without GPUs: gloo
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
     try:
         return runner.test()
     finally:
