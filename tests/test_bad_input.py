@@ -332,3 +332,19 @@ def test_impossible_adapter_setting_in_a_model_config(tiny_sam_file):
     with pytest.raises(ValueError, match='num_experts'):
         _tiny(tiny_sam_file, dict(type='ConvLoRA', num_experts=0))
 
+
+
+def test_mask_name_mismatch_suggests_the_suffix(tmp_path):
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'masks').mkdir()
+    for name in ('a', 'b', 'c'):
+        cv2.imwrite(str(tmp_path / 'images' / f'{name}.jpg'),
+                    np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / 'masks' / f'{name}_mask.png'),
+                    np.zeros((8, 8), np.uint8))
+    with pytest.raises(FileNotFoundError) as err:
+        DATASETS.build(
+            dict(type='BinarySegDataset', data_root=str(tmp_path),
+                 data_prefix=dict(img_path='images', seg_map_path='masks'),
+                 pipeline=[]))
+    assert "set seg_map_suffix='_mask.png'" in str(err.value)

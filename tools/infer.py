@@ -26,7 +26,7 @@ import glob
 import os
 import os.path as osp
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -39,6 +39,8 @@ from mmengine.utils import ProgressBar  # noqa: E402
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmseg_convlora.apis import get_test_pipeline  # noqa: E402
 from mmseg_convlora.apis import InferencePipeline, init_segmentor  # noqa
+from mmseg_convlora.datasets.transforms.trans10k_loading import \
+    TRANS10K_V1_COLORS  # noqa: E402
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -108,13 +110,19 @@ def find_images(inputs: List[str]) -> Dict[str, str]:
     return found
 
 
-def mask_palette(cfg) -> bool:
-    """True for datasets whose masks are colour-coded (Trans10K v1)."""
+def mask_colours(cfg) -> Optional[np.ndarray]:
+    """The RGB colour of each class id in the dataset's masks, for datasets
+    whose masks are colour-coded (Trans10K v1), else None."""
     loaders = cfg.test_dataloader
     loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
     dataset = loader.get('dataset', {})
-    return dataset.get('type') == 'Trans10KDataset' and \
-        dataset.get('version', 'v1') == 'v1'
+    if dataset.get('type') != 'Trans10KDataset' or \
+            dataset.get('version', 'v1') != 'v1':
+        return None
+    colours = {}
+    for colour, class_id in TRANS10K_V1_COLORS.items():
+        colours.setdefault(class_id, colour)
+    return np.array([colours[i] for i in sorted(colours)], np.uint8)
 
 
 def overlay(image: np.ndarray, pred: np.ndarray, palette, opacity: float
@@ -129,7 +137,7 @@ def overlay(image: np.ndarray, pred: np.ndarray, palette, opacity: float
 
 
 def write_prediction(sample, name: str, out: str, classes, palette,
-                     colour_masks: bool, opacity: float) -> None:
+                     colours: Optional[np.ndarray], opacity: float) -> None:
     probs = sample.seg_logits.data.float().cpu()
     pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
     if probs.shape[0] == 1:  # binary: dataset masks are 0/255
@@ -137,8 +145,7 @@ def write_prediction(sample, name: str, out: str, classes, palette,
         mmcv.imwrite(((probs[0].clamp(0, 1) * 255).round().byte().numpy()),
                      osp.join(out, 'probs', name + '.png'))
     else:
-        mask = np.asarray(palette, np.uint8)[pred][..., ::-1] \
-            if colour_masks else pred
+        mask = pred if colours is None else colours[pred][..., ::-1]
         # the head's class scores (sums over its queries) as probabilities
         probs = probs / probs.sum(0, keepdim=True).clamp(min=1e-12)
         for c, class_name in enumerate(classes):
@@ -161,9 +168,9 @@ def main(argv=None):
     num_classes = max(2, model.decode_head.out_channels)
     classes = meta.get('classes') or tuple(
         f'class{i}' for i in range(num_classes))
-    palette = meta.get('palette') or [[0, 0, 0]] + [[255, 64, 0]] * (
+    palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
         num_classes - 1)
-    colour_masks = mask_palette(model.cfg)
+    colours = mask_colours(model.cfg)
     os.makedirs(args.out, exist_ok=True)
     print(f'Predicting {len(images)} images with {args.checkpoint} '
           f'({args.device}) into {args.out}/')
@@ -174,10 +181,10 @@ def main(argv=None):
                      data_samples=[data['data_samples']])
         with torch.no_grad():
             sample = model.test_step(batch)[0]
-        write_prediction(sample, name, args.out, classes, palette,
-                         colour_masks, args.opacity)
+        write_prediction(sample, name, args.out, classes, palette, colours,
+                         args.opacity)
         progress.update()
-    encoding = 'colour-coded' if colour_masks else (
+    encoding = 'colour-coded' if colours is not None else (
         '0/255' if model.decode_head.out_channels == 1 else 'class ids')
     print(f'\nWrote masks/ ({encoding} PNG), probs/ and overlays/ for '
           f'{len(images)} images in {args.out}/')

@@ -58,7 +58,7 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        type='BinarySegDataset',
+        type='SBUShadowDataset',
         data_root=data_root,
         data_prefix=dict(img_path='train/images', seg_map_path='train/masks'),
         pipeline=train_pipeline))
@@ -67,7 +67,7 @@ val_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        type='BinarySegDataset',
+        type='SBUShadowDataset',
         data_root=data_root,
         data_prefix=dict(img_path='val/images', seg_map_path='val/masks'),
         pipeline=test_pipeline))
