@@ -23,6 +23,8 @@ from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
                                    shutdown_distributed)
 from mmseg_convlora.utils.config_overrides import (  # noqa: E402
     METHOD_ADAPTERS, apply_overrides, config_warnings)
+from mmseg_convlora.utils.demo_data import \
+    build_missing_demo_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -117,6 +119,9 @@ def main(argv=None):
         print_log(note, logger='current')
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
+    if args.launcher == 'none':  # one process: nothing races for the files
+        for built in build_missing_demo_data(cfg):
+            print_log(f'Built {built}', logger='current')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
