@@ -154,16 +154,27 @@ def config_pipelines(cfg):
 
 def tiny_config(path: str, sam_file: str):
     """The shipped config ``path`` (relative to the repository) on the tiny
-    SAM at 128x128: same pipelines, datasets, adapters and head type."""
+    SAM at 128x128 (MobileSAM configs: a tiny MobileSAM written beside
+    ``sam_file``): same pipelines, datasets, adapters and head type."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, path))
     size = TINY_IMG_SIZE
     model = cfg.model
     model.sam_checkpoint = sam_file
     model.data_preprocessor.size = (size, size)
+    if model.backbone.type == 'SAMTinyViT':
+        # a tiny MobileSAM file beside the tiny SAM one
+        from .utils import TINY_TINY_VIT, save_tiny_mobile_sam_checkpoint
+        mobile = osp.join(osp.dirname(sam_file), 'tiny_mobile_sam.pth')
+        if not osp.isfile(mobile):
+            save_tiny_mobile_sam_checkpoint(mobile)
+        model.sam_checkpoint = mobile
+        arch = copy.deepcopy(TINY_TINY_VIT)
+    else:
+        arch = copy.deepcopy(TINY_ENCODER)
     model.backbone.update(
-        arch=copy.deepcopy(TINY_ENCODER), img_size=size,
-        out_channels=TINY_EMBED_DIM, checkpoint=None, with_cp=False)
+        arch=arch, img_size=size, out_channels=TINY_EMBED_DIM,
+        checkpoint=None, with_cp=False)
     model.decode_head.update(
         img_size=size, embed_dim=TINY_EMBED_DIM,
         decoder=copy.deepcopy(TINY_DECODER), checkpoint=None)
