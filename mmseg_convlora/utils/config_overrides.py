@@ -108,7 +108,8 @@ def set_method(cfg: Config, method: str) -> None:
 
     Only ``model.backbone.adapter`` changes; loss, learning rate and
     schedule stay the config's (configs/<method>/ have each method's full
-    recipe). CAD's ``input_size`` is half the model's input size.
+    recipe). CAD's ``input_size`` is half the model's input size; LoRA and
+    Conv-LoRA on MobileSAM's TinyViT target its qkv layers.
 
     Raises:
         ValueError: Unknown method.
@@ -117,10 +118,15 @@ def set_method(cfg: Config, method: str) -> None:
         raise ValueError(f'Unknown method {method!r}; choose one of '
                          f'{", ".join(METHOD_ADAPTERS)}.')
     adapter = copy.deepcopy(METHOD_ADAPTERS[method])
+    backbone = cfg.model.backbone
     for item in adapter if isinstance(adapter, list) else [adapter]:
         if item and item['type'] == 'CAD':
-            size = cfg.model.backbone.get('img_size', _CAD_REFERENCE_SIZE)
+            size = backbone.get('img_size', _CAD_REFERENCE_SIZE)
             item['input_size'] = size // 2
+        if item and item['type'] in ('LoRA', 'ConvLoRA') and \
+                backbone.get('type') == 'SAMTinyViT':
+            from ..models.backbones import DEFAULT_TINY_VIT_QKV
+            item['targets'] = DEFAULT_TINY_VIT_QKV
     cfg.model.backbone.adapter = adapter
 
 

@@ -71,6 +71,13 @@ def test_method_presets_are_the_method_configs(method):
         assert Config(dict(a=adapter)).a == Config(dict(a=shipped)).a
 
 
+def test_method_on_mobile_sam_targets_tiny_vit_qkv():
+    cfg = config('configs/decoder_only/kvasir-cvc_mobile-sam.py')
+    apply_overrides(cfg, method='convlora')
+    assert cfg.model.backbone.adapter == config(
+        'configs/convlora/kvasir-cvc_mobile-sam.py').model.backbone.adapter
+
+
 def test_method_cad_input_is_half_the_model_input():
     cfg = config('configs/demo/tiny_shadow.py')
     apply_overrides(cfg, method='cad')
