@@ -55,10 +55,10 @@ class TrainableCheckpointHook(Hook):
         checkpoint['meta']['peft']['frozen_weights_saved'] = False
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if checkpoint.get('state_dict') is None:
-            return
-        advice = RESUME_ADVICE if runner.cfg.get('resume') else LOAD_ADVICE
-        # The frozen SAM weights were loaded when the model was built; the
-        # checked state dict is completed with them.
+        cfg = getattr(runner, 'cfg', {})
+        advice = RESUME_ADVICE if cfg.get('resume') else LOAD_ADVICE
+        path = cfg.get('load_from')
+        source = f'The checkpoint {path!r}' if path else 'The checkpoint'
+        # a bare state dict (e.g. a SAM weights file) is checked too
         checkpoint['state_dict'] = prepare_state_dict(
-            self._model(runner), checkpoint, 'The checkpoint', advice)
+            self._model(runner), checkpoint, source, advice)

@@ -199,6 +199,6 @@ def test_tools_test_refuses_the_sam_weights_file(demo_data, tmp_path):
         str(tmp_path), '--cfg-options'
     ] + demo_cfg_options(demo_data))
     assert proc.returncode != 0
-    assert 'holds none of the' in proc.stderr
+    assert f'The checkpoint {sam_file!r} holds none of the' in proc.stderr
     assert 'model.sam_checkpoint' in proc.stderr
     assert 'BER:' not in proc.stdout  # no metrics of an unloaded model
