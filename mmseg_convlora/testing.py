@@ -188,4 +188,6 @@ def tiny_config(path: str, sam_file: str):
         for t in pipeline:
             if t['type'] == 'Resize':
                 t['scale'] = (size, size)
+            if t['type'] == 'ResizeCADImage':  # = CAD's input_size
+                t['size'] = size // 2
     return cfg

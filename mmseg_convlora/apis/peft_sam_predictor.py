@@ -2,14 +2,17 @@
 import copy
 from typing import Optional
 
+import mmcv
+import numpy as np
 import torch
 import torch.nn as nn
+from mmseg.structures import SegDataSample
 from segment_anything import SamPredictor
 from segment_anything.modeling import MaskDecoder, Sam
 
 from ..models.utils import load_sam_state_dict, sub_state_dict
 from .adapted_image_encoder import AdaptedImageEncoder
-from .inference import ConfigLike, init_segmentor
+from .inference import ConfigLike, get_test_pipeline, init_segmentor
 from .square_resize import SquareResize
 
 DECODERS = ('finetuned', 'original')
@@ -20,7 +23,9 @@ class PEFTSamPredictor(SamPredictor):
     """``segment_anything.SamPredictor`` on a fine-tuned model.
 
     ``set_image(image)`` computes the image embedding with the fine-tuned
-    encoder (every adapter: LoRA, Conv-LoRA, CAD, ...), and ``predict(
+    encoder (every adapter: LoRA, Conv-LoRA, CAD, ...; CAD's own input is
+    resized from ``image`` as the config's ``ResizeCADImage`` does), and
+    ``predict(
     point_coords, point_labels, box, mask_input, multimask_output,
     return_logits)`` decodes point, box and mask prompts exactly as
     ``SamPredictor`` does, with
@@ -65,6 +70,36 @@ class PEFTSamPredictor(SamPredictor):
         if resize == 'square':
             self.transform = SquareResize(segmentor.backbone.img_size)
         self.decoder = decoder
+        self.cad_step = next(
+            (dict(t) for t in get_test_pipeline(segmentor.cfg)
+             if t.get('type') == 'ResizeCADImage'), None)
+
+    def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
+        """``SamPredictor.set_image``; for a config that keeps the original
+        image for CAD (``ResizeCADImage``), CAD gets it resized from
+        ``image`` the same way.
+
+        Args:
+            image (np.ndarray): (H, W, 3) uint8.
+            image_format (str): 'RGB' or 'BGR'.
+        """
+        encoder = self.model.image_encoder
+        if self.cad_step is not None:
+            rgb = image if image_format == 'RGB' else image[..., ::-1]
+            size = self.cad_step.get('size', 512)
+            cad = mmcv.imresize(
+                np.ascontiguousarray(rgb), (size, size),
+                interpolation=self.cad_step.get('interpolation', 'bilinear'))
+            if not self.cad_step.get('to_rgb', True):
+                cad = cad[..., ::-1]
+            encoder.data_samples = [
+                SegDataSample(cad_image=torch.from_numpy(
+                    np.ascontiguousarray(cad.transpose(2, 0, 1))))
+            ]
+        try:
+            super().set_image(image, image_format)
+        finally:
+            encoder.data_samples = None
 
     def predict_torch(self,
                       point_coords: Optional[torch.Tensor],

@@ -108,7 +108,9 @@ def set_method(cfg: Config, method: str) -> None:
 
     Only ``model.backbone.adapter`` changes; loss, learning rate and
     schedule stay the config's (configs/<method>/ have each method's full
-    recipe). CAD's ``input_size`` is half the model's input size; LoRA and
+    recipe). CAD's ``input_size`` is half the model's input size, and the
+    pipelines get (or, for other methods, lose) CAD's input steps
+    (``ResizeCADImage`` after the image loader, ``PackCADInputs``); LoRA and
     Conv-LoRA on MobileSAM's TinyViT target its qkv layers.
 
     Raises:
@@ -128,6 +130,29 @@ def set_method(cfg: Config, method: str) -> None:
             from ..models.backbones import DEFAULT_TINY_VIT_QKV
             item['targets'] = DEFAULT_TINY_VIT_QKV
     cfg.model.backbone.adapter = adapter
+    cad = [a for a in (adapter if isinstance(adapter, list) else [adapter])
+           if a and a['type'] == 'CAD']
+    for pipeline in _pipelines(cfg):
+        _set_cad_steps(pipeline, cad[0]['input_size'] if cad else None)
+
+
+def _pipelines(cfg: Config) -> List[list]:
+    found = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
+    found += [d.get('pipeline') for d in dataset_cfgs(cfg)]
+    return [p for p in found if p]
+
+
+def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
+    """Give ``pipeline`` CAD's input steps for ``size``, or none."""
+    pipeline[:] = [t for t in pipeline if t.get('type') != 'ResizeCADImage']
+    for t in pipeline:
+        if t.get('type') in ('PackSegInputs', 'PackCADInputs'):
+            t['type'] = 'PackSegInputs' if size is None else 'PackCADInputs'
+    if size is not None:
+        loader = next((i for i, t in enumerate(pipeline)
+                       if 'Load' in t.get('type', '')
+                       and 'Annotations' not in t.get('type', '')), 0)
+        pipeline.insert(loader + 1, dict(type='ResizeCADImage', size=size))
 
 
 def apply_overrides(cfg: Config,

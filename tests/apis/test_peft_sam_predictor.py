@@ -1,6 +1,7 @@
 """PEFTSamPredictor: SamPredictor's interface on a fine-tuned model."""
 import copy
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -8,7 +9,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from segment_anything import SamPredictor
 
-from mmseg_convlora.apis import PEFTSamPredictor, SquareResize
+from mmseg_convlora.apis import (InferencePipeline, PEFTSamPredictor,
+                                 SquareResize, get_test_pipeline)
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
 from mmseg_convlora.testing import tiny_config
 
@@ -57,8 +59,10 @@ def trained(cfg, tmp_path, seed=0):
 def test_equals_sam_predictor_on_an_unadapted_model(tiny_sam_file, tmp_path,
                                                     decoder):
     sam_file, sam = tiny_sam_file
-    _, cfg_file = config_file('configs/decoder_only/sbu_vit-b.py', sam_file,
-                              tmp_path)
+    # SAM's own token sequence (all four mask tokens), as SamPredictor
+    _, cfg_file = config_file(
+        'configs/decoder_only/sbu_vit-b.py', sam_file, tmp_path,
+        **{'model.decode_head.keep_sam_multimask_tokens': True})
     ours = PEFTSamPredictor(cfg_file, decoder=decoder, resize='longest_side')
     theirs = SamPredictor(sam)
     img = image()
@@ -101,11 +105,15 @@ def test_finetuned_decoder_without_prompts_is_the_segmentor(
     predictor.set_image(img)
     _, _, low_res = predictor.predict(multimask_output=False,
                                       return_logits=True)
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
-    x = (torch.from_numpy(img).permute(2, 0, 1).float() - mean) / std
+    # the segmentor on the same image through the config's test pipeline
+    # (CAD: with the image the pipeline keeps for it)
+    path = str(tmp_path / 'img.png')
+    cv2.imwrite(path, img[..., ::-1])
+    data = InferencePipeline(get_test_pipeline(cfg))(path)
+    batch = model.data_preprocessor(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
     with torch.no_grad():
-        expected = model._forward(x[None])[0]
+        expected = model._forward(**batch)[0]
     assert low_res.shape == (1, 32, 32)
     torch.testing.assert_close(torch.from_numpy(low_res), expected,
                                rtol=0, atol=2e-5)

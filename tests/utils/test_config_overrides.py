@@ -84,6 +84,18 @@ def test_method_cad_input_is_half_the_model_input():
     assert cfg.model.backbone.adapter == dict(type='CAD', input_size=64)
 
 
+def test_method_cad_brings_and_takes_cad_input_steps():
+    cfg = config('configs/lora/sbu.py')
+    apply_overrides(cfg, method='cad')
+    cad = config('configs/cad/sbu.py')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[key].dataset.pipeline == cad[key].dataset.pipeline
+    apply_overrides(cad, method='lora')
+    lora = config('configs/lora/sbu.py')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cad[key].dataset.pipeline == lora[key].dataset.pipeline
+
+
 def test_template_reads_the_data_block(tmp_path):
     root = tmp_path / 'my_data'
     for split in ('train', 'val'):

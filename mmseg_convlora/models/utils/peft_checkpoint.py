@@ -189,6 +189,13 @@ def check_state_dict(model: torch.nn.Module,
     if shapes:
         problems.append(f'{len(shapes)} weights have another shape '
                         f'({"; ".join(shapes[:3])})')
+    tokens = 'decode_head.sam_multimask_tokens'
+    if tokens in missing | unexpected:
+        problems.append(
+            'its decode head was trained with' +
+            ('out' if tokens in missing else '') + ' SAM\'s multi-mask '
+            'tokens in the token sequence: set model.decode_head.'
+            f'keep_sam_multimask_tokens={tokens in unexpected} to load it')
     if problems:
         raise CheckpointMismatchError(
             f'{source} does not fit the model this config builds '

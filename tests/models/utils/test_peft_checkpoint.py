@@ -114,6 +114,21 @@ def test_init_model_refuses_three_class_checkpoint_for_binary(
         in msg
 
 
+@pytest.mark.parametrize('trained_with', [True, False])
+def test_other_token_sequence_names_the_setting(tiny_sam_file, tmp_path,
+                                                trained_with):
+    path = str(tmp_path / 'tokens.pth')
+    save_trained(
+        build(tiny_sam_file[0], keep_sam_multimask_tokens=trained_with),
+        path)
+    cfg = config_file(tmp_path, tiny_sam_file[0], 'k',
+                      keep_sam_multimask_tokens=not trained_with)
+    with pytest.raises(CheckpointMismatchError) as err:
+        init_model(cfg, path, device='cpu')
+    assert f'keep_sam_multimask_tokens={trained_with} to load it' in \
+        str(err.value)
+
+
 def test_sam_weights_file_as_checkpoint_is_refused(tiny_sam_file, tmp_path):
     cfg = config_file(tmp_path, tiny_sam_file[0], 'd',
                       adapter=dict(type='ConvLoRA'))
