@@ -1,4 +1,29 @@
+import os.path as osp
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# Goes into site-packages (also with ``pip install -e``): makes
+# ``import mmcv.ops`` work on mmcv-lite before anything imports
+# mmseg_convlora (see mmseg_convlora_mmcv_ops.py).
+PTH_FILE = 'mmseg_convlora_mmcv_ops.pth'
+
+
+class BuildPyWithPth(build_py):
+    """``build_py`` that also puts :data:`PTH_FILE` into the wheel's root.
+
+    A regular wheel holds what is in ``build_lib``. An editable wheel
+    (PEP 660) holds only its import hook plus what is in ``install_lib``
+    (``data_files`` are not installed in editable mode).
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            target = self.get_finalized_command('install').install_lib
+        else:
+            target = self.build_lib
+        self.copy_file(PTH_FILE, osp.join(target, PTH_FILE))
 
 
 def read_requirements(path):
@@ -17,6 +42,8 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmseg_convlora', 'mmseg_convlora.*']),
+    py_modules=['mmseg_convlora_mmcv_ops'],
+    cmdclass={'build_py': BuildPyWithPth},
     python_requires='>=3.9',
     # mmcv is not declared: users with a full mmcv build must not get
     # mmcv-lite installed over it. requirements.txt (the README's install

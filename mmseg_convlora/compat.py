@@ -5,14 +5,14 @@ Imported first by :mod:`mmseg_convlora`, before anything imports mmseg.
 Two gaps are closed here, each only when it actually exists:
 
 1. **mmcv-lite.** PyPI ships mmcv only as source that does not compile against
-   current torch, while ``mmcv-lite`` has no compiled ops. ``mmseg`` imports
-   ``mmcv.ops.point_sample`` and ``mmcv.ops.sigmoid_focal_loss`` at module
-   level, so without help ``import mmseg.utils`` fails. When ``mmcv._ext`` is
-   missing we register a small ``mmcv.ops`` module holding pure-PyTorch
-   stand-ins for exactly those names. Any other op raises
-   ``ModuleNotFoundError`` naming full mmcv, which is also what mmseg's own
-   ``try: from mmcv.ops import X except ModuleNotFoundError`` guards expect.
-   Users with full mmcv keep their compiled ops untouched.
+   current torch, while ``mmcv-lite`` has no compiled ops, yet ``mmseg``
+   imports ``mmcv.ops.point_sample`` and ``mmcv.ops.sigmoid_focal_loss`` at
+   module level. The top-level module :mod:`mmseg_convlora_mmcv_ops` (also
+   activated at interpreter start by the ``.pth`` file that ``pip install``
+   writes) serves pure-PyTorch stand-ins for exactly those names when
+   ``mmcv._ext`` is missing; here it is installed once more for source
+   checkouts used without installing. Users with full mmcv keep their
+   compiled ops untouched.
 
 2. **torch >= 2.6 ``weights_only`` loading.** mmengine 0.10.7 calls
    ``torch.load`` without ``weights_only``; since torch 2.6 that means
@@ -21,131 +21,28 @@ Two gaps are closed here, each only when it actually exists:
    Rather than switching the safety off, the few types an mmengine checkpoint
    contains are allow-listed with :func:`torch.serialization.add_safe_globals`.
 """
-import importlib.util
-import sys
-import types
-import warnings
+import importlib
 
 import torch
-import torch.nn.functional as F
+
+from mmseg_convlora_mmcv_ops import (has_compiled_mmcv_ops, install,
+                                     point_sample, sigmoid_focal_loss)
 
 __all__ = ['install_mmcv_ops_fallback', 'allow_mmengine_checkpoints',
            'point_sample', 'sigmoid_focal_loss', 'MMCV_FULL_AVAILABLE']
 
-
-def _has_compiled_mmcv_ops() -> bool:
-    try:
-        return importlib.util.find_spec('mmcv._ext') is not None
-    except (ImportError, ValueError):
-        return False
-
-
-MMCV_FULL_AVAILABLE = _has_compiled_mmcv_ops()
-
-
-def point_sample(input: torch.Tensor,
-                 points: torch.Tensor,
-                 align_corners: bool = False,
-                 **kwargs) -> torch.Tensor:
-    """Pure-PyTorch ``mmcv.ops.point_sample``.
-
-    Samples ``input`` at normalised point coordinates in ``[0, 1]``
-    (x first), bilinearly, like mmcv's op.
-
-    Args:
-        input (Tensor): Feature map, shape (N, C, H, W).
-        points (Tensor): Coordinates in [0, 1], shape (N, P, 2) or
-            (N, Hg, Wg, 2).
-        align_corners (bool): Passed to :func:`F.grid_sample`.
-
-    Returns:
-        Tensor: (N, C, P) or (N, C, Hg, Wg).
-    """
-    add_dim = points.dim() == 3
-    if add_dim:
-        points = points.unsqueeze(2)
-    output = F.grid_sample(
-        input, 2.0 * points - 1.0, align_corners=align_corners, **kwargs)
-    if add_dim:
-        output = output.squeeze(3)
-    return output
-
-
-def sigmoid_focal_loss(input: torch.Tensor,
-                       target: torch.Tensor,
-                       gamma: float = 2.0,
-                       alpha: float = 0.25,
-                       weight=None,
-                       reduction: str = 'mean') -> torch.Tensor:
-    """Pure-PyTorch ``mmcv.ops.sigmoid_focal_loss``.
-
-    Args:
-        input (Tensor): Logits, shape (N, C).
-        target (Tensor): Class indices, shape (N,); index C means background
-            (no positive class), as in mmcv.
-        weight (Tensor, optional): Per-class weight, shape (C,).
-        reduction (str): 'none', 'mean' or 'sum'.
-
-    Returns:
-        Tensor: Loss of shape (N, C) for 'none', else a scalar.
-    """
-    num_classes = input.size(1)
-    one_hot = F.one_hot(target.long(), num_classes + 1)[:, :num_classes]
-    one_hot = one_hot.to(input.dtype)
-    prob = input.sigmoid()
-    pt = (1 - prob) * one_hot + prob * (1 - one_hot)
-    focal_weight = (alpha * one_hot + (1 - alpha) * (1 - one_hot)) * pt.pow(gamma)
-    loss = F.binary_cross_entropy_with_logits(
-        input, one_hot, reduction='none') * focal_weight
-    if weight is not None:
-        loss = loss * weight.view(1, -1)
-    if reduction == 'mean':
-        return loss.sum() / input.size(0)
-    if reduction == 'sum':
-        return loss.sum()
-    return loss
-
-
-class _OpsFallbackModule(types.ModuleType):
-    """``mmcv.ops`` stand-in: the stand-ins above, a clear error for the rest."""
-
-    def __getattr__(self, name: str):
-        if name.startswith('__'):
-            raise AttributeError(name)
-        # ModuleNotFoundError (not AttributeError) so that mmseg's
-        # ``try: from mmcv.ops import X / except ModuleNotFoundError`` guards
-        # behave exactly as on a machine without mmcv.
-        raise ModuleNotFoundError(
-            f'mmcv.ops.{name} needs the compiled ops of full mmcv, but only '
-            'mmcv-lite (no compiled ops) is installed. mmseg_convlora provides '
-            'pure-PyTorch stand-ins for point_sample and sigmoid_focal_loss '
-            'only. Install full mmcv (mmcv>=2.0.0rc4,<2.2.0, built for your '
-            'torch) to use this op.',
-            name=f'mmcv.ops.{name}')
+MMCV_FULL_AVAILABLE = has_compiled_mmcv_ops()
 
 
 def install_mmcv_ops_fallback() -> bool:
-    """Register the pure-PyTorch ``mmcv.ops`` when compiled ops are missing.
+    """Serve the pure-PyTorch ``mmcv.ops`` when compiled ops are missing.
 
     Returns:
-        bool: True if the fallback is (now) in place, False if full mmcv is
-        available and was left alone.
+        bool: True if ``import mmcv.ops`` gives the stand-ins, False if full
+        mmcv is available and is left alone.
     """
-    if _has_compiled_mmcv_ops():
-        return False
-    existing = sys.modules.get('mmcv.ops')
-    if isinstance(existing, _OpsFallbackModule):
-        return True
-    import mmcv
-    ops = _OpsFallbackModule(
-        'mmcv.ops', 'Pure-PyTorch stand-ins installed by mmseg_convlora.compat '
-        '(mmcv-lite has no compiled ops).')
-    ops.point_sample = point_sample
-    ops.sigmoid_focal_loss = sigmoid_focal_loss
-    ops.__path__ = []  # a package, so ``import mmcv.ops.x`` fails cleanly
-    sys.modules['mmcv.ops'] = ops
-    mmcv.ops = ops
-    return True
+    install()
+    return not has_compiled_mmcv_ops()
 
 
 def _mmengine_checkpoint_globals() -> list:
@@ -211,8 +108,3 @@ def allow_mmengine_checkpoints() -> None:
 
 install_mmcv_ops_fallback()
 allow_mmengine_checkpoints()
-if not MMCV_FULL_AVAILABLE:
-    # mmcv-lite warns about this op on every import of mmcv.cnn; nothing in
-    # this plugin uses it, and any use still fails with the message above.
-    warnings.filterwarnings(
-        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')

@@ -1,13 +1,21 @@
 """Helpers shared by the test suite (tiny model configs, running tools)."""
 import copy
-import uuid
+import glob
+import os
 import os.path as osp
 import subprocess
 import sys
+import uuid
 
 from .utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# every config a user runs (not the _base_ pieces), relative to REPO
+SHIPPED_CONFIGS = sorted(
+    osp.relpath(p, REPO)
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                       recursive=True)
+    if f'{os.sep}_base_{os.sep}' not in p)
 
 
 def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
@@ -130,3 +138,56 @@ def fake_batch(n=2, size=TINY_IMG_SIZE, seed=0):
                  ori_shape=(size, size)))
         samples.append(sample)
     return inputs, samples
+
+
+def config_pipelines(cfg):
+    """Every pipeline list of the config (top-level and in dataloaders)."""
+    found = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loaders = cfg.get(key)
+        if loaders is None:
+            continue
+        for loader in loaders if isinstance(loaders, list) else [loaders]:
+            found.append(loader.dataset.get('pipeline'))
+    return [p for p in found if p]
+
+
+def tiny_config(path: str, sam_file: str):
+    """The shipped config ``path`` (relative to the repository) on the tiny
+    SAM at 128x128 (MobileSAM configs: a tiny MobileSAM written beside
+    ``sam_file``): same pipelines, datasets, adapters and head type."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, path))
+    size = TINY_IMG_SIZE
+    model = cfg.model
+    model.sam_checkpoint = sam_file
+    model.data_preprocessor.size = (size, size)
+    if model.backbone.type == 'SAMTinyViT':
+        # a tiny MobileSAM file beside the tiny SAM one
+        from .utils import TINY_TINY_VIT, save_tiny_mobile_sam_checkpoint
+        mobile = osp.join(osp.dirname(sam_file), 'tiny_mobile_sam.pth')
+        if not osp.isfile(mobile):
+            save_tiny_mobile_sam_checkpoint(mobile)
+        model.sam_checkpoint = mobile
+        arch = copy.deepcopy(TINY_TINY_VIT)
+    else:
+        arch = copy.deepcopy(TINY_ENCODER)
+    model.backbone.update(
+        arch=arch, img_size=size, out_channels=TINY_EMBED_DIM,
+        checkpoint=None, with_cp=False)
+    model.decode_head.update(
+        img_size=size, embed_dim=TINY_EMBED_DIM,
+        decoder=copy.deepcopy(TINY_DECODER), checkpoint=None)
+    adapters = model.backbone.get('adapter') or []
+    for adapter in adapters if isinstance(adapters, list) else [adapters]:
+        if adapter['type'] == 'CAD':
+            adapter.update(channels=TINY_EMBED_DIM, input_size=size // 2)
+        if adapter['type'] == 'SAMAdapter':
+            adapter.update(scale_factor=4)
+    for pipeline in config_pipelines(cfg):
+        for t in pipeline:
+            if t['type'] == 'Resize':
+                t['scale'] = (size, size)
+            if t['type'] == 'ResizeCADImage':  # = CAD's input_size
+                t['size'] = size // 2
+    return cfg

@@ -260,8 +260,9 @@ def test_misnamed_image_suffix_is_a_clear_error(tmp_path):
 # ----------------------------------------------------- resume checkpoints
 class _Runner:
 
-    def __init__(self, model):
+    def __init__(self, model, resume=False):
         self.model = model
+        self.cfg = dict(resume=resume)
 
 
 def _tiny(tiny_sam_file, adapter):
@@ -286,7 +287,13 @@ def test_resume_checkpoint_of_another_method_refused(
         TrainableCheckpointHook().after_load_checkpoint(_Runner(model), ckpt)
     msg = str(err.value)
     assert 'adapters' in msg and 'ConvLoRA' in msg
-    assert 'config it was trained with' in msg
+    assert 'config the checkpoint was trained with' in msg
+    assert '--resume' not in msg
+    with pytest.raises(RuntimeError) as err:
+        TrainableCheckpointHook().after_load_checkpoint(
+            _Runner(model, resume=True), ckpt)
+    assert '--resume continues a run with the config it was started' in \
+        str(err.value)
 
 
 def test_resume_checkpoint_of_another_arch_refused(tiny_sam_file,
@@ -325,3 +332,19 @@ def test_impossible_adapter_setting_in_a_model_config(tiny_sam_file):
     with pytest.raises(ValueError, match='num_experts'):
         _tiny(tiny_sam_file, dict(type='ConvLoRA', num_experts=0))
 
+
+
+def test_mask_name_mismatch_suggests_the_suffix(tmp_path):
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'masks').mkdir()
+    for name in ('a', 'b', 'c'):
+        cv2.imwrite(str(tmp_path / 'images' / f'{name}.jpg'),
+                    np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / 'masks' / f'{name}_mask.png'),
+                    np.zeros((8, 8), np.uint8))
+    with pytest.raises(FileNotFoundError) as err:
+        DATASETS.build(
+            dict(type='BinarySegDataset', data_root=str(tmp_path),
+                 data_prefix=dict(img_path='images', seg_map_path='masks'),
+                 pipeline=[]))
+    assert "set seg_map_suffix='_mask.png'" in str(err.value)

@@ -1,7 +1,12 @@
 """The mmcv-lite fallback and the weights_only loading of mmengine files."""
 import importlib
 import io
+import os
+import os.path as osp
 import pickle
+import shutil
+import site
+import subprocess
 import sys
 
 import numpy as np
@@ -9,7 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mmseg_convlora_mmcv_ops
 from mmseg_convlora import compat
+from mmseg_convlora.testing import REPO
 
 
 def test_mmseg_imports_on_this_mmcv():
@@ -32,11 +39,57 @@ def test_fallback_provides_exactly_the_module_level_names():
 
 
 def test_fallback_leaves_full_mmcv_alone(monkeypatch):
-    sentinel = object()
-    monkeypatch.setattr(compat, '_has_compiled_mmcv_ops', lambda: True)
-    monkeypatch.setitem(sys.modules, 'mmcv.ops', sentinel)
-    assert compat.install_mmcv_ops_fallback() is False
-    assert sys.modules['mmcv.ops'] is sentinel
+    finder = mmseg_convlora_mmcv_ops.MmcvOpsFinder()
+    monkeypatch.setattr(mmseg_convlora_mmcv_ops, 'has_compiled_mmcv_ops',
+                        lambda: True)
+    assert finder.find_spec('mmcv.ops') is None
+    monkeypatch.setattr(mmseg_convlora_mmcv_ops, 'has_compiled_mmcv_ops',
+                        lambda: False)
+    assert finder.find_spec('mmcv.ops').loader is finder
+    assert finder.find_spec('mmcv.cnn') is None
+
+
+def test_setup_puts_the_pth_file_into_site_packages(tmp_path):
+    # a wheel holds build_lib as site-packages; -e was checked by hand
+    # (the editable build writes the file into the wheel root too)
+    subprocess.run([
+        sys.executable, 'setup.py', '-q', 'build_py', '--build-lib',
+        str(tmp_path)
+    ], cwd=REPO, check=True, capture_output=True)
+    with open(tmp_path / 'mmseg_convlora_mmcv_ops.pth') as f:
+        assert f.read() == ('import mmseg_convlora_mmcv_ops; '
+                            'mmseg_convlora_mmcv_ops.install()\n')
+    assert (tmp_path / 'mmseg_convlora_mmcv_ops.py').is_file()
+
+
+@pytest.mark.skipif(compat.MMCV_FULL_AVAILABLE, reason='full mmcv present')
+def test_mmseg_apis_import_first_in_a_fresh_process(tmp_path):
+    """With the installed .pth, mmseg's API imports before the plugin; without
+    it (the state before this fix) it does not. ``-S`` plus site-packages on
+    PYTHONPATH: the packages without their .pth files, so the result does not
+    depend on whether this environment was installed with the .pth."""
+    code = ('import sys\n'
+            'from mmseg.apis import MMSegInferencer, init_model\n'
+            'import mmcv.ops\n'
+            'assert "mmseg_convlora" not in sys.modules\n'
+            'print(type(mmcv.ops).__name__)\n')
+    site_dir = tmp_path / 'site'
+    site_dir.mkdir()
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([REPO] + site.getsitepackages()))
+    bare = subprocess.run([sys.executable, '-S', '-c', code],
+                          cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True)
+    assert bare.returncode != 0 and "No module named 'mmcv._ext'" in \
+        bare.stderr
+    shutil.copy(osp.join(REPO, 'mmseg_convlora_mmcv_ops.pth'), site_dir)
+    with_pth = subprocess.run(
+        [sys.executable, '-S', '-c',
+         f'import site; site.addsitedir({str(site_dir)!r})\n' + code],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    assert with_pth.returncode == 0, with_pth.stderr
+    assert with_pth.stdout.strip() == 'FallbackOpsModule'
 
 
 def test_point_sample_bilinear_by_hand():

@@ -43,15 +43,16 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import ConfigDict, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (  # noqa
-    peft_signature, trainable_state_keys)
+from mmseg_convlora.apis import inference_config  # noqa: E402
 from mmseg_convlora.models.adapters import LoRA, LoRALinear  # noqa: E402
-from mmseg_convlora.models.utils import (load_sam_state_dict,  # noqa: E402
-                                         sub_state_dict)
+from mmseg_convlora.models.utils import load_peft_checkpoint  # noqa: E402
+from mmseg_convlora.models.utils import load_sam_state_dict  # noqa: E402
+from mmseg_convlora.models.utils import peft_signature  # noqa: E402
+from mmseg_convlora.models.utils import sub_state_dict  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -73,52 +74,6 @@ def parse_args(argv=None):
         '--atol', type=float, default=1e-4,
         help='tolerance of the output check (logits)')
     return parser.parse_args(argv)
-
-
-def without_cache(model_cfg: ConfigDict) -> ConfigDict:
-    """Embedding-cache training configs export a model with its encoder."""
-    model_cfg = copy.deepcopy(model_cfg)
-    model_cfg.backbone.pop('embedding_cache', None)
-    return model_cfg
-
-
-def drop_cache_transforms(cfg: Config) -> None:
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loaders = cfg.get(key)
-        if not loaders:
-            continue
-        for loader in loaders if isinstance(loaders, list) else [loaders]:
-            ds = loader.get('dataset', {})
-            if 'pipeline' in ds:
-                ds['pipeline'] = [t for t in ds['pipeline']
-                                  if t.get('type') != 'LoadCachedEmbedding']
-
-
-def load_trained(model, path: str) -> dict:
-    """Load a (trainable-only or full) training checkpoint into ``model``,
-    refusing one of another model or one that lacks trainable weights."""
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    state = ckpt.get('state_dict', ckpt)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    saved = ckpt.get('meta', {}).get('peft') if isinstance(ckpt, dict) \
-        else None
-    if saved is not None:
-        current = peft_signature(model)
-        diff = {k: (saved.get(k), v) for k, v in current.items()
-                if saved.get(k) != v}
-        if diff:
-            raise SystemExit(
-                f'{path} was trained with another model than the config '
-                'builds: ' + '; '.join(f'{k}: checkpoint {a!r}, config {b!r}'
-                                       for k, (a, b) in diff.items()))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    lacking = sorted(set(missing) & trainable_state_keys(model))
-    if unexpected or lacking:
-        raise SystemExit(
-            f'{path} does not fit the config\'s model: unexpected keys '
-            f'{unexpected[:6]}, missing trainable keys {lacking[:6]}.')
-    return ckpt.get('meta', {})
 
 
 def deploy_model_cfg(model_cfg: ConfigDict, merged_lora: bool) -> ConfigDict:
@@ -184,15 +139,14 @@ def sam_layout(deploy, sam_checkpoint: str) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    # embedding-cache training configs export a model with its encoder
+    cfg = inference_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from mmseg.registry import MODELS
 
-    model_cfg = without_cache(cfg.model)
+    model_cfg = cfg.model
     model = MODELS.build(model_cfg)
-    meta = load_trained(model, args.checkpoint)
+    meta = load_peft_checkpoint(model, args.checkpoint)
     model.eval()
     size = model.backbone.img_size
     x, expected = reference_output(model, size)
@@ -225,7 +179,6 @@ def main(argv=None):
         out_cfg = copy.deepcopy(cfg)
         out_cfg.model = deploy_cfg
         out_cfg.load_from = None
-        drop_cache_transforms(out_cfg)
         cfg_path = osp.splitext(args.out)[0] + '.py'
         out_cfg.dump(cfg_path)
         peft = peft_signature(deploy)

@@ -3,12 +3,13 @@
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show-dir DIR [--show-interval N] [--show-alpha A]]
-        [--cfg-options k=v ...] [--launcher ...]
+        [--method METHOD] [--cfg-options k=v ...] [--launcher ...]
 
 Checkpoints written by training hold only the trainable weights; the frozen
 SAM weights are read from the config's ``model.sam_checkpoint``.
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -17,9 +18,15 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
+from mmseg.registry import RUNNERS  # noqa: E402
 from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
                                    shutdown_distributed)
+from mmseg_convlora.utils.config_overrides import (  # noqa: E402
+    METHOD_ADAPTERS, apply_overrides, config_warnings)
+from mmseg_convlora.utils.demo_data import \
+    build_missing_demo_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,7 +64,14 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='override settings in the config, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth; data_root=DIR '
+        'and train_cfg.max_epochs=N reach every dataloader and the LR '
+        'schedule')
+    parser.add_argument(
+        '--method',
+        choices=sorted(METHOD_ADAPTERS),
+        help='replace the config\'s adapter(s) (model.backbone.adapter) by '
+        'this method\'s, as in configs/<method>/; loss and schedule stay')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -98,8 +112,13 @@ def main(argv=None):
             'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    for note in apply_overrides(cfg, args.cfg_options, args.method):
+        print_log(note, logger='current')
+    for warning in config_warnings(cfg):
+        print_log(warning, logger='current', level=logging.WARNING)
+    if args.launcher == 'none':  # one process: nothing races for the files
+        for built in build_missing_demo_data(cfg):
+            print_log(f'Built {built}', logger='current')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -121,7 +140,8 @@ def main(argv=None):
             dict(type='SavePredictionsHook', out_dir=args.out)
         ]
     init_dist_on_cpu(args.launcher, cfg)  # torchrun without GPUs: gloo
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+        else RUNNERS.build(cfg)
     try:
         return runner.test()
     finally:

@@ -3,7 +3,7 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--amp-dtype {float16,bfloat16}] [--nonfinite {raise,skip}]
-        [--cfg-options k=v ...]
+        [--method METHOD] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
@@ -21,6 +21,10 @@ from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
                                    shutdown_distributed)
+from mmseg_convlora.utils.config_overrides import (  # noqa: E402
+    METHOD_ADAPTERS, apply_overrides, config_warnings)
+from mmseg_convlora.utils.demo_data import \
+    build_missing_demo_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,7 +60,14 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         help='override settings in the config, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth; data_root=DIR '
+        'and train_cfg.max_epochs=N reach every dataloader and the LR '
+        'schedule')
+    parser.add_argument(
+        '--method',
+        choices=sorted(METHOD_ADAPTERS),
+        help='replace the config\'s adapter(s) (model.backbone.adapter) by '
+        'this method\'s, as in configs/<method>/; loss and schedule stay')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -104,8 +115,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    for note in apply_overrides(cfg, args.cfg_options, args.method):
+        print_log(note, logger='current')
+    for warning in config_warnings(cfg):
+        print_log(warning, logger='current', level=logging.WARNING)
+    if args.launcher == 'none':  # one process: nothing races for the files
+        for built in build_missing_demo_data(cfg):
+            print_log(f'Built {built}', logger='current')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

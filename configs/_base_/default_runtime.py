@@ -1,4 +1,6 @@
 default_scope = 'mmseg'
+# mmengine's Runner with a quiet console (log_level='DEBUG' shows all)
+runner_type = 'QuietRunner'
 # Lets mmseg's own tools/train.py and tools/test.py use these configs too.
 custom_imports = dict(imports=['mmseg_convlora'], allow_failed_imports=False)
 env_cfg = dict(
@@ -22,6 +24,7 @@ custom_hooks = [
     # model.sam_checkpoint
     dict(type='TrainableCheckpointHook'),
     dict(type='ParamCountHook'),
+    dict(type='DatasetSizeHook'),
     # --resume repeats the interrupted run exactly (RNG state in the
     # checkpoint) and checkpoints are written atomically
     dict(type='ExactResumeHook'),

@@ -1,12 +1,15 @@
 # A CPU demo that needs no download: a tiny SAM (random weights, official
-# checkpoint layout) on a synthetic shadow dataset. Generate both first:
-#   python tools/make_demo_data.py
+# checkpoint layout) on a synthetic shadow dataset. tools/train.py and
+# tools/test.py build both when they are missing (demo_data below), which
+# tools/make_demo_data.py also does:
 #   python tools/train.py configs/demo/tiny_shadow.py
 _base_ = [
     '../_base_/datasets/sbu.py', '../_base_/default_runtime.py',
     '../_base_/schedules/schedule_10e.py'
 ]
 data_root = 'data/demo_shadow'
+# tools/train.py and tools/test.py generate a missing demo dataset / SAM
+demo_data = dict(task='shadow')
 img_scale = (128, 128)
 tiny_encoder = dict(
     embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1, ),
@@ -58,7 +61,7 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        type='BinarySegDataset',
+        type='SBUShadowDataset',
         data_root=data_root,
         data_prefix=dict(img_path='train/images', seg_map_path='train/masks'),
         pipeline=train_pipeline))
@@ -67,7 +70,7 @@ val_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        type='BinarySegDataset',
+        type='SBUShadowDataset',
         data_root=data_root,
         data_prefix=dict(img_path='val/images', seg_map_path='val/masks'),
         pipeline=test_pipeline))

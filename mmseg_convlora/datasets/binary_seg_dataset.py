@@ -28,9 +28,11 @@ class BinarySegDataset(BaseSegDataset):
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
 
+    # foreground crimson: overlays stay readable, and so does the white
+    # class name mmseg's visualizer writes on it
     METAINFO = dict(
         classes=('background', 'foreground'),
-        palette=[[0, 0, 0], [255, 255, 255]])
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix: Union[str, Sequence[str]] = '.jpg',
@@ -79,5 +81,32 @@ class BinarySegDataset(BaseSegDataset):
         if missing:
             raise FileNotFoundError(
                 f'{type(self).__name__}: {len(missing)} of {len(data_list)} '
-                f'images have no mask, e.g. {missing[:3]} ({layout}).')
+                f'images have no mask, e.g. {missing[:3]} ({layout}).'
+                + mask_suffix_hint(ann_dir, missing, self.seg_map_suffix,
+                                   img_dir))
         return data_list
+
+
+def mask_suffix_hint(ann_dir: str, missing: List[str], seg_map_suffix: str,
+                     img_dir: str) -> str:
+    """The ``seg_map_suffix`` under which the missing masks exist, if one
+    does for most of them, as advice (else '')."""
+    if not osp.isdir(ann_dir):
+        return ''
+    images = set(os.listdir(img_dir)) if osp.isdir(img_dir) else set()
+    names = [n for n in os.listdir(ann_dir) if n not in images]
+    counts: dict = {}
+    for path in missing[:100]:
+        stem = osp.basename(path)[:-len(seg_map_suffix)]
+        for suffix in {n[len(stem):] for n in names if n.startswith(stem)}:
+            if suffix and suffix[0] in '._-' or suffix.startswith(
+                    ('mask', 'Mask', 'gt', 'GT', 'label')):
+                counts[suffix] = counts.get(suffix, 0) + 1
+    if not counts:
+        return ''
+    suffix, found = max(counts.items(), key=lambda kv: kv[1])
+    if found * 2 < min(len(missing), 100):
+        return ''
+    return (f' The masks seem to be named <image name>{suffix}: set '
+            f"seg_map_suffix='{suffix}' in the dataset config (it is "
+            f'{seg_map_suffix!r}).')

@@ -32,7 +32,7 @@ class CamouflageDataset(BinarySegDataset):
 
     METAINFO = dict(
         classes=('background', 'camouflaged'),
-        palette=[[0, 0, 0], [255, 255, 255]])
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.jpg', '.jpeg', '.png', '.bmp'),

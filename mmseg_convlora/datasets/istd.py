@@ -28,7 +28,7 @@ class ISTDShadowDataset(BinarySegDataset):
 
     METAINFO = dict(
         classes=('non-shadow', 'shadow'),
-        palette=[[0, 0, 0], [255, 255, 255]])
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.png', '.jpg'),

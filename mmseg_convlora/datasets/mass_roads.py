@@ -33,7 +33,7 @@ class MassRoadsDataset(BinarySegDataset):
 
     METAINFO = dict(
         classes=('background', 'road'),
-        palette=[[0, 0, 0], [255, 255, 255]])
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.tiff', '.tif', '.png', '.jpg'),

@@ -34,7 +34,7 @@ class PolypDataset(BinarySegDataset):
 
     METAINFO = dict(
         classes=('background', 'polyp'),
-        palette=[[0, 0, 0], [255, 255, 255]])
+        palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.png', '.jpg', '.jpeg', '.bmp', '.tif'),

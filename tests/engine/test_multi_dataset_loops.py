@@ -77,7 +77,9 @@ def test_tools_test_reports_each_test_set(demo_data, demo_checkpoint,
     assert proc.returncode == 0, log[-3000:]
     assert "test set 'shadowA' (1/2, 8 images)" in log
     assert "test set 'shadowB' (2/2, 12 images)" in log
-    for key in ('shadowA/BER', 'shadowA/shadow_BER', 'shadowB/Sm',
+    # per-class BER keys follow the dataset's classes (BinarySegDataset:
+    # background / foreground)
+    for key in ('shadowA/BER', 'shadowA/foreground_BER', 'shadowB/Sm',
                 'shadowB/meanEm', 'shadowB/wFm', 'shadowB/MAE'):
         assert f'{key}:' in log, key
     assert 'shadowA/Sm' not in log and 'shadowB/BER' not in log
@@ -112,8 +114,10 @@ def test_val_loop_picks_best_checkpoint_by_prefixed_key(demo_data, tmp_path):
     assert isinstance(runner.val_loop, MultiDatasetValLoop)
     assert runner.val_loop.current_name is None  # reset after the run
     metrics = runner.val_loop.run()
-    assert set(metrics) == {'a/BER', 'a/shadow_BER', 'a/non_shadow_BER',
-                            'b/BER', 'b/shadow_BER', 'b/non_shadow_BER'}
+    assert set(metrics) == {
+        'a/BER', 'a/foreground_BER', 'a/background_BER', 'b/BER',
+        'b/foreground_BER', 'b/background_BER'
+    }
     assert metrics['a/BER'] == pytest.approx(metrics['b/BER'])
     # CheckpointHook picks the best by the prefixed key ('/' -> '_')
     assert glob.glob(osp.join(cfg.work_dir, 'best_a_BER_epoch_1.pth'))

@@ -10,9 +10,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
 
-from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (
-    peft_signature, trainable_state_keys)
 from mmseg_convlora.models.adapters import LoRALinear
+from mmseg_convlora.models.utils import (CheckpointMismatchError,
+                                         peft_signature, trainable_state_keys)
 from mmseg_convlora.testing import REPO, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE, build_tiny_sam
 
@@ -140,7 +140,7 @@ def test_lora_export_in_official_sam_layout(tiny_sam_file, tmp_path):
 def test_export_refuses_checkpoint_of_another_model(tiny_sam_file, tmp_path):
     _, ckpt, _ = trained(tiny_sam_file, tmp_path, 'lora')
     cfg_path, _, _ = trained(tiny_sam_file, tmp_path, 'convlora')
-    with pytest.raises(SystemExit, match='another model'):
+    with pytest.raises(CheckpointMismatchError, match='another model'):
         export_tool().main([cfg_path, ckpt, str(tmp_path / 'x.pth')])
     cad_cfg, cad_ckpt, _ = trained(tiny_sam_file, tmp_path, 'cad')
     with pytest.raises(SystemExit, match='--format mmseg'):

@@ -39,6 +39,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmseg_convlora.models.utils import load_peft_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -60,48 +61,6 @@ def parse_args(argv=None):
         help='override config settings, e.g. '
         'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
     return parser.parse_args(argv)
-
-
-def load_trainable_checkpoint(model: torch.nn.Module, path: str) -> None:
-    """Load a (trainable-only) checkpoint onto a model built from a config.
-
-    Refuses checkpoints of another arch/adapter (as training does), and
-    checkpoints that lack trainable weights of the model.
-    """
-    from mmengine.runner.checkpoint import _load_checkpoint
-    from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
-        peft_signature
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint {path!r} not found.')
-    ckpt = _load_checkpoint(path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{path!r} holds no state dict.')
-    state = {k[7:] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    saved = ckpt.get('meta', {}).get('peft') if isinstance(ckpt,
-                                                           dict) else None
-    if saved is not None:
-        current = peft_signature(model)
-        diff = {k: (saved.get(k), v) for k, v in current.items()
-                if saved.get(k) != v}
-        if diff:
-            raise RuntimeError(
-                f'{path!r} was trained with another model than the config '
-                f'builds: {diff} (checkpoint, config).')
-    result = model.load_state_dict(state, strict=False)
-    if result.unexpected_keys:
-        raise RuntimeError(
-            f'{path!r} has weights this model does not have: '
-            f'{result.unexpected_keys[:8]}')
-    missing_trainable = [
-        n for n, p in model.named_parameters()
-        if p.requires_grad and n in set(result.missing_keys)
-    ]
-    if missing_trainable:
-        raise RuntimeError(
-            f'{path!r} lacks trainable weights of this model, e.g. '
-            f'{missing_trainable[:8]}; is it a checkpoint of this config?')
 
 
 def conv_lora_layers(model) -> Dict[str, object]:
@@ -272,7 +231,7 @@ def main(argv=None):
 
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = MODELS.build(cfg.model)
-    load_trainable_checkpoint(model, args.checkpoint)
+    load_peft_checkpoint(model, args.checkpoint)
     model.to(device)
     loaders = build_loaders(cfg, args.split)
     counts, num_images = count_experts(model, loaders, device,

@@ -120,10 +120,14 @@ class LoadBinaryAnnotations(LoadAnnotations):
 
     Required keys: ``seg_map_path``; ``ori_shape`` and ``img_path`` when an
     image was loaded before. Added keys: ``gt_seg_map`` (H, W) uint8 in
-    {0, 1}, ``seg_fields``.
+    {0, 1}, ``seg_fields``. A sample without ``seg_map_path`` (an image
+    given to mmseg's ``inference_model`` / ``MMSegInferencer``; datasets
+    always set it) passes unchanged.
     """
 
     def _load_seg_map(self, results: dict) -> None:
+        if 'seg_map_path' not in results:
+            return
         path = results['seg_map_path']
         try:
             img_bytes = fileio.get(path, backend_args=self.backend_args)

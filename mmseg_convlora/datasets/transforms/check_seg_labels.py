@@ -21,7 +21,9 @@ class CheckSegLabels:
         num_classes (int): K; valid labels are 0..K-1.
         ignore_index (int): Also accepted. Default 255.
 
-    Required keys: ``gt_seg_map``, ``seg_map_path`` (for the message).
+    Required keys: ``gt_seg_map``, ``seg_map_path`` (for the message). A
+    sample with neither (an image given to mmseg's ``inference_model`` /
+    ``MMSegInferencer``) passes unchanged.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
@@ -34,6 +36,8 @@ class CheckSegLabels:
 
     def __call__(self, results: dict) -> dict:
         seg = results.get('gt_seg_map')
+        if seg is None and 'seg_map_path' not in results:
+            return results
         if seg is None:
             raise KeyError(
                 'CheckSegLabels needs gt_seg_map: put it after the '

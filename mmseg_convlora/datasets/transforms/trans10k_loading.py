@@ -199,12 +199,16 @@ class LoadTrans10KAnnotations(BaseTransform):
             results (dict): Result dict from the dataset / earlier transforms.
 
         Returns:
-            dict: ``results`` with ``gt_seg_map`` added.
+            dict: ``results`` with ``gt_seg_map`` added; unchanged without
+            ``seg_map_path`` (an image given to mmseg's ``inference_model``
+            / ``MMSegInferencer``; datasets always set it).
 
         Raises:
             ValueError: Unknown colours/values, a mask whose size differs
                 from the image's, or a missing version.
         """
+        if 'seg_map_path' not in results:
+            return results
         version = self.version or results.get('trans10k_version')
         if version is None:
             raise ValueError(

@@ -1,3 +1,4 @@
+from .dataset_size_hook import DatasetSizeHook
 from .exact_resume_hook import (AtomicLocalBackend, ExactResumeHook,
                                 SafeCheckpointHook, atomic_write)
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
@@ -7,7 +8,7 @@ from .trainable_checkpoint_hook import (TrainableCheckpointHook,
                                         peft_signature, trainable_state_keys)
 
 __all__ = [
-    'AtomicLocalBackend', 'ExactResumeHook', 'SafeCheckpointHook',
+    'DatasetSizeHook', 'AtomicLocalBackend', 'ExactResumeHook', 'SafeCheckpointHook',
     'atomic_write', 'NonFiniteLossError', 'NonFiniteLossHook',
     'ParamCountHook', 'SavePredictionsHook', 'TrainableCheckpointHook', 'peft_signature',
     'trainable_state_keys'

@@ -3,6 +3,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...models.utils import decoder_trainable_formula, trainable_breakdown
+from ...models.utils.peft_checkpoint import describe_model
 
 
 @HOOKS.register_module()
@@ -14,6 +15,8 @@ class ParamCountHook(Hook):
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        runner.logger.info(f'Model: {type(model).__name__}, '
+                           f'{describe_model(model)}')
         trainable = sum(p.numel() for p in model.parameters()
                         if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())

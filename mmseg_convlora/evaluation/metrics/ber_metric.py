@@ -1,6 +1,7 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
+import re
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -42,6 +43,11 @@ class BERMetric(BaseMetric):
         ignore_index (int): GT label excluded from the counts. Default 255.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
         prefix (str, optional): Prefix of the metric names.
+
+    The per-class keys are named after the dataset's classes
+    (``dataset_meta['classes']``, background first: ``shadow_BER`` and
+    ``non_shadow_BER`` for SBU, ``polyp_BER`` and ``background_BER`` for
+    polyps); without dataset meta, the SBU names.
     """
 
     def __init__(self,
@@ -78,13 +84,25 @@ class BERMetric(BaseMetric):
             results (list[dict]): Per-image counts ``tp, fp, fn, tn``.
 
         Returns:
-            dict[str, float]: ``BER``, ``shadow_BER``, ``non_shadow_BER``
+            dict[str, float]: ``BER``, ``<foreground>_BER``,
+            ``<background>_BER`` (e.g. ``shadow_BER``, ``non_shadow_BER``)
             in percent.
         """
         totals = {k: sum(r[k] for r in results) for k in ('tp', 'fp', 'fn',
                                                            'tn')}
         ber, pos_err, neg_err = ber_from_counts(**totals)
-        return dict(BER=ber, shadow_BER=pos_err, non_shadow_BER=neg_err)
+        fg, bg = self.class_key_names()
+        return {'BER': ber, f'{fg}_BER': pos_err, f'{bg}_BER': neg_err}
+
+    def class_key_names(self) -> Tuple[str, str]:
+        """(foreground, background) as metric-key words, e.g.
+        ``('shadow', 'non_shadow')``."""
+        classes = (self.dataset_meta or {}).get('classes')
+        if not classes or len(classes) != 2:
+            classes = ('non-shadow', 'shadow')
+        background, foreground = (
+            re.sub(r'[^0-9A-Za-z]+', '_', str(c)).strip('_') for c in classes)
+        return foreground, background
 
 
 @METRICS.register_module()
@@ -120,8 +138,9 @@ class BERPerImageMetric(BERMetric):
             results (list[dict]): Per-image counts ``tp, fp, fn, tn``.
 
         Returns:
-            dict[str, float]: ``BER_per_image``, ``shadow_BER_per_image``,
-            ``non_shadow_BER_per_image`` in percent.
+            dict[str, float]: ``BER_per_image``,
+            ``<foreground>_BER_per_image``, ``<background>_BER_per_image``
+            (e.g. ``shadow_BER_per_image``) in percent.
         """
         counts = {
             k: np.array([r[k] for r in results], dtype=np.float64)
@@ -130,16 +149,18 @@ class BERPerImageMetric(BERMetric):
         _, pos_err, neg_err = ber_from_counts(**counts)
         no_pos = int(np.isnan(pos_err).sum())
         no_neg = int(np.isnan(neg_err).sum())
+        fg, bg = self.class_key_names()
         if no_pos or no_neg:
             print_log(
-                f'BERPerImageMetric: {no_pos} image(s) without shadow and '
-                f'{no_neg} without non-shadow pixels; their undefined error '
+                f'BERPerImageMetric: {no_pos} image(s) without {fg} and '
+                f'{no_neg} without {bg} pixels; their undefined error '
                 'terms are left out of the means', logger='current')
         with warnings.catch_warnings():
             # All-NaN columns (e.g. no image has shadow) are meant to be NaN.
             warnings.simplefilter('ignore', RuntimeWarning)
             ber = np.nanmean(np.stack([pos_err, neg_err]), axis=0)
-            return dict(
-                BER_per_image=float(np.nanmean(ber)),
-                shadow_BER_per_image=float(np.nanmean(pos_err)),
-                non_shadow_BER_per_image=float(np.nanmean(neg_err)))
+            return {
+                'BER_per_image': float(np.nanmean(ber)),
+                f'{fg}_BER_per_image': float(np.nanmean(pos_err)),
+                f'{bg}_BER_per_image': float(np.nanmean(neg_err))
+            }

@@ -10,6 +10,7 @@ from mmseg.registry import MODELS
 from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
                                       read_manifest)
 from ..adapters.base_adapter import BaseSAMAdapter
+from ..utils.config_check import check_config_keys
 
 # Every SAM-family encoder (ViT, TinyViT) maps an S x S image to an
 # (S / 16) x (S / 16) embedding, the grid SAM's mask decoder expects.
@@ -97,6 +98,8 @@ class BaseSAMBackbone(BaseModule):
             adapter = []
         elif isinstance(adapter, dict):
             adapter = [adapter]
+        for cfg in adapter:
+            check_config_keys(MODELS, cfg, 'model.backbone.adapter')
         self.out_embedding = out_embedding
         self.out_indices = self._check_out_indices(out_indices)
 

@@ -4,6 +4,7 @@ import inspect
 import logging
 from typing import Dict, List, Optional
 
+import torch
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
@@ -12,6 +13,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
+
+from ..utils.peft_checkpoint import (WRAPPER_PARTS, check_state_dict,
+                                     fill_frozen_weights)
 
 
 def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
@@ -61,6 +65,12 @@ class SAMSegmentor(EncoderDecoder):
     * A ``decode_head`` config naming the multi-class head
       ``SAMMaskDecoderHead`` builds ``SAMMaskClassificationHead``
       (:func:`multi_class_head_cfg`).
+    * Loading a state dict (``load_state_dict``, mmseg's ``init_model``,
+      ``MMSegInferencer``, ``load_from``) refuses one that does not fit the
+      trainable weights (missing, extra or reshaped ones, or none at all:
+      e.g. a checkpoint of another adapter or number of classes, or the SAM
+      weights file) and completes a trainable-only one with the frozen SAM
+      weights loaded at construction.
 
     Args:
         sam_checkpoint (str, optional): Official SAM checkpoint file, passed
@@ -86,6 +96,12 @@ class SAMSegmentor(EncoderDecoder):
                 "input: set model.test_cfg=dict(mode='whole').")
         self.backbone_reads_samples = 'data_samples' in inspect.signature(
             self.backbone.forward).parameters
+        # The SAM file each part's frozen weights were read from (None:
+        # they are random), for completing trainable-only checkpoints.
+        self.frozen_weights_from = {
+            part: (kwargs.get(part) or {}).get('checkpoint')
+            for part in ('backbone', 'decode_head')
+        }
 
     def extract_feat(self,
                      inputs: Tensor,
@@ -187,6 +203,31 @@ class SAMSegmentor(EncoderDecoder):
                 'pred_sem_seg': PixelData(data=pred)
             })
         return data_samples
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # Under FSDP the names and shapes of the wrapped modules differ from
+        # the checkpoint's; TrainableCheckpointHook checked the checkpoint
+        # against the unwrapped names before FSDP loads it.
+        if not self._inside_fsdp(prefix):
+            own = {
+                k[len(prefix):]: v
+                for k, v in state_dict.items() if k.startswith(prefix)
+            }
+            check_state_dict(self, own)
+            fill_frozen_weights(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _inside_fsdp(self, prefix: str) -> bool:
+        if any(p in prefix for p in WRAPPER_PARTS):
+            return True
+        if not torch.distributed.is_available():
+            return False
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        return any(isinstance(m, FSDP) for m in self.modules())
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable and total parameter counts (shared tensors once)."""

@@ -48,6 +48,11 @@ class SAMCheckpointError(RuntimeError):
 
 def _missing_file_message(path: str, arch: Optional[str]) -> str:
     msg = f'SAM checkpoint not found: {path!r}.'
+    if osp.basename(path) == 'tiny_sam.pth':
+        return msg + (
+            ' This is the CPU demo\'s tiny SAM: create it and the demo data '
+            'with `python tools/make_demo_data.py` (add --task multiclass '
+            'for the multi-class demo).')
     if arch in TINY_VIT_CHECKPOINTS:
         msg += (f' This config expects the MobileSAM weights '
                 f'"{TINY_VIT_CHECKPOINTS[arch]}". {MOBILE_SAM_HOWTO}, or '
@@ -58,8 +63,9 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
         msg += (f' This config expects the official {arch} weights '
                 f'"{name}". Download them from {OFFICIAL_URL}{name} '
                 f'(listed at {OFFICIAL_PAGE}) and put the file at {path!r}, '
-                'or point the config\'s `sam_checkpoint` to where it is '
-                '(e.g. --cfg-options sam_checkpoint=/path/to/' + name + ').')
+                'or point the config\'s model.sam_checkpoint to where it is '
+                '(e.g. --cfg-options model.sam_checkpoint=/path/to/' + name +
+                ').')
     else:
         msg += (' Official SAM weights are published at '
                 f'{OFFICIAL_PAGE}; a custom arch needs a checkpoint written '

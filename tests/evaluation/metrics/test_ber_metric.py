@@ -100,3 +100,22 @@ def test_per_image_without_shadow():
     assert res['BER_per_image'] == pytest.approx((0 + 25) / 2)
     assert res['shadow_BER_per_image'] == 0.0
     assert res['non_shadow_BER_per_image'] == pytest.approx((0 + 25) / 2)
+
+
+@pytest.mark.parametrize('classes,keys', [
+    (('background', 'polyp'), ('polyp_BER', 'background_BER')),
+    (('non-shadow', 'shadow'), ('shadow_BER', 'non_shadow_BER')),
+    (('background', 'foreground'), ('foreground_BER', 'background_BER')),
+])
+def test_per_class_keys_are_named_by_the_dataset(classes, keys):
+    """No ``shadow_BER`` for polyps: the keys follow the dataset's classes
+    (background first); the values are the foreground / background errors.
+    """
+    for cls, suffix in ((BERMetric, ''), (BERPerImageMetric, '_per_image')):
+        metric = cls()
+        metric.dataset_meta = dict(classes=classes)
+        # 1 of 4 foreground pixels missed, no false positive
+        res = metric.compute_metrics([dict(tp=3, fn=1, fp=0, tn=4)])
+        fg, bg = (k + suffix for k in keys)
+        assert set(res) == {'BER' + suffix, fg, bg}
+        assert res[fg] == pytest.approx(25.0) and res[bg] == 0.0

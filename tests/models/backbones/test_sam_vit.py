@@ -77,6 +77,28 @@ def test_missing_checkpoint_names_file_and_download(tmp_path):
     assert path in msg
     assert 'sam_vit_h_4b8939.pth' in msg
     assert 'dl.fbaipublicfiles.com/segment_anything' in msg
+    # the key that works (a bare sam_checkpoint=... is ignored)
+    assert '--cfg-options model.sam_checkpoint=/path/to/sam_vit_h' in msg
+
+
+def test_missing_demo_sam_points_at_the_demo_tool(tmp_path):
+    path = str(tmp_path / 'data' / 'demo_shadow' / 'tiny_sam.pth')
+    with torch.device('meta'):
+        with pytest.raises(SAMCheckpointError) as err:
+            SAMViT(arch=dict(embed_dim=32, depth=2, num_heads=2),
+                   img_size=128, checkpoint=path)
+    msg = str(err.value)
+    assert path in msg and 'python tools/make_demo_data.py' in msg
+    assert 'fbaipublicfiles' not in msg
+
+
+def test_mistyped_adapter_key_suggests_the_right_one():
+    with torch.device('meta'):
+        with pytest.raises(TypeError) as err:
+            SAMViT(arch='vit_b', adapter=dict(type='ConvLoRA', rnak=3))
+    msg = str(err.value)
+    assert "ConvLoRA in model.backbone.adapter does not take 'rnak' (did " \
+        "you mean 'rank'?)" in msg
 
 
 def test_truncated_checkpoint_is_a_clear_error(tiny_sam_file, tmp_path):

@@ -9,7 +9,8 @@ from segment_anything.modeling import MaskDecoder
 from mmseg_convlora.models.heads import (SAMMaskClassificationHead,
                                          SAMMaskDecoderHead,
                                          semantic_inference)
-from mmseg_convlora.models.utils import SAMCheckpointError
+from mmseg_convlora.models.utils import (CheckpointMismatchError,
+                                         SAMCheckpointError)
 from mmseg_convlora.testing import tiny_model_cfg
 
 
@@ -110,18 +111,34 @@ def test_checkpoint_of_the_other_token_sequence_is_refused(tiny_sam_file):
     keep_state, drop_state = keep.state_dict(), drop.state_dict()
     assert set(keep_state) - set(drop_state) == {
         'decode_head.sam_multimask_tokens'}
-    with pytest.raises(SAMCheckpointError,
+    # the segmentor's checkpoint check names the setting that loads it ...
+    with pytest.raises(CheckpointMismatchError,
                        match='keep_sam_multimask_tokens=True'):
         drop.load_state_dict(keep_state)
-    with pytest.raises(SAMCheckpointError,
+    with pytest.raises(CheckpointMismatchError,
                        match='keep_sam_multimask_tokens=False'):
         keep.load_state_dict(drop_state)
+
+    # ... and so does the head's own, for a head loaded on its own
+    def head_state(state):
+        return {k[len('decode_head.'):]: v
+                for k, v in state.items() if k.startswith('decode_head.')}
+
+    with pytest.raises(SAMCheckpointError,
+                       match='keep_sam_multimask_tokens=True'):
+        drop.decode_head.load_state_dict(head_state(keep_state),
+                                         strict=False)
+    with pytest.raises(SAMCheckpointError,
+                       match='keep_sam_multimask_tokens=False'):
+        keep.decode_head.load_state_dict(head_state(drop_state),
+                                         strict=False)
     # the same sequence loads (also non-strictly, as checkpoints are loaded)
     drop.load_state_dict(drop_state)
     keep.load_state_dict(keep_state, strict=False)
-    # a state dict without the head's query_tokens is not checked
-    drop.load_state_dict({k: v for k, v in keep_state.items()
-                          if k.startswith('backbone.')}, strict=False)
+    # a head state dict without query_tokens is not checked
+    drop.decode_head.load_state_dict(
+        {k[len('decode_head.'):]: v for k, v in keep_state.items()
+         if k.startswith('decode_head.mask_decoder.')}, strict=False)
 
 
 @pytest.mark.parametrize('arch', ['vit_b', 'vit_l', 'vit_h'])

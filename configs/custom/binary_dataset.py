@@ -1,0 +1,71 @@
+# Your own dataset: a folder of images with binary masks, Conv-LoRA on SAM
+# ViT-B. Copy this file (e.g. to configs/custom/my_dataset.py), edit the
+# block below, then:
+#   python tools/train.py configs/custom/my_dataset.py
+#   python tools/test.py configs/custom/my_dataset.py \
+#       work_dirs/my_dataset/best_IoU_epoch_N.pth
+#   python tools/infer.py configs/custom/my_dataset.py \
+#       work_dirs/my_dataset/best_IoU_epoch_N.pth new_photos/ --out preds
+# Everything about the data is in the block below, and the dataloaders are
+# built from it in this file, so an edit here reaches all of them. (A config
+# that inherits this one and sets only data_root would not move them: edit
+# this block instead, or run with --cfg-options data_root=DIR.)
+_base_ = [
+    '../_base_/models/sam_vit-b.py', '../_base_/default_runtime.py',
+    '../_base_/schedules/schedule_10e.py'
+]
+
+# ----------------------------------------------------------- your data --
+# Layout: data_root/<split folder>/images/<name><img_suffix>
+#         data_root/<split folder>/masks/<name><seg_map_suffix>
+# Masks: 0/255 (or 0/1) grayscale PNGs, as large as their image.
+data_root = 'data/my_dataset'
+# the folder of each split; without a separate test set, test on 'val'
+split_folders = dict(train='train', val='val', test='val')
+img_suffix = ('.jpg', '.jpeg', '.png')  # one suffix or a tuple
+seg_map_suffix = '.png'  # e.g. '_mask.png' for masks named <name>_mask.png
+# ---------------------------------------------------------------------- --
+
+# Conv-LoRA (tools/train.py --method lora|cad|decoder_only|... swaps it)
+model = dict(
+    backbone=dict(
+        adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)),
+    decode_head=dict(loss_decode=dict(type='StructureLoss')))
+img_scale = (1024, 1024)
+train_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='LoadBinaryAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    # after Resize: metrics compare against the mask at its own resolution
+    dict(type='LoadBinaryAnnotations'),
+    dict(type='PackSegInputs'),
+]
+dataloaders = {
+    split: dict(
+        batch_size=1,
+        num_workers=2,
+        persistent_workers=True,
+        sampler=dict(type='DefaultSampler', shuffle=split == 'train'),
+        dataset=dict(
+            type='BinarySegDataset',
+            data_root=data_root,
+            data_prefix=dict(
+                img_path=f'{folder}/images', seg_map_path=f'{folder}/masks'),
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            pipeline=train_pipeline if split == 'train' else test_pipeline))
+    for split, folder in split_folders.items()
+}
+train_dataloader = dataloaders['train']
+val_dataloader = dataloaders['val']
+test_dataloader = dataloaders['test']
+# per-image IoU, Dice, accuracy (and Jaccard) at probability 0.5
+val_evaluator = dict(type='BinarySegMetric')
+test_evaluator = val_evaluator
+default_hooks = dict(checkpoint=dict(save_best='IoU', rule='greater'))

@@ -1,0 +1,125 @@
+"""Build a trained model from its config and checkpoint for inference."""
+import copy
+import os
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS, MODELS
+
+from ..datasets import Trans10KDataset
+from ..datasets.transforms.trans10k_loading import TRANS10K_METAINFO
+from ..models.utils import load_peft_checkpoint
+
+ConfigLike = Union[str, os.PathLike, Config]
+
+
+def _loaders(cfg: Config, key: str) -> list:
+    loaders = cfg.get(key)
+    if not loaders:
+        return []
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+
+
+def inference_config(config: ConfigLike,
+                     cfg_options: Optional[dict] = None) -> Config:
+    """The config of a model that predicts on new images.
+
+    A config that trains from cached SAM embeddings
+    (``model.backbone.embedding_cache``) predicts with the encoder instead:
+    new images have no cached embedding (the model and checkpoint are the
+    same). Everything else is the config as written.
+
+    Args:
+        config (str | Config): Config file or object (not modified).
+        cfg_options (dict, optional): Overrides, as ``--cfg-options``.
+
+    Returns:
+        Config: The inference config.
+    """
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        cfg = Config.fromfile(os.fspath(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.model.backbone.pop('embedding_cache', None)
+    pipelines = [cfg.get('train_pipeline'), cfg.get('test_pipeline')] + [
+        loader.dataset.get('pipeline') for key in ('train_dataloader',
+                                                   'val_dataloader',
+                                                   'test_dataloader')
+        for loader in _loaders(cfg, key) if 'dataset' in loader
+    ]
+    for pipeline in pipelines:
+        if pipeline:
+            pipeline[:] = [t for t in pipeline
+                           if t.get('type') != 'LoadCachedEmbedding']
+    return cfg
+
+
+def get_test_pipeline(cfg: Config) -> list:
+    """The test pipeline: of the (first) test dataloader, else
+    ``cfg.test_pipeline``."""
+    for loader in _loaders(cfg, 'test_dataloader'):
+        pipeline = loader.get('dataset', {}).get('pipeline')
+        if pipeline:
+            return pipeline
+    if cfg.get('test_pipeline'):
+        return cfg.test_pipeline
+    raise ValueError('The config has neither test_dataloader.dataset.pipeline '
+                     'nor test_pipeline: nothing says how to prepare images.')
+
+
+def config_dataset_meta(cfg: Config) -> Optional[dict]:
+    """Classes and palette of the config's (first) test dataset."""
+    for loader in _loaders(cfg, 'test_dataloader'):
+        dataset = loader.get('dataset', {})
+        cls = DATASETS.get(dataset.get('type', ''))
+        if cls is None:
+            continue
+        if issubclass(cls, Trans10KDataset):  # classes depend on version
+            meta = dict(TRANS10K_METAINFO[dataset.get('version', 'v1')])
+        else:
+            meta = dict(getattr(cls, 'METAINFO', {}))
+        meta.update(dataset.get('metainfo') or {})
+        if meta.get('classes'):
+            return dict(classes=meta['classes'], palette=meta.get('palette'))
+    return None
+
+
+def init_segmentor(config: ConfigLike,
+                   checkpoint: Optional[str] = None,
+                   device: str = 'cpu',
+                   cfg_options: Optional[dict] = None) -> torch.nn.Module:
+    """mmseg's ``init_model`` for this plugin's configs and checkpoints.
+
+    The model of :func:`inference_config` with the checkpoint loaded by
+    :func:`~mmseg_convlora.models.utils.load_peft_checkpoint` (refusing one
+    of another model, naming the file), in eval mode, with ``model.cfg``
+    and ``model.dataset_meta`` (from the checkpoint, else the config's
+    dataset) set as ``init_model`` does.
+
+    Args:
+        config (str | Config): The config the checkpoint was trained with.
+        checkpoint (str, optional): A checkpoint written by training (or
+            exported); None keeps the weights the config builds.
+        device (str): E.g. 'cpu', 'cuda:0'.
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        nn.Module: The segmentor.
+    """
+    cfg = inference_config(config, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.train_cfg = None
+    model = MODELS.build(model_cfg)
+    meta = load_peft_checkpoint(model, checkpoint) if checkpoint else {}
+    dataset_meta = meta.get('dataset_meta') or config_dataset_meta(cfg)
+    if dataset_meta is not None:
+        model.dataset_meta = dict(
+            classes=dataset_meta.get('classes'),
+            palette=dataset_meta.get('palette'))
+    model.cfg = cfg
+    return model.to(device).eval()

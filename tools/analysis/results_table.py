@@ -1,0 +1,213 @@
+"""Collect the test results of several work dirs into one table.
+
+Usage:
+    python tools/analysis/results_table.py WORK_DIR [WORK_DIR ...]
+        [--metrics M [M ...]] [--labels L [L ...]] [--layout long|wide]
+        [--format markdown|csv] [--precision N] [--out FILE]
+
+``tools/test.py --work-dir DIR`` writes its metrics to
+``DIR/<timestamp>/<timestamp>.json``; a WORK_DIR (or a glob pattern, quoted,
+e.g. 'work_dirs/*/polyp') is searched for these files, sub-folders included
+(so the training work dir of the README's recipe, whose test results are in
+``<work dir>/test/``, works as well as the test dir itself), and the newest
+is used. Metrics of several test sets (``Kvasir/Sm``, ...) become one row
+per test set and run (``--layout long``, the default) or one column per
+test set and metric (``--layout wide``).
+
+Rows are labelled by the parts of the work dir paths that differ, e.g.
+``work_dirs/convlora/polyp`` and ``work_dirs/lora/polyp`` -> ``convlora``
+and ``lora``; ``--labels`` names them yourself.
+"""
+import argparse
+import csv
+import glob
+import io
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Tuple
+
+# what mmengine's test log adds besides the metrics
+NOT_METRICS = ('time', 'data_time', 'memory', 'iter', 'epoch', 'step', 'lr')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='One table of the test results of several work dirs')
+    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
+                        help='work dirs of tools/test.py (or above them), '
+                        'or glob patterns')
+    parser.add_argument('--metrics', nargs='+',
+                        help='metrics to show, in this order (default: all)')
+    parser.add_argument('--labels', nargs='+',
+                        help='one row label per work dir (default: the '
+                        'parts of their paths that differ)')
+    parser.add_argument('--layout', choices=['long', 'wide'], default='long',
+                        help='long: a row per test set and run; wide: a row '
+                        'per run, a column per test set and metric')
+    parser.add_argument('--format', choices=['markdown', 'csv'],
+                        default='markdown')
+    parser.add_argument('--precision', type=int, default=3,
+                        help='decimals (default 3)')
+    parser.add_argument('--out', help='write the table to this file too')
+    return parser.parse_args(argv)
+
+
+def expand(patterns: List[str]) -> List[str]:
+    """Work dirs of the arguments, globs expanded, in the order given."""
+    dirs = []
+    for pattern in patterns:
+        found = [pattern] if osp.isdir(pattern) else sorted(
+            p for p in glob.glob(pattern) if osp.isdir(p))
+        if not found:
+            raise FileNotFoundError(
+                f'{pattern!r} is no folder and matches none.')
+        dirs.extend(d for d in found if d not in dirs)
+    return dirs
+
+
+def latest_results(work_dir: str) -> Tuple[str, Dict[str, float]]:
+    """The newest ``<timestamp>/<timestamp>.json`` under ``work_dir``.
+
+    Returns:
+        tuple: The file and its metrics (numbers only, timing dropped).
+
+    Raises:
+        FileNotFoundError: There is none.
+    """
+    files = [
+        p for p in glob.glob(osp.join(work_dir, '**', '*.json'),
+                             recursive=True)
+        if osp.splitext(osp.basename(p))[0] == osp.basename(osp.dirname(p))
+    ]
+    if not files:
+        raise FileNotFoundError(
+            f'No test results in {work_dir!r}: tools/test.py CONFIG CKPT '
+            '--work-dir DIR writes them to DIR/<timestamp>/<timestamp>.json.')
+    path = max(files, key=lambda p: (osp.basename(p), p))
+    with open(path) as f:
+        results = json.load(f)
+    metrics = {
+        k: float(v)
+        for k, v in results.items() if isinstance(v, (int, float))
+        and not isinstance(v, bool) and k.split('/')[-1] not in NOT_METRICS
+    }
+    return path, metrics
+
+
+def auto_labels(dirs: List[str]) -> List[str]:
+    """The path components in which the dirs differ."""
+    parts = [osp.normpath(osp.abspath(d)).split(os.sep) for d in dirs]
+    if len(parts) == 1:
+        return [parts[0][-1]]
+    head = 0
+    while all(len(p) > head + 1 for p in parts) and \
+            len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while all(len(p) - tail - 1 > head for p in parts) and \
+            len({p[-1 - tail] for p in parts}) == 1:
+        tail += 1
+    labels = ['/'.join(p[head:len(p) - tail]) for p in parts]
+    return labels if len(set(labels)) == len(labels) else \
+        ['/'.join(p[head:]) for p in parts]
+
+
+def split_key(key: str) -> Tuple[str, str]:
+    """``'Kvasir/Sm'`` -> ``('Kvasir', 'Sm')``, ``'BER'`` ->
+    ``('', 'BER')``."""
+    test_set, _, metric = key.rpartition('/')
+    return test_set, metric
+
+
+def build_table(runs: List[Tuple[str, Dict[str, float]]],
+                metrics: Optional[List[str]] = None,
+                layout: str = 'long',
+                precision: int = 3) -> Tuple[List[str], List[List[str]]]:
+    """Header and rows of the table.
+
+    Args:
+        runs (list): (label, metrics) per work dir.
+        metrics (list[str], optional): Metric names (without test set) to
+            show, in this order; default: all, in order of appearance.
+        layout (str): 'long' or 'wide'.
+        precision (int): Decimals.
+
+    Returns:
+        tuple: The header and the rows, as strings ('-' where a run lacks a
+        value).
+    """
+    test_sets, names = [], []
+    for _, values in runs:
+        for key in values:
+            test_set, metric = split_key(key)
+            if test_set not in test_sets:
+                test_sets.append(test_set)
+            if metric not in names:
+                names.append(metric)
+    if metrics:
+        unknown = [m for m in metrics if m not in names]
+        if unknown:
+            raise ValueError(f'No run reports {unknown}; the metrics are '
+                             f'{names}.')
+        names = list(metrics)
+
+    def cell(values, test_set, metric):
+        key = f'{test_set}/{metric}' if test_set else metric
+        return f'{values[key]:.{precision}f}' if key in values else '-'
+
+    if layout == 'wide':
+        columns = [(s, m) for s in test_sets for m in names]
+        header = ['run'] + [f'{s}/{m}' if s else m for s, m in columns]
+        rows = [[label] + [cell(values, s, m) for s, m in columns]
+                for label, values in runs]
+        return header, rows
+    with_sets = test_sets != ['']
+    header = (['test set'] if with_sets else []) + ['run'] + names
+    rows = []
+    for test_set in test_sets:
+        for label, values in runs:
+            rows.append(([test_set] if with_sets else []) + [label] +
+                        [cell(values, test_set, m) for m in names])
+    return header, rows
+
+
+def render(header: List[str], rows: List[List[str]], fmt: str) -> str:
+    if fmt == 'csv':
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator='\n')
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buf.getvalue()
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '| ' + ' | '.join('---' for _ in header) + ' |']
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    dirs = expand(args.work_dirs)
+    labels = args.labels or auto_labels(dirs)
+    if len(labels) != len(dirs):
+        raise ValueError(f'{len(labels)} labels for {len(dirs)} work dirs '
+                         f'({dirs}).')
+    runs = []
+    for label, work_dir in zip(labels, dirs):
+        path, values = latest_results(work_dir)
+        print(f'{label}: {path}', file=sys.stderr)
+        runs.append((label, values))
+    header, rows = build_table(runs, args.metrics, args.layout,
+                               args.precision)
+    table = render(header, rows, args.format)
+    print(table, end='')
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(table)
+    return table
+
+
+if __name__ == '__main__':
+    main()

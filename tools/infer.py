@@ -1,0 +1,194 @@
+"""Predict masks for your own images with a trained model.
+
+Usage:
+    python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
+        [--device cpu|cuda] [--opacity A] [--cfg-options k=v ...]
+
+INPUT is an image file, a folder (its images, sub-folders included) or a
+glob pattern (quote it, e.g. 'photos/*.jpg'). For every image, at its
+original size, DIR gets:
+
+* ``masks/<name>.png``: the prediction in the dataset's mask encoding:
+  0/255 for binary models; class ids for multi-class ones (the dataset's
+  colours for Trans10K v1, whose masks are colour-coded);
+* ``probs/<name>.png``: binary: the foreground probability (0-255);
+  multi-class: ``probs/<name>/<class>.png``, one map per class (the head's
+  class scores normalised to sum to 1 at every pixel);
+* ``overlays/<name>.png``: the image with the predicted classes coloured
+  by the dataset's palette.
+
+``<name>`` is the file name without extension, with the sub-folder path
+for images found in a folder. No masks are needed; CHECKPOINT is one
+written by tools/train.py for CONFIG (or by tools/export_model.py).
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmcv  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.utils import ProgressBar  # noqa: E402
+
+import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmseg_convlora.apis import get_test_pipeline  # noqa: E402
+from mmseg_convlora.apis import InferencePipeline, init_segmentor  # noqa
+from mmseg_convlora.datasets.transforms.trans10k_loading import \
+    TRANS10K_V1_COLORS  # noqa: E402
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Predict masks for images with a trained SAM segmentor')
+    parser.add_argument('config', help='the config the model was trained '
+                        'with')
+    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+                        help='image files, folders or glob patterns')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda (default: cuda if available)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='opacity of the class colours in the overlays')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. '
+        'model.sam_checkpoint=/path/to/sam_vit_b_01ec64.pth')
+    return parser.parse_args(argv)
+
+
+def find_images(inputs: List[str]) -> Dict[str, str]:
+    """Output name (no extension) -> image file, for files, folders and
+    glob patterns.
+
+    Raises:
+        FileNotFoundError: An input that is no file, folder or matching
+            pattern.
+        ValueError: Two images that would get the same output name.
+    """
+    found: Dict[str, str] = {}
+
+    def add(name: str, path: str) -> None:
+        if name in found and osp.abspath(found[name]) != osp.abspath(path):
+            raise ValueError(
+                f'{found[name]!r} and {path!r} would both be written as '
+                f'{name!r}; give them in separate runs or folders.')
+        found[name] = path
+
+    for item in inputs:
+        if osp.isdir(item):
+            files = sorted(
+                p for p in glob.glob(osp.join(item, '**', '*'),
+                                     recursive=True)
+                if p.lower().endswith(IMAGE_SUFFIXES))
+            if not files:
+                raise FileNotFoundError(
+                    f'No images ({", ".join(IMAGE_SUFFIXES)}) in the folder '
+                    f'{item!r}.')
+            for path in files:
+                add(osp.splitext(osp.relpath(path, item))[0], path)
+        elif osp.isfile(item):
+            add(osp.splitext(osp.basename(item))[0], item)
+        else:
+            files = sorted(p for p in glob.glob(item, recursive=True)
+                           if osp.isfile(p))
+            if not files:
+                raise FileNotFoundError(
+                    f'{item!r} is no image file, folder or glob pattern '
+                    'that matches files.')
+            for path in files:
+                add(osp.splitext(osp.basename(path))[0], path)
+    return found
+
+
+def mask_colours(cfg) -> Optional[np.ndarray]:
+    """The RGB colour of each class id in the dataset's masks, for datasets
+    whose masks are colour-coded (Trans10K v1), else None."""
+    loaders = cfg.test_dataloader
+    loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+    dataset = loader.get('dataset', {})
+    if dataset.get('type') != 'Trans10KDataset' or \
+            dataset.get('version', 'v1') != 'v1':
+        return None
+    colours = {}
+    for colour, class_id in TRANS10K_V1_COLORS.items():
+        colours.setdefault(class_id, colour)
+    return np.array([colours[i] for i in sorted(colours)], np.uint8)
+
+
+def overlay(image: np.ndarray, pred: np.ndarray, palette, opacity: float
+            ) -> np.ndarray:
+    """The image (BGR) with every predicted class but 0 (background)
+    coloured (palette RGB) at ``opacity``."""
+    colours = np.asarray(palette, dtype=np.float32)[:, ::-1]
+    out = image.astype(np.float32)
+    fg = pred > 0
+    out[fg] = (1 - opacity) * out[fg] + opacity * colours[pred[fg]]
+    return out.round().astype(np.uint8)
+
+
+def write_prediction(sample, name: str, out: str, classes, palette,
+                     colours: Optional[np.ndarray], opacity: float) -> None:
+    probs = sample.seg_logits.data.float().cpu()
+    pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+    if probs.shape[0] == 1:  # binary: dataset masks are 0/255
+        mask = pred * 255
+        mmcv.imwrite(((probs[0].clamp(0, 1) * 255).round().byte().numpy()),
+                     osp.join(out, 'probs', name + '.png'))
+    else:
+        mask = pred if colours is None else colours[pred][..., ::-1]
+        # the head's class scores (sums over its queries) as probabilities
+        probs = probs / probs.sum(0, keepdim=True).clamp(min=1e-12)
+        for c, class_name in enumerate(classes):
+            mmcv.imwrite(
+                (probs[c].clamp(0, 1) * 255).round().byte().numpy(),
+                osp.join(out, 'probs', name, f'{class_name}.png'))
+    mmcv.imwrite(mask, osp.join(out, 'masks', name + '.png'))
+    image = mmcv.imread(sample.img_path)
+    mmcv.imwrite(overlay(image, pred, palette, opacity),
+                 osp.join(out, 'overlays', name + '.png'))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    images = find_images(args.inputs)
+    model = init_segmentor(args.config, args.checkpoint, args.device,
+                           args.cfg_options)
+    pipeline = InferencePipeline(get_test_pipeline(model.cfg))
+    meta = getattr(model, 'dataset_meta', None) or {}
+    num_classes = max(2, model.decode_head.out_channels)
+    classes = meta.get('classes') or tuple(
+        f'class{i}' for i in range(num_classes))
+    palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
+        num_classes - 1)
+    colours = mask_colours(model.cfg)
+    os.makedirs(args.out, exist_ok=True)
+    print(f'Predicting {len(images)} images with {args.checkpoint} '
+          f'({args.device}) into {args.out}/')
+    progress = ProgressBar(len(images), file=sys.stdout)
+    for name, path in images.items():
+        data = pipeline(path)
+        batch = dict(inputs=[data['inputs']],
+                     data_samples=[data['data_samples']])
+        with torch.no_grad():
+            sample = model.test_step(batch)[0]
+        write_prediction(sample, name, args.out, classes, palette, colours,
+                         args.opacity)
+        progress.update()
+    encoding = 'colour-coded' if colours is not None else (
+        '0/255' if model.decode_head.out_channels == 1 else 'class ids')
+    print(f'\nWrote masks/ ({encoding} PNG), probs/ and overlays/ for '
+          f'{len(images)} images in {args.out}/')
+
+
+if __name__ == '__main__':
+    main()
