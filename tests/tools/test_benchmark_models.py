@@ -70,3 +70,25 @@ def test_models_cli_measures_memory_in_child_processes():
     row = [line for line in proc.stdout.splitlines()
            if ' cad_cached ' in line][0]
     assert float(row.split('|')[5]) >= 0  # train peak (MiB) from the child
+
+
+def test_models_on_mobile_sam_count_tiny_vit_qkv_adapters():
+    """``--arch mobile_sam``: LoRA / Conv-LoRA on TinyViT's ten attention
+    qkv layers (2 of width 128, 6 of 160, 2 of 320), CAD beside it."""
+    rows = load_benchmark().main([
+        'models', '--arch', 'mobile_sam', '--size', '64', '--cad-size', '32',
+        '--methods', 'decoder_only', 'lora', 'convlora', 'cad', '--warmup',
+        '0', '--steps', '1', '--memory-isolation', 'none', '--measure',
+        'time', '--modes', 'train'
+    ])
+    by = {r['method']: r['trainable'] for r in rows}
+    assert by['decoder_only'] == 3_505_536  # SAM's decoder, as for ViTs
+    widths = [128] * 2 + [160] * 6 + [320] * 2
+    rank, experts = 3, 8
+    lora = sum(rank * (c + 3 * c) for c in widths)  # A: r x C, B: 3C x r
+    assert by['lora'] - by['decoder_only'] == lora == 22_272
+    # per layer: 8 experts' 3x3 conv r->r with bias, gate and noise (r x E)
+    expert = rank * rank * 9 + rank
+    per_layer = experts * expert + 2 * rank * experts
+    assert by['convlora'] - by['lora'] == len(widths) * per_layer == 7_200
+    assert all(r['train_s'] is not None for r in rows)
