@@ -19,8 +19,9 @@ from mmengine.config import Config
 from mmengine.fileio import LocalBackend
 from mmengine.runner import Runner
 
+import mmseg_convlora.engine.atomic_files as af
 import mmseg_convlora.engine.hooks.exact_resume_hook as erh
-from mmseg_convlora.engine.hooks import atomic_write
+from mmseg_convlora.engine import atomic_write
 from mmseg_convlora.testing import demo_config, run_tool
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def iter_cfg(cfg, max_iters=MAX_ITERS, val_interval=2, keep=1):
     cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
                                 begin=0, end=max_iters, by_epoch=False)]
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', by_epoch=False, interval=2,
+        type='SafeCheckpointHook', by_epoch=False, interval=2,
         max_keep_ckpts=keep)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(by_epoch=False)
@@ -98,10 +99,7 @@ def small_cfg(demo_data, work_dir, safe=True):
                                **{'model.backbone.adapter': None}),
                    max_iters=4, val_interval=100, keep=1)
     if not safe:
-        cfg.custom_hooks = [
-            h if h['type'] != 'ExactResumeHook' else dict(
-                type='ExactResumeHook', safe_checkpoints=False)
-            for h in cfg.custom_hooks]
+        cfg.default_hooks.checkpoint.type = 'CheckpointHook'
     return cfg
 
 
@@ -113,18 +111,18 @@ def _half_then_fail(f, data):
 def test_failed_save_keeps_previous_checkpoint_and_resume_uses_it(
         demo_data, tmp_path, monkeypatch):
     work = str(tmp_path / 'work')
-    real_write = erh._write_all
+    real_write = af._write_all
 
     def write(f, data):
         if 'iter_4.pth' in f.name:
             return _half_then_fail(f, data)
         return real_write(f, data)
 
-    monkeypatch.setattr(erh, '_write_all', write)
+    monkeypatch.setattr(af, '_write_all', write)
     runner = Runner.from_cfg(small_cfg(demo_data, work))
     with pytest.raises(OSError, match='simulated crash'):
         runner.train()
-    monkeypatch.setattr(erh, '_write_all', real_write)
+    monkeypatch.setattr(af, '_write_all', real_write)
     assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
         'iter_2.pth'
     ]
@@ -170,13 +168,13 @@ def test_mmengine_checkpoint_hook_alone_loses_the_checkpoint(
 def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch):
     path = str(tmp_path / 'last_checkpoint')
     atomic_write(path, b'work/iter_2.pth')
-    monkeypatch.setattr(erh, '_write_all', _half_then_fail)
+    monkeypatch.setattr(af, '_write_all', _half_then_fail)
     with pytest.raises(OSError):
         atomic_write(path, b'work/iter_4.pth')
     assert open(path).read() == 'work/iter_2.pth'
     assert os.listdir(tmp_path) == ['last_checkpoint']
     mode = os.stat(path).st_mode & 0o777
-    assert mode == erh._FILE_MODE
+    assert mode == af._FILE_MODE
 
 
 def test_rng_state_round_trip():
