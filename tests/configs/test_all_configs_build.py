@@ -167,3 +167,25 @@ def test_config_builds(path, tmp_path):
             assert ckpt.get('rule') == 'less', ckpt
         else:
             assert ckpt.get('rule', 'greater') == 'greater', ckpt
+
+
+# loaders that refuse label values that are no class id, naming the file
+_CHECKED_LOADERS = ('LoadBinaryAnnotations', 'LoadTrans10KAnnotations')
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_every_pipeline_checks_its_labels(path):
+    """Labels outside [0, K) (other than 255) stop training and evaluation
+    with the file name: each pipeline with annotations decodes them with a
+    checking loader, or checks them with CheckSegLabels(num_classes=K)."""
+    cfg = Config.fromfile(path)
+    num_classes = cfg.model.decode_head.num_classes
+    for ds in dataset_cfgs(cfg):
+        steps = [t['type'] for t in ds['pipeline']]
+        if any(s in _CHECKED_LOADERS for s in steps):
+            continue
+        assert 'LoadAnnotations' in steps, (path, steps)
+        checks = [t for t in ds['pipeline'] if t['type'] == 'CheckSegLabels']
+        assert checks, f'{config_id(path)}: {steps} lacks CheckSegLabels'
+        assert steps.index('CheckSegLabels') > steps.index('LoadAnnotations')
+        assert checks[0]['num_classes'] == num_classes
