@@ -189,3 +189,12 @@ def test_every_pipeline_checks_its_labels(path):
         assert checks, f'{config_id(path)}: {steps} lacks CheckSegLabels'
         assert steps.index('CheckSegLabels') > steps.index('LoadAnnotations')
         assert checks[0]['num_classes'] == num_classes
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_training_workers_allow_an_exact_resume(path):
+    """ExactResumeHook repeats the augmentations exactly only with workers
+    created afresh each epoch (persistent workers restart them)."""
+    loader = Config.fromfile(path).train_dataloader
+    assert loader.get('num_workers', 0) == 0 or not loader.get(
+        'persistent_workers', False), config_id(path)
