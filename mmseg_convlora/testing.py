@@ -52,11 +52,13 @@ def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
         test_cfg=dict(mode='whole'))
 
 
-def run_tool(args, cwd=REPO, timeout=600):
-    """Run a tools/ script in a subprocess; return CompletedProcess."""
-    proc = subprocess.run([sys.executable] + args, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc
+def run_tool(args, cwd=REPO):
+    """Run a tools/ script in a subprocess; return CompletedProcess.
+
+    No time limit: a slow (loaded) machine must not fail a correct run.
+    """
+    return subprocess.run([sys.executable] + args, cwd=cwd,
+                          capture_output=True, text=True)
 
 
 def demo_config(data_dir: str, work_dir: str, **overrides):

@@ -1,8 +1,11 @@
+import glob
+import importlib.util
 import logging
 import os.path as osp
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from mmengine.evaluator import BaseMetric
@@ -97,9 +100,9 @@ def iter_config(demo_data):
 
     def make(work_dir, max_iters=4, interval=2, keep=1, adapter='keep',
              save_best=None, rule='greater', val_images=2):
-        overrides = {} if adapter == 'keep' else {
-            'model.backbone.adapter': adapter}
-        cfg = demo_config(demo_data, str(work_dir), **overrides)
+        cfg = demo_config(demo_data, str(work_dir))
+        if adapter != 'keep':
+            cfg.model.backbone.adapter = adapter
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                              val_interval=interval)
         cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
@@ -132,3 +135,61 @@ def short_run(iter_config, tmp_path_factory):
     cfg = iter_config(work, adapter=None, keep=2, save_best='clock')
     Runner.from_cfg(cfg).train()
     return work
+
+
+def _load_tool(*parts):
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class InProcessTool:
+    """tools/train.py or tools/test.py run in this process: no interpreter
+    start-up and imports per run. :meth:`run` returns the text of the log
+    file the run wrote (``--work-dir`` is required)."""
+
+    def __init__(self, name):
+        self.module = _load_tool(name)
+
+    def run(self, argv):
+        argv = list(argv)
+        # mmengine keeps one visualizer per name per process
+        unique = f'visualizer.name=visualizer_{uuid.uuid4().hex[:12]}'
+        if '--cfg-options' in argv:
+            argv.insert(argv.index('--cfg-options') + 1, unique)
+        else:
+            argv += ['--cfg-options', unique]
+        self.module.main(argv)
+        work = argv[argv.index('--work-dir') + 1]
+        logs = sorted(glob.glob(osp.join(work, '*', '*.log')),
+                      key=osp.getmtime)
+        return open(logs[-1]).read()
+
+
+@pytest.fixture(scope='session')
+def train_tool():
+    """tools/train.py, in process (:class:`InProcessTool`)."""
+    return InProcessTool('train.py')
+
+
+@pytest.fixture(scope='session')
+def eval_tool():
+    """tools/test.py, in process (:class:`InProcessTool`)."""
+    return InProcessTool('test.py')
+
+
+@pytest.fixture(scope='session')
+def trained_demo(demo_data, tmp_path_factory):
+    """The README's demo training, ``tools/train.py
+    configs/demo/tiny_shadow.py`` (Conv-LoRA, 10 epochs), run once as a
+    subprocess: (work dir, stdout + stderr)."""
+    from mmseg_convlora.testing import demo_cfg_options, run_tool
+    work = str(tmp_path_factory.mktemp('trained_demo') / 'work')
+    proc = run_tool(['tools/train.py', 'configs/demo/tiny_shadow.py',
+                     '--work-dir', work, '--cfg-options'] +
+                    demo_cfg_options(demo_data))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc.stdout + proc.stderr

@@ -108,7 +108,7 @@ def test_val_loop_picks_best_checkpoint_by_prefixed_key(demo_data, tmp_path):
                          val_interval=1)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=1, save_best='a/BER', rule='less')
+        type='SafeCheckpointHook', interval=1, save_best='a/BER', rule='less')
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert isinstance(runner.val_loop, MultiDatasetValLoop)
