@@ -41,15 +41,22 @@ def randomness_cfg(runner) -> dict:
 
 
 def resume_request(runner) -> Tuple[bool, Optional[str]]:
-    """``(resume, load_from)`` as the runner will act on them in
-    ``load_or_resume`` (``Runner._resume``, ``Runner._load_from``)."""
+    """``(resume, checkpoint)`` as the runner will act on them in
+    ``load_or_resume``: ``Runner._resume`` and ``Runner._load_from``
+    (``FlexibleRunner._resume`` may also be the checkpoint itself)."""
+    if isinstance(runner._resume, str):
+        return True, runner._resume
     return bool(runner._resume), runner._load_from
 
 
 def set_resume_checkpoint(runner, path: str) -> None:
-    """Make ``load_or_resume`` resume from ``path`` (call before it runs,
-    e.g. in ``before_run``)."""
-    runner._load_from = path
+    """Make ``load_or_resume`` resume from ``path``. ``Runner`` calls it
+    after ``before_run``; ``FlexibleRunner`` before, so there only
+    ``tools/train.py`` (which resolves ``--resume`` itself) applies."""
+    if isinstance(runner._resume, str):
+        runner._resume = path
+    else:
+        runner._load_from = path
 
 
 def mean_losses(losses: dict, stage: str) -> dict:
