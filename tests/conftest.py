@@ -156,12 +156,17 @@ class InProcessTool:
 
     def run(self, argv):
         argv = list(argv)
-        # mmengine keeps one visualizer per name per process
-        unique = f'visualizer.name=visualizer_{uuid.uuid4().hex[:12]}'
+        # mmengine keeps one visualizer, logger and message hub per name
+        # per process (the logger's and hub's: config name + time to the
+        # second)
+        tag = uuid.uuid4().hex[:12]
+        unique = [f'visualizer.name=visualizer_{tag}',
+                  f'experiment_name=run_{tag}']
         if '--cfg-options' in argv:
-            argv.insert(argv.index('--cfg-options') + 1, unique)
+            at = argv.index('--cfg-options') + 1
+            argv[at:at] = unique
         else:
-            argv += ['--cfg-options', unique]
+            argv += ['--cfg-options'] + unique
         self.module.main(argv)
         work = argv[argv.index('--work-dir') + 1]
         logs = sorted(glob.glob(osp.join(work, '*', '*.log')),
