@@ -64,9 +64,10 @@ def test_tools_test_reports_each_test_set(demo_data, demo_checkpoint,
         loader('shadowB', demo_data, 'train', num=12,
                evaluator=dict(type='SODMetric', beta2=0.3)),
     ]
+    sam = osp.join(demo_data, 'tiny_sam.pth')
     cfg_path.write_text(
         f"_base_ = [{osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')!r}]\n"
-        f"model = dict(sam_checkpoint={osp.join(demo_data, 'tiny_sam.pth')!r})\n"
+        f'model = dict(sam_checkpoint={sam!r})\n'
         f'test_dataloader = {sets!r}\n'
         "test_evaluator = dict(type='BERMetric')\n"
         "test_cfg = dict(type='MultiDatasetTestLoop')\n")

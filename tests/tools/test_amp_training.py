@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
@@ -90,7 +90,10 @@ def test_tools_train_amp_bfloat16(demo_data, tmp_path, name, train_tool):
     cfg.dump(path)
     log = train_tool.run([path, '--amp', '--amp-dtype', 'bfloat16',
                           '--work-dir', cfg.work_dir])
-    assert 'AmpOptimWrapper' in log
+    # the config the run used, as it saved it in the work dir
+    used = Config.fromfile(osp.join(cfg.work_dir, osp.basename(path)))
+    assert used.optim_wrapper.type == 'AmpOptimWrapper'
+    assert used.optim_wrapper.dtype == 'bfloat16'
     losses = losses_from_log(cfg.work_dir)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     assert ('loss_moe' in log) == (name == 'convlora')
