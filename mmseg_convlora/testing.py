@@ -52,11 +52,13 @@ def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
         test_cfg=dict(mode='whole'))
 
 
-def run_tool(args, cwd=REPO, timeout=600):
-    """Run a tools/ script in a subprocess; return CompletedProcess."""
-    proc = subprocess.run([sys.executable] + args, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc
+def run_tool(args, cwd=REPO):
+    """Run a tools/ script in a subprocess; return CompletedProcess.
+
+    No time limit: a slow (loaded) machine must not fail a correct run.
+    """
+    return subprocess.run([sys.executable] + args, cwd=cwd,
+                          capture_output=True, text=True)
 
 
 def demo_config(data_dir: str, work_dir: str, **overrides):
@@ -71,6 +73,10 @@ def demo_config(data_dir: str, work_dir: str, **overrides):
     # mmengine keeps one visualizer per name per process; a unique name
     # keeps in-process runs from writing into each other's work dirs
     cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex[:12]}'
+    # the same for the logger and message hub, named by the experiment
+    # (config name + time to the second: two runs built in one second
+    # would share the log file and the runtime info)
+    cfg.experiment_name = f'tiny_shadow_{uuid.uuid4().hex[:12]}'
     cfg.model.sam_checkpoint = osp.join(data_dir, 'tiny_sam.pth')
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_dir

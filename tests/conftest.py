@@ -1,13 +1,19 @@
+import glob
+import importlib.util
+import logging
 import os.path as osp
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
-import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.registry import init_default_scope
+from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from mmengine.registry import init_default_scope
-from mmseg_convlora.testing import REPO
+from mmseg_convlora.testing import REPO, demo_config
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 
 
@@ -35,3 +41,160 @@ def demo_data(tmp_path_factory):
         osp.join(REPO, 'tools', 'make_demo_data.py'), '--out', out
     ], check=True, cwd=REPO)
     return out
+
+
+@METRICS.register_module(force=True)
+class ClockMetric(BaseMetric):
+    """Reports the time of each evaluation as ``clock``: with
+    ``rule='greater'`` every validation is a new best (tests of best
+    checkpoints must not depend on a model improving)."""
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        return dict(clock=time.time())
+
+
+class LogRecords(logging.Handler):
+    """Collects the messages logged to a logger (``records`` list)."""
+
+    def __init__(self, logger):
+        super().__init__(logging.DEBUG)
+        self.records = []
+        self.logger = logger
+        logger.addHandler(self)
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def text(self, level=logging.DEBUG):
+        return '\n'.join(r.getMessage() for r in self.records
+                         if r.levelno >= level)
+
+
+@pytest.fixture
+def capture_log():
+    """``capture_log(logger)`` -> a :class:`LogRecords` on that logger,
+    detached after the test."""
+    attached = []
+
+    def attach(logger):
+        attached.append(LogRecords(logger))
+        return attached[-1]
+
+    yield attach
+    for handler in attached:
+        handler.logger.removeHandler(handler)
+
+
+@pytest.fixture(scope='session')
+def iter_config(demo_data):
+    """Factory: the demo config as a short iteration-based run.
+
+    ``iter_config(work_dir, max_iters=4, interval=2, keep=1, adapter=KEEP,
+    save_best=None, val_images=2)``: checkpoints and validation every
+    ``interval`` iterations, ``keep`` checkpoints kept, the demo's
+    Conv-LoRA adapter unless ``adapter`` is given (None: decoder only).
+    """
+
+    def make(work_dir, max_iters=4, interval=2, keep=1, adapter='keep',
+             save_best=None, rule='greater', val_images=2):
+        cfg = demo_config(demo_data, str(work_dir))
+        if adapter != 'keep':
+            cfg.model.backbone.adapter = adapter
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                             val_interval=interval)
+        cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
+                                    begin=0, end=max_iters, by_epoch=False)]
+        cfg.default_hooks.checkpoint = dict(
+            type='SafeCheckpointHook', by_epoch=False, interval=interval,
+            max_keep_ckpts=keep, save_best=save_best,
+            rule=rule if save_best else None)
+        cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+        cfg.log_processor = dict(by_epoch=False)
+        cfg.train_dataloader.sampler = dict(type='InfiniteSampler',
+                                            shuffle=True)
+        cfg.val_dataloader.dataset.indices = val_images
+        if save_best == 'clock':
+            cfg.val_evaluator = dict(type='ClockMetric')
+        return cfg
+
+    return make
+
+
+@pytest.fixture(scope='session')
+def short_run(iter_config, tmp_path_factory):
+    """Work dir of a finished run shared by the checkpoint tests (copy it
+    before changing anything): decoder only, 4 iterations, ``iter_2.pth``
+    and ``iter_4.pth`` kept, validation at 2 and 4 with every validation a
+    new best (``best_clock_iter_4.pth``)."""
+    from mmengine.runner import Runner
+    init_default_scope('mmseg')
+    work = str(tmp_path_factory.mktemp('short_run') / 'work')
+    cfg = iter_config(work, adapter=None, keep=2, save_best='clock')
+    Runner.from_cfg(cfg).train()
+    return work
+
+
+def _load_tool(*parts):
+    path = osp.join(REPO, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + osp.splitext(parts[-1])[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class InProcessTool:
+    """tools/train.py or tools/test.py run in this process: no interpreter
+    start-up and imports per run. :meth:`run` returns the text of the log
+    file the run wrote (``--work-dir`` is required)."""
+
+    def __init__(self, name):
+        self.module = _load_tool(name)
+
+    def run(self, argv):
+        argv = list(argv)
+        # mmengine keeps one visualizer, logger and message hub per name
+        # per process (the logger's and hub's: config name + time to the
+        # second)
+        tag = uuid.uuid4().hex[:12]
+        unique = [f'visualizer.name=visualizer_{tag}',
+                  f'experiment_name=run_{tag}']
+        if '--cfg-options' in argv:
+            at = argv.index('--cfg-options') + 1
+            argv[at:at] = unique
+        else:
+            argv += ['--cfg-options'] + unique
+        self.module.main(argv)
+        work = argv[argv.index('--work-dir') + 1]
+        logs = sorted(glob.glob(osp.join(work, '*', '*.log')),
+                      key=osp.getmtime)
+        return open(logs[-1]).read()
+
+
+@pytest.fixture(scope='session')
+def train_tool():
+    """tools/train.py, in process (:class:`InProcessTool`)."""
+    return InProcessTool('train.py')
+
+
+@pytest.fixture(scope='session')
+def eval_tool():
+    """tools/test.py, in process (:class:`InProcessTool`)."""
+    return InProcessTool('test.py')
+
+
+@pytest.fixture(scope='session')
+def trained_demo(demo_data, tmp_path_factory):
+    """The README's demo training, ``tools/train.py
+    configs/demo/tiny_shadow.py`` (Conv-LoRA, 10 epochs), run once as a
+    subprocess: (work dir, stdout + stderr)."""
+    from mmseg_convlora.testing import demo_cfg_options, run_tool
+    work = str(tmp_path_factory.mktemp('trained_demo') / 'work')
+    proc = run_tool(['tools/train.py', 'configs/demo/tiny_shadow.py',
+                     '--work-dir', work, '--cfg-options'] +
+                    demo_cfg_options(demo_data))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work, proc.stdout + proc.stderr

@@ -156,7 +156,87 @@ def test_16_bit_image_scaled_to_8_bit(tmp_path):
     cv2.imwrite(str(tmp_path / 'd.png'), img16)
     img = load_image(tmp_path / 'd.png')['img']
     assert img.dtype == np.uint8 and img.shape == (1, 4, 3)
+    # 16-bit range: x * 255 / 65535, rounded
     assert img[0, :, 0].tolist() == [0, 1, 128, 255]
+
+
+def png_with_sbit(img16, bits):
+    """A 16-bit gray PNG carrying an sBIT chunk (significant bits)."""
+    import struct
+    import zlib
+    data = cv2.imencode('.png', img16)[1].tobytes()
+    chunk = b'sBIT' + bytes([bits])
+    sbit = struct.pack('>I', 1) + chunk + struct.pack(
+        '>I', zlib.crc32(chunk) & 0xffffffff)
+    end_ihdr = 8 + 8 + 13 + 4  # signature, IHDR header, data, CRC
+    return data[:end_ihdr] + sbit + data[end_ihdr:]
+
+
+def test_12_bit_data_in_a_16_bit_png_uses_its_range(tmp_path):
+    """12-bit sensor data (0..4095) in a 16-bit PNG: scaled by 12 bits, not
+    by 16 (which would make it almost black)."""
+    img12 = np.array([[0, 1024, 2048, 4095]], np.uint16)
+    cv2.imwrite(str(tmp_path / 'd12.png'), img12)
+    expected = [round(v * 255 / 4095) for v in (0, 1024, 2048, 4095)]
+    assert load_image(tmp_path / 'd12.png')['img'][0, :, 0].tolist() == \
+        expected == [0, 64, 128, 255]
+    # a declared depth wins over the inferred one: sBIT chunk ...
+    dark = np.array([[0, 500, 1000]], np.uint16)  # inferred: 10 bits
+    (tmp_path / 'sbit.png').write_bytes(png_with_sbit(dark, 12))
+    assert load_image(tmp_path / 'sbit.png')['img'][0, :, 0].tolist() == [
+        0, round(500 * 255 / 4095), round(1000 * 255 / 4095)]
+    # ... and the transform's bit_depth
+    cv2.imwrite(str(tmp_path / 'dark.png'), dark)
+    t = TRANSFORMS.build(dict(type='LoadImageChecked', bit_depth=16))
+    assert t(dict(img_path=str(tmp_path / 'dark.png')))['img'][
+        0, :, 0].tolist() == [0, 2, 4]
+
+
+# ------------------------------------------------------ EXIF orientation
+def exif_jpeg(path, rgb, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), quality=100)
+
+
+def stored_pixels(path):
+    return cv2.imread(str(path),
+                      cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
+def test_exif_orientation_ignored_by_default_and_warned(tmp_path,
+                                                        capture_log):
+    """Masks are never rotated, so by default images are not either: a
+    square image keeps its pixels aligned with its mask, and a warning
+    names the file."""
+    from mmengine.logging import MMLogger
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:4] = 255  # a white top band
+    path = tmp_path / 'rotated.jpg'
+    exif_jpeg(path, rgb, orientation=6)  # displayed rotated by 90 degrees
+    assert not (cv2.imread(str(path)) == stored_pixels(path)).all()
+    log = capture_log(MMLogger.get_current_instance())
+    img = load_image(path)['img']
+    assert (img == stored_pixels(path)).all()
+    text = log.text()
+    assert str(path) in text and 'EXIF orientation 6' in text
+    assert "exif_orientation='apply'" in text
+    # 'apply' rotates it as viewers show it
+    t = TRANSFORMS.build(dict(type='LoadImageChecked',
+                              exif_orientation='apply'))
+    assert (t(dict(img_path=str(path)))['img'] == cv2.imread(
+        str(path))).all()
+
+
+def test_non_square_exif_image_loads_with_its_mask(tmp_path):
+    """Before, the image was rotated and the size check blamed the mask."""
+    exif_jpeg(tmp_path / 'x.jpg', np.zeros((8, 12, 3), np.uint8), 8)
+    cv2.imwrite(str(tmp_path / 'x.png'), np.zeros((8, 12), np.uint8))
+    results = load_image(tmp_path / 'x.jpg')
+    results.update(seg_map_path=str(tmp_path / 'x.png'), seg_fields=[],
+                   reduce_zero_label=False)
+    out = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))(results)
+    assert out['img'].shape[:2] == out['gt_seg_map'].shape == (8, 12)
 
 
 def test_palette_image_gives_its_colours(tmp_path):
@@ -331,7 +411,6 @@ def test_impossible_adapter_settings(make, match):
 def test_impossible_adapter_setting_in_a_model_config(tiny_sam_file):
     with pytest.raises(ValueError, match='num_experts'):
         _tiny(tiny_sam_file, dict(type='ConvLoRA', num_experts=0))
-
 
 
 def test_mask_name_mismatch_suggests_the_suffix(tmp_path):

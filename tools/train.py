@@ -19,8 +19,9 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
-                                   shutdown_distributed)
+from mmseg_convlora.engine import (CheckpointFileError,  # noqa: E402
+                                   WorkDirLockedError, find_resume_checkpoint,
+                                   init_dist_on_cpu, shutdown_distributed)
 from mmseg_convlora.utils.config_overrides import (  # noqa: E402
     METHOD_ADAPTERS, apply_overrides, config_warnings)
 from mmseg_convlora.utils.demo_data import \
@@ -36,8 +37,8 @@ def parse_args(argv=None):
         nargs='?',
         type=str,
         const='auto',
-        help='resume from the latest checkpoint in the work_dir, or from the '
-        'checkpoint given')
+        help='resume from the newest complete checkpoint in the work dir, or '
+        'from the checkpoint given; an error if there is none')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -131,25 +132,22 @@ def main(argv=None):
         setup_amp(cfg, args.amp_dtype)
     if args.nonfinite is not None:
         setup_nonfinite(cfg, args.nonfinite)
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume {args.resume!r}: no such checkpoint file. Use '
-                '--resume alone to continue from the latest checkpoint in the '
-                'work dir.')
-        cfg.resume = True
-        cfg.load_from = args.resume
-
-    # torchrun on a machine without GPUs: start gloo before mmengine tries
-    # to select a CUDA device
-    init_dist_on_cpu(args.launcher, cfg)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
     try:
+        if args.resume is not None:
+            # refuse before the model is built; SafeCheckpointHook checks
+            # again when mmengine's own tools/train.py is used
+            cfg.resume = True
+            cfg.load_from = find_resume_checkpoint(
+                cfg.work_dir, None if args.resume == 'auto' else args.resume)
+
+        # torchrun on a machine without GPUs: start gloo before mmengine
+        # tries to select a CUDA device
+        init_dist_on_cpu(args.launcher, cfg)
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
         runner.train()
+    except (CheckpointFileError, WorkDirLockedError) as err:
+        sys.exit(f'error: {err}')
     finally:
         shutdown_distributed()
 

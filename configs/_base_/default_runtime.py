@@ -15,6 +15,19 @@ model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # mmengine's CheckpointHook made crash-safe (old checkpoints deleted
+    # only after the new one is complete, paths relative to the work dir,
+    # one run per work dir); validation each epoch keeps the best
+    # checkpoint, dataset recipes set save_best/rule for their metric
+    checkpoint=dict(
+        type='SafeCheckpointHook', by_epoch=True, interval=1,
+        max_keep_ckpts=1, save_best='auto'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None
@@ -26,9 +39,10 @@ custom_hooks = [
     dict(type='ParamCountHook'),
     dict(type='DatasetSizeHook'),
     # --resume repeats the interrupted run exactly (RNG state in the
-    # checkpoint) and checkpoints are written atomically
+    # checkpoint)
     dict(type='ExactResumeHook'),
-    # a NaN/inf loss stops training before the optimizer step
-    # (tools/train.py --nonfinite skip: skip such steps instead)
+    # a NaN/inf loss or gradient stops training before the optimizer step
+    # (tools/train.py --nonfinite skip: skip such steps instead); diverged
+    # weights stop it before they are saved
     dict(type='NonFiniteLossHook', action='raise'),
 ]

@@ -50,7 +50,9 @@ dataloaders = {
     split: dict(
         batch_size=1,
         num_workers=2,
-        persistent_workers=True,
+        # training workers start afresh each epoch, so that --resume
+        # repeats the random augmentations exactly
+        persistent_workers=split != 'train',
         sampler=dict(type='DefaultSampler', shuffle=split == 'train'),
         dataset=dict(
             type='BinarySegDataset',

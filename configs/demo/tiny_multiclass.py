@@ -28,6 +28,8 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageChecked'),
     dict(type='LoadAnnotations'),
+    # labels outside [0, num_classes) stop with the file name
+    dict(type='CheckSegLabels', num_classes=num_classes),
     dict(type='Resize', scale=(128, 128), keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
@@ -36,6 +38,7 @@ test_pipeline = [
     dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(128, 128), keep_ratio=False),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabels', num_classes=num_classes),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(

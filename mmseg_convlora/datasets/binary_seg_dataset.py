@@ -1,10 +1,14 @@
 """Base class of the binary (foreground/background) datasets."""
 import os
 import os.path as osp
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
+
+from .transforms.binary_loading import MASK_ENCODINGS
+from .transforms.image_loading import EXIF_MODES
+from .unused_files import report_unused_files
 
 
 @DATASETS.register_module()
@@ -17,14 +21,27 @@ class BinarySegDataset(BaseSegDataset):
           <img_path>/xxx{img_suffix}
           <seg_map_path>/xxx{seg_map_suffix}
 
-    Labels are 0 (background) and 1 (foreground); load masks with
-    :class:`LoadBinaryAnnotations`, which converts 0/255 and anti-aliased
-    masks to 0/1. An empty or missing folder, or an image without its mask,
-    is an error naming the path, never a silently smaller dataset.
+    Labels are 0 (background) and 1 (foreground), 255 for void pixels;
+    load masks with :class:`LoadBinaryAnnotations`, which converts the
+    stored encoding (``mask_encoding``) to them. An empty or missing
+    folder, or an image without its mask, is an error naming the path,
+    never a silently smaller dataset; files that are not used (other
+    suffixes, masks without an image) are counted in a warning.
 
     Args:
         img_suffix (str | tuple[str]): Image extension(s).
         seg_map_suffix (str): Mask extension.
+        mask_encoding (str): How the masks store the labels: ``'auto'``
+            (default: 0/1, 0/255 or anti-aliased/JPEG 0/255, refusing the
+            ambiguous 0/1/255), ``'0-255'`` or ``'0-1'`` (255 = void); see
+            :func:`binarize_mask`.
+        void_value (int, optional): Stored value of void pixels (loaded as
+            the ignore index 255). Default: 255 for ``'0-1'``, none
+            otherwise.
+        exif_orientation (str): ``'ignore'`` (default: images read as
+            stored, like masks) or ``'apply'`` (images rotated as displayed,
+            for masks drawn on the displayed image); see
+            :func:`decode_image`.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
 
@@ -37,7 +54,21 @@ class BinarySegDataset(BaseSegDataset):
     def __init__(self,
                  img_suffix: Union[str, Sequence[str]] = '.jpg',
                  seg_map_suffix: str = '.png',
+                 mask_encoding: str = 'auto',
+                 void_value: Optional[int] = None,
+                 exif_orientation: str = 'ignore',
                  **kwargs):
+        if mask_encoding not in MASK_ENCODINGS:
+            raise ValueError(f'{type(self).__name__}: mask_encoding must be '
+                             f'one of {MASK_ENCODINGS}, got '
+                             f'{mask_encoding!r}.')
+        if exif_orientation not in EXIF_MODES:
+            raise ValueError(f'{type(self).__name__}: exif_orientation must '
+                             f'be one of {EXIF_MODES}, got '
+                             f'{exif_orientation!r}.')
+        self.mask_encoding = mask_encoding
+        self.void_value = void_value
+        self.exif_orientation = exif_orientation
         if not isinstance(img_suffix, str):
             img_suffix = tuple(img_suffix)
         super().__init__(
@@ -45,7 +76,13 @@ class BinarySegDataset(BaseSegDataset):
 
     def load_data_list(self) -> List[dict]:
         if self.ann_file:
-            return super().load_data_list()
+            data_list = super().load_data_list()
+            for info in data_list:
+                info.update(
+                    mask_encoding=self.mask_encoding,
+                    void_value=self.void_value,
+                    exif_orientation=self.exif_orientation)
+            return data_list
         img_dir = self.data_prefix.get('img_path', '')
         ann_dir = self.data_prefix.get('seg_map_path')
         layout = (f'expected images "*{self.img_suffix}" in {img_dir!r} and '
@@ -67,7 +104,10 @@ class BinarySegDataset(BaseSegDataset):
                 img_path=osp.join(img_dir, name),
                 label_map=self.label_map,
                 reduce_zero_label=self.reduce_zero_label,
-                seg_fields=[])
+                seg_fields=[],
+                mask_encoding=self.mask_encoding,
+                void_value=self.void_value,
+                exif_orientation=self.exif_orientation)
             if ann_dir is not None:
                 seg_path = osp.join(ann_dir, stem + self.seg_map_suffix)
                 if not osp.isfile(seg_path):
@@ -84,6 +124,11 @@ class BinarySegDataset(BaseSegDataset):
                 f'images have no mask, e.g. {missing[:3]} ({layout}).'
                 + mask_suffix_hint(ann_dir, missing, self.seg_map_suffix,
                                    img_dir))
+        report_unused_files(
+            type(self).__name__, img_dir, ann_dir, [
+                p for d in data_list
+                for p in (d['img_path'], d.get('seg_map_path')) if p
+            ], suffixes, self.seg_map_suffix)
         return data_list
 
 

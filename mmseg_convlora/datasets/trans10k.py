@@ -7,6 +7,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .transforms.trans10k_loading import TRANS10K_METAINFO
+from .unused_files import report_unused_files
 
 __all__ = ['Trans10KDataset']
 
@@ -248,4 +249,10 @@ class Trans10KDataset(BaseSegDataset):
                     f'{len(missing)} image(s) in {img_dir} have no mask, e.g. '
                     f'{missing[:5]} (image xxx{self.img_suffix} pairs with '
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
+            if '://' not in str(img_dir):
+                report_unused_files(
+                    f'Trans10KDataset ({self.version})', img_dir, mask_dir,
+                    [p for d in data_list
+                     for p in (d['img_path'], d['seg_map_path'])],
+                    (self.img_suffix, ), self.seg_map_suffix)
         return data_list

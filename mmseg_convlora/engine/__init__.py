@@ -1,3 +1,4 @@
+from .atomic_files import AtomicLocalBackend, atomic_write  # noqa: F401
 from .hooks import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
 from .runner import *  # noqa: F401,F403

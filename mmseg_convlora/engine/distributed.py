@@ -342,13 +342,16 @@ class FSDPClipGradHook(Hook):
     mmengine's ``OptimWrapper`` clips with ``torch.nn.utils.clip_grad_norm_``
     over the parameters it holds; under FSDP those are each process's
     shards, so every process would compute (and clip by) the norm of its
-    own shard. This hook makes the wrapper call the FSDP model's
+    own shard. This hook configures the package's optimizer wrapper
+    (:class:`GlobalNormClip`) to clip with the FSDP model's
     ``clip_grad_norm_``, which all-reduces the norm first. Nothing happens
     when the model is not FSDP or ``clip_grad`` is not a norm clip.
     """
 
     def before_train(self, runner) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel
+
+        from .optimizers.global_norm_clip import GlobalNormClip
         model = runner.model
         if not isinstance(model, FullyShardedDataParallel):
             return
@@ -356,11 +359,12 @@ class FSDPClipGradHook(Hook):
         if getattr(wrapper, 'clip_func', None) is not \
                 torch.nn.utils.clip_grad_norm_:
             return
-
-        def clip_fsdp(params, max_norm, norm_type=2.0, **kwargs):
-            return model.clip_grad_norm_(max_norm, norm_type)
-
-        wrapper.clip_func = clip_fsdp
+        if not isinstance(wrapper, GlobalNormClip):
+            raise TypeError(
+                'FSDPClipGradHook needs the optimizer wrapper of '
+                'mmseg_convlora (optim_wrapper.type="OptimWrapper" or '
+                f'"AmpOptimWrapper"), got {type(wrapper).__name__}.')
+        wrapper.clip_by_global_norm_of(model)
         runner.logger.info('FSDPClipGradHook: gradients are clipped by '
                            'the global norm over all shards.')
 

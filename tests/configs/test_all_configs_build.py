@@ -167,3 +167,34 @@ def test_config_builds(path, tmp_path):
             assert ckpt.get('rule') == 'less', ckpt
         else:
             assert ckpt.get('rule', 'greater') == 'greater', ckpt
+
+
+# loaders that refuse label values that are no class id, naming the file
+_CHECKED_LOADERS = ('LoadBinaryAnnotations', 'LoadTrans10KAnnotations')
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_every_pipeline_checks_its_labels(path):
+    """Labels outside [0, K) (other than 255) stop training and evaluation
+    with the file name: each pipeline with annotations decodes them with a
+    checking loader, or checks them with CheckSegLabels(num_classes=K)."""
+    cfg = Config.fromfile(path)
+    num_classes = cfg.model.decode_head.num_classes
+    for ds in dataset_cfgs(cfg):
+        steps = [t['type'] for t in ds['pipeline']]
+        if any(s in _CHECKED_LOADERS for s in steps):
+            continue
+        assert 'LoadAnnotations' in steps, (path, steps)
+        checks = [t for t in ds['pipeline'] if t['type'] == 'CheckSegLabels']
+        assert checks, f'{config_id(path)}: {steps} lacks CheckSegLabels'
+        assert steps.index('CheckSegLabels') > steps.index('LoadAnnotations')
+        assert checks[0]['num_classes'] == num_classes
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_training_workers_allow_an_exact_resume(path):
+    """ExactResumeHook repeats the augmentations exactly only with workers
+    created afresh each epoch (persistent workers restart them)."""
+    loader = Config.fromfile(path).train_dataloader
+    assert loader.get('num_workers', 0) == 0 or not loader.get(
+        'persistent_workers', False), config_id(path)

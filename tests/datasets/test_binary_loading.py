@@ -136,3 +136,110 @@ def test_image_without_mask_is_an_error(tmp_path):
              missing_mask=True)
     with pytest.raises(FileNotFoundError, match='have no mask'):
         DATASETS.build(sbu_cfg(tmp_path))
+
+
+# --------------------------------------- mask encodings and void pixels
+def write_mask(path, mask):
+    cv2.imwrite(str(path), mask)
+    return str(path)
+
+
+def load_with(path, **kwargs):
+    transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations',
+                                      **kwargs))
+    return transform(dict(seg_map_path=str(path), seg_fields=[],
+                          reduce_zero_label=False))['gt_seg_map']
+
+
+VOID_MASK = np.array([[0, 1, 255], [1, 1, 0]], np.uint8)
+
+
+def test_0_1_mask_with_255_void_loads_object_and_ignore(tmp_path):
+    """mmseg's convention (0/1 labels, 255 = void): object stays 1, void
+    becomes the ignore index, whether the dataset or the transform
+    declares the encoding."""
+    path = write_mask(tmp_path / 'void.png', VOID_MASK)
+    expected = [[0, 1, 255], [1, 1, 0]]
+    assert load_with(path, mask_encoding='0-1').tolist() == expected
+    transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
+    results = transform(dict(seg_map_path=path, seg_fields=[],
+                             reduce_zero_label=False, mask_encoding='0-1'))
+    assert results['gt_seg_map'].tolist() == expected
+
+
+def test_ambiguous_0_1_255_mask_names_file_and_option(tmp_path):
+    path = write_mask(tmp_path / 'ambiguous.png', VOID_MASK)
+    with pytest.raises(ValueError) as err:
+        load_with(path)
+    msg = str(err.value)
+    assert 'ambiguous.png' in msg and 'ambiguous' in msg
+    assert "mask_encoding" in msg and "'0-1'" in msg and "'0-255'" in msg
+    # declared as a 0/255 mask, the stray 1s are background
+    assert load_with(path, mask_encoding='0-255').tolist() == [[0, 0, 1],
+                                                               [0, 0, 0]]
+
+
+def test_0_255_mask_with_255_declared_void(tmp_path):
+    path = write_mask(tmp_path / 'm.png', np.array([[0, 255]], np.uint8))
+    assert load_with(path).tolist() == [[0, 1]]  # default: 255 = object
+    assert load_with(path, mask_encoding='0-1').tolist() == [[0, 255]]
+
+
+def test_other_void_value_in_a_0_255_mask(tmp_path):
+    path = write_mask(tmp_path / 'm.png',
+                      np.array([[0, 128, 255, 255]], np.uint8))
+    assert load_with(path, void_value=128).tolist() == [[0, 255, 1, 1]]
+
+
+def test_0_1_encoding_refuses_other_values(tmp_path):
+    path = write_mask(tmp_path / 'ids.png',
+                      np.array([[0, 1, 2]], np.uint8))
+    with pytest.raises(ValueError, match=r"ids.png.*'0-1'"):
+        load_with(path, mask_encoding='0-1')
+
+
+def test_jpeg_rgb_masks_keep_loading_as_before(tmp_path):
+    """Lossy RGB JPEG 0/255 masks (values spread around 0 and 255, as in
+    the polyp benchmarks) are thresholded at half scale."""
+    mask = np.zeros((64, 80), np.uint8)
+    cv2.circle(mask, (40, 32), 20, 255, -1)
+    path = str(tmp_path / 'polyp.jpg')
+    cv2.imwrite(path, np.stack([mask] * 3, -1),
+                [cv2.IMWRITE_JPEG_QUALITY, 75])
+    stored = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    assert len(np.unique(stored)) > 10  # really noisy
+    out = load_with(path)
+    assert set(np.unique(out)) == {0, 1}
+    assert (out == (mask > 127)).mean() > 0.99
+
+
+def test_dataset_passes_its_mask_encoding_to_the_loader(tmp_path):
+    make_sbu(tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')],
+             n=1)
+    cv2.imwrite(str(tmp_path / 'SBU-Test/ShadowMasks/0.png'),
+                np.tile(np.array([0, 1, 255, 1], np.uint8), (8, 2)))
+    cfg = sbu_cfg(tmp_path, [dict(type='LoadBinaryAnnotations')])
+    with pytest.raises(ValueError, match='ambiguous'):
+        DATASETS.build(cfg)[0]
+    ds = DATASETS.build(dict(cfg, mask_encoding='0-1'))
+    assert ds[0]['gt_seg_map'][0, :4].tolist() == [0, 1, 255, 1]
+    with pytest.raises(ValueError, match='mask_encoding'):
+        DATASETS.build(dict(cfg, mask_encoding='0/1'))
+
+
+# ------------------------------------------------- files not picked up
+def test_unused_files_are_counted_when_the_dataset_is_built(
+        tmp_path, capture_log):
+    from mmengine.logging import MMLogger
+    make_sbu(tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')])
+    img_dir = tmp_path / 'SBU-Test/ShadowImages'
+    cv2.imwrite(str(img_dir / 'other.png'), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'SBU-Test/ShadowMasks/orphan.png'),
+                np.zeros((8, 8), np.uint8))
+    log = capture_log(MMLogger.get_current_instance())
+    ds = DATASETS.build(sbu_cfg(tmp_path))
+    assert len(ds) == 3
+    text = log.text()
+    assert "1 file(s) in" in text and 'other.png' in text
+    assert '1 mask(s) in' in text and 'orphan.png' in text
+    assert 'without an image' in text and 'img_suffix' in text

@@ -29,14 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_dist(args, env_extra=None, timeout=240):
+def run_dist(args, env_extra=None):
     env = dict(os.environ)
     env['PYTHONPATH'] = HERE + os.pathsep + env.get('PYTHONPATH', '')
     env['PORT'] = str(free_port())
     env['OMP_NUM_THREADS'] = '1'
     env.update(env_extra or {})
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True)
 
 
 @pytest.fixture(scope='module')

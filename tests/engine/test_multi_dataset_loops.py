@@ -64,9 +64,10 @@ def test_tools_test_reports_each_test_set(demo_data, demo_checkpoint,
         loader('shadowB', demo_data, 'train', num=12,
                evaluator=dict(type='SODMetric', beta2=0.3)),
     ]
+    sam = osp.join(demo_data, 'tiny_sam.pth')
     cfg_path.write_text(
         f"_base_ = [{osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')!r}]\n"
-        f"model = dict(sam_checkpoint={osp.join(demo_data, 'tiny_sam.pth')!r})\n"
+        f'model = dict(sam_checkpoint={sam!r})\n'
         f'test_dataloader = {sets!r}\n'
         "test_evaluator = dict(type='BERMetric')\n"
         "test_cfg = dict(type='MultiDatasetTestLoop')\n")
@@ -108,7 +109,7 @@ def test_val_loop_picks_best_checkpoint_by_prefixed_key(demo_data, tmp_path):
                          val_interval=1)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(
-        type='CheckpointHook', interval=1, save_best='a/BER', rule='less')
+        type='SafeCheckpointHook', interval=1, save_best='a/BER', rule='less')
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert isinstance(runner.val_loop, MultiDatasetValLoop)

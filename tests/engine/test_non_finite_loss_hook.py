@@ -1,12 +1,17 @@
-"""A NaN loss stops training naming the iteration and the loss term, or
-skips that step when configured, and never reaches the weights."""
+"""A NaN loss (or gradient) stops training naming the iteration and the
+loss term, or skips that step when configured, and never reaches the
+weights; weights that blow up on a finite loss stop training in both modes
+before they are saved."""
 import copy
+import os.path as osp
+import types
 import uuid
 
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from mmseg.registry import MODELS
@@ -21,9 +26,11 @@ class PoisonedLoss(nn.Module):
     """Squared error on the probabilities; NaN on the calls listed (still
     connected to the graph, so its gradients are NaN too)."""
 
-    def __init__(self, nan_on_calls=(2, ), loss_name='loss_poison'):
+    def __init__(self, nan_on_calls=(2, ), nan_grad_on_calls=(),
+                 loss_name='loss_poison'):
         super().__init__()
         self.nan_on_calls = tuple(nan_on_calls)
+        self.nan_grad_on_calls = tuple(nan_grad_on_calls)
         self.calls = 0
         self._loss_name = loss_name
 
@@ -34,6 +41,9 @@ class PoisonedLoss(nn.Module):
                 * valid).sum() / valid.sum().clamp(min=1)
         if self.calls in self.nan_on_calls:
             loss = loss * float('nan')
+        if self.calls in self.nan_grad_on_calls:
+            # value 0, gradient 0 * inf = NaN (sqrt at 0 after abs at 0)
+            loss = loss + (pred * 0).abs().sqrt().sum()
         return loss
 
     @property
@@ -57,14 +67,15 @@ def _trainable(model):
             if p.requires_grad}
 
 
-def make_runner(demo_data, work_dir, action, max_iters=3, guard=True):
+def make_runner(demo_data, work_dir, action, max_iters=3, guard=True,
+                ckpt_interval=100, **loss):
     cfg = demo_config(demo_data, work_dir, **{'model.backbone.adapter': None})
-    cfg.model.decode_head.loss_decode = dict(type='PoisonedLoss')
+    cfg.model.decode_head.loss_decode = dict(type='PoisonedLoss', **loss)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                          val_interval=100)
     cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100,
-                                        by_epoch=False)
+    cfg.default_hooks.checkpoint = dict(
+        type='SafeCheckpointHook', interval=ckpt_interval, by_epoch=False)
     cfg.log_processor = dict(by_epoch=False)
     hooks = [h for h in cfg.custom_hooks if h['type'] != 'NonFiniteLossHook']
     if guard:
@@ -129,6 +140,66 @@ def test_skip_mode_gives_up_when_every_step_is_non_finite(demo_data,
     runner.model.decode_head.loss_decode.nan_on_calls = (2, 3)
     with pytest.raises(NonFiniteLossError, match='2 iterations in a row'):
         runner.train()
+
+
+def test_nan_gradient_of_a_finite_loss_stops_before_the_step(
+        demo_data, tmp_path):
+    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise',
+                                nan_on_calls=(), nan_grad_on_calls=(2, ))
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert 'Non-finite gradient at iteration 2' in msg
+    assert 'not updated' in msg
+    for name, value in _trainable(runner.model).items():
+        assert torch.equal(value, snaps.params[1][name]), name
+
+
+class LearningRateBlowUp(Hook):
+    """Sets a learning rate of 1e6 from iteration ``at_iter + 1`` on: a
+    finite loss, and weights that jump far."""
+
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.at_iter:
+            for group in runner.optim_wrapper.optimizer.param_groups:
+                group['lr'] = 1e6
+
+
+@pytest.mark.parametrize('action', ['raise', 'skip'])
+def test_weights_that_blow_up_stop_training_before_they_are_saved(
+        demo_data, tmp_path, action):
+    work = str(tmp_path / 'w')
+    runner, _ = make_runner(demo_data, work, action, max_iters=4,
+                            ckpt_interval=1, nan_on_calls=())
+    runner.register_hook(LearningRateBlowUp(at_iter=1))
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert 'diverged at iteration 2' in msg
+    assert f'last good checkpoint is {osp.join(work, "iter_1.pth")}' in msg
+    # the good checkpoint stays the latest; the diverged state is not saved
+    assert not osp.exists(osp.join(work, 'iter_2.pth'))
+    assert open(osp.join(work, 'last_checkpoint')).read() == 'iter_1.pth'
+    ckpt = torch.load(osp.join(work, 'iter_1.pth'), weights_only=True)
+    for name, value in ckpt['state_dict'].items():
+        assert value.abs().max() < 1e3, name
+
+
+def test_checkpoint_of_non_finite_weights_is_refused(tiny_sam_file):
+    from mmseg_convlora.testing import build_tiny_model
+    model = build_tiny_model(tiny_sam_file[0])
+    runner = types.SimpleNamespace(model=model, iter=7,
+                                   logger=MMLogger.get_current_instance())
+    hook = NonFiniteLossHook()
+    hook.before_save_checkpoint(runner, {})  # finite: fine
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).fill_(
+            float('inf'))
+    with pytest.raises(NonFiniteLossError, match='Refusing to save'):
+        hook.before_save_checkpoint(runner, {})
 
 
 def test_bad_action_refused():

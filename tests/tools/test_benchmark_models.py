@@ -64,7 +64,7 @@ def test_models_cli_measures_memory_in_child_processes():
         [sys.executable, SCRIPT, 'models', '--arch', 'tiny', '--size', '64',
          '--depth', '1', '--methods', 'cad_cached', '--modes', 'train',
          '--warmup', '0', '--steps', '1', '--amp', 'fp16'],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'cad_cached' in proc.stdout and 'peak RSS growth' in proc.stdout
     row = [line for line in proc.stdout.splitlines()

@@ -218,13 +218,13 @@ def test_cache_misuse_is_explained(cache):
 
 
 @pytest.mark.slow
-def test_cache_tool_and_training_cli(demo_data, tmp_path):
+def test_cache_tool_and_training_cli(demo_data, tmp_path, train_tool):
     cache_dir = str(tmp_path / 'cache')
     cfg = cached_config(demo_data, str(tmp_path / 'work'), cache_dir)
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
                          val_interval=2)
     cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+    cfg.default_hooks.checkpoint = dict(type='SafeCheckpointHook',
                                         by_epoch=False, interval=2)
     cfg.log_processor = dict(by_epoch=False)
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
@@ -234,7 +234,5 @@ def test_cache_tool_and_training_cli(demo_data, tmp_path):
                      'val'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '80 embeddings written' in proc.stdout
-    train = run_tool(['tools/train.py', path])
-    assert train.returncode == 0, train.stderr[-3000:]
-    log = train.stdout + train.stderr
+    log = train_tool.run([path, '--work-dir', cfg.work_dir])
     assert 'BER:' in log

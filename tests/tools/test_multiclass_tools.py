@@ -1,4 +1,6 @@
-"""A tiny multi-class SAM trains through tools/train.py and tools/test.py."""
+"""A tiny multi-class SAM learns through tools/train.py and is evaluated by
+tools/test.py (both in this process; the longest test of the suite: the
+demo's 20 epochs, which the learning check needs)."""
 import glob
 import os.path as osp
 import re
@@ -7,9 +9,10 @@ import sys
 
 import pytest
 
-from mmseg_convlora.testing import REPO, demo_cfg_options, run_tool
+from mmseg_convlora.testing import REPO, demo_cfg_options
 
 pytestmark = pytest.mark.slow
+CONFIG = osp.join(REPO, 'configs', 'demo', 'tiny_multiclass.py')
 
 
 @pytest.fixture(scope='module')
@@ -23,13 +26,12 @@ def multiclass_data(tmp_path_factory):
     return out
 
 
-def test_multiclass_train_and_test(multiclass_data, tmp_path):
+def test_multiclass_train_and_test(multiclass_data, tmp_path, train_tool,
+                                   eval_tool):
     work = str(tmp_path / 'work')
     opts = demo_cfg_options(multiclass_data)
-    train = run_tool(['tools/train.py', 'configs/demo/tiny_multiclass.py',
-                      '--work-dir', work, '--cfg-options'] + opts)
-    assert train.returncode == 0, train.stderr[-3000:]
-    log = train.stdout + train.stderr
+    log = train_tool.run([CONFIG, '--work-dir', work, '--cfg-options'] +
+                         opts)
     assert 'loss_moe' in log
     assert 'Trainable parameters' in log
     mious = [float(m) for m in re.findall(r'mIoU: ([0-9.]+)', log)]
@@ -38,11 +40,8 @@ def test_multiclass_train_and_test(multiclass_data, tmp_path):
     assert mious[-1] > 40.0
     best = glob.glob(osp.join(work, 'best_mIoU_*.pth'))
     assert len(best) == 1
-    test = run_tool(['tools/test.py', 'configs/demo/tiny_multiclass.py',
-                     best[0], '--work-dir', str(tmp_path / 'test'),
-                     '--cfg-options'] + opts)
-    assert test.returncode == 0, test.stderr[-3000:]
-    out = test.stdout + test.stderr
+    out = eval_tool.run([CONFIG, best[0], '--work-dir',
+                         str(tmp_path / 'test'), '--cfg-options'] + opts)
     assert 'per class results' in out
     for name in ('background', 'square', 'disc'):
         assert re.search(rf'\|\s*{name}\s*\|', out), name

@@ -1,7 +1,8 @@
 # Kvasir-SEG + CVC-ClinicDB polyps (the Conv-LoRA paper's polyp training
 # sets), from a folder pair per source converted with
 #   python tools/dataset_converters/image_mask_folders.py \
-#       Kvasir=SRC/Kvasir-SEG CVC-ClinicDB=SRC/CVC-ClinicDB --out data/kvasir_cvc
+#       Kvasir=SRC/Kvasir-SEG CVC-ClinicDB=SRC/CVC-ClinicDB \
+#       --out data/kvasir_cvc
 # (seeded per-source split: 70% train and 10% val, pooled; 20% test, kept
 # per source). Trained on both training parts; Kvasir and CVC-ClinicDB are
 # tested separately in one tools/test.py run. Images are used at 256x256
@@ -25,7 +26,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,
-    persistent_workers=True,
+    # fresh workers each epoch: --resume then repeats the random
+    # augmentations exactly (persistent workers would restart them)
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

@@ -19,7 +19,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=1,
     num_workers=2,
-    persistent_workers=True,
+    # fresh workers each epoch: --resume then repeats the random
+    # augmentations exactly (persistent workers would restart them)
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

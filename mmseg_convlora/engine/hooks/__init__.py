@@ -1,15 +1,15 @@
 from .dataset_size_hook import DatasetSizeHook
-from .exact_resume_hook import (AtomicLocalBackend, ExactResumeHook,
-                                SafeCheckpointHook, atomic_write)
+from .exact_resume_hook import ExactResumeHook
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .param_count_hook import ParamCountHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 from .save_predictions_hook import SavePredictionsHook
 from .trainable_checkpoint_hook import (TrainableCheckpointHook,
                                         peft_signature, trainable_state_keys)
 
 __all__ = [
-    'DatasetSizeHook', 'AtomicLocalBackend', 'ExactResumeHook', 'SafeCheckpointHook',
-    'atomic_write', 'NonFiniteLossError', 'NonFiniteLossHook',
-    'ParamCountHook', 'SavePredictionsHook', 'TrainableCheckpointHook', 'peft_signature',
+    'DatasetSizeHook', 'ExactResumeHook', 'SafeCheckpointHook',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'ParamCountHook',
+    'SavePredictionsHook', 'TrainableCheckpointHook', 'peft_signature',
     'trainable_state_keys'
 ]

@@ -21,6 +21,10 @@ from mmengine.optim import AmpOptimWrapper as _MMEngineAmpOptimWrapper
 from mmengine.optim import OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
 
+from ..mmengine_private import set_loss_scale_update
+from .global_norm_clip import GlobalNormClip
+from .non_finite_guard import NonFiniteGuard
+
 
 def _accelerator_available() -> bool:
     return (is_cuda_available() or is_npu_available() or is_mlu_available()
@@ -28,9 +32,12 @@ def _accelerator_available() -> bool:
 
 
 @OPTIM_WRAPPERS.register_module(name='AmpOptimWrapper')
-class AmpOptimWrapper(_MMEngineAmpOptimWrapper):
+class AmpOptimWrapper(NonFiniteGuard, GlobalNormClip,
+                      _MMEngineAmpOptimWrapper):
     """Automatic mixed precision with loss scaling, on accelerators (exactly
-    mmengine's ``AmpOptimWrapper``) and on the CPU.
+    mmengine's ``AmpOptimWrapper``) and on the CPU, with the extensions of
+    the package's ``OptimWrapper`` (the non-finite guard leaves gradients to
+    the loss scaler, which skips steps with inf/NaN gradients).
 
     Args:
         loss_scale (str | float | dict): ``'dynamic'``, a fixed scale, or
@@ -46,19 +53,23 @@ class AmpOptimWrapper(_MMEngineAmpOptimWrapper):
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
                  **kwargs):
+        self.checks_gradients = False
         if _accelerator_available():
             self._cpu = False
             super().__init__(
-                loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp,
+                loss_scale=loss_scale,
+                dtype=dtype,
+                use_fsdp=use_fsdp,
                 **kwargs)
             return
         self._cpu = True
+        # mmengine's __init__ refuses CPUs: set up what its step() reads
         OptimWrapper.__init__(self, **kwargs)
-        self._scale_update_param = None
+        set_loss_scale_update(self, None)
         if loss_scale == 'dynamic':
             self.loss_scaler = torch.amp.GradScaler('cpu')
         elif isinstance(loss_scale, float):
-            self._scale_update_param = loss_scale
+            set_loss_scale_update(self, loss_scale)
             self.loss_scaler = torch.amp.GradScaler(
                 'cpu', init_scale=loss_scale)
         elif isinstance(loss_scale, dict):

@@ -1,4 +1,11 @@
+from .checkpoint_files import (CheckpointFileError, find_resume_checkpoint,
+                               verify_checkpoint)
 from .multi_dataset_loops import MultiDatasetTestLoop, MultiDatasetValLoop
 from .quiet_runner import QuietRunner
+from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
-__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop', 'QuietRunner']
+__all__ = [
+    'CheckpointFileError', 'find_resume_checkpoint', 'verify_checkpoint',
+    'MultiDatasetTestLoop', 'MultiDatasetValLoop', 'QuietRunner',
+    'WorkDirLock', 'WorkDirLockedError'
+]

@@ -14,9 +14,10 @@ from typing import Dict, List, Optional, Sequence, Union
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop, ValLoop
-from mmengine.runner.loops import _parse_losses
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
+
+from ..mmengine_private import mean_losses, randomness_cfg
 
 __all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop']
 
@@ -46,7 +47,7 @@ class _MultiDatasetMixin:
             raise ValueError(
                 f'{type(self).__name__}: {len(names)} names for '
                 f'{len(entries)} dataloaders.')
-        diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
+        diff_rank_seed = randomness_cfg(runner).get('diff_rank_seed', False)
         self.names: List[str] = []
         self.dataloaders: List[DataLoader] = []
         self.evaluators: List[Evaluator] = []
@@ -125,7 +126,7 @@ class _MultiDatasetMixin:
             metrics = self.evaluator.evaluate(num)
             losses = getattr(self, loss_attr)
             if losses:
-                metrics.update(_parse_losses(losses, self._mode))
+                metrics.update(mean_losses(losses, self._mode))
             per_set[name] = metrics
             print_log(f'{self._mode} set {name!r}: ' + ', '.join(
                 f'{k}: {_fmt(v)}' for k, v in metrics.items()),

@@ -20,6 +20,13 @@ class BalancedBCELoss(torch.nn.Module):
     so the rarer class (usually shadow) gets the larger weight. Pixels equal
     to ``ignore_index`` are excluded from the sums and the mean.
 
+    Images with one class only (a shadow-free image at the reference batch
+    size 1, or an all-foreground one): the formula would give that class
+    the weight ~0 (``P = 1e-10``), i.e. no training signal at all, so the
+    false positives of shadow-free images would never be penalised. Such
+    batches use the weight 0.5 for every pixel instead (what each class
+    gets in a half-shadow image), i.e. half the plain BCE.
+
     Args:
         loss_weight (float): Multiplier of the loss.
         loss_name (str): Name of the loss in the log.
@@ -47,8 +54,11 @@ class BalancedBCELoss(torch.nn.Module):
         logits, t, valid = binary_target_and_mask(pred, target, ignore_index)
         pos = (t * valid).sum() + 1e-10
         neg = ((1 - t) * valid).sum()
-        w_pos = neg / (pos + neg)
-        w_neg = pos / (pos + neg)
+        # one class only (no host sync: a tensor condition)
+        single = (pos < 0.5) | (neg < 0.5)
+        half = torch.full_like(pos, 0.5)
+        w_pos = torch.where(single, half, neg / (pos + neg))
+        w_neg = torch.where(single, half, pos / (pos + neg))
         # log-sigmoid forms are the numerically stable log s and log(1 - s)
         loss = -(w_pos * t * F.logsigmoid(logits) +
                  w_neg * (1 - t) * F.logsigmoid(-logits))
