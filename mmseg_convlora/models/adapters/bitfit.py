@@ -39,6 +39,7 @@ class BitFit(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    applies_to_any_backbone = True
 
     def __init__(self,
                  targets: Union[str, Sequence[str]] = BITFIT_TARGETS,
@@ -60,10 +61,10 @@ class BitFit(BaseSAMAdapter):
         self._params = [(name, p) for name, p in encoder.named_parameters()
                         if any(r.fullmatch(name) for r in regexes)]
         if not self._params:
+            examples = [n for n, _ in encoder.named_parameters()][:4]
             raise ValueError(
                 f'BitFit: the patterns {self.targets} match no parameter of '
-                "the SAM image encoder (names such as 'blocks.0.attn.qkv."
-                "bias').")
+                f'the {type(encoder).__name__} (names such as {examples}).')
         for _, param in self._params:
             param.requires_grad_(True)
         return []

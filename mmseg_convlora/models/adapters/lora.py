@@ -160,7 +160,8 @@ def inject_linear_adapters(encoder: nn.Module,
     """Replace the Linear layers of ``encoder`` whose names match.
 
     Args:
-        encoder (nn.Module): SAM's ``ImageEncoderViT`` (modified in place).
+        encoder (nn.Module): SAM's ``ImageEncoderViT``, or the mmseg
+            backbone inside :class:`PEFTBackbone` (modified in place).
         targets (str | Sequence[str]): Regular expression(s) matched with
             ``re.fullmatch`` against module names inside the encoder, e.g.
             ``r'blocks\\.\\d+\\.attn\\.qkv'``.
@@ -172,8 +173,11 @@ def inject_linear_adapters(encoder: nn.Module,
 
     Raises:
         ValueError: A pattern that is not a valid regex or matches nothing,
-            or a match that is not an ``nn.Linear`` (including a layer that
-            another adapter already wrapped).
+            a match that is not an ``nn.Linear`` (including a layer that
+            another adapter already wrapped), or a Linear inside an
+            ``nn.MultiheadAttention``, whose ``forward`` is never called
+            (its weight is used directly), so an adapter would train
+            nothing.
     """
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns:
@@ -182,6 +186,18 @@ def inject_linear_adapters(encoder: nn.Module,
             f"module-name pattern, e.g. r'{DEFAULT_TARGETS}'.")
     named = [(n, m) for n, m in encoder.named_modules() if n]
     linear_names = [n for n, m in named if isinstance(m, nn.Linear)]
+    inside_mha = {
+        f'{n}.{child}'
+        for n, m in named if isinstance(m, nn.MultiheadAttention)
+        for child, _ in m.named_modules() if child
+    }
+    where = f'the {type(encoder).__name__} backbone'
+    fix = 'fix the pattern'
+    if type(encoder).__name__ == 'ImageEncoderViT':
+        where = 'the SAM image encoder'
+        fix = (f"fix the pattern, e.g. targets=r'{DEFAULT_TARGETS}' (the "
+               "fused qkv of every block) or r'blocks\\.\\d+\\.mlp\\."
+               "lin1'")
     example = ', '.join(repr(n) for n in linear_names[:6])
     chosen: Dict[str, nn.Module] = {}
     for pattern in patterns:
@@ -194,10 +210,8 @@ def inject_linear_adapters(encoder: nn.Module,
         if not hits:
             raise ValueError(
                 f'{adapter_name}: target pattern "{pattern}" matches no '
-                f'module of the SAM image encoder. Patterns are matched with '
-                f're.fullmatch against names such as {example}; fix the '
-                f"pattern, e.g. targets=r'{DEFAULT_TARGETS}' (the fused "
-                f"qkv of every block) or r'blocks\\.\\d+\\.mlp\\.lin1'.")
+                f'module of {where}. Patterns are matched with '
+                f're.fullmatch against names such as {example}; {fix}.')
         for name, module in hits:
             if isinstance(module, LowRankLinear):
                 raise ValueError(
@@ -205,6 +219,15 @@ def inject_linear_adapters(encoder: nn.Module,
                     f'{name!r}, which another adapter already wrapped '
                     f'({type(module).__name__}); give each Linear layer at '
                     f'most one LoRA/Conv-LoRA adapter.')
+            if name in inside_mha:
+                raise ValueError(
+                    f'{adapter_name}: target pattern "{pattern}" matches '
+                    f'{name!r} inside an nn.MultiheadAttention, which never '
+                    'calls its forward (it passes the weight to F.multi_head_'
+                    'attention_forward), so the adapter would train nothing. '
+                    "Wrap the backbone in type='PEFTBackbone': it replaces "
+                    'nn.MultiheadAttention by LinearMultiheadAttention, whose '
+                    'q_proj, k_proj, v_proj and out_proj can be targeted.')
             if not isinstance(module, nn.Linear):
                 raise ValueError(
                     f'{adapter_name}: target pattern "{pattern}" matches '
@@ -246,6 +269,7 @@ class LoRA(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    applies_to_any_backbone = True
 
     def __init__(self,
                  rank: int = 3,

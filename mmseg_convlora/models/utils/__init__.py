@@ -21,3 +21,9 @@ __all__ = [
     'check_peft_signature', 'check_state_dict', 'load_peft_checkpoint',
     'peft_signature', 'prepare_state_dict', 'trainable_state_keys'
 ]
+from .linear_multihead_attention import (  # noqa: E402
+    LinearMultiheadAttention, replace_multihead_attention)
+
+__all__ += [
+    'LinearMultiheadAttention', 'replace_multihead_attention'
+]
