@@ -23,7 +23,9 @@ __all__ = [
 ]
 from .linear_multihead_attention import (  # noqa: E402
     LinearMultiheadAttention, replace_multihead_attention)
+from .token_grids import attach_token_grids, supported_backbones  # noqa: E402
 
 __all__ += [
-    'LinearMultiheadAttention', 'replace_multihead_attention'
+    'LinearMultiheadAttention', 'replace_multihead_attention',
+    'attach_token_grids', 'supported_backbones'
 ]
