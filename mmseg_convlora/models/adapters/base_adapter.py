@@ -1,4 +1,5 @@
-"""The contract between :class:`SAMViT` and its parameter-efficient adapters."""
+"""The contract between the backbones (:class:`SAMViT`, ...,
+:class:`PEFTBackbone`) and their parameter-efficient adapters."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -30,9 +31,14 @@ class BaseSAMAdapter(BaseModule):
             frozen encoder (True when trainable parameters live inside it).
             When no adapter needs it the encoder runs under ``no_grad`` and
             stores no activations.
+        applies_to_any_backbone (bool): Whether :meth:`apply_to` finds what
+            it adapts by module or parameter name in any module (LoRA,
+            Conv-LoRA, BitFit), so :class:`PEFTBackbone` can apply it to
+            mmseg's backbones; the others are written for SAM's encoder.
     """
 
     needs_encoder_grad: bool = False
+    applies_to_any_backbone: bool = False
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         """Modify ``encoder`` (a ``segment_anything`` ``ImageEncoderViT``).
