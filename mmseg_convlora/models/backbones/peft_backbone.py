@@ -70,6 +70,10 @@ class PEFTBackbone(BaseModule):
         adapter (dict | list[dict]): Adapter config(s) (``LoRA``,
             ``ConvLoRA``, ``BitFit``) with ``targets`` naming modules (or,
             for BitFit, parameters) of the backbone.
+        pretrained (str, optional): Shorthand for the wrapped backbone's
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``, so
+            that mmseg configs setting ``model.pretrained`` (which
+            ``EncoderDecoder`` hands to the backbone) keep working.
         init_cfg (None): Must be None; the backbone's own ``init_cfg`` says
             where its weights come from.
 
@@ -80,6 +84,7 @@ class PEFTBackbone(BaseModule):
     def __init__(self,
                  backbone: dict,
                  adapter: Union[dict, Sequence[dict]],
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
         if init_cfg is not None:
             raise ValueError(
@@ -93,6 +98,16 @@ class PEFTBackbone(BaseModule):
             raise ValueError(
                 'PEFTBackbone needs at least one adapter, e.g. adapter=dict('
                 "type='LoRA', targets=...); without one nothing would train.")
+        if pretrained is not None:
+            if backbone.get('init_cfg') is not None:
+                raise ValueError(
+                    'PEFTBackbone: both model.pretrained '
+                    f'({pretrained!r}) and the wrapped backbone\'s init_cfg '
+                    f"({backbone['init_cfg']!r}) say where the weights come "
+                    'from; keep one of them.')
+            backbone = dict(
+                backbone,
+                init_cfg=dict(type='Pretrained', checkpoint=pretrained))
         self.backbone = MODELS.build(backbone)
         self._init_backbone_weights()
         self.replaced_attention = replace_multihead_attention(self.backbone)

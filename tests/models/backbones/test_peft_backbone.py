@@ -139,7 +139,14 @@ def test_pretrained_weights_land_at_construction(tmp_path):
     path = str(tmp_path / 'vit.pth')
     torch.save(dict(state_dict=source.state_dict()), path)
     cfg = dict(VIT, init_cfg=dict(type='Pretrained', checkpoint=path))
-    model = peft(cfg, dict(type='LoRA', targets=r'layers\.0\.ffn\.layers\.1'))
+    lora = dict(type='LoRA', targets=r'layers\.0\.ffn\.layers\.1')
+    model = peft(cfg, lora)
+    # model.pretrained of mmseg configs (EncoderDecoder passes it on)
+    shorthand = peft(VIT, lora, pretrained=path)
+    assert torch.equal(shorthand.backbone.layers[1].attn.attn.k_proj.weight,
+                       source.layers[1].attn.attn.in_proj_weight[16:32])
+    with pytest.raises(ValueError, match='keep one of them'):
+        peft(cfg, lora, pretrained=path)
     in_proj = source.layers[1].attn.attn.in_proj_weight
     attn = model.backbone.layers[1].attn.attn
     assert torch.equal(attn.k_proj.weight, in_proj[16:32])
