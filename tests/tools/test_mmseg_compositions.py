@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmseg.apis import inference_model, init_model
 
 from mmseg_convlora.testing import REPO, run_tool
 from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
@@ -155,6 +156,8 @@ def tiny_config(name, data_root, tiny_sam_path, work):
         loader.dataset.data_root = data_root
         loader.dataset.pipeline = shrink_pipeline(loader.dataset.pipeline,
                                                   factor)
+    # what mmseg's inference_model reads
+    cfg.test_pipeline = shrink_pipeline(cfg.test_pipeline, factor)
     cfg.train_cfg.update(max_iters=2, val_interval=2)
     cfg.param_scheduler = [
         dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=2,
@@ -196,3 +199,15 @@ def test_train_and_test_tools(name, tiny_sam_file, tmp_path):
     assert 'per class results' in out
     miou = re.findall(r'mIoU: ([0-9.]+)', out)
     assert len(miou) == 1 and 0 <= float(miou[0]) <= 100
+    # mmseg's own inference API on the config and trainable-only checkpoint
+    model = init_model(cfg_path, best[0], device='cpu')
+    image = sorted(glob.glob(osp.join(data_root, '**', '*.jpg'),
+                             recursive=True) +
+                   glob.glob(osp.join(data_root, 'leftImg8bit', '**',
+                                      '*.png'), recursive=True))[0]
+    result = inference_model(model, image)
+    height, width = cv2.imread(image).shape[:2]
+    assert result.pred_sem_seg.shape == (height, width)
+    probs = result.seg_logits.data
+    assert probs.shape == (num_classes, height, width)
+    assert result.pred_sem_seg.data.max() < num_classes
