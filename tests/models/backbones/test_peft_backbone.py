@@ -15,7 +15,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from mmseg.registry import MODELS
-from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (
+from mmseg_convlora.models.utils.peft_checkpoint import (
     peft_signature, trainable_state_keys)
 from mmseg_convlora.models.adapters import ConvLoRALinear, LoRALinear
 from mmseg_convlora.models.utils import replace_multihead_attention
