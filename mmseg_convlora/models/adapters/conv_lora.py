@@ -1,7 +1,7 @@
 """Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
 convolutional experts between A and B (SPEC section 3)."""
 import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -11,8 +11,7 @@ from mmseg.registry import MODELS
 
 from ..utils.fused_lora_linear import fused_lora_linear
 from ..utils.recompute import is_recomputing
-from .base_adapter import BaseSAMAdapter
-from .lora import DEFAULT_TARGETS, LowRankLinear, inject_linear_adapters
+from .lora import DEFAULT_TARGETS, LowRankAdapter, LowRankLinear
 
 DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
 
@@ -178,6 +177,7 @@ class ConvLoRALinear(LowRankLinear):
         self.last_grid: Optional[Tuple[int, int]] = None
         self.token_grid: Optional[Tuple[int, int]] = None
         self.num_prefix_tokens = 0
+        self._plain = False  # see plain_low_rank
 
     def set_token_grid(self,
                        grid: Optional[Tuple[int, int]],
@@ -319,7 +319,24 @@ class ConvLoRALinear(LowRankLinear):
             return cp.checkpoint(mix, z, combine, use_reentrant=False)
         return mix(z, combine)
 
+    @contextlib.contextmanager
+    def plain_low_rank(self):
+        """Within this context the layer computes ``W x + b + s B A x`` (no
+        expert term) for tokens of any shape (..., C), leaving its routing
+        statistics alone: for tokens without a spatial layout, such as VPT's
+        prompts. The layer is still called as a module, so forward hooks
+        registered on it run."""
+        self._plain = True
+        try:
+            yield self
+        finally:
+            self._plain = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._plain:
+            out = F.linear(x, self.weight, self.bias)
+            return out + self.scaling * F.linear(
+                F.linear(x, self.lora_A), self.lora_B)
         if x.dim() == 4:
             N, h, w, C = x.shape
             out = self._forward_tokens(x.reshape(N, h * w, C), (h, w), 0)
@@ -406,14 +423,14 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 
 @MODELS.register_module()
-class ConvLoRA(BaseSAMAdapter):
+class ConvLoRA(LowRankAdapter):
     """Conv-LoRA on SAM's image encoder (SPEC section 3).
 
     Wraps each Linear whose name matches ``targets`` (default: the fused
     ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted
     Linear(C, 3C) it adds LoRA's 4rC parameters plus ``2rM + M(9r^2 + r)``
-    (720 for r = 3, M = 8). The layers live inside the encoder and are kept
-    here in a plain list so their state-dict keys are not duplicated.
+    (720 for r = 3, M = 8). The layers live inside the encoder (see
+    :class:`LowRankAdapter`).
 
     :meth:`aux_losses` returns ``{'loss_moe': loss_weight * sum of the
     layers' load-balancing losses}`` of the last forward pass.
@@ -438,8 +455,7 @@ class ConvLoRA(BaseSAMAdapter):
         init_cfg (dict, optional): Unused.
     """
 
-    needs_encoder_grad = True
-    applies_to_any_backbone = True
+    layer_type = ConvLoRALinear
 
     def __init__(self,
                  rank: int = 3,
@@ -452,56 +468,30 @@ class ConvLoRA(BaseSAMAdapter):
                  targets: Union[str, Sequence[str]] = DEFAULT_TARGETS,
                  dispatch: str = 'auto',
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        if not isinstance(rank, int) or rank <= 0:
-            raise ValueError(f'Conv-LoRA rank must be a positive integer, '
-                             f'got rank={rank!r}.')
+        super().__init__(
+            targets,
+            dict(
+                rank=rank,
+                alpha=alpha,
+                num_experts=num_experts,
+                top_k=top_k,
+                multiply_gate=multiply_gate,
+                noise_epsilon=noise_epsilon,
+                dispatch=dispatch),
+            init_cfg=init_cfg)
         _check_moe_args(num_experts, top_k, dispatch)
-        self.rank = rank
-        self.alpha = alpha
-        self.num_experts = num_experts
-        self.top_k = top_k
-        self.multiply_gate = multiply_gate
         self.loss_weight = loss_weight
-        self.noise_epsilon = noise_epsilon
-        self.targets = targets
-        self.dispatch = dispatch
-        self._layers: List[ConvLoRALinear] = []
-        self._layer_names: List[str] = []
-
-    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        self._layers = inject_linear_adapters(
-            encoder, self.targets,
-            lambda lin: ConvLoRALinear(
-                lin,
-                rank=self.rank,
-                alpha=self.alpha,
-                num_experts=self.num_experts,
-                top_k=self.top_k,
-                multiply_gate=self.multiply_gate,
-                noise_epsilon=self.noise_epsilon,
-                dispatch=self.dispatch), type(self).__name__)
-        ids = {id(layer) for layer in self._layers}
-        self._layer_names = [
-            name for name, module in encoder.named_modules()
-            if id(module) in ids
-        ]
-        return list(self._layers)
-
-    @property
-    def layers(self) -> List[ConvLoRALinear]:
-        """The :class:`ConvLoRALinear` layers placed in the encoder."""
-        return list(self._layers)
 
     def set_dispatch(self, dispatch: str) -> None:
         """Switch every layer's dispatch mode."""
-        _check_moe_args(self.num_experts, self.top_k, dispatch)
-        self.dispatch = dispatch
-        for layer in self._layers:
+        _check_moe_args(self.layer_args['num_experts'],
+                        self.layer_args['top_k'], dispatch)
+        self.layer_args['dispatch'] = dispatch
+        for layer in self.layers:
             layer.dispatch = dispatch
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
-        losses = [layer.last_moe_loss for layer in self._layers
+        losses = [layer.last_moe_loss for layer in self.layers
                   if layer.last_moe_loss is not None]
         if not losses:
             return {}
@@ -516,6 +506,6 @@ class ConvLoRA(BaseSAMAdapter):
         """
         return {
             name: dict(expert_ids=layer.last_expert_ids, grid=layer.last_grid)
-            for name, layer in zip(self._layer_names, self._layers)
+            for name, layer in self._layers.items()
             if layer.last_expert_ids is not None
         }

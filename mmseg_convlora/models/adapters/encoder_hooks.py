@@ -15,10 +15,11 @@ pre-hook on ``patch_embed``, which no adapter replaces), moves each hook to
 whatever module now has that name. The adapter order in the config then
 does not matter for hook-based adapters.
 """
-import re
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch.nn as nn
+
+from .targets import encoder_description, match_targets
 
 
 def match_module_names(encoder: nn.Module, targets: Union[str,
@@ -37,26 +38,12 @@ def match_module_names(encoder: nn.Module, targets: Union[str,
     Raises:
         ValueError: An invalid pattern or one that matches nothing.
     """
-    patterns = [targets] if isinstance(targets, str) else list(targets)
-    if not patterns:
-        raise ValueError(f'{adapter_name}: targets is empty.')
     names = [n for n, _ in encoder.named_modules() if n]
-    chosen = set()
-    for pattern in patterns:
-        try:
-            regex = re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f'{adapter_name}: target pattern "{pattern}" is '
-                             f'not a valid regular expression: {err}') from err
-        hits = [n for n in names if regex.fullmatch(n)]
-        if not hits:
-            example = ', '.join(repr(n) for n in names[:8])
-            raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches no '
-                'module of the SAM image encoder (patterns are matched with '
-                f're.fullmatch against names such as {example}).')
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
+    return [
+        name for name, _ in match_targets(names, targets, adapter_name,
+                                          'module',
+                                          encoder_description(encoder))
+    ]
 
 
 class EncoderHooks:

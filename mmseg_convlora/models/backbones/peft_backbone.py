@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..adapters.base_adapter import BaseSAMAdapter
-from ..adapters.lora import LowRankLinear
+from ..adapters.lora import LowRankAdapter
 from ..utils.linear_multihead_attention import replace_multihead_attention
 from ..utils.token_grids import attach_token_grids
 
@@ -126,13 +126,11 @@ class PEFTBackbone(BaseModule):
         # Plain list: these modules live inside ``self.backbone``;
         # registering them twice would duplicate their state-dict keys.
         self._adapter_modules: List[nn.Module] = []
+        adapted: Dict[str, nn.Module] = {}  # LoRA/Conv-LoRA layers by name
         for adp in self.adapters:
             self._adapter_modules.extend(adp.apply_to(self.backbone))
-        adapted = {
-            name: m
-            for name, m in self.backbone.named_modules()
-            if isinstance(m, LowRankLinear)
-        }
+            if isinstance(adp, LowRankAdapter):
+                adapted.update(adp.named_layers)
         attach_token_grids(self.backbone, {
             n: m
             for n, m in adapted.items() if hasattr(m, 'set_token_grid')
