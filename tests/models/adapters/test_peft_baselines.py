@@ -254,6 +254,13 @@ def test_token_linear_on_conv_lora_skips_experts_and_routing():
         layer.lora_B.t()
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.equal(layer.last_expert_ids, ids)
+    # a hook on the layer (a hook-based adapter on qkv) acts on the prompts
+    # too: the layer is called as a module, in its plain low-rank mode
+    seen = []
+    layer.register_forward_hook(
+        lambda mod, args, out: seen.append(mod._plain) or out * 2)
+    torch.testing.assert_close(token_linear(layer, p), 2 * out)
+    assert seen == [True] and not layer._plain
 
 
 # ---------------------------------------------------------------------- #
