@@ -255,6 +255,7 @@ class LowRankAdapter(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    replaces_modules = True
     applies_to_any_backbone = True
     layer_type: type = LowRankLinear
 

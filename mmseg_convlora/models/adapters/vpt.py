@@ -157,6 +157,7 @@ class VPT(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    replaces_modules = True
 
     def __init__(self, num_tokens: int = 12, dropout: float = 0.0,
                  init_cfg=None):

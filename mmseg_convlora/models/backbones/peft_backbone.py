@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ..adapters.base_adapter import BaseSAMAdapter
+from ..adapters.base_adapter import BaseSAMAdapter, apply_adapters
 from ..adapters.lora import LowRankAdapter
 from ..utils.linear_multihead_attention import replace_multihead_attention
 from ..utils.token_grids import attach_token_grids
@@ -125,10 +125,10 @@ class PEFTBackbone(BaseModule):
             self.adapters.append(adp)
         # Plain list: these modules live inside ``self.backbone``;
         # registering them twice would duplicate their state-dict keys.
-        self._adapter_modules: List[nn.Module] = []
+        self._adapter_modules: List[nn.Module] = apply_adapters(
+            self.adapters, self.backbone)
         adapted: Dict[str, nn.Module] = {}  # LoRA/Conv-LoRA layers by name
         for adp in self.adapters:
-            self._adapter_modules.extend(adp.apply_to(self.backbone))
             if isinstance(adp, LowRankAdapter):
                 adapted.update(adp.named_layers)
         attach_token_grids(self.backbone, {
