@@ -158,16 +158,8 @@ def config_pipelines(cfg):
     return [p for p in found if p]
 
 
-def tiny_config(path: str, sam_file: str):
-    """The shipped config ``path`` (relative to the repository) on the tiny
-    SAM at 128x128 (MobileSAM configs: a tiny MobileSAM written beside
-    ``sam_file``): same pipelines, datasets, adapters and head type."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, path))
-    size = TINY_IMG_SIZE
-    model = cfg.model
-    model.sam_checkpoint = sam_file
-    model.data_preprocessor.size = (size, size)
+def _tiny_sam_model(model, sam_file: str, size: int) -> None:
+    """Make a SAM model config tiny (see :func:`tiny_config`)."""
     if model.backbone.type == 'SAMTinyViT':
         # a tiny MobileSAM file beside the tiny SAM one
         from .utils import TINY_TINY_VIT, save_tiny_mobile_sam_checkpoint
@@ -190,6 +182,29 @@ def tiny_config(path: str, sam_file: str):
             adapter.update(channels=TINY_EMBED_DIM, input_size=size // 2)
         if adapter['type'] == 'SAMAdapter':
             adapter.update(scale_factor=4)
+
+
+def tiny_config(path: str, sam_file: str):
+    """The shipped config ``path`` (relative to the repository) on the tiny
+    SAM at 128x128 (MobileSAM configs: a tiny MobileSAM written beside
+    ``sam_file``): same pipelines, datasets, adapters and head type.
+
+    Compositions with mmseg's heads or backbones (``configs/sam_upernet``,
+    ``configs/peft_backbones``) get the 128x128 pipelines and data
+    preprocessor only; their models stay as configured
+    (``tests/tools/test_mmseg_compositions.py`` shrinks those).
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, path))
+    size = TINY_IMG_SIZE
+    model = cfg.model
+    model.sam_checkpoint = sam_file
+    model.data_preprocessor.size = (size, size)
+    if model.data_preprocessor.get('test_cfg'):  # pads to SAM's square
+        model.data_preprocessor.test_cfg.size = (size, size)
+    if model.backbone.type != 'PEFTBackbone' and \
+            model.decode_head.type.startswith('SAM'):
+        _tiny_sam_model(model, sam_file, size)
     for pipeline in config_pipelines(cfg):
         for t in pipeline:
             if t['type'] == 'Resize':

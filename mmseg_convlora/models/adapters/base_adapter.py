@@ -1,4 +1,5 @@
-"""The contract between :class:`SAMViT` and its parameter-efficient adapters."""
+"""The contract between the backbones (:class:`SAMViT`, ...,
+:class:`PEFTBackbone`) and their parameter-efficient adapters."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -30,9 +31,19 @@ class BaseSAMAdapter(BaseModule):
             frozen encoder (True when trainable parameters live inside it).
             When no adapter needs it the encoder runs under ``no_grad`` and
             stores no activations.
+        replaces_modules (bool): Whether :meth:`apply_to` replaces
+            sub-modules of the encoder (LoRA, Conv-LoRA, VPT).
+            :func:`apply_adapters` applies these first, so that the hooks
+            of the other adapters are placed on the final modules.
+        applies_to_any_backbone (bool): Whether :meth:`apply_to` finds what
+            it adapts by module or parameter name in any module (LoRA,
+            Conv-LoRA, BitFit), so :class:`PEFTBackbone` can apply it to
+            mmseg's backbones; the others are written for SAM's encoder.
     """
 
     needs_encoder_grad: bool = False
+    replaces_modules: bool = False
+    applies_to_any_backbone: bool = False
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         """Modify ``encoder`` (a ``segment_anything`` ``ImageEncoderViT``).
@@ -67,3 +78,18 @@ class BaseSAMAdapter(BaseModule):
     def aux_losses(self) -> Dict[str, torch.Tensor]:
         """Losses produced by the last forward pass (already weighted)."""
         return {}
+
+
+def apply_adapters(adapters: Sequence[BaseSAMAdapter],
+                   encoder: nn.Module) -> List[nn.Module]:
+    """Apply ``adapters`` to ``encoder``: the module-replacing ones first
+    (in config order), then the others (in config order).
+
+    Returns:
+        list[nn.Module]: The modules the adapters placed in the encoder.
+    """
+    ordered = sorted(adapters, key=lambda adp: not adp.replaces_modules)
+    modules: List[nn.Module] = []
+    for adp in ordered:
+        modules.extend(adp.apply_to(encoder))
+    return modules

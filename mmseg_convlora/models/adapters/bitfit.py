@@ -1,13 +1,13 @@
 """BitFit (Ben Zaken et al., "BitFit: Simple Parameter-efficient
 Fine-tuning for Transformer-based Masked Language-models", ACL 2022):
 train only the bias terms of the frozen ViT."""
-import re
 from typing import List, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmseg.registry import MODELS
 
 from .base_adapter import BaseSAMAdapter
+from .targets import encoder_description, match_targets
 
 BITFIT_TARGETS = r'(.+\.)?bias'
 
@@ -39,6 +39,7 @@ class BitFit(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    applies_to_any_backbone = True
 
     def __init__(self,
                  targets: Union[str, Sequence[str]] = BITFIT_TARGETS,
@@ -50,20 +51,10 @@ class BitFit(BaseSAMAdapter):
         self._params: List[Tuple[str, nn.Parameter]] = []
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        regexes = []
-        for pattern in self.targets:
-            try:
-                regexes.append(re.compile(pattern))
-            except re.error as err:
-                raise ValueError(f'BitFit: target pattern "{pattern}" is not '
-                                 f'a valid regular expression: {err}') from err
-        self._params = [(name, p) for name, p in encoder.named_parameters()
-                        if any(r.fullmatch(name) for r in regexes)]
-        if not self._params:
-            raise ValueError(
-                f'BitFit: the patterns {self.targets} match no parameter of '
-                "the SAM image encoder (names such as 'blocks.0.attn.qkv."
-                "bias').")
+        params = dict(encoder.named_parameters())
+        names = match_targets(list(params), self.targets, 'BitFit',
+                              'parameter', encoder_description(encoder))
+        self._params = [(name, params[name]) for name, _ in names]
         for _, param in self._params:
             param.requires_grad_(True)
         return []

@@ -1,7 +1,7 @@
 """Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
 convolutional experts between A and B (SPEC section 3)."""
 import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -11,8 +11,7 @@ from mmseg.registry import MODELS
 
 from ..utils.fused_lora_linear import fused_lora_linear
 from ..utils.recompute import is_recomputing
-from .base_adapter import BaseSAMAdapter
-from .lora import DEFAULT_TARGETS, LowRankLinear, inject_linear_adapters
+from .lora import DEFAULT_TARGETS, LowRankAdapter, LowRankLinear
 
 DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
 
@@ -62,10 +61,6 @@ def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
     except RuntimeError:  # a device type autocast does not know
         pass
     return x.dtype
-
-
-def _same(x: torch.Tensor) -> torch.Tensor:
-    return x
 
 
 class ConvLoRALinear(LowRankLinear):
@@ -123,6 +118,17 @@ class ConvLoRALinear(LowRankLinear):
     concatenated ``[x, u]`` and ``[W, s B]`` (:func:`fused_lora_linear`),
     in the dtype ``F.linear`` would use: the input's, or autocast's.
 
+    Token sequences (N, L, C), as mmseg's transformers give their Linear
+    layers, are accepted once the layer knows their grid
+    (:meth:`set_token_grid`, which :class:`PEFTBackbone` calls from the
+    backbone's own shapes at run time): ``L = P + h * w`` with ``P`` prefix
+    tokens (ViT's class token) followed by the h x w map in row-major
+    order. The map tokens go through Conv-LoRA as above (the gate pools
+    over them only); a prefix token has no position in the map, so it gets
+    the low-rank path without experts, ``W x + b + s B A x`` (plain LoRA).
+    A sequence without a known grid, or whose length does not fit it, is
+    refused: guessing a grid would convolve unrelated tokens.
+
     Args:
         base (nn.Linear): The frozen layer.
         rank (int): r. Default 3.
@@ -134,7 +140,9 @@ class ConvLoRALinear(LowRankLinear):
         dispatch (str): 'auto', 'grouped', 'dense' or 'loop'.
 
     Shapes:
-        input (N, h, w, in_features) -> output (N, h, w, out_features).
+        input (N, h, w, in_features) -> output (N, h, w, out_features);
+        input (N, P + h w, in_features) -> output (N, P + h w,
+        out_features) with the grid set.
     """
 
     def __init__(self,
@@ -167,6 +175,25 @@ class ConvLoRALinear(LowRankLinear):
         self.last_moe_loss: Optional[torch.Tensor] = None
         self.last_expert_ids: Optional[torch.Tensor] = None
         self.last_grid: Optional[Tuple[int, int]] = None
+        self.token_grid: Optional[Tuple[int, int]] = None
+        self.num_prefix_tokens = 0
+        self._plain = False  # see plain_low_rank
+
+    def set_token_grid(self,
+                       grid: Optional[Tuple[int, int]],
+                       num_prefix_tokens: int = 0) -> None:
+        """Declare the layout of the (N, L, C) sequences this layer gets.
+
+        Args:
+            grid (tuple[int, int], optional): (h, w) of the token map; None
+                forgets it (sequences are refused again).
+            num_prefix_tokens (int): Tokens before the map (a class token:
+                1). Default 0.
+        """
+        if grid is not None:
+            grid = (int(grid[0]), int(grid[1]))
+        self.token_grid = grid
+        self.num_prefix_tokens = int(num_prefix_tokens)
 
     def __getstate__(self) -> dict:
         """The state for ``copy.deepcopy`` and pickling, without the last
@@ -292,35 +319,78 @@ class ConvLoRALinear(LowRankLinear):
             return cp.checkpoint(mix, z, combine, use_reentrant=False)
         return mix(z, combine)
 
+    @contextlib.contextmanager
+    def plain_low_rank(self):
+        """Within this context the layer computes ``W x + b + s B A x`` (no
+        expert term) for tokens of any shape (..., C), leaving its routing
+        statistics alone: for tokens without a spatial layout, such as VPT's
+        prompts. The layer is still called as a module, so forward hooks
+        registered on it run."""
+        self._plain = True
+        try:
+            yield self
+        finally:
+            self._plain = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps, restore = self._as_token_maps(x)
-        return restore(self._forward_maps(maps))
+        if self._plain:
+            out = F.linear(x, self.weight, self.bias)
+            return out + self.scaling * F.linear(
+                F.linear(x, self.lora_A), self.lora_B)
+        if x.dim() == 4:
+            N, h, w, C = x.shape
+            out = self._forward_tokens(x.reshape(N, h * w, C), (h, w), 0)
+            return out.view(N, h, w, -1)
+        grid, prefix = self._sequence_layout(x)
+        return self._forward_tokens(x, grid, prefix)
 
-    def _as_token_maps(self, x: torch.Tensor):
-        """The input as (N, h, w, C) token maps, and the function that
-        gives the output the input's layout."""
-        if x.dim() != 4:
+    def _sequence_layout(self, x: torch.Tensor):
+        """The grid and prefix-token count of a (N, L, C) input."""
+        if x.dim() != 3:
             raise ValueError(
-                'ConvLoRALinear needs token maps (N, h, w, C) as the blocks '
-                f'of SAM\'s ViT give them; got shape {tuple(x.shape)}. Target '
-                'Linear layers that see (N, h, w, C) inputs (attn.qkv, '
-                'attn.proj, mlp.lin1, mlp.lin2).')
-        return x, _same
+                'ConvLoRALinear needs token maps (N, h, w, C) or token '
+                f'sequences (N, L, C); got shape {tuple(x.shape)}.')
+        if self.token_grid is None:
+            raise ValueError(
+                'ConvLoRALinear got a token sequence of shape '
+                f'{tuple(x.shape)} but does not know its h x w grid, which '
+                'its convolutional experts need. Wrap the backbone in '
+                "PEFTBackbone (it sets the grid of mmseg's VisionTransformer, "
+                'MixVisionTransformer and SwinTransformer from their patch '
+                'embeddings and windows), call set_token_grid((h, w), '
+                'num_prefix_tokens) before each forward, or use LoRA for '
+                'this layer.')
+        (h, w), prefix = self.token_grid, self.num_prefix_tokens
+        if x.shape[1] != prefix + h * w:
+            raise ValueError(
+                f'ConvLoRALinear got {x.shape[1]} tokens, but its grid is '
+                f'{h}x{w} with {prefix} prefix token(s) = {prefix + h * w} '
+                'tokens: the grid set by set_token_grid does not describe '
+                'this input.')
+        return (h, w), prefix
 
-    def _forward_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, h, w, C) -> (N, h, w, out_features)."""
-        N, h, w, C = x.shape
+    def _forward_tokens(self, x: torch.Tensor, grid: Tuple[int, int],
+                        prefix: int) -> torch.Tensor:
+        """(N, P + h w, C) -> (N, P + h w, out_features); the P prefix
+        tokens get no expert term."""
+        N, L, C = x.shape
+        h, w = grid
         tokens = x.reshape(-1, C)
-        z = F.linear(tokens, self.lora_A)  # (N h w, r)
+        z = F.linear(tokens, self.lora_A)  # (N L, r)
         dtype = _matmul_dtype(x)
         dispatch = self.dispatch
         if dispatch == 'auto':
             dispatch = 'dense' if z.is_cuda else 'grouped'
         with _autocast_off(z.device):
-            zf = z.float().view(N, h, w, -1).permute(0, 3, 1, 2).contiguous()
-            route = self.route(zf)
-            mix = getattr(self, f'_mix_{dispatch}')(zf, route)
-            u = (zf + mix).permute(0, 2, 3, 1).reshape(-1, self.rank)
+            zf = z.float().view(N, L, self.rank)
+            maps = zf[:, prefix:].reshape(N, h, w, self.rank).permute(
+                0, 3, 1, 2).contiguous()
+            route = self.route(maps)
+            mix = getattr(self, f'_mix_{dispatch}')(maps, route)
+            mix = mix.permute(0, 2, 3, 1).reshape(N, h * w, self.rank)
+            if prefix:
+                mix = F.pad(mix, (0, 0, prefix, 0))
+            u = (zf + mix).view(-1, self.rank)
             bias = None if self.bias is None else self.bias.to(dtype)
             out = fused_lora_linear(
                 tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
@@ -332,7 +402,7 @@ class ConvLoRALinear(LowRankLinear):
             self.last_moe_loss = route['loss']
             self.last_expert_ids = route['top_idx'].detach()
             self.last_grid = (h, w)
-        return out.view(N, h, w, -1)
+        return out.view(N, L, -1)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f', num_experts={self.num_experts}, '
@@ -353,14 +423,14 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 
 @MODELS.register_module()
-class ConvLoRA(BaseSAMAdapter):
+class ConvLoRA(LowRankAdapter):
     """Conv-LoRA on SAM's image encoder (SPEC section 3).
 
     Wraps each Linear whose name matches ``targets`` (default: the fused
     ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted
     Linear(C, 3C) it adds LoRA's 4rC parameters plus ``2rM + M(9r^2 + r)``
-    (720 for r = 3, M = 8). The layers live inside the encoder and are kept
-    here in a plain list so their state-dict keys are not duplicated.
+    (720 for r = 3, M = 8). The layers live inside the encoder (see
+    :class:`LowRankAdapter`).
 
     :meth:`aux_losses` returns ``{'loss_moe': loss_weight * sum of the
     layers' load-balancing losses}`` of the last forward pass.
@@ -385,7 +455,7 @@ class ConvLoRA(BaseSAMAdapter):
         init_cfg (dict, optional): Unused.
     """
 
-    needs_encoder_grad = True
+    layer_type = ConvLoRALinear
 
     def __init__(self,
                  rank: int = 3,
@@ -398,56 +468,30 @@ class ConvLoRA(BaseSAMAdapter):
                  targets: Union[str, Sequence[str]] = DEFAULT_TARGETS,
                  dispatch: str = 'auto',
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        if not isinstance(rank, int) or rank <= 0:
-            raise ValueError(f'Conv-LoRA rank must be a positive integer, '
-                             f'got rank={rank!r}.')
+        super().__init__(
+            targets,
+            dict(
+                rank=rank,
+                alpha=alpha,
+                num_experts=num_experts,
+                top_k=top_k,
+                multiply_gate=multiply_gate,
+                noise_epsilon=noise_epsilon,
+                dispatch=dispatch),
+            init_cfg=init_cfg)
         _check_moe_args(num_experts, top_k, dispatch)
-        self.rank = rank
-        self.alpha = alpha
-        self.num_experts = num_experts
-        self.top_k = top_k
-        self.multiply_gate = multiply_gate
         self.loss_weight = loss_weight
-        self.noise_epsilon = noise_epsilon
-        self.targets = targets
-        self.dispatch = dispatch
-        self._layers: List[ConvLoRALinear] = []
-        self._layer_names: List[str] = []
-
-    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        self._layers = inject_linear_adapters(
-            encoder, self.targets,
-            lambda lin: ConvLoRALinear(
-                lin,
-                rank=self.rank,
-                alpha=self.alpha,
-                num_experts=self.num_experts,
-                top_k=self.top_k,
-                multiply_gate=self.multiply_gate,
-                noise_epsilon=self.noise_epsilon,
-                dispatch=self.dispatch), type(self).__name__)
-        ids = {id(layer) for layer in self._layers}
-        self._layer_names = [
-            name for name, module in encoder.named_modules()
-            if id(module) in ids
-        ]
-        return list(self._layers)
-
-    @property
-    def layers(self) -> List[ConvLoRALinear]:
-        """The :class:`ConvLoRALinear` layers placed in the encoder."""
-        return list(self._layers)
 
     def set_dispatch(self, dispatch: str) -> None:
         """Switch every layer's dispatch mode."""
-        _check_moe_args(self.num_experts, self.top_k, dispatch)
-        self.dispatch = dispatch
-        for layer in self._layers:
+        _check_moe_args(self.layer_args['num_experts'],
+                        self.layer_args['top_k'], dispatch)
+        self.layer_args['dispatch'] = dispatch
+        for layer in self.layers:
             layer.dispatch = dispatch
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
-        losses = [layer.last_moe_loss for layer in self._layers
+        losses = [layer.last_moe_loss for layer in self.layers
                   if layer.last_moe_loss is not None]
         if not losses:
             return {}
@@ -462,6 +506,6 @@ class ConvLoRA(BaseSAMAdapter):
         """
         return {
             name: dict(expert_ids=layer.last_expert_ids, grid=layer.last_grid)
-            for name, layer in zip(self._layer_names, self._layers)
+            for name, layer in self._layers.items()
             if layer.last_expert_ids is not None
         }

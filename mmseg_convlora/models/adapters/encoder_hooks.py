@@ -6,19 +6,21 @@ receives) without replacing it, so several adapters can act on one module
 and module names (hence the official state-dict keys and the target patterns
 of LoRA/Conv-LoRA) stay unchanged.
 
-A hook lives on a module *object*. When an adapter listed later in the
-config replaces that module (LoRA swaps ``attn.qkv`` for a ``LoRALinear``,
-VPT swaps ``attn`` for a ``PromptedAttention``), a hook registered on the
-old object would silently stop firing. :class:`EncoderHooks` therefore
-addresses modules by name and, at the start of every encoder forward (a
-pre-hook on ``patch_embed``, which no adapter replaces), moves each hook to
-whatever module now has that name. The adapter order in the config then
-does not matter for hook-based adapters.
+A hook lives on a module *object*. When an adapter replaces that module
+after the hook was placed (LoRA swaps ``attn.qkv`` for a ``LoRALinear``, VPT
+swaps ``attn`` for a ``PromptedAttention``), a hook on the old object would
+silently stop firing. The backbones therefore apply the module-replacing
+adapters first (:func:`~.base_adapter.apply_adapters`), whatever the order
+in the config, so hooks are placed on the final modules. As a guard for
+adapters applied by hand in another order, :class:`EncoderHooks` addresses
+modules by name and moves each hook, once, at the first encoder forward, to
+whatever module then has that name.
 """
-import re
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch.nn as nn
+
+from .targets import encoder_description, match_targets
 
 
 def match_module_names(encoder: nn.Module, targets: Union[str,
@@ -37,26 +39,12 @@ def match_module_names(encoder: nn.Module, targets: Union[str,
     Raises:
         ValueError: An invalid pattern or one that matches nothing.
     """
-    patterns = [targets] if isinstance(targets, str) else list(targets)
-    if not patterns:
-        raise ValueError(f'{adapter_name}: targets is empty.')
     names = [n for n, _ in encoder.named_modules() if n]
-    chosen = set()
-    for pattern in patterns:
-        try:
-            regex = re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f'{adapter_name}: target pattern "{pattern}" is '
-                             f'not a valid regular expression: {err}') from err
-        hits = [n for n in names if regex.fullmatch(n)]
-        if not hits:
-            example = ', '.join(repr(n) for n in names[:8])
-            raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches no '
-                'module of the SAM image encoder (patterns are matched with '
-                f're.fullmatch against names such as {example}).')
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
+    return [
+        name for name, _ in match_targets(names, targets, adapter_name,
+                                          'module',
+                                          encoder_description(encoder))
+    ]
 
 
 class EncoderHooks:
@@ -72,13 +60,15 @@ class EncoderHooks:
         self._trigger = None
 
     def bind(self, encoder: nn.Module) -> None:
-        """Attach to ``encoder`` and install the re-attachment trigger."""
+        """Attach to ``encoder``; at its first forward (a pre-hook on
+        ``patch_embed``, which no adapter replaces) the hooks are moved to
+        the modules that then carry their names, once."""
         self.remove()
         self._encoder = [encoder]
         patch_embed = getattr(encoder, 'patch_embed', None)
         if patch_embed is not None:
             self._trigger = patch_embed.register_forward_pre_hook(
-                self._sync_hook)
+                self._sync_once)
 
     def add(self, name: str, fn: Callable, pre: bool = False) -> None:
         """Register ``fn`` as a forward hook (``pre``: forward pre-hook) on
@@ -98,7 +88,9 @@ class EncoderHooks:
             entry['handle'] = module.register_forward_hook(entry['fn'])
         entry['module'] = module
 
-    def _sync_hook(self, module: nn.Module, args) -> None:
+    def _sync_once(self, module: nn.Module, args) -> None:
+        self._trigger.remove()
+        self._trigger = None
         self.sync()
 
     def sync(self) -> None:

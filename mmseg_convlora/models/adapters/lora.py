@@ -6,7 +6,6 @@ what LoRA and Conv-LoRA share: the low-rank wrapper base class
 target Linear layers by name and swaps them for their adapted versions.
 """
 import math
-import re
 from typing import Callable, Dict, List, Sequence, Union
 
 import torch
@@ -15,8 +14,17 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from .base_adapter import BaseSAMAdapter
+from .targets import encoder_description, match_targets
 
 DEFAULT_TARGETS = r'blocks\.\d+\.attn\.qkv'
+
+
+def check_rank(rank, owner: str) -> None:
+    """Refuse a rank that is not a positive integer (the one check, for the
+    adapters' configs and the layers alike)."""
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
+        raise ValueError(f'{owner} rank must be a positive integer, got '
+                         f'rank={rank!r}.')
 
 
 class LowRankLinear(nn.Module):
@@ -44,9 +52,7 @@ class LowRankLinear(nn.Module):
                  alpha: float = 32,
                  dropout: float = 0.0):
         super().__init__()
-        if rank <= 0:
-            raise ValueError(f'LoRA rank must be a positive integer, got '
-                             f'rank={rank}.')
+        check_rank(rank, type(self).__name__)
         self.in_features = base.in_features
         self.out_features = base.out_features
         self.weight = base.weight
@@ -156,11 +162,12 @@ class LoRALinear(LowRankLinear):
 def inject_linear_adapters(encoder: nn.Module,
                            targets: Union[str, Sequence[str]],
                            factory: Callable[[nn.Linear], nn.Module],
-                           adapter_name: str) -> List[nn.Module]:
+                           adapter_name: str) -> Dict[str, nn.Module]:
     """Replace the Linear layers of ``encoder`` whose names match.
 
     Args:
-        encoder (nn.Module): SAM's ``ImageEncoderViT`` (modified in place).
+        encoder (nn.Module): SAM's ``ImageEncoderViT``, or the mmseg
+            backbone inside :class:`PEFTBackbone` (modified in place).
         targets (str | Sequence[str]): Regular expression(s) matched with
             ``re.fullmatch`` against module names inside the encoder, e.g.
             ``r'blocks\\.\\d+\\.attn\\.qkv'``.
@@ -168,73 +175,124 @@ def inject_linear_adapters(encoder: nn.Module,
         adapter_name (str): Used in error messages.
 
     Returns:
-        list[nn.Module]: The new layers, in module order.
+        dict[str, nn.Module]: Module name inside ``encoder`` -> the new
+        layer, in module order.
 
     Raises:
         ValueError: A pattern that is not a valid regex or matches nothing,
-            or a match that is not an ``nn.Linear`` (including a layer that
-            another adapter already wrapped).
+            a match that is not an ``nn.Linear`` (including a layer that
+            another adapter already wrapped), or a Linear inside an
+            ``nn.MultiheadAttention``, whose ``forward`` is never called
+            (its weight is used directly), so an adapter would train
+            nothing.
     """
-    patterns = [targets] if isinstance(targets, str) else list(targets)
-    if not patterns:
-        raise ValueError(
-            f'{adapter_name}: targets is empty; give at least one '
-            f"module-name pattern, e.g. r'{DEFAULT_TARGETS}'.")
     named = [(n, m) for n, m in encoder.named_modules() if n]
+    modules = dict(named)
     linear_names = [n for n, m in named if isinstance(m, nn.Linear)]
+    inside_mha = {
+        f'{n}.{child}'
+        for n, m in named if isinstance(m, nn.MultiheadAttention)
+        for child, _ in m.named_modules() if child
+    }
+    fix = 'fix the pattern'
+    if type(encoder).__name__ == 'ImageEncoderViT':
+        fix = (f"fix the pattern, e.g. targets=r'{DEFAULT_TARGETS}' (the "
+               "fused qkv of every block) or r'blocks\\.\\d+\\.mlp\\."
+               "lin1'")
     example = ', '.join(repr(n) for n in linear_names[:6])
     chosen: Dict[str, nn.Module] = {}
-    for pattern in patterns:
-        try:
-            regex = re.compile(pattern)
-        except re.error as err:
-            raise ValueError(f'{adapter_name}: target pattern "{pattern}" is '
-                             f'not a valid regular expression: {err}') from err
-        hits = [(n, m) for n, m in named if regex.fullmatch(n)]
-        if not hits:
+    for name, pattern in match_targets([n for n, _ in named], targets,
+                                       adapter_name, 'module',
+                                       encoder_description(encoder), fix,
+                                       examples=linear_names):
+        module = modules[name]
+        if isinstance(module, LowRankLinear):
             raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches no '
-                f'module of the SAM image encoder. Patterns are matched with '
-                f're.fullmatch against names such as {example}; fix the '
-                f"pattern, e.g. targets=r'{DEFAULT_TARGETS}' (the fused "
-                f"qkv of every block) or r'blocks\\.\\d+\\.mlp\\.lin1'.")
-        for name, module in hits:
-            if isinstance(module, LowRankLinear):
-                raise ValueError(
-                    f'{adapter_name}: target pattern "{pattern}" matches '
-                    f'{name!r}, which another adapter already wrapped '
-                    f'({type(module).__name__}); give each Linear layer at '
-                    f'most one LoRA/Conv-LoRA adapter.')
-            if not isinstance(module, nn.Linear):
-                raise ValueError(
-                    f'{adapter_name}: target pattern "{pattern}" matches '
-                    f'{name!r}, a {type(module).__name__}, but only nn.Linear '
-                    f'layers can be adapted; make the pattern match Linear '
-                    f'layers only, e.g. {example}.')
-            chosen[name] = module
-    layers = []
-    for name, module in named:  # keep module order
-        if name not in chosen:
-            continue
+                f'{adapter_name}: target pattern "{pattern}" matches '
+                f'{name!r}, which another adapter already wrapped '
+                f'({type(module).__name__}); give each Linear layer at '
+                f'most one LoRA/Conv-LoRA adapter.')
+        if name in inside_mha:
+            raise ValueError(
+                f'{adapter_name}: target pattern "{pattern}" matches '
+                f'{name!r} inside an nn.MultiheadAttention, which never '
+                'calls its forward (it passes the weight to F.multi_head_'
+                'attention_forward), so the adapter would train nothing. '
+                "Wrap the backbone in type='PEFTBackbone': it replaces "
+                'nn.MultiheadAttention by LinearMultiheadAttention, whose '
+                'q_proj, k_proj, v_proj and out_proj can be targeted.')
+        if not isinstance(module, nn.Linear):
+            raise ValueError(
+                f'{adapter_name}: target pattern "{pattern}" matches '
+                f'{name!r}, a {type(module).__name__}, but only nn.Linear '
+                f'layers can be adapted; make the pattern match Linear '
+                f'layers only, e.g. {example}.')
+        chosen[name] = module
+    layers = {}
+    for name, module in chosen.items():  # in module order
         parent_name, _, child = name.rpartition('.')
-        parent = encoder.get_submodule(parent_name) if parent_name \
-            else encoder
-        layer = factory(chosen[name])
-        setattr(parent, child, layer)
-        layers.append(layer)
+        parent = modules[parent_name] if parent_name else encoder
+        layers[name] = factory(module)
+        setattr(parent, child, layers[name])
     return layers
 
 
+class LowRankAdapter(BaseSAMAdapter):
+    """What LoRA and Conv-LoRA share: the Linear layers of the encoder whose
+    names match ``targets`` are each replaced by
+    ``layer_type(linear, **layer_args)``.
+
+    The layers live inside the encoder; the adapter keeps them in a plain
+    dict (not as sub-modules) so that their parameters have exactly one
+    state-dict key each.
+
+    Args:
+        targets (str | list[str]): Module-name regex(es), matched with
+            ``re.fullmatch`` inside the encoder.
+        layer_args (dict): Keyword arguments of ``layer_type`` (``rank``
+            included, checked here so a bad config fails when built).
+        init_cfg (dict, optional): Unused (initialisation is fixed).
+    """
+
+    needs_encoder_grad = True
+    replaces_modules = True
+    applies_to_any_backbone = True
+    layer_type: type = LowRankLinear
+
+    def __init__(self, targets: Union[str, Sequence[str]], layer_args: dict,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        check_rank(layer_args.get('rank'), type(self).__name__)
+        self.targets = targets
+        self.layer_args = dict(layer_args)
+        self._layers: Dict[str, LowRankLinear] = {}  # see class doc
+
+    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
+        self._layers = inject_linear_adapters(
+            encoder, self.targets,
+            lambda lin: self.layer_type(lin, **self.layer_args),
+            type(self).__name__)
+        return list(self._layers.values())
+
+    @property
+    def layers(self) -> List[LowRankLinear]:
+        """The adapted layers placed in the encoder, in module order."""
+        return list(self._layers.values())
+
+    @property
+    def named_layers(self) -> Dict[str, LowRankLinear]:
+        """Module name inside the encoder -> adapted layer."""
+        return dict(self._layers)
+
+
 @MODELS.register_module()
-class LoRA(BaseSAMAdapter):
+class LoRA(LowRankAdapter):
     """LoRA on SAM's image encoder (SPEC section 2).
 
     Wraps every Linear layer of the frozen encoder whose name matches
     ``targets`` (default: the fused ``qkv`` of every block, so q, k and v all
-    adapt) in a :class:`LoRALinear`. The wrapped layers live inside the
-    encoder; the adapter keeps them in a plain list (not as sub-modules) so
-    that their parameters have exactly one state-dict key each. Each adapted
-    Linear(C_in, C_out) adds ``r (C_in + C_out)`` parameters (4rC for qkv).
+    adapt) in a :class:`LoRALinear`. Each adapted Linear(C_in, C_out) adds
+    ``r (C_in + C_out)`` parameters (4rC for qkv).
 
     Args:
         rank (int): Rank r. Default 3.
@@ -245,7 +303,7 @@ class LoRA(BaseSAMAdapter):
         init_cfg (dict, optional): Unused (initialisation is fixed).
     """
 
-    needs_encoder_grad = True
+    layer_type = LoRALinear
 
     def __init__(self,
                  rank: int = 3,
@@ -253,34 +311,17 @@ class LoRA(BaseSAMAdapter):
                  dropout: float = 0.0,
                  targets: Union[str, Sequence[str]] = DEFAULT_TARGETS,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        if not isinstance(rank, int) or rank <= 0:
-            raise ValueError(f'LoRA rank must be a positive integer, got '
-                             f'rank={rank!r}.')
-        self.rank = rank
-        self.alpha = alpha
-        self.dropout = dropout
-        self.targets = targets
-        self._layers: List[LoRALinear] = []  # plain list: see class doc
-
-    def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        self._layers = inject_linear_adapters(
-            encoder, self.targets,
-            lambda lin: LoRALinear(lin, self.rank, self.alpha, self.dropout),
-            type(self).__name__)
-        return list(self._layers)
-
-    @property
-    def layers(self) -> List[LoRALinear]:
-        """The :class:`LoRALinear` layers placed in the encoder."""
-        return list(self._layers)
+        super().__init__(
+            targets,
+            dict(rank=rank, alpha=alpha, dropout=dropout),
+            init_cfg=init_cfg)
 
     def merge(self) -> None:
         """Merge every layer's update into its frozen weight (deployment)."""
-        for layer in self._layers:
+        for layer in self.layers:
             layer.merge()
 
     def unmerge(self) -> None:
         """Undo :meth:`merge` on every layer."""
-        for layer in self._layers:
+        for layer in self.layers:
             layer.unmerge()

@@ -1,11 +1,11 @@
 """VPT (Jia et al., "Visual Prompt Tuning", ECCV 2022), deep variant:
 learnable prompt tokens at the input of every block of SAM's ViT."""
+import contextlib
 import math
 from typing import List, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 
@@ -27,15 +27,9 @@ def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
         Tensor: (n, C_out).
     """
     x = tokens.reshape(1, 1, *tokens.shape)
-    if isinstance(module, ConvLoRALinear):
-        out = F.linear(x, module.weight, module.bias)
-        out = out + module.scaling * F.linear(
-            F.linear(x, module.lora_A), module.lora_B)
-        for hook in module._forward_hooks.values():
-            result = hook(module, (x, ), out)
-            if result is not None:
-                out = result
-    else:
+    plain = module.plain_low_rank() if isinstance(
+        module, ConvLoRALinear) else contextlib.nullcontext()
+    with plain:
         out = module(x)
     return out.reshape(tokens.shape[0], -1)
 
@@ -163,6 +157,7 @@ class VPT(BaseSAMAdapter):
     """
 
     needs_encoder_grad = True
+    replaces_modules = True
 
     def __init__(self, num_tokens: int = 12, dropout: float = 0.0,
                  init_cfg=None):

@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 
 from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
                                       read_manifest)
-from ..adapters.base_adapter import BaseSAMAdapter
+from ..adapters.base_adapter import BaseSAMAdapter, apply_adapters
 from ..utils.config_check import check_config_keys
 
 # Every SAM-family encoder (ViT, TinyViT) maps an S x S image to an
@@ -121,9 +121,8 @@ class BaseSAMBackbone(BaseModule):
         self.adapters = nn.ModuleList(MODELS.build(cfg) for cfg in adapter)
         # Plain list: these modules already live inside ``self.encoder``;
         # registering them twice would duplicate their state-dict keys.
-        self._adapter_modules: List[nn.Module] = []
-        for adp in self.adapters:
-            self._adapter_modules.extend(adp.apply_to(self.encoder))
+        self._adapter_modules: List[nn.Module] = apply_adapters(
+            self.adapters, self.encoder)
         if not out_embedding:
             for adp in self.adapters:
                 if type(adp).forward_embedding is not \

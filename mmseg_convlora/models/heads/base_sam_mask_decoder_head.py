@@ -49,6 +49,11 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         sampler (dict, optional): Refused (must be None): mmseg's pixel
             samplers (e.g. OHEM) weight per-pixel losses, which these
             heads' losses are not.
+        in_index (int): Which backbone output is the image embedding.
+            Default -1: the last, where SAM backbones put the neck's
+            embedding after any ``out_indices`` block maps.
+        input_transform (None): Must be None (the decoder reads one
+            embedding).
         init_cfg (dict, optional): mmengine init config. Default None: the
             weights come from SAM (BaseDecodeHead's default would
             initialise its 1x1 classifier, which this head removes).
@@ -66,8 +71,17 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                  embed_dim: int = 256,
                  decoder: Optional[dict] = None,
                  sampler: Optional[dict] = None,
+                 in_index: int = -1,
+                 input_transform: Optional[str] = None,
                  init_cfg: Optional[dict] = None,
                  **kwargs):
+        if input_transform is not None or not isinstance(in_index, int):
+            raise ValueError(
+                f'{type(self).__name__} reads one image embedding, the '
+                f'backbone output in_index (an int, default -1: the SAM '
+                f"backbone's neck embedding, last); got in_index={in_index!r}"
+                f', input_transform={input_transform!r}. Remove '
+                'input_transform and give one index.')
         if sampler is not None:
             raise ValueError(
                 f'{type(self).__name__} does not support mmseg pixel '
@@ -83,6 +97,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             channels=embed_dim,
             num_classes=num_classes,
             out_channels=out_channels,
+            in_index=in_index,
             init_cfg=init_cfg,
             **kwargs)
         # BaseDecodeHead's 1x1 classifier has no role in SAM's decoder.
@@ -166,15 +181,16 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         """Run the prompt-free mask decoder.
 
         Args:
-            inputs (Sequence[Tensor]): Backbone outputs; the first is the
-                image embedding (B, C, h, w).
+            inputs (Sequence[Tensor]): Backbone outputs;
+                ``inputs[in_index]`` (by default the last) is the image
+                embedding (B, C, h, w).
 
         Returns:
             tuple[Tensor, Tensor]: The query tokens' outputs (B, N, C) and
             their mask logits (B, N, 4h, 4w) (hypernetwork MLP #0 of each
             output times the upscaled image embedding).
         """
-        embedding = inputs[0]
+        embedding = self.image_embedding(inputs)
         B, C, h, w = embedding.shape
         md = self.mask_decoder
         pe_layer = self.prompt_encoder.pe_layer
@@ -196,6 +212,26 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         b, c, H, W = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, H * W)).view(b, -1, H, W)
         return query_out, masks
+
+    def image_embedding(self, inputs: Sequence[Tensor]) -> Tensor:
+        """``inputs[in_index]``, checked to be an embedding of this decoder.
+
+        Raises:
+            ValueError: The chosen input has another number of channels
+                (e.g. a block map of ``out_indices`` instead of the neck's
+                embedding).
+        """
+        embedding = inputs[self.in_index]
+        if embedding.dim() != 4 or embedding.shape[1] != self.embed_dim:
+            raise ValueError(
+                f'{type(self).__name__} reads backbone output in_index='
+                f'{self.in_index} of {len(inputs)}, shape '
+                f'{tuple(embedding.shape)}, but SAM\'s mask decoder needs the '
+                f'image embedding (B, {self.embed_dim}, h, w). With '
+                'out_indices the SAM backbone returns the block maps first '
+                'and the embedding last: keep out_embedding=True and '
+                'in_index=-1.')
+        return embedding
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse trained weights of the other token sequence.

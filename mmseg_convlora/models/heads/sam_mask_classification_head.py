@@ -59,10 +59,14 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
             ``checkpoint``, ``embed_dim``, ``decoder``, ...).
 
     Shapes:
-        input: tuple with the image embedding (B, embed_dim, h, w),
-        h = w = img_size / 16. Output: class logits (B, N, K + 1) and mask
+        input: backbone outputs with the image embedding (B, embed_dim,
+        h, w) at ``in_index`` (default last), h = w = img_size / 16.
+        Output: class logits (B, N, K + 1) and mask
         logits (B, N, 4h, 4w).
     """
+
+    # predict_by_feat returns class probabilities, not logits.
+    returns_probabilities = True
 
     def __init__(self,
                  num_classes: int,
@@ -115,7 +119,7 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w) of the
-        image embedding ``inputs[0]``."""
+        image embedding ``inputs[in_index]``."""
         query_out, masks = self.decode_queries(inputs)
         return self.cls_embed(query_out), masks
 

@@ -46,8 +46,9 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
             ``checkpoint``, ``embed_dim``, ``decoder``, ...).
 
     Shapes:
-        input: tuple with the image embedding (B, embed_dim, h, w),
-        h = w = img_size / 16. Output: mask logits (B, 1, 4h, 4w).
+        input: backbone outputs with the image embedding (B, embed_dim,
+        h, w) at ``in_index`` (default last), h = w = img_size / 16.
+        Output: mask logits (B, 1, 4h, 4w).
     """
 
     def __init__(self,
@@ -74,7 +75,8 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
             **kwargs)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Mask logits (B, 1, 4h, 4w) of the image embedding ``inputs[0]``.
+        """Mask logits (B, 1, 4h, 4w) of the image embedding
+        ``inputs[in_index]``.
         """
         return self.decode_queries(inputs)[1]
 

@@ -101,7 +101,9 @@ def sem_seg_to_segments(gt_sem_seg: Tensor, num_classes: int,
     return labels, masks
 
 
-def point_weights(valid: Tensor, point_coords: Tensor) -> Tensor:
+def point_weights(valid: Tensor,
+                  point_coords: Tensor,
+                  owner: Optional[Tensor] = None) -> Tensor:
     """Weight of each point: its share of valid (non-ignored) pixels.
 
     ``w = b(valid)``, the bilinear sample at the points
@@ -113,25 +115,74 @@ def point_weights(valid: Tensor, point_coords: Tensor) -> Tensor:
     inside an ignored region.
 
     Args:
-        valid (Tensor): Non-ignored pixels, shape (R, 1, H, W), any dtype.
+        valid (Tensor): Non-ignored pixels, shape (V, 1, H, W), any dtype:
+            one map per row of ``point_coords`` (V = R), one map shared by
+            all rows (V = 1), or one per image with ``owner``.
         point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2).
+        owner (Tensor, optional): Index of each row's map in ``valid``,
+            shape (R,), long. The masks of one image share its map, which
+            is then sampled once for all of them (never copied per mask).
 
     Returns:
         Tensor: Weights in [0, 1], shape (R, P), dtype of ``point_coords``.
     """
     valid = valid.to(point_coords.dtype)
-    sampled = point_sample(
-        torch.cat([valid, 1 - valid], dim=1),
-        point_coords,
-        align_corners=False,
+    sampled = _sample_shared_maps(
+        torch.cat([valid, 1 - valid], dim=1), point_coords, owner,
         padding_mode='border')
     valid_share, ignored_share = sampled[:, 0], sampled[:, 1]
     return torch.where(ignored_share > 0, valid_share,
                        torch.ones_like(valid_share))
 
 
-def sample_targets(gt_masks: Tensor, valid: Tensor,
-                   point_coords: Tensor) -> Tuple[Tensor, Tensor]:
+def _sample_shared_maps(maps: Tensor,
+                        point_coords: Tensor,
+                        owner: Optional[Tensor] = None,
+                        padding_mode: str = 'zeros') -> Tensor:
+    """``point_sample`` of row ``i``'s points on ``maps[owner[i]]``.
+
+    Each map is sampled once, at the points of all rows it serves (the
+    same per-point arithmetic as sampling a copy per row), so no (R, C, H,
+    W) copy of the maps is made.
+
+    Args:
+        maps (Tensor): (V, C, H, W).
+        point_coords (Tensor): (R, P, 2) in [0, 1].
+        owner (Tensor, optional): (R,) long index into ``maps``; None: row
+            ``i`` uses map ``i`` (V = R) or the only map (V = 1).
+
+    Returns:
+        Tensor: (R, C, P).
+    """
+    num_rows, num_points = point_coords.shape[:2]
+    if owner is None and maps.shape[0] == num_rows:
+        return point_sample(maps, point_coords, align_corners=False,
+                            padding_mode=padding_mode)
+    if owner is None:
+        if maps.shape[0] != 1:
+            raise ValueError(
+                f'{maps.shape[0]} maps for {num_rows} rows of points: give '
+                'one map per row, one shared map, or owner.')
+        owner = point_coords.new_zeros(num_rows, dtype=torch.long)
+    out = point_coords.new_empty(num_rows, maps.shape[1], num_points)
+    for v in range(maps.shape[0]):  # per image, never per mask or class
+        rows = (owner == v).nonzero()[:, 0]
+        if rows.numel() == 0:
+            continue
+        sampled = point_sample(
+            maps[v:v + 1],
+            point_coords[rows].reshape(1, -1, 2),
+            align_corners=False,
+            padding_mode=padding_mode)
+        out[rows] = sampled.view(maps.shape[1], rows.numel(),
+                                 num_points).transpose(0, 1)
+    return out
+
+
+def sample_targets(gt_masks: Tensor,
+                   valid: Tensor,
+                   point_coords: Tensor,
+                   owner: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Sample GT masks and their validity at normalised points.
 
     With ``b`` the bilinear sample at the points (``align_corners=False``)::
@@ -146,10 +197,12 @@ def sample_targets(gt_masks: Tensor, valid: Tensor,
 
     Args:
         gt_masks (Tensor): Binary GT masks, shape (R, H, W), any dtype.
-        valid (Tensor): Non-ignored pixels, shape (R, H, W) or (1, H, W)
-            (broadcast over R).
+        valid (Tensor): Non-ignored pixels, shape (R, H, W), (1, H, W)
+            (shared by all masks) or (V, H, W) with ``owner``.
         point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2) or
             (1, P, 2) (the same points for every mask).
+        owner (Tensor, optional): Index of each mask's map in ``valid``,
+            shape (R,), long (the image each mask belongs to).
 
     Returns:
         tuple[Tensor, Tensor]:
@@ -159,12 +212,23 @@ def sample_targets(gt_masks: Tensor, valid: Tensor,
         - weights (Tensor): Point weights in [0, 1], shape (R, P).
     """
     num = gt_masks.shape[0]
-    valid = valid.to(point_coords.dtype).expand(num, -1, -1)
-    if point_coords.shape[0] != num:
-        point_coords = point_coords.expand(num, -1, -1)
-    gt = gt_masks.to(point_coords.dtype) * valid
-    gt_s = point_sample(gt[:, None], point_coords, align_corners=False)[:, 0]
-    weights = point_weights(valid[:, None], point_coords)
+    valid = valid.to(point_coords.dtype)
+    gt = gt_masks.to(point_coords.dtype)
+    if owner is not None:
+        gt = gt * valid[owner]
+    else:
+        gt = gt * valid
+    if point_coords.shape[0] == 1 and owner is None and valid.shape[0] == 1:
+        # One set of points and one validity map for every mask: sample
+        # the masks as the channels of one image, the weights once.
+        gt_s = point_sample(gt[None], point_coords, align_corners=False)[0]
+        weights = point_weights(valid[:, None], point_coords).expand(num, -1)
+    else:
+        if point_coords.shape[0] != num:
+            point_coords = point_coords.expand(num, -1, -1)
+        gt_s = point_sample(gt[:, None], point_coords,
+                            align_corners=False)[:, 0]
+        weights = point_weights(valid[:, None], point_coords, owner)
     # Renormalise only where something is ignored, so that targets are
     # bit-identical to the plain sample elsewhere.
     renormalised = torch.where(weights > 0,
@@ -283,7 +347,8 @@ def get_uncertain_point_coords_with_randomness(
         num_points: int,
         oversample_ratio: float,
         importance_sample_ratio: float,
-        valid: Optional[Tensor] = None) -> Tensor:
+        valid: Optional[Tensor] = None,
+        owner: Optional[Tensor] = None) -> Tensor:
     """Choose points where the masks are most uncertain, plus random ones.
 
     detectron2/Mask2Former's function with uncertainty ``-|logit|``:
@@ -297,7 +362,10 @@ def get_uncertain_point_coords_with_randomness(
         num_points (int): Points per mask P.
         oversample_ratio (float): >= 1.
         importance_sample_ratio (float): In [0, 1].
-        valid (Tensor, optional): Non-ignored pixels, shape (R, 1, H, W).
+        valid (Tensor, optional): Non-ignored pixels, shape (R, 1, H, W),
+            or (V, 1, H, W) with ``owner``.
+        owner (Tensor, optional): Index of each mask's map in ``valid``,
+            shape (R,), long (see :func:`point_weights`).
 
     Returns:
         Tensor: Points in [0, 1] (x, y), shape (R, P, 2).
@@ -314,7 +382,7 @@ def get_uncertain_point_coords_with_randomness(
                                 align_corners=False)[:, 0]
     uncertainty = -point_logits.abs()
     if valid is not None:
-        touches_valid = point_weights(valid, point_coords) > 0
+        touches_valid = point_weights(valid, point_coords, owner) > 0
         uncertainty = uncertainty.masked_fill(~touches_valid, -float('inf'))
     num_uncertain = int(importance_sample_ratio * num_points)
     num_random = num_points - num_uncertain
@@ -423,15 +491,14 @@ class MaskClassificationLoss(nn.Module):
 
         assigned = self.assign(cls_logits, mask_logits, gt_sem_segs)
         cls_targets = assigned['cls_targets']
-        matched_logits, matched_gts, matched_valid = [], [], []
+        matched_logits, matched_gts, owner = [], [], []
         for i, (pred_idx, gt_idx) in enumerate(
                 zip(assigned['pred_inds'], assigned['gt_inds'])):
             if gt_idx.numel() == 0:
                 continue
             matched_logits.append(mask_logits[i, pred_idx])
             matched_gts.append(assigned['gt_masks'][i][gt_idx])
-            matched_valid.append(assigned['valid'][i][None].expand(
-                gt_idx.numel(), -1, -1))
+            owner.append(gt_idx.new_full((gt_idx.numel(), ), i))
         num_gt_masks = sum(labels.numel() for labels in assigned['gt_labels'])
 
         loss_cls = F.cross_entropy(
@@ -447,9 +514,11 @@ class MaskClassificationLoss(nn.Module):
         num_masks = torch.clamp(num_masks / get_world_size(), min=1).item()
 
         if matched_logits:
+            # one validity map per image, not a copy per matched mask
             loss_mask, loss_dice = self._mask_losses(
                 torch.cat(matched_logits), torch.cat(matched_gts),
-                torch.cat(matched_valid), num_masks)
+                torch.stack(assigned['valid']), num_masks,
+                torch.cat(owner))
         else:
             # Zero that still depends on mask_logits, so every parameter gets
             # a (zero) gradient and DDP does not see unused parameters.
@@ -508,15 +577,21 @@ class MaskClassificationLoss(nn.Module):
             out['valid'].append(valid)
         return out
 
-    def _mask_losses(self, logits: Tensor, gt_masks: Tensor, valid: Tensor,
-                     num_masks: float) -> Tuple[Tensor, Tensor]:
+    def _mask_losses(self,
+                     logits: Tensor,
+                     gt_masks: Tensor,
+                     valid: Tensor,
+                     num_masks: float,
+                     owner: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """BCE and dice of matched pairs on importance-sampled points.
 
         Args:
             logits (Tensor): Matched mask logits, shape (R, h, w).
             gt_masks (Tensor): Matched GT masks, shape (R, H, W).
-            valid (Tensor): Non-ignored pixels, shape (R, H, W).
+            valid (Tensor): Non-ignored pixels, shape (R, H, W), or
+                (B, H, W) with ``owner``.
             num_masks (float): Normaliser.
+            owner (Tensor, optional): The image of each mask, (R,) long.
 
         Returns:
             tuple[Tensor, Tensor]: ``loss_mask`` and ``loss_dice``
@@ -526,8 +601,9 @@ class MaskClassificationLoss(nn.Module):
         with torch.no_grad():
             point_coords = get_uncertain_point_coords_with_randomness(
                 logits, self.num_points, self.oversample_ratio,
-                self.importance_sample_ratio, valid[:, None])
-            targets, weights = sample_targets(gt_masks, valid, point_coords)
+                self.importance_sample_ratio, valid[:, None], owner)
+            targets, weights = sample_targets(gt_masks, valid, point_coords,
+                                              owner)
         point_logits = point_sample(
             logits, point_coords, align_corners=False)[:, 0]
 

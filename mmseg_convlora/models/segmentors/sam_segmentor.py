@@ -1,5 +1,5 @@
-"""The segmentor that ties SAM's encoder and a prompt-free SAM head
-together."""
+"""The segmentor that ties SAM's encoder (or an mmseg backbone with
+adapters) and a SAM or mmseg decode head together."""
 import inspect
 import logging
 from typing import Dict, List, Optional
@@ -14,8 +14,29 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from ..backbones.base_sam_backbone import BaseSAMBackbone
 from ..utils.peft_checkpoint import (WRAPPER_PARTS, check_state_dict,
                                      fill_frozen_weights)
+
+
+def takes_checkpoint(cfg: Optional[dict]) -> bool:
+    """Whether the class ``cfg`` builds takes a ``checkpoint`` argument
+    (SAM's backbones and heads do; mmseg's heads and PEFTBackbone do not).
+    """
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        return False
+    cls = cfg['type'] if inspect.isclass(cfg['type']) else MODELS.get(
+        cfg['type'])
+    for klass in getattr(cls, '__mro__', ()):
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        if 'checkpoint' in params:
+            return True
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            return False  # the arguments stop here
+    return False
 
 
 def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
@@ -45,6 +66,10 @@ def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
 class SAMSegmentor(EncoderDecoder):
     """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
 
+    The backbone is a SAM encoder (``SAMViT``, ``SAMTinyViT``) or any mmseg
+    backbone wrapped in ``PEFTBackbone``; the decode head is a SAM head or
+    any mmseg head (``UPerHead``, ``FCNHead``, ``SegformerHead``, ... on the
+    backbone's ``out_indices`` maps), auxiliary heads included.
     Differences from mmseg's ``EncoderDecoder``:
 
     * The data samples reach the backbone: ``loss``, ``predict`` and
@@ -55,13 +80,16 @@ class SAMSegmentor(EncoderDecoder):
       not need them.
     * ``loss`` adds the auxiliary losses the backbone's adapters produced in
       the same forward pass (Conv-LoRA's load-balancing ``loss_moe``).
-    * ``predict`` runs whole-image inference only: SAM takes one fixed
-      square input, so ``test_cfg=dict(mode='slide')`` is refused.
+    * ``predict`` runs whole-image inference on a SAM backbone: SAM takes
+      one fixed square input, so ``test_cfg=dict(mode='slide')`` is refused
+      there (other backbones may slide, as in mmseg).
     * ``postprocess_result`` turns the head's output into probabilities
-      *before* undoing padding/flip and resizing to the original image size
-      (bilinear), so ``seg_logits`` holds probabilities at the ground truth's
-      resolution for the metrics, and ``pred_sem_seg`` thresholds (binary)
-      or takes the argmax (multi-class) of those.
+      (sigmoid for one channel; softmax of an mmseg head's logits; the
+      multi-class SAM head returns probabilities already) *before* undoing
+      padding/flip and resizing to the original image size (bilinear), so
+      ``seg_logits`` holds probabilities at the ground truth's resolution
+      for the metrics, and ``pred_sem_seg`` thresholds (binary) or takes the
+      argmax (multi-class) of those.
     * A ``decode_head`` config naming the multi-class head
       ``SAMMaskDecoderHead`` builds ``SAMMaskClassificationHead``
       (:func:`multi_class_head_cfg`).
@@ -69,39 +97,58 @@ class SAMSegmentor(EncoderDecoder):
       ``MMSegInferencer``, ``load_from``) refuses one that does not fit the
       trainable weights (missing, extra or reshaped ones, or none at all:
       e.g. a checkpoint of another adapter or number of classes, or the SAM
-      weights file) and completes a trainable-only one with the frozen SAM
-      weights loaded at construction.
+      weights file) and completes a trainable-only one with the frozen
+      weights loaded at construction (SAM's, or those of PEFTBackbone's
+      ``init_cfg``).
 
     Args:
         sam_checkpoint (str, optional): Official SAM checkpoint file, passed
-            to the backbone and the head unless they name their own. This is
-            the one line a config changes to point at the weights.
+            to the backbone and the heads that take a ``checkpoint`` (SAM's)
+            unless they name their own. This is the one line a config
+            changes to point at the weights.
         **kwargs: See :class:`mmseg.models.EncoderDecoder`.
     """
 
     def __init__(self, sam_checkpoint: Optional[str] = None, **kwargs):
         self.sam_checkpoint = sam_checkpoint
-        for part in ('backbone', 'decode_head'):
-            cfg = kwargs.get(part)
-            if sam_checkpoint is not None and cfg is not None and \
-                    cfg.get('checkpoint') is None:
-                kwargs[part] = dict(cfg, checkpoint=sam_checkpoint)
         kwargs['decode_head'] = multi_class_head_cfg(kwargs.get('decode_head'))
+        for part in ('backbone', 'decode_head', 'auxiliary_head'):
+            cfg = kwargs.get(part)
+            if sam_checkpoint is None or cfg is None:
+                continue
+            if isinstance(cfg, (list, tuple)):
+                kwargs[part] = [self._with_checkpoint(c) for c in cfg]
+            else:
+                kwargs[part] = self._with_checkpoint(cfg)
         super().__init__(**kwargs)
-        mode = (self.test_cfg or {}).get('mode', 'whole')
-        if mode != 'whole':
-            raise ValueError(
-                f"SAMSegmentor runs whole-image inference (test_cfg mode "
-                f"'whole'); got mode={mode!r}. SAM takes one fixed square "
-                "input: set model.test_cfg=dict(mode='whole').")
         self.backbone_reads_samples = 'data_samples' in inspect.signature(
             self.backbone.forward).parameters
-        # The SAM file each part's frozen weights were read from (None:
-        # they are random), for completing trainable-only checkpoints.
+        mode = (self.test_cfg or {}).get('mode', 'whole')
+        fixed_input = isinstance(self.backbone, BaseSAMBackbone) or \
+            self.backbone_reads_samples
+        if mode not in ('whole', 'slide') or (mode == 'slide'
+                                              and fixed_input):
+            raise ValueError(
+                f"SAMSegmentor runs whole-image inference (test_cfg mode "
+                f"'whole') on SAM backbones; got mode={mode!r}. SAM takes "
+                "one fixed square input: set model.test_cfg=dict("
+                "mode='whole').")
+        # The SAM file each SAM part's frozen weights were read from (None:
+        # they are random), for completing trainable-only checkpoints. The
+        # other parts (PEFTBackbone, mmseg's heads) hold their frozen
+        # weights from construction.
         self.frozen_weights_from = {
-            part: (kwargs.get(part) or {}).get('checkpoint')
+            part: kwargs[part].get('checkpoint')
             for part in ('backbone', 'decode_head')
+            if takes_checkpoint(kwargs.get(part))
         }
+
+    def _with_checkpoint(self, cfg: dict) -> dict:
+        """``cfg`` with ``checkpoint=sam_checkpoint`` if its class takes
+        one and it names none."""
+        if takes_checkpoint(cfg) and cfg.get('checkpoint') is None:
+            return dict(cfg, checkpoint=self.sam_checkpoint)
+        return cfg
 
     def extract_feat(self,
                      inputs: Tensor,
@@ -131,15 +178,16 @@ class SAMSegmentor(EncoderDecoder):
         losses = self._decode_head_forward_train(x, data_samples)
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
-        for name, value in self.backbone.aux_losses().items():
+        aux_losses = getattr(self.backbone, 'aux_losses', None)
+        for name, value in (aux_losses() if aux_losses else {}).items():
             losses[name] = losses[name] + value if name in losses else value
         return losses
 
     def predict(self,
                 inputs: Tensor,
                 data_samples: OptSampleList = None) -> SampleList:
-        """Whole-image prediction, post-processed by
-        :meth:`postprocess_result`."""
+        """Whole-image (or, off SAM backbones, sliding-window) prediction,
+        post-processed by :meth:`postprocess_result`."""
         if data_samples is not None:
             batch_img_metas = [sample.metainfo for sample in data_samples]
         else:
@@ -150,9 +198,12 @@ class SAMSegmentor(EncoderDecoder):
                     pad_shape=inputs.shape[2:],
                     padding_size=[0, 0, 0, 0])
             ] * inputs.shape[0]
-        x = self.extract_feat(inputs, data_samples)
-        seg_logits = self.decode_head.predict(x, batch_img_metas,
-                                              self.test_cfg)
+        if self.test_cfg.get('mode', 'whole') == 'slide':
+            seg_logits = self.slide_inference(inputs, batch_img_metas)
+        else:
+            x = self.extract_feat(inputs, data_samples)
+            seg_logits = self.decode_head.predict(x, batch_img_metas,
+                                                  self.test_cfg)
         return self.postprocess_result(seg_logits, data_samples)
 
     def _forward(self,
@@ -167,11 +218,17 @@ class SAMSegmentor(EncoderDecoder):
                            data_samples: OptSampleList = None) -> SampleList:
         """Convert the head's (B, C, H, W) output into ``SegDataSample``s.
 
-        Binary (C = 1): logits -> sigmoid probabilities. Multi-class: the
-        head already returns per-class scores in [0, 1].
+        Binary (C = 1): logits -> sigmoid probabilities. Multi-class: a head
+        with ``returns_probabilities`` (the multi-class SAM head) gives
+        per-class scores in [0, 1] already; other (mmseg) heads give logits,
+        turned into probabilities by a softmax over the classes.
         """
         batch_size, C, H, W = seg_logits.shape
-        probs = seg_logits.float().sigmoid() if C == 1 else seg_logits.float()
+        probs = seg_logits.float()
+        if C == 1:
+            probs = probs.sigmoid()
+        elif not getattr(self.decode_head, 'returns_probabilities', False):
+            probs = probs.softmax(dim=1)
         only_prediction = data_samples is None
         if only_prediction:
             data_samples = [SegDataSample() for _ in range(batch_size)]

@@ -363,8 +363,10 @@ def test_auto_dispatch_and_args():
         make_layer(top_k=9)
     with pytest.raises(ValueError, match='rank'):
         ConvLoRA(rank=0)
+    with pytest.raises(ValueError, match='does not know its h x w grid'):
+        layer(torch.randn(5, 16, 8))  # a sequence needs set_token_grid
     with pytest.raises(ValueError, match=r'\(N, h, w, C\)'):
-        layer(torch.randn(5, 16, 8))
+        layer(torch.randn(16, 8))
     adapter = ConvLoRA()
     adapter.apply_to(build_tiny_sam().image_encoder)
     adapter.set_dispatch('dense')

@@ -254,6 +254,13 @@ def test_token_linear_on_conv_lora_skips_experts_and_routing():
         layer.lora_B.t()
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.equal(layer.last_expert_ids, ids)
+    # a hook on the layer (a hook-based adapter on qkv) acts on the prompts
+    # too: the layer is called as a module, in its plain low-rank mode
+    seen = []
+    layer.register_forward_hook(
+        lambda mod, args, out: seen.append(mod._plain) or out * 2)
+    torch.testing.assert_close(token_linear(layer, p), 2 * out)
+    assert seen == [True] and not layer._plain
 
 
 # ---------------------------------------------------------------------- #
@@ -368,3 +375,27 @@ def test_sam_adapter_with_activation_checkpointing(ckpt):
     assert set(grads[0]) == set(grads[1])
     for n in grads[0]:
         assert torch.allclose(grads[0][n], grads[1][n], atol=1e-6), n
+
+
+def test_module_replacing_adapters_are_applied_first(ckpt):
+    """With the hook-based adapter listed first, its hooks sit on the
+    modules that replaced the originals before any forward pass, and the
+    encoder's forward re-attaches nothing after the first one."""
+    model = build(ckpt, [dict(type='SSF', init_std=0.0),
+                         dict(type='Adapter', hidden_dim=2),
+                         dict(type='LoRA'),
+                         dict(type='VPT', num_tokens=2)])
+    encoder = model.backbone.encoder
+    for adp in model.backbone.adapters[:2]:
+        hooked = adp.hooked_modules()
+        assert hooked
+        for name, mod in hooked.items():
+            assert mod is encoder.get_submodule(name)
+    assert [type(a).__name__ for a in model.backbone.adapters] == \
+        ['SSF', 'Adapter', 'LoRA', 'VPT']  # config order: checkpoint keys
+    patch_embed_hooks = len(encoder.patch_embed._forward_pre_hooks)
+    x, _ = fake_batch(1)
+    embedding(model, x)
+    assert len(encoder.patch_embed._forward_pre_hooks) < patch_embed_hooks
+    embedding(model, x)
+    assert len(encoder.patch_embed._forward_pre_hooks) < patch_embed_hooks

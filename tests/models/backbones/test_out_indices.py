@@ -113,3 +113,20 @@ def test_bad_out_indices(make):
                           channels=TINY_EMBED_DIM))
     with pytest.raises(ValueError, match='embedding_cache'):
         make(out_indices=(0, ), embedding_cache=dict(dir=None))
+
+
+@pytest.mark.parametrize('adapter', ['LoRA', 'ConvLoRA'])
+def test_block_maps_at_zero_init_equal_the_plain_backbone(adapter):
+    """The maps mmseg's necks read are the frozen SAM's until B trains."""
+    torch.manual_seed(0)
+    adapted = vit(out_indices=(0, 1), out_embedding=False,
+                  adapter=dict(type=adapter))
+    plain = vit(out_indices=(0, 1), out_embedding=False)
+    plain.load_state_dict({
+        k: v
+        for k, v in adapted.state_dict().items() if k in plain.state_dict()
+    })
+    x = torch.randn(2, 3, TINY_IMG_SIZE, TINY_IMG_SIZE)
+    with torch.no_grad():
+        for a, b in zip(adapted(x), plain(x)):
+            torch.testing.assert_close(a, b)

@@ -295,3 +295,45 @@ def test_old_multiclass_configs_build_the_multiclass_head(tiny_sam_file):
     assert list(new_state) == list(old_state)
     for key in new_state:
         assert torch.equal(new_state[key], old_state[key]), key
+
+
+def test_heads_read_the_embedding_last_after_block_maps(tiny_sam_file):
+    """With out_indices the SAM backbone returns block maps first and the
+    embedding last; the heads read the last by default."""
+    path, _ = tiny_sam_file
+    cfg = tiny_model_cfg(path, num_classes=3, out_channels=3,
+                         loss=dict(type='MaskClassificationLoss',
+                                   num_classes=3),
+                         num_queries=4)
+    model = MODELS.build(cfg).eval()
+    multi_cfg = copy.deepcopy(cfg)
+    multi_cfg['backbone']['out_indices'] = (0, 1)
+    multi = MODELS.build(multi_cfg).eval()
+    multi.load_state_dict(model.state_dict())
+    images = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        feats = multi.backbone(images)
+        assert len(feats) == 3
+        cls_a, masks_a = model.decode_head(model.backbone(images))
+        cls_b, masks_b = multi.decode_head(feats)
+    assert torch.equal(cls_a, cls_b) and torch.equal(masks_a, masks_b)
+
+
+@pytest.mark.parametrize('head', ['SAMMaskDecoderHead',
+                                  'SAMMaskClassificationHead'])
+def test_heads_refuse_an_input_that_is_not_the_embedding(tiny_sam_file, head):
+    path, _ = tiny_sam_file
+    cfg = tiny_model_cfg(path)['decode_head']
+    cfg.update(type=head, checkpoint=path, in_index=0)
+    if head == 'SAMMaskClassificationHead':
+        cfg.update(num_classes=3, out_channels=3, num_queries=4,
+                   loss_decode=dict(type='MaskClassificationLoss',
+                                    num_classes=3))
+    decode_head = MODELS.build(cfg)
+    block_map = torch.zeros(1, 48, 8, 8)  # not embed_dim channels
+    embedding = torch.zeros(1, 32, 8, 8)
+    with pytest.raises(ValueError, match=r'in_index=0 of 2.*in_index=-1'):
+        decode_head((block_map, embedding))
+    for bad in (dict(in_index=[0, 1]), dict(input_transform='resize_concat')):
+        with pytest.raises(ValueError, match='reads one image embedding'):
+            MODELS.build(dict(cfg, **bad))

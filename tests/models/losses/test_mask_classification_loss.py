@@ -577,3 +577,68 @@ def test_registered_and_no_persistent_buffers():
     assert isinstance(loss, MaskClassificationLoss)
     assert loss.class_weight.tolist() == [1.0, 1.0, 1.0, 0.25]
     assert len(loss.state_dict()) == 0
+
+
+def test_shared_validity_maps_equal_per_mask_copies_bit_for_bit():
+    """Masks of one image share its validity map (sampled once, at all their
+    points); the result is that of a copy of the map per mask."""
+    g = torch.Generator().manual_seed(3)
+    valid = torch.rand(2, 12, 10, generator=g) > 0.3  # two images
+    gt = torch.rand(5, 12, 10, generator=g) > 0.5
+    owner = torch.tensor([1, 0, 1, 1, 0])
+    pts = _points_near_the_border(5, g)
+    copies = valid[owner]
+    t_shared, w_shared = mcl.sample_targets(gt, valid, pts, owner)
+    t_copy, w_copy = mcl.sample_targets(gt, copies, pts)
+    assert torch.equal(t_shared, t_copy) and torch.equal(w_shared, w_copy)
+    assert (w_copy < 1).any() and (w_copy == 1).any()
+    # one set of points for every mask (matching): one map, sampled once
+    shared_pts = pts[:1]
+    t_one, w_one = mcl.sample_targets(gt, valid[:1], shared_pts)
+    t_ref, w_ref = mcl.sample_targets(gt, valid[:1].expand(5, -1, -1),
+                                      shared_pts.expand(5, -1, -1))
+    assert torch.equal(t_one, t_ref) and torch.equal(w_one, w_ref)
+    # the loss: per-image maps with owner = expanded copies
+    logits = torch.randn(5, 6, 5, generator=g)
+    loss = _build(num_points=64)
+    torch.manual_seed(0)
+    shared = loss._mask_losses(logits, gt, valid, 3.0, owner)
+    torch.manual_seed(0)
+    copied = loss._mask_losses(logits, gt, copies, 3.0)
+    assert all(torch.equal(a, b) for a, b in zip(shared, copied))
+
+
+@pytest.mark.parametrize('num_present', [3, 60])
+def test_work_does_not_loop_over_classes_or_queries(
+        monkeypatch, num_present):
+    """K = 150, N = 100: the number of sampling and matching calls depends
+    on the batch size only, not on the classes present or the queries."""
+    calls = dict(point_sample=0, linear_sum_assignment=0)
+
+    def counting(name, fn):
+
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    for name in calls:
+        monkeypatch.setattr(mcl, name, counting(name, getattr(mcl, name)))
+    g = torch.Generator().manual_seed(4)
+    labels = torch.randperm(150, generator=g)[:num_present]
+    gt = labels[torch.arange(64) * num_present // 64].view(1, 64).expand(
+        2, 64, 64).clone()
+    gt[1, :5] = 255
+    loss = _build(num_classes=150, num_points=128)
+    cls_logits = torch.randn(2, 100, 151, generator=g, requires_grad=True)
+    mask_logits = torch.randn(2, 100, 16, 16, generator=g,
+                              requires_grad=True)
+    losses = loss(cls_logits, mask_logits, gt)
+    sum(losses.values()).backward()
+    assert mask_logits.grad.abs().sum() > 0
+    # matching, per image: targets, weights, predictions; the mask losses
+    # (all matched masks at once): candidates' logits, their weights per
+    # image, targets, their weights per image, the chosen points' logits
+    assert calls == dict(point_sample=2 * 3 + (1 + 2 + 1 + 2 + 1),
+                         linear_sum_assignment=2)

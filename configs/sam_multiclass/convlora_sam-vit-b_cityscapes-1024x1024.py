@@ -1,0 +1,21 @@
+# Conv-LoRA on a frozen SAM ViT-B at SAM's 1024x1024 with the multi-class
+# SAM decoder (100 mask tokens) on mmseg's Cityscapes (19 classes),
+# 80k iterations, batch 2 per GPU.
+_base_ = [
+    '../_base_/models/sam_vit-b_multiclass.py',
+    '../_base_/datasets/cityscapes_sam-1024x1024.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+]
+num_classes = 19
+model = dict(
+    data_preprocessor=dict(
+        size={{_base_.sam_size}}, test_cfg=dict(size={{_base_.sam_size}})),
+    backbone=dict(
+        img_size=1024,
+        adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)),
+    decode_head=dict(
+        num_classes=num_classes,
+        out_channels=num_classes,
+        img_size=1024,
+        loss_decode=dict(num_classes=num_classes)))
+log_processor = dict(by_epoch=False)
