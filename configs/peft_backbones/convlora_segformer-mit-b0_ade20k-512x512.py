@@ -5,7 +5,7 @@
 # (k and v: the grid after the spatial-reduction conv).
 _base_ = [
     '../_base_/datasets/ade20k.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+    '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 # mmseg's MiT-B0 ImageNet weights (downloaded by mmengine on first use; or
@@ -59,4 +59,3 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
-log_processor = dict(by_epoch=False)

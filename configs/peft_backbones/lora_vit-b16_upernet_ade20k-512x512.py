@@ -7,7 +7,7 @@
 # LinearMultiheadAttention (q_proj, k_proj, v_proj, out_proj) to adapt.
 _base_ = [
     '../_base_/datasets/ade20k.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+    '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 # timm's ViT-B/16 converted with mmseg's
@@ -83,4 +83,3 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
-log_processor = dict(by_epoch=False)

@@ -3,7 +3,7 @@
 _base_ = [
     '../_base_/models/sam_vit-b_multiclass.py',
     '../_base_/datasets/ade20k_sam-512x512.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+    '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 model = dict(
@@ -17,4 +17,3 @@ model = dict(
         out_channels=num_classes,
         img_size=512,
         loss_decode=dict(num_classes=num_classes)))
-log_processor = dict(by_epoch=False)

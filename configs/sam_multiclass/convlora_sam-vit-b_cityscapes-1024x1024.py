@@ -4,7 +4,7 @@
 _base_ = [
     '../_base_/models/sam_vit-b_multiclass.py',
     '../_base_/datasets/cityscapes_sam-1024x1024.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+    '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 19
 model = dict(
@@ -18,4 +18,3 @@ model = dict(
         out_channels=num_classes,
         img_size=1024,
         loss_decode=dict(num_classes=num_classes)))
-log_processor = dict(by_epoch=False)

@@ -4,7 +4,7 @@
 # and mask decoder are not used (out_embedding=False).
 _base_ = [
     '../_base_/datasets/ade20k_sam-512x512.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_80k.py'
+    '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 # Download the official weights to this path, or override it with
@@ -62,4 +62,3 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
-log_processor = dict(by_epoch=False)

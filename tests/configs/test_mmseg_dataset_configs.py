@@ -1,5 +1,6 @@
-"""The dataset configs written out from mmseg's equal mmseg's own files,
-and their SAM variants differ only in the square test input."""
+"""The dataset configs written out from mmseg's equal mmseg's own files
+but for label checks and non-persistent training workers, and their SAM
+variants differ only in the square test input."""
 import os.path as osp
 
 import mmseg
@@ -14,6 +15,11 @@ OURS = osp.join(REPO, 'configs', '_base_', 'datasets')
 KEYS = ('dataset_type', 'data_root', 'crop_size', 'train_pipeline',
         'test_pipeline', 'train_dataloader', 'val_dataloader',
         'test_dataloader', 'val_evaluator', 'test_evaluator')
+NUM_CLASSES = {
+    'ade20k.py': 150,
+    'pascal_voc12.py': 21,
+    'cityscapes_1024x1024.py': 19
+}
 SAM_VARIANTS = {
     'ade20k.py': ('ade20k_sam-512x512.py', (512, 512)),
     'pascal_voc12.py': ('pascal_voc12_sam-512x512.py', (512, 512)),
@@ -28,6 +34,25 @@ def test_written_out_configs_equal_mmseg(name):
         pytest.skip('this mmseg install ships no configs')
     theirs, ours = Config.fromfile(mmseg_file), Config.fromfile(
         osp.join(OURS, name))
+    theirs = theirs.to_dict()
+    # the two deliberate differences, applied to mmseg's file
+    check = dict(type='CheckSegLabels', num_classes=NUM_CLASSES[name])
+
+    def checked(pipeline):
+        out = []
+        for step in pipeline:
+            out.append(step)
+            if step['type'] == 'LoadAnnotations':
+                out.append(check)
+        return out
+
+    for key in ('train_pipeline', 'test_pipeline'):
+        theirs[key] = checked(theirs[key])
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        theirs[key]['dataset']['pipeline'] = checked(
+            theirs[key]['dataset']['pipeline'])
+    assert theirs['train_dataloader']['persistent_workers'] is True
+    theirs['train_dataloader']['persistent_workers'] = False
     for key in KEYS:
         assert ours[key] == theirs[key], key
 

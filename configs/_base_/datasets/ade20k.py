@@ -4,13 +4,17 @@
 # Written out rather than inherited with mmseg::_base_/datasets/... because
 # mmengine resolves mmseg:: with pkg_resources, which setuptools >= 81 no
 # longer has; tests/configs/test_mmseg_dataset_configs.py checks that it
-# equals mmseg's file.
+# equals mmseg's file but for two things: CheckSegLabels after each
+# LoadAnnotations (a label outside the classes stops with the file name
+# instead of being dropped from the metrics), and training workers created
+# afresh each epoch (so that --resume repeats the augmentations exactly).
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegLabels', num_classes=150),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -25,12 +29,13 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegLabels', num_classes=150),
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
     batch_size=4,
     num_workers=4,
-    persistent_workers=True,
+    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

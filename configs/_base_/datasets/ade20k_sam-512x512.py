@@ -10,6 +10,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=sam_size, keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegLabels', num_classes=150),
     dict(type='PackSegInputs')
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

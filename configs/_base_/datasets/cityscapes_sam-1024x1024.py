@@ -8,6 +8,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=sam_size, keep_ratio=True),
     dict(type='LoadAnnotations'),
+    dict(type='CheckSegLabels', num_classes=19),
     dict(type='PackSegInputs')
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

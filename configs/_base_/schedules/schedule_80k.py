@@ -3,7 +3,9 @@
 # at norm 1, as this package's other recipes), 1500 linear warm-up
 # iterations, then linear decay to 0. Validation (mIoU) every 8000
 # iterations keeps the best checkpoint. Not tuned for these datasets.
-# Configs using it set log_processor = dict(by_epoch=False).
+# Iteration-based, so it brings the runtime with its hooks and logs counted
+# in iterations (configs using it do not list default_runtime.py again).
+_base_ = ['../default_runtime.py']
 max_iters = 80000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -30,11 +32,7 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
+    logger=dict(log_metric_by_epoch=False),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=8000,
-        max_keep_ckpts=1, save_best='mIoU', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+        by_epoch=False, interval=8000, save_best='mIoU', rule='greater'))
+log_processor = dict(by_epoch=False)
