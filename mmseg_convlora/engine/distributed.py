@@ -70,10 +70,10 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     PyTorch's ``SyncBatchNorm`` refuses CPU tensors, and DDP refuses any
     ``SyncBatchNorm`` instance in a CPU model, so this is a separate class.
     In training, under an initialised process group with more than one rank,
-    the per-channel sum, sum of squares and count are all-reduced with the
-    a differentiable all-reduce: the
-    forward uses the statistics of the union of the ranks' batches and the
-    backward is that of BatchNorm over that union, as with PyTorch's SyncBN.
+    the per-channel sum, sum of squares and count are summed over the ranks
+    by a differentiable all-reduce: the forward uses the statistics of the
+    union of the ranks' batches and the backward is that of BatchNorm over
+    that union, as with PyTorch's SyncBN.
     Otherwise (eval, one process) it is ordinary BatchNorm. Statistics are
     accumulated in float64 (a CPU path: precision over speed).
 

@@ -1,5 +1,5 @@
 """Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
-convolutional experts between A and B (SPEC section 3)."""
+convolutional experts between A and B."""
 import contextlib
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -424,7 +424,7 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 @MODELS.register_module()
 class ConvLoRA(LowRankAdapter):
-    """Conv-LoRA on SAM's image encoder (SPEC section 3).
+    """Conv-LoRA (Zhong et al., ICLR 2024) on SAM's image encoder.
 
     Wraps each Linear whose name matches ``targets`` (default: the fused
     ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted

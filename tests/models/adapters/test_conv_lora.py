@@ -53,7 +53,9 @@ def make_layer(c=8, seed=0, **kwargs):
     return ConvLoRALinear(base, rank=R, alpha=32, num_experts=M, **kwargs)
 
 
-# The SPEC's closed form, written independently of the implementation.
+# The Conv-LoRA expert in closed form (bicubic upsampling by its scale, 3x3
+# conv, exact GELU, bicubic back to the input size), written independently
+# of the implementation.
 def closed_expert(z, scale, weight, bias):
     h, w = z.shape[-2:]
     if scale > 1:

@@ -24,7 +24,7 @@ from mmseg_convlora.models.adapters import (ConvLoRALinear,
 from mmseg_convlora.testing import REPO
 
 SIZE = 128
-DECODER_ONLY = 3_505_536  # SAM decoder, binary head (SPEC section 6)
+DECODER_ONLY = 3_505_536  # SAM decoder, binary head
 
 # Table 1 of the Conv-LoRA paper (ViT-H, binary head, decoder included)
 PAPER = {
