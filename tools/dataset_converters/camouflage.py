@@ -40,7 +40,8 @@ TEST_SETS = {'CAMO': 250, 'COD10K': 2026, 'CHAMELEON': 76}
 NUM_TRAIN = 4040
 LAYOUT = """SRC/TrainDataset/{Imgs,GT}/
 SRC/TestDataset/{CAMO,COD10K,CHAMELEON}/{Imgs,GT}/
-(SINet-V2's TrainDataset.zip and TestDataset.zip, https://github.com/GewelsJI/SINet-V2)"""
+(SINet-V2's TrainDataset.zip and TestDataset.zip,
+ https://github.com/GewelsJI/SINet-V2)"""
 
 
 def main(argv=None):

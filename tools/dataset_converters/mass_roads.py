@@ -49,8 +49,10 @@ LAYOUTS = {
         'test': ('tiff/test', 'tiff/test_labels'),
     },
 }
-LAYOUT = """SRC/{train,valid,test}/{sat,map}/   (https://www.cs.toronto.edu/~vmnih/data/)
-or SRC/tiff/{train,val,test}{,_labels}/   (Kaggle balraj98/massachusetts-roads-dataset)"""
+LAYOUT = """SRC/{train,valid,test}/{sat,map}/
+    (https://www.cs.toronto.edu/~vmnih/data/)
+or SRC/tiff/{train,val,test}{,_labels}/
+    (Kaggle balraj98/massachusetts-roads-dataset)"""
 TIF = ('.tif', '.tiff')
 
 

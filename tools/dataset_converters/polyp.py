@@ -50,7 +50,8 @@ NUM_TRAIN = 1450
 LAYOUT = """SRC/TrainDataset/{image,mask}/*.png   (or images/, masks/)
 SRC/TestDataset/{Kvasir,CVC-ClinicDB,CVC-ColonDB,ETIS-LaribPolypDB,CVC-300}/
     {images,masks}/*.png
-(PraNet's TrainDataset.zip and TestDataset.zip, https://github.com/DengPingFan/PraNet)"""
+(PraNet's TrainDataset.zip and TestDataset.zip,
+ https://github.com/DengPingFan/PraNet)"""
 
 
 def main(argv=None):

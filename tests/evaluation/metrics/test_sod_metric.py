@@ -144,7 +144,8 @@ def test_beta2_reaches_weighted_f():
     r = 1 - g[3] * (g[3] + g[4] + g[5] + g[6]) / 2
     gt = np.array([[1, 1, 0, 0, 0]])
     pred = np.array([[1.0, 0, 0, 0, 0]])
-    res = evaluate(SODMetric(sod_metrics=['wFm'], beta2=0.3), [sample(pred, gt)])
+    res = evaluate(
+        SODMetric(sod_metrics=['wFm'], beta2=0.3), [sample(pred, gt)])
     assert res == {'wFm': pytest.approx(1.3 * r / (r + 0.3), rel=1e-6)}
 
 
@@ -161,7 +162,8 @@ def test_ignore_scored_as_background():
 
 def test_metric_subset_and_errors():
     gt = gt_l()
-    res = evaluate(SODMetric(sod_metrics=['Sm', 'MAE']), [sample(gt * 1.0, gt)])
+    res = evaluate(
+        SODMetric(sod_metrics=['Sm', 'MAE']), [sample(gt * 1.0, gt)])
     assert set(res) == {'Sm', 'MAE'}
     with pytest.raises(KeyError):
         SODMetric(sod_metrics=['Fm'])
