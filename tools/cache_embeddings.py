@@ -32,14 +32,14 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import Compose  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import Compose
+from mmengine.registry import init_default_scope
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.utils.embedding_cache import (  # noqa: E402
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.utils.embedding_cache import (
     CACHE_VERSION, EmbeddingCacheError, MANIFEST_NAME, cache_key,
     check_pipeline, entry_file, fingerprint, read_manifest, write_manifest)
 

@@ -16,17 +16,17 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
-from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+from mmseg_convlora.engine import (init_dist_on_cpu,
                                    shutdown_distributed)
-from mmseg_convlora.utils.config_overrides import (  # noqa: E402
+from mmseg_convlora.utils.config_overrides import (
     METHOD_ADAPTERS, apply_overrides, config_warnings)
 from mmseg_convlora.utils.demo_data import \
-    build_missing_demo_data  # noqa: E402
+    build_missing_demo_data
 
 
 def parse_args(argv=None):

@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, base_parser, note_count,  # noqa: E402
+from _common import (LayoutError, base_parser, note_count,
                      pair_files, prepare_out, run_cli, write_split)
 
 COUNTS = {'train': 1108, 'val': 14, 'test': 49}

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-import torch  # noqa: E402
+import torch
 
 WEIGHT_FILES = ('model.safetensors.index.json', 'model.safetensors',
                 'pytorch_model.bin.index.json', 'pytorch_model.bin')
