@@ -28,9 +28,9 @@ def build(ckpt, adapter, with_cp):
     model = MODELS.build(ConfigDict(cfg))
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # a trained-looking state: B, gates non-zero
+        trained = ('lora_B', 'w_gate', 'w_noise')
         for name, p in model.named_parameters():
-            if p.requires_grad and name.endswith(('lora_B', 'w_gate',
-                                                  'w_noise')):
+            if p.requires_grad and name.endswith(trained):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
     return model.train()
 
