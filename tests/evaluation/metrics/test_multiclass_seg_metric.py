@@ -37,11 +37,6 @@ def two_images():
     ]
 
 
-def test_registered():
-    m = METRICS.build(dict(type='MultiClassSegMetric', num_classes=3))
-    assert isinstance(m, MultiClassSegMetric)
-
-
 def test_dataset_level_sums():
     # Summed confusion matrix (rows GT, columns prediction), n = 7:
     #   [[2, 2, 0],
@@ -72,7 +67,9 @@ def test_differs_from_per_image_mean():
     # Per image: image 1 IoU = [1/2, 1, 1/2] -> 2/3; image 2 IoU = [1/3, 0,
     # NaN (class 2 absent and not predicted)] -> 1/6; mean 5/12 = 41.67 %.
     # The metric uses dataset sums: (2/5 + 1/3 + 1/2) / 3 = 41.11 %.
-    res = evaluate(MultiClassSegMetric(num_classes=3), two_images())
+    # (built by its registry name, as configs do)
+    metric = METRICS.build(dict(type='MultiClassSegMetric', num_classes=3))
+    res = evaluate(metric, two_images())
     assert res['mIoU'] == pytest.approx(100 * 37 / 90)
     assert res['mIoU'] != pytest.approx(100 * 5 / 12, abs=0.1)
 
@@ -99,3 +96,30 @@ def test_falls_back_to_pred_sem_seg():
     del s['seg_logits']
     res = evaluate(MultiClassSegMetric(num_classes=3), [s])
     assert res['aAcc'] == pytest.approx(75.0)
+
+
+def test_miou_and_aacc_equal_mmseg_iou_metric():
+    # mmseg's own IoUMetric on the same predictions: random maps with
+    # ignored pixels, class 3 never in GT (IoU 0 where predicted) and
+    # class 4 nowhere (left out of the mean by both). IoUMetric rounds
+    # its percentages to 2 decimals.
+    from mmseg.evaluation import IoUMetric
+    rng = np.random.default_rng(0)
+    classes = ('a', 'b', 'c', 'd', 'e')
+    samples = []
+    for _ in range(3):
+        gt = rng.integers(0, 3, (6, 7))
+        gt[rng.random((6, 7)) < 0.2] = 255
+        pred = np.where(rng.random((6, 7)) < 0.6, gt % 255,
+                        rng.integers(0, 4, (6, 7)))
+        samples.append(sample(pred, gt, num_classes=5))
+    ours = MultiClassSegMetric(num_classes=5)
+    ours.dataset_meta = dict(classes=classes)
+    with mock.patch.object(multiclass_seg_metric, 'print_log'):
+        res = evaluate(ours, samples)
+    ref = IoUMetric(iou_metrics=['mIoU'])
+    ref.dataset_meta = dict(classes=classes)
+    want = evaluate(ref, samples)
+    assert 0 < want['mIoU'] < 100
+    assert res['mIoU'] == pytest.approx(want['mIoU'], abs=0.005)
+    assert res['aAcc'] == pytest.approx(want['aAcc'], abs=0.005)
