@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from mmseg_convlora.testing import REPO, demo_config
+from helpers import REPO, demo_config
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 
 
@@ -191,7 +191,7 @@ def trained_demo(demo_data, tmp_path_factory):
     """The README's demo training, ``tools/train.py
     configs/demo/tiny_shadow.py`` (Conv-LoRA, 10 epochs), run once as a
     subprocess: (work dir, stdout + stderr)."""
-    from mmseg_convlora.testing import demo_cfg_options, run_tool
+    from helpers import demo_cfg_options, run_tool
     work = str(tmp_path_factory.mktemp('trained_demo') / 'work')
     proc = run_tool(['tools/train.py', 'configs/demo/tiny_shadow.py',
                      '--work-dir', work, '--cfg-options'] +

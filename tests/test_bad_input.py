@@ -37,7 +37,7 @@ from PIL import Image
 from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
 from mmseg_convlora.models.adapters import CAD, ConvLoRA, LoRA
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import tiny_model_cfg
 from mmseg_convlora.utils import build_tiny_sam
 
 COVERED_ELSEWHERE = {

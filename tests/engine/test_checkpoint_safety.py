@@ -24,7 +24,7 @@ import mmseg_convlora.engine.atomic_files as af
 from mmseg_convlora.engine.runner import (CheckpointFileError,
                                           WorkDirLockedError,
                                           find_resume_checkpoint)
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 DEMO = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')

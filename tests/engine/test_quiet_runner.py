@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 
 from mmseg_convlora.engine.runner.quiet_runner import (DemoteLibraryNoise,
                                                        QuietRunner)
-from mmseg_convlora.testing import demo_config
+from helpers import demo_config
 
 
 def record(message, level=logging.INFO):

@@ -14,7 +14,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
 from mmseg.structures import SegDataSample
 
-from mmseg_convlora.testing import demo_config, tiny_model_cfg
+from helpers import demo_config, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
 
 ADAPTERS = {

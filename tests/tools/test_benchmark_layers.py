@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
 

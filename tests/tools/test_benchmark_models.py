@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
 METHODS = ('decoder_only', 'lora', 'lora+cp', 'lora_merged', 'convlora',

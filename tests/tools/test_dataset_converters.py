@@ -13,7 +13,7 @@ import pytest
 from mmengine.config import Config
 
 from mmseg.registry import DATASETS
-from mmseg_convlora.testing import REPO, run_tool
+from helpers import REPO, run_tool
 
 CONVERTERS = osp.join(REPO, 'tools', 'dataset_converters')
 

@@ -14,7 +14,7 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import DATASETS, MODELS
 
-from mmseg_convlora.testing import REPO, demo_config, run_tool
+from helpers import REPO, demo_config, run_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 from mmseg_convlora.utils.embedding_cache import (
     EmbeddingCacheError, check_pipeline, read_manifest)

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (
     peft_signature, trainable_state_keys)
-from mmseg_convlora.testing import REPO, demo_cfg_options, demo_config
+from helpers import REPO, demo_cfg_options, demo_config
 
 CONFIG = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
 
@@ -96,7 +96,7 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
 
 
 def test_expert_usage_needs_conv_lora(tiny_sam_file):
-    from mmseg_convlora.testing import tiny_model_cfg
+    from helpers import tiny_model_cfg
     init_default_scope('mmseg')
     model = MODELS.build(tiny_model_cfg(tiny_sam_file[0],
                                         adapter=dict(type='LoRA')))

@@ -13,7 +13,7 @@ from mmseg.registry import MODELS
 from mmseg_convlora.models.adapters import LoRALinear
 from mmseg_convlora.models.utils import (CheckpointMismatchError,
                                          peft_signature, trainable_state_keys)
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from helpers import REPO, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE, build_tiny_sam
 
 ADAPTERS = {

@@ -17,7 +17,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from helpers import REPO, tiny_model_cfg
 from mmseg_convlora.utils import build_tiny_sam
 
 

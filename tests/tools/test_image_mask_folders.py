@@ -14,7 +14,7 @@ import pytest
 from mmengine.config import Config
 
 from mmseg.registry import DATASETS
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'image_mask_folders.py')
 

@@ -16,7 +16,7 @@ from mmseg_convlora.apis import InferencePipeline, get_test_pipeline
 from mmseg_convlora.datasets.transforms.trans10k_loading import \
     decode_trans10k_mask
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.testing import REPO, tiny_config
+from helpers import REPO, tiny_config
 
 SIZES = {'a': (60, 90), 'sub/b': (100, 70), 'c': (128, 128)}
 

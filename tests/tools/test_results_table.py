@@ -8,7 +8,7 @@ import os.path as osp
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 
 def table_tool():

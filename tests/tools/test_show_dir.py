@@ -18,7 +18,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,7 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_convlora.engine.hooks import trainable_state_keys
-from mmseg_convlora.testing import (REPO, demo_cfg_options, demo_config,
-                                    run_tool)
+from helpers import REPO, demo_cfg_options, demo_config, run_tool
 
 pytestmark = pytest.mark.slow
 DEMO = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'trivial_baselines.py')
 

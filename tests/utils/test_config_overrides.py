@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
                                                    apply_overrides,
                                                    config_warnings,

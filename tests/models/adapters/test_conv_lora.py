@@ -13,7 +13,7 @@ from segment_anything.modeling.image_encoder import (window_partition,
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import (ConvLoRA, ConvLoRALinear,
                                             cv_squared, moe_balance_loss)
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
 
 SIZE = 128
@@ -458,7 +458,7 @@ def test_deepcopy_and_pickle_after_backward(tiny_sam_file):
     import copy
     import pickle
 
-    from mmseg_convlora.testing import build_tiny_model, fake_batch
+    from helpers import build_tiny_model, fake_batch
     model = build_tiny_model(tiny_sam_file[0], adapter=dict(type='ConvLoRA'))
     model.train()
     inputs, samples = fake_batch(2)

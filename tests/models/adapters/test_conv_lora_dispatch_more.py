@@ -14,7 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.adapters import ConvLoRALinear
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
 
 S = TINY_IMG_SIZE

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_meta_segmentor as build_meta
+from helpers import build_meta_segmentor as build_meta
 from mmseg_convlora.models.adapters import CAD
 
 DECODER_ONLY = 3_505_536

@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.backbones import sam_vit
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
 
 SIZE = TINY_IMG_SIZE

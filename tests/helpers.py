@@ -1,4 +1,8 @@
-"""Helpers shared by the test suite (tiny model configs, running tools)."""
+"""Helpers shared by the test suite (tiny model configs, running tools).
+
+Imported by the tests as ``helpers`` (pytest puts ``tests/`` on
+``sys.path`` for ``tests/conftest.py``); fixtures are in ``conftest.py``.
+"""
 import copy
 import glob
 import os
@@ -7,7 +11,8 @@ import subprocess
 import sys
 import uuid
 
-from .utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
+from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
+                                  TINY_IMG_SIZE)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # every config a user runs (not the _base_ pieces), relative to REPO
@@ -162,7 +167,8 @@ def _tiny_sam_model(model, sam_file: str, size: int) -> None:
     """Make a SAM model config tiny (see :func:`tiny_config`)."""
     if model.backbone.type == 'SAMTinyViT':
         # a tiny MobileSAM file beside the tiny SAM one
-        from .utils import TINY_TINY_VIT, save_tiny_mobile_sam_checkpoint
+        from mmseg_convlora.utils import (TINY_TINY_VIT,
+                                          save_tiny_mobile_sam_checkpoint)
         mobile = osp.join(osp.dirname(sam_file), 'tiny_mobile_sam.pth')
         if not osp.isfile(mobile):
             save_tiny_mobile_sam_checkpoint(mobile)
