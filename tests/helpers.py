@@ -218,3 +218,25 @@ def tiny_config(path: str, sam_file: str):
             if t['type'] == 'ResizeCADImage':  # = CAD's input_size
                 t['size'] = size // 2
     return cfg
+
+
+def load_tool(*parts):
+    """Import the script ``tools/<parts...>`` as a module (its ``main`` and
+    functions run in this process, without a subprocess's start-up)."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', *parts)
+    name = 'tool_' + '_'.join(osp.splitext(p)[0] for p in parts)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def losses_from_log(work_dir):
+    """The training losses logged by a run in ``work_dir``, in order (from
+    mmengine's ``vis_data/scalars.json``)."""
+    import json
+    path = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    return [r['loss'] for r in rows if 'loss' in r]

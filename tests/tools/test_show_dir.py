@@ -6,7 +6,6 @@ interpreter start and imports of a subprocess; each run gets its own
 visualiser name because mmengine keeps visualisers as named singletons.
 """
 import glob
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -18,25 +17,9 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from helpers import REPO
+from helpers import REPO, demo_cfg_options, load_tool
 
 pytestmark = pytest.mark.slow
-
-
-def cfg_options(data_dir):
-    opts = [f'model.sam_checkpoint={osp.join(data_dir, "tiny_sam.pth")}']
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{loader}.dataset.data_root={data_dir}')
-    return opts
-
-
-def load_tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + osp.splitext(parts[-1])[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def save_untrained(config, data_dir, path):
@@ -75,7 +58,7 @@ def test_show_dir_writes_overlays(task, demo_data, tmp_path):
         config, ckpt, '--work-dir',
         str(tmp_path / 'work'), '--show-dir', show, '--cfg-options',
         f'visualizer.name=show_dir_{task}'
-    ] + cfg_options(data))
+    ] + demo_cfg_options(data))
     pngs = sorted(glob.glob(osp.join(show, 'vis_data', 'vis_image',
                                      '*.png')))
     assert len(pngs) == 8  # every test image (interval 1)
