@@ -15,11 +15,6 @@ SIZE = 128
 TINY_CAD = dict(type='CAD', channels=TINY_EMBED_DIM, input_size=64)
 
 
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
 def build_model(ckpt, adapter=None):
     return build_tiny_model(ckpt, adapter)
 

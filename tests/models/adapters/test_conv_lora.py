@@ -20,11 +20,6 @@ SIZE = 128
 R, M = 3, 8
 
 
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
 def build_model(ckpt, adapter=None, with_cp=False):
     return build_tiny_model(ckpt, adapter, with_cp)
 

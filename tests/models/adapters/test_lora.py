@@ -14,11 +14,6 @@ from mmseg_convlora.utils.tiny_sam import build_tiny_sam
 SIZE = 128
 
 
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
 def build_model(ckpt, adapter=None, with_cp=False):
     return build_tiny_model(ckpt, adapter, with_cp)
 
