@@ -111,7 +111,7 @@ def test_template_reads_the_data_block(tmp_path):
     text = text.replace("'../_base_/", f"'{REPO}/configs/_base_/")
     text = text.replace("data_root = 'data/my_dataset'",
                         f"data_root = '{root}'")
-    text = text.replace("seg_map_suffix = '.png'", "seg_map_suffix = "
+    text = text.replace("seg_map_suffix = '.png'", 'seg_map_suffix = '
                         "'_m.png'")
     mine.write_text(text)
     cfg = Config.fromfile(str(mine))
