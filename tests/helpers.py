@@ -240,3 +240,36 @@ def losses_from_log(work_dir):
     with open(path) as f:
         rows = [json.loads(line) for line in f]
     return [r['loss'] for r in rows if 'loss' in r]
+
+
+# ------------------------------------------------------------- metrics
+def gt_l():
+    """A 4x4 ground truth: the top-left 3x3 block is foreground (9 of 16
+    pixels)."""
+    import numpy as np
+    gt = np.zeros((4, 4), dtype=np.int64)
+    gt[:3, :3] = 1
+    return gt
+
+
+def metric_sample(prob, gt, pred=None):
+    """A data sample as the segmentor gives it to the metrics: foreground
+    probabilities ``prob`` (H, W), the prediction (default ``prob > 0.5``)
+    and the ground truth ``gt`` (H, W)."""
+    import numpy as np
+    import torch
+    prob = torch.as_tensor(np.asarray(prob), dtype=torch.float32)[None]
+    gt = torch.as_tensor(np.asarray(gt), dtype=torch.long)[None]
+    pred = (prob > 0.5).long() if pred is None else torch.as_tensor(pred)
+    return dict(
+        seg_logits=dict(data=prob),
+        pred_sem_seg=dict(data=pred),
+        gt_sem_seg=dict(data=gt),
+        img_path='x.png',
+        ori_shape=tuple(gt.shape[-2:]))
+
+
+def evaluate_metric(metric, samples):
+    """``metric``'s results on ``samples`` (process, then compute)."""
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)
