@@ -15,10 +15,6 @@ SIZE = 128
 TINY_CAD = dict(type='CAD', channels=TINY_EMBED_DIM, input_size=64)
 
 
-def build_model(ckpt, adapter=None):
-    return build_tiny_model(ckpt, adapter)
-
-
 def reference_hf(x, rate=0.25):
     """The reference behaviour in numpy: shift over all axes, as the
     published code calls fftshift without dims."""
@@ -130,7 +126,7 @@ def test_kept_image_of_the_wrong_size_or_in_some_samples_only():
 
 def test_segmentor_hands_the_kept_image_to_cad(tiny_ckpt):
     """Through SAMSegmentor.loss/predict the kept image reaches CAD."""
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     cad = model.backbone.adapters[0]
     seen = []
     original = cad.input_image
@@ -203,11 +199,11 @@ def test_cad_init_and_parameters():
 
 def test_cad_channel_mismatch_is_explained(tiny_ckpt):
     with pytest.raises(ValueError, match='channels=32'):
-        build_model(tiny_ckpt, dict(type='CAD'))
+        build_tiny_model(tiny_ckpt, dict(type='CAD'))
 
 
 def test_cad_keeps_no_encoder_graph(tiny_ckpt):
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     assert not model.backbone.needs_encoder_grad
     model.train()
     seen = {}
@@ -226,7 +222,7 @@ def test_cad_keeps_no_encoder_graph(tiny_ckpt):
 
 def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
     torch.manual_seed(0)
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -252,7 +248,7 @@ def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
 
 
 def test_cad_bf16_autocast_forward_backward(tiny_ckpt):
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         loss, _ = model.parse_losses(model.loss(*fake_batch()))
