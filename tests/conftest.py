@@ -1,5 +1,4 @@
 import glob
-import importlib.util
 import logging
 import os.path as osp
 import subprocess
@@ -13,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from helpers import REPO, demo_config
+from helpers import REPO, demo_config, load_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 
 
@@ -143,22 +142,13 @@ def short_run(iter_config, tmp_path_factory):
     return work
 
 
-def _load_tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + osp.splitext(parts[-1])[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class InProcessTool:
     """tools/train.py or tools/test.py run in this process: no interpreter
     start-up and imports per run. :meth:`run` returns the text of the log
     file the run wrote (``--work-dir`` is required)."""
 
     def __init__(self, name):
-        self.module = _load_tool(name)
+        self.module = load_tool(name)
 
     def run(self, argv):
         argv = list(argv)

@@ -2,8 +2,6 @@
 bfloat16 train every method; ``tools/train.py --amp --amp-dtype bfloat16``
 runs for real (in this process)."""
 import copy
-import glob
-import json
 import math
 import os.path as osp
 
@@ -11,32 +9,15 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS, OPTIM_WRAPPERS
-from mmseg.structures import SegDataSample
 
-from helpers import demo_config, tiny_model_cfg
-from mmseg_convlora.utils import TINY_IMG_SIZE
+from helpers import demo_config, fake_batch, losses_from_log, tiny_model_cfg
 
 ADAPTERS = {
     'lora': dict(type='LoRA', rank=3, alpha=32),
     'convlora': dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
     'cad': dict(type='CAD', channels=32, input_size=64),
 }
-
-
-def batch(n=2):
-    g = torch.Generator().manual_seed(0)
-    S = TINY_IMG_SIZE
-    inputs = torch.randn(n, 3, S, S, generator=g)
-    samples = []
-    for _ in range(n):
-        s = SegDataSample(gt_sem_seg=PixelData(
-            data=(torch.rand(1, S, S, generator=g) > 0.5).long()))
-        s.set_metainfo(dict(img_shape=(S, S), pad_shape=(S, S),
-                            ori_shape=(S, S)))
-        samples.append(s)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def trainable_grads(model):
@@ -56,7 +37,9 @@ def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
         for n, p in model.named_parameters():
             if n.endswith('lora_B'):
                 p.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
-    data = model.data_preprocessor(batch(), True)
+    inputs, samples = fake_batch()
+    data = model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
     # the float32 reference: the same model, data and gate noise
     ref = copy.deepcopy(model)
     torch.manual_seed(1)
@@ -95,12 +78,6 @@ def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
     assert all(torch.isfinite(p).all() for p in params)
 
 
-def losses_from_log(work_dir):
-    path = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
-    with open(path) as f:
-        return [json.loads(line)['loss'] for line in f if '"loss"' in line]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('name', list(ADAPTERS))
 def test_tools_train_amp_bfloat16(demo_data, tmp_path, name, train_tool):
@@ -126,3 +103,8 @@ def test_tools_train_amp_bfloat16(demo_data, tmp_path, name, train_tool):
     losses = losses_from_log(cfg.work_dir)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
     assert ('loss_moe' in log) == (name == 'convlora')
+    # the same run in float32 (same seed, data and initialisation): the
+    # two logged losses agree within 0.1 % (measured: 1e-5 to 3e-5)
+    work32 = str(tmp_path / 'work32')
+    train_tool.run([path, '--work-dir', work32])
+    assert losses == pytest.approx(losses_from_log(work32), rel=1e-3)
