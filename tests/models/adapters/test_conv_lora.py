@@ -20,10 +20,6 @@ SIZE = 128
 R, M = 3, 8
 
 
-def build_model(ckpt, adapter=None, with_cp=False):
-    return build_tiny_model(ckpt, adapter, with_cp)
-
-
 def randomize(layers, seed=1, gate_std=0.0):
     """Non-zero B, expert biases (and gate weights): a trained-looking state.
     """
@@ -84,8 +80,8 @@ def closed_form(layer, x, experts, weights=None):
 
 # ---------------------------------------------------------------------- #
 def test_conv_lora_starts_as_sam(tiny_ckpt):
-    plain = build_model(tiny_ckpt)
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA'))
+    plain = build_tiny_model(tiny_ckpt)
+    model = build_tiny_model(tiny_ckpt, dict(type='ConvLoRA'))
     enc = model.backbone.encoder
     assert all(isinstance(b.attn.qkv, ConvLoRALinear) for b in enc.blocks)
     keys = list(model.state_dict())
@@ -290,7 +286,7 @@ def test_gate_learns_only_from_load_loss(tiny_ckpt):
 
     # Whole model: task loss alone gives the gates no gradient; with the
     # default zero gate init loss_moe still trains them.
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA'))
+    model = build_tiny_model(tiny_ckpt, dict(type='ConvLoRA'))
     randomize(model.backbone.adapters[0].layers)
     model.train()
     losses = model.loss(*fake_batch())
@@ -372,7 +368,8 @@ def test_auto_dispatch_and_args():
 
 def test_conv_lora_one_step_changes_only_intended_params(tiny_ckpt):
     torch.manual_seed(0)
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA', dispatch='dense'))
+    model = build_tiny_model(tiny_ckpt,
+                             dict(type='ConvLoRA', dispatch='dense'))
     layers = model.backbone.adapters[0].layers
     randomize(layers)  # so that A and the experts get a gradient at once
     model.train()
@@ -408,7 +405,7 @@ def test_activation_checkpointing_same_loss_and_grads(tiny_ckpt):
     grads = []
     for with_cp in (False, True):
         torch.manual_seed(0)  # same A and expert weights in both models
-        model = build_model(
+        model = build_tiny_model(
             tiny_ckpt, dict(type='ConvLoRA', dispatch='dense'),
             with_cp=with_cp)
         randomize(model.backbone.adapters[0].layers, gate_std=2.0)
@@ -429,7 +426,8 @@ def test_activation_checkpointing_same_loss_and_grads(tiny_ckpt):
 
 @pytest.mark.parametrize('dispatch', ['grouped', 'dense'])
 def test_conv_lora_bf16_autocast_forward_backward(tiny_ckpt, dispatch):
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA', dispatch=dispatch))
+    model = build_tiny_model(tiny_ckpt,
+                             dict(type='ConvLoRA', dispatch=dispatch))
     randomize(model.backbone.adapters[0].layers, gate_std=1.0)
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
