@@ -1,4 +1,5 @@
-"""mmseg-convlora: SAM fine-tuning with Conv-LoRA, LoRA and CAD in MMSegmentation.
+"""mmseg-convlora: SAM fine-tuning with Conv-LoRA, LoRA and CAD in
+MMSegmentation.
 
 Importing this package registers every model, dataset, transform, metric and
 hook into mmseg's registries. :mod:`.compat` comes first so that mmseg imports

@@ -51,8 +51,8 @@ def _mmengine_checkpoint_globals() -> list:
     from mmengine.logging.history_buffer import HistoryBuffer
 
     safe = [HistoryBuffer, np.ndarray, np.dtype]
-    # numpy's reconstruct helpers moved from ``np.core`` to ``np._core`` in 2.0;
-    # pickles name whichever the writer had.
+    # numpy's reconstruct helpers moved from ``np.core`` to ``np._core`` in
+    # 2.0; pickles name whichever the writer had.
     for mod_name in ('numpy.core.multiarray', 'numpy._core.multiarray'):
         try:
             mod = importlib.import_module(mod_name)

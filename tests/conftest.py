@@ -1,5 +1,4 @@
 import glob
-import importlib.util
 import logging
 import os.path as osp
 import subprocess
@@ -13,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from mmseg_convlora.testing import REPO, demo_config
+from helpers import REPO, demo_config, load_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 
 
@@ -30,6 +29,12 @@ def tiny_sam_file(tmp_path_factory):
     path = str(tmp_path_factory.mktemp('sam') / 'tiny_sam.pth')
     sam = save_tiny_sam_checkpoint(path)
     return path, sam
+
+
+@pytest.fixture(scope='session')
+def tiny_ckpt(tiny_sam_file):
+    """Path of the tiny SAM checkpoint (:func:`tiny_sam_file`)."""
+    return tiny_sam_file[0]
 
 
 @pytest.fixture(scope='session')
@@ -137,22 +142,13 @@ def short_run(iter_config, tmp_path_factory):
     return work
 
 
-def _load_tool(*parts):
-    path = osp.join(REPO, 'tools', *parts)
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + osp.splitext(parts[-1])[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class InProcessTool:
     """tools/train.py or tools/test.py run in this process: no interpreter
     start-up and imports per run. :meth:`run` returns the text of the log
     file the run wrote (``--work-dir`` is required)."""
 
     def __init__(self, name):
-        self.module = _load_tool(name)
+        self.module = load_tool(name)
 
     def run(self, argv):
         argv = list(argv)
@@ -191,7 +187,7 @@ def trained_demo(demo_data, tmp_path_factory):
     """The README's demo training, ``tools/train.py
     configs/demo/tiny_shadow.py`` (Conv-LoRA, 10 epochs), run once as a
     subprocess: (work dir, stdout + stderr)."""
-    from mmseg_convlora.testing import demo_cfg_options, run_tool
+    from helpers import demo_cfg_options, run_tool
     work = str(tmp_path_factory.mktemp('trained_demo') / 'work')
     proc = run_tool(['tools/train.py', 'configs/demo/tiny_shadow.py',
                      '--work-dir', work, '--cfg-options'] +

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import mmseg_convlora_mmcv_ops
 from mmseg_convlora import compat
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 
 def test_mmseg_imports_on_this_mmcv():

@@ -17,7 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmarks import layers, metrics, models  # noqa: E402
+from benchmarks import layers, metrics, models
 
 SUBCOMMANDS = (metrics, models, layers)
 

@@ -32,16 +32,14 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import Compose  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import Compose
+from mmengine.registry import init_default_scope
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.utils.embedding_cache import (  # noqa: E402
-    CACHE_VERSION, EmbeddingCacheError, MANIFEST_NAME, cache_key,
-    check_pipeline, entry_file, fingerprint, read_manifest, write_manifest)
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.utils import embedding_cache as cache_format
 
 # Transforms that change the image deterministically (or not at all).
 DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
@@ -56,21 +54,29 @@ def parse_args(argv=None):
         description='Cache frozen SAM image embeddings of a dataset')
     parser.add_argument('config', help='train config (CAD or decoder-only)')
     parser.add_argument(
-        '--out', help='cache directory (default: the config\'s '
+        '--out',
+        help='cache directory (default: the config\'s '
         'model.backbone.embedding_cache.dir)')
     parser.add_argument(
-        '--splits', nargs='+', choices=SPLITS, default=list(SPLITS),
+        '--splits',
+        nargs='+',
+        choices=SPLITS,
+        default=list(SPLITS),
         help='dataloaders whose datasets are cached (default: all three; '
         'a dataset shared by val and test is cached once)')
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
-        '--dtype', choices=['float16', 'float32'], default='float16',
+        '--dtype',
+        choices=['float16', 'float32'],
+        default='float16',
         help='storage precision (float16 halves the disk use; SAM ViT '
         'embeddings are well inside its range)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings in the config')
     return parser.parse_args(argv)
 
@@ -96,7 +102,7 @@ def cache_pipelines(pipeline):
     """(unflipped, flipped) pipelines: the config's deterministic image
     transforms, an explicit horizontal flip, PackSegInputs (the encoder
     needs neither the masks nor the image kept for CAD)."""
-    check_pipeline(pipeline, DETERMINISTIC)
+    cache_format.check_pipeline(pipeline, DETERMINISTIC)
     keep = [
         copy.deepcopy(t) for t in pipeline
         if t['type'] not in ('RandomFlip', 'PackSegInputs', 'PackCADInputs',
@@ -116,8 +122,8 @@ def unique_datasets(cfg: Config, splits):
         if not loader:
             continue
         ds = loader['dataset']
-        ident = repr(sorted((k, repr(v)) for k, v in ds.items()
-                            if k != 'pipeline'))
+        ident = repr(
+            sorted((k, repr(v)) for k, v in ds.items() if k != 'pipeline'))
         if ident in seen:
             continue
         seen.add(ident)
@@ -128,8 +134,9 @@ def unique_datasets(cfg: Config, splits):
 @torch.no_grad()
 def encode(encoder, preprocessor, packed, dtype):
     data = preprocessor(
-        dict(inputs=[p['inputs'] for p in packed],
-             data_samples=[p['data_samples'] for p in packed]), False)
+        dict(
+            inputs=[p['inputs'] for p in packed],
+            data_samples=[p['data_samples'] for p in packed]), False)
     emb = encoder(data['inputs'])[0]
     return [e.float().cpu().numpy().astype(dtype) for e in emb]
 
@@ -140,8 +147,8 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    out = args.out or (cfg.model.backbone.get('embedding_cache') or {}).get(
-        'dir')
+    out = args.out or (cfg.model.backbone.get('embedding_cache')
+                       or {}).get('dir')
     if not out:
         raise SystemExit('Give --out DIR (the config sets no '
                          'model.backbone.embedding_cache.dir).')
@@ -149,13 +156,13 @@ def main(argv=None):
 
     encoder, preprocessor, checkpoint = build_encoder(cfg, args.device)
     print(f'hashing {checkpoint} ...', flush=True)
-    want = fingerprint(checkpoint, encoder.arch_name, encoder.img_size,
-                       encoder.out_channels)
+    want = cache_format.fingerprint(checkpoint, encoder.arch_name,
+                                    encoder.img_size, encoder.out_channels)
     manifest = None
-    if osp.isfile(osp.join(out, MANIFEST_NAME)):
+    if osp.isfile(osp.join(out, cache_format.MANIFEST_NAME)):
         try:
-            manifest = read_manifest(out)
-        except EmbeddingCacheError:
+            manifest = cache_format.read_manifest(out)
+        except cache_format.EmbeddingCacheError:
             manifest = None
         if manifest is not None and any(
                 manifest.get(k) != want[k]
@@ -168,10 +175,12 @@ def main(argv=None):
         elif manifest is not None and manifest.get('dtype') != args.dtype:
             manifest = None
     if manifest is None:
-        manifest = dict(version=CACHE_VERSION, entries={}, datasets=[])
+        manifest = dict(
+            version=cache_format.CACHE_VERSION, entries={}, datasets=[])
     manifest.update(want)
     manifest.update(
-        config=osp.abspath(args.config), dtype=args.dtype,
+        config=osp.abspath(args.config),
+        dtype=args.dtype,
         data_preprocessor={
             k: cfg.model.data_preprocessor.get(k)
             for k in ('mean', 'std', 'bgr_to_rgb', 'size', 'pad_val')
@@ -188,28 +197,32 @@ def main(argv=None):
         todo = []
         for idx in range(len(dataset)):
             info = dataset.get_data_info(idx)
-            key = cache_key(info['img_path'], root)
+            key = cache_format.cache_key(info['img_path'], root)
             entry = entries.setdefault(key, {})
             for tag, pipe in zip(('noflip', 'hflip'), pipes):
-                name = entry_file(key, tag)
+                name = cache_format.entry_file(key, tag)
                 if entry.get(tag) == name and osp.isfile(osp.join(out, name)):
                     continue
                 todo.append((key, tag, name, pipe, info))
-        print(f'{split}: {len(dataset)} images under {root!r}, '
-              f'{len(todo)} embeddings to compute', flush=True)
+        print(
+            f'{split}: {len(dataset)} images under {root!r}, '
+            f'{len(todo)} embeddings to compute',
+            flush=True)
         for i in range(0, len(todo), args.batch_size):
             chunk = todo[i:i + args.batch_size]
-            packed = [pipe(copy.deepcopy(info))
-                      for _, _, _, pipe, info in chunk]
-            for (key, tag, name, _, _), emb in zip(
-                    chunk, encode(encoder, preprocessor, packed, dtype)):
+            packed = [
+                pipe(copy.deepcopy(info)) for _, _, _, pipe, info in chunk
+            ]
+            for (key, tag, name, _,
+                 _), emb in zip(chunk,
+                                encode(encoder, preprocessor, packed, dtype)):
                 np.save(osp.join(out, name), emb)
                 entries[key][tag] = name
             done += len(chunk)
         manifest['datasets'] = sorted(
             set(manifest.get('datasets', [])) | {f'{split}:{root}'})
-        write_manifest(out, manifest)
-    write_manifest(out, manifest)
+        cache_format.write_manifest(out, manifest)
+    cache_format.write_manifest(out, manifest)
     print(f'{done} embeddings written to {out} in {time.time() - start:.1f}s '
           f'({len(entries)} images cached; sha256 {want["sam_sha256"]}, '
           f'{want["arch"]}, {want["img_size"]}px)')

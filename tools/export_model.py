@@ -42,17 +42,17 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import torch  # noqa: E402
-from mmengine.config import ConfigDict, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import torch
+from mmengine.config import ConfigDict, DictAction
+from mmengine.registry import init_default_scope
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.apis import inference_config  # noqa: E402
-from mmseg_convlora.models.adapters import LoRA, LoRALinear  # noqa: E402
-from mmseg_convlora.models.utils import load_peft_checkpoint  # noqa: E402
-from mmseg_convlora.models.utils import load_sam_state_dict  # noqa: E402
-from mmseg_convlora.models.utils import peft_signature  # noqa: E402
-from mmseg_convlora.models.utils import sub_state_dict  # noqa: E402
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.apis import inference_config
+from mmseg_convlora.models.adapters import LoRA, LoRALinear
+from mmseg_convlora.models.utils import load_peft_checkpoint
+from mmseg_convlora.models.utils import load_sam_state_dict
+from mmseg_convlora.models.utils import peft_signature
+from mmseg_convlora.models.utils import sub_state_dict
 
 
 def parse_args(argv=None):

@@ -30,17 +30,17 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmcv  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.utils import ProgressBar  # noqa: E402
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import DictAction
+from mmengine.utils import ProgressBar
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.apis import get_test_pipeline  # noqa: E402
-from mmseg_convlora.apis import InferencePipeline, init_segmentor  # noqa
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.apis import (InferencePipeline, get_test_pipeline,
+                                 init_segmentor)
 from mmseg_convlora.datasets.transforms.trans10k_loading import \
-    TRANS10K_V1_COLORS  # noqa: E402
+    TRANS10K_V1_COLORS
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 

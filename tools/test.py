@@ -7,6 +7,11 @@ Usage:
 
 Checkpoints written by training hold only the trainable weights; the frozen
 SAM weights are read from the config's ``model.sam_checkpoint``.
+
+mmseg's ``--tta`` is not offered: its ``SegTTAModel`` takes the segmentor's
+output for logits (this segmentor gives probabilities) and keeps only the
+hard mask, which the saliency metrics (S-measure, E-measure, MAE) and
+``--out`` cannot use.
 """
 import argparse
 import logging
@@ -16,17 +21,17 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
-from mmseg_convlora.engine import (init_dist_on_cpu,  # noqa: E402
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+from mmseg_convlora.engine import (init_dist_on_cpu,
                                    shutdown_distributed)
-from mmseg_convlora.utils.config_overrides import (  # noqa: E402
+from mmseg_convlora.utils.config_overrides import (
     METHOD_ADAPTERS, apply_overrides, config_warnings)
 from mmseg_convlora.utils.demo_data import \
-    build_missing_demo_data  # noqa: E402
+    build_missing_demo_data
 
 
 def parse_args(argv=None):
@@ -77,8 +82,6 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
-    parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -127,14 +130,6 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
-    if args.tta:
-        # a list of test sets (MultiDatasetTestLoop): each gets the TTA
-        loaders = cfg.test_dataloader if isinstance(
-            cfg.test_dataloader, (list, tuple)) else [cfg.test_dataloader]
-        for loader in loaders:
-            loader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
     if args.out is not None:
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='SavePredictionsHook', out_dir=args.out)

@@ -10,7 +10,7 @@ env_cfg = dict(
 )
 # Used only under DDP (tools/dist_train.sh): picks find_unused_parameters
 # for the model (True only for Conv-LoRA with grouped expert dispatch) and
-# synchronises CAD's BatchNorm (see mmseg_convlora/engine/distributed.py).
+# synchronises CAD's BatchNorm (see mmseg_convlora/engine/distributed/).
 model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(

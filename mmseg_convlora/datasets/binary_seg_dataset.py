@@ -141,11 +141,11 @@ def mask_suffix_hint(ann_dir: str, missing: List[str], seg_map_suffix: str,
     images = set(os.listdir(img_dir)) if osp.isdir(img_dir) else set()
     names = [n for n in os.listdir(ann_dir) if n not in images]
     counts: dict = {}
+    mask_words = ('mask', 'Mask', 'gt', 'GT', 'label')
     for path in missing[:100]:
         stem = osp.basename(path)[:-len(seg_map_suffix)]
         for suffix in {n[len(stem):] for n in names if n.startswith(stem)}:
-            if suffix and suffix[0] in '._-' or suffix.startswith(
-                    ('mask', 'Mask', 'gt', 'GT', 'label')):
+            if suffix and suffix[0] in '._-' or suffix.startswith(mask_words):
                 counts[suffix] = counts.get(suffix, 0) + 1
     if not counts:
         return ''

@@ -181,5 +181,5 @@ def check_pipeline(pipeline: Sequence[dict],
             f'The pipeline has {kind}, which changes the image in a way the '
             'embedding cache cannot follow: it holds one embedding per image '
             'and horizontal flip, so the image may only be loaded, resized '
-            "to the fixed input size and flipped horizontally. Remove "
+            'to the fixed input size and flipped horizontally. Remove '
             f'{kind} or train with the encoder (no embedding_cache).')

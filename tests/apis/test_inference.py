@@ -16,7 +16,7 @@ from mmseg_convlora.apis import (InferencePipeline, SAMSegInferencer,
                                  config_dataset_meta, get_test_pipeline,
                                  inference_config, init_segmentor)
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.testing import SHIPPED_CONFIGS, tiny_config
+from helpers import SHIPPED_CONFIGS, tiny_config
 
 # trains from cached embeddings, which new images do not have: mmseg's own
 # init_model/inference_model need its uncached twin (same checkpoints)

@@ -12,7 +12,7 @@ from segment_anything import SamPredictor
 from mmseg_convlora.apis import (InferencePipeline, PEFTSamPredictor,
                                  SquareResize, get_test_pipeline)
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.testing import tiny_config
+from helpers import tiny_config
 
 POINTS = np.array([[30.0, 40.0], [90.0, 20.0]])
 LABELS = np.array([1, 0])

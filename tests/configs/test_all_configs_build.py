@@ -23,7 +23,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 from mmseg_convlora.models.segmentors.sam_segmentor import takes_checkpoint
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),

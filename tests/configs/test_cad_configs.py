@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 CAD_CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cad', '*.py')))
 

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 
 from mmseg.registry import MODELS
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 R, CONV_LORA_EXTRA = 3, 2 * 3 * 8 + 8 * (9 * 3 * 3 + 3)
 

@@ -7,7 +7,7 @@ import mmseg
 import pytest
 from mmengine.config import Config
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 MMSEG_DATASETS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
                           '_base_', 'datasets')

@@ -173,7 +173,7 @@ def test_ambiguous_0_1_255_mask_names_file_and_option(tmp_path):
         load_with(path)
     msg = str(err.value)
     assert 'ambiguous.png' in msg and 'ambiguous' in msg
-    assert "mask_encoding" in msg and "'0-1'" in msg and "'0-255'" in msg
+    assert 'mask_encoding' in msg and "'0-1'" in msg and "'0-255'" in msg
     # declared as a 0/255 mask, the stray 1s are background
     assert load_with(path, mask_encoding='0-255').tolist() == [[0, 0, 1],
                                                                [0, 0, 0]]
@@ -240,6 +240,6 @@ def test_unused_files_are_counted_when_the_dataset_is_built(
     ds = DATASETS.build(sbu_cfg(tmp_path))
     assert len(ds) == 3
     text = log.text()
-    assert "1 file(s) in" in text and 'other.png' in text
+    assert '1 file(s) in' in text and 'other.png' in text
     assert '1 mask(s) in' in text and 'orphan.png' in text
     assert 'without an image' in text and 'img_suffix' in text

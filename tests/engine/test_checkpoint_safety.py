@@ -7,7 +7,6 @@ Most tests copy the work dir of one shared short run (``short_run`` in
 conftest.py: iter_2.pth, iter_4.pth, best_clock_iter_4.pth) instead of
 training their own.
 """
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -24,7 +23,7 @@ import mmseg_convlora.engine.atomic_files as af
 from mmseg_convlora.engine.runner import (CheckpointFileError,
                                           WorkDirLockedError,
                                           find_resume_checkpoint)
-from mmseg_convlora.testing import REPO
+from helpers import REPO, load_tool
 
 pytestmark = pytest.mark.slow
 DEMO = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
@@ -37,14 +36,6 @@ def copy_run(src, dst):
 
 def pth_files(folder):
     return sorted(f for f in os.listdir(folder) if f.endswith('.pth'))
-
-
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def truncate(path):
@@ -137,7 +128,7 @@ def test_truncated_checkpoint_given_to_resume_names_file_and_fix(
     work = copy_run(short_run, tmp_path / 'work')
     bad = osp.join(work, 'iter_4.pth')
     truncate(bad)
-    train = load_train_tool()
+    train = load_tool('train.py')
     with pytest.raises(SystemExit) as err:
         train.main([DEMO, '--work-dir', work,
                     '--resume', bad])
@@ -152,7 +143,7 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path, make):
     work = str(tmp_path / 'wrok')
     if make == 'empty':
         os.makedirs(work)
-    train = load_train_tool()
+    train = load_tool('train.py')
     with pytest.raises(SystemExit) as err:
         train.main([DEMO, '--work-dir', work,
                     '--resume'])

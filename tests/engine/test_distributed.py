@@ -17,7 +17,7 @@ from mmengine.config import Config
 
 from mmseg_convlora.engine.distributed import (SAMDistributedDataParallel,
                                                needs_find_unused_parameters)
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from helpers import REPO, tiny_model_cfg
 
 pytestmark = pytest.mark.slow
 HERE = osp.dirname(osp.abspath(__file__))
@@ -149,7 +149,7 @@ def test_sync_bn_config_reverts_to_bn_when_not_distributed(
     """``norm_cfg=dict(type='SyncBN')`` in a single-process run: mmengine
     turns the layers back into BatchNorm, and training works."""
     from mmengine.runner import Runner
-    from mmseg_convlora.testing import demo_config
+    from helpers import demo_config
     cfg = demo_config(demo_data, str(tmp_path / 'w'))
     cfg.model.backbone.adapter = dict(
         type='CAD', channels=32, input_size=64, norm_cfg=dict(type='SyncBN'))

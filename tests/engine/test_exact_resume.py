@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 import mmseg_convlora.engine.atomic_files as af
 import mmseg_convlora.engine.hooks.exact_resume_hook as erh
 from mmseg_convlora.engine import atomic_write
-from mmseg_convlora.testing import demo_config, run_tool
+from helpers import demo_config, run_tool
 
 pytestmark = pytest.mark.slow
 HERE = osp.dirname(osp.abspath(__file__))

@@ -110,7 +110,7 @@ def demo_runner_factory(tmp_path, tiny_sam_file):
     """Builds a Runner (not trained) of the tiny model."""
     from mmengine.runner import Runner
 
-    from mmseg_convlora.testing import tiny_model_cfg
+    from helpers import tiny_model_cfg
 
     def make(**kwargs):
         model = tiny_model_cfg(tiny_sam_file[0])

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 from mmseg_convlora.engine.runner import (MultiDatasetTestLoop,
                                           MultiDatasetValLoop)
-from mmseg_convlora.testing import REPO, demo_config, run_tool
+from helpers import REPO, demo_config, run_tool
 
 TEST_PIPELINE = [
     dict(type='LoadImageFromFile'),

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 
 from mmseg.registry import MODELS
 from mmseg_convlora.engine.hooks import NonFiniteLossError, NonFiniteLossHook
-from mmseg_convlora.testing import demo_config
+from helpers import demo_config
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,7 @@ def test_weights_that_blow_up_stop_training_before_they_are_saved(
 
 
 def test_checkpoint_of_non_finite_weights_is_refused(tiny_sam_file):
-    from mmseg_convlora.testing import build_tiny_model
+    from helpers import build_tiny_model
     model = build_tiny_model(tiny_sam_file[0])
     runner = types.SimpleNamespace(model=model, iter=7,
                                    logger=MMLogger.get_current_instance())

@@ -1,21 +1,13 @@
 """``tools/benchmark.py layers`` times every layer on both inputs and
 reports the ratios (not the timings: they are not tested)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO, load_tool
 
 SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark_layers', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('arch,size,expected', [
@@ -25,7 +17,7 @@ def load_benchmark():
     ('tiny', 64, [(1, 4, 4, 32), (1, 4, 4, 32)]),
 ])
 def test_input_shapes_are_sams_qkv_inputs(arch, size, expected):
-    shape = load_benchmark().layers.input_shape
+    shape = load_tool('benchmark.py').layers.input_shape
     assert [shape(kind, arch, size, 1)
             for kind in ('windowed', 'global')] == expected
     assert shape('windowed', arch, size, 2)[0] == 2 * expected[0][0]
@@ -34,7 +26,7 @@ def test_input_shapes_are_sams_qkv_inputs(arch, size, expected):
 @pytest.mark.parametrize('frozen_input', [False, True])
 def test_layers_subcommand_reports_every_layer(capsys, tmp_path,
                                                frozen_input):
-    bench = load_benchmark()
+    bench = load_tool('benchmark.py')
     out_json = str(tmp_path / 'rows.json')
     rows = bench.main(
         ['layers', '--arch', 'tiny', '--size', '64', '--dispatch', 'grouped',

@@ -1,27 +1,20 @@
 """``tools/benchmark.py metrics`` runs and reports every metric."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import REPO, load_tool
+
 SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
 METRIC_NAMES = ('SODMetric', 'SODMetric[Sm]', 'SODMetric[Em]',
                 'SODMetric[wFm]', 'SODMetric[MAE]', 'BERMetric',
                 'BERPerImageMetric', 'BinarySegMetric', 'MultiClassSegMetric')
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_metrics_subcommand_in_process(capsys):
-    bench = load_benchmark()
+    bench = load_tool('benchmark.py')
     rows = bench.main(['metrics', '--num-images', '2', '--size', '64'])
     out = capsys.readouterr().out
     assert [r['name'] for r in rows] == list(METRIC_NAMES)
@@ -32,7 +25,7 @@ def test_metrics_subcommand_in_process(capsys):
 
 
 def test_parser_has_subcommands():
-    bench = load_benchmark()
+    bench = load_tool('benchmark.py')
     parser = bench.build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args([])  # a subcommand is required

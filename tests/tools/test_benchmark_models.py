@@ -1,6 +1,5 @@
 """``tools/benchmark.py models`` runs every method on a tiny setting and
 reports all of them (not timings: they are not tested)."""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -8,22 +7,15 @@ import sys
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO, load_tool
 
 SCRIPT = osp.join(REPO, 'tools', 'benchmark.py')
 METHODS = ('decoder_only', 'lora', 'lora+cp', 'lora_merged', 'convlora',
            'convlora+cp', 'cad', 'cad_cached')
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark_models', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_global_blocks_keep_sam_ratio():
-    scaled = load_benchmark().models.scaled_global_indexes
+    scaled = load_tool('benchmark.py').models.scaled_global_indexes
     assert scaled(12, (2, 5, 8, 11), 12) == [2, 5, 8, 11]
     assert scaled(12, (2, 5, 8, 11), 6) == [2, 5]
     assert scaled(12, (2, 5, 8, 11), 4) == [3]
@@ -32,7 +24,7 @@ def test_global_blocks_keep_sam_ratio():
 
 
 def test_models_subcommand_reports_every_method(capsys, tmp_path):
-    bench = load_benchmark()
+    bench = load_tool('benchmark.py')
     out_json = str(tmp_path / 'rows.json')
     rows = bench.main([
         'models', '--arch', 'tiny', '--size', '64', '--with-cp',
@@ -75,7 +67,7 @@ def test_models_cli_measures_memory_in_child_processes():
 def test_models_on_mobile_sam_count_tiny_vit_qkv_adapters():
     """``--arch mobile_sam``: LoRA / Conv-LoRA on TinyViT's ten attention
     qkv layers (2 of width 128, 6 of 160, 2 of 320), CAD beside it."""
-    rows = load_benchmark().main([
+    rows = load_tool('benchmark.py').main([
         'models', '--arch', 'mobile_sam', '--size', '64', '--cad-size', '32',
         '--methods', 'decoder_only', 'lora', 'convlora', 'cad', '--warmup',
         '0', '--steps', '1', '--memory-isolation', 'none', '--measure',

@@ -2,7 +2,6 @@
 the layout the configs read (checked by building the config's datasets on
 it and loading a sample through its pipeline), and a folder that is not the
 dataset is refused with a message naming what is missing."""
-import importlib.util
 import os
 import os.path as osp
 import sys
@@ -13,17 +12,13 @@ import pytest
 from mmengine.config import Config
 
 from mmseg.registry import DATASETS
-from mmseg_convlora.testing import REPO, run_tool
+from helpers import REPO, load_tool, run_tool
 
 CONVERTERS = osp.join(REPO, 'tools', 'dataset_converters')
 
 
 def load_converter(name):
-    spec = importlib.util.spec_from_file_location(
-        f'converter_{name}', osp.join(CONVERTERS, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('dataset_converters', name + '.py')
 
 
 def layout_error():

@@ -3,7 +3,6 @@ loss from cached embeddings equals the loss with the encoder, flips
 included), the encoder is never built, and stale caches are refused."""
 import copy
 import glob
-import importlib.util
 import json
 import os.path as osp
 
@@ -14,20 +13,12 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import DATASETS, MODELS
 
-from mmseg_convlora.testing import REPO, demo_config, run_tool
+from helpers import demo_config, load_tool, run_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
 from mmseg_convlora.utils.embedding_cache import (
     EmbeddingCacheError, check_pipeline, read_manifest)
 
 CAD = dict(type='CAD', channels=32, input_size=64)
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cached_config(data_dir, work_dir, cache_dir, adapter=CAD):
@@ -49,15 +40,15 @@ def cache(demo_data, tmp_path_factory):
     cfg = cached_config(demo_data, str(root / 'work'), cache_dir)
     path = str(root / 'cad_cached.py')
     cfg.dump(path)
-    load_tool('cache_embeddings').main([path, '--dtype', 'float32',
-                                        '--batch-size', '4'])
+    load_tool('cache_embeddings.py').main(
+        [path, '--dtype', 'float32', '--batch-size', '4'])
     return path, cache_dir, cfg
 
 
 def test_cache_layout_and_manifest(cache, demo_data, capsys):
     path, cache_dir, _ = cache
     # running the tool again on an up-to-date cache computes nothing
-    load_tool('cache_embeddings').main([path, '--dtype', 'float32'])
+    load_tool('cache_embeddings.py').main([path, '--dtype', 'float32'])
     assert '0 embeddings written' in capsys.readouterr().out
     manifest = read_manifest(cache_dir)
     # 32 train + 8 val images, both flips each
@@ -106,7 +97,7 @@ def test_cache_with_the_cad_image_steps(cache, tmp_path, capsys):
     cad_cfg = with_cad_image_steps(cfg)
     cad_path = str(tmp_path / 'cad_image_cached.py')
     cad_cfg.dump(cad_path)
-    load_tool('cache_embeddings').main([cad_path, '--dtype', 'float32'])
+    load_tool('cache_embeddings.py').main([cad_path, '--dtype', 'float32'])
     assert '0 embeddings written' in capsys.readouterr().out
     assert_cache_matches_encoder(cad_cfg, expect_cad_image=True)
 

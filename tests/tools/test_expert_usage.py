@@ -1,5 +1,4 @@
 """tools/analysis/expert_usage.py on the tiny Conv-LoRA demo model."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -13,17 +12,9 @@ from mmseg.registry import MODELS
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import (
     peft_signature, trainable_state_keys)
-from mmseg_convlora.testing import REPO, demo_cfg_options, demo_config
+from helpers import REPO, demo_cfg_options, demo_config, load_tool
 
 CONFIG = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
-
-
-def load_tool():
-    path = osp.join(REPO, 'tools', 'analysis', 'expert_usage.py')
-    spec = importlib.util.spec_from_file_location('expert_usage', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -48,7 +39,7 @@ def demo_ckpt(demo_data, tmp_path_factory):
 
 def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
     path, model = demo_ckpt
-    tool = load_tool()
+    tool = load_tool('analysis', 'expert_usage.py')
     out = str(tmp_path / 'usage')
     counts = tool.main([CONFIG, path, '--out', out, '--device', 'cpu',
                         '--cfg-options'] + demo_cfg_options(demo_data))
@@ -96,9 +87,9 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
 
 
 def test_expert_usage_needs_conv_lora(tiny_sam_file):
-    from mmseg_convlora.testing import tiny_model_cfg
+    from helpers import tiny_model_cfg
     init_default_scope('mmseg')
     model = MODELS.build(tiny_model_cfg(tiny_sam_file[0],
                                         adapter=dict(type='LoRA')))
     with pytest.raises(ValueError, match='no ConvLoRA adapter'):
-        load_tool().conv_lora_layers(model)
+        load_tool('analysis', 'expert_usage.py').conv_lora_layers(model)

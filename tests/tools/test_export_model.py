@@ -1,7 +1,6 @@
 """``tools/export_model.py``: merged LoRA (mmseg and official SAM layouts)
 and single-file Conv-LoRA / CAD checkpoints reproduce the trained model with
 no SAM file and no adapter code path for LoRA."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -13,7 +12,7 @@ from mmseg.registry import MODELS
 from mmseg_convlora.models.adapters import LoRALinear
 from mmseg_convlora.models.utils import (CheckpointMismatchError,
                                          peft_signature, trainable_state_keys)
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from helpers import load_tool, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE, build_tiny_sam
 
 ADAPTERS = {
@@ -24,11 +23,7 @@ ADAPTERS = {
 
 
 def export_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_model', osp.join(REPO, 'tools', 'export_model.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('export_model.py')
 
 
 def trained(tiny_sam_file, tmp_path, name, **head_kwargs):

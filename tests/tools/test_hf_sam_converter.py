@@ -6,9 +6,7 @@ The test turns a tiny official SAM state dict into the Hugging Face
 converter), runs the converter, and checks that the result is the original
 state dict and that SAMViT and SAMMaskDecoderHead load it.
 """
-import importlib.util
 import json
-import os.path as osp
 import re
 
 import pytest
@@ -17,17 +15,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import REPO, tiny_model_cfg
+from helpers import load_tool, tiny_model_cfg
 from mmseg_convlora.utils import build_tiny_sam
-
-
-def load_tool():
-    path = osp.join(REPO, 'tools', 'model_converters',
-                    'hf_sam_to_official.py')
-    spec = importlib.util.spec_from_file_location('hf_sam_to_official', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # transformers/models/sam/convert_sam_to_hf.py (official -> HF)
@@ -107,7 +96,7 @@ def test_hf_layout_looks_like_transformers(tiny):
 
 def test_round_trip_into_official_layout_that_loads(tiny, tmp_path):
     official, hf = tiny
-    tool = load_tool()
+    tool = load_tool('model_converters', 'hf_sam_to_official.py')
     src = tmp_path / 'sam-vit-tiny'
     src.mkdir()
     torch.save(hf, src / 'pytorch_model.bin')
@@ -132,7 +121,7 @@ def test_round_trip_into_official_layout_that_loads(tiny, tmp_path):
 
 def test_sharded_checkpoint(tiny, tmp_path):
     official, hf = tiny
-    tool = load_tool()
+    tool = load_tool('model_converters', 'hf_sam_to_official.py')
     keys = sorted(hf)
     shards = {'pytorch_model-00001-of-00002.bin': keys[:len(keys) // 2],
               'pytorch_model-00002-of-00002.bin': keys[len(keys) // 2:]}
@@ -148,7 +137,7 @@ def test_sharded_checkpoint(tiny, tmp_path):
 
 def test_safetensors(tiny, tmp_path):
     official, hf = tiny
-    tool = load_tool()
+    tool = load_tool('model_converters', 'hf_sam_to_official.py')
     path = tmp_path / 'model.safetensors'
     try:
         from safetensors.torch import save_file
@@ -167,7 +156,7 @@ def test_safetensors(tiny, tmp_path):
 
 def test_refuses_what_is_not_a_fitting_sam(tiny, tmp_path):
     _, hf = tiny
-    tool = load_tool()
+    tool = load_tool('model_converters', 'hf_sam_to_official.py')
     with pytest.raises(tool.ConversionError, match='Unexpected key'):
         tool.hf_to_official(dict(hf, **{'vision_tower.x': torch.zeros(1)}))
     with pytest.raises(tool.ConversionError, match='not a Hugging Face'):
@@ -187,7 +176,7 @@ def test_full_size_key_layout(arch):
     """Shapes only (meta device): the official ViT-B/H key set survives the
     round trip and the layout check infers the official hyper-parameters."""
     from segment_anything import sam_model_registry
-    tool = load_tool()
+    tool = load_tool('model_converters', 'hf_sam_to_official.py')
     with torch.device('meta'):
         official = sam_model_registry[arch]().state_dict()
     back = tool.hf_to_official(official_to_hf(official))

@@ -1,7 +1,6 @@
 """tools/dataset_converters/image_mask_folders.py: named image/mask folder
 pairs -> pooled train/val and one test set per source, masks decoded as the
 loader decodes them and written as lossless 0/255 PNGs."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -14,19 +13,12 @@ import pytest
 from mmengine.config import Config
 
 from mmseg.registry import DATASETS
-from mmseg_convlora.testing import REPO
+from helpers import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'image_mask_folders.py')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('image_mask_folders', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-CONVERTER = _load_tool()
+CONVERTER = load_tool('dataset_converters', 'image_mask_folders.py')
 
 
 def run_tool(args, capsys):

@@ -1,7 +1,6 @@
 """tools/infer.py: masks in the dataset's encoding, probabilities and
 overlays at the original size, for files, folders and globs."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 
@@ -16,17 +15,13 @@ from mmseg_convlora.apis import InferencePipeline, get_test_pipeline
 from mmseg_convlora.datasets.transforms.trans10k_loading import \
     decode_trans10k_mask
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.testing import REPO, tiny_config
+from helpers import load_tool, tiny_config
 
 SIZES = {'a': (60, 90), 'sub/b': (100, 70), 'c': (128, 128)}
 
 
 def infer_tool():
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(REPO, 'tools', 'infer.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('infer.py')
 
 
 class _Runner:

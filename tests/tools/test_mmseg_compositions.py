@@ -19,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmseg.apis import inference_model, init_model
 
-from mmseg_convlora.testing import REPO, run_tool
+from helpers import REPO, run_tool
 from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
 
 pytestmark = pytest.mark.slow

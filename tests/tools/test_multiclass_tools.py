@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mmseg_convlora.testing import REPO, demo_cfg_options
+from helpers import REPO, demo_cfg_options
 
 pytestmark = pytest.mark.slow
 CONFIG = osp.join(REPO, 'configs', 'demo', 'tiny_multiclass.py')

@@ -1,23 +1,16 @@
 """tools/analysis/results_table.py: the test metrics of several work dirs
 in one Markdown / CSV table."""
 import csv
-import importlib.util
 import io
 import json
-import os.path as osp
 
 import pytest
 
-from mmseg_convlora.testing import REPO
+from helpers import load_tool
 
 
 def table_tool():
-    spec = importlib.util.spec_from_file_location(
-        'results_table', osp.join(REPO, 'tools', 'analysis',
-                                  'results_table.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis', 'results_table.py')
 
 
 def write_results(work_dir, timestamp, metrics):

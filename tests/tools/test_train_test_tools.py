@@ -5,7 +5,6 @@ Conv-LoRA) runs once per session (``trained_demo`` in conftest.py) and
 several tests check it; the other runs here are a few iterations long.
 """
 import glob
-import json
 import os.path as osp
 import shutil
 
@@ -17,18 +16,11 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_convlora.engine.hooks import trainable_state_keys
-from mmseg_convlora.testing import (REPO, demo_cfg_options, demo_config,
-                                    run_tool)
+from helpers import (REPO, demo_cfg_options, demo_config, losses_from_log,
+                     run_tool)
 
 pytestmark = pytest.mark.slow
 DEMO = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
-
-
-def losses_from_log(work_dir):
-    path = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
-    with open(path) as f:
-        rows = [json.loads(line) for line in f]
-    return [r['loss'] for r in rows if 'loss' in r]
 
 
 def test_demo_training_learns_and_saves_trainable_weights_only(

@@ -1,5 +1,4 @@
 """tools/analysis/trivial_baselines.py against hand-computed values."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -8,16 +7,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'trivial_baselines.py')
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('trivial_baselines', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_split(root, split, masks):
@@ -55,7 +47,7 @@ def tiny_dataset(tmp_path):
 
 def test_mean_mask_and_scores(tiny_dataset, tmp_path, capsys):
     cfg, a, b = tiny_dataset
-    tool = load_tool()
+    tool = load_tool('analysis', 'trivial_baselines.py')
     out = str(tmp_path / 'baselines.json')
     results = tool.main([cfg, '--size', '8', '--out', out])
     # the mean of the two training masks, pixel by pixel
@@ -81,7 +73,7 @@ def test_mean_mask_and_scores(tiny_dataset, tmp_path, capsys):
 
 
 def test_multi_class_config_refused(tmp_path):
-    tool = load_tool()
+    tool = load_tool('analysis', 'trivial_baselines.py')
     cfg = osp.join(REPO, 'configs', 'demo', 'tiny_multiclass.py')
     with pytest.raises(SystemExit, match='binary'):
         tool.main([cfg])

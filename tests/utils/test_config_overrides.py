@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
                                                    apply_overrides,
                                                    config_warnings,
@@ -111,7 +111,7 @@ def test_template_reads_the_data_block(tmp_path):
     text = text.replace("'../_base_/", f"'{REPO}/configs/_base_/")
     text = text.replace("data_root = 'data/my_dataset'",
                         f"data_root = '{root}'")
-    text = text.replace("seg_map_suffix = '.png'", "seg_map_suffix = "
+    text = text.replace("seg_map_suffix = '.png'", 'seg_map_suffix = '
                         "'_m.png'")
     mine.write_text(text)
     cfg = Config.fromfile(str(mine))

@@ -34,12 +34,12 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.models.utils import load_peft_checkpoint  # noqa: E402
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.models.utils import load_peft_checkpoint
 
 
 def parse_args(argv=None):

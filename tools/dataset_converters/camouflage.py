@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (add_split_args, base_parser, check_entries,  # noqa
+from _common import (add_split_args, base_parser, check_entries,
                      note_count, pair_files, prepare_out, random_split,
                      run_cli, write_split)
 
@@ -40,7 +40,8 @@ TEST_SETS = {'CAMO': 250, 'COD10K': 2026, 'CHAMELEON': 76}
 NUM_TRAIN = 4040
 LAYOUT = """SRC/TrainDataset/{Imgs,GT}/
 SRC/TestDataset/{CAMO,COD10K,CHAMELEON}/{Imgs,GT}/
-(SINet-V2's TrainDataset.zip and TestDataset.zip, https://github.com/GewelsJI/SINet-V2)"""
+(SINet-V2's TrainDataset.zip and TestDataset.zip,
+ https://github.com/GewelsJI/SINet-V2)"""
 
 
 def main(argv=None):

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (IMG_EXTS, LayoutError, Pair,  # noqa: E402
+from _common import (IMG_EXTS, LayoutError, Pair,
                      check_entries, pair_files, prepare_out, run_cli,
                      write_split)
 

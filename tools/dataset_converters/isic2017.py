@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (base_parser, check_entries, note_count,  # noqa: E402
+from _common import (base_parser, check_entries, note_count,
                      pair_files, prepare_out, run_cli, write_split)
 
 SPLITS = {

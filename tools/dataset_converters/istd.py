@@ -29,7 +29,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (add_split_args, base_parser, check_entries,  # noqa
+from _common import (add_split_args, base_parser, check_entries,
                      note_count, pair_files, prepare_out, random_split,
                      run_cli, write_split)
 

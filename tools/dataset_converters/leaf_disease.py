@@ -34,7 +34,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, add_split_args, base_parser,  # noqa: E402
+from _common import (LayoutError, add_split_args, base_parser,
                      first_existing, pair_files, prepare_out, random_split,
                      run_cli, write_split)
 

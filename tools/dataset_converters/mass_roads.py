@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, base_parser, note_count,  # noqa: E402
+from _common import (LayoutError, base_parser, note_count,
                      pair_files, prepare_out, run_cli, write_split)
 
 COUNTS = {'train': 1108, 'val': 14, 'test': 49}
@@ -49,8 +49,10 @@ LAYOUTS = {
         'test': ('tiff/test', 'tiff/test_labels'),
     },
 }
-LAYOUT = """SRC/{train,valid,test}/{sat,map}/   (https://www.cs.toronto.edu/~vmnih/data/)
-or SRC/tiff/{train,val,test}{,_labels}/   (Kaggle balraj98/massachusetts-roads-dataset)"""
+LAYOUT = """SRC/{train,valid,test}/{sat,map}/
+    (https://www.cs.toronto.edu/~vmnih/data/)
+or SRC/tiff/{train,val,test}{,_labels}/
+    (Kaggle balraj98/massachusetts-roads-dataset)"""
 TIF = ('.tif', '.tiff')
 
 

@@ -35,7 +35,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, add_split_args, base_parser,  # noqa: E402
+from _common import (LayoutError, add_split_args, base_parser,
                      check_entries, first_existing, note_count, pair_files,
                      prepare_out, random_split, run_cli, write_split)
 
@@ -50,7 +50,8 @@ NUM_TRAIN = 1450
 LAYOUT = """SRC/TrainDataset/{image,mask}/*.png   (or images/, masks/)
 SRC/TestDataset/{Kvasir,CVC-ClinicDB,CVC-ColonDB,ETIS-LaribPolypDB,CVC-300}/
     {images,masks}/*.png
-(PraNet's TrainDataset.zip and TestDataset.zip, https://github.com/DengPingFan/PraNet)"""
+(PraNet's TrainDataset.zip and TestDataset.zip,
+ https://github.com/DengPingFan/PraNet)"""
 
 
 def main(argv=None):

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-import torch  # noqa: E402
+import torch
 
 WEIGHT_FILES = ('model.safetensors.index.json', 'model.safetensors',
                 'pytorch_model.bin.index.json', 'pytorch_model.bin')
@@ -154,7 +154,8 @@ def convert_key(key: str, mlp_depths: Dict[str, int]) -> Optional[str]:
         return k
     if k.startswith('prompt_encoder.'):
         if k == 'prompt_encoder.shared_embedding.positional_embedding':
-            return 'prompt_encoder.pe_layer.positional_encoding_gaussian_matrix'
+            return ('prompt_encoder.pe_layer.'
+                    'positional_encoding_gaussian_matrix')
         k = k.replace('prompt_encoder.point_embed.',
                       'prompt_encoder.point_embeddings.')
         for hf, off in (('conv1', '0'), ('layer_norm1', '1'), ('conv2', '3'),

@@ -1,4 +1,4 @@
-# Camouflage recipe (SPEC section 9): structure loss (set by
+# Camouflage recipe (the Conv-LoRA paper's): structure loss (set by
 # configs/decoder_only/camouflage*.py), 20 epochs, lr 1e-4, validation by
 # S-measure each epoch keeping the highest; CAMO, COD10K and CHAMELEON are
 # evaluated in one tools/test.py run (keys "CAMO/Sm", ...).

@@ -1,4 +1,4 @@
-# ISIC 2017 recipe (SPEC section 9): structure loss (set by
+# ISIC 2017 recipe (the Conv-LoRA paper's): structure loss (set by
 # configs/decoder_only/isic2017*.py), 30 epochs, lr 1e-4, validation by IoU
 # (= Jaccard) each epoch keeping the highest.
 _base_ = [

@@ -1,4 +1,4 @@
-# Leaf disease recipe (SPEC section 9): structure loss (set by
+# Leaf disease recipe (the Conv-LoRA paper's): structure loss (set by
 # configs/decoder_only/leaf-disease*.py), 30 epochs, lr 3e-4, validation by
 # IoU each epoch keeping the highest.
 _base_ = [

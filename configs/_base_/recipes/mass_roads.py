@@ -1,4 +1,4 @@
-# Massachusetts Roads recipe (SPEC section 9): structure loss (set by
+# Massachusetts Roads recipe (the Conv-LoRA paper's): structure loss (set by
 # configs/decoder_only/mass-roads*.py), 20 epochs, lr 3e-4, validation by IoU
 # each epoch keeping the highest.
 _base_ = [

@@ -1,4 +1,4 @@
-# Polyp recipe (SPEC section 9): structure loss (set by
+# Polyp recipe (the Conv-LoRA paper's): structure loss (set by
 # configs/decoder_only/polyp*.py), 30 epochs, lr 1e-4, validation by
 # S-measure each epoch keeping the highest; the five test sets are evaluated
 # in one tools/test.py run (keys "Kvasir/Sm", ...).

@@ -1,6 +1,6 @@
-# SBU shadow recipe (SPEC section 9): 10 epochs, lr 1e-4, validation by BER
-# each epoch keeping the lowest. The loss (balanced BCE) is set by the method
-# configs' common parent, configs/decoder_only/sbu*.py.
+# SBU shadow recipe (the Conv-LoRA paper's): 10 epochs, lr 1e-4, validation
+# by BER each epoch keeping the lowest. The loss (balanced BCE) is set by the
+# method configs' common parent, configs/decoder_only/sbu*.py.
 _base_ = [
     '../datasets/sbu.py', '../default_runtime.py',
     '../schedules/schedule_10e.py'

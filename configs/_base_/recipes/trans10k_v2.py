@@ -1,6 +1,6 @@
 # Trans10K v2 recipe: lr 1e-4, validation by mIoU each epoch keeping the
-# highest. SPEC section 9 gives no epoch count for Trans10K; 20 epochs is this
-# package's choice, not the paper's.
+# highest. The Conv-LoRA paper gives no epoch count for Trans10K; 20 epochs
+# is this package's choice, not the paper's.
 _base_ = [
     '../datasets/trans10k_v2.py', '../default_runtime.py',
     '../schedules/schedule_20e.py'

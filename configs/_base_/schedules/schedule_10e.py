@@ -1,4 +1,4 @@
-# The reference recipe (SPEC section 9): AdamW (eps 1e-6, weight decay 1e-4
+# The Conv-LoRA paper's recipe: AdamW (eps 1e-6, weight decay 1e-4
 # on weights only), linear decay to 0 without warm-up, effective batch 4
 # (batch 1 per GPU x 4 accumulated steps), gradient clipping at norm 1.
 # fp16 mixed precision: tools/train.py --amp.

@@ -250,4 +250,3 @@ class LoadTrans10KAnnotations(BaseTransform):
         return (f'{self.__class__.__name__}(version={self.version!r}, '
                 f'ignore_index={self.ignore_index}, '
                 f'backend_args={self.backend_args})')
-

@@ -1,5 +1,6 @@
 from .dataset_size_hook import DatasetSizeHook
 from .exact_resume_hook import ExactResumeHook
+from .fsdp_clip_grad_hook import FSDPClipGradHook
 from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
 from .param_count_hook import ParamCountHook
 from .safe_checkpoint_hook import SafeCheckpointHook
@@ -8,8 +9,8 @@ from .trainable_checkpoint_hook import (TrainableCheckpointHook,
                                         peft_signature, trainable_state_keys)
 
 __all__ = [
-    'DatasetSizeHook', 'ExactResumeHook', 'SafeCheckpointHook',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'ParamCountHook',
-    'SavePredictionsHook', 'TrainableCheckpointHook', 'peft_signature',
-    'trainable_state_keys'
+    'DatasetSizeHook', 'ExactResumeHook', 'FSDPClipGradHook',
+    'SafeCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'ParamCountHook', 'SavePredictionsHook', 'TrainableCheckpointHook',
+    'peft_signature', 'trainable_state_keys'
 ]

@@ -88,8 +88,10 @@ class BERMetric(BaseMetric):
             ``<background>_BER`` (e.g. ``shadow_BER``, ``non_shadow_BER``)
             in percent.
         """
-        totals = {k: sum(r[k] for r in results) for k in ('tp', 'fp', 'fn',
-                                                           'tn')}
+        totals = {
+            k: sum(r[k] for r in results)
+            for k in ('tp', 'fp', 'fn', 'tn')
+        }
         ber, pos_err, neg_err = ber_from_counts(**totals)
         fg, bg = self.class_key_names()
         return {'BER': ber, f'{fg}_BER': pos_err, f'{bg}_BER': neg_err}

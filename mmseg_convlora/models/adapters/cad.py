@@ -227,7 +227,7 @@ class CAD(BaseSAMAdapter):
                 'CAD: the data samples carry no cad_image, so the adapter '
                 'input is the network input downsampled to '
                 f'{self.input_size}x{self.input_size}; the CAD reference '
-                "resizes the original image instead: add dict(type="
+                'resizes the original image instead: add dict(type='
                 f"'ResizeCADImage', size={self.input_size}) right after "
                 'the image loading step and replace PackSegInputs by '
                 'PackCADInputs (see configs/cad/).',

@@ -1,5 +1,5 @@
 """Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
-convolutional experts between A and B (SPEC section 3)."""
+convolutional experts between A and B."""
 import contextlib
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -207,6 +207,23 @@ class ConvLoRALinear(LowRankLinear):
         state['last_moe_loss'] = None
         return state
 
+    def dispatch_on(self, device: Union[str, torch.device]) -> str:
+        """The dispatch mode this layer runs with on ``device``: ``'auto'``
+        is ``'dense'`` on CUDA and ``'grouped'`` elsewhere; any other mode
+        is used as set."""
+        if self.dispatch != 'auto':
+            return self.dispatch
+        return 'dense' if torch.device(device).type == 'cuda' else 'grouped'
+
+    def may_leave_experts_without_grad(
+            self, device: Union[str, torch.device]) -> bool:
+        """Whether a training step on ``device`` can leave a trainable
+        expert without a gradient: every dispatch but ``'dense'`` runs only
+        the experts some sample was routed to (DDP then needs
+        ``find_unused_parameters=True``)."""
+        trainable = any(p.requires_grad for p in self.experts.parameters())
+        return trainable and self.dispatch_on(device) != 'dense'
+
     # ------------------------------------------------------------------ #
     def run_expert(self, index: int, z: torch.Tensor) -> torch.Tensor:
         """Expert ``index`` (scale ``index + 1``) on float32 maps (n, r, h, w).
@@ -378,9 +395,7 @@ class ConvLoRALinear(LowRankLinear):
         tokens = x.reshape(-1, C)
         z = F.linear(tokens, self.lora_A)  # (N L, r)
         dtype = _matmul_dtype(x)
-        dispatch = self.dispatch
-        if dispatch == 'auto':
-            dispatch = 'dense' if z.is_cuda else 'grouped'
+        dispatch = self.dispatch_on(z.device)
         with _autocast_off(z.device):
             zf = z.float().view(N, L, self.rank)
             maps = zf[:, prefix:].reshape(N, h, w, self.rank).permute(
@@ -424,7 +439,7 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 @MODELS.register_module()
 class ConvLoRA(LowRankAdapter):
-    """Conv-LoRA on SAM's image encoder (SPEC section 3).
+    """Conv-LoRA (Zhong et al., ICLR 2024) on SAM's image encoder.
 
     Wraps each Linear whose name matches ``targets`` (default: the fused
     ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted

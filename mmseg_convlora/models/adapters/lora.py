@@ -287,7 +287,7 @@ class LowRankAdapter(BaseSAMAdapter):
 
 @MODELS.register_module()
 class LoRA(LowRankAdapter):
-    """LoRA on SAM's image encoder (SPEC section 2).
+    """LoRA (Hu et al., ICLR 2022) on SAM's image encoder.
 
     Wraps every Linear layer of the frozen encoder whose name matches
     ``targets`` (default: the fused ``qkv`` of every block, so q, k and v all

@@ -297,7 +297,7 @@ class BaseSAMBackbone(BaseModule):
                 f'{type(self).__name__} expects {self.img_size}x'
                 f'{self.img_size} inputs, got {tuple(x.shape[-2:])}. Resize '
                 'images to the square input size in the pipeline (Resize('
-                "scale=(S, S), keep_ratio=False)) or set the data "
+                'scale=(S, S), keep_ratio=False)) or set the data '
                 "preprocessor's size.")
         features: List[torch.Tensor] = []
         if self.uses_cached_embeddings:

@@ -115,7 +115,7 @@ class SAMViT(BaseSAMBackbone):
             if arch not in SAM_ARCHS:
                 hint = ''
                 if arch in TINY_VIT_ARCHS:
-                    hint = (f" ({arch!r} is a TinyViT encoder: use "
+                    hint = (f' ({arch!r} is a TinyViT encoder: use '
                             f"type='SAMTinyViT', arch={arch!r})")
                 raise ValueError(f'Unknown SAM arch {arch!r}; choose one of '
                                  f'{sorted(SAM_ARCHS)} or pass a dict'

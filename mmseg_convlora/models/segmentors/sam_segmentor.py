@@ -129,9 +129,9 @@ class SAMSegmentor(EncoderDecoder):
         if mode not in ('whole', 'slide') or (mode == 'slide'
                                               and fixed_input):
             raise ValueError(
-                f"SAMSegmentor runs whole-image inference (test_cfg mode "
+                f'SAMSegmentor runs whole-image inference (test_cfg mode '
                 f"'whole') on SAM backbones; got mode={mode!r}. SAM takes "
-                "one fixed square input: set model.test_cfg=dict("
+                'one fixed square input: set model.test_cfg=dict('
                 "mode='whole').")
         # The SAM file each SAM part's frozen weights were read from (None:
         # they are random), for completing trainable-only checkpoints. The

@@ -1,5 +1,5 @@
-"""The trainable-parameter formulas of SPEC section 6, for checking and
-reporting."""
+"""Closed-form trainable-parameter counts of the SAM decoder head, and the
+measured per-part counts of a model, for checking and reporting."""
 
 # SAM's mask decoder (embed dim 256) minus 3 unused mask tokens, 3 unused
 # hypernetwork MLPs and the frozen IoU head.
@@ -24,7 +24,9 @@ def decoder_trainable_formula(num_queries: int = 1,
         int: The count.
     """
     if embed_dim != 256:
-        raise ValueError('The SPEC formula is for SAM decoders (dim 256).')
+        raise ValueError(
+            'The formula is for SAM mask decoders (embed dim 256), got '
+            f'embed_dim={embed_dim}.')
     count = SAM_DECODER_BINARY_TRAINABLE + embed_dim * (num_queries - 1)
     if num_classes > 1:
         count += (embed_dim + 1) * (num_classes + 1)
@@ -32,8 +34,20 @@ def decoder_trainable_formula(num_queries: int = 1,
 
 
 def trainable_breakdown(model) -> dict:
-    """Measured trainable parameters per part: ``decode_head``, and per
-    adapter type inside the backbone (shared tensors counted once)."""
+    """Count a model's trainable parameters per part.
+
+    Parameters under ``decode_head.`` count as ``'decoder'``, those under
+    ``backbone.`` (the adapters, prompts and any unfrozen encoder weights)
+    as ``'backbone/adapters'``, any other as its top-level module's name.
+    A tensor shared by several modules is counted once.
+
+    Args:
+        model (nn.Module): The segmentor.
+
+    Returns:
+        dict[str, int]: Trainable element count per part, in the order the
+        parts first appear in ``model.named_parameters()``.
+    """
     parts = {}
     seen = set()
     for name, param in model.named_parameters():

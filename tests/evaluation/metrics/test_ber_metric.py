@@ -1,36 +1,10 @@
 """BERMetric (dataset-level, SBU) and BERPerImageMetric, by hand."""
 import numpy as np
 import pytest
-import torch
 
 from mmseg_convlora.evaluation.metrics import BERMetric, BERPerImageMetric
+from helpers import evaluate_metric, gt_l, metric_sample
 from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
-
-
-def sample(prob, gt):
-    prob = torch.as_tensor(np.asarray(prob), dtype=torch.float32)[None]
-    gt = torch.as_tensor(np.asarray(gt), dtype=torch.long)[None]
-    return dict(
-        seg_logits=dict(data=prob),
-        pred_sem_seg=dict(data=(prob > 0.5).long()),
-        gt_sem_seg=dict(data=gt))
-
-
-def evaluate(metric, samples):
-    metric.process({}, samples)
-    return metric.compute_metrics(metric.results)
-
-
-def gt_l():
-    gt = np.zeros((4, 4), dtype=np.int64)
-    gt[:3, :3] = 1
-    return gt
-
-
-def test_registered():
-    assert isinstance(METRICS.build(dict(type='BERMetric')), BERMetric)
-    assert isinstance(
-        METRICS.build(dict(type='BERPerImageMetric')), BERPerImageMetric)
 
 
 def test_threshold_125_of_255_and_ignore():
@@ -42,7 +16,7 @@ def test_threshold_125_of_255_and_ignore():
     prob[3, 0] = 0.5  # FP
     prob[3, 3] = 1.0  # would be a FP, but the pixel is ignored
     metric = BERMetric()
-    res = evaluate(metric, [sample(prob, gt)])
+    res = evaluate_metric(metric, [metric_sample(prob, gt)])
     assert metric.results == [dict(tp=8, fp=1, fn=1, tn=5)]
     assert res['shadow_BER'] == pytest.approx(100 * (1 - 8 / 9))
     assert res['non_shadow_BER'] == pytest.approx(100 * (1 - 5 / 6))
@@ -52,16 +26,17 @@ def test_threshold_125_of_255_and_ignore():
 def test_edge_cases():
     gt = gt_l()
     # Prediction equal to the GT.
-    res = evaluate(BERMetric(), [sample(gt * 1.0, gt)])
+    res = evaluate_metric(BERMetric(), [metric_sample(gt * 1.0, gt)])
     assert res == dict(BER=0.0, shadow_BER=0.0, non_shadow_BER=0.0)
     # Prediction equal to 1 - GT: every pixel wrong.
-    res = evaluate(BERMetric(), [sample(1.0 - gt, gt)])
+    res = evaluate_metric(BERMetric(), [metric_sample(1.0 - gt, gt)])
     assert res == dict(BER=100.0, shadow_BER=100.0, non_shadow_BER=100.0)
     # Constant "no shadow": all shadow pixels missed, none falsely flagged.
-    res = evaluate(BERMetric(), [sample(np.zeros((4, 4)), gt)])
+    res = evaluate_metric(BERMetric(), [metric_sample(np.zeros((4, 4)), gt)])
     assert res == dict(BER=50.0, shadow_BER=100.0, non_shadow_BER=0.0)
     # A test set without shadow: the shadow term is undefined.
-    res = evaluate(BERMetric(), [sample(np.zeros((4, 4)), gt * 0)])
+    res = evaluate_metric(BERMetric(),
+                          [metric_sample(np.zeros((4, 4)), gt * 0)])
     assert np.isnan(res['BER']) and np.isnan(res['shadow_BER'])
     assert res['non_shadow_BER'] == 0.0
 
@@ -72,15 +47,20 @@ def test_dataset_level_vs_per_image():
     #   TP 0 / Np 1 -> shadow error 100; TN 3 / Nn 3 -> 0; BER 50.
     gt_a = gt_l()
     gt_b = np.array([[1, 0], [0, 0]])
-    samples = [sample(gt_a * 1.0, gt_a), sample(np.zeros((2, 2)), gt_b)]
+    samples = [
+        metric_sample(gt_a * 1.0, gt_a),
+        metric_sample(np.zeros((2, 2)), gt_b)
+    ]
     # Dataset level: TP 9 / Np 10, TN 10 / Nn 10.
     # shadow 100 (1 - 9/10) = 10, non-shadow 0, BER (10 + 0) / 2 = 5.
-    res = evaluate(BERMetric(), samples)
+    # (both metrics built by their registry names, as configs do)
+    res = evaluate_metric(METRICS.build(dict(type='BERMetric')), samples)
     assert res['BER'] == pytest.approx(5.0)
     assert res['shadow_BER'] == pytest.approx(10.0)
     assert res['non_shadow_BER'] == 0.0
     # Per image: BER (0 + 50) / 2 = 25, shadow (0 + 100) / 2 = 50.
-    res = evaluate(BERPerImageMetric(), samples)
+    res = evaluate_metric(
+        METRICS.build(dict(type='BERPerImageMetric')), samples)
     assert res == dict(
         BER_per_image=pytest.approx(25.0),
         shadow_BER_per_image=pytest.approx(50.0),
@@ -93,9 +73,9 @@ def test_per_image_without_shadow():
     # C's BER is its one defined error (25); the shadow mean uses A only.
     gt_a = gt_l()
     prob_c = np.array([[1.0, 0], [0, 0]])
-    res = evaluate(BERPerImageMetric(), [
-        sample(gt_a * 1.0, gt_a),
-        sample(prob_c, np.zeros((2, 2), np.int64))
+    res = evaluate_metric(BERPerImageMetric(), [
+        metric_sample(gt_a * 1.0, gt_a),
+        metric_sample(prob_c, np.zeros((2, 2), np.int64))
     ])
     assert res['BER_per_image'] == pytest.approx((0 + 25) / 2)
     assert res['shadow_BER_per_image'] == 0.0

@@ -1,60 +1,38 @@
 """BinarySegMetric: per-image IoU / Dice / Acc / ISIC Jaccard by hand."""
 import numpy as np
 import pytest
-import torch
 
 from mmseg_convlora.evaluation.metrics import BinarySegMetric
+from helpers import evaluate_metric, gt_l, metric_sample
 from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
-
-
-def sample(prob, gt):
-    prob = torch.as_tensor(np.asarray(prob), dtype=torch.float32)[None]
-    gt = torch.as_tensor(np.asarray(gt), dtype=torch.long)[None]
-    return dict(
-        seg_logits=dict(data=prob),
-        pred_sem_seg=dict(data=(prob > 0.5).long()),
-        gt_sem_seg=dict(data=gt))
-
-
-def evaluate(metric, samples):
-    metric.process({}, samples)
-    return metric.compute_metrics(metric.results)
-
-
-def gt_l():
-    gt = np.zeros((4, 4), dtype=np.int64)
-    gt[:3, :3] = 1
-    return gt
-
-
-def test_registered():
-    m = METRICS.build(dict(type='BinarySegMetric', eval_size=(1024, 1024)))
-    assert isinstance(m, BinarySegMetric) and m.eval_size == (1024, 1024)
 
 
 def test_edge_cases():
     gt = gt_l()
     keys = {'IoU', 'Dice', 'Acc', 'Jaccard', 'threshold_Jaccard'}
-    res = evaluate(BinarySegMetric(), [sample(gt * 1.0, gt)])
+    res = evaluate_metric(BinarySegMetric(), [metric_sample(gt * 1.0, gt)])
     assert res == {k: 100.0 for k in keys}
-    res = evaluate(BinarySegMetric(), [sample(1.0 - gt, gt)])
+    res = evaluate_metric(BinarySegMetric(), [metric_sample(1.0 - gt, gt)])
     assert res == {k: 0.0 for k in keys}
     # Empty GT and empty prediction: a perfect image.
     empty = np.zeros((4, 4), np.int64)
-    res = evaluate(BinarySegMetric(), [sample(np.zeros((4, 4)), empty)])
+    res = evaluate_metric(BinarySegMetric(),
+                          [metric_sample(np.zeros((4, 4)), empty)])
     assert res == {k: 100.0 for k in keys}
     # Empty GT, one false positive: IoU = Dice = 0, Acc = 15/16.
     prob = np.zeros((4, 4))
     prob[0, 0] = 0.9
-    res = evaluate(BinarySegMetric(), [sample(prob, empty)])
+    res = evaluate_metric(BinarySegMetric(), [metric_sample(prob, empty)])
     assert res['IoU'] == 0 and res['Dice'] == 0
     assert res['Acc'] == pytest.approx(100 * 15 / 16)
     # All-foreground GT, constant 0.7: everything right.
     full = np.ones((4, 4), np.int64)
-    res = evaluate(BinarySegMetric(), [sample(np.full((4, 4), 0.7), full)])
+    res = evaluate_metric(BinarySegMetric(),
+                          [metric_sample(np.full((4, 4), 0.7), full)])
     assert res['IoU'] == 100.0
     # Threshold 0.5 is strict: a constant 0.5 predicts nothing.
-    res = evaluate(BinarySegMetric(), [sample(np.full((4, 4), 0.5), full)])
+    res = evaluate_metric(BinarySegMetric(),
+                          [metric_sample(np.full((4, 4), 0.5), full)])
     assert res['IoU'] == 0.0
 
 
@@ -72,15 +50,17 @@ def test_per_image_mean_and_threshold_jaccard():
     # Image C: empty GT, empty prediction -> IoU = Dice = Acc = 1.
     gt_c = np.zeros((2, 2), np.int64)
     prob_c = np.zeros((2, 2))
-    res = evaluate(BinarySegMetric(), [
-        sample(prob_a, gt_a),
-        sample(prob_b, gt_b),
-        sample(prob_c, gt_c)
-    ])
+    # (built by its registry name, as configs do)
+    res = evaluate_metric(
+        METRICS.build(dict(type='BinarySegMetric')), [
+            metric_sample(prob_a, gt_a),
+            metric_sample(prob_b, gt_b),
+            metric_sample(prob_c, gt_c)
+        ])
     assert res['IoU'] == pytest.approx(100 * (8 / 11 + 1 / 4 + 1) / 3)
     assert res['Jaccard'] == res['IoU']
-    assert res['threshold_Jaccard'] == pytest.approx(
-        100 * (8 / 11 + 0 + 1) / 3)
+    assert res['threshold_Jaccard'] == pytest.approx(100 * (8 / 11 + 0 + 1) /
+                                                     3)
     assert res['Dice'] == pytest.approx(100 * (16 / 19 + 2 / 5 + 1) / 3)
     assert res['Acc'] == pytest.approx(100 * (13 / 16 + 1 / 4 + 1) / 3)
     # Dataset-level sums would give IoU = 9 / (9 + 4 + 2) = 60 %, not this.
@@ -92,11 +72,11 @@ def test_ignore_excluded():
     gt[3, :] = 255  # the bottom row is ignored
     prob = gt_l() * 1.0
     prob[3, :] = 1.0  # false positives there would count if not ignored
-    res = evaluate(BinarySegMetric(), [sample(prob, gt)])
+    res = evaluate_metric(BinarySegMetric(), [metric_sample(prob, gt)])
     assert res['IoU'] == 100.0 and res['Acc'] == 100.0
     # An image with only ignore pixels is skipped.
-    res = evaluate(BinarySegMetric(), [
-        sample(gt_l() * 1.0, gt_l()),
-        sample(np.ones((2, 2)), np.full((2, 2), 255))
+    res = evaluate_metric(BinarySegMetric(), [
+        metric_sample(gt_l() * 1.0, gt_l()),
+        metric_sample(np.ones((2, 2)), np.full((2, 2), 255))
     ])
     assert res['IoU'] == 100.0

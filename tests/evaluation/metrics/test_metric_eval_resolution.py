@@ -108,8 +108,8 @@ def test_multiclass_scores_resized_to_gt():
     # Scores at 2x2, GT at 4x4: the argmax is taken after bilinear
     # resizing the scores, at the GT's resolution.
     gt = np.array([[0, 0, 1, 1]] * 4)
-    scores = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0],
-                                                       [0.0, 1.0]]])
+    scores = torch.tensor([[[1.0, 0.0], [1.0, 0.0]],
+                           [[0.0, 1.0], [0.0, 1.0]]])
     mc = MultiClassSegMetric(num_classes=2)
     mc.process({}, [dict(seg_logits=dict(data=scores),
                          gt_sem_seg=dict(data=torch.as_tensor(gt)[None]))])

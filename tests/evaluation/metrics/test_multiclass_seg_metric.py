@@ -7,6 +7,7 @@ import torch
 
 from mmseg_convlora.evaluation.metrics import MultiClassSegMetric
 from mmseg_convlora.evaluation.metrics import multiclass_seg_metric
+from helpers import evaluate_metric
 from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 
 
@@ -22,11 +23,6 @@ def sample(pred, gt, num_classes=3):
         gt_sem_seg=dict(data=gt))
 
 
-def evaluate(metric, samples):
-    metric.process({}, samples)
-    return metric.compute_metrics(metric.results)
-
-
 def two_images():
     # Image 1: GT [[0, 1], [2, 2]], pred [[0, 1], [2, 0]].
     # Image 2: GT [[0, 0], [0, 255]], pred [[0, 1], [1, 2]]; the ignored
@@ -35,11 +31,6 @@ def two_images():
         sample([[0, 1], [2, 0]], [[0, 1], [2, 2]]),
         sample([[0, 1], [1, 2]], [[0, 0], [0, 255]]),
     ]
-
-
-def test_registered():
-    m = METRICS.build(dict(type='MultiClassSegMetric', num_classes=3))
-    assert isinstance(m, MultiClassSegMetric)
 
 
 def test_dataset_level_sums():
@@ -55,7 +46,7 @@ def test_dataset_level_sums():
     metric = MultiClassSegMetric()
     metric.dataset_meta = dict(classes=('background', 'things', 'stuff'))
     with mock.patch.object(multiclass_seg_metric, 'print_log') as log:
-        res = evaluate(metric, two_images())
+        res = evaluate_metric(metric, two_images())
     assert set(res) == {'aAcc', 'mIoU', 'MAE', 'mBER'}
     assert res['aAcc'] == pytest.approx(100 * 4 / 7)
     assert res['mIoU'] == pytest.approx(100 * (2 / 5 + 1 / 3 + 1 / 2) / 3)
@@ -72,22 +63,24 @@ def test_differs_from_per_image_mean():
     # Per image: image 1 IoU = [1/2, 1, 1/2] -> 2/3; image 2 IoU = [1/3, 0,
     # NaN (class 2 absent and not predicted)] -> 1/6; mean 5/12 = 41.67 %.
     # The metric uses dataset sums: (2/5 + 1/3 + 1/2) / 3 = 41.11 %.
-    res = evaluate(MultiClassSegMetric(num_classes=3), two_images())
+    # (built by its registry name, as configs do)
+    metric = METRICS.build(dict(type='MultiClassSegMetric', num_classes=3))
+    res = evaluate_metric(metric, two_images())
     assert res['mIoU'] == pytest.approx(100 * 37 / 90)
     assert res['mIoU'] != pytest.approx(100 * 5 / 12, abs=0.1)
 
 
 def test_edge_cases():
     gt = np.array([[0, 1], [2, 2]])
-    res = evaluate(MultiClassSegMetric(num_classes=3), [sample(gt, gt)])
+    res = evaluate_metric(MultiClassSegMetric(num_classes=3), [sample(gt, gt)])
     assert res == dict(aAcc=100.0, mIoU=100.0, MAE=0.0, mBER=0.0)
     # Class ids beyond the score channels are never predicted; a class
     # that is absent from GT and prediction is left out of mIoU and mBER.
     gt = np.array([[0, 0], [1, 1]])
-    res = evaluate(MultiClassSegMetric(num_classes=3), [sample(gt, gt)])
+    res = evaluate_metric(MultiClassSegMetric(num_classes=3), [sample(gt, gt)])
     assert res['mIoU'] == 100.0 and res['mBER'] == 0.0
     # Everything wrong.
-    res = evaluate(
+    res = evaluate_metric(
         MultiClassSegMetric(num_classes=2),
         [sample(1 - gt, gt, num_classes=2)])
     assert res['aAcc'] == 0.0 and res['mIoU'] == 0.0
@@ -97,5 +90,32 @@ def test_edge_cases():
 def test_falls_back_to_pred_sem_seg():
     s = sample([[0, 1], [2, 0]], [[0, 1], [2, 2]])
     del s['seg_logits']
-    res = evaluate(MultiClassSegMetric(num_classes=3), [s])
+    res = evaluate_metric(MultiClassSegMetric(num_classes=3), [s])
     assert res['aAcc'] == pytest.approx(75.0)
+
+
+def test_miou_and_aacc_equal_mmseg_iou_metric():
+    # mmseg's own IoUMetric on the same predictions: random maps with
+    # ignored pixels, class 3 never in GT (IoU 0 where predicted) and
+    # class 4 nowhere (left out of the mean by both). IoUMetric rounds
+    # its percentages to 2 decimals.
+    from mmseg.evaluation import IoUMetric
+    rng = np.random.default_rng(0)
+    classes = ('a', 'b', 'c', 'd', 'e')
+    samples = []
+    for _ in range(3):
+        gt = rng.integers(0, 3, (6, 7))
+        gt[rng.random((6, 7)) < 0.2] = 255
+        pred = np.where(
+            rng.random((6, 7)) < 0.6, gt % 255, rng.integers(0, 4, (6, 7)))
+        samples.append(sample(pred, gt, num_classes=5))
+    ours = MultiClassSegMetric(num_classes=5)
+    ours.dataset_meta = dict(classes=classes)
+    with mock.patch.object(multiclass_seg_metric, 'print_log'):
+        res = evaluate_metric(ours, samples)
+    ref = IoUMetric(iou_metrics=['mIoU'])
+    ref.dataset_meta = dict(classes=classes)
+    want = evaluate_metric(ref, samples)
+    assert 0 < want['mIoU'] < 100
+    assert res['mIoU'] == pytest.approx(want['mIoU'], abs=0.005)
+    assert res['aAcc'] == pytest.approx(want['aAcc'], abs=0.005)

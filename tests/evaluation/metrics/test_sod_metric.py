@@ -16,43 +16,18 @@ from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
-from mmseg_convlora.evaluation.metrics import BERMetric, SODMetric
+from mmseg_convlora.evaluation.metrics import SODMetric
+from helpers import evaluate_metric, gt_l, metric_sample
 from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 from mmseg.structures import SegDataSample  # noqa: E402
 
 
-def gt_l():
-    gt = np.zeros((4, 4), dtype=np.int64)
-    gt[:3, :3] = 1
-    return gt
-
-
-def sample(prob, gt, pred=None):
-    prob = torch.as_tensor(np.asarray(prob), dtype=torch.float32)[None]
-    gt = torch.as_tensor(np.asarray(gt), dtype=torch.long)[None]
-    pred = (prob > 0.5).long() if pred is None else torch.as_tensor(pred)
-    return dict(
-        seg_logits=dict(data=prob),
-        pred_sem_seg=dict(data=pred),
-        gt_sem_seg=dict(data=gt),
-        img_path='x.png',
-        ori_shape=tuple(gt.shape[-2:]))
-
-
-def evaluate(metric, samples):
-    metric.process({}, samples)
-    return metric.compute_metrics(metric.results)
-
-
-def test_registered():
-    metric = METRICS.build(dict(type='SODMetric', beta2=0.3, eval_size=1024))
-    assert isinstance(metric, SODMetric)
-    assert metric.beta2 == 0.3 and metric.eval_size == (1024, 1024)
-
-
 def test_pred_equals_gt():
     gt = gt_l()
-    res = evaluate(SODMetric(), [sample(gt.astype(float), gt)])
+    # (built by its registry name, as configs do)
+    res = evaluate_metric(
+        METRICS.build(dict(type='SODMetric')),
+        [metric_sample(gt.astype(float), gt)])
     assert set(res) == {'Sm', 'meanEm', 'maxEm', 'adpEm', 'wFm', 'MAE'}
     assert res['Sm'] == pytest.approx(1.0, abs=1e-7)
     assert res['wFm'] == pytest.approx(1.0, abs=1e-7)
@@ -68,8 +43,8 @@ def test_reads_probabilities_not_thresholded_map():
     gt = gt_l()
     # Constant 0.5 probability while pred_sem_seg claims the GT exactly.
     # MAE = 0.5 everywhere; S = 0.5 * 0.8 + 0.5 * 0.25 = 0.525.
-    res = evaluate(SODMetric(),
-                   [sample(np.full((4, 4), 0.5), gt, pred=gt[None])])
+    res = evaluate_metric(
+        SODMetric(), [metric_sample(np.full((4, 4), 0.5), gt, pred=gt[None])])
     assert res['MAE'] == pytest.approx(0.5)
     assert res['Sm'] == pytest.approx(0.525)
     # Constant map: every threshold gives 4/15 (see functional tests).
@@ -79,14 +54,14 @@ def test_reads_probabilities_not_thresholded_map():
 def test_min_max_stretch():
     gt = gt_l()
     # 0.1 + 0.8 gt stretches back to gt exactly.
-    res = evaluate(SODMetric(), [sample(0.1 + 0.8 * gt, gt)])
+    res = evaluate_metric(SODMetric(), [metric_sample(0.1 + 0.8 * gt, gt)])
     assert res['MAE'] == pytest.approx(0, abs=1e-7)
     assert res['Sm'] == pytest.approx(1, abs=1e-7)
 
 
 def test_inverted_prediction():
     gt = gt_l()
-    res = evaluate(SODMetric(), [sample(1.0 - gt, gt)])
+    res = evaluate_metric(SODMetric(), [metric_sample(1.0 - gt, gt)])
     assert res['MAE'] == 1.0
     assert res['Sm'] == 0.0  # clipped, region term is -0.4
     assert res['maxEm'] == pytest.approx(4 / 15)  # only threshold 0
@@ -109,12 +84,14 @@ def test_inverted_prediction():
 
 def test_empty_and_full_gt():
     empty = np.zeros((4, 4), np.int64)
-    res = evaluate(SODMetric(), [sample(np.zeros((4, 4)), empty)])
+    res = evaluate_metric(SODMetric(),
+                          [metric_sample(np.zeros((4, 4)), empty)])
     assert res['Sm'] == 1.0 and res['MAE'] == 0.0
     assert res['wFm'] == 0.0  # toolkit convention for an empty GT
     assert res['maxEm'] == pytest.approx(16 / 15)
     full = np.ones((4, 4), np.int64)
-    res = evaluate(SODMetric(), [sample(np.full((4, 4), 0.3), full)])
+    res = evaluate_metric(SODMetric(),
+                          [metric_sample(np.full((4, 4), 0.3), full)])
     assert res['Sm'] == pytest.approx(0.3)
     assert res['MAE'] == pytest.approx(0.7)
     assert res['meanEm'] == pytest.approx(77 * 16 / 15 / 256)
@@ -126,9 +103,10 @@ def test_em_curve_averaged_before_max():
     # 8/15, whereas the mean of the per-image maxima would be
     # (16/15 + 4/15) / 2 = 10/15. The toolkits take the max of the mean.
     gt = gt_l()
-    res = evaluate(SODMetric(),
-                   [sample(gt.astype(float), gt),
-                    sample(1.0 - gt, gt)])
+    res = evaluate_metric(
+        SODMetric(),
+        [metric_sample(gt.astype(float), gt),
+         metric_sample(1.0 - gt, gt)])
     assert res['maxEm'] == pytest.approx(8 / 15)
     assert res['meanEm'] == pytest.approx((255 * 8 + 4) / (15 * 256))
     assert res['Sm'] == pytest.approx(0.5, abs=1e-7)
@@ -144,7 +122,8 @@ def test_beta2_reaches_weighted_f():
     r = 1 - g[3] * (g[3] + g[4] + g[5] + g[6]) / 2
     gt = np.array([[1, 1, 0, 0, 0]])
     pred = np.array([[1.0, 0, 0, 0, 0]])
-    res = evaluate(SODMetric(sod_metrics=['wFm'], beta2=0.3), [sample(pred, gt)])
+    res = evaluate_metric(
+        SODMetric(sod_metrics=['wFm'], beta2=0.3), [metric_sample(pred, gt)])
     assert res == {'wFm': pytest.approx(1.3 * r / (r + 0.3), rel=1e-6)}
 
 
@@ -154,28 +133,29 @@ def test_ignore_scored_as_background():
     gt_ign[3, 3] = 255
     pred = np.full((4, 4), 0.3)
     pred[0, 0] = 0.9
-    a = evaluate(SODMetric(), [sample(pred, gt)])
-    b = evaluate(SODMetric(), [sample(pred, gt_ign)])
+    a = evaluate_metric(SODMetric(), [metric_sample(pred, gt)])
+    b = evaluate_metric(SODMetric(), [metric_sample(pred, gt_ign)])
     assert a == b
 
 
 def test_metric_subset_and_errors():
     gt = gt_l()
-    res = evaluate(SODMetric(sod_metrics=['Sm', 'MAE']), [sample(gt * 1.0, gt)])
+    res = evaluate_metric(
+        SODMetric(sod_metrics=['Sm', 'MAE']), [metric_sample(gt * 1.0, gt)])
     assert set(res) == {'Sm', 'MAE'}
     with pytest.raises(KeyError):
         SODMetric(sod_metrics=['Fm'])
     # Logits where probabilities are required.
     with pytest.raises(ValueError, match='probabilities'):
-        evaluate(SODMetric(), [sample(gt * 5.0 - 2, gt)])
+        evaluate_metric(SODMetric(), [metric_sample(gt * 5.0 - 2, gt)])
     # 0/255 masks fed raw.
     with pytest.raises(ValueError, match='GT labels'):
-        evaluate(SODMetric(), [sample(gt * 1.0, gt * 2)])
+        evaluate_metric(SODMetric(), [metric_sample(gt * 1.0, gt * 2)])
     # No probabilities at all.
-    s = sample(gt * 1.0, gt)
+    s = metric_sample(gt * 1.0, gt)
     del s['seg_logits']
     with pytest.raises(KeyError, match='seg_logits'):
-        evaluate(SODMetric(), [s])
+        evaluate_metric(SODMetric(), [s])
 
 
 def test_evaluator_with_ber_and_prefix():
@@ -192,18 +172,18 @@ def test_evaluator_with_ber_and_prefix():
         samples.append(ds)
     # mmseg configs set default_scope='mmseg'; Evaluator builds from there.
     with DefaultScope.overwrite_default_scope('mmseg'):
-        evaluator = Evaluator([
-            dict(type='SODMetric', prefix='sod'),
-            dict(type='BERMetric')
-        ])
+        evaluator = Evaluator(
+            [dict(type='SODMetric', prefix='sod'),
+             dict(type='BERMetric')])
     evaluator.process(samples)
     res = evaluator.evaluate(2)
-    assert {'sod/Sm', 'sod/meanEm', 'sod/wFm', 'sod/MAE', 'BER',
-            'shadow_BER', 'non_shadow_BER'} <= set(res)
+    assert {
+        'sod/Sm', 'sod/meanEm', 'sod/wFm', 'sod/MAE', 'BER', 'shadow_BER',
+        'non_shadow_BER'
+    } <= set(res)
     # S: (1 + 0.525) / 2. BER: 0.5 > 125/255 so the constant image predicts
     # all shadow: TP 18, FN 0, TN 7, FP 7 -> 100 (1 - (1 + 0.5) / 2) = 25.
     assert res['sod/Sm'] == pytest.approx((1 + 0.525) / 2, abs=1e-7)
     assert res['BER'] == pytest.approx(25.0)
     assert res['shadow_BER'] == 0.0
     assert res['non_shadow_BER'] == pytest.approx(50.0)
-    assert isinstance(BERMetric(), BERMetric)

@@ -7,21 +7,12 @@ import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import CAD, high_frequency_components
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import TINY_EMBED_DIM
 
 SIZE = 128
 # Tiny CAD: 64 -> 32 -> 16 -> 8 = the tiny embedding grid, 32 channels.
 TINY_CAD = dict(type='CAD', channels=TINY_EMBED_DIM, input_size=64)
-
-
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
-def build_model(ckpt, adapter=None):
-    return build_tiny_model(ckpt, adapter)
 
 
 def reference_hf(x, rate=0.25):
@@ -135,7 +126,7 @@ def test_kept_image_of_the_wrong_size_or_in_some_samples_only():
 
 def test_segmentor_hands_the_kept_image_to_cad(tiny_ckpt):
     """Through SAMSegmentor.loss/predict the kept image reaches CAD."""
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     cad = model.backbone.adapters[0]
     seen = []
     original = cad.input_image
@@ -208,11 +199,11 @@ def test_cad_init_and_parameters():
 
 def test_cad_channel_mismatch_is_explained(tiny_ckpt):
     with pytest.raises(ValueError, match='channels=32'):
-        build_model(tiny_ckpt, dict(type='CAD'))
+        build_tiny_model(tiny_ckpt, dict(type='CAD'))
 
 
 def test_cad_keeps_no_encoder_graph(tiny_ckpt):
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     assert not model.backbone.needs_encoder_grad
     model.train()
     seen = {}
@@ -231,7 +222,7 @@ def test_cad_keeps_no_encoder_graph(tiny_ckpt):
 
 def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
     torch.manual_seed(0)
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -257,7 +248,7 @@ def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
 
 
 def test_cad_bf16_autocast_forward_backward(tiny_ckpt):
-    model = build_model(tiny_ckpt, TINY_CAD)
+    model = build_tiny_model(tiny_ckpt, TINY_CAD)
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         loss, _ = model.parse_losses(model.loss(*fake_batch()))

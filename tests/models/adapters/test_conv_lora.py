@@ -13,20 +13,11 @@ from segment_anything.modeling.image_encoder import (window_partition,
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import (ConvLoRA, ConvLoRALinear,
                                             cv_squared, moe_balance_loss)
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
 
 SIZE = 128
 R, M = 3, 8
-
-
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
-def build_model(ckpt, adapter=None, with_cp=False):
-    return build_tiny_model(ckpt, adapter, with_cp)
 
 
 def randomize(layers, seed=1, gate_std=0.0):
@@ -53,7 +44,9 @@ def make_layer(c=8, seed=0, **kwargs):
     return ConvLoRALinear(base, rank=R, alpha=32, num_experts=M, **kwargs)
 
 
-# The SPEC's closed form, written independently of the implementation.
+# The Conv-LoRA expert in closed form (bicubic upsampling by its scale, 3x3
+# conv, exact GELU, bicubic back to the input size), written independently
+# of the implementation.
 def closed_expert(z, scale, weight, bias):
     h, w = z.shape[-2:]
     if scale > 1:
@@ -87,8 +80,8 @@ def closed_form(layer, x, experts, weights=None):
 
 # ---------------------------------------------------------------------- #
 def test_conv_lora_starts_as_sam(tiny_ckpt):
-    plain = build_model(tiny_ckpt)
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA'))
+    plain = build_tiny_model(tiny_ckpt)
+    model = build_tiny_model(tiny_ckpt, dict(type='ConvLoRA'))
     enc = model.backbone.encoder
     assert all(isinstance(b.attn.qkv, ConvLoRALinear) for b in enc.blocks)
     keys = list(model.state_dict())
@@ -293,7 +286,7 @@ def test_gate_learns_only_from_load_loss(tiny_ckpt):
 
     # Whole model: task loss alone gives the gates no gradient; with the
     # default zero gate init loss_moe still trains them.
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA'))
+    model = build_tiny_model(tiny_ckpt, dict(type='ConvLoRA'))
     randomize(model.backbone.adapters[0].layers)
     model.train()
     losses = model.loss(*fake_batch())
@@ -375,7 +368,8 @@ def test_auto_dispatch_and_args():
 
 def test_conv_lora_one_step_changes_only_intended_params(tiny_ckpt):
     torch.manual_seed(0)
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA', dispatch='dense'))
+    model = build_tiny_model(tiny_ckpt,
+                             dict(type='ConvLoRA', dispatch='dense'))
     layers = model.backbone.adapters[0].layers
     randomize(layers)  # so that A and the experts get a gradient at once
     model.train()
@@ -411,7 +405,7 @@ def test_activation_checkpointing_same_loss_and_grads(tiny_ckpt):
     grads = []
     for with_cp in (False, True):
         torch.manual_seed(0)  # same A and expert weights in both models
-        model = build_model(
+        model = build_tiny_model(
             tiny_ckpt, dict(type='ConvLoRA', dispatch='dense'),
             with_cp=with_cp)
         randomize(model.backbone.adapters[0].layers, gate_std=2.0)
@@ -432,7 +426,8 @@ def test_activation_checkpointing_same_loss_and_grads(tiny_ckpt):
 
 @pytest.mark.parametrize('dispatch', ['grouped', 'dense'])
 def test_conv_lora_bf16_autocast_forward_backward(tiny_ckpt, dispatch):
-    model = build_model(tiny_ckpt, dict(type='ConvLoRA', dispatch=dispatch))
+    model = build_tiny_model(tiny_ckpt,
+                             dict(type='ConvLoRA', dispatch=dispatch))
     randomize(model.backbone.adapters[0].layers, gate_std=1.0)
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -456,7 +451,7 @@ def test_deepcopy_and_pickle_after_backward(tiny_sam_file):
     import copy
     import pickle
 
-    from mmseg_convlora.testing import build_tiny_model, fake_batch
+    from helpers import build_tiny_model, fake_batch
     model = build_tiny_model(tiny_sam_file[0], adapter=dict(type='ConvLoRA'))
     model.train()
     inputs, samples = fake_batch(2)

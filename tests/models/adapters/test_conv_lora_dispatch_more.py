@@ -14,7 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.adapters import ConvLoRALinear
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
 
 S = TINY_IMG_SIZE
@@ -114,3 +114,41 @@ def test_degenerate_routings(case):
     for dispatch in ('grouped', 'dense'):
         for a, b in zip(results[dispatch], results['loop']):
             torch.testing.assert_close(a, b)
+
+
+def test_dispatch_rule_matches_which_experts_get_gradients():
+    # The layer's rule (what DDP's find_unused_parameters follows) against
+    # what a training step does: with every sample on expert 7, 'grouped'
+    # and 'loop' leave experts 0-6 without a gradient, 'dense' gives them
+    # an exact zero one.
+    ref = make_layer()
+    with torch.no_grad():
+        ref.w_gate.zero_()
+        ref.w_gate[:, 7] = 100.0
+        ref.lora_A.abs_()
+    for dispatch, device, resolved in [('auto', 'cpu', 'grouped'),
+                                       ('auto', 'cuda', 'dense'),
+                                       ('grouped', 'cuda', 'grouped'),
+                                       ('dense', 'cpu', 'dense'),
+                                       ('loop', 'cpu', 'loop')]:
+        layer = copy.deepcopy(ref)
+        layer.dispatch = dispatch
+        assert layer.dispatch_on(device) == resolved
+        assert layer.dispatch_on(torch.device(device)) == resolved
+        skips = layer.may_leave_experts_without_grad(device)
+        assert skips == (resolved != 'dense')
+        if device != 'cpu':
+            continue
+        layer.train()
+        torch.manual_seed(1)
+        layer(torch.rand(3, 5, 6, 8)).sum().backward()
+        grads = [conv.weight.grad for conv in layer.experts]
+        assert grads[7] is not None and grads[7].abs().sum() > 0
+        assert any(g is None for g in grads[:7]) == skips
+        if not skips:
+            assert all(torch.count_nonzero(g) == 0 for g in grads[:7])
+    # frozen experts can never be left out of DDP's reduction
+    layer = copy.deepcopy(ref)
+    layer.dispatch = 'grouped'
+    layer.experts.requires_grad_(False)
+    assert not layer.may_leave_experts_without_grad('cpu')

@@ -7,20 +7,11 @@ import torch
 import torch.nn as nn
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
 
 SIZE = 128
-
-
-@pytest.fixture(scope='module')
-def tiny_ckpt(tiny_sam_file):
-    return tiny_sam_file[0]
-
-
-def build_model(ckpt, adapter=None, with_cp=False):
-    return build_tiny_model(ckpt, adapter, with_cp)
 
 
 def randomize_lora(model, seed=1):
@@ -33,8 +24,8 @@ def randomize_lora(model, seed=1):
 
 # ---------------------------------------------------------------------- #
 def test_lora_wraps_every_qkv_and_starts_as_sam(tiny_ckpt):
-    plain = build_model(tiny_ckpt)
-    model = build_model(tiny_ckpt, dict(type='LoRA'))
+    plain = build_tiny_model(tiny_ckpt)
+    model = build_tiny_model(tiny_ckpt, dict(type='LoRA'))
     enc = model.backbone.encoder
     assert all(isinstance(b.attn.qkv, LoRALinear) for b in enc.blocks)
     assert not isinstance(enc.blocks[0].attn.proj, LoRALinear)
@@ -110,7 +101,7 @@ def test_lora_linear_math_and_merge():
 
 
 def test_lora_adapter_merge_equals_unmerged(tiny_ckpt):
-    model = build_model(tiny_ckpt, dict(type='LoRA'))
+    model = build_tiny_model(tiny_ckpt, dict(type='LoRA'))
     randomize_lora(model)
     model.eval()
     x = torch.randn(2, 3, SIZE, SIZE)
@@ -162,7 +153,7 @@ def test_lora_targets_and_errors():
 
 def test_lora_one_step_changes_only_intended_params(tiny_ckpt):
     torch.manual_seed(0)
-    model = build_model(tiny_ckpt, dict(type='LoRA'))
+    model = build_tiny_model(tiny_ckpt, dict(type='LoRA'))
     randomize_lora(model)  # so that A gets a gradient in the first step
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -185,7 +176,7 @@ def test_lora_one_step_changes_only_intended_params(tiny_ckpt):
 
 
 def test_lora_bf16_autocast_forward_backward(tiny_ckpt):
-    model = build_model(tiny_ckpt, dict(type='LoRA'))
+    model = build_tiny_model(tiny_ckpt, dict(type='LoRA'))
     randomize_lora(model)
     model.train()
     with torch.autocast('cpu', dtype=torch.bfloat16):

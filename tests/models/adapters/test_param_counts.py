@@ -1,10 +1,12 @@
-"""Trainable parameter counts of SPEC section 6 (binary head, r = 3, M = 8),
-built on the meta device (shapes only, no memory, no checkpoint)."""
+"""Trainable parameter counts (binary head, r = 3, M = 8): SAM's decoder
+3,505,536, plus 4rC per block for LoRA and another 2rM + M(9r^2 + r) = 720
+per block for Conv-LoRA; built on the meta device (shapes only, no memory,
+no checkpoint)."""
 import pytest
 import torch
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_meta_segmentor as build_meta
+from helpers import build_meta_segmentor as build_meta
 from mmseg_convlora.models.adapters import CAD
 
 DECODER_ONLY = 3_505_536
@@ -32,7 +34,7 @@ def test_trainable_counts(arch):
     assert counts['none']['trainable'] == decoder_only
     assert counts['lora']['trainable'] == lora
     assert counts['conv_lora']['trainable'] == conv_lora
-    # SPEC's formulas: 4rC per block for LoRA, another 720 for Conv-LoRA.
+    # 4rC per block for LoRA, another 2rM + M(9r^2 + r) = 720 for Conv-LoRA.
     assert lora - decoder_only == depth * 4 * 3 * C
     assert conv_lora - lora == depth * 720
     # Adapters add trainable parameters only; nothing frozen is duplicated.

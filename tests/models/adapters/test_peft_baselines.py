@@ -15,16 +15,16 @@ from segment_anything.modeling.image_encoder import (add_decomposed_rel_pos,
                                                      window_unpartition)
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.testing import build_meta_segmentor as build_meta
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_meta_segmentor as build_meta
+from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     trainable_state_keys
 from mmseg_convlora.models.adapters import (ConvLoRALinear,
                                             PromptedAttention, token_linear)
-from mmseg_convlora.testing import REPO
+from helpers import REPO
 
 SIZE = 128
-DECODER_ONLY = 3_505_536  # SAM decoder, binary head (SPEC section 6)
+DECODER_ONLY = 3_505_536  # SAM decoder, binary head
 
 # Table 1 of the Conv-LoRA paper (ViT-H, binary head, decoder included)
 PAPER = {

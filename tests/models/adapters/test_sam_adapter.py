@@ -5,7 +5,7 @@ import pickle
 
 import torch
 
-from mmseg_convlora.testing import build_tiny_model, fake_batch
+from helpers import build_tiny_model, fake_batch
 
 
 def _model(tiny_sam_file, **kwargs):

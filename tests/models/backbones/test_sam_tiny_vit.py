@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV, SAMTinyViT
 from mmseg_convlora.models.utils import SAMCheckpointError
-from mmseg_convlora.testing import REPO, fake_batch
+from helpers import REPO, fake_batch
 from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_IMG_SIZE,
                                   TINY_TINY_VIT,
                                   save_tiny_mobile_sam_checkpoint,

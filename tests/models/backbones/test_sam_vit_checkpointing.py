@@ -5,12 +5,10 @@ pass's, and the activations kept for backward shrink."""
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.structures import PixelData
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.backbones import sam_vit
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import fake_batch, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
 
 SIZE = TINY_IMG_SIZE
@@ -28,29 +26,16 @@ def build(ckpt, adapter, with_cp):
     model = MODELS.build(ConfigDict(cfg))
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # a trained-looking state: B, gates non-zero
+        trained = ('lora_B', 'w_gate', 'w_noise')
         for name, p in model.named_parameters():
-            if p.requires_grad and name.endswith(('lora_B', 'w_gate',
-                                                  'w_noise')):
+            if p.requires_grad and name.endswith(trained):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.5)
     return model.train()
 
 
-def batch(n=2):
-    g = torch.Generator().manual_seed(0)
-    inputs = torch.randn(n, 3, SIZE, SIZE, generator=g)
-    samples = []
-    for _ in range(n):
-        gt = (torch.rand(1, SIZE, SIZE, generator=g) > 0.5).long()
-        s = SegDataSample(gt_sem_seg=PixelData(data=gt))
-        s.set_metainfo(dict(img_shape=(SIZE, SIZE), pad_shape=(SIZE, SIZE),
-                            ori_shape=(SIZE, SIZE)))
-        samples.append(s)
-    return inputs, samples
-
-
 def step(model):
     torch.manual_seed(5)  # the gate noise of this step
-    losses = model.loss(*batch())
+    losses = model.loss(*fake_batch())
     loss, _ = model.parse_losses(losses)
     layers = [m for m in model.modules() if hasattr(m, 'last_moe_loss')]
     recorded = [m.last_moe_loss for m in layers]

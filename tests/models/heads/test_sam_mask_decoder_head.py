@@ -11,7 +11,7 @@ from mmseg_convlora.models.heads import (SAMMaskClassificationHead,
                                          semantic_inference)
 from mmseg_convlora.models.utils import (CheckpointMismatchError,
                                          SAMCheckpointError)
-from mmseg_convlora.testing import tiny_model_cfg
+from helpers import tiny_model_cfg
 
 
 def sam_reference_logits(sam, images):

@@ -1,6 +1,7 @@
 """StructureLoss and BalancedBCELoss against values computed by hand."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -67,6 +68,43 @@ def test_structure_loss_weighted_bce_option():
     _, wiou = structure_by_hand(LOGITS, TARGET)
     loss = StructureLoss(weighted_bce=True)(x, t).item()
     assert loss == pytest.approx(num / den + wiou, rel=1e-5)
+
+
+def boundary_weights_by_hand(target, boundary_weight=5):
+    """w = 1 + 5 |mean of t over the 31x31 window - t|, the window's part
+    outside the image counted as zeros (divisor always 961)."""
+    h, w = target.shape
+    out = np.empty((h, w))
+    for i in range(h):
+        for j in range(w):
+            window = target[max(i - 15, 0):i + 16, max(j - 15, 0):j + 16]
+            out[i, j] = 1 + boundary_weight * abs(
+                window.sum() / 961 - target[i, j])
+    return out
+
+
+def test_structure_loss_boundary_weights_on_a_large_image():
+    # 48x40: the 31x31 window covers only part of the image, so the weight
+    # depends on the distance to the object's boundary (up to 1 + 5 (1 -
+    # 121/961) inside a thin part, 1 far from the object).
+    rng = np.random.default_rng(0)
+    t = np.zeros((48, 40))
+    t[10:30, 8:22] = 1
+    t[30:34, 30:32] = 1
+    x = rng.normal(0, 2, t.shape)
+    w = boundary_weights_by_hand(t)
+    assert w.min() == 1 and w.max() > 5 and len(np.unique(w)) > 100
+    s = 1 / (1 + np.exp(-x))
+    bce = -(t * np.log(s) + (1 - t) * np.log(1 - s))
+    inter = (s * t * w).sum()
+    wiou = 1 - (inter + 1) / (((s + t) * w).sum() - inter + 1)
+    # the loss computes in float32: agreement to float32 rounding
+    xt = torch.tensor(x, dtype=torch.float32).view(1, 1, 48, 40)
+    tt = torch.tensor(t, dtype=torch.long).view(1, 48, 40)
+    assert StructureLoss()(xt, tt).item() == pytest.approx(
+        bce.mean() + wiou, rel=1e-6)
+    assert StructureLoss(weighted_bce=True)(xt, tt).item() == pytest.approx(
+        (w * bce).sum() / w.sum() + wiou, rel=1e-6)
 
 
 def test_balanced_bce_by_hand():

@@ -4,7 +4,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
 
-from mmseg_convlora.testing import fake_batch, tiny_model_cfg
+from helpers import fake_batch, tiny_model_cfg
 
 
 def _recording_backbone(model):

@@ -14,7 +14,7 @@ from mmseg_convlora.engine.hooks import TrainableCheckpointHook
 from mmseg_convlora.models.utils import (CheckpointMismatchError,
                                          load_peft_checkpoint, peft_signature,
                                          trainable_state_keys)
-from mmseg_convlora.testing import demo_cfg_options, run_tool, tiny_model_cfg
+from helpers import demo_cfg_options, run_tool, tiny_model_cfg
 
 MULTICLASS = dict(
     num_classes=3,

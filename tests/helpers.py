@@ -1,4 +1,8 @@
-"""Helpers shared by the test suite (tiny model configs, running tools)."""
+"""Helpers shared by the test suite (tiny model configs, running tools).
+
+Imported by the tests as ``helpers`` (pytest puts ``tests/`` on
+``sys.path`` for ``tests/conftest.py``); fixtures are in ``conftest.py``.
+"""
 import copy
 import glob
 import os
@@ -7,7 +11,8 @@ import subprocess
 import sys
 import uuid
 
-from .utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
+from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
+                                  TINY_IMG_SIZE)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # every config a user runs (not the _base_ pieces), relative to REPO
@@ -162,7 +167,8 @@ def _tiny_sam_model(model, sam_file: str, size: int) -> None:
     """Make a SAM model config tiny (see :func:`tiny_config`)."""
     if model.backbone.type == 'SAMTinyViT':
         # a tiny MobileSAM file beside the tiny SAM one
-        from .utils import TINY_TINY_VIT, save_tiny_mobile_sam_checkpoint
+        from mmseg_convlora.utils import (TINY_TINY_VIT,
+                                          save_tiny_mobile_sam_checkpoint)
         mobile = osp.join(osp.dirname(sam_file), 'tiny_mobile_sam.pth')
         if not osp.isfile(mobile):
             save_tiny_mobile_sam_checkpoint(mobile)
@@ -212,3 +218,58 @@ def tiny_config(path: str, sam_file: str):
             if t['type'] == 'ResizeCADImage':  # = CAD's input_size
                 t['size'] = size // 2
     return cfg
+
+
+def load_tool(*parts):
+    """Import the script ``tools/<parts...>`` as a module (its ``main`` and
+    functions run in this process, without a subprocess's start-up)."""
+    import importlib.util
+    path = osp.join(REPO, 'tools', *parts)
+    name = 'tool_' + '_'.join(osp.splitext(p)[0] for p in parts)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def losses_from_log(work_dir):
+    """The training losses logged by a run in ``work_dir``, in order (from
+    mmengine's ``vis_data/scalars.json``)."""
+    import json
+    path = glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))[0]
+    with open(path) as f:
+        rows = [json.loads(line) for line in f]
+    return [r['loss'] for r in rows if 'loss' in r]
+
+
+# ------------------------------------------------------------- metrics
+def gt_l():
+    """A 4x4 ground truth: the top-left 3x3 block is foreground (9 of 16
+    pixels)."""
+    import numpy as np
+    gt = np.zeros((4, 4), dtype=np.int64)
+    gt[:3, :3] = 1
+    return gt
+
+
+def metric_sample(prob, gt, pred=None):
+    """A data sample as the segmentor gives it to the metrics: foreground
+    probabilities ``prob`` (H, W), the prediction (default ``prob > 0.5``)
+    and the ground truth ``gt`` (H, W)."""
+    import numpy as np
+    import torch
+    prob = torch.as_tensor(np.asarray(prob), dtype=torch.float32)[None]
+    gt = torch.as_tensor(np.asarray(gt), dtype=torch.long)[None]
+    pred = (prob > 0.5).long() if pred is None else torch.as_tensor(pred)
+    return dict(
+        seg_logits=dict(data=prob),
+        pred_sem_seg=dict(data=pred),
+        gt_sem_seg=dict(data=gt),
+        img_path='x.png',
+        ori_shape=tuple(gt.shape[-2:]))
+
+
+def evaluate_metric(metric, samples):
+    """``metric``'s results on ``samples`` (process, then compute)."""
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)

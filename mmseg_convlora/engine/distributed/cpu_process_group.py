@@ -1,0 +1,64 @@
+"""Start and end the process group of a launch without GPUs (gloo)."""
+import datetime
+import logging
+import os
+
+import torch
+import torch.distributed as dist
+from mmengine.logging import print_log
+
+
+def init_dist_on_cpu(launcher: str, cfg) -> bool:
+    """Start a gloo process group when launched by torchrun without GPUs.
+
+    mmengine's ``init_dist('pytorch')`` selects a CUDA device first, which
+    fails on a CPU-only machine. Called before building the Runner, which
+    then finds the process group initialised and uses it.
+
+    Args:
+        launcher (str): ``--launcher`` of the tool.
+        cfg (Config): The run's config (``env_cfg.dist_cfg`` is used; an
+            ``nccl`` backend becomes ``gloo``, with a warning). An
+            ``FSDPStrategy`` gets ``model_wrapper.device_id='cpu'``.
+
+    Returns:
+        bool: Whether a process group was started here.
+    """
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return False
+    if not dist.is_available() or dist.is_initialized():
+        return False
+    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+        return False
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}) or {})
+    backend = dist_cfg.pop('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(
+            f'No GPU available: using the gloo backend instead of '
+            f'{backend!r} for this CPU run.', logger='current',
+            level=logging.WARNING)
+        backend = 'gloo'
+    strategy = cfg.get('strategy')
+    if isinstance(strategy, dict) and strategy.get('type') == 'FSDPStrategy':
+        # mmengine passes the local rank as a CUDA device id
+        wrapper = strategy.get('model_wrapper') or dict(
+            type='MMFullyShardedDataParallel')
+        wrapper.setdefault('device_id', 'cpu')
+        strategy['model_wrapper'] = wrapper
+    timeout = dist_cfg.get('timeout')
+    if timeout is not None and not isinstance(timeout, datetime.timedelta):
+        dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
+    dist.init_process_group(backend=backend, **dist_cfg)
+    return True
+
+
+def shutdown_distributed() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads can still be alive
+    when their process group is destroyed, which aborts the process
+    ("terminate called without an active exception") after a run that
+    otherwise finished.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
