@@ -1,5 +1,4 @@
 import os.path as osp
-
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 

@@ -28,8 +28,10 @@ import torch
 from mmseg_convlora_mmcv_ops import (has_compiled_mmcv_ops, install,
                                      point_sample, sigmoid_focal_loss)
 
-__all__ = ['install_mmcv_ops_fallback', 'allow_mmengine_checkpoints',
-           'point_sample', 'sigmoid_focal_loss', 'MMCV_FULL_AVAILABLE']
+__all__ = [
+    'install_mmcv_ops_fallback', 'allow_mmengine_checkpoints', 'point_sample',
+    'sigmoid_focal_loss', 'MMCV_FULL_AVAILABLE'
+]
 
 MMCV_FULL_AVAILABLE = has_compiled_mmcv_ops()
 
@@ -83,10 +85,15 @@ def _history_buffer_getstate(self) -> dict:
     checkpoints cannot be loaded with ``weights_only=True``. Only methods a
     user registered are kept.
     """
-    state = {k: v for k, v in self.__dict__.items()
-             if k != 'statistics_methods'}
-    custom = {k: v for k, v in self._statistics_methods.items()
-              if k not in _DEFAULT_STATISTICS}
+    state = {
+        k: v
+        for k, v in self.__dict__.items() if k != 'statistics_methods'
+    }
+    custom = {
+        k: v
+        for k, v in self._statistics_methods.items()
+        if k not in _DEFAULT_STATISTICS
+    }
     if custom:
         state['statistics_methods'] = custom
     return state

@@ -12,8 +12,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from helpers import REPO, demo_config, load_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
+from helpers import REPO, demo_config, load_tool
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,9 @@ def demo_data(tmp_path_factory):
     subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'make_demo_data.py'), '--out', out
-    ], check=True, cwd=REPO)
+    ],
+                   check=True,
+                   cwd=REPO)
     return out
 
 
@@ -103,23 +105,41 @@ def iter_config(demo_data):
     Conv-LoRA adapter unless ``adapter`` is given (None: decoder only).
     """
 
-    def make(work_dir, max_iters=4, interval=2, keep=1, adapter='keep',
-             save_best=None, rule='greater', val_images=2):
+    def make(work_dir,
+             max_iters=4,
+             interval=2,
+             keep=1,
+             adapter='keep',
+             save_best=None,
+             rule='greater',
+             val_images=2):
         cfg = demo_config(demo_data, str(work_dir))
         if adapter != 'keep':
             cfg.model.backbone.adapter = adapter
-        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                             val_interval=interval)
-        cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
-                                    begin=0, end=max_iters, by_epoch=False)]
+        cfg.train_cfg = dict(
+            type='IterBasedTrainLoop',
+            max_iters=max_iters,
+            val_interval=interval)
+        cfg.param_scheduler = [
+            dict(
+                type='PolyLR',
+                power=1.0,
+                eta_min=0.0,
+                begin=0,
+                end=max_iters,
+                by_epoch=False)
+        ]
         cfg.default_hooks.checkpoint = dict(
-            type='SafeCheckpointHook', by_epoch=False, interval=interval,
-            max_keep_ckpts=keep, save_best=save_best,
+            type='SafeCheckpointHook',
+            by_epoch=False,
+            interval=interval,
+            max_keep_ckpts=keep,
+            save_best=save_best,
             rule=rule if save_best else None)
         cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
         cfg.log_processor = dict(by_epoch=False)
-        cfg.train_dataloader.sampler = dict(type='InfiniteSampler',
-                                            shuffle=True)
+        cfg.train_dataloader.sampler = dict(
+            type='InfiniteSampler', shuffle=True)
         cfg.val_dataloader.dataset.indices = val_images
         if save_best == 'clock':
             cfg.val_evaluator = dict(type='ClockMetric')
@@ -156,8 +176,9 @@ class InProcessTool:
         # per process (the logger's and hub's: config name + time to the
         # second)
         tag = uuid.uuid4().hex[:12]
-        unique = [f'visualizer.name=visualizer_{tag}',
-                  f'experiment_name=run_{tag}']
+        unique = [
+            f'visualizer.name=visualizer_{tag}', f'experiment_name=run_{tag}'
+        ]
         if '--cfg-options' in argv:
             at = argv.index('--cfg-options') + 1
             argv[at:at] = unique
@@ -165,8 +186,8 @@ class InProcessTool:
             argv += ['--cfg-options'] + unique
         self.module.main(argv)
         work = argv[argv.index('--work-dir') + 1]
-        logs = sorted(glob.glob(osp.join(work, '*', '*.log')),
-                      key=osp.getmtime)
+        logs = sorted(
+            glob.glob(osp.join(work, '*', '*.log')), key=osp.getmtime)
         return open(logs[-1]).read()
 
 
@@ -189,8 +210,9 @@ def trained_demo(demo_data, tmp_path_factory):
     subprocess: (work dir, stdout + stderr)."""
     from helpers import demo_cfg_options, run_tool
     work = str(tmp_path_factory.mktemp('trained_demo') / 'work')
-    proc = run_tool(['tools/train.py', 'configs/demo/tiny_shadow.py',
-                     '--work-dir', work, '--cfg-options'] +
-                    demo_cfg_options(demo_data))
+    proc = run_tool([
+        'tools/train.py', 'configs/demo/tiny_shadow.py', '--work-dir', work,
+        '--cfg-options'
+    ] + demo_cfg_options(demo_data))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work, proc.stdout + proc.stderr

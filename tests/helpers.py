@@ -17,14 +17,17 @@ from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # every config a user runs (not the _base_ pieces), relative to REPO
 SHIPPED_CONFIGS = sorted(
-    osp.relpath(p, REPO)
-    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                       recursive=True)
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if f'{os.sep}_base_{os.sep}' not in p)
 
 
-def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
-                   out_channels=1, **head_kwargs):
+def tiny_model_cfg(checkpoint,
+                   adapter=None,
+                   loss=None,
+                   num_classes=2,
+                   out_channels=1,
+                   **head_kwargs):
     """Config of a tiny SAMSegmentor on the tiny checkpoint."""
     return dict(
         type='SAMSegmentor',
@@ -44,8 +47,8 @@ def tiny_model_cfg(checkpoint, adapter=None, loss=None, num_classes=2,
             out_channels=TINY_EMBED_DIM,
             adapter=adapter),
         decode_head=dict(
-            type='SAMMaskDecoderHead' if out_channels == 1 else
-            'SAMMaskClassificationHead',
+            type='SAMMaskDecoderHead'
+            if out_channels == 1 else 'SAMMaskClassificationHead',
             num_classes=num_classes,
             out_channels=out_channels,
             img_size=TINY_IMG_SIZE,
@@ -62,8 +65,8 @@ def run_tool(args, cwd=REPO):
 
     No time limit: a slow (loaded) machine must not fail a correct run.
     """
-    return subprocess.run([sys.executable] + args, cwd=cwd,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable] + args, cwd=cwd, capture_output=True, text=True)
 
 
 def demo_config(data_dir: str, work_dir: str, **overrides):
@@ -102,8 +105,7 @@ def build_tiny_model(checkpoint, adapter=None, with_cp=False, **kwargs):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
-    cfg = tiny_model_cfg(checkpoint, adapter=copy.deepcopy(adapter),
-                         **kwargs)
+    cfg = tiny_model_cfg(checkpoint, adapter=copy.deepcopy(adapter), **kwargs)
     cfg['backbone']['with_cp'] = with_cp
     return MODELS.build(cfg)
 
@@ -118,11 +120,13 @@ def build_meta_segmentor(arch, adapter=None):
     cfg = dict(
         type='SAMSegmentor',
         data_preprocessor=dict(type='SegDataPreProcessor'),
-        backbone=dict(type='SAMViT', arch=arch,
-                      adapter=copy.deepcopy(adapter)),
-        decode_head=dict(type='SAMMaskDecoderHead', num_classes=2,
-                         out_channels=1,
-                         loss_decode=dict(type='StructureLoss')))
+        backbone=dict(
+            type='SAMViT', arch=arch, adapter=copy.deepcopy(adapter)),
+        decode_head=dict(
+            type='SAMMaskDecoderHead',
+            num_classes=2,
+            out_channels=1,
+            loss_decode=dict(type='StructureLoss')))
     with torch.device('meta'):
         return MODELS.build(cfg)
 
@@ -145,8 +149,10 @@ def fake_batch(n=2, size=TINY_IMG_SIZE, seed=0):
         gt[:, y0:y0 + size // 2, x0:x0 + size // 2] = 1
         sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
         sample.set_metainfo(
-            dict(img_shape=(size, size), pad_shape=(size, size),
-                 ori_shape=(size, size)))
+            dict(
+                img_shape=(size, size),
+                pad_shape=(size, size),
+                ori_shape=(size, size)))
         samples.append(sample)
     return inputs, samples
 
@@ -177,11 +183,16 @@ def _tiny_sam_model(model, sam_file: str, size: int) -> None:
     else:
         arch = copy.deepcopy(TINY_ENCODER)
     model.backbone.update(
-        arch=arch, img_size=size, out_channels=TINY_EMBED_DIM,
-        checkpoint=None, with_cp=False)
+        arch=arch,
+        img_size=size,
+        out_channels=TINY_EMBED_DIM,
+        checkpoint=None,
+        with_cp=False)
     model.decode_head.update(
-        img_size=size, embed_dim=TINY_EMBED_DIM,
-        decoder=copy.deepcopy(TINY_DECODER), checkpoint=None)
+        img_size=size,
+        embed_dim=TINY_EMBED_DIM,
+        decoder=copy.deepcopy(TINY_DECODER),
+        checkpoint=None)
     adapters = model.backbone.get('adapter') or []
     for adapter in adapters if isinstance(adapters, list) else [adapters]:
         if adapter['type'] == 'CAD':

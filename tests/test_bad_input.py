@@ -31,13 +31,13 @@ import os
 import cv2
 import numpy as np
 import pytest
+from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from PIL import Image
 
-from mmseg.registry import DATASETS, MODELS, TRANSFORMS
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
 from mmseg_convlora.models.adapters import CAD, ConvLoRA, LoRA
-from helpers import tiny_model_cfg
 from mmseg_convlora.utils import build_tiny_sam
+from helpers import tiny_model_cfg
 
 
 # ----------------------------------------------------------------- images
@@ -48,8 +48,8 @@ def load_image(path):
 
 def jpeg_bytes(h=32, w=40):
     rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(
-        (rng.random((h, w, 3)) * 255).astype(np.uint8), (5, 5), 2)
+    img = cv2.GaussianBlur((rng.random((h, w, 3)) * 255).astype(np.uint8),
+                           (5, 5), 2)
     return cv2.imencode('.jpg', img)[1].tobytes()
 
 
@@ -59,12 +59,15 @@ def png_bytes(h=32, w=40):
     return cv2.imencode('.png', img)[1].tobytes()
 
 
-@pytest.mark.parametrize('name,data,match', [
-    ('garbage.jpg', b'this is not an image at all', 'could not be decoded'),
-    ('truncated.jpg', jpeg_bytes()[:900], 'truncated'),
-    ('truncated.png', png_bytes()[:2000], 'truncated'),
-    ('empty.jpg', b'', 'empty file'),
-], ids=['garbage', 'truncated-jpeg', 'truncated-png', 'empty'])
+@pytest.mark.parametrize(
+    'name,data,match', [
+        ('garbage.jpg', b'this is not an image at all',
+         'could not be decoded'),
+        ('truncated.jpg', jpeg_bytes()[:900], 'truncated'),
+        ('truncated.png', png_bytes()[:2000], 'truncated'),
+        ('empty.jpg', b'', 'empty file'),
+    ],
+    ids=['garbage', 'truncated-jpeg', 'truncated-png', 'empty'])
 def test_unreadable_or_truncated_image_names_file_and_fix(
         tmp_path, name, data, match):
     path = tmp_path / name
@@ -127,7 +130,8 @@ def png_with_sbit(img16, bits):
     data = cv2.imencode('.png', img16)[1].tobytes()
     chunk = b'sBIT' + bytes([bits])
     sbit = struct.pack('>I', 1) + chunk + struct.pack(
-        '>I', zlib.crc32(chunk) & 0xffffffff)
+        '>I',
+        zlib.crc32(chunk) & 0xffffffff)
     end_ihdr = 8 + 8 + 13 + 4  # signature, IHDR header, data, CRC
     return data[:end_ihdr] + sbit + data[end_ihdr:]
 
@@ -144,12 +148,15 @@ def test_12_bit_data_in_a_16_bit_png_uses_its_range(tmp_path):
     dark = np.array([[0, 500, 1000]], np.uint16)  # inferred: 10 bits
     (tmp_path / 'sbit.png').write_bytes(png_with_sbit(dark, 12))
     assert load_image(tmp_path / 'sbit.png')['img'][0, :, 0].tolist() == [
-        0, round(500 * 255 / 4095), round(1000 * 255 / 4095)]
+        0, round(500 * 255 / 4095),
+        round(1000 * 255 / 4095)
+    ]
     # ... and the transform's bit_depth
     cv2.imwrite(str(tmp_path / 'dark.png'), dark)
     t = TRANSFORMS.build(dict(type='LoadImageChecked', bit_depth=16))
-    assert t(dict(img_path=str(tmp_path / 'dark.png')))['img'][
-        0, :, 0].tolist() == [0, 2, 4]
+    assert t(dict(img_path=str(tmp_path /
+                               'dark.png')))['img'][0, :,
+                                                    0].tolist() == [0, 2, 4]
 
 
 # ------------------------------------------------------ EXIF orientation
@@ -160,12 +167,11 @@ def exif_jpeg(path, rgb, orientation):
 
 
 def stored_pixels(path):
-    return cv2.imread(str(path),
-                      cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return cv2.imread(
+        str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
-def test_exif_orientation_ignored_by_default_and_warned(tmp_path,
-                                                        capture_log):
+def test_exif_orientation_ignored_by_default_and_warned(tmp_path, capture_log):
     """Masks are never rotated, so by default images are not either: a
     square image keeps its pixels aligned with its mask, and a warning
     names the file."""
@@ -182,10 +188,9 @@ def test_exif_orientation_ignored_by_default_and_warned(tmp_path,
     assert str(path) in text and 'EXIF orientation 6' in text
     assert "exif_orientation='apply'" in text
     # 'apply' rotates it as viewers show it
-    t = TRANSFORMS.build(dict(type='LoadImageChecked',
-                              exif_orientation='apply'))
-    assert (t(dict(img_path=str(path)))['img'] == cv2.imread(
-        str(path))).all()
+    t = TRANSFORMS.build(
+        dict(type='LoadImageChecked', exif_orientation='apply'))
+    assert (t(dict(img_path=str(path)))['img'] == cv2.imread(str(path))).all()
 
 
 def test_non_square_exif_image_loads_with_its_mask(tmp_path):
@@ -193,8 +198,10 @@ def test_non_square_exif_image_loads_with_its_mask(tmp_path):
     exif_jpeg(tmp_path / 'x.jpg', np.zeros((8, 12, 3), np.uint8), 8)
     cv2.imwrite(str(tmp_path / 'x.png'), np.zeros((8, 12), np.uint8))
     results = load_image(tmp_path / 'x.jpg')
-    results.update(seg_map_path=str(tmp_path / 'x.png'), seg_fields=[],
-                   reduce_zero_label=False)
+    results.update(
+        seg_map_path=str(tmp_path / 'x.png'),
+        seg_fields=[],
+        reduce_zero_label=False)
     out = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))(results)
     assert out['img'].shape[:2] == out['gt_seg_map'].shape == (8, 12)
 
@@ -205,16 +212,18 @@ def test_palette_image_gives_its_colours(tmp_path):
     pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)  # red, blue
     pal.save(tmp_path / 'p.png')
     img = load_image(tmp_path / 'p.png')['img']  # BGR
-    assert img[0, 0].tolist() == [0, 0, 255] and img[0, 1].tolist() == [
-        255, 0, 0]
+    assert img[0, 0].tolist() == [0, 0, 255
+                                  ] and img[0, 1].tolist() == [255, 0, 0]
 
 
 def test_image_and_mask_of_different_sizes_in_the_real_pipeline(tmp_path):
     cv2.imwrite(str(tmp_path / 'x.jpg'), np.zeros((8, 10, 3), np.uint8))
     cv2.imwrite(str(tmp_path / 'x.png'), np.zeros((8, 9), np.uint8))
     results = load_image(tmp_path / 'x.jpg')
-    results.update(seg_map_path=str(tmp_path / 'x.png'), seg_fields=[],
-                   reduce_zero_label=False)
+    results.update(
+        seg_map_path=str(tmp_path / 'x.png'),
+        seg_fields=[],
+        reduce_zero_label=False)
     with pytest.raises(ValueError, match='same size') as err:
         TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))(results)
     assert 'x.png' in str(err.value) and 'x.jpg' in str(err.value)
@@ -223,8 +232,9 @@ def test_image_and_mask_of_different_sizes_in_the_real_pipeline(tmp_path):
 # ------------------------------------------------------------------ masks
 def load_mask(path):
     t = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
-    return t(dict(seg_map_path=str(path), seg_fields=[],
-                  reduce_zero_label=False))['gt_seg_map']
+    return t(
+        dict(seg_map_path=str(path), seg_fields=[],
+             reduce_zero_label=False))['gt_seg_map']
 
 
 def save_palette(path, index, palette):
@@ -242,8 +252,7 @@ def test_palette_mask_with_gray_colours_is_read_by_colour(tmp_path):
 
 def test_palette_mask_with_colours_is_read_by_index(tmp_path):
     # VOC style: index = label, colours only for display
-    save_palette(tmp_path / 'm.png', [[0, 1], [1, 0]],
-                 [0, 0, 0, 128, 0, 0])
+    save_palette(tmp_path / 'm.png', [[0, 1], [1, 0]], [0, 0, 0, 128, 0, 0])
     assert load_mask(tmp_path / 'm.png').tolist() == [[0, 1], [1, 0]]
 
 
@@ -284,15 +293,16 @@ def test_multiclass_labels_out_of_range_refused_with_file():
 def test_misnamed_image_suffix_is_a_clear_error(tmp_path):
     for sub in ('images', 'masks'):
         os.makedirs(tmp_path / sub)
-    cv2.imwrite(str(tmp_path / 'images' / 'a.png'),
-                np.zeros((4, 4, 3), np.uint8))
-    cv2.imwrite(str(tmp_path / 'masks' / 'a.png'), np.zeros((4, 4),
-                                                            np.uint8))
+    cv2.imwrite(
+        str(tmp_path / 'images' / 'a.png'), np.zeros((4, 4, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / 'masks' / 'a.png'), np.zeros((4, 4), np.uint8))
     with pytest.raises(FileNotFoundError) as err:
         DATASETS.build(
-            dict(type='BinarySegDataset', data_root=str(tmp_path),
-                 data_prefix=dict(img_path='images', seg_map_path='masks'),
-                 pipeline=[]))
+            dict(
+                type='BinarySegDataset',
+                data_root=str(tmp_path),
+                data_prefix=dict(img_path='images', seg_map_path='masks'),
+                pipeline=[]))
     msg = str(err.value)
     assert 'no images found' in msg and '*.jpg' in msg and 'images' in msg
 
@@ -318,11 +328,13 @@ def conv_lora_checkpoint(tiny_sam_file):
 
 
 @pytest.mark.parametrize('adapter', [dict(type='LoRA'), None])
-def test_resume_checkpoint_of_another_method_refused(
-        tiny_sam_file, conv_lora_checkpoint, adapter):
+def test_resume_checkpoint_of_another_method_refused(tiny_sam_file,
+                                                     conv_lora_checkpoint,
+                                                     adapter):
     model = _tiny(tiny_sam_file, adapter)
-    ckpt = dict(conv_lora_checkpoint,
-                state_dict=dict(conv_lora_checkpoint['state_dict']))
+    ckpt = dict(
+        conv_lora_checkpoint,
+        state_dict=dict(conv_lora_checkpoint['state_dict']))
     with pytest.raises(RuntimeError) as err:
         TrainableCheckpointHook().after_load_checkpoint(_Runner(model), ckpt)
     msg = str(err.value)
@@ -339,16 +351,18 @@ def test_resume_checkpoint_of_another_method_refused(
 def test_resume_checkpoint_of_another_arch_refused(tiny_sam_file,
                                                    conv_lora_checkpoint):
     model = _tiny(tiny_sam_file, dict(type='ConvLoRA'))
-    ckpt = dict(conv_lora_checkpoint,
-                meta=dict(peft=dict(conv_lora_checkpoint['meta']['peft'],
-                                    arch='vit_h')))
+    ckpt = dict(
+        conv_lora_checkpoint,
+        meta=dict(
+            peft=dict(conv_lora_checkpoint['meta']['peft'], arch='vit_h')))
     with pytest.raises(RuntimeError, match="arch: checkpoint 'vit_h'"):
         TrainableCheckpointHook().after_load_checkpoint(_Runner(model), ckpt)
     # the matching checkpoint loads
     TrainableCheckpointHook().after_load_checkpoint(
-        _Runner(model), dict(conv_lora_checkpoint,
-                             state_dict=dict(
-                                 conv_lora_checkpoint['state_dict'])))
+        _Runner(model),
+        dict(
+            conv_lora_checkpoint,
+            state_dict=dict(conv_lora_checkpoint['state_dict'])))
 
 
 # --------------------------------------------------------------- adapters
@@ -358,8 +372,8 @@ def test_resume_checkpoint_of_another_arch_refused(tiny_sam_file,
     (lambda: LoRA(rank=0), 'rank'),
     (lambda: ConvLoRA(targets=r'blocks\.\d+\.attn\.qkvv').apply_to(
         build_tiny_sam().image_encoder), 'matches no module'),
-    (lambda: LoRA(targets=r'neck\.\d+').apply_to(
-        build_tiny_sam().image_encoder), 'only nn.Linear|matches no module'),
+    (lambda: LoRA(targets=r'neck\.\d+').apply_to(build_tiny_sam(
+    ).image_encoder), 'only nn.Linear|matches no module'),
     (lambda: CAD(num_blocks=0), 'num_blocks'),
     (lambda: CAD(input_size=100), 'divisible'),
 ])
@@ -377,13 +391,17 @@ def test_mask_name_mismatch_suggests_the_suffix(tmp_path):
     (tmp_path / 'images').mkdir()
     (tmp_path / 'masks').mkdir()
     for name in ('a', 'b', 'c'):
-        cv2.imwrite(str(tmp_path / 'images' / f'{name}.jpg'),
-                    np.zeros((8, 8, 3), np.uint8))
-        cv2.imwrite(str(tmp_path / 'masks' / f'{name}_mask.png'),
-                    np.zeros((8, 8), np.uint8))
+        cv2.imwrite(
+            str(tmp_path / 'images' / f'{name}.jpg'),
+            np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(
+            str(tmp_path / 'masks' / f'{name}_mask.png'),
+            np.zeros((8, 8), np.uint8))
     with pytest.raises(FileNotFoundError) as err:
         DATASETS.build(
-            dict(type='BinarySegDataset', data_root=str(tmp_path),
-                 data_prefix=dict(img_path='images', seg_map_path='masks'),
-                 pipeline=[]))
+            dict(
+                type='BinarySegDataset',
+                data_root=str(tmp_path),
+                data_prefix=dict(img_path='images', seg_map_path='masks'),
+                pipeline=[]))
     assert "set seg_map_suffix='_mask.png'" in str(err.value)

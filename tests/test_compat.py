@@ -55,7 +55,10 @@ def test_setup_puts_the_pth_file_into_site_packages(tmp_path):
     subprocess.run([
         sys.executable, 'setup.py', '-q', 'build_py', '--build-lib',
         str(tmp_path)
-    ], cwd=REPO, check=True, capture_output=True)
+    ],
+                   cwd=REPO,
+                   check=True,
+                   capture_output=True)
     with open(tmp_path / 'mmseg_convlora_mmcv_ops.pth') as f:
         assert f.read() == ('import mmseg_convlora_mmcv_ops; '
                             'mmseg_convlora_mmcv_ops.install()\n')
@@ -79,15 +82,21 @@ def test_mmseg_apis_import_first_in_a_fresh_process(tmp_path):
         os.environ,
         PYTHONPATH=os.pathsep.join([REPO] + site.getsitepackages()))
     bare = subprocess.run([sys.executable, '-S', '-c', code],
-                          cwd=str(tmp_path), env=env, capture_output=True,
+                          cwd=str(tmp_path),
+                          env=env,
+                          capture_output=True,
                           text=True)
     assert bare.returncode != 0 and "No module named 'mmcv._ext'" in \
         bare.stderr
     shutil.copy(osp.join(REPO, 'mmseg_convlora_mmcv_ops.pth'), site_dir)
-    with_pth = subprocess.run(
-        [sys.executable, '-S', '-c',
-         f'import site; site.addsitedir({str(site_dir)!r})\n' + code],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    with_pth = subprocess.run([
+        sys.executable, '-S', '-c',
+        f'import site; site.addsitedir({str(site_dir)!r})\n' + code
+    ],
+                              cwd=str(tmp_path),
+                              env=env,
+                              capture_output=True,
+                              text=True)
     assert with_pth.returncode == 0, with_pth.stderr
     assert with_pth.stdout.strip() == 'FallbackOpsModule'
 
@@ -112,8 +121,8 @@ def test_sigmoid_focal_loss_matches_mmseg_python_version():
     labels = torch.tensor([0, 1, 2, 3, 1, 0])  # 3 = background
     one_hot = F.one_hot(labels, 4)[:, :3].float()
     ours = compat.sigmoid_focal_loss(logits, labels, 2.0, 0.25, None, 'none')
-    ref = py_sigmoid_focal_loss(logits, one_hot, None, None, 2.0, 0.25,
-                                reduction='none')
+    ref = py_sigmoid_focal_loss(
+        logits, one_hot, None, None, 2.0, 0.25, reduction='none')
     torch.testing.assert_close(ours, ref)
 
 
@@ -123,8 +132,10 @@ def test_mmengine_checkpoint_loads_with_weights_only():
     hub.update_scalar('train/loss', 0.5)
     hub.update_scalar('train/loss', np.float64(0.25))
     ckpt = dict(
-        meta=dict(seed=np.int64(3), epoch=1, dataset_meta=dict(
-            classes=('a', 'b'), palette=[[0, 0, 0]])),
+        meta=dict(
+            seed=np.int64(3),
+            epoch=1,
+            dataset_meta=dict(classes=('a', 'b'), palette=[[0, 0, 0]])),
         message_hub=hub.state_dict(),
         state_dict={'w': torch.ones(2)},
         arr=np.arange(3, dtype=np.float32))
@@ -139,7 +150,9 @@ def test_mmengine_checkpoint_loads_with_weights_only():
 
 
 def test_safety_is_not_switched_off():
+
     class Evil:
+
         def __reduce__(self):
             return (print, ('pwned', ))
 

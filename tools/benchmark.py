@@ -23,8 +23,7 @@ SUBCOMMANDS = (metrics, models, layers)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description='mmseg-convlora benchmarks')
+    parser = argparse.ArgumentParser(description='mmseg-convlora benchmarks')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     subparsers.required = True
     for module in SUBCOMMANDS:

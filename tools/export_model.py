@@ -49,29 +49,35 @@ from mmengine.registry import init_default_scope
 import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.apis import inference_config
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
-from mmseg_convlora.models.utils import load_peft_checkpoint
-from mmseg_convlora.models.utils import load_sam_state_dict
-from mmseg_convlora.models.utils import peft_signature
-from mmseg_convlora.models.utils import sub_state_dict
+from mmseg_convlora.models.utils import (load_peft_checkpoint,
+                                         load_sam_state_dict, peft_signature,
+                                         sub_state_dict)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export a trained SAM segmentor as one checkpoint')
-    parser.add_argument('config', help='the config the model was trained '
-                        'with')
+    parser.add_argument(
+        'config', help='the config the model was trained '
+        'with')
     parser.add_argument('checkpoint', help='checkpoint written by training')
     parser.add_argument('out', help='output file (.pth)')
     parser.add_argument(
-        '--format', choices=['mmseg', 'sam'], default='mmseg',
+        '--format',
+        choices=['mmseg', 'sam'],
+        default='mmseg',
         help='mmseg: full state dict of the deployable model (+ its config); '
         'sam: official SAM checkpoint layout (merged LoRA / decoder-only, '
         'binary head)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings in the config')
     parser.add_argument(
-        '--atol', type=float, default=1e-4,
+        '--atol',
+        type=float,
+        default=1e-4,
         help='tolerance of the output check (logits)')
     return parser.parse_args(argv)
 
@@ -118,12 +124,18 @@ def sam_layout(deploy, sam_checkpoint: str) -> dict:
                          '1-3 from the SAM checkpoint; the config names '
                          'none (model.sam_checkpoint).')
     official = load_sam_state_dict(sam_checkpoint)
-    out = {f'image_encoder.{k}': v
-           for k, v in deploy.backbone.encoder.state_dict().items()}
-    out.update({f'prompt_encoder.{k}': v
-                for k, v in head.prompt_encoder.state_dict().items()})
-    out.update({f'mask_decoder.{k}': v
-                for k, v in head.mask_decoder.state_dict().items()})
+    out = {
+        f'image_encoder.{k}': v
+        for k, v in deploy.backbone.encoder.state_dict().items()
+    }
+    out.update({
+        f'prompt_encoder.{k}': v
+        for k, v in head.prompt_encoder.state_dict().items()
+    })
+    out.update({
+        f'mask_decoder.{k}': v
+        for k, v in head.mask_decoder.state_dict().items()
+    })
     out['mask_decoder.mask_tokens.weight'] = torch.cat(
         [head.query_tokens.detach(), head.sam_multimask_tokens])
     for k, v in sub_state_dict(official, 'mask_decoder.').items():
@@ -158,8 +170,7 @@ def main(argv=None):
             lora_keys |= {f'{name}.lora_A', f'{name}.lora_B'}
     for adapter in loras:
         adapter.merge()
-    state = {k: v for k, v in model.state_dict().items()
-             if k not in lora_keys}
+    state = {k: v for k, v in model.state_dict().items() if k not in lora_keys}
     deploy_cfg = deploy_model_cfg(model_cfg, merged_lora=bool(loras))
     deploy = MODELS.build(deploy_cfg)
     deploy.load_state_dict(state, strict=True)
@@ -185,8 +196,10 @@ def main(argv=None):
         peft['frozen_weights_saved'] = True
         torch.save(
             dict(
-                state_dict={k: v.detach().clone()
-                            for k, v in deploy.state_dict().items()},
+                state_dict={
+                    k: v.detach().clone()
+                    for k, v in deploy.state_dict().items()
+                },
                 meta=dict(
                     peft=peft,
                     exported_from=osp.abspath(args.checkpoint),
@@ -196,9 +209,8 @@ def main(argv=None):
     with torch.no_grad():
         diff = (got.float() - expected.float()).abs().max().item()
         scale = expected.float().abs().max().item()
-    kind = 'merged LoRA' if loras else (
-        '+'.join(type(a).__name__ for a in model.backbone.adapters)
-        or 'decoder-only')
+    kind = 'merged LoRA' if loras else ('+'.join(
+        type(a).__name__ for a in model.backbone.adapters) or 'decoder-only')
     print(f'exported {kind} model to {args.out} ({args.format} format); '
           f'max |logit difference| to the trained model: {diff:.3g} '
           f'(logits up to {scale:.3g})')

@@ -48,19 +48,29 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Predict masks for images with a trained SAM segmentor')
-    parser.add_argument('config', help='the config the model was trained '
-                        'with')
+    parser.add_argument(
+        'config', help='the config the model was trained '
+        'with')
     parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
-    parser.add_argument('inputs', nargs='+', metavar='INPUT',
-                        help='image files, folders or glob patterns')
+    parser.add_argument(
+        'inputs',
+        nargs='+',
+        metavar='INPUT',
+        help='image files, folders or glob patterns')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
         help='cpu or cuda (default: cuda if available)')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='opacity of the class colours in the overlays')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='opacity of the class colours in the overlays')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, e.g. '
         'model.sam_checkpoint=/path/to/sam_vit_b_01ec64.pth')
     return parser.parse_args(argv)
@@ -87,8 +97,8 @@ def find_images(inputs: List[str]) -> Dict[str, str]:
     for item in inputs:
         if osp.isdir(item):
             files = sorted(
-                p for p in glob.glob(osp.join(item, '**', '*'),
-                                     recursive=True)
+                p
+                for p in glob.glob(osp.join(item, '**', '*'), recursive=True)
                 if p.lower().endswith(IMAGE_SUFFIXES))
             if not files:
                 raise FileNotFoundError(
@@ -99,8 +109,8 @@ def find_images(inputs: List[str]) -> Dict[str, str]:
         elif osp.isfile(item):
             add(osp.splitext(osp.basename(item))[0], item)
         else:
-            files = sorted(p for p in glob.glob(item, recursive=True)
-                           if osp.isfile(p))
+            files = sorted(
+                p for p in glob.glob(item, recursive=True) if osp.isfile(p))
             if not files:
                 raise FileNotFoundError(
                     f'{item!r} is no image file, folder or glob pattern '
@@ -125,8 +135,8 @@ def mask_colours(cfg) -> Optional[np.ndarray]:
     return np.array([colours[i] for i in sorted(colours)], np.uint8)
 
 
-def overlay(image: np.ndarray, pred: np.ndarray, palette, opacity: float
-            ) -> np.ndarray:
+def overlay(image: np.ndarray, pred: np.ndarray, palette,
+            opacity: float) -> np.ndarray:
     """The image (BGR) with every predicted class but 0 (background)
     coloured (palette RGB) at ``opacity``."""
     colours = np.asarray(palette, dtype=np.float32)[:, ::-1]
@@ -149,13 +159,13 @@ def write_prediction(sample, name: str, out: str, classes, palette,
         # the head's class scores (sums over its queries) as probabilities
         probs = probs / probs.sum(0, keepdim=True).clamp(min=1e-12)
         for c, class_name in enumerate(classes):
-            mmcv.imwrite(
-                (probs[c].clamp(0, 1) * 255).round().byte().numpy(),
-                osp.join(out, 'probs', name, f'{class_name}.png'))
+            mmcv.imwrite((probs[c].clamp(0, 1) * 255).round().byte().numpy(),
+                         osp.join(out, 'probs', name, f'{class_name}.png'))
     mmcv.imwrite(mask, osp.join(out, 'masks', name + '.png'))
     image = mmcv.imread(sample.img_path)
-    mmcv.imwrite(overlay(image, pred, palette, opacity),
-                 osp.join(out, 'overlays', name + '.png'))
+    mmcv.imwrite(
+        overlay(image, pred, palette, opacity),
+        osp.join(out, 'overlays', name + '.png'))
 
 
 def main(argv=None):
@@ -166,8 +176,8 @@ def main(argv=None):
     pipeline = InferencePipeline(get_test_pipeline(model.cfg))
     meta = getattr(model, 'dataset_meta', None) or {}
     num_classes = max(2, model.decode_head.out_channels)
-    classes = meta.get('classes') or tuple(
-        f'class{i}' for i in range(num_classes))
+    classes = meta.get('classes') or tuple(f'class{i}'
+                                           for i in range(num_classes))
     palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
         num_classes - 1)
     colours = mask_colours(model.cfg)
@@ -177,8 +187,8 @@ def main(argv=None):
     progress = ProgressBar(len(images), file=sys.stdout)
     for name, path in images.items():
         data = pipeline(path)
-        batch = dict(inputs=[data['inputs']],
-                     data_samples=[data['data_samples']])
+        batch = dict(
+            inputs=[data['inputs']], data_samples=[data['data_samples']])
         with torch.no_grad():
             sample = model.test_step(batch)[0]
         write_prediction(sample, name, args.out, classes, palette, colours,

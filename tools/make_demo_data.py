@@ -21,10 +21,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--task', choices=['shadow', 'multiclass'],
-                        default='shadow')
-    parser.add_argument('--out', help='output folder (default '
-                        'data/demo_shadow or data/demo_multiclass)')
+    parser.add_argument(
+        '--task', choices=['shadow', 'multiclass'], default='shadow')
+    parser.add_argument(
+        '--out',
+        help='output folder (default '
+        'data/demo_shadow or data/demo_multiclass)')
     parser.add_argument('--num-train', type=int, default=32)
     parser.add_argument('--num-val', type=int, default=8)
     parser.add_argument('--seed', type=int, default=0)

@@ -21,17 +21,17 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_convlora  # noqa: F401  registers the plugin
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
-from mmseg_convlora.engine import (init_dist_on_cpu,
-                                   shutdown_distributed)
-from mmseg_convlora.utils.config_overrides import (
-    METHOD_ADAPTERS, apply_overrides, config_warnings)
-from mmseg_convlora.utils.demo_data import \
-    build_missing_demo_data
+
+import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
+from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
+                                                   apply_overrides,
+                                                   config_warnings)
+from mmseg_convlora.utils.demo_data import build_missing_demo_data
 
 
 def parse_args(argv=None):
@@ -56,11 +56,15 @@ def parse_args(argv=None):
         'right, class colours from the dataset palette) are saved, as '
         'DIR/vis_data/vis_image/test_<image name>_0.png')
     parser.add_argument(
-        '--show-interval', type=int, default=1,
+        '--show-interval',
+        type=int,
+        default=1,
         help='with --show/--show-dir draw every N-th test batch (default 1: '
         'every image)')
     parser.add_argument(
-        '--show-alpha', type=float, default=0.5,
+        '--show-alpha',
+        type=float,
+        default=0.5,
         help='opacity of the class colours over the image (default 0.5)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')

@@ -14,13 +14,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
-from mmseg_convlora.engine import (CheckpointFileError,  # noqa: E402
-                                   WorkDirLockedError, find_resume_checkpoint,
+
+import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
+from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
                                    init_dist_on_cpu, shutdown_distributed)
 from mmseg_convlora.utils.config_overrides import (  # noqa: E402
     METHOD_ADAPTERS, apply_overrides, config_warnings)
@@ -85,8 +86,10 @@ def setup_amp(cfg: Config, dtype: str) -> None:
     """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if wrapper == 'AmpOptimWrapper':
-        print_log('AMP training is already enabled in your config.',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            'AMP training is already enabled in your config.',
+            logger='current',
+            level=logging.WARNING)
         return
     if wrapper != 'OptimWrapper':
         raise ValueError(

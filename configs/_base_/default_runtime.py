@@ -24,8 +24,11 @@ default_hooks = dict(
     # one run per work dir); validation each epoch keeps the best
     # checkpoint, dataset recipes set save_best/rule for their metric
     checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=True, interval=1,
-        max_keep_ckpts=1, save_best='auto'),
+        type='SafeCheckpointHook',
+        by_epoch=True,
+        interval=1,
+        max_keep_ckpts=1,
+        save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=True)

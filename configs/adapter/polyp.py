@@ -7,5 +7,4 @@
 _base_ = ['../decoder_only/polyp.py']
 model = dict(
     backbone=dict(
-        adapter=dict(
-            type='Adapter', hidden_dim=2, positions=('attn', 'mlp'))))
+        adapter=dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp'))))

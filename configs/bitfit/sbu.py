@@ -4,6 +4,4 @@
 # Dataset and recipe: SBU shadow detection (balanced BCE, 10 epochs),
 # inherited unchanged from configs/decoder_only/sbu.py.
 _base_ = ['../decoder_only/sbu.py']
-model = dict(
-    backbone=dict(
-        adapter=dict(type='BitFit')))
+model = dict(backbone=dict(adapter=dict(type='BitFit')))

@@ -9,8 +9,11 @@ model = dict(
     # 512x512; here, as for every method, on the logits upsampled to the
     # 1024x1024 input.
     decode_head=dict(
-        loss_decode=dict(_delete_=True, type='StructureLoss',
-                         boundary_weight=0.0, iou_smooth=1e-3)))
+        loss_decode=dict(
+            _delete_=True,
+            type='StructureLoss',
+            boundary_weight=0.0,
+            iou_smooth=1e-3)))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
 
 # CAD's input image is the original image resized straight to 512x512, as in

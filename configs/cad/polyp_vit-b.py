@@ -9,14 +9,23 @@ model = dict(
     # 512x512; here, as for every method, on the logits upsampled to the
     # 1024x1024 input.
     decode_head=dict(
-        loss_decode=dict(_delete_=True, type='StructureLoss',
-                         boundary_weight=0.0, iou_smooth=1e-3)))
+        loss_decode=dict(
+            _delete_=True,
+            type='StructureLoss',
+            boundary_weight=0.0,
+            iou_smooth=1e-3)))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
 max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=max_epochs,
-         by_epoch=True, convert_to_iter_based=True)
+    dict(
+        type='PolyLR',
+        power=1.0,
+        eta_min=0.0,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
 ]
 
 # CAD's input image is the original image resized straight to 512x512, as in

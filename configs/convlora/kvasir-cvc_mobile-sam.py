@@ -4,5 +4,9 @@
 _base_ = ['../decoder_only/kvasir-cvc_mobile-sam.py']
 model = dict(
     backbone=dict(
-        adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8,
-                     targets={{_base_.tiny_vit_qkv}})))
+        adapter=dict(
+            type='ConvLoRA',
+            rank=3,
+            alpha=32,
+            num_experts=8,
+            targets={{_base_.tiny_vit_qkv}})))

@@ -7,8 +7,7 @@
 # inherited unchanged from configs/decoder_only/polyp.py.
 _base_ = ['../decoder_only/polyp.py']
 model = dict(
-    backbone=dict(
-        adapter=[
-            dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
-            dict(type='VPT', num_tokens=5),
-        ]))
+    backbone=dict(adapter=[
+        dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+        dict(type='VPT', num_tokens=5),
+    ]))

@@ -47,7 +47,8 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 dataloaders = {
-    split: dict(
+    split:
+    dict(
         batch_size=1,
         num_workers=2,
         # training workers start afresh each epoch, so that --resume

@@ -63,8 +63,14 @@ test_evaluator = val_evaluator
 max_epochs = 20
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
 param_scheduler = [
-    dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=max_epochs,
-         by_epoch=True, convert_to_iter_based=True)
+    dict(
+        type='PolyLR',
+        power=1.0,
+        eta_min=0.0,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
 ]
 default_hooks = dict(
     checkpoint=dict(interval=10, save_best='mIoU', rule='greater'))

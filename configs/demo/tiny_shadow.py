@@ -12,7 +12,10 @@ data_root = 'data/demo_shadow'
 demo_data = dict(task='shadow')
 img_scale = (128, 128)
 tiny_encoder = dict(
-    embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1, ),
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    global_attn_indexes=(1, ),
     window_size=4)
 model = dict(
     type='SAMSegmentor',

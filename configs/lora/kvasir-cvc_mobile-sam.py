@@ -3,5 +3,5 @@
 _base_ = ['../decoder_only/kvasir-cvc_mobile-sam.py']
 model = dict(
     backbone=dict(
-        adapter=dict(type='LoRA', rank=3, alpha=32,
-                     targets={{_base_.tiny_vit_qkv}})))
+        adapter=dict(
+            type='LoRA', rank=3, alpha=32, targets={{_base_.tiny_vit_qkv}})))

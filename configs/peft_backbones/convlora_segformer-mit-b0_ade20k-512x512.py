@@ -4,8 +4,7 @@
 # Conv-LoRA reads each projection's token grid from the backbone as it runs
 # (k and v: the grid after the spatial-reduction conv).
 _base_ = [
-    '../_base_/datasets/ade20k.py',
-    '../_base_/schedules/schedule_80k.py'
+    '../_base_/datasets/ade20k.py', '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 # mmseg's MiT-B0 ImageNet weights (downloaded by mmengine on first use; or

@@ -6,8 +6,7 @@
 # never called as layers; PEFTBackbone swaps it for the numerically equal
 # LinearMultiheadAttention (q_proj, k_proj, v_proj, out_proj) to adapt.
 _base_ = [
-    '../_base_/datasets/ade20k.py',
-    '../_base_/schedules/schedule_80k.py'
+    '../_base_/datasets/ade20k.py', '../_base_/schedules/schedule_80k.py'
 ]
 num_classes = 150
 # timm's ViT-B/16 converted with mmseg's

@@ -8,5 +8,4 @@
 _base_ = ['../decoder_only/sbu.py']
 model = dict(
     backbone=dict(
-        adapter=dict(
-            type='SAMAdapter', scale_factor=16, freq_rate=0.25)))
+        adapter=dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25)))

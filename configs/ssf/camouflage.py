@@ -4,6 +4,4 @@
 # Dataset and recipe: camouflaged object detection (structure loss, 20 epochs),
 # inherited unchanged from configs/decoder_only/camouflage.py.
 _base_ = ['../decoder_only/camouflage.py']
-model = dict(
-    backbone=dict(
-        adapter=dict(type='SSF', init_std=0.02)))
+model = dict(backbone=dict(adapter=dict(type='SSF', init_std=0.02)))

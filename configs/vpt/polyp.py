@@ -5,6 +5,4 @@
 # Dataset and recipe: polyp segmentation (structure loss, 30 epochs),
 # inherited unchanged from configs/decoder_only/polyp.py.
 _base_ = ['../decoder_only/polyp.py']
-model = dict(
-    backbone=dict(
-        adapter=dict(type='VPT', num_tokens=12)))
+model = dict(backbone=dict(adapter=dict(type='VPT', num_tokens=12)))

@@ -5,6 +5,4 @@
 # Dataset and recipe: SBU shadow detection (balanced BCE, 10 epochs),
 # inherited unchanged from configs/decoder_only/sbu.py.
 _base_ = ['../decoder_only/sbu.py']
-model = dict(
-    backbone=dict(
-        adapter=dict(type='VPT', num_tokens=12)))
+model = dict(backbone=dict(adapter=dict(type='VPT', num_tokens=12)))

@@ -45,16 +45,18 @@ def inference_config(config: ConfigLike,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     cfg.model.backbone.pop('embedding_cache', None)
-    pipelines = [cfg.get('train_pipeline'), cfg.get('test_pipeline')] + [
-        loader.dataset.get('pipeline') for key in ('train_dataloader',
-                                                   'val_dataloader',
-                                                   'test_dataloader')
-        for loader in _loaders(cfg, key) if 'dataset' in loader
-    ]
+    pipelines = [cfg.get('train_pipeline'),
+                 cfg.get('test_pipeline')] + [
+                     loader.dataset.get('pipeline')
+                     for key in ('train_dataloader', 'val_dataloader',
+                                 'test_dataloader')
+                     for loader in _loaders(cfg, key) if 'dataset' in loader
+                 ]
     for pipeline in pipelines:
         if pipeline:
-            pipeline[:] = [t for t in pipeline
-                           if t.get('type') != 'LoadCachedEmbedding']
+            pipeline[:] = [
+                t for t in pipeline if t.get('type') != 'LoadCachedEmbedding'
+            ]
     return cfg
 
 

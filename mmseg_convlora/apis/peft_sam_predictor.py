@@ -70,9 +70,8 @@ class PEFTSamPredictor(SamPredictor):
         if resize == 'square':
             self.transform = SquareResize(segmentor.backbone.img_size)
         self.decoder = decoder
-        self.cad_step = next(
-            (dict(t) for t in get_test_pipeline(segmentor.cfg)
-             if t.get('type') == 'ResizeCADImage'), None)
+        self.cad_step = next((dict(t) for t in get_test_pipeline(segmentor.cfg)
+                              if t.get('type') == 'ResizeCADImage'), None)
 
     def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
         """``SamPredictor.set_image``; for a config that keeps the original
@@ -93,8 +92,9 @@ class PEFTSamPredictor(SamPredictor):
             if not self.cad_step.get('to_rgb', True):
                 cad = cad[..., ::-1]
             encoder.data_samples = [
-                SegDataSample(cad_image=torch.from_numpy(
-                    np.ascontiguousarray(cad.transpose(2, 0, 1))))
+                SegDataSample(
+                    cad_image=torch.from_numpy(
+                        np.ascontiguousarray(cad.transpose(2, 0, 1))))
             ]
         try:
             super().set_image(image, image_format)

@@ -35,7 +35,9 @@ class SAMSegInferencer(MMSegInferencer):
         Others: see ``MMSegInferencer``.
     """
 
-    def _init_model(self, cfg: ConfigType, weights: Optional[str],
+    def _init_model(self,
+                    cfg: ConfigType,
+                    weights: Optional[str],
                     device: str = 'cpu') -> nn.Module:
         return init_segmentor(cfg, weights, device)
 

@@ -62,6 +62,5 @@ class SquareResize:
 
     def apply_boxes_torch(self, boxes: torch.Tensor,
                           original_size: Tuple[int, int]) -> torch.Tensor:
-        boxes = self.apply_coords_torch(boxes.reshape(-1, 2, 2),
-                                        original_size)
+        boxes = self.apply_coords_torch(boxes.reshape(-1, 2, 2), original_size)
         return boxes.reshape(-1, 4)

@@ -10,7 +10,7 @@ from .trans10k import Trans10KDataset
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'BinarySegDataset', 'SBUShadowDataset', 'Trans10KDataset',
-    'PolypDataset', 'CamouflageDataset', 'ISIC2017Dataset',
-    'ISTDShadowDataset', 'LeafDiseaseDataset', 'MassRoadsDataset'
+    'BinarySegDataset', 'SBUShadowDataset', 'Trans10KDataset', 'PolypDataset',
+    'CamouflageDataset', 'ISIC2017Dataset', 'ISTDShadowDataset',
+    'LeafDiseaseDataset', 'MassRoadsDataset'
 ]

@@ -121,9 +121,9 @@ class BinarySegDataset(BaseSegDataset):
         if missing:
             raise FileNotFoundError(
                 f'{type(self).__name__}: {len(missing)} of {len(data_list)} '
-                f'images have no mask, e.g. {missing[:3]} ({layout}).'
-                + mask_suffix_hint(ann_dir, missing, self.seg_map_suffix,
-                                   img_dir))
+                f'images have no mask, e.g. {missing[:3]} ({layout}).' +
+                mask_suffix_hint(ann_dir, missing, self.seg_map_suffix,
+                                 img_dir))
         report_unused_files(
             type(self).__name__, img_dir, ann_dir, [
                 p for d in data_list

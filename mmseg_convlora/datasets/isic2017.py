@@ -31,8 +31,7 @@ class ISIC2017Dataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('background', 'lesion'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('background', 'lesion'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self, img_suffix='.jpg', seg_map_suffix='.png', **kwargs):
         super().__init__(

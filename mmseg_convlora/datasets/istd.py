@@ -27,8 +27,7 @@ class ISTDShadowDataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('non-shadow', 'shadow'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('non-shadow', 'shadow'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.png', '.jpg'),

@@ -27,8 +27,7 @@ class LeafDiseaseDataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('background', 'disease'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('background', 'disease'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.jpg', '.jpeg', '.png'),

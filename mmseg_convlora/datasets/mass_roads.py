@@ -32,8 +32,7 @@ class MassRoadsDataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('background', 'road'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('background', 'road'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.tiff', '.tif', '.png', '.jpg'),

@@ -33,8 +33,7 @@ class PolypDataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('background', 'polyp'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('background', 'polyp'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.png', '.jpg', '.jpeg', '.bmp', '.tif'),

@@ -18,8 +18,7 @@ class SBUShadowDataset(BinarySegDataset):
     """
 
     METAINFO = dict(
-        classes=('non-shadow', 'shadow'),
-        palette=[[0, 0, 0], [220, 20, 60]])
+        classes=('non-shadow', 'shadow'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self, img_suffix='.jpg', seg_map_suffix='.png', **kwargs):
         super().__init__(

@@ -183,19 +183,21 @@ class Trans10KDataset(BaseSegDataset):
                 f'not a folder. {self._layout_hint()}')
         split_dir = osp.join(self.data_root, self.split)
         mask_name = _MASK_DIRS[self.version]
-        if fileio.isdir(osp.join(split_dir, 'images'),
-                        backend_args=self.backend_args):
-            return [(osp.join(split_dir, 'images'),
-                     osp.join(split_dir, mask_name), None)]
+        if fileio.isdir(
+                osp.join(split_dir, 'images'), backend_args=self.backend_args):
+            return [(osp.join(split_dir,
+                              'images'), osp.join(split_dir, mask_name), None)]
         if self.version == 'v1':
             found = [
-                s for s in self.subsets
-                if fileio.isdir(osp.join(split_dir, s, 'images'),
-                                backend_args=self.backend_args)
+                s for s in self.subsets if fileio.isdir(
+                    osp.join(split_dir, s, 'images'),
+                    backend_args=self.backend_args)
             ]
             if found:
-                return [(osp.join(split_dir, s, 'images'),
-                         osp.join(split_dir, s, mask_name), s) for s in found]
+                return [(osp.join(split_dir, s,
+                                  'images'), osp.join(split_dir, s,
+                                                      mask_name), s)
+                        for s in found]
         alternatives = ' (nor easy/images, hard/images)' \
             if self.version == 'v1' else ''
         raise FileNotFoundError(
@@ -251,8 +253,8 @@ class Trans10KDataset(BaseSegDataset):
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
             if '://' not in str(img_dir):
                 report_unused_files(
-                    f'Trans10KDataset ({self.version})', img_dir, mask_dir,
-                    [p for d in data_list
-                     for p in (d['img_path'], d['seg_map_path'])],
-                    (self.img_suffix, ), self.seg_map_suffix)
+                    f'Trans10KDataset ({self.version})', img_dir, mask_dir, [
+                        p for d in data_list
+                        for p in (d['img_path'], d['seg_map_path'])
+                    ], (self.img_suffix, ), self.seg_map_suffix)
         return data_list

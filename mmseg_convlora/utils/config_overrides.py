@@ -14,15 +14,24 @@ from mmengine.config import Config
 # ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
 # (tests/utils/test_config_overrides.py keeps the two equal).
 METHOD_ADAPTERS = {
-    'decoder_only': None,
-    'lora': dict(type='LoRA', rank=3, alpha=32),
-    'convlora': dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
-    'cad': dict(type='CAD', input_size=512),
-    'bitfit': dict(type='BitFit'),
-    'adapter': dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp')),
-    'vpt': dict(type='VPT', num_tokens=12),
-    'ssf': dict(type='SSF', init_std=0.02),
-    'sam_adapter': dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25),
+    'decoder_only':
+    None,
+    'lora':
+    dict(type='LoRA', rank=3, alpha=32),
+    'convlora':
+    dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+    'cad':
+    dict(type='CAD', input_size=512),
+    'bitfit':
+    dict(type='BitFit'),
+    'adapter':
+    dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp')),
+    'vpt':
+    dict(type='VPT', num_tokens=12),
+    'ssf':
+    dict(type='SSF', init_std=0.02),
+    'sam_adapter':
+    dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25),
     'convlora_vpt': [
         dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
         dict(type='VPT', num_tokens=5),
@@ -53,7 +62,8 @@ def dataset_cfgs(cfg: Config) -> Iterator[dict]:
                     yield dataset
 
 
-def set_data_root(cfg: Config, data_root: str,
+def set_data_root(cfg: Config,
+                  data_root: str,
                   old: Optional[str] = None) -> int:
     """Point the config and every dataset that read ``old`` at
     ``data_root``.
@@ -77,7 +87,8 @@ def set_data_root(cfg: Config, data_root: str,
     return count
 
 
-def set_max_epochs(cfg: Config, max_epochs: int,
+def set_max_epochs(cfg: Config,
+                   max_epochs: int,
                    old: Optional[int] = None) -> int:
     """Train ``max_epochs`` epochs and end the LR schedules that ended with
     training (``end == old``) there too.
@@ -130,8 +141,10 @@ def set_method(cfg: Config, method: str) -> None:
             from ..models.backbones import DEFAULT_TINY_VIT_QKV
             item['targets'] = DEFAULT_TINY_VIT_QKV
     cfg.model.backbone.adapter = adapter
-    cad = [a for a in (adapter if isinstance(adapter, list) else [adapter])
-           if a and a['type'] == 'CAD']
+    cad = [
+        a for a in (adapter if isinstance(adapter, list) else [adapter])
+        if a and a['type'] == 'CAD'
+    ]
     for pipeline in _pipelines(cfg):
         _set_cad_steps(pipeline, cad[0]['input_size'] if cad else None)
 
@@ -149,9 +162,9 @@ def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
         if t.get('type') in ('PackSegInputs', 'PackCADInputs'):
             t['type'] = 'PackSegInputs' if size is None else 'PackCADInputs'
     if size is not None:
-        loader = next((i for i, t in enumerate(pipeline)
-                       if 'Load' in t.get('type', '')
-                       and 'Annotations' not in t.get('type', '')), 0)
+        loader = next(
+            (i for i, t in enumerate(pipeline) if 'Load' in t.get('type', '')
+             and 'Annotations' not in t.get('type', '')), 0)
         pipeline.insert(loader + 1, dict(type='ResizeCADImage', size=size))
 
 

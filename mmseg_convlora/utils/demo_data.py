@@ -33,8 +33,7 @@ def make_shadow_sample(rng: np.random.Generator, size: tuple) -> tuple:
     for _ in range(rng.integers(1, 3)):
         center = (int(rng.uniform(0.2, 0.8) * w),
                   int(rng.uniform(0.2, 0.8) * h))
-        axes = (int(rng.uniform(0.1, 0.3) * w),
-                int(rng.uniform(0.1, 0.3) * h))
+        axes = (int(rng.uniform(0.1, 0.3) * w), int(rng.uniform(0.1, 0.3) * h))
         cv2.ellipse(mask, center, axes, float(rng.uniform(0, 180)), 0, 360,
                     255, -1)
     shadow = mask > 0

@@ -144,9 +144,9 @@ def check_manifest(manifest: dict, cache_dir: str, sam_checkpoint: str,
                             f"model's is {want[field]!r}")
     if problems:
         raise EmbeddingCacheError(
-            f'The SAM embedding cache in {cache_dir!r} is stale: '
-            + '; '.join(problems) + '. Rebuild it with: '
-            + rebuild_command(cache_dir, manifest.get('config')) +
+            f'The SAM embedding cache in {cache_dir!r} is stale: ' +
+            '; '.join(problems) + '. Rebuild it with: ' +
+            rebuild_command(cache_dir, manifest.get('config')) +
             ' (or point embedding_cache.dir to a cache built for this '
             'checkpoint).')
 

@@ -16,7 +16,10 @@ from segment_anything.modeling import (ImageEncoderViT, MaskDecoder,
 
 # 128x128 input -> 8x8 patch grid -> four 4x4 windows in windowed blocks.
 TINY_ENCODER = dict(
-    embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1, ),
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    global_attn_indexes=(1, ),
     window_size=4)
 TINY_DECODER = dict(depth=2, mlp_dim=64, num_heads=2, iou_head_hidden_dim=32)
 TINY_EMBED_DIM = 32
@@ -25,7 +28,9 @@ TINY_IMG_SIZE = 128
 # (7x7 windows, padded to 21x21), 8x8 (one 14x14 window, padded) and 8x8
 # (7x7 windows, padded to 14x14) maps.
 TINY_TINY_VIT = dict(
-    embed_dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 2),
+    embed_dims=(8, 16, 24, 32),
+    depths=(1, 1, 2, 1),
+    num_heads=(1, 2, 2, 2),
     window_sizes=(7, 7, 14, 7))
 
 
@@ -125,8 +130,8 @@ def build_tiny_mobile_sam(img_size: int = TINY_IMG_SIZE,
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        vit_sam = build_tiny_sam(img_size, embed_dim=embed_dim,
-                                 decoder=decoder, seed=seed)
+        vit_sam = build_tiny_sam(
+            img_size, embed_dim=embed_dim, decoder=decoder, seed=seed)
         encoder_module = TinyViTEncoder(
             img_size=img_size, out_channels=embed_dim, **enc)
         with torch.no_grad():

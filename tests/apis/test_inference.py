@@ -57,8 +57,8 @@ def model_input_shape(cfg, inputs, sample):
     preprocessor = cfg.model.data_preprocessor
     if not preprocessor.get('test_cfg'):
         return tuple(inputs.shape)
-    out = MODELS.build(preprocessor)(
-        dict(inputs=[inputs], data_samples=[sample]), False)
+    out = MODELS.build(preprocessor)(dict(
+        inputs=[inputs], data_samples=[sample]), False)
     return tuple(out['inputs'][0].shape)
 
 
@@ -119,8 +119,8 @@ def reference(model, cfg, image):
 
 def assert_same_prediction(got, expected):
     assert got.pred_sem_seg.shape == (100, 150)
-    torch.testing.assert_close(got.seg_logits.data, expected.seg_logits.data,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        got.seg_logits.data, expected.seg_logits.data, rtol=0, atol=1e-6)
     assert torch.equal(got.pred_sem_seg.data, expected.pred_sem_seg.data)
 
 
@@ -151,14 +151,12 @@ def test_mmseg_inference_apis_with_trainable_only_checkpoint(
     mmseg_model = init_model(cfg_file, ckpt, device='cpu')
     assert mmseg_model.dataset_meta['classes'] == \
         config_dataset_meta(cfg)['classes']
-    assert_same_prediction(inference_model(mmseg_model, image_file),
-                           expected)
+    assert_same_prediction(inference_model(mmseg_model, image_file), expected)
     assert_same_prediction(
         inference_model(mmseg_model, cv2.imread(image_file)), expected)
 
 
-def test_inferencer_writes_mmseg_outputs(tiny_sam_file, image_file,
-                                         tmp_path):
+def test_inferencer_writes_mmseg_outputs(tiny_sam_file, image_file, tmp_path):
     cfg = tiny_config('configs/convlora/sbu.py', tiny_sam_file[0])
     ckpt = str(tmp_path / 'best.pth')
     trained_checkpoint(cfg, ckpt, with_meta=False)
@@ -166,8 +164,7 @@ def test_inferencer_writes_mmseg_outputs(tiny_sam_file, image_file,
     cfg.dump(cfg_file)
     inferencer = SAMSegInferencer(cfg_file, ckpt, device='cpu')
     # classes from the config's dataset, not mmseg's Cityscapes default
-    assert inferencer.model.dataset_meta['classes'] == ('non-shadow',
-                                                        'shadow')
+    assert inferencer.model.dataset_meta['classes'] == ('non-shadow', 'shadow')
     out = inferencer(image_file, out_dir=str(tmp_path / 'out'))
     assert out['predictions'].shape == (100, 150)
     assert osp.isfile(str(tmp_path / 'out' / 'vis' / 'photo.jpg'))
@@ -184,5 +181,6 @@ def test_init_segmentor_predicts_with_the_encoder_for_cached_configs(
 
 def test_pipeline_without_image_loader_is_refused():
     with pytest.raises(ValueError, match='no image loader'):
-        InferencePipeline([dict(type='Resize', scale=(8, 8)),
-                           dict(type='PackSegInputs')])
+        InferencePipeline(
+            [dict(type='Resize', scale=(8, 8)),
+             dict(type='PackSegInputs')])

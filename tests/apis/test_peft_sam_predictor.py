@@ -68,16 +68,19 @@ def test_equals_sam_predictor_on_an_unadapted_model(tiny_sam_file, tmp_path,
     img = image()
     ours.set_image(img)
     theirs.set_image(img)
-    torch.testing.assert_close(ours.features, theirs.features, rtol=0,
-                               atol=1e-6)
-    for kwargs in (dict(point_coords=POINTS, point_labels=LABELS),
-                   dict(box=BOX), dict(point_coords=POINTS[:1],
-                                       point_labels=LABELS[:1], box=BOX)):
+    torch.testing.assert_close(
+        ours.features, theirs.features, rtol=0, atol=1e-6)
+    for kwargs in (dict(point_coords=POINTS,
+                        point_labels=LABELS), dict(box=BOX),
+                   dict(
+                       point_coords=POINTS[:1],
+                       point_labels=LABELS[:1],
+                       box=BOX)):
         for multimask in (True, False):
-            a = ours.predict(multimask_output=multimask,
-                             return_logits=True, **kwargs)
-            b = theirs.predict(multimask_output=multimask,
-                               return_logits=True, **kwargs)
+            a = ours.predict(
+                multimask_output=multimask, return_logits=True, **kwargs)
+            b = theirs.predict(
+                multimask_output=multimask, return_logits=True, **kwargs)
             for x, y in zip(a, b):
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-5)
     # mask prompts go through the same path too
@@ -97,14 +100,14 @@ def test_finetuned_decoder_without_prompts_is_the_segmentor(
     """No prompt: SAM's token 0 of the fine-tuned decoder is exactly the
     prompt-free head, on the adapted encoder's embedding."""
     cfg, cfg_file = config_file(
-        path, tiny_sam_file[0], tmp_path, **{
-            'model.decode_head.keep_sam_multimask_tokens': keep_tokens})
+        path, tiny_sam_file[0], tmp_path,
+        **{'model.decode_head.keep_sam_multimask_tokens': keep_tokens})
     model, ckpt = trained(cfg, tmp_path)
     predictor = PEFTSamPredictor(cfg_file, ckpt)
     img = image(128, 128)  # the input size: no resize on either side
     predictor.set_image(img)
-    _, _, low_res = predictor.predict(multimask_output=False,
-                                      return_logits=True)
+    _, _, low_res = predictor.predict(
+        multimask_output=False, return_logits=True)
     # the segmentor on the same image through the config's test pipeline
     # (CAD: with the image the pipeline keeps for it)
     path = str(tmp_path / 'img.png')
@@ -115,26 +118,25 @@ def test_finetuned_decoder_without_prompts_is_the_segmentor(
     with torch.no_grad():
         expected = model._forward(**batch)[0]
     assert low_res.shape == (1, 32, 32)
-    torch.testing.assert_close(torch.from_numpy(low_res), expected,
-                               rtol=0, atol=2e-5)
+    torch.testing.assert_close(
+        torch.from_numpy(low_res), expected, rtol=0, atol=2e-5)
     # and the weights that were loaded are the fine-tuned ones
-    assert not torch.equal(predictor.model.mask_decoder.mask_tokens.weight[0],
-                           MODELS.build(copy.deepcopy(cfg.model))
-                           .decode_head.query_tokens[0])
+    assert not torch.equal(
+        predictor.model.mask_decoder.mask_tokens.weight[0],
+        MODELS.build(copy.deepcopy(cfg.model)).decode_head.query_tokens[0])
     masks, scores, _ = predictor.predict(
         point_coords=POINTS, point_labels=LABELS, multimask_output=False)
     assert masks.shape == (1, 128, 128) and masks.dtype == bool
     if keep_tokens:
-        masks, scores, _ = predictor.predict(point_coords=POINTS,
-                                             point_labels=LABELS)
+        masks, scores, _ = predictor.predict(
+            point_coords=POINTS, point_labels=LABELS)
         assert masks.shape == (3, 128, 128) and scores.shape == (3, )
     else:
         with pytest.raises(ValueError, match='multimask_output=False'):
             predictor.predict(point_coords=POINTS, point_labels=LABELS)
 
 
-def test_multiclass_model_needs_the_original_decoder(tiny_sam_file,
-                                                     tmp_path):
+def test_multiclass_model_needs_the_original_decoder(tiny_sam_file, tmp_path):
     cfg, cfg_file = config_file('configs/convlora/trans10k-v2_vit-b.py',
                                 tiny_sam_file[0], tmp_path)
     _, ckpt = trained(cfg, tmp_path)
@@ -150,11 +152,10 @@ def test_square_resize_maps_prompts_like_the_image():
     resize = SquareResize(128)
     img = image(100, 200)
     assert resize.apply_image(img).shape == (128, 128, 3)
-    coords = resize.apply_coords(np.array([[200.0, 100.0], [50.0, 25.0]]),
-                                 (100, 200))
+    coords = resize.apply_coords(
+        np.array([[200.0, 100.0], [50.0, 25.0]]), (100, 200))
     np.testing.assert_allclose(coords, [[128.0, 128.0], [32.0, 32.0]])
-    boxes = resize.apply_boxes(np.array([[0.0, 0.0, 100.0, 50.0]]),
-                               (100, 200))
+    boxes = resize.apply_boxes(np.array([[0.0, 0.0, 100.0, 50.0]]), (100, 200))
     np.testing.assert_allclose(boxes, [[0.0, 0.0, 64.0, 64.0]])
     torch.testing.assert_close(
         resize.apply_coords_torch(torch.tensor([[50.0, 25.0]]), (100, 200)),
@@ -167,6 +168,6 @@ def test_square_predictor_on_a_non_square_image(tiny_sam_file, tmp_path):
     predictor = PEFTSamPredictor(cfg_file)
     predictor.set_image(image(100, 200))
     assert predictor.input_size == (128, 128)
-    masks, _, _ = predictor.predict(box=np.array([0, 0, 100, 50]),
-                                    multimask_output=False)
+    masks, _, _ = predictor.predict(
+        box=np.array([0, 0, 100, 50]), multimask_output=False)
     assert masks.shape == (1, 100, 200)

@@ -19,19 +19,21 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
-
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
+
 from mmseg_convlora.models.segmentors.sam_segmentor import takes_checkpoint
 from helpers import REPO
 
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
-                         recursive=True)
+    p for p in glob.glob(
+        osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
     if f'{os.sep}_base_{os.sep}' not in p)
 
-MULTI_LOOPS = {'test_dataloader': ('test_cfg', 'MultiDatasetTestLoop'),
-               'val_dataloader': ('val_cfg', 'MultiDatasetValLoop')}
+MULTI_LOOPS = {
+    'test_dataloader': ('test_cfg', 'MultiDatasetTestLoop'),
+    'val_dataloader': ('val_cfg', 'MultiDatasetValLoop')
+}
 
 
 def config_id(path):
@@ -43,8 +45,9 @@ def fake_layout(dataset_cfg, root):
     prefix = dataset_cfg.get('data_prefix') or {}
     if dataset_cfg['type'] == 'Trans10KDataset' and not prefix:
         mask_dir = 'masks' if dataset_cfg['version'] == 'v1' else 'masks_12'
-        prefix = dict(img_path=osp.join(dataset_cfg['split'], 'images'),
-                      seg_map_path=osp.join(dataset_cfg['split'], mask_dir))
+        prefix = dict(
+            img_path=osp.join(dataset_cfg['split'], 'images'),
+            seg_map_path=osp.join(dataset_cfg['split'], mask_dir))
         dataset_cfg.setdefault('seg_map_suffix', '_mask.png')
     img_dir = osp.join(root, prefix.get('img_path', ''))
     seg_dir = osp.join(root, prefix.get('seg_map_path', ''))
@@ -53,16 +56,16 @@ def fake_layout(dataset_cfg, root):
     # the dataset class's own suffix defaults (e.g. .tiff images and .tif
     # masks for Massachusetts Roads), unless the config sets them
     default = DATASETS.get(dataset_cfg['type'])
-    img_suffix = dataset_cfg.get('img_suffix', _default_arg(
-        default, 'img_suffix', '.jpg'))
+    img_suffix = dataset_cfg.get('img_suffix',
+                                 _default_arg(default, 'img_suffix', '.jpg'))
     if not isinstance(img_suffix, str):
         img_suffix = img_suffix[0]
-    seg_suffix = dataset_cfg.get('seg_map_suffix', _default_arg(
-        default, 'seg_map_suffix', '.png'))
-    assert cv2.imwrite(osp.join(img_dir, 'a' + img_suffix),
-                       np.zeros((8, 8, 3), np.uint8))
-    assert cv2.imwrite(osp.join(seg_dir, 'a' + seg_suffix),
-                       np.zeros((8, 8), np.uint8))
+    seg_suffix = dataset_cfg.get(
+        'seg_map_suffix', _default_arg(default, 'seg_map_suffix', '.png'))
+    assert cv2.imwrite(
+        osp.join(img_dir, 'a' + img_suffix), np.zeros((8, 8, 3), np.uint8))
+    assert cv2.imwrite(
+        osp.join(seg_dir, 'a' + seg_suffix), np.zeros((8, 8), np.uint8))
     if dataset_cfg.get('ann_file'):  # a split file (PASCAL VOC)
         ann_file = osp.join(root, dataset_cfg['ann_file'])
         os.makedirs(osp.dirname(ann_file), exist_ok=True)
@@ -208,5 +211,6 @@ def test_training_workers_allow_an_exact_resume(path):
     """ExactResumeHook repeats the augmentations exactly only with workers
     created afresh each epoch (persistent workers restart them)."""
     loader = Config.fromfile(path).train_dataloader
-    assert loader.get('num_workers', 0) == 0 or not loader.get(
-        'persistent_workers', False), config_id(path)
+    assert loader.get(
+        'num_workers',
+        0) == 0 or not loader.get('persistent_workers', False), config_id(path)

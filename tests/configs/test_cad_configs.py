@@ -17,7 +17,8 @@ def parent_of(path):
     for node in tree.body:
         if isinstance(node, ast.Assign) and node.targets[0].id == '_base_':
             return osp.normpath(
-                osp.join(osp.dirname(path), ast.literal_eval(node.value)[0]))
+                osp.join(osp.dirname(path),
+                         ast.literal_eval(node.value)[0]))
     raise AssertionError(f'{path} has no _base_')
 
 
@@ -25,8 +26,10 @@ def with_cad_steps(pipeline, size):
     """The parent's pipeline as the CAD configs must change it."""
     out = [dict(t) for t in pipeline]
     out.insert(1, dict(type='ResizeCADImage', size=size))
-    return [dict(type='PackCADInputs') if t['type'] == 'PackSegInputs' else t
-            for t in out]
+    return [
+        dict(type='PackCADInputs') if t['type'] == 'PackSegInputs' else t
+        for t in out
+    ]
 
 
 def loaders(cfg):
@@ -43,8 +46,8 @@ def test_cad_configs_keep_the_original_image_for_cad(path):
     for loader in loaders(cfg):
         steps = [t['type'] for t in loader.dataset.pipeline]
         assert steps[0].startswith('LoadImage')
-        assert loader.dataset.pipeline[1] == dict(type='ResizeCADImage',
-                                                  size=size)
+        assert loader.dataset.pipeline[1] == dict(
+            type='ResizeCADImage', size=size)
         assert 'PackCADInputs' in steps and 'PackSegInputs' not in steps
     if path.endswith('_cached.py'):
         return
@@ -53,8 +56,8 @@ def test_cad_configs_keep_the_original_image_for_cad(path):
     assert cfg.train_pipeline == with_cad_steps(parent.train_pipeline, size)
     assert cfg.test_pipeline == with_cad_steps(parent.test_pipeline, size)
     for ours, theirs in zip(loaders(cfg), loaders(parent)):
-        assert ours.dataset.pipeline == with_cad_steps(
-            theirs.dataset.pipeline, size)
+        assert ours.dataset.pipeline == with_cad_steps(theirs.dataset.pipeline,
+                                                       size)
         assert {k: v for k, v in ours.items() if k != 'dataset'} == \
             {k: v for k, v in theirs.items() if k != 'dataset'}
         assert {k: v for k, v in ours.dataset.items() if k != 'pipeline'} \
@@ -63,11 +66,13 @@ def test_cad_configs_keep_the_original_image_for_cad(path):
 
 
 @pytest.mark.parametrize(
-    'path', [p for p in CAD_CONFIGS if 'vit-b' in osp.basename(p)
-             and 'trans10k' not in osp.basename(p)],
+    'path', [
+        p for p in CAD_CONFIGS
+        if 'vit-b' in osp.basename(p) and 'trans10k' not in osp.basename(p)
+    ],
     ids=lambda p: osp.basename(p))
 def test_cad_paper_configs_use_the_reference_loss(path):
     """BCE + IoU smoothed by 1e-3, no boundary weights."""
     loss = Config.fromfile(path).model.decode_head.loss_decode
-    assert loss == dict(type='StructureLoss', boundary_weight=0.0,
-                        iou_smooth=1e-3)
+    assert loss == dict(
+        type='StructureLoss', boundary_weight=0.0, iou_smooth=1e-3)

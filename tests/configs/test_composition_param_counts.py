@@ -11,8 +11,8 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-
 from mmseg.registry import MODELS
+
 from helpers import REPO
 
 R, CONV_LORA_EXTRA = 3, 2 * 3 * 8 + 8 * (9 * 3 * 3 + 3)
@@ -49,12 +49,12 @@ def heads_and_neck(model):
 
 
 @pytest.mark.parametrize('name,backbone', [
-    ('sam_upernet/convlora_sam-vit-b_upernet_ade20k-512x512.py',
-     12 * (R * (768 + 3 * 768) + CONV_LORA_EXTRA)),
+    ('sam_upernet/convlora_sam-vit-b_upernet_ade20k-512x512.py', 12 *
+     (R * (768 + 3 * 768) + CONV_LORA_EXTRA)),
     ('peft_backbones/convlora_segformer-mit-b0_ade20k-512x512.py',
      sum(2 * 3 * (R * 2 * c + CONV_LORA_EXTRA) for c in (32, 64, 160, 256))),
-    ('peft_backbones/lora_vit-b16_upernet_ade20k-512x512.py',
-     12 * 2 * R * (768 + 768)),
+    ('peft_backbones/lora_vit-b16_upernet_ade20k-512x512.py', 12 * 2 * R *
+     (768 + 768)),
 ])
 def test_mmseg_heads_on_adapted_backbones(name, backbone):
     model = build(name)

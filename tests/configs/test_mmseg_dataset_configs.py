@@ -9,8 +9,8 @@ from mmengine.config import Config
 
 from helpers import REPO
 
-MMSEG_DATASETS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
-                          '_base_', 'datasets')
+MMSEG_DATASETS = osp.join(
+    osp.dirname(mmseg.__file__), '.mim', 'configs', '_base_', 'datasets')
 OURS = osp.join(REPO, 'configs', '_base_', 'datasets')
 KEYS = ('dataset_type', 'data_root', 'crop_size', 'train_pipeline',
         'test_pipeline', 'train_dataloader', 'val_dataloader',
@@ -63,8 +63,9 @@ def test_sam_variants_change_only_the_test_resize(name):
     base, sam = Config.fromfile(osp.join(OURS, name)), Config.fromfile(
         osp.join(OURS, variant))
     resize = dict(type='Resize', scale=size, keep_ratio=True)
-    expected = [resize if t['type'] == 'Resize' else t
-                for t in base.test_pipeline]
+    expected = [
+        resize if t['type'] == 'Resize' else t for t in base.test_pipeline
+    ]
     assert sam.test_pipeline == expected
     for key in ('val_dataloader', 'test_dataloader'):
         loader = sam[key].to_dict()

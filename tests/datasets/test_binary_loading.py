@@ -3,15 +3,15 @@ import os
 import cv2
 import numpy as np
 import pytest
-
 from mmseg.registry import DATASETS, TRANSFORMS
+
 from mmseg_convlora.datasets.transforms import binarize_mask
 
 
 def load(path, ori_shape=None):
     transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
-    results = dict(seg_map_path=str(path), seg_fields=[],
-                   reduce_zero_label=False)
+    results = dict(
+        seg_map_path=str(path), seg_fields=[], reduce_zero_label=False)
     if ori_shape is not None:
         results.update(ori_shape=ori_shape, img_path='img.jpg')
     return transform(results)['gt_seg_map']
@@ -87,8 +87,9 @@ def make_sbu(root, split_dirs, n=3, missing_mask=False):
         os.makedirs(root / img_dir)
         os.makedirs(root / mask_dir)
         for i in range(n):
-            cv2.imwrite(str(root / img_dir / f'{i}.jpg'),
-                        np.full((8, 8, 3), 100, np.uint8))
+            cv2.imwrite(
+                str(root / img_dir / f'{i}.jpg'),
+                np.full((8, 8, 3), 100, np.uint8))
             if missing_mask and i == n - 1:
                 continue
             m = np.zeros((8, 8), np.uint8)
@@ -132,8 +133,9 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_image_without_mask_is_an_error(tmp_path):
-    make_sbu(tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')],
-             missing_mask=True)
+    make_sbu(
+        tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')],
+        missing_mask=True)
     with pytest.raises(FileNotFoundError, match='have no mask'):
         DATASETS.build(sbu_cfg(tmp_path))
 
@@ -145,10 +147,10 @@ def write_mask(path, mask):
 
 
 def load_with(path, **kwargs):
-    transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations',
-                                      **kwargs))
-    return transform(dict(seg_map_path=str(path), seg_fields=[],
-                          reduce_zero_label=False))['gt_seg_map']
+    transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations', **kwargs))
+    return transform(
+        dict(seg_map_path=str(path), seg_fields=[],
+             reduce_zero_label=False))['gt_seg_map']
 
 
 VOID_MASK = np.array([[0, 1, 255], [1, 1, 0]], np.uint8)
@@ -162,8 +164,12 @@ def test_0_1_mask_with_255_void_loads_object_and_ignore(tmp_path):
     expected = [[0, 1, 255], [1, 1, 0]]
     assert load_with(path, mask_encoding='0-1').tolist() == expected
     transform = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
-    results = transform(dict(seg_map_path=path, seg_fields=[],
-                             reduce_zero_label=False, mask_encoding='0-1'))
+    results = transform(
+        dict(
+            seg_map_path=path,
+            seg_fields=[],
+            reduce_zero_label=False,
+            mask_encoding='0-1'))
     assert results['gt_seg_map'].tolist() == expected
 
 
@@ -175,8 +181,8 @@ def test_ambiguous_0_1_255_mask_names_file_and_option(tmp_path):
     assert 'ambiguous.png' in msg and 'ambiguous' in msg
     assert 'mask_encoding' in msg and "'0-1'" in msg and "'0-255'" in msg
     # declared as a 0/255 mask, the stray 1s are background
-    assert load_with(path, mask_encoding='0-255').tolist() == [[0, 0, 1],
-                                                               [0, 0, 0]]
+    assert load_with(
+        path, mask_encoding='0-255').tolist() == [[0, 0, 1], [0, 0, 0]]
 
 
 def test_0_255_mask_with_255_declared_void(tmp_path):
@@ -192,8 +198,7 @@ def test_other_void_value_in_a_0_255_mask(tmp_path):
 
 
 def test_0_1_encoding_refuses_other_values(tmp_path):
-    path = write_mask(tmp_path / 'ids.png',
-                      np.array([[0, 1, 2]], np.uint8))
+    path = write_mask(tmp_path / 'ids.png', np.array([[0, 1, 2]], np.uint8))
     with pytest.raises(ValueError, match=r"ids.png.*'0-1'"):
         load_with(path, mask_encoding='0-1')
 
@@ -204,8 +209,7 @@ def test_jpeg_rgb_masks_keep_loading_as_before(tmp_path):
     mask = np.zeros((64, 80), np.uint8)
     cv2.circle(mask, (40, 32), 20, 255, -1)
     path = str(tmp_path / 'polyp.jpg')
-    cv2.imwrite(path, np.stack([mask] * 3, -1),
-                [cv2.IMWRITE_JPEG_QUALITY, 75])
+    cv2.imwrite(path, np.stack([mask] * 3, -1), [cv2.IMWRITE_JPEG_QUALITY, 75])
     stored = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     assert len(np.unique(stored)) > 10  # really noisy
     out = load_with(path)
@@ -214,10 +218,11 @@ def test_jpeg_rgb_masks_keep_loading_as_before(tmp_path):
 
 
 def test_dataset_passes_its_mask_encoding_to_the_loader(tmp_path):
-    make_sbu(tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')],
-             n=1)
-    cv2.imwrite(str(tmp_path / 'SBU-Test/ShadowMasks/0.png'),
-                np.tile(np.array([0, 1, 255, 1], np.uint8), (8, 2)))
+    make_sbu(
+        tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')], n=1)
+    cv2.imwrite(
+        str(tmp_path / 'SBU-Test/ShadowMasks/0.png'),
+        np.tile(np.array([0, 1, 255, 1], np.uint8), (8, 2)))
     cfg = sbu_cfg(tmp_path, [dict(type='LoadBinaryAnnotations')])
     with pytest.raises(ValueError, match='ambiguous'):
         DATASETS.build(cfg)[0]
@@ -234,8 +239,9 @@ def test_unused_files_are_counted_when_the_dataset_is_built(
     make_sbu(tmp_path, [('SBU-Test/ShadowImages', 'SBU-Test/ShadowMasks')])
     img_dir = tmp_path / 'SBU-Test/ShadowImages'
     cv2.imwrite(str(img_dir / 'other.png'), np.zeros((8, 8, 3), np.uint8))
-    cv2.imwrite(str(tmp_path / 'SBU-Test/ShadowMasks/orphan.png'),
-                np.zeros((8, 8), np.uint8))
+    cv2.imwrite(
+        str(tmp_path / 'SBU-Test/ShadowMasks/orphan.png'),
+        np.zeros((8, 8), np.uint8))
     log = capture_log(MMLogger.get_current_instance())
     ds = DATASETS.build(sbu_cfg(tmp_path))
     assert len(ds) == 3

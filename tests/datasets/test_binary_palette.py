@@ -13,8 +13,8 @@ def relative_luminance(rgb):
     channels = []
     for c in rgb:
         c = c / 255
-        channels.append(c / 12.92 if c <= 0.03928 else
-                        ((c + 0.055) / 1.055)**2.4)
+        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) /
+                                                        1.055)**2.4)
     r, g, b = channels
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 

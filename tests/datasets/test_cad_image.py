@@ -26,8 +26,8 @@ def pipeline(flip_prob, cad=True):
         steps.append(dict(type='ResizeCADImage', size=16))
     steps += [dict(type='Resize', scale=(32, 32), keep_ratio=False)]
     if flip_prob is not None:
-        steps.append(dict(type='RandomFlip', prob=flip_prob,
-                          direction='horizontal'))
+        steps.append(
+            dict(type='RandomFlip', prob=flip_prob, direction='horizontal'))
     steps.append(dict(type='PackCADInputs' if cad else 'PackSegInputs'))
     return Compose(steps)
 
@@ -76,10 +76,9 @@ def test_misplaced_steps_are_explained(image_file):
     ])
     with pytest.raises(ValueError, match='right after the image is loaded'):
         late(dict(img_path=path))
-    missing = Compose([
-        dict(type='LoadImageChecked'),
-        dict(type='PackCADInputs')
-    ])
+    missing = Compose(
+        [dict(type='LoadImageChecked'),
+         dict(type='PackCADInputs')])
     with pytest.raises(ValueError, match="type='ResizeCADImage'"):
         missing(dict(img_path=path))
     with pytest.raises(ValueError, match='positive int'):
@@ -93,7 +92,8 @@ def test_vertical_flip_is_followed(image_file):
         dict(type='ResizeCADImage', size=16, to_rgb=False),
         dict(type='RandomFlip', prob=1.0, direction='vertical'),
         dict(type='PackCADInputs')
-    ])(dict(img_path=path))
+    ])(
+        dict(img_path=path))
     expected = mmcv.imflip(mmcv.imresize(img, (16, 16)), 'vertical')
     assert torch.equal(out['data_samples'].cad_image,
                        torch.from_numpy(expected.transpose(2, 0, 1).copy()))

@@ -61,8 +61,10 @@ def v1_root(tmp_path):
     root = tmp_path / 'Trans10K'
     for i, name in enumerate(['b', 'a', 'c']):
         _write_img(root / 'train' / 'images' / f'{name}.jpg')
-        _write_v1_mask(root / 'train' / 'masks' / f'{name}_mask.png',
-                       _ids_v1(i), mode='RGBA' if i % 2 else 'RGB')
+        _write_v1_mask(
+            root / 'train' / 'masks' / f'{name}_mask.png',
+            _ids_v1(i),
+            mode='RGBA' if i % 2 else 'RGB')
     for sub in ('easy', 'hard'):
         _write_img(root / 'validation' / sub / 'images' / f'{sub}1.jpg')
         _write_v1_mask(
@@ -76,8 +78,10 @@ def v2_root(tmp_path):
     root = tmp_path / 'Trans10K_cls12'
     for i, name in enumerate(['x', 'y']):
         _write_img(root / 'train' / 'images' / f'{name}.jpg')
-        _write_v2_mask(root / 'train' / 'masks_12' / f'{name}_mask.png',
-                       _ids_v2(i), mode='P' if i else 'L')
+        _write_v2_mask(
+            root / 'train' / 'masks_12' / f'{name}_mask.png',
+            _ids_v2(i),
+            mode='P' if i else 'L')
     return root
 
 
@@ -246,10 +250,11 @@ def test_size_mismatch_names_both_files(v1_root):
     # without a loaded image, the size is read from the image header
     t = LoadTrans10KAnnotations(version='v1')
     with pytest.raises(ValueError, match='a.jpg'):
-        t(dict(
-            img_path=str(img),
-            seg_map_path=str(v1_root / 'train' / 'masks' / 'a_mask.png'),
-            seg_fields=[]))
+        t(
+            dict(
+                img_path=str(img),
+                seg_map_path=str(v1_root / 'train' / 'masks' / 'a_mask.png'),
+                seg_fields=[]))
 
 
 def test_transform_needs_version():

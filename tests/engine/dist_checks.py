@@ -42,13 +42,12 @@ def check_sync_bn(rank: int, world: int) -> None:
     out = sync(xs)
     (out * dy[part]).sum().backward()
     torch.testing.assert_close(out, out_ref[part], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(xs.grad, xr.grad[part], rtol=1e-4,
-                               atol=1e-5)
+    torch.testing.assert_close(xs.grad, xr.grad[part], rtol=1e-4, atol=1e-5)
     for name in ('weight', 'bias'):
         g = getattr(sync, name).grad.clone()
         dist.all_reduce(g)
-        torch.testing.assert_close(g, getattr(ref, name).grad, rtol=1e-4,
-                                   atol=1e-4)
+        torch.testing.assert_close(
+            g, getattr(ref, name).grad, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(sync.running_mean, ref.running_mean)
     torch.testing.assert_close(sync.running_var, ref.running_var)
     sync.eval()  # eval: no communication, running statistics

@@ -42,9 +42,11 @@ class DumpRankStateHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         os.makedirs(self.out_dir, exist_ok=True)
-        torch.save({k: v.detach().cpu().clone()
-                    for k, v in model.state_dict().items()},
-                   osp.join(self.out_dir, f'rank{get_rank()}.pth'))
+        torch.save(
+            {
+                k: v.detach().cpu().clone()
+                for k, v in model.state_dict().items()
+            }, osp.join(self.out_dir, f'rank{get_rank()}.pth'))
 
 
 @METRICS.register_module()
@@ -64,5 +66,4 @@ class RecordSamplesMetric(BaseMetric):
     def compute_metrics(self, results):
         with open(self.out_file, 'w') as f:
             json.dump(list(results), f)
-        return dict(num_samples=len(results),
-                    num_unique=len(set(results)))
+        return dict(num_samples=len(results), num_unique=len(set(results)))

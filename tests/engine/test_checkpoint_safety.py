@@ -84,9 +84,8 @@ def test_previous_best_is_kept_until_the_new_best_is_written(
 
 def test_previous_best_is_removed_once_the_new_one_is_complete(short_run):
     files = pth_files(short_run)
-    assert [f for f in files if f.startswith('best_')] == [
-        'best_clock_iter_4.pth'
-    ]
+    assert [f for f in files
+            if f.startswith('best_')] == ['best_clock_iter_4.pth']
 
 
 # ------------------------------------- items 8, 9, 12: resume from files
@@ -107,8 +106,8 @@ def test_missing_pointer_falls_back_to_newest_complete_checkpoint(
     os.remove(osp.join(work, 'last_checkpoint'))
     assert find_resume_checkpoint(work) == osp.join(work, 'iter_4.pth')
 
-    cfg = iter_config(work, max_iters=6, adapter=None, keep=2,
-                      save_best='clock')
+    cfg = iter_config(
+        work, max_iters=6, adapter=None, keep=2, save_best='clock')
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
     start = StartIter(runner)
@@ -130,8 +129,7 @@ def test_truncated_checkpoint_given_to_resume_names_file_and_fix(
     truncate(bad)
     train = load_tool('train.py')
     with pytest.raises(SystemExit) as err:
-        train.main([DEMO, '--work-dir', work,
-                    '--resume', bad])
+        train.main([DEMO, '--work-dir', work, '--resume', bad])
     msg = str(err.value)
     assert bad in msg and 'truncated' in msg
     assert f'--resume {osp.join(work, "iter_2.pth")}' in msg
@@ -145,8 +143,7 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path, make):
         os.makedirs(work)
     train = load_tool('train.py')
     with pytest.raises(SystemExit) as err:
-        train.main([DEMO, '--work-dir', work,
-                    '--resume'])
+        train.main([DEMO, '--work-dir', work, '--resume'])
     msg = str(err.value)
     assert work in msg and 'nothing to resume' in msg
     assert 'without --resume' in msg
@@ -156,20 +153,25 @@ def test_copied_work_dir_resumes_and_deletes_its_own_files_only(
         short_run, tmp_path, iter_config):
     original = copy_run(short_run, tmp_path / 'original')
     copy = copy_run(original, tmp_path / 'copy')
-    before = {f: os.stat(osp.join(original, f)).st_mtime_ns
-              for f in os.listdir(original)}
-    cfg = iter_config(copy, max_iters=6, adapter=None, keep=2,
-                      save_best='clock')
+    before = {
+        f: os.stat(osp.join(original, f)).st_mtime_ns
+        for f in os.listdir(original)
+    }
+    cfg = iter_config(
+        copy, max_iters=6, adapter=None, keep=2, save_best='clock')
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
     start = StartIter(runner)
     runner.train()
     assert start.iter == 4
     # the copy replaced its own best checkpoint; the original is untouched
-    assert pth_files(copy) == ['best_clock_iter_6.pth', 'iter_4.pth',
-                               'iter_6.pth']
-    assert {f: os.stat(osp.join(original, f)).st_mtime_ns
-            for f in os.listdir(original)} == before
+    assert pth_files(copy) == [
+        'best_clock_iter_6.pth', 'iter_4.pth', 'iter_6.pth'
+    ]
+    assert {
+        f: os.stat(osp.join(original, f)).st_mtime_ns
+        for f in os.listdir(original)
+    } == before
 
 
 def test_moved_work_dir_resumes(short_run, tmp_path, iter_config):
@@ -187,14 +189,15 @@ def test_moved_work_dir_resumes(short_run, tmp_path, iter_config):
         f.write(osp.join(gone, 'iter_4.pth'))
     assert find_resume_checkpoint(moved) == ckpt_path
 
-    cfg = iter_config(moved, max_iters=6, adapter=None, keep=2,
-                      save_best='clock')
+    cfg = iter_config(
+        moved, max_iters=6, adapter=None, keep=2, save_best='clock')
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 6
-    assert pth_files(moved) == ['best_clock_iter_6.pth', 'iter_4.pth',
-                                'iter_6.pth']
+    assert pth_files(moved) == [
+        'best_clock_iter_6.pth', 'iter_4.pth', 'iter_6.pth'
+    ]
 
 
 # --------------------------------------------- item 12: verified saves
@@ -225,15 +228,17 @@ def test_second_run_in_the_same_work_dir_is_refused(iter_config, tmp_path):
     work = str(tmp_path / 'work')
     lock_module = osp.join(REPO, 'mmseg_convlora', 'engine', 'runner',
                            'work_dir_lock.py')
-    holder = subprocess.Popen(
-        [sys.executable, '-c',
-         'import importlib.util as u, sys\n'
-         f'spec = u.spec_from_file_location("lock", {lock_module!r})\n'
-         'm = u.module_from_spec(spec); spec.loader.exec_module(m)\n'
-         f'm.WorkDirLock({work!r}).acquire()\n'
-         'print("locked", flush=True)\n'
-         'sys.stdin.read()\n'],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([
+        sys.executable, '-c', 'import importlib.util as u, sys\n'
+        f'spec = u.spec_from_file_location("lock", {lock_module!r})\n'
+        'm = u.module_from_spec(spec); spec.loader.exec_module(m)\n'
+        f'm.WorkDirLock({work!r}).acquire()\n'
+        'print("locked", flush=True)\n'
+        'sys.stdin.read()\n'
+    ],
+                              stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == 'locked'
         runner = Runner.from_cfg(iter_config(work, adapter=None))
@@ -258,8 +263,8 @@ def test_validation_set_without_foreground_is_explained(
         mask = cv2.imread(osp.join(masks, name), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(osp.join(masks, name), mask * 0)
     work = str(tmp_path / 'work')
-    cfg = iter_config(work, max_iters=2, adapter=None, save_best='BER',
-                      rule='less')
+    cfg = iter_config(
+        work, max_iters=2, adapter=None, save_best='BER', rule='less')
     cfg.val_dataloader.dataset.data_root = root
     runner = Runner.from_cfg(cfg)
     log = capture_log(runner.logger)

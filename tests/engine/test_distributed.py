@@ -35,8 +35,8 @@ def run_dist(args, env_extra=None):
     env['PORT'] = str(free_port())
     env['OMP_NUM_THREADS'] = '1'
     env.update(env_extra or {})
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                          text=True)
+    return subprocess.run(
+        args, cwd=REPO, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope='module')
@@ -46,8 +46,7 @@ def odd_demo(demo_data, tmp_path_factory):
     shutil.copytree(demo_data, root)
     name = sorted(os.listdir(osp.join(root, 'val', 'images')))[-1]
     os.remove(osp.join(root, 'val', 'images', name))
-    os.remove(osp.join(root, 'val', 'masks',
-                       osp.splitext(name)[0] + '.png'))
+    os.remove(osp.join(root, 'val', 'masks', osp.splitext(name)[0] + '.png'))
     return root
 
 
@@ -86,12 +85,11 @@ def write_config(tmp_path, data_root, adapter):
 
 
 @pytest.mark.parametrize('adapter', ['convlora', 'cad'])
-def test_ddp_two_gloo_processes_identical_weights(adapter, odd_demo,
-                                                  tmp_path):
+def test_ddp_two_gloo_processes_identical_weights(adapter, odd_demo, tmp_path):
     cfg = write_config(tmp_path, odd_demo, adapter)
     work = str(tmp_path / 'work')
-    proc = run_dist(['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir',
-                     work])
+    proc = run_dist(
+        ['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', work])
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     # 32 training images, 2 ranks x batch 4: 4 iterations per rank
@@ -103,10 +101,10 @@ def test_ddp_two_gloo_processes_identical_weights(adapter, odd_demo,
         assert 'find_unused_parameters=False' in log
         assert '3 BatchNorm layers synchronised' in log
 
-    r0 = torch.load(osp.join(tmp_path, 'ranks', 'rank0.pth'),
-                    weights_only=True)
-    r1 = torch.load(osp.join(tmp_path, 'ranks', 'rank1.pth'),
-                    weights_only=True)
+    r0 = torch.load(
+        osp.join(tmp_path, 'ranks', 'rank0.pth'), weights_only=True)
+    r1 = torch.load(
+        osp.join(tmp_path, 'ranks', 'rank1.pth'), weights_only=True)
     assert r0.keys() == r1.keys()
     for key in r0:
         assert torch.equal(r0[key], r1[key]), f'{key} differs across ranks'
@@ -127,14 +125,17 @@ def test_ddp_two_gloo_processes_identical_weights(adapter, odd_demo,
 
 def test_wrapper_decides_unused_parameters_and_sync_bn(tiny_sam_file):
     from mmseg.registry import MODELS
-    grouped = MODELS.build(tiny_model_cfg(
-        tiny_sam_file[0], adapter=dict(type='ConvLoRA', dispatch='grouped')))
-    dense = MODELS.build(tiny_model_cfg(
-        tiny_sam_file[0], adapter=dict(type='ConvLoRA', dispatch='dense')))
-    auto = MODELS.build(tiny_model_cfg(
-        tiny_sam_file[0], adapter=dict(type='ConvLoRA')))
-    lora = MODELS.build(tiny_model_cfg(
-        tiny_sam_file[0], adapter=dict(type='LoRA')))
+    grouped = MODELS.build(
+        tiny_model_cfg(
+            tiny_sam_file[0],
+            adapter=dict(type='ConvLoRA', dispatch='grouped')))
+    dense = MODELS.build(
+        tiny_model_cfg(
+            tiny_sam_file[0], adapter=dict(type='ConvLoRA', dispatch='dense')))
+    auto = MODELS.build(
+        tiny_model_cfg(tiny_sam_file[0], adapter=dict(type='ConvLoRA')))
+    lora = MODELS.build(
+        tiny_model_cfg(tiny_sam_file[0], adapter=dict(type='LoRA')))
     assert needs_find_unused_parameters(grouped, 'cuda')
     assert not needs_find_unused_parameters(dense, 'cpu')
     assert needs_find_unused_parameters(auto, 'cpu')
@@ -149,22 +150,28 @@ def test_sync_bn_config_reverts_to_bn_when_not_distributed(
     """``norm_cfg=dict(type='SyncBN')`` in a single-process run: mmengine
     turns the layers back into BatchNorm, and training works."""
     from mmengine.runner import Runner
+
     from helpers import demo_config
     cfg = demo_config(demo_data, str(tmp_path / 'w'))
     cfg.model.backbone.adapter = dict(
         type='CAD', channels=32, input_size=64, norm_cfg=dict(type='SyncBN'))
     cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'  # own instance
     runner = Runner.from_cfg(cfg)
-    norms = [m for m in runner.model.modules()
-             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    norms = [
+        m for m in runner.model.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+    ]
     assert len(norms) == 3
     assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
 
 
 def test_gloo_sync_bn_and_mask_loss_normaliser():
-    proc = run_dist(['python', '-m', 'torch.distributed.run',
-                     '--nproc_per_node', '2', '--master_port',
-                     str(free_port()), osp.join(HERE, 'dist_checks.py')])
+    proc = run_dist([
+        'python', '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+        '--master_port',
+        str(free_port()),
+        osp.join(HERE, 'dist_checks.py')
+    ])
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     for rank in (0, 1):
@@ -179,6 +186,7 @@ def test_fsdp_flexible_runner_two_gloo_processes(demo_data, tmp_path,
     global norm, validates, and rank 0 writes a trainable-only checkpoint
     that a plain (non-FSDP) model loads."""
     from mmseg.registry import MODELS
+
     from mmseg_convlora.engine.hooks import trainable_state_keys
     fsdp = Config.fromfile(
         osp.join(REPO, 'configs', 'convlora', 'sbu_fsdp.py'))
@@ -201,15 +209,17 @@ def test_fsdp_flexible_runner_two_gloo_processes(demo_data, tmp_path,
         'optim_wrapper = dict(clip_grad=dict(max_norm=0.01, norm_type=2))\n'
         'default_hooks = dict(checkpoint=dict(save_best=None))\n')
     work = str(tmp_path / 'work')
-    proc = run_dist(['bash', 'tools/dist_train.sh', str(path), '2',
-                     '--work-dir', work])
+    proc = run_dist(
+        ['bash', 'tools/dist_train.sh',
+         str(path), '2', '--work-dir', work])
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'Epoch(train) [1][4/4]' in log and 'BER:' in log
     assert 'clipped by the global norm' in log
     ckpt = torch.load(osp.join(work, 'epoch_1.pth'), weights_only=True)
-    model = MODELS.build(tiny_model_cfg(
-        tiny_sam_file[0], adapter=dict(type='ConvLoRA', rank=3, alpha=32,
-                                       num_experts=8)))
+    model = MODELS.build(
+        tiny_model_cfg(
+            tiny_sam_file[0],
+            adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)))
     assert set(ckpt['state_dict']) == trainable_state_keys(model)
     model.load_state_dict(ckpt['state_dict'], strict=False)

@@ -34,12 +34,23 @@ MAX_ITERS = 4
 
 
 def iter_cfg(cfg, max_iters=MAX_ITERS, val_interval=2, keep=1):
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                         val_interval=val_interval)
-    cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
-                                begin=0, end=max_iters, by_epoch=False)]
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop',
+        max_iters=max_iters,
+        val_interval=val_interval)
+    cfg.param_scheduler = [
+        dict(
+            type='PolyLR',
+            power=1.0,
+            eta_min=0.0,
+            begin=0,
+            end=max_iters,
+            by_epoch=False)
+    ]
     cfg.default_hooks.checkpoint = dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=2,
+        type='SafeCheckpointHook',
+        by_epoch=False,
+        interval=2,
         max_keep_ckpts=keep)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(by_epoch=False)
@@ -53,11 +64,11 @@ def iter_cfg(cfg, max_iters=MAX_ITERS, val_interval=2, keep=1):
 
 def write_cfg(path, demo_data, kill_at=None):
     cfg = iter_cfg(demo_config(demo_data, 'unused'))
-    cfg.custom_imports = dict(imports=['mmseg_convlora', 'fault_hooks'],
-                              allow_failed_imports=False)
+    cfg.custom_imports = dict(
+        imports=['mmseg_convlora', 'fault_hooks'], allow_failed_imports=False)
     if kill_at is not None:
-        cfg.custom_hooks = list(cfg.custom_hooks) + [
-            dict(type='SelfKillHook', at_iter=kill_at)]
+        cfg.custom_hooks = list(
+            cfg.custom_hooks) + [dict(type='SelfKillHook', at_iter=kill_at)]
     cfg.dump(str(path))
     return str(path)
 
@@ -68,9 +79,11 @@ def test_sigkill_then_resume_equals_uninterrupted_run(demo_data, tmp_path,
     monkeypatch.setenv('PYTHONPATH',
                        HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
     work = str(tmp_path / 'work')
-    killed = run_tool(['tools/train.py',
-                       write_cfg(tmp_path / 'kill.py', demo_data, kill_at=3),
-                       '--work-dir', work])
+    killed = run_tool([
+        'tools/train.py',
+        write_cfg(tmp_path / 'kill.py', demo_data, kill_at=3), '--work-dir',
+        work
+    ])
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read().strip().endswith('iter_2.pth')
@@ -102,9 +115,11 @@ def test_sigkill_then_resume_equals_uninterrupted_run(demo_data, tmp_path,
 
 
 def small_cfg(demo_data, work_dir, safe=True):
-    cfg = iter_cfg(demo_config(demo_data, work_dir,
-                               **{'model.backbone.adapter': None}),
-                   max_iters=4, val_interval=100, keep=1)
+    cfg = iter_cfg(
+        demo_config(demo_data, work_dir, **{'model.backbone.adapter': None}),
+        max_iters=4,
+        val_interval=100,
+        keep=1)
     if not safe:
         cfg.default_hooks.checkpoint.type = 'CheckpointHook'
     return cfg
@@ -130,9 +145,8 @@ def test_failed_save_keeps_previous_checkpoint_and_resume_uses_it(
     with pytest.raises(OSError, match='simulated crash'):
         runner.train()
     monkeypatch.setattr(af, '_write_all', real_write)
-    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
-        'iter_2.pth'
-    ]
+    assert sorted(f for f in os.listdir(work)
+                  if f.endswith('.pth')) == ['iter_2.pth']
     assert not [f for f in os.listdir(work) if '.tmp-' in f]
     with open(osp.join(work, 'last_checkpoint')) as f:
         assert f.read().strip().endswith('iter_2.pth')
@@ -144,9 +158,8 @@ def test_failed_save_keeps_previous_checkpoint_and_resume_uses_it(
     resumed = Runner.from_cfg(cfg)
     resumed.train()
     assert resumed.iter == 4
-    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
-        'iter_4.pth'
-    ]
+    assert sorted(f for f in os.listdir(work)
+                  if f.endswith('.pth')) == ['iter_4.pth']
 
 
 def test_mmengine_checkpoint_hook_alone_loses_the_checkpoint(
@@ -203,16 +216,24 @@ def worker_cfg(demo_data, work_dir, persistent=False):
     """Two epochs of 2 iterations, flips drawn in 2 dataloader workers,
     Conv-LoRA's noisy gate, validation after each epoch."""
     cfg = demo_config(demo_data, str(work_dir))
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2,
-                         val_interval=1)
-    cfg.param_scheduler = [dict(type='PolyLR', power=1.0, eta_min=0.0,
-                                begin=0, end=2, by_epoch=True,
-                                convert_to_iter_based=True)]
+    cfg.train_cfg = dict(
+        type='EpochBasedTrainLoop', max_epochs=2, val_interval=1)
+    cfg.param_scheduler = [
+        dict(
+            type='PolyLR',
+            power=1.0,
+            eta_min=0.0,
+            begin=0,
+            end=2,
+            by_epoch=True,
+            convert_to_iter_based=True)
+    ]
     cfg.default_hooks.checkpoint = dict(
-        type='SafeCheckpointHook', by_epoch=True, interval=1,
+        type='SafeCheckpointHook',
+        by_epoch=True,
+        interval=1,
         max_keep_ckpts=-1)
-    cfg.train_dataloader.update(num_workers=2,
-                                persistent_workers=persistent)
+    cfg.train_dataloader.update(num_workers=2, persistent_workers=persistent)
     cfg.train_dataloader.dataset.indices = 8
     cfg.val_dataloader.dataset.indices = 2
     return cfg
@@ -242,8 +263,10 @@ def epoch_flips(loader, epochs):
     flips = []
     for epoch in epochs:
         loader.sampler.set_epoch(epoch)
-        flips.append([s.metainfo['flip'] for batch in loader
-                      for s in batch['data_samples']])
+        flips.append([
+            s.metainfo['flip'] for batch in loader
+            for s in batch['data_samples']
+        ])
     return flips
 
 
@@ -272,7 +295,7 @@ def test_resume_with_persistent_workers_warns(demo_data, tmp_path,
     loop.dataloader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     logger = MMLogger.get_current_instance()
     log = capture_log(logger)
-    runner = types.SimpleNamespace(iter=2, epoch=1, seed=0, logger=logger,
-                                   train_loop=loop)
+    runner = types.SimpleNamespace(
+        iter=2, epoch=1, seed=0, logger=logger, train_loop=loop)
     erh.ExactResumeHook().before_train(runner)
     assert 'persistent_workers=False for an exact resume' in log.text()

@@ -28,19 +28,19 @@ def test_mmengine_is_a_supported_version():
 
 
 def test_runner_private_attributes(demo_runner_factory):
-    runner = demo_runner_factory(resume=True, load_from='some/ckpt.pth',
-                                 randomness=dict(seed=3,
-                                                 diff_rank_seed=True))
-    assert private.randomness_cfg(runner) == dict(
-        seed=3, diff_rank_seed=True)
+    runner = demo_runner_factory(
+        resume=True,
+        load_from='some/ckpt.pth',
+        randomness=dict(seed=3, diff_rank_seed=True))
+    assert private.randomness_cfg(runner) == dict(seed=3, diff_rank_seed=True)
     assert private.resume_request(runner) == (True, 'some/ckpt.pth')
     private.set_resume_checkpoint(runner, 'other.pth')
     assert private.resume_request(runner) == (True, 'other.pth')
 
 
 def test_mean_losses_matches_the_val_loop():
-    losses = dict(loss_a=HistoryBuffer(), loss_b=HistoryBuffer(),
-                  acc=HistoryBuffer())
+    losses = dict(
+        loss_a=HistoryBuffer(), loss_b=HistoryBuffer(), acc=HistoryBuffer())
     for a, b in ((1.0, 4.0), (3.0, 6.0)):
         losses['loss_a'].update(a)
         losses['loss_b'].update(b)
@@ -55,8 +55,9 @@ def test_checkpoint_hook_calls_its_private_save_step():
     for name in ('_save_checkpoint', '_save_best_checkpoint'):
         assert '_save_checkpoint_with_step(' in inspect.getsource(
             getattr(CheckpointHook, name)), name
-    params = list(inspect.signature(
-        CheckpointHook._save_checkpoint_with_step).parameters)
+    params = list(
+        inspect.signature(
+            CheckpointHook._save_checkpoint_with_step).parameters)
     assert params == ['self', 'runner', 'step', 'meta']
     # the best checkpoint removes the previous one through the attribute
     # SafeCheckpointHook clears while it saves
@@ -73,11 +74,11 @@ def test_optim_wrapper_clips_through_its_private_method():
     # the seam is in the MRO before mmengine's class
     for cls in (OptimWrapper, AmpOptimWrapper):
         mro = cls.__mro__
-        assert mro.index(private.ClipGradSeam) < mro.index(
-            MMEngineOptimWrapper)
+        assert mro.index(
+            private.ClipGradSeam) < mro.index(MMEngineOptimWrapper)
     param = torch.nn.Parameter(torch.ones(3))
-    wrapper = OptimWrapper(torch.optim.SGD([param], lr=1.0),
-                           clip_grad=dict(max_norm=1.0))
+    wrapper = OptimWrapper(
+        torch.optim.SGD([param], lr=1.0), clip_grad=dict(max_norm=1.0))
     param.grad = torch.full((3, ), 10.0)
     wrapper.step()
     norm = torch.linalg.vector_norm(torch.full((3, ), 10.0)).item()
@@ -114,7 +115,10 @@ def demo_runner_factory(tmp_path, tiny_sam_file):
 
     def make(**kwargs):
         model = tiny_model_cfg(tiny_sam_file[0])
-        return Runner(model=model, work_dir=str(tmp_path / 'w'),
-                      default_scope='mmseg', **kwargs)
+        return Runner(
+            model=model,
+            work_dir=str(tmp_path / 'w'),
+            default_scope='mmseg',
+            **kwargs)
 
     return make

@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.engine.runner import (MultiDatasetTestLoop,
                                           MultiDatasetValLoop)
 from helpers import REPO, demo_config, run_tool
@@ -33,8 +33,8 @@ def loader(name, data_root, split, num=None, **extra):
         dataset=dict(
             type='BinarySegDataset',
             data_root=data_root,
-            data_prefix=dict(img_path=f'{split}/images',
-                             seg_map_path=f'{split}/masks'),
+            data_prefix=dict(
+                img_path=f'{split}/images', seg_map_path=f'{split}/masks'),
             pipeline=TEST_PIPELINE,
             **dataset_extra),
         **extra)
@@ -61,8 +61,12 @@ def test_tools_test_reports_each_test_set(demo_data, demo_checkpoint,
     cfg_path = tmp_path / 'two_sets.py'
     sets = [
         loader('shadowA', demo_data, 'val'),
-        loader('shadowB', demo_data, 'train', num=12,
-               evaluator=dict(type='SODMetric', beta2=0.3)),
+        loader(
+            'shadowB',
+            demo_data,
+            'train',
+            num=12,
+            evaluator=dict(type='SODMetric', beta2=0.3)),
     ]
     sam = osp.join(demo_data, 'tiny_sam.pth')
     cfg_path.write_text(
@@ -72,8 +76,10 @@ def test_tools_test_reports_each_test_set(demo_data, demo_checkpoint,
         "test_evaluator = dict(type='BERMetric')\n"
         "test_cfg = dict(type='MultiDatasetTestLoop')\n")
     work, out = str(tmp_path / 'work'), str(tmp_path / 'preds')
-    proc = run_tool(['tools/test.py', str(cfg_path), demo_checkpoint,
-                     '--work-dir', work, '--out', out])
+    proc = run_tool([
+        'tools/test.py',
+        str(cfg_path), demo_checkpoint, '--work-dir', work, '--out', out
+    ])
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "test set 'shadowA' (1/2, 8 images)" in log
@@ -102,11 +108,13 @@ def test_val_loop_picks_best_checkpoint_by_prefixed_key(demo_data, tmp_path):
     cfg = demo_config(demo_data, str(tmp_path / 'work'))
     cfg.model.backbone.adapter = None
     cfg.train_dataloader.dataset.indices = 4  # one iteration
-    cfg.val_dataloader = [loader('a', demo_data, 'val'),
-                          loader('b', demo_data, 'val')]
+    cfg.val_dataloader = [
+        loader('a', demo_data, 'val'),
+        loader('b', demo_data, 'val')
+    ]
     cfg.val_cfg = dict(type='MultiDatasetValLoop')
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1,
-                         val_interval=1)
+    cfg.train_cfg = dict(
+        type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(
         type='SafeCheckpointHook', interval=1, save_best='a/BER', rule='less')
@@ -132,26 +140,28 @@ class FakeRunner:
 
     def build_dataloader(self, cfg, **kwargs):
         assert 'name' not in cfg and 'evaluator' not in cfg
-        return types.SimpleNamespace(dataset=types.SimpleNamespace(
-            metainfo=dict(classes=('a', 'b'))), cfg=cfg)
+        return types.SimpleNamespace(
+            dataset=types.SimpleNamespace(metainfo=dict(classes=('a', 'b'))),
+            cfg=cfg)
 
     def build_evaluator(self, cfg):
         return types.SimpleNamespace(cfg=cfg, dataset_meta=None)
 
 
 def test_loop_builds_one_evaluator_per_set():
-    loop = MultiDatasetTestLoop(
-        FakeRunner(), [dict(name='x', batch_size=1),
-                       dict(name='y', batch_size=2,
-                            evaluator=dict(type='SODMetric'))],
-        dict(type='BERMetric'))
+    loop = MultiDatasetTestLoop(FakeRunner(), [
+        dict(name='x', batch_size=1),
+        dict(name='y', batch_size=2, evaluator=dict(type='SODMetric'))
+    ], dict(type='BERMetric'))
     assert loop.names == ['x', 'y']
-    assert [e.cfg['type'] for e in loop.evaluators] == ['BERMetric',
-                                                        'SODMetric']
+    assert [e.cfg['type']
+            for e in loop.evaluators] == ['BERMetric', 'SODMetric']
     assert loop.evaluators[0].dataset_meta == dict(classes=('a', 'b'))
     assert loop.dataloader is loop.dataloaders[0]
-    renamed = MultiDatasetTestLoop(FakeRunner(), [dict(batch_size=1)],
-                                   dict(type='BERMetric'), names=['z'])
+    renamed = MultiDatasetTestLoop(
+        FakeRunner(), [dict(batch_size=1)],
+        dict(type='BERMetric'),
+        names=['z'])
     assert renamed.names == ['z']
 
 
@@ -164,15 +174,14 @@ def test_loop_builds_one_evaluator_per_set():
 ])
 def test_loop_refuses_bad_sets(loaders, names, match):
     with pytest.raises(ValueError, match=match):
-        MultiDatasetTestLoop(FakeRunner(), loaders, dict(type='BERMetric'),
-                             names=names)
+        MultiDatasetTestLoop(
+            FakeRunner(), loaders, dict(type='BERMetric'), names=names)
 
 
 def test_polyp_config_has_five_named_test_sets():
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'convlora', 'polyp.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'convlora', 'polyp.py'))
     assert [d['name'] for d in cfg.test_dataloader] == [
-        'Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB', 'ETIS-LaribPolypDB',
-        'CVC-300']
+        'Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB', 'ETIS-LaribPolypDB', 'CVC-300'
+    ]
     assert cfg.test_cfg.type == 'MultiDatasetTestLoop'
     assert cfg.test_evaluator == dict(type='SODMetric', beta2=0.3)

@@ -13,8 +13,8 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.engine.hooks import NonFiniteLossError, NonFiniteLossHook
 from helpers import demo_config
 
@@ -26,7 +26,9 @@ class PoisonedLoss(nn.Module):
     """Squared error on the probabilities; NaN on the calls listed (still
     connected to the graph, so its gradients are NaN too)."""
 
-    def __init__(self, nan_on_calls=(2, ), nan_grad_on_calls=(),
+    def __init__(self,
+                 nan_on_calls=(2, ),
+                 nan_grad_on_calls=(),
                  loss_name='loss_poison'):
         super().__init__()
         self.nan_on_calls = tuple(nan_on_calls)
@@ -37,8 +39,8 @@ class PoisonedLoss(nn.Module):
     def forward(self, pred, target, ignore_index=255, **kwargs):
         self.calls += 1
         valid = (target != ignore_index).float()
-        loss = ((pred.squeeze(1).sigmoid() - target.clamp(max=1).float())**2
-                * valid).sum() / valid.sum().clamp(min=1)
+        loss = ((pred.squeeze(1).sigmoid() - target.clamp(max=1).float())**2 *
+                valid).sum() / valid.sum().clamp(min=1)
         if self.calls in self.nan_on_calls:
             loss = loss * float('nan')
         if self.calls in self.nan_grad_on_calls:
@@ -57,22 +59,32 @@ class Snapshots(Hook):
     def __init__(self):
         self.params = {}
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         self.params[runner.iter + 1] = _trainable(runner.model)
 
 
 def _trainable(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()
-            if p.requires_grad}
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
-def make_runner(demo_data, work_dir, action, max_iters=3, guard=True,
-                ckpt_interval=100, **loss):
+def make_runner(demo_data,
+                work_dir,
+                action,
+                max_iters=3,
+                guard=True,
+                ckpt_interval=100,
+                **loss):
     cfg = demo_config(demo_data, work_dir, **{'model.backbone.adapter': None})
     cfg.model.decode_head.loss_decode = dict(type='PoisonedLoss', **loss)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                         val_interval=100)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=max_iters, val_interval=100)
     cfg.param_scheduler = []
     cfg.default_hooks.checkpoint = dict(
         type='SafeCheckpointHook', interval=ckpt_interval, by_epoch=False)
@@ -89,8 +101,8 @@ def make_runner(demo_data, work_dir, action, max_iters=3, guard=True,
     return runner, snaps
 
 
-def test_nan_loss_stops_training_naming_iteration_and_term(demo_data,
-                                                           tmp_path):
+def test_nan_loss_stops_training_naming_iteration_and_term(
+        demo_data, tmp_path):
     runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise')
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
@@ -107,8 +119,8 @@ def test_nan_loss_stops_training_naming_iteration_and_term(demo_data,
 
 
 def test_nan_loss_skipped_when_configured(demo_data, tmp_path):
-    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'skip',
-                                max_iters=4)
+    runner, snaps = make_runner(
+        demo_data, str(tmp_path / 'w'), 'skip', max_iters=4)
     runner.train()  # completes
     hook = next(h for h in runner.hooks if isinstance(h, NonFiniteLossHook))
     assert hook.skipped_iters == [2]
@@ -125,16 +137,15 @@ def test_nan_loss_skipped_when_configured(demo_data, tmp_path):
 
 def test_without_the_guard_the_nan_corrupts_the_weights(demo_data, tmp_path):
     # the injected NaN is real: unguarded, it reaches every weight
-    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise',
-                                max_iters=2, guard=False)
+    runner, snaps = make_runner(
+        demo_data, str(tmp_path / 'w'), 'raise', max_iters=2, guard=False)
     runner.train()
     assert any(not torch.isfinite(v).all() for v in snaps.params[2].values())
 
 
-def test_skip_mode_gives_up_when_every_step_is_non_finite(demo_data,
-                                                          tmp_path):
-    runner, _ = make_runner(demo_data, str(tmp_path / 'w'), 'skip',
-                            max_iters=4)
+def test_skip_mode_gives_up_when_every_step_is_non_finite(demo_data, tmp_path):
+    runner, _ = make_runner(
+        demo_data, str(tmp_path / 'w'), 'skip', max_iters=4)
     hook = next(h for h in runner.hooks if isinstance(h, NonFiniteLossHook))
     hook.max_consecutive_skips = 1
     runner.model.decode_head.loss_decode.nan_on_calls = (2, 3)
@@ -144,8 +155,12 @@ def test_skip_mode_gives_up_when_every_step_is_non_finite(demo_data,
 
 def test_nan_gradient_of_a_finite_loss_stops_before_the_step(
         demo_data, tmp_path):
-    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise',
-                                nan_on_calls=(), nan_grad_on_calls=(2, ))
+    runner, snaps = make_runner(
+        demo_data,
+        str(tmp_path / 'w'),
+        'raise',
+        nan_on_calls=(),
+        nan_grad_on_calls=(2, ))
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
     msg = str(err.value)
@@ -172,8 +187,8 @@ class LearningRateBlowUp(Hook):
 def test_weights_that_blow_up_stop_training_before_they_are_saved(
         demo_data, tmp_path, action):
     work = str(tmp_path / 'w')
-    runner, _ = make_runner(demo_data, work, action, max_iters=4,
-                            ckpt_interval=1, nan_on_calls=())
+    runner, _ = make_runner(
+        demo_data, work, action, max_iters=4, ckpt_interval=1, nan_on_calls=())
     runner.register_hook(LearningRateBlowUp(at_iter=1))
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
@@ -191,13 +206,13 @@ def test_weights_that_blow_up_stop_training_before_they_are_saved(
 def test_checkpoint_of_non_finite_weights_is_refused(tiny_sam_file):
     from helpers import build_tiny_model
     model = build_tiny_model(tiny_sam_file[0])
-    runner = types.SimpleNamespace(model=model, iter=7,
-                                   logger=MMLogger.get_current_instance())
+    runner = types.SimpleNamespace(
+        model=model, iter=7, logger=MMLogger.get_current_instance())
     hook = NonFiniteLossHook()
     hook.before_save_checkpoint(runner, {})  # finite: fine
     with torch.no_grad():
-        next(p for p in model.parameters() if p.requires_grad).fill_(
-            float('inf'))
+        next(p for p in model.parameters()
+             if p.requires_grad).fill_(float('inf'))
     with pytest.raises(NonFiniteLossError, match='Refusing to save'):
         hook.before_save_checkpoint(runner, {})
 

@@ -39,8 +39,11 @@ def test_what_users_need_stays(message):
 
 
 def build_runner(demo_data, tmp_path, log_level):
-    cfg = demo_config(demo_data, str(tmp_path / log_level),
-                      log_level=log_level, runner_type='QuietRunner')
+    cfg = demo_config(
+        demo_data,
+        str(tmp_path / log_level),
+        log_level=log_level,
+        runner_type='QuietRunner')
     runner = QuietRunner.from_cfg(cfg)
     return runner
 
@@ -55,8 +58,8 @@ def log_file(runner):
 
 def test_runner_console_and_log_file(demo_data, tmp_path):
     runner = build_runner(demo_data, tmp_path, 'INFO')
-    print_log('a warning about the data', logger='current',
-              level=logging.WARNING)
+    print_log(
+        'a warning about the data', logger='current', level=logging.WARNING)
     text = log_file(runner)
     assert 'Config:' not in text and 'Hooks will be executed' not in text
     assert 'a warning about the data' in text

@@ -30,8 +30,8 @@ def trainable_grads(model):
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
 @pytest.mark.parametrize('name', list(ADAPTERS))
 def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
-    model = MODELS.build(ConfigDict(tiny_model_cfg(
-        tiny_sam_file[0], adapter=ADAPTERS[name])))
+    model = MODELS.build(
+        ConfigDict(tiny_model_cfg(tiny_sam_file[0], adapter=ADAPTERS[name])))
     model.train()
     with torch.no_grad():  # LoRA's B off zero: gradients reach A too
         for n, p in model.named_parameters():
@@ -47,10 +47,12 @@ def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
         ref.loss(data['inputs'], data['data_samples']))
     ref_loss.backward()
     params = [p for p in model.parameters() if p.requires_grad]
-    wrapper = OPTIM_WRAPPERS.build(dict(
-        type='AmpOptimWrapper', dtype=dtype,
-        loss_scale='dynamic' if dtype == 'float16' else 1.0,
-        optimizer=torch.optim.AdamW(params, lr=1e-3)))
+    wrapper = OPTIM_WRAPPERS.build(
+        dict(
+            type='AmpOptimWrapper',
+            dtype=dtype,
+            loss_scale='dynamic' if dtype == 'float16' else 1.0,
+            optimizer=torch.optim.AdamW(params, lr=1e-3)))
     assert isinstance(wrapper, MMEngineAmpOptimWrapper)
     before = [p.detach().clone() for p in params]
     torch.manual_seed(1)
@@ -83,19 +85,19 @@ def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
 def test_tools_train_amp_bfloat16(demo_data, tmp_path, name, train_tool):
     cfg = demo_config(demo_data, str(tmp_path / 'work'))
     cfg.model.backbone.adapter = ADAPTERS[name]
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
-                         val_interval=1000)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=2, val_interval=1000)
     cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='SafeCheckpointHook',
-                                        by_epoch=False, interval=1000)
+    cfg.default_hooks.checkpoint = dict(
+        type='SafeCheckpointHook', by_epoch=False, interval=1000)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.log_processor = dict(by_epoch=False)
     cfg.train_dataloader.batch_size = 2
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     path = str(tmp_path / f'amp_{name}.py')
     cfg.dump(path)
-    log = train_tool.run([path, '--amp', '--amp-dtype', 'bfloat16',
-                          '--work-dir', cfg.work_dir])
+    log = train_tool.run(
+        [path, '--amp', '--amp-dtype', 'bfloat16', '--work-dir', cfg.work_dir])
     # the config the run used, as it saved it in the work dir
     used = Config.fromfile(osp.join(cfg.work_dir, osp.basename(path)))
     assert used.optim_wrapper.type == 'AmpOptimWrapper'

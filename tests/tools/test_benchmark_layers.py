@@ -24,27 +24,27 @@ def test_input_shapes_are_sams_qkv_inputs(arch, size, expected):
 
 
 @pytest.mark.parametrize('frozen_input', [False, True])
-def test_layers_subcommand_reports_every_layer(capsys, tmp_path,
-                                               frozen_input):
+def test_layers_subcommand_reports_every_layer(capsys, tmp_path, frozen_input):
     bench = load_tool('benchmark.py')
     out_json = str(tmp_path / 'rows.json')
-    rows = bench.main(
-        ['layers', '--arch', 'tiny', '--size', '64', '--dispatch', 'grouped',
-         'dense', '--warmup', '0', '--steps', '1', '--amp', 'bf16', '--json',
-         out_json] + (['--frozen-input', '--clock', 'cpu']
-                      if frozen_input else []))
+    rows = bench.main([
+        'layers', '--arch', 'tiny', '--size', '64', '--dispatch', 'grouped',
+        'dense', '--warmup', '0', '--steps', '1', '--amp', 'bf16', '--json',
+        out_json
+    ] + (['--frozen-input', '--clock', 'cpu'] if frozen_input else []))
     out = capsys.readouterr().out
     assert ('cpu time' if frozen_input else 'wall time') in out
     layers = ['linear', 'lora', 'convlora[grouped]', 'convlora[dense]']
     assert [(r['input'], r['layer']) for r in rows] == [
-        (inp, layer) for inp in ('windowed', 'global') for layer in layers]
+        (inp, layer) for inp in ('windowed', 'global') for layer in layers
+    ]
     for layer in layers:
         assert f' {layer} ' in out
     for r in rows:
         assert r['train_ms'] > 0 and r['infer_ms'] > 0
         assert r['train_ms_vs_linear'] == pytest.approx(
-            r['train_ms'] / rows[0 if r['input'] == 'windowed' else 4]
-            ['train_ms'])
+            r['train_ms'] /
+            rows[0 if r['input'] == 'windowed' else 4]['train_ms'])
     assert {r['train_ms_vs_lora'] for r in rows if r['layer'] == 'lora'} \
         == {1.0}
     assert 'target' not in out

@@ -35,9 +35,12 @@ def test_parser_has_subcommands():
 
 @pytest.mark.slow
 def test_metrics_subcommand_cli():
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, 'metrics', '--num-images', '2', '--size',
-         '32', '--only', 'SODMetric', 'BERMetric'],
-        cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, SCRIPT, 'metrics', '--num-images', '2', '--size', '32',
+        '--only', 'SODMetric', 'BERMetric'
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     assert 'SODMetric' in proc.stdout and 'BERMetric' in proc.stdout

@@ -27,9 +27,9 @@ def test_models_subcommand_reports_every_method(capsys, tmp_path):
     bench = load_tool('benchmark.py')
     out_json = str(tmp_path / 'rows.json')
     rows = bench.main([
-        'models', '--arch', 'tiny', '--size', '64', '--with-cp',
-        '--warmup', '0', '--steps', '1', '--memory-isolation', 'none',
-        '--amp', 'bf16', '--json', out_json
+        'models', '--arch', 'tiny', '--size', '64', '--with-cp', '--warmup',
+        '0', '--steps', '1', '--memory-isolation', 'none', '--amp', 'bf16',
+        '--json', out_json
     ])
     out = capsys.readouterr().out
     assert [r['method'] for r in rows] == list(METHODS)
@@ -52,15 +52,19 @@ def test_models_subcommand_reports_every_method(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_models_cli_measures_memory_in_child_processes():
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, 'models', '--arch', 'tiny', '--size', '64',
-         '--depth', '1', '--methods', 'cad_cached', '--modes', 'train',
-         '--warmup', '0', '--steps', '1', '--amp', 'fp16'],
-        cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([
+        sys.executable, SCRIPT, 'models', '--arch', 'tiny', '--size', '64',
+        '--depth', '1', '--methods', 'cad_cached', '--modes', 'train',
+        '--warmup', '0', '--steps', '1', '--amp', 'fp16'
+    ],
+                          cwd=REPO,
+                          capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'cad_cached' in proc.stdout and 'peak RSS growth' in proc.stdout
-    row = [line for line in proc.stdout.splitlines()
-           if ' cad_cached ' in line][0]
+    row = [
+        line for line in proc.stdout.splitlines() if ' cad_cached ' in line
+    ][0]
     assert float(row.split('|')[5]) >= 0  # train peak (MiB) from the child
 
 
@@ -70,8 +74,8 @@ def test_models_on_mobile_sam_count_tiny_vit_qkv_adapters():
     rows = load_tool('benchmark.py').main([
         'models', '--arch', 'mobile_sam', '--size', '64', '--cad-size', '32',
         '--methods', 'decoder_only', 'lora', 'convlora', 'cad', '--warmup',
-        '0', '--steps', '1', '--memory-isolation', 'none', '--measure',
-        'time', '--modes', 'train'
+        '0', '--steps', '1', '--memory-isolation', 'none', '--measure', 'time',
+        '--modes', 'train'
     ])
     by = {r['method']: r['trainable'] for r in rows}
     assert by['decoder_only'] == 3_505_536  # SAM's decoder, as for ViTs

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-
 from mmseg.registry import DATASETS
+
 from helpers import REPO, load_tool, run_tool
 
 CONVERTERS = osp.join(REPO, 'tools', 'dataset_converters')
@@ -42,49 +42,67 @@ def write_pair(img_path, mask_path, seed=0, size=(12, 16)):
     assert cv2.imwrite(str(mask_path), mask)
 
 
-def fake_pairs(root, img_dir, mask_dir, stems, img_ext='.png',
+def fake_pairs(root,
+               img_dir,
+               mask_dir,
+               stems,
+               img_ext='.png',
                mask_fmt='{}.png'):
     for i, stem in enumerate(stems):
-        write_pair(osp.join(root, img_dir, stem + img_ext),
-                   osp.join(root, mask_dir, mask_fmt.format(stem)), seed=i)
+        write_pair(
+            osp.join(root, img_dir, stem + img_ext),
+            osp.join(root, mask_dir, mask_fmt.format(stem)),
+            seed=i)
 
 
 # ---------------------------------------------------------------- fakes
 def fake_polyp(root):
     fake_pairs(root, 'TrainDataset/image', 'TrainDataset/mask',
-               [f'cju{i:03d}' for i in range(10)] + [str(i) for i in
-                                                     range(1, 11)])
-    for name in ('Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB',
-                 'ETIS-LaribPolypDB', 'CVC-300'):
+               [f'cju{i:03d}'
+                for i in range(10)] + [str(i) for i in range(1, 11)])
+    for name in ('Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB', 'ETIS-LaribPolypDB',
+                 'CVC-300'):
         fake_pairs(root, f'TestDataset/{name}/images',
                    f'TestDataset/{name}/masks', ['1', '2'])
 
 
 def fake_camouflage(root):
-    fake_pairs(root, 'TrainDataset/Imgs', 'TrainDataset/GT',
-               [f'COD10K-CAM-{i}' for i in range(6)] +
-               [f'camourflage_{i:05d}' for i in range(4)], img_ext='.jpg')
+    fake_pairs(
+        root,
+        'TrainDataset/Imgs',
+        'TrainDataset/GT',
+        [f'COD10K-CAM-{i}'
+         for i in range(6)] + [f'camourflage_{i:05d}' for i in range(4)],
+        img_ext='.jpg')
     os.makedirs(osp.join(root, 'TrainDataset', 'Edge'))
     for name in ('CAMO', 'COD10K', 'CHAMELEON', 'NC4K'):
-        fake_pairs(root, f'TestDataset/{name}/Imgs',
-                   f'TestDataset/{name}/GT', ['a', 'b'], img_ext='.jpg')
+        fake_pairs(
+            root,
+            f'TestDataset/{name}/Imgs',
+            f'TestDataset/{name}/GT', ['a', 'b'],
+            img_ext='.jpg')
 
 
 def fake_isic2017(root):
     for img_dir, mask_dir, first, n in (
-            ('ISIC-2017_Training_Data',
-             'ISIC-2017_Training_Part1_GroundTruth', 0, 4),
-            ('ISIC-2017_Validation_Data',
-             'ISIC-2017_Validation_Part1_GroundTruth', 1000, 2),
-            ('ISIC-2017_Test_v2_Data',
-             'ISIC-2017_Test_v2_Part1_GroundTruth', 2000, 2)):
+        ('ISIC-2017_Training_Data', 'ISIC-2017_Training_Part1_GroundTruth', 0,
+         4), ('ISIC-2017_Validation_Data',
+              'ISIC-2017_Validation_Part1_GroundTruth', 1000, 2),
+        ('ISIC-2017_Test_v2_Data', 'ISIC-2017_Test_v2_Part1_GroundTruth', 2000,
+         2)):
         stems = [f'ISIC_{i:07d}' for i in range(first, first + n)]
-        fake_pairs(root, img_dir, mask_dir, stems, img_ext='.jpg',
-                   mask_fmt='{}_segmentation.png')
+        fake_pairs(
+            root,
+            img_dir,
+            mask_dir,
+            stems,
+            img_ext='.jpg',
+            mask_fmt='{}_segmentation.png')
         # the official image folders also hold superpixels and metadata
         for stem in stems:
-            cv2.imwrite(osp.join(root, img_dir, stem + '_superpixels.png'),
-                        np.zeros((12, 16, 3), np.uint8))
+            cv2.imwrite(
+                osp.join(root, img_dir, stem + '_superpixels.png'),
+                np.zeros((12, 16, 3), np.uint8))
         with open(osp.join(root, img_dir, img_dir + '_metadata.csv'),
                   'w') as f:
             f.write('image_id,age_approximate,sex\n')
@@ -98,47 +116,83 @@ def fake_istd(root):
 
 
 def fake_leaf_disease(root):
-    fake_pairs(root, 'data/data/images', 'data/data/masks',
-               [f'{i:05d}_{j}' for i in range(10) for j in (0, 1)],
-               img_ext='.jpg')
-    fake_pairs(root, 'aug_data/aug_data/images', 'aug_data/aug_data/masks',
-               ['aug_0'], img_ext='.jpg')
+    fake_pairs(
+        root,
+        'data/data/images',
+        'data/data/masks', [f'{i:05d}_{j}' for i in range(10) for j in (0, 1)],
+        img_ext='.jpg')
+    fake_pairs(
+        root,
+        'aug_data/aug_data/images',
+        'aug_data/aug_data/masks', ['aug_0'],
+        img_ext='.jpg')
 
 
 def fake_mass_roads_toronto(root):
     for split in ('train', 'valid', 'test'):
-        fake_pairs(root, f'{split}/sat', f'{split}/map',
-                   [f'1{split[:2]}0000_15', f'2{split[:2]}0000_15'],
-                   img_ext='.tiff', mask_fmt='{}.tif')
+        fake_pairs(
+            root,
+            f'{split}/sat',
+            f'{split}/map', [f'1{split[:2]}0000_15', f'2{split[:2]}0000_15'],
+            img_ext='.tiff',
+            mask_fmt='{}.tif')
 
 
 def fake_mass_roads_kaggle(root):
     for split in ('train', 'val', 'test'):
-        fake_pairs(root, f'tiff/{split}', f'tiff/{split}_labels',
-                   [f'1{split}_15', f'2{split}_15'], img_ext='.tiff',
-                   mask_fmt='{}.tif')
+        fake_pairs(
+            root,
+            f'tiff/{split}',
+            f'tiff/{split}_labels', [f'1{split}_15', f'2{split}_15'],
+            img_ext='.tiff',
+            mask_fmt='{}.tif')
     os.makedirs(osp.join(root, 'png', 'train'))
 
 
 # converter, fake, dataset base config, {split folder: number of images}
 CASES = {
     'polyp': ('polyp', fake_polyp, 'polyp', {
-        'train': 18, 'val': 2, 'test/Kvasir': 2, 'test/CVC-ClinicDB': 2,
-        'test/CVC-ColonDB': 2, 'test/ETIS-LaribPolypDB': 2, 'test/CVC-300': 2
+        'train': 18,
+        'val': 2,
+        'test/Kvasir': 2,
+        'test/CVC-ClinicDB': 2,
+        'test/CVC-ColonDB': 2,
+        'test/ETIS-LaribPolypDB': 2,
+        'test/CVC-300': 2
     }),
     'camouflage': ('camouflage', fake_camouflage, 'camouflage', {
-        'train': 9, 'val': 1, 'test/CAMO': 2, 'test/COD10K': 2,
+        'train': 9,
+        'val': 1,
+        'test/CAMO': 2,
+        'test/COD10K': 2,
         'test/CHAMELEON': 2
     }),
-    'isic2017': ('isic2017', fake_isic2017, 'isic2017',
-                 {'train': 4, 'val': 2, 'test': 2}),
-    'istd': ('istd', fake_istd, 'istd', {'train': 9, 'val': 1, 'test': 2}),
-    'leaf_disease': ('leaf_disease', fake_leaf_disease, 'leaf_disease',
-                     {'train': 15, 'val': 2, 'test': 3}),
-    'mass_roads-toronto': ('mass_roads', fake_mass_roads_toronto,
-                           'mass_roads', {'train': 2, 'val': 2, 'test': 2}),
-    'mass_roads-kaggle': ('mass_roads', fake_mass_roads_kaggle, 'mass_roads',
-                          {'train': 2, 'val': 2, 'test': 2}),
+    'isic2017': ('isic2017', fake_isic2017, 'isic2017', {
+        'train': 4,
+        'val': 2,
+        'test': 2
+    }),
+    'istd': ('istd', fake_istd, 'istd', {
+        'train': 9,
+        'val': 1,
+        'test': 2
+    }),
+    'leaf_disease': ('leaf_disease', fake_leaf_disease, 'leaf_disease', {
+        'train': 15,
+        'val': 2,
+        'test': 3
+    }),
+    'mass_roads-toronto':
+    ('mass_roads', fake_mass_roads_toronto, 'mass_roads', {
+        'train': 2,
+        'val': 2,
+        'test': 2
+    }),
+    'mass_roads-kaggle': ('mass_roads', fake_mass_roads_kaggle, 'mass_roads', {
+        'train': 2,
+        'val': 2,
+        'test': 2
+    }),
 }
 
 
@@ -148,8 +202,8 @@ def config_datasets(base, data_root):
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loaders = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
         for loader in loaders:
-            ds = dict(loader['dataset'], data_root=data_root,
-                      serialize_data=False)
+            ds = dict(
+                loader['dataset'], data_root=data_root, serialize_data=False)
             yield key, DATASETS.build(ds)
 
 
@@ -183,19 +237,20 @@ def test_converter_writes_config_layout(case, tmp_path, capsys):
         assert labels == {0, 1}, (key, labels)
         assert sample['inputs'].shape == (3, 1024, 1024)
     test_total = sum(n for s, n in expected.items() if s.startswith('test'))
-    assert sizes == dict(train_dataloader=expected['train'],
-                         val_dataloader=expected['val'],
-                         test_dataloader=test_total)
+    assert sizes == dict(
+        train_dataloader=expected['train'],
+        val_dataloader=expected['val'],
+        test_dataloader=test_total)
 
 
 def test_isic_ignores_superpixels_and_renames_masks(tmp_path):
     src, out = str(tmp_path / 'download'), str(tmp_path / 'out')
     fake_isic2017(src)
     load_converter('isic2017').main([src, '--out', out])
-    assert sorted(os.listdir(osp.join(out, 'val', 'images'))) == [
-        'ISIC_0001000.jpg', 'ISIC_0001001.jpg']
-    assert sorted(os.listdir(osp.join(out, 'val', 'masks'))) == [
-        'ISIC_0001000.png', 'ISIC_0001001.png']
+    assert sorted(os.listdir(osp.join(
+        out, 'val', 'images'))) == ['ISIC_0001000.jpg', 'ISIC_0001001.jpg']
+    assert sorted(os.listdir(osp.join(
+        out, 'val', 'masks'))) == ['ISIC_0001000.png', 'ISIC_0001001.png']
 
 
 def test_mass_roads_keeps_tiff(tmp_path):
@@ -216,8 +271,9 @@ def test_random_split_is_seeded(tmp_path):
     vals = []
     for run, seed in (('a', 0), ('b', 0), ('c', 1)):
         out = str(tmp_path / run)
-        polyp.main([src, '--out', out, '--seed', str(seed),
-                    '--val-fraction', '0.25'])
+        polyp.main(
+            [src, '--out', out, '--seed',
+             str(seed), '--val-fraction', '0.25'])
         with open(osp.join(out, 'splits', 'val.txt')) as f:
             vals.append(f.read().split())
     assert vals[0] == vals[1] and len(vals[0]) == 5
@@ -269,8 +325,11 @@ def test_missing_mask_and_existing_output_are_refused(tmp_path):
 
 
 def test_cli_prints_error_and_exits_1(tmp_path):
-    proc = run_tool([osp.join(CONVERTERS, 'camouflage.py'), str(tmp_path),
-                     '--out', str(tmp_path / 'out')])
+    proc = run_tool([
+        osp.join(CONVERTERS, 'camouflage.py'),
+        str(tmp_path), '--out',
+        str(tmp_path / 'out')
+    ])
     assert proc.returncode == 1
     assert proc.stderr.startswith('error: ')
     assert "'TrainDataset/Imgs'" in proc.stderr

@@ -13,10 +13,11 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import DATASETS, MODELS
 
-from helpers import demo_config, load_tool, run_tool
 from mmseg_convlora.utils import save_tiny_sam_checkpoint
-from mmseg_convlora.utils.embedding_cache import (
-    EmbeddingCacheError, check_pipeline, read_manifest)
+from mmseg_convlora.utils.embedding_cache import (EmbeddingCacheError,
+                                                  check_pipeline,
+                                                  read_manifest)
+from helpers import demo_config, load_tool, run_tool
 
 CAD = dict(type='CAD', channels=32, input_size=64)
 
@@ -28,7 +29,8 @@ def cached_config(data_dir, work_dir, cache_dir, adapter=CAD):
     cfg.model.backbone.embedding_cache = dict(dir=cache_dir)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.pipeline = list(cfg[key].dataset.pipeline) + [
-            dict(type='LoadCachedEmbedding', cache_dir=cache_dir)]
+            dict(type='LoadCachedEmbedding', cache_dir=cache_dir)
+        ]
     return cfg
 
 
@@ -105,13 +107,13 @@ def test_cache_with_the_cad_image_steps(cache, tmp_path, capsys):
 def assert_cache_matches_encoder(cfg, expect_cad_image=False):
     cached = MODELS.build(ConfigDict(cfg.model))
     assert cached.backbone.encoder is None
-    assert not any(k.startswith('backbone.encoder')
-                   for k in cached.state_dict())
+    assert not any(
+        k.startswith('backbone.encoder') for k in cached.state_dict())
     plain_cfg = copy.deepcopy(cfg.model)
     plain_cfg.backbone.pop('embedding_cache')
     plain = MODELS.build(ConfigDict(plain_cfg))
-    missing, unexpected = plain.load_state_dict(cached.state_dict(),
-                                                strict=False)
+    missing, unexpected = plain.load_state_dict(
+        cached.state_dict(), strict=False)
     assert not unexpected and all('backbone.encoder.' in k for k in missing)
 
     # flip half of the images: the flipped embedding must be used for them
@@ -120,11 +122,11 @@ def assert_cache_matches_encoder(cfg, expect_cad_image=False):
         if t['type'] == 'RandomFlip':
             t['prob'] = 1.0
     for flipped in (False, True):
-        pipe = [t for t in pipeline
-                if flipped or t['type'] != 'RandomFlip']
+        pipe = [t for t in pipeline if flipped or t['type'] != 'RandomFlip']
         data = batch_through(cfg, pipe)
-        assert all(s.metainfo.get('flip', False) == flipped
-                   for s in data['data_samples'])
+        assert all(
+            s.metainfo.get('flip', False) == flipped
+            for s in data['data_samples'])
         assert all(('cad_image' in s) == expect_cad_image
                    for s in data['data_samples'])
         results = []
@@ -134,8 +136,8 @@ def assert_cache_matches_encoder(cfg, expect_cad_image=False):
             losses = model.loss(batch['inputs'], batch['data_samples'])
             loss, _ = model.parse_losses(losses)
             results.append(loss)
-        torch.testing.assert_close(results[0], results[1], rtol=1e-5,
-                                   atol=1e-6)
+        torch.testing.assert_close(
+            results[0], results[1], rtol=1e-5, atol=1e-6)
         # and predictions (val/test) with the same embeddings
         data = batch_through(cfg, pipe, n=2)
         preds = []
@@ -189,19 +191,25 @@ def test_cache_misuse_is_explained(cache):
         MODELS.build(ConfigDict(model_cfg))
     # random photometric changes cannot be cached
     with pytest.raises(EmbeddingCacheError, match='PhotoMetricDistortion'):
-        check_pipeline([dict(type='LoadImageFromFile'),
-                        dict(type='PhotoMetricDistortion')],
-                       ('LoadImageFromFile', 'Resize'))
+        check_pipeline([
+            dict(type='LoadImageFromFile'),
+            dict(type='PhotoMetricDistortion')
+        ], ('LoadImageFromFile', 'Resize'))
     # a pipeline without LoadCachedEmbedding
     model = MODELS.build(ConfigDict(cfg.model))
-    data = batch_through(cfg, [t for t in cfg.train_dataloader.dataset.pipeline
-                               if t['type'] != 'LoadCachedEmbedding'], n=1)
+    data = batch_through(
+        cfg, [
+            t for t in cfg.train_dataloader.dataset.pipeline
+            if t['type'] != 'LoadCachedEmbedding'
+        ],
+        n=1)
     batch = model.data_preprocessor(data, True)
     with pytest.raises(EmbeddingCacheError, match='LoadCachedEmbedding'):
         model.loss(batch['inputs'], batch['data_samples'])
     # an image the cache does not hold
-    from mmseg_convlora.datasets.transforms import LoadCachedEmbedding
     from mmseg.structures import SegDataSample
+
+    from mmseg_convlora.datasets.transforms import LoadCachedEmbedding
     sample = SegDataSample()
     sample.set_metainfo(dict(img_path='/elsewhere/new.jpg', flip=False))
     with pytest.raises(EmbeddingCacheError, match='new.jpg'):
@@ -212,17 +220,17 @@ def test_cache_misuse_is_explained(cache):
 def test_cache_tool_and_training_cli(demo_data, tmp_path, train_tool):
     cache_dir = str(tmp_path / 'cache')
     cfg = cached_config(demo_data, str(tmp_path / 'work'), cache_dir)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
-                         val_interval=2)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=2, val_interval=2)
     cfg.param_scheduler = []
-    cfg.default_hooks.checkpoint = dict(type='SafeCheckpointHook',
-                                        by_epoch=False, interval=2)
+    cfg.default_hooks.checkpoint = dict(
+        type='SafeCheckpointHook', by_epoch=False, interval=2)
     cfg.log_processor = dict(by_epoch=False)
     cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     path = str(tmp_path / 'cad_cached.py')
     cfg.dump(path)
-    proc = run_tool(['tools/cache_embeddings.py', path, '--splits', 'train',
-                     'val'])
+    proc = run_tool(
+        ['tools/cache_embeddings.py', path, '--splits', 'train', 'val'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '80 embeddings written' in proc.stdout
     log = train_tool.run([path, '--work-dir', cfg.work_dir])

@@ -32,8 +32,8 @@ def demo_ckpt(demo_data, tmp_path_factory):
     keep = trainable_state_keys(model)
     state = {k: v for k, v in model.state_dict().items() if k in keep}
     path = str(tmp_path_factory.mktemp('ckpt') / 'demo.pth')
-    torch.save(dict(state_dict=state, meta=dict(peft=peft_signature(model))),
-               path)
+    torch.save(
+        dict(state_dict=state, meta=dict(peft=peft_signature(model))), path)
     return path, model
 
 
@@ -41,8 +41,9 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
     path, model = demo_ckpt
     tool = load_tool('analysis', 'expert_usage.py')
     out = str(tmp_path / 'usage')
-    counts = tool.main([CONFIG, path, '--out', out, '--device', 'cpu',
-                        '--cfg-options'] + demo_cfg_options(demo_data))
+    counts = tool.main(
+        [CONFIG, path, '--out', out, '--device', 'cpu', '--cfg-options'] +
+        demo_cfg_options(demo_data))
     printed = capsys.readouterr().out
     assert 'blocks.0.attn.qkv' in printed and 'overall' in printed
     assert 's=8' in printed
@@ -66,9 +67,11 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
     assert max(saved['overall']) < 40  # random gates: not all one expert
 
     # the counts are the routing the model records: first batch of 4
-    counts4 = tool.main([CONFIG, path, '--out', str(tmp_path / 'u4'),
-                         '--max-images', '4', '--device', 'cpu',
-                         '--cfg-options'] + demo_cfg_options(demo_data))
+    counts4 = tool.main([
+        CONFIG, path, '--out',
+        str(tmp_path /
+            'u4'), '--max-images', '4', '--device', 'cpu', '--cfg-options'
+    ] + demo_cfg_options(demo_data))
     cfg = Config.fromfile(CONFIG)
     cfg.merge_from_dict(
         dict(kv.split('=', 1) for kv in demo_cfg_options(demo_data)))
@@ -80,8 +83,7 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
         model.test_step(batch)
     routing = model.backbone.adapters[0].last_routing()
     for name, info in routing.items():
-        expected = torch.bincount(info['expert_ids'].reshape(-1),
-                                  minlength=8)
+        expected = torch.bincount(info['expert_ids'].reshape(-1), minlength=8)
         assert torch.equal(counts4[name], expected), name
     assert set(counts) == set(routing)
 
@@ -89,7 +91,7 @@ def test_expert_usage_png_and_table(demo_data, demo_ckpt, tmp_path, capsys):
 def test_expert_usage_needs_conv_lora(tiny_sam_file):
     from helpers import tiny_model_cfg
     init_default_scope('mmseg')
-    model = MODELS.build(tiny_model_cfg(tiny_sam_file[0],
-                                        adapter=dict(type='LoRA')))
+    model = MODELS.build(
+        tiny_model_cfg(tiny_sam_file[0], adapter=dict(type='LoRA')))
     with pytest.raises(ValueError, match='no ConvLoRA adapter'):
         load_tool('analysis', 'expert_usage.py').conv_lora_layers(model)

@@ -15,9 +15,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from helpers import load_tool, tiny_model_cfg
 from mmseg_convlora.utils import build_tiny_sam
-
+from helpers import load_tool, tiny_model_cfg
 
 # transformers/models/sam/convert_sam_to_hf.py (official -> HF)
 KEYS_TO_MODIFY_MAPPING = {
@@ -123,8 +122,10 @@ def test_sharded_checkpoint(tiny, tmp_path):
     official, hf = tiny
     tool = load_tool('model_converters', 'hf_sam_to_official.py')
     keys = sorted(hf)
-    shards = {'pytorch_model-00001-of-00002.bin': keys[:len(keys) // 2],
-              'pytorch_model-00002-of-00002.bin': keys[len(keys) // 2:]}
+    shards = {
+        'pytorch_model-00001-of-00002.bin': keys[:len(keys) // 2],
+        'pytorch_model-00002-of-00002.bin': keys[len(keys) // 2:]
+    }
     weight_map = {}
     for name, part in shards.items():
         torch.save({k: hf[k] for k in part}, tmp_path / name)
@@ -143,12 +144,15 @@ def test_safetensors(tiny, tmp_path):
         from safetensors.torch import save_file
     except ImportError:
         path.write_bytes(b'not read')
-        with pytest.raises(tool.ConversionError,
-                           match='pip install safetensors'):
+        with pytest.raises(
+                tool.ConversionError, match='pip install safetensors'):
             tool.main([str(tmp_path), str(tmp_path / 'out.pth')])
         return
-    hf = {k: v.contiguous() for k, v in hf.items()
-          if k != 'shared_image_embedding.positional_embedding'}
+    hf = {
+        k: v.contiguous()
+        for k, v in hf.items()
+        if k != 'shared_image_embedding.positional_embedding'
+    }
     save_file(hf, str(path))
     state = tool.main([str(tmp_path), str(tmp_path / 'out.pth')])
     assert all(torch.equal(state[k], official[k]) for k in official)
@@ -166,8 +170,7 @@ def test_refuses_what_is_not_a_fitting_sam(tiny, tmp_path):
         tool.check_official_layout(tool.hf_to_official(broken))
     torch.save(hf, tmp_path / 'pytorch_model.bin')
     with pytest.raises(tool.ConversionError, match='not vit_h'):
-        tool.main([str(tmp_path), str(tmp_path / 'o.pth'), '--arch',
-                   'vit_h'])
+        tool.main([str(tmp_path), str(tmp_path / 'o.pth'), '--arch', 'vit_h'])
     assert tool._cli([str(tmp_path / 'nowhere'), 'x.pth']) == 1
 
 
@@ -182,8 +185,10 @@ def test_full_size_key_layout(arch):
     back = tool.hf_to_official(official_to_hf(official))
     assert set(back) == set(official)
     shape = tool.check_official_layout(back)
-    expected = {'vit_b': (768, 12, 12, (2, 5, 8, 11)),
-                'vit_h': (1280, 32, 16, (7, 15, 23, 31))}[arch]
+    expected = {
+        'vit_b': (768, 12, 12, (2, 5, 8, 11)),
+        'vit_h': (1280, 32, 16, (7, 15, 23, 31))
+    }[arch]
     assert (shape['embed_dim'], shape['depth'], shape['num_heads'],
             shape['global_attn_indexes']) == expected
     assert shape['window_size'] == 14 and shape['img_size'] == 1024

@@ -11,12 +11,11 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-
 from mmseg.registry import DATASETS
+
 from helpers import REPO, load_tool
 
 TOOL = osp.join(REPO, 'tools', 'dataset_converters', 'image_mask_folders.py')
-
 
 CONVERTER = load_tool('dataset_converters', 'image_mask_folders.py')
 

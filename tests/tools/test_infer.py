@@ -65,36 +65,38 @@ def trained(path, sam_file, tmp_path):
 def predict(model, cfg, path):
     data = InferencePipeline(get_test_pipeline(cfg))(path)
     with torch.no_grad():
-        return model.test_step(dict(inputs=[data['inputs']],
-                                    data_samples=[data['data_samples']]))[0]
+        return model.test_step(
+            dict(inputs=[data['inputs']],
+                 data_samples=[data['data_samples']]))[0]
 
 
-def test_binary_masks_probabilities_overlays(tiny_sam_file, images,
-                                             tmp_path, capsys):
+def test_binary_masks_probabilities_overlays(tiny_sam_file, images, tmp_path,
+                                             capsys):
     cfg, model, cfg_path, ckpt = trained('configs/convlora/sbu.py',
                                          tiny_sam_file[0], tmp_path)
     out = str(tmp_path / 'out')
     folder = str(images / 'folder')
     # a folder (with a sub-folder) and a glob that finds a.jpg again
-    infer_tool().main([cfg_path, ckpt, folder,
-                       osp.join(folder, 'a.*'), '--out', out,
-                       '--device', 'cpu'])
+    infer_tool().main([
+        cfg_path, ckpt, folder,
+        osp.join(folder, 'a.*'), '--out', out, '--device', 'cpu'
+    ])
     assert 'elapsed' in capsys.readouterr().out  # the progress bar
     for name, (h, w) in SIZES.items():
         sample = predict(model, cfg, osp.join(folder, name + '.jpg'))
-        mask = cv2.imread(osp.join(out, 'masks', name + '.png'),
-                          cv2.IMREAD_UNCHANGED)
+        mask = cv2.imread(
+            osp.join(out, 'masks', name + '.png'), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (h, w)
         np.testing.assert_array_equal(
             mask, sample.pred_sem_seg.data[0].numpy() * 255)
-        prob = cv2.imread(osp.join(out, 'probs', name + '.png'),
-                          cv2.IMREAD_UNCHANGED)
+        prob = cv2.imread(
+            osp.join(out, 'probs', name + '.png'), cv2.IMREAD_UNCHANGED)
         expected = (sample.seg_logits.data[0] * 255).round().numpy()
         np.testing.assert_array_equal(prob, expected.astype(np.uint8))
         vis = cv2.imread(osp.join(out, 'overlays', name + '.png'))
         assert vis.shape == (h, w, 3)
-    assert sorted(os.listdir(osp.join(out, 'masks'))) == ['a.png', 'c.png',
-                                                          'sub']
+    assert sorted(os.listdir(osp.join(out,
+                                      'masks'))) == ['a.png', 'c.png', 'sub']
 
 
 def test_trans10k_v1_masks_in_its_colour_encoding(tiny_sam_file, images,
@@ -106,13 +108,13 @@ def test_trans10k_v1_masks_in_its_colour_encoding(tiny_sam_file, images,
     infer_tool().main([cfg_path, ckpt, image, '--out', out])
     sample = predict(model, cfg, image)
     mask = cv2.imread(osp.join(out, 'masks', 'a.png'))[..., ::-1]
-    np.testing.assert_array_equal(decode_trans10k_mask(mask, 'v1'),
-                                  sample.pred_sem_seg.data[0].numpy())
+    np.testing.assert_array_equal(
+        decode_trans10k_mask(mask, 'v1'), sample.pred_sem_seg.data[0].numpy())
     scores = sample.seg_logits.data
     probs = scores / scores.sum(0)
     for c, name in enumerate(('background', 'things', 'stuff')):
-        prob = cv2.imread(osp.join(out, 'probs', 'a', name + '.png'),
-                          cv2.IMREAD_UNCHANGED)
+        prob = cv2.imread(
+            osp.join(out, 'probs', 'a', name + '.png'), cv2.IMREAD_UNCHANGED)
         expected = (probs[c] * 255).round().numpy()
         np.testing.assert_allclose(prob, expected, rtol=0, atol=1)
 
@@ -123,8 +125,9 @@ def test_inputs_that_match_nothing_are_named(tmp_path):
     (tmp_path / 'x').mkdir()
     (tmp_path / 'y').mkdir()
     for d in ('x', 'y'):
-        cv2.imwrite(str(tmp_path / d / 'same.png'),
-                    np.zeros((4, 4), np.uint8))
+        cv2.imwrite(str(tmp_path / d / 'same.png'), np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="both be written as 'same'"):
-        infer_tool().find_images([str(tmp_path / 'x' / 'same.png'),
-                                  str(tmp_path / 'y' / 'same.png')])
+        infer_tool().find_images([
+            str(tmp_path / 'x' / 'same.png'),
+            str(tmp_path / 'y' / 'same.png')
+        ])

@@ -19,8 +19,8 @@ import torch
 from mmengine.config import Config
 from mmseg.apis import inference_model, init_model
 
-from helpers import REPO, run_tool
 from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
+from helpers import REPO, run_tool
 
 pytestmark = pytest.mark.slow
 
@@ -88,25 +88,35 @@ def shrink_pipeline(pipeline, factor):
 
 
 TINY_MIT = dict(embed_dims=8, num_layers=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])
-TINY_VIT = dict(img_size=(64, 64), embed_dims=16, num_layers=4, num_heads=2,
-                out_indices=(0, 1, 2, 3))
+TINY_VIT = dict(
+    img_size=(64, 64),
+    embed_dims=16,
+    num_layers=4,
+    num_heads=2,
+    out_indices=(0, 1, 2, 3))
 
 
 def tiny_sam(cfg, checkpoint, size):
     model = cfg.model
     model.sam_checkpoint = checkpoint
-    model.backbone.update(arch=copy.deepcopy(TINY_ENCODER), img_size=size,
-                          out_channels=TINY_EMBED_DIM)
+    model.backbone.update(
+        arch=copy.deepcopy(TINY_ENCODER),
+        img_size=size,
+        out_channels=TINY_EMBED_DIM)
     if model.decode_head.type == 'SAMMaskClassificationHead':
-        model.decode_head.update(img_size=size, embed_dim=TINY_EMBED_DIM,
-                                 decoder=copy.deepcopy(TINY_DECODER))
+        model.decode_head.update(
+            img_size=size,
+            embed_dim=TINY_EMBED_DIM,
+            decoder=copy.deepcopy(TINY_DECODER))
         model.decode_head.loss_decode.num_points = 256
     else:  # blocks 0 and 1 of the tiny ViT -> UPerNet
         model.backbone.out_indices = (0, 1)
-        model.neck.update(in_channels=[32, 32], out_channels=16,
-                          scales=[2, 1])
-        model.decode_head.update(in_channels=[16, 16], in_index=[0, 1],
-                                 pool_scales=(1, 2), channels=16)
+        model.neck.update(in_channels=[32, 32], out_channels=16, scales=[2, 1])
+        model.decode_head.update(
+            in_channels=[16, 16],
+            in_index=[0, 1],
+            pool_scales=(1, 2),
+            channels=16)
         model.auxiliary_head.update(in_channels=16, in_index=1, channels=8)
 
 
@@ -160,8 +170,13 @@ def tiny_config(name, data_root, tiny_sam_path, work):
     cfg.test_pipeline = shrink_pipeline(cfg.test_pipeline, factor)
     cfg.train_cfg.update(max_iters=2, val_interval=2)
     cfg.param_scheduler = [
-        dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=2,
-             by_epoch=False)
+        dict(
+            type='PolyLR',
+            power=1.0,
+            eta_min=0.0,
+            begin=0,
+            end=2,
+            by_epoch=False)
     ]
     cfg.default_hooks.checkpoint.interval = 2
     cfg.default_hooks.logger.interval = 1
@@ -187,13 +202,17 @@ def test_train_and_test_tools(name, tiny_sam_file, tmp_path):
     best = glob.glob(osp.join(work, 'best_mIoU_iter_2.pth'))
     assert len(best) == 1, os.listdir(work)
     # trainable weights only: no frozen backbone weight is saved
-    state = torch.load(best[0], map_location='cpu',
-                       weights_only=False)['state_dict']
-    frozen = [k for k in state if k.startswith('backbone.') and not re.search(
-        r'lora_[AB]|w_gate|w_noise|\.experts\.', k)]
+    state = torch.load(
+        best[0], map_location='cpu', weights_only=False)['state_dict']
+    frozen = [
+        k for k in state if k.startswith('backbone.')
+        and not re.search(r'lora_[AB]|w_gate|w_noise|\.experts\.', k)
+    ]
     assert not frozen, frozen[:5]
-    test = run_tool(['tools/test.py', cfg_path, best[0], '--work-dir',
-                     str(tmp_path / 'test')])
+    test = run_tool([
+        'tools/test.py', cfg_path, best[0], '--work-dir',
+        str(tmp_path / 'test')
+    ])
     assert test.returncode == 0, test.stderr[-3000:]
     out = test.stdout + test.stderr
     assert 'per class results' in out
@@ -201,10 +220,11 @@ def test_train_and_test_tools(name, tiny_sam_file, tmp_path):
     assert len(miou) == 1 and 0 <= float(miou[0]) <= 100
     # mmseg's own inference API on the config and trainable-only checkpoint
     model = init_model(cfg_path, best[0], device='cpu')
-    image = sorted(glob.glob(osp.join(data_root, '**', '*.jpg'),
-                             recursive=True) +
-                   glob.glob(osp.join(data_root, 'leftImg8bit', '**',
-                                      '*.png'), recursive=True))[0]
+    image = sorted(
+        glob.glob(osp.join(data_root, '**', '*.jpg'), recursive=True) +
+        glob.glob(
+            osp.join(data_root, 'leftImg8bit', '**', '*.png'), recursive=True)
+    )[0]
     result = inference_model(model, image)
     height, width = cv2.imread(image).shape[:2]
     assert result.pred_sem_seg.shape == (height, width)

@@ -22,7 +22,9 @@ def multiclass_data(tmp_path_factory):
         sys.executable,
         osp.join(REPO, 'tools', 'make_demo_data.py'), '--task', 'multiclass',
         '--out', out
-    ], check=True, cwd=REPO)
+    ],
+                   check=True,
+                   cwd=REPO)
     return out
 
 
@@ -30,8 +32,7 @@ def test_multiclass_train_and_test(multiclass_data, tmp_path, train_tool,
                                    eval_tool):
     work = str(tmp_path / 'work')
     opts = demo_cfg_options(multiclass_data)
-    log = train_tool.run([CONFIG, '--work-dir', work, '--cfg-options'] +
-                         opts)
+    log = train_tool.run([CONFIG, '--work-dir', work, '--cfg-options'] + opts)
     assert 'loss_moe' in log
     assert 'Trainable parameters' in log
     mious = [float(m) for m in re.findall(r'mIoU: ([0-9.]+)', log)]
@@ -40,8 +41,10 @@ def test_multiclass_train_and_test(multiclass_data, tmp_path, train_tool,
     assert mious[-1] > 40.0
     best = glob.glob(osp.join(work, 'best_mIoU_*.pth'))
     assert len(best) == 1
-    out = eval_tool.run([CONFIG, best[0], '--work-dir',
-                         str(tmp_path / 'test'), '--cfg-options'] + opts)
+    out = eval_tool.run([
+        CONFIG, best[0], '--work-dir',
+        str(tmp_path / 'test'), '--cfg-options'
+    ] + opts)
     assert 'per class results' in out
     for name in ('background', 'square', 'disc'):
         assert re.search(rf'\|\s*{name}\s*\|', out), name

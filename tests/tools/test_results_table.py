@@ -26,9 +26,13 @@ def polyp_runs(tmp_path):
         test_dir = tmp_path / 'work_dirs' / method / 'polyp' / 'test'
         # an older result that must not be used
         write_results(test_dir, '20240101_000000', {'Kvasir/Sm': 0.1})
-        write_results(test_dir, '20240102_000000', {
-            'Kvasir/Sm': sm, 'Kvasir/MAE': 0.05,
-            'CVC-300/Sm': sm - 0.1, 'CVC-300/MAE': 0.04})
+        write_results(
+            test_dir, '20240102_000000', {
+                'Kvasir/Sm': sm,
+                'Kvasir/MAE': 0.05,
+                'CVC-300/Sm': sm - 0.1,
+                'CVC-300/MAE': 0.04
+            })
         # training logs beside it are not results
         vis = tmp_path / 'work_dirs' / method / 'polyp' / '2024' / 'vis_data'
         vis.mkdir(parents=True)
@@ -38,13 +42,12 @@ def polyp_runs(tmp_path):
 
 def test_markdown_long_table_with_labels_from_paths(polyp_runs):
     table = table_tool().main([str(polyp_runs / '*' / 'polyp')])
-    assert table == (
-        '| test set | run | Sm | MAE |\n'
-        '| --- | --- | --- | --- |\n'
-        '| Kvasir | convlora | 0.912 | 0.050 |\n'
-        '| Kvasir | lora | 0.900 | 0.050 |\n'
-        '| CVC-300 | convlora | 0.812 | 0.040 |\n'
-        '| CVC-300 | lora | 0.800 | 0.040 |\n')
+    assert table == ('| test set | run | Sm | MAE |\n'
+                     '| --- | --- | --- | --- |\n'
+                     '| Kvasir | convlora | 0.912 | 0.050 |\n'
+                     '| Kvasir | lora | 0.900 | 0.050 |\n'
+                     '| CVC-300 | convlora | 0.812 | 0.040 |\n'
+                     '| CVC-300 | lora | 0.800 | 0.040 |\n')
 
 
 def test_csv_wide_with_chosen_metrics_and_labels(polyp_runs, tmp_path):
@@ -52,9 +55,9 @@ def test_csv_wide_with_chosen_metrics_and_labels(polyp_runs, tmp_path):
     tool = table_tool()
     tool.main([
         str(polyp_runs / 'lora' / 'polyp' / 'test'),
-        str(polyp_runs / 'convlora' / 'polyp'), '--metrics', 'Sm',
-        '--labels', 'LoRA', 'Conv-LoRA', '--layout', 'wide', '--format',
-        'csv', '--precision', '4', '--out', out
+        str(polyp_runs / 'convlora' / 'polyp'), '--metrics', 'Sm', '--labels',
+        'LoRA', 'Conv-LoRA', '--layout', 'wide', '--format', 'csv',
+        '--precision', '4', '--out', out
     ])
     rows = list(csv.reader(io.StringIO(open(out).read())))
     assert rows == [['run', 'Kvasir/Sm', 'CVC-300/Sm'],
@@ -64,8 +67,10 @@ def test_csv_wide_with_chosen_metrics_and_labels(polyp_runs, tmp_path):
 
 def test_single_test_set_and_missing_values(tmp_path):
     write_results(tmp_path / 'a', '20240101_000000', {'BER': 2.5})
-    write_results(tmp_path / 'b', '20240101_000000', {'BER': 3.25,
-                                                      'shadow_BER': 4.0})
+    write_results(tmp_path / 'b', '20240101_000000', {
+        'BER': 3.25,
+        'shadow_BER': 4.0
+    })
     table = table_tool().main([str(tmp_path / 'a'), str(tmp_path / 'b')])
     assert table == ('| run | BER | shadow_BER |\n'
                      '| --- | --- | --- |\n'

@@ -59,8 +59,7 @@ def test_show_dir_writes_overlays(task, demo_data, tmp_path):
         str(tmp_path / 'work'), '--show-dir', show, '--cfg-options',
         f'visualizer.name=show_dir_{task}'
     ] + demo_cfg_options(data))
-    pngs = sorted(glob.glob(osp.join(show, 'vis_data', 'vis_image',
-                                     '*.png')))
+    pngs = sorted(glob.glob(osp.join(show, 'vis_data', 'vis_image', '*.png')))
     assert len(pngs) == 8  # every test image (interval 1)
     palette = np.array(dataset_palette(config))
     for png in pngs[:2]:
@@ -79,8 +78,8 @@ def test_show_dir_writes_overlays(task, demo_data, tmp_path):
         # mmseg's visualiser blends every pixel with its class colour,
         # image (1 - alpha) + colour alpha (alpha 0.5, --show-alpha's
         # default), and writes the class names on top (a few pixels).
-        blends = (image[None] * 0.5 +
-                  palette[:, None, None] * 0.5).astype(np.uint8)
+        blends = (image[None] * 0.5 + palette[:, None, None] * 0.5).astype(
+            np.uint8)
         close = np.abs(blends.astype(int) - drawn[None, :, :w]).max(-1) <= 1
         on_gt = np.take_along_axis(close, gt[None], 0)[0]
         # (measured: 97-98 % of all pixels, 90-95 % of the foreground)

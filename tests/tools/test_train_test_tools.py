@@ -43,8 +43,10 @@ def test_demo_training_learns_and_saves_trainable_weights_only(
 
 def test_training_changes_trainable_weights_only(iter_config, tmp_path):
     runner = Runner.from_cfg(
-        iter_config(tmp_path / 'work', max_iters=2,
-                    adapter=dict(type='LoRA', rank=3, alpha=32)))
+        iter_config(
+            tmp_path / 'work',
+            max_iters=2,
+            adapter=dict(type='LoRA', rank=3, alpha=32)))
     model = runner.model
     before = {n: t.detach().clone() for n, t in model.state_dict().items()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -60,9 +62,10 @@ def test_tools_test_prints_ber_of_the_trained_demo(trained_demo, demo_data,
     best = glob.glob(osp.join(work, 'best_BER_*.pth'))
     assert len(best) == 1
     out_dir = str(tmp_path / 'preds')
-    test = run_tool(['tools/test.py', DEMO, best[0], '--work-dir',
-                     str(tmp_path / 'test'), '--out', out_dir,
-                     '--cfg-options'] + demo_cfg_options(demo_data))
+    test = run_tool([
+        'tools/test.py', DEMO, best[0], '--work-dir',
+        str(tmp_path / 'test'), '--out', out_dir, '--cfg-options'
+    ] + demo_cfg_options(demo_data))
     assert test.returncode == 0, test.stderr[-3000:]
     log = test.stdout + test.stderr
     ber = float(log.split('BER:')[1].split()[0])
@@ -118,9 +121,8 @@ def test_tools_train_each_method_end_to_end(adapter, demo_data, tmp_path,
         f'model = dict(backbone=dict(adapter=dict(_delete_=True, '
         f'**{adapter})))\n')
     work = str(tmp_path / 'work')
-    log = train_tool.run([
-        str(cfg_path), '--work-dir', work, '--cfg-options'
-    ] + demo_cfg_options(demo_data) + SHORT)
+    log = train_tool.run([str(cfg_path), '--work-dir', work, '--cfg-options'] +
+                         demo_cfg_options(demo_data) + SHORT)
     assert 'BER:' in log and 'loss_moe' not in log
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 

@@ -17,10 +17,12 @@ def write_split(root, split, masks):
         os.makedirs(osp.join(root, split, sub), exist_ok=True)
     for i, mask in enumerate(masks):
         h, w = mask.shape
-        assert cv2.imwrite(osp.join(root, split, 'images', f'{i}.png'),
-                           np.full((h, w, 3), 100, np.uint8))
-        assert cv2.imwrite(osp.join(root, split, 'masks', f'{i}.png'),
-                           mask.astype(np.uint8) * 255)
+        assert cv2.imwrite(
+            osp.join(root, split, 'images', f'{i}.png'),
+            np.full((h, w, 3), 100, np.uint8))
+        assert cv2.imwrite(
+            osp.join(root, split, 'masks', f'{i}.png'),
+            mask.astype(np.uint8) * 255)
 
 
 @pytest.fixture()

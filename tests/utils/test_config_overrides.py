@@ -9,11 +9,11 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from helpers import REPO
 from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
                                                    apply_overrides,
                                                    config_warnings,
                                                    dataset_cfgs)
+from helpers import REPO
 
 
 def config(path):
@@ -102,10 +102,12 @@ def test_template_reads_the_data_block(tmp_path):
         for i in range(2):
             (root / split / 'images').mkdir(parents=True, exist_ok=True)
             (root / split / 'masks').mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / split / 'images' / f'{split}{i}.png'),
-                        np.zeros((8, 8, 3), np.uint8))
-            cv2.imwrite(str(root / split / 'masks' / f'{split}{i}_m.png'),
-                        np.zeros((8, 8), np.uint8))
+            cv2.imwrite(
+                str(root / split / 'images' / f'{split}{i}.png'),
+                np.zeros((8, 8, 3), np.uint8))
+            cv2.imwrite(
+                str(root / split / 'masks' / f'{split}{i}_m.png'),
+                np.zeros((8, 8), np.uint8))
     mine = tmp_path / 'my_dataset.py'
     text = open(osp.join(REPO, 'configs/custom/binary_dataset.py')).read()
     text = text.replace("'../_base_/", f"'{REPO}/configs/_base_/")
@@ -117,8 +119,7 @@ def test_template_reads_the_data_block(tmp_path):
     cfg = Config.fromfile(str(mine))
     assert config_warnings(cfg) == []
     for key, split in (('train_dataloader', 'train'),
-                       ('val_dataloader', 'val'), ('test_dataloader',
-                                                   'val')):
+                       ('val_dataloader', 'val'), ('test_dataloader', 'val')):
         dataset = DATASETS.build(cfg[key].dataset)
         names = sorted(
             osp.basename(dataset.get_data_info(i)['img_path'])

@@ -5,8 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from helpers import REPO, run_tool
 from mmseg_convlora.utils.demo_data import build_missing_demo_data
+from helpers import REPO, run_tool
 
 
 @pytest.mark.parametrize('name,task', [('tiny_shadow', 'shadow'),
@@ -36,9 +36,10 @@ def test_train_demo_in_one_command(tmp_path):
     (1 epoch here) and validates."""
     proc = run_tool([
         osp.join(REPO, 'tools', 'train.py'),
-        osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py'),
-        '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
-    ], cwd=str(tmp_path))
+        osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py'), '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
+    ],
+                    cwd=str(tmp_path))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert 'Built the shadow demo dataset and tiny SAM in data/demo_shadow' \

@@ -31,8 +31,8 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+sys.path.insert(0,
+                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch
 from mmengine.config import Config, DictAction
@@ -45,19 +45,32 @@ from mmseg_convlora.models.utils import load_peft_checkpoint
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Conv-LoRA expert (scale) selection frequencies')
-    parser.add_argument('config', help='config file (with a ConvLoRA '
-                        'adapter)')
-    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
-    parser.add_argument('--out', help='output folder (default '
-                        'work_dirs/expert_usage/<config name>)')
-    parser.add_argument('--split', choices=['test', 'val'], default='test',
-                        help='which dataloader(s) of the config to run')
-    parser.add_argument('--max-images', type=int, default=None,
-                        help='stop after this many images (all by default)')
-    parser.add_argument('--device', default=None,
-                        help="'cpu' or 'cuda' (default: cuda if available)")
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        'config', help='config file (with a ConvLoRA '
+        'adapter)')
+    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
+    parser.add_argument(
+        '--out',
+        help='output folder (default '
+        'work_dirs/expert_usage/<config name>)')
+    parser.add_argument(
+        '--split',
+        choices=['test', 'val'],
+        default='test',
+        help='which dataloader(s) of the config to run')
+    parser.add_argument(
+        '--max-images',
+        type=int,
+        default=None,
+        help='stop after this many images (all by default)')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help="'cpu' or 'cuda' (default: cuda if available)")
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config settings, e.g. '
         'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
     return parser.parse_args(argv)
@@ -75,8 +88,10 @@ def conv_lora_layers(model) -> Dict[str, object]:
         raise ValueError(
             'The config has no ConvLoRA adapter (model.backbone.adapter), '
             'so there are no experts to count.')
-    return {name: mod for name, mod in backbone.encoder.named_modules()
-            if id(mod) in ids}
+    return {
+        name: mod
+        for name, mod in backbone.encoder.named_modules() if id(mod) in ids
+    }
 
 
 def block_kind(model, name: str) -> str:
@@ -116,20 +131,23 @@ def count_experts(model, loaders, device, max_images: Optional[int] = None):
     """
     layers = conv_lora_layers(model)
     counts = {
-        name: torch.zeros(layer.num_experts, dtype=torch.long,
-                          device=device)
+        name: torch.zeros(layer.num_experts, dtype=torch.long, device=device)
         for name, layer in layers.items()
     }
 
     def make_hook(name):
+
         def hook(module, args, output):
             ids = module.last_expert_ids
             counts[name] += torch.bincount(
                 ids.reshape(-1), minlength=module.num_experts)
+
         return hook
 
-    handles = [layer.register_forward_hook(make_hook(name))
-               for name, layer in layers.items()]
+    handles = [
+        layer.register_forward_hook(make_hook(name))
+        for name, layer in layers.items()
+    ]
     seen = 0
     model.eval()
     try:
@@ -151,8 +169,8 @@ def count_experts(model, loaders, device, max_images: Optional[int] = None):
 
 def format_table(model, counts: Dict[str, torch.Tensor]) -> str:
     num_experts = max(len(c) for c in counts.values())
-    header = (f'{"layer":<22} {"attn":<6} {"samples":>8} ' + ' '.join(
-        f'{"s=" + str(i + 1):>6}' for i in range(num_experts)))
+    header = (f'{"layer":<22} {"attn":<6} {"samples":>8} ' +
+              ' '.join(f'{"s=" + str(i + 1):>6}' for i in range(num_experts)))
     lines = [header, '-' * len(header)]
     total = torch.zeros(num_experts, dtype=torch.long)
     for name, c in counts.items():
@@ -164,12 +182,14 @@ def format_table(model, counts: Dict[str, torch.Tensor]) -> str:
     lines.append('-' * len(header))
     n = int(total.sum())
     frac = (total.double() / max(n, 1) * 100).tolist()
-    lines.append(f'{"overall":<22} {"":<6} {n:>8} ' +
-                 ' '.join(f'{f:>5.1f}%' for f in frac))
+    lines.append(f'{"overall":<22} {"":<6} {n:>8} ' + ' '.join(f'{f:>5.1f}%'
+                                                               for f in frac))
     return '\n'.join(lines)
 
 
-def plot(model, counts: Dict[str, torch.Tensor], path: str,
+def plot(model,
+         counts: Dict[str, torch.Tensor],
+         path: str,
          title: str = '') -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -187,7 +207,9 @@ def plot(model, counts: Dict[str, torch.Tensor], path: str,
 
     height = 1.6 + 0.32 * len(names)
     fig, (ax0, ax1) = plt.subplots(
-        1, 2, figsize=(4 + 0.55 * num_experts * 2, max(height, 3.2)),
+        1,
+        2,
+        figsize=(4 + 0.55 * num_experts * 2, max(height, 3.2)),
         gridspec_kw=dict(width_ratios=[1.2, 1]))
     im = ax0.imshow(freq, aspect='auto', cmap='viridis', vmin=0, vmax=1)
     ax0.set_xticks(range(num_experts))
@@ -197,14 +219,20 @@ def plot(model, counts: Dict[str, torch.Tensor], path: str,
     ax0.set_yticklabels([
         f'{n.replace(".attn.qkv", "")} ({block_kind(model, n)[0]})'
         for n in names
-    ], fontsize=7)
+    ],
+                        fontsize=7)
     ax0.set_title('selection frequency per layer')
     if len(names) * num_experts <= 400:
         for i in range(len(names)):
             for j in range(num_experts):
-                ax0.text(j, i, f'{freq[i, j]:.2f}', ha='center',
-                         va='center', fontsize=6,
-                         color='white' if freq[i, j] < 0.5 else 'black')
+                ax0.text(
+                    j,
+                    i,
+                    f'{freq[i, j]:.2f}',
+                    ha='center',
+                    va='center',
+                    fontsize=6,
+                    color='white' if freq[i, j] < 0.5 else 'black')
     fig.colorbar(im, ax=ax0, fraction=0.046, pad=0.04)
     ax1.bar(range(1, num_experts + 1), total, color='tab:blue')
     ax1.set_xticks(range(1, num_experts + 1))
@@ -234,14 +262,12 @@ def main(argv=None):
     load_peft_checkpoint(model, args.checkpoint)
     model.to(device)
     loaders = build_loaders(cfg, args.split)
-    counts, num_images = count_experts(model, loaders, device,
-                                       args.max_images)
+    counts, num_images = count_experts(model, loaders, device, args.max_images)
     if num_images == 0:
         raise RuntimeError('No images were run (empty dataset?).')
 
-    out = args.out or osp.join(
-        'work_dirs', 'expert_usage',
-        osp.splitext(osp.basename(args.config))[0])
+    out = args.out or osp.join('work_dirs', 'expert_usage',
+                               osp.splitext(osp.basename(args.config))[0])
     os.makedirs(out, exist_ok=True)
     table = format_table(model, counts)
     sets = ', '.join(name for name, _ in loaders)
@@ -250,8 +276,11 @@ def main(argv=None):
           'windowed blocks.')
     print(table)
     png = osp.join(out, 'expert_usage.png')
-    plot(model, counts, png,
-         title=f'{osp.basename(args.config)}: {num_images} images')
+    plot(
+        model,
+        counts,
+        png,
+        title=f'{osp.basename(args.config)}: {num_images} images')
     total = sum(c for c in counts.values())
     with open(osp.join(out, 'expert_usage.json'), 'w') as f:
         json.dump(
@@ -261,13 +290,16 @@ def main(argv=None):
                 split=args.split,
                 datasets=[name for name, _ in loaders],
                 num_images=num_images,
-                scales=list(range(1, len(total) + 1)),
+                scales=list(range(1,
+                                  len(total) + 1)),
                 layers={
-                    name: dict(attn=block_kind(model, name),
-                               counts=c.tolist())
+                    name:
+                    dict(attn=block_kind(model, name), counts=c.tolist())
                     for name, c in counts.items()
                 },
-                overall=total.tolist()), f, indent=1)
+                overall=total.tolist()),
+            f,
+            indent=1)
     print(f'Saved {png} and {osp.join(out, "expert_usage.json")}')
     return counts
 

@@ -35,21 +35,31 @@ NOT_METRICS = ('time', 'data_time', 'memory', 'iter', 'epoch', 'step', 'lr')
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='One table of the test results of several work dirs')
-    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
-                        help='work dirs of tools/test.py (or above them), '
-                        'or glob patterns')
-    parser.add_argument('--metrics', nargs='+',
-                        help='metrics to show, in this order (default: all)')
-    parser.add_argument('--labels', nargs='+',
-                        help='one row label per work dir (default: the '
-                        'parts of their paths that differ)')
-    parser.add_argument('--layout', choices=['long', 'wide'], default='long',
-                        help='long: a row per test set and run; wide: a row '
-                        'per run, a column per test set and metric')
-    parser.add_argument('--format', choices=['markdown', 'csv'],
-                        default='markdown')
-    parser.add_argument('--precision', type=int, default=3,
-                        help='decimals (default 3)')
+    parser.add_argument(
+        'work_dirs',
+        nargs='+',
+        metavar='WORK_DIR',
+        help='work dirs of tools/test.py (or above them), '
+        'or glob patterns')
+    parser.add_argument(
+        '--metrics',
+        nargs='+',
+        help='metrics to show, in this order (default: all)')
+    parser.add_argument(
+        '--labels',
+        nargs='+',
+        help='one row label per work dir (default: the '
+        'parts of their paths that differ)')
+    parser.add_argument(
+        '--layout',
+        choices=['long', 'wide'],
+        default='long',
+        help='long: a row per test set and run; wide: a row '
+        'per run, a column per test set and metric')
+    parser.add_argument(
+        '--format', choices=['markdown', 'csv'], default='markdown')
+    parser.add_argument(
+        '--precision', type=int, default=3, help='decimals (default 3)')
     parser.add_argument('--out', help='write the table to this file too')
     return parser.parse_args(argv)
 
@@ -77,8 +87,8 @@ def latest_results(work_dir: str) -> Tuple[str, Dict[str, float]]:
         FileNotFoundError: There is none.
     """
     files = [
-        p for p in glob.glob(osp.join(work_dir, '**', '*.json'),
-                             recursive=True)
+        p
+        for p in glob.glob(osp.join(work_dir, '**', '*.json'), recursive=True)
         if osp.splitext(osp.basename(p))[0] == osp.basename(osp.dirname(p))
     ]
     if not files:
@@ -180,8 +190,10 @@ def render(header: List[str], rows: List[List[str]], fmt: str) -> str:
         writer.writerow(header)
         writer.writerows(rows)
         return buf.getvalue()
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '| ' + ' | '.join('---' for _ in header) + ' |']
+    lines = [
+        '| ' + ' | '.join(header) + ' |',
+        '| ' + ' | '.join('---' for _ in header) + ' |'
+    ]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     return '\n'.join(lines) + '\n'
 
@@ -198,8 +210,7 @@ def main(argv=None) -> str:
         path, values = latest_results(work_dir)
         print(f'{label}: {path}', file=sys.stderr)
         runs.append((label, values))
-    header, rows = build_table(runs, args.metrics, args.layout,
-                               args.precision)
+    header, rows = build_table(runs, args.metrics, args.layout, args.precision)
     table = render(header, rows, args.format)
     print(table, end='')
     if args.out:

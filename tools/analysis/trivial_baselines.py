@@ -32,10 +32,10 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
-
-import mmseg_convlora  # noqa: F401  registers the datasets and metrics
 from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
+
+import mmseg_convlora  # noqa: F401  registers the datasets and metrics
 
 
 def parse_args(argv=None):
@@ -44,11 +44,15 @@ def parse_args(argv=None):
         'predictions with the config\'s test metrics.')
     parser.add_argument('config', help='a binary dataset config')
     parser.add_argument(
-        '--size', type=int, default=256,
+        '--size',
+        type=int,
+        default=256,
         help='resolution of the mean training mask (default 256)')
     parser.add_argument('--out', help='write the metrics as JSON here')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override settings of the config, as in tools/test.py')
     return parser.parse_args(argv)
 
@@ -59,10 +63,11 @@ def _loader_entries(cfg) -> List[Tuple[str, dict, dict]]:
     entries = loaders if isinstance(loaders, (list, tuple)) else [loaders]
     out = []
     for i, entry in enumerate(entries):
-        name = entry.get('name') or ('test' if len(entries) == 1 else
-                                     f'test{i}')
-        out.append((name, entry['dataset'],
-                    entry.get('evaluator', cfg.test_evaluator)))
+        name = entry.get('name') or ('test'
+                                     if len(entries) == 1 else f'test{i}')
+        out.append(
+            (name, entry['dataset'], entry.get('evaluator',
+                                               cfg.test_evaluator)))
     return out
 
 
@@ -76,11 +81,16 @@ def mean_training_mask(dataset_cfg: dict, size: int) -> torch.Tensor:
     total = torch.zeros(size, size, dtype=torch.float64)
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        results = load(dict(seg_map_path=info['seg_map_path'],
-                            seg_fields=[], reduce_zero_label=False))
+        results = load(
+            dict(
+                seg_map_path=info['seg_map_path'],
+                seg_fields=[],
+                reduce_zero_label=False))
         mask = torch.from_numpy(results['gt_seg_map'].astype(np.float32))
         total += F.interpolate(
-            mask[None, None], size=(size, size), mode='bilinear',
+            mask[None, None],
+            size=(size, size),
+            mode='bilinear',
             align_corners=False)[0, 0].double()
     if len(dataset) == 0:
         raise ValueError('the training set is empty')
@@ -97,7 +107,9 @@ def score(name: str, dataset_cfg: dict, evaluator_cfg,
         gt = dataset[i]['data_samples'].gt_sem_seg
         h, w = gt.shape
         prob = F.interpolate(
-            prob_map[None, None], size=(h, w), mode='bilinear',
+            prob_map[None, None],
+            size=(h, w),
+            mode='bilinear',
             align_corners=False)[0]
         sample = SegDataSample(gt_sem_seg=gt)
         sample.seg_logits = PixelData(data=prob)
@@ -111,8 +123,10 @@ def markdown(results: Dict[str, Dict[str, float]]) -> str:
     keys = list(next(iter(results.values())))
     sets = list(dict.fromkeys(k.split('/')[0] for k in keys))
     metrics = list(dict.fromkeys(k.split('/', 1)[1] for k in keys))
-    lines = ['| baseline | test set | ' + ' | '.join(metrics) + ' |',
-             '|' + ' --- |' * (len(metrics) + 2)]
+    lines = [
+        '| baseline | test set | ' + ' | '.join(metrics) + ' |',
+        '|' + ' --- |' * (len(metrics) + 2)
+    ]
     for baseline, values in results.items():
         for s in sets:
             row = [f'{values[f"{s}/{m}"]:.4f}' for m in metrics]

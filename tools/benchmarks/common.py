@@ -19,8 +19,8 @@ def print_table(header: Sequence[str], rows: List[Sequence]) -> None:
     print(table.get_string())
 
 
-def interleaved_medians(jobs: Dict[Hashable, Callable[[], float]],
-                        warmup: int, steps: int) -> Dict[Hashable, float]:
+def interleaved_medians(jobs: Dict[Hashable, Callable[[], float]], warmup: int,
+                        steps: int) -> Dict[Hashable, float]:
     """Median seconds of each job over ``steps`` rounds after ``warmup``.
 
     Every round runs every job once, in turn, so a change of machine load
@@ -38,7 +38,9 @@ def interleaved_medians(jobs: Dict[Hashable, Callable[[], float]],
 
 def add_clock_argument(parser) -> None:
     parser.add_argument(
-        '--clock', choices=['wall', 'cpu'], default='wall',
+        '--clock',
+        choices=['wall', 'cpu'],
+        default='wall',
         help='wall time, or CPU time of this process (with --threads 1, '
         'the figure least distorted by other jobs on a shared machine)')
 

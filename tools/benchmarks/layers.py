@@ -51,8 +51,7 @@ class _LayerCase:
 
     def __init__(self, args, kind: str, dispatch: str,
                  shape: Tuple[int, int, int, int], device: torch.device):
-        from mmseg_convlora.models.adapters import (ConvLoRALinear,
-                                                    LoRALinear)
+        from mmseg_convlora.models.adapters import ConvLoRALinear, LoRALinear
         channels = shape[-1]
         torch.manual_seed(args.seed)  # the same frozen weights for all
         layer = nn.Linear(channels, 3 * channels).requires_grad_(False)
@@ -73,8 +72,8 @@ class _LayerCase:
         self.clock = get_clock(args.clock)
         gen = torch.Generator().manual_seed(args.seed + 1)
         self.x = torch.randn(shape, generator=gen).to(device)
-        self.grad = torch.randn(*shape[:-1], 3 * channels,
-                                generator=gen).to(device)
+        self.grad = torch.randn(
+            *shape[:-1], 3 * channels, generator=gen).to(device)
 
     def autocast(self):
         if self.amp == 'none':
@@ -125,34 +124,50 @@ def add_parser(subparsers) -> None:
         'no_grad. Median of interleaved rounds, ratios to LoRA and to the '
         'frozen Linear.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--arch', default='vit_b',
-                        choices=['vit_b', 'vit_l', 'vit_h', 'tiny'])
-    parser.add_argument('--size', type=int, default=1024,
-                        help='input image side in pixels')
+    parser.add_argument(
+        '--arch', default='vit_b', choices=['vit_b', 'vit_l', 'vit_h', 'tiny'])
+    parser.add_argument(
+        '--size', type=int, default=1024, help='input image side in pixels')
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--inputs', nargs='+', default=list(INPUTS),
-                        choices=INPUTS,
-                        help='windowed and/or global attention blocks')
-    parser.add_argument('--layers', nargs='+', default=list(LAYERS),
-                        choices=LAYERS)
-    parser.add_argument('--dispatch', nargs='+', default=['auto'],
-                        choices=['auto', 'grouped', 'dense'],
-                        help='Conv-LoRA dispatch mode(s), one row each')
-    parser.add_argument('--modes', nargs='+', default=['train', 'infer'],
-                        choices=['train', 'infer'])
+    parser.add_argument(
+        '--inputs',
+        nargs='+',
+        default=list(INPUTS),
+        choices=INPUTS,
+        help='windowed and/or global attention blocks')
+    parser.add_argument(
+        '--layers', nargs='+', default=list(LAYERS), choices=LAYERS)
+    parser.add_argument(
+        '--dispatch',
+        nargs='+',
+        default=['auto'],
+        choices=['auto', 'grouped', 'dense'],
+        help='Conv-LoRA dispatch mode(s), one row each')
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        default=['train', 'infer'],
+        choices=['train', 'infer'])
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--amp', choices=['none', 'fp16', 'bf16'],
-                        default='none', help='autocast dtype')
     parser.add_argument(
-        '--frozen-input', action='store_true',
+        '--amp',
+        choices=['none', 'fp16', 'bf16'],
+        default='none',
+        help='autocast dtype')
+    parser.add_argument(
+        '--frozen-input',
+        action='store_true',
         help='input without grad, as in the first block')
     add_clock_argument(parser)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--steps', type=int, default=5,
-                        help='timed rounds (median)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU)')
+    parser.add_argument(
+        '--steps', type=int, default=5, help='timed rounds (median)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (CPU)')
     parser.add_argument('--json', default=None, help='also write rows here')
     parser.add_argument('--seed', type=int, default=0)
     parser.set_defaults(func=run)
@@ -181,8 +196,8 @@ def run(args: argparse.Namespace) -> List[dict]:
     for inp in args.inputs:
         shapes[inp] = input_shape(inp, args.arch, args.size, args.batch_size)
         for kind, dispatch in names:
-            cases[(inp, kind, dispatch)] = _LayerCase(
-                args, kind, dispatch, shapes[inp], device)
+            cases[(inp, kind, dispatch)] = _LayerCase(args, kind, dispatch,
+                                                      shapes[inp], device)
     jobs = {}
     for mode in args.modes:
         for key, case in cases.items():
@@ -192,16 +207,19 @@ def run(args: argparse.Namespace) -> List[dict]:
 
     rows = []
     for (inp, kind, dispatch), case in cases.items():
-        row = dict(input=inp, shape=list(shapes[inp]),
-                   layer=kind if dispatch is None else
-                   f'{kind}[{dispatch}]')
+        row = dict(
+            input=inp,
+            shape=list(shapes[inp]),
+            layer=kind if dispatch is None else f'{kind}[{dispatch}]')
         for mode in ('train', 'infer'):
             seconds = medians.get((inp, kind, dispatch, mode))
             row[f'{mode}_ms'] = None if seconds is None else 1000 * seconds
         rows.append(row)
     for row in rows:
-        same_input = {r['layer']: r for r in rows
-                      if r['input'] == row['input']}
+        same_input = {
+            r['layer']: r
+            for r in rows if r['input'] == row['input']
+        }
         for mode in ('train', 'infer'):
             for ref in ('lora', 'linear'):
                 row[f'{mode}_ms_vs_{ref}'] = ratio(
@@ -213,19 +231,30 @@ def run(args: argparse.Namespace) -> List[dict]:
           f'{torch.__version__}, {torch.get_num_threads()} threads; '
           f'{args.clock} time, median of {args.steps} interleaved round(s) '
           f'after '
-          f'{args.warmup} warm-up; input '
-          + ('without' if args.frozen_input else 'with') + ' grad')
-    print_table(
-        ['input (N, h, w, C)', 'layer', 'train (ms)', 'infer (ms)',
-         'train/LoRA', 'infer/LoRA', 'train/Linear', 'infer/Linear'],
-        [[f"{r['input']} {tuple(r['shape'])}", r['layer'],
-          fmt(r['train_ms'], '.1f'), fmt(r['infer_ms'], '.1f'),
-          fmt(r['train_ms_vs_lora'], '.2f'), fmt(r['infer_ms_vs_lora'], '.2f'),
-          fmt(r['train_ms_vs_linear'], '.2f'),
-          fmt(r['infer_ms_vs_linear'], '.2f')] for r in rows])
+          f'{args.warmup} warm-up; input ' +
+          ('without' if args.frozen_input else 'with') + ' grad')
+    print_table([
+        'input (N, h, w, C)', 'layer', 'train (ms)', 'infer (ms)',
+        'train/LoRA', 'infer/LoRA', 'train/Linear', 'infer/Linear'
+    ], [[
+        f"{r['input']} {tuple(r['shape'])}", r['layer'],
+        fmt(r['train_ms'], '.1f'),
+        fmt(r['infer_ms'], '.1f'),
+        fmt(r['train_ms_vs_lora'], '.2f'),
+        fmt(r['infer_ms_vs_lora'], '.2f'),
+        fmt(r['train_ms_vs_linear'], '.2f'),
+        fmt(r['infer_ms_vs_linear'], '.2f')
+    ] for r in rows])
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(rows=rows, args={
-                k: v for k, v in vars(args).items()
-                if k not in ('func', 'argv')}), f, indent=1)
+            json.dump(
+                dict(
+                    rows=rows,
+                    args={
+                        k: v
+                        for k, v in vars(args).items()
+                        if k not in ('func', 'argv')
+                    }),
+                f,
+                indent=1)
     return rows

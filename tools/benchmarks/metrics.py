@@ -20,8 +20,8 @@ def _random_binary_samples(num_images: int, size: int,
     for _ in range(num_images):
         # Low-resolution noise upsampled: blobs rather than salt-and-pepper,
         # so distance transforms and S-measure quadrants see real shapes.
-        low = torch.rand(1, 1, max(size // 32, 2), max(size // 32, 2),
-                         generator=gen)
+        low = torch.rand(
+            1, 1, max(size // 32, 2), max(size // 32, 2), generator=gen)
         gt_field = torch.nn.functional.interpolate(
             low, size=(size, size), mode='bilinear', align_corners=False)[0]
         gt = (gt_field > 0.5).long()
@@ -54,22 +54,24 @@ def _metric_cases() -> Dict[str, dict]:
     """Benchmarked metrics: name -> (config, kind). Components of
     ``SODMetric`` are listed too, so the expensive one is visible."""
     return {
-        'SODMetric': dict(cfg=dict(type='SODMetric'), kind='binary'),
-        'SODMetric[Sm]': dict(
-            cfg=dict(type='SODMetric', sod_metrics=['Sm']), kind='binary'),
-        'SODMetric[Em]': dict(
-            cfg=dict(type='SODMetric', sod_metrics=['Em']), kind='binary'),
-        'SODMetric[wFm]': dict(
-            cfg=dict(type='SODMetric', sod_metrics=['wFm']), kind='binary'),
-        'SODMetric[MAE]': dict(
-            cfg=dict(type='SODMetric', sod_metrics=['MAE']), kind='binary'),
-        'BERMetric': dict(cfg=dict(type='BERMetric'), kind='binary'),
-        'BERPerImageMetric': dict(
-            cfg=dict(type='BERPerImageMetric'), kind='binary'),
-        'BinarySegMetric': dict(
-            cfg=dict(type='BinarySegMetric'), kind='binary'),
-        'MultiClassSegMetric': dict(
-            cfg=dict(type='MultiClassSegMetric'), kind='multiclass'),
+        'SODMetric':
+        dict(cfg=dict(type='SODMetric'), kind='binary'),
+        'SODMetric[Sm]':
+        dict(cfg=dict(type='SODMetric', sod_metrics=['Sm']), kind='binary'),
+        'SODMetric[Em]':
+        dict(cfg=dict(type='SODMetric', sod_metrics=['Em']), kind='binary'),
+        'SODMetric[wFm]':
+        dict(cfg=dict(type='SODMetric', sod_metrics=['wFm']), kind='binary'),
+        'SODMetric[MAE]':
+        dict(cfg=dict(type='SODMetric', sod_metrics=['MAE']), kind='binary'),
+        'BERMetric':
+        dict(cfg=dict(type='BERMetric'), kind='binary'),
+        'BERPerImageMetric':
+        dict(cfg=dict(type='BERPerImageMetric'), kind='binary'),
+        'BinarySegMetric':
+        dict(cfg=dict(type='BinarySegMetric'), kind='binary'),
+        'MultiClassSegMetric':
+        dict(cfg=dict(type='MultiClassSegMetric'), kind='multiclass'),
     }
 
 
@@ -103,12 +105,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         '--size', type=int, default=1024, help='square map side in pixels')
     parser.add_argument(
-        '--num-classes', type=int, default=3,
+        '--num-classes',
+        type=int,
+        default=3,
         help='classes of the multi-class case (Trans10K v1 has 3)')
     parser.add_argument(
         '--repeats', type=int, default=1, help='runs per metric, best kept')
     parser.add_argument(
-        '--only', nargs='+', default=None,
+        '--only',
+        nargs='+',
+        default=None,
         help='benchmark only these metric names')
     parser.add_argument('--seed', type=int, default=0)
     parser.set_defaults(func=run)
@@ -121,8 +127,9 @@ def run(args: argparse.Namespace) -> List[dict]:
         list[dict]: One row per metric: ``name``, ``seconds``,
         ``images_per_s``.
     """
-    import mmseg_convlora  # noqa: F401  (registers the metrics)
     from mmseg.registry import METRICS
+
+    import mmseg_convlora  # noqa: F401  (registers the metrics)
 
     cases = _metric_cases()
     if args.only:
@@ -145,12 +152,12 @@ def run(args: argparse.Namespace) -> List[dict]:
             dict(
                 name=name,
                 seconds=seconds,
-                images_per_s=len(samples) / seconds if seconds else
-                float('inf')))
+                images_per_s=len(samples) /
+                seconds if seconds else float('inf')))
     print(f'metrics: {args.num_images} image(s) of {args.size}x{args.size}, '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads')
-    print_table(['metric', 'images/s', 'ms/image'],
-                [[r['name'], f"{r['images_per_s']:.2f}",
-                  f"{1000 * r['seconds'] / args.num_images:.1f}"]
-                 for r in rows])
+    print_table(['metric', 'images/s', 'ms/image'], [[
+        r['name'], f"{r['images_per_s']:.2f}",
+        f"{1000 * r['seconds'] / args.num_images:.1f}"
+    ] for r in rows])
     return rows

@@ -18,8 +18,8 @@ from .common import (add_clock_argument, fmt, get_clock, interleaved_medians,
                      print_table, ratio)
 
 # Memory is measured by re-running the tool in a fresh process per method.
-SCRIPT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
-                  'benchmark.py')
+SCRIPT = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmark.py')
 MODEL_METHODS = ('decoder_only', 'lora', 'lora_merged', 'convlora', 'cad',
                  'cad_cached')
 _BASE_METHODS = {
@@ -61,8 +61,7 @@ def _model_cfg(args, method: str) -> dict:
     """A SAMSegmentor config with random weights for ``method``."""
     from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
     from mmseg_convlora.models.utils import SAM_ARCHS
-    from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM,
-                                      TINY_ENCODER)
+    from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
     base, with_cp = _method_parts(method)
     kind, _, cached = _BASE_METHODS[base]
     targets = {}
@@ -85,26 +84,48 @@ def _model_cfg(args, method: str) -> dict:
             spec['depth'], spec['global_attn_indexes'], args.depth)
         spec['depth'] = args.depth
     adapter = {
-        None: None,
-        'lora': dict(type='LoRA', rank=3, alpha=32, **targets),
-        'convlora': dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8,
-                         dispatch=args.dispatch, **targets),
-        'cad': dict(type='CAD', channels=out_channels,
-                    input_size=args.cad_size or args.size // 2),
+        None:
+        None,
+        'lora':
+        dict(type='LoRA', rank=3, alpha=32, **targets),
+        'convlora':
+        dict(
+            type='ConvLoRA',
+            rank=3,
+            alpha=32,
+            num_experts=8,
+            dispatch=args.dispatch,
+            **targets),
+        'cad':
+        dict(
+            type='CAD',
+            channels=out_channels,
+            input_size=args.cad_size or args.size // 2),
     }[kind]
-    backbone = dict(type='SAMTinyViT' if args.arch == 'mobile_sam' else
-                    'SAMViT', arch=spec, img_size=args.size,
-                    out_channels=out_channels, adapter=adapter,
-                    with_cp=with_cp)
+    backbone = dict(
+        type='SAMTinyViT' if args.arch == 'mobile_sam' else 'SAMViT',
+        arch=spec,
+        img_size=args.size,
+        out_channels=out_channels,
+        adapter=adapter,
+        with_cp=with_cp)
     if cached:
         backbone['embedding_cache'] = dict(dir=None)
-    head = dict(type='SAMMaskDecoderHead', num_classes=2, out_channels=1,
-                img_size=args.size, embed_dim=out_channels,
-                loss_decode=dict(type='StructureLoss'))
+    head = dict(
+        type='SAMMaskDecoderHead',
+        num_classes=2,
+        out_channels=1,
+        img_size=args.size,
+        embed_dim=out_channels,
+        loss_decode=dict(type='StructureLoss'))
     if decoder is not None:
         head['decoder'] = decoder
-    return dict(type='SAMSegmentor', backbone=backbone, decode_head=head,
-                train_cfg=dict(), test_cfg=dict(mode='whole'))
+    return dict(
+        type='SAMSegmentor',
+        backbone=backbone,
+        decode_head=head,
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
 
 
 def _fake_batch(args, out_channels: int, device):
@@ -119,14 +140,15 @@ def _fake_batch(args, out_channels: int, device):
     samples = []
     for _ in range(B):
         low = torch.rand(1, 1, 8, 8, generator=gen)
-        gt = (F.interpolate(low, size=(S, S), mode='bilinear',
-                            align_corners=False)[0] > 0.5).long()
+        gt = (F.interpolate(
+            low, size=(S, S), mode='bilinear', align_corners=False)[0]
+              > 0.5).long()
         sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
-        sample.set_metainfo(dict(img_shape=(S, S), pad_shape=(S, S),
-                                 ori_shape=(S, S)))
+        sample.set_metainfo(
+            dict(img_shape=(S, S), pad_shape=(S, S), ori_shape=(S, S)))
         sample.set_field(
-            torch.randn(out_channels, S // 16, S // 16,
-                        generator=gen).half(), 'sam_embedding')
+            torch.randn(out_channels, S // 16, S // 16, generator=gen).half(),
+            'sam_embedding')
         samples.append(sample.to(device))
     return inputs.to(device), samples
 
@@ -141,8 +163,8 @@ class _Case:
         self.method, self.base = method, base
         self.trains = _BASE_METHODS[base][1]
         torch.manual_seed(args.seed)
-        self.model = MODELS.build(ConfigDict(_model_cfg(args, method))).to(
-            device)
+        self.model = MODELS.build(ConfigDict(_model_cfg(args,
+                                                        method))).to(device)
         backbone = self.model.backbone
         with torch.no_grad():  # spread Conv-LoRA's eval routing too
             for name, p in self.model.named_parameters():
@@ -151,11 +173,12 @@ class _Case:
         if base == 'lora_merged':
             for adapter in backbone.adapters:
                 adapter.merge()
-        self.trainable = [p for p in self.model.parameters()
-                          if p.requires_grad]
+        self.trainable = [
+            p for p in self.model.parameters() if p.requires_grad
+        ]
         self.num_trainable = sum(p.numel() for p in self.trainable)
-        self.inputs, self.samples = _fake_batch(
-            args, backbone.out_channels, device)
+        self.inputs, self.samples = _fake_batch(args, backbone.out_channels,
+                                                device)
         self.device = device
         self.amp = args.amp
         self.clock = get_clock(args.clock)
@@ -247,8 +270,8 @@ def _measure_memory(case: _Case, mode: str) -> float:
 
 def _child_memory(args, method: str, mode: str) -> Optional[float]:
     """Memory of one (method, mode) measured in a fresh process."""
-    cmd = [sys.executable, SCRIPT] + list(args.argv) + [
-        '--child', method, '--child-mode', mode]
+    cmd = [sys.executable, SCRIPT] + list(
+        args.argv) + ['--child', method, '--child-mode', mode]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(_RESULT_TAG):
@@ -266,54 +289,80 @@ def add_parser(subparsers) -> None:
         'load changes hit them alike), inference time (eval, no_grad, '
         'predict), peak memory of one step (CUDA: max_memory_allocated; '
         'CPU: peak RSS growth, each method and mode in a fresh process) and '
-        'trainable parameters, with random weights. Methods: '
-        + ', '.join(MODEL_METHODS) + '; "+cp" adds activation '
+        'trainable parameters, with random weights. Methods: ' +
+        ', '.join(MODEL_METHODS) + '; "+cp" adds activation '
         'checkpointing (e.g. lora+cp).')
-    parser.add_argument('--arch', default='vit_b',
-                        choices=['vit_b', 'vit_l', 'vit_h', 'mobile_sam',
-                                 'tiny'],
-                        help="SAM's ViT, MobileSAM's TinyViT or a tiny ViT "
-                        '(tests)')
-    parser.add_argument('--size', type=int, default=1024,
-                        help='square input size')
+    parser.add_argument(
+        '--arch',
+        default='vit_b',
+        choices=['vit_b', 'vit_l', 'vit_h', 'mobile_sam', 'tiny'],
+        help="SAM's ViT, MobileSAM's TinyViT or a tiny ViT "
+        '(tests)')
+    parser.add_argument(
+        '--size', type=int, default=1024, help='square input size')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
-        '--cad-size', type=int, default=None,
+        '--cad-size',
+        type=int,
+        default=None,
         help="CAD's input size (default: half the input size, as the SAM "
         'ViT configs; the MobileSAM configs use the input size)')
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
-        '--depth', type=int, default=None,
+        '--depth',
+        type=int,
+        default=None,
         help='shrink the ViT to N blocks keeping SAM\'s ratio of global to '
         'windowed blocks (quick CPU runs)')
-    parser.add_argument('--amp', choices=['none', 'fp16', 'bf16'],
-                        default='none',
-                        help='autocast dtype (fp16 with loss scaling)')
     parser.add_argument(
-        '--with-cp', action='store_true',
+        '--amp',
+        choices=['none', 'fp16', 'bf16'],
+        default='none',
+        help='autocast dtype (fp16 with loss scaling)')
+    parser.add_argument(
+        '--with-cp',
+        action='store_true',
         help='also run LoRA and Conv-LoRA with activation checkpointing '
         '(rows lora+cp, convlora+cp)')
-    parser.add_argument('--methods', nargs='+', default=list(MODEL_METHODS),
-                        help='methods (default: all)')
-    parser.add_argument('--measure', nargs='+', default=['time', 'memory'],
-                        choices=['time', 'memory'])
-    parser.add_argument('--modes', nargs='+', default=['train', 'infer'],
-                        choices=['train', 'infer'])
+    parser.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(MODEL_METHODS),
+        help='methods (default: all)')
+    parser.add_argument(
+        '--measure',
+        nargs='+',
+        default=['time', 'memory'],
+        choices=['time', 'memory'])
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        default=['train', 'infer'],
+        choices=['train', 'infer'])
     add_clock_argument(parser)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--steps', type=int, default=3,
-                        help='timed steps per method and mode (median)')
     parser.add_argument(
-        '--memory-isolation', choices=['subprocess', 'none'],
+        '--steps',
+        type=int,
+        default=3,
+        help='timed steps per method and mode (median)')
+    parser.add_argument(
+        '--memory-isolation',
+        choices=['subprocess', 'none'],
         default='subprocess',
         help='measure memory in a fresh process per method and mode '
         '(default) or in this one (faster, peaks may mix)')
-    parser.add_argument('--dispatch', default='auto',
-                        choices=['auto', 'grouped', 'dense'],
-                        help='Conv-LoRA dispatch')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch.set_num_threads (CPU)')
+    parser.add_argument(
+        '--dispatch',
+        default='auto',
+        choices=['auto', 'grouped', 'dense'],
+        help='Conv-LoRA dispatch')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=None,
+        help='torch.set_num_threads (CPU)')
     parser.add_argument('--json', default=None, help='also write rows here')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
@@ -329,8 +378,9 @@ def run(args: argparse.Namespace) -> List[dict]:
         ``train_s``, ``infer_s``, ``train_mem_mib``, ``infer_mem_mib`` (None
         where not measured) and the ratios to LoRA.
     """
-    import mmseg_convlora  # noqa: F401  (registers the models)
     from mmengine.registry import init_default_scope
+
+    import mmseg_convlora  # noqa: F401  (registers the models)
     init_default_scope('mmseg')
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -358,9 +408,17 @@ def run(args: argparse.Namespace) -> List[dict]:
             return _BASE_METHODS[base][1]
         return not with_cp  # checkpointing changes nothing in inference
 
-    rows = {m: dict(method=m, trainable=None, train_s=None, infer_s=None,
-                    train_mem_mib=None, infer_mem_mib=None)
-            for m in methods}
+    rows = {
+        m:
+        dict(
+            method=m,
+            trainable=None,
+            train_s=None,
+            infer_s=None,
+            train_mem_mib=None,
+            infer_mem_mib=None)
+        for m in methods
+    }
 
     # Parameters (and the models for timing): one model per method.
     cases = {}
@@ -382,8 +440,11 @@ def run(args: argparse.Namespace) -> List[dict]:
                     mem = _measure_memory(cases[m], mode)
                 rows[m][f'{mode}_mem_mib'] = mem
     if 'time' in args.measure:
-        jobs = {(m, mode): (lambda m=m, mode=mode: cases[m].run(mode))
-                for mode in args.modes for m in methods if wants(m, mode)}
+        jobs = {
+            (m, mode): (lambda m=m, mode=mode: cases[m].run(mode))
+            for mode in args.modes
+            for m in methods if wants(m, mode)
+        }
         medians = interleaved_medians(jobs, args.warmup, args.steps)
         for (m, mode), seconds in medians.items():
             rows[m][f'{mode}_s'] = seconds
@@ -400,21 +461,33 @@ def run(args: argparse.Namespace) -> List[dict]:
           f'{args.size}, batch {args.batch_size}, device {args.device}, amp '
           f'{args.amp}, torch {torch.__version__}, '
           f'{torch.get_num_threads()} threads; {args.clock} time: median of '
-          f'{args.steps} step(s) after {args.warmup} warm-up; memory: '
-          + ('CUDA peak allocated' if device.type == 'cuda' else
-             'peak RSS growth') + ' of one step')
-    print_table(
-        ['method', 'trainable params', 'train step (s)', 'infer (s)',
-         'train peak (MiB)', 'infer peak (MiB)', 'step/LoRA', 'infer/LoRA',
-         'train mem/LoRA'],
-        [[r['method'], f"{r['trainable']:,}", fmt(r['train_s']),
-          fmt(r['infer_s']), fmt(r['train_mem_mib'], '.0f'),
-          fmt(r['infer_mem_mib'], '.0f'), fmt(r['train_s_vs_lora'], '.2f'),
-          fmt(r['infer_s_vs_lora'], '.2f'),
-          fmt(r['train_mem_mib_vs_lora'], '.2f')] for r in out])
+          f'{args.steps} step(s) after {args.warmup} warm-up; memory: ' +
+          ('CUDA peak allocated' if device.type ==
+           'cuda' else 'peak RSS growth') + ' of one step')
+    print_table([
+        'method', 'trainable params', 'train step (s)', 'infer (s)',
+        'train peak (MiB)', 'infer peak (MiB)', 'step/LoRA', 'infer/LoRA',
+        'train mem/LoRA'
+    ], [[
+        r['method'], f"{r['trainable']:,}",
+        fmt(r['train_s']),
+        fmt(r['infer_s']),
+        fmt(r['train_mem_mib'], '.0f'),
+        fmt(r['infer_mem_mib'], '.0f'),
+        fmt(r['train_s_vs_lora'], '.2f'),
+        fmt(r['infer_s_vs_lora'], '.2f'),
+        fmt(r['train_mem_mib_vs_lora'], '.2f')
+    ] for r in out])
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(rows=out, args={
-                k: v for k, v in vars(args).items()
-                if k not in ('func', 'argv')}), f, indent=1)
+            json.dump(
+                dict(
+                    rows=out,
+                    args={
+                        k: v
+                        for k, v in vars(args).items()
+                        if k not in ('func', 'argv')
+                    }),
+                f,
+                indent=1)
     return out

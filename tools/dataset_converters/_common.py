@@ -57,8 +57,10 @@ def first_existing(root: str, candidates: Sequence[str]) -> Optional[str]:
     return None
 
 
-def list_files(folder: str, exts: Sequence[str] = IMG_EXTS,
-               strip: str = '', skip: Sequence[str] = ()) -> Dict[str, str]:
+def list_files(folder: str,
+               exts: Sequence[str] = IMG_EXTS,
+               strip: str = '',
+               skip: Sequence[str] = ()) -> Dict[str, str]:
     """``{stem: path}`` of the files in ``folder`` with one of ``exts``.
 
     Args:
@@ -82,7 +84,9 @@ def list_files(folder: str, exts: Sequence[str] = IMG_EXTS,
     return found
 
 
-def pair_files(img_dir: str, mask_dir: str, mask_strip: str = '',
+def pair_files(img_dir: str,
+               mask_dir: str,
+               mask_strip: str = '',
                img_skip: Sequence[str] = (),
                img_exts: Sequence[str] = IMG_EXTS) -> List[Pair]:
     """Match images and masks by stem; refuse images without a mask."""
@@ -128,7 +132,10 @@ def _place(src: str, dst: str, symlink: bool) -> None:
         shutil.copyfile(src, dst)
 
 
-def write_split(pairs: Sequence[Pair], out: str, split: str, symlink: bool,
+def write_split(pairs: Sequence[Pair],
+                out: str,
+                split: str,
+                symlink: bool,
                 mask_ext: Optional[str] = '.png',
                 img_ext: Optional[str] = None,
                 convert_mask: Optional[Callable] = None) -> str:
@@ -205,23 +212,35 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='the unpacked official download')
-    parser.add_argument('--out', default=default_out,
-                        help=f'output folder (default {default_out})')
-    parser.add_argument('--symlink', action='store_true',
-                        help='symlink the files instead of copying them')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace split folders written before')
+    parser.add_argument(
+        '--out',
+        default=default_out,
+        help=f'output folder (default {default_out})')
+    parser.add_argument(
+        '--symlink',
+        action='store_true',
+        help='symlink the files instead of copying them')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace split folders written before')
     return parser
 
 
-def add_split_args(parser: argparse.ArgumentParser, val_fraction: float,
+def add_split_args(parser: argparse.ArgumentParser,
+                   val_fraction: float,
                    seed: int = 0) -> None:
     parser.add_argument(
-        '--val-fraction', type=float, default=val_fraction,
+        '--val-fraction',
+        type=float,
+        default=val_fraction,
         help='fraction of the training images held out for validation '
         f'(default {val_fraction})')
-    parser.add_argument('--seed', type=int, default=seed,
-                        help=f'seed of the random split (default {seed})')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=seed,
+        help=f'seed of the random split (default {seed})')
 
 
 def run_cli(main: Callable, argv=None) -> int:

@@ -32,9 +32,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (add_split_args, base_parser, check_entries,
-                     note_count, pair_files, prepare_out, random_split,
-                     run_cli, write_split)
+from _common import (add_split_args, base_parser, check_entries, note_count,
+                     pair_files, prepare_out, random_split, run_cli,
+                     write_split)
 
 TEST_SETS = {'CAMO': 250, 'COD10K': 2026, 'CHAMELEON': 76}
 NUM_TRAIN = 4040
@@ -49,15 +49,18 @@ def main(argv=None):
     add_split_args(parser, 0.1)
     args = parser.parse_args(argv)
     src = args.src
-    check_entries(src, ['TrainDataset/Imgs', 'TrainDataset/GT'] +
-                  [f'TestDataset/{name}/{sub}' for name in TEST_SETS
-                   for sub in ('Imgs', 'GT')], 'camouflaged object (COD)',
-                  LAYOUT)
-    train = pair_files(osp.join(src, 'TrainDataset', 'Imgs'),
-                       osp.join(src, 'TrainDataset', 'GT'))
+    check_entries(src, ['TrainDataset/Imgs', 'TrainDataset/GT'] + [
+        f'TestDataset/{name}/{sub}' for name in TEST_SETS
+        for sub in ('Imgs', 'GT')
+    ], 'camouflaged object (COD)', LAYOUT)
+    train = pair_files(
+        osp.join(src, 'TrainDataset', 'Imgs'),
+        osp.join(src, 'TrainDataset', 'GT'))
     tests = {
-        name: pair_files(osp.join(src, 'TestDataset', name, 'Imgs'),
-                         osp.join(src, 'TestDataset', name, 'GT'))
+        name:
+        pair_files(
+            osp.join(src, 'TestDataset', name, 'Imgs'),
+            osp.join(src, 'TestDataset', name, 'GT'))
         for name in TEST_SETS
     }
     note = note_count('TrainDataset', len(train), NUM_TRAIN)

@@ -41,9 +41,8 @@ import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (IMG_EXTS, LayoutError, Pair,
-                     check_entries, pair_files, prepare_out, run_cli,
-                     write_split)
+from _common import (IMG_EXTS, LayoutError, Pair, check_entries, pair_files,
+                     prepare_out, run_cli, write_split)
 
 
 def parse_sources(specs: List[str]) -> Dict[str, str]:
@@ -53,9 +52,8 @@ def parse_sources(specs: List[str]) -> Dict[str, str]:
     for spec in specs:
         name, sep, folder = spec.partition('=')
         if not sep or not name or not folder:
-            raise LayoutError(
-                f'source {spec!r} is not NAME=FOLDER (e.g. '
-                'Kvasir=/data/Kvasir-SEG)')
+            raise LayoutError(f'source {spec!r} is not NAME=FOLDER (e.g. '
+                              'Kvasir=/data/Kvasir-SEG)')
         if os.sep in name or name in ('.', '..') or name.startswith('.'):
             raise LayoutError(f'source name {name!r} must be a plain folder '
                               'name (it names the test set)')
@@ -142,23 +140,39 @@ def main(argv=None):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        'sources', nargs='+', metavar='NAME=FOLDER',
+        'sources',
+        nargs='+',
+        metavar='NAME=FOLDER',
         help='named source folders, each with the images and masks folders')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--symlink', action='store_true',
-                        help='symlink the images instead of copying them')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace split folders written before')
-    parser.add_argument('--img-dir', default='images',
-                        help='images folder inside each source (images)')
-    parser.add_argument('--mask-dir', default='masks',
-                        help='masks folder inside each source (masks)')
-    parser.add_argument('--val-fraction', type=float, default=0.1,
-                        help='fraction of each source for validation (0.1)')
-    parser.add_argument('--test-fraction', type=float, default=0.2,
-                        help='fraction of each source for testing (0.2)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the random split (0)')
+    parser.add_argument(
+        '--symlink',
+        action='store_true',
+        help='symlink the images instead of copying them')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace split folders written before')
+    parser.add_argument(
+        '--img-dir',
+        default='images',
+        help='images folder inside each source (images)')
+    parser.add_argument(
+        '--mask-dir',
+        default='masks',
+        help='masks folder inside each source (masks)')
+    parser.add_argument(
+        '--val-fraction',
+        type=float,
+        default=0.1,
+        help='fraction of each source for validation (0.1)')
+    parser.add_argument(
+        '--test-fraction',
+        type=float,
+        default=0.2,
+        help='fraction of each source for testing (0.2)')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the random split (0)')
     args = parser.parse_args(argv)
     sources = parse_sources(args.sources)
     layout = (f'SRC/{args.img_dir}/<stem>.<ext>\nSRC/{args.mask_dir}/'
@@ -184,12 +198,22 @@ def main(argv=None):
             pooled[split] += [(f'{name}_{stem}', img, mask)
                               for stem, img, mask in part]
         if test:
-            print(write_split(test, args.out, f'test/{name}', args.symlink,
-                              convert_mask=binary_png))
+            print(
+                write_split(
+                    test,
+                    args.out,
+                    f'test/{name}',
+                    args.symlink,
+                    convert_mask=binary_png))
     for split, pairs in pooled.items():
         if pairs:
-            print(write_split(pairs, args.out, split, args.symlink,
-                              convert_mask=binary_png))
+            print(
+                write_split(
+                    pairs,
+                    args.out,
+                    split,
+                    args.symlink,
+                    convert_mask=binary_png))
 
 
 if __name__ == '__main__':

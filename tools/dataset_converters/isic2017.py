@@ -29,17 +29,17 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (base_parser, check_entries, note_count,
-                     pair_files, prepare_out, run_cli, write_split)
+from _common import (base_parser, check_entries, note_count, pair_files,
+                     prepare_out, run_cli, write_split)
 
 SPLITS = {
     # our split: (image folder, mask folder, official count)
-    'train': ('ISIC-2017_Training_Data',
-              'ISIC-2017_Training_Part1_GroundTruth', 2000),
+    'train':
+    ('ISIC-2017_Training_Data', 'ISIC-2017_Training_Part1_GroundTruth', 2000),
     'val': ('ISIC-2017_Validation_Data',
             'ISIC-2017_Validation_Part1_GroundTruth', 150),
-    'test': ('ISIC-2017_Test_v2_Data', 'ISIC-2017_Test_v2_Part1_GroundTruth',
-             600),
+    'test':
+    ('ISIC-2017_Test_v2_Data', 'ISIC-2017_Test_v2_Part1_GroundTruth', 600),
 }
 LAYOUT = '\n'.join(f'SRC/{img}/ISIC_xxxxxxx.jpg\nSRC/{mask}/'
                    'ISIC_xxxxxxx_segmentation.png'
@@ -51,13 +51,17 @@ def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0], 'data/isic2017')
     args = parser.parse_args(argv)
     src = args.src
-    check_entries(src, [d for img, mask, _ in SPLITS.values()
-                        for d in (img, mask)], 'ISIC 2017', LAYOUT)
+    check_entries(src,
+                  [d for img, mask, _ in SPLITS.values() for d in (img, mask)],
+                  'ISIC 2017', LAYOUT)
     pairs = {
-        split: pair_files(osp.join(src, img), osp.join(src, mask),
-                          mask_strip='_segmentation',
-                          img_skip=('_superpixels', ),
-                          img_exts=('.jpg', '.jpeg', '.png'))
+        split:
+        pair_files(
+            osp.join(src, img),
+            osp.join(src, mask),
+            mask_strip='_segmentation',
+            img_skip=('_superpixels', ),
+            img_exts=('.jpg', '.jpeg', '.png'))
         for split, (img, mask, _) in SPLITS.items()
     }
     prepare_out(args.out, list(SPLITS), args.overwrite)

@@ -29,9 +29,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (add_split_args, base_parser, check_entries,
-                     note_count, pair_files, prepare_out, random_split,
-                     run_cli, write_split)
+from _common import (add_split_args, base_parser, check_entries, note_count,
+                     pair_files, prepare_out, random_split, run_cli,
+                     write_split)
 
 LAYOUT = """SRC/train/train_A/*.png   shadow images
 SRC/train/train_B/*.png   shadow masks
@@ -44,12 +44,13 @@ def main(argv=None):
     add_split_args(parser, 0.1)
     args = parser.parse_args(argv)
     src = args.src
-    check_entries(src, ['train/train_A', 'train/train_B', 'test/test_A',
-                        'test/test_B'], 'ISTD', LAYOUT)
-    train = pair_files(osp.join(src, 'train', 'train_A'),
-                       osp.join(src, 'train', 'train_B'))
-    test = pair_files(osp.join(src, 'test', 'test_A'),
-                      osp.join(src, 'test', 'test_B'))
+    check_entries(
+        src, ['train/train_A', 'train/train_B', 'test/test_A', 'test/test_B'],
+        'ISTD', LAYOUT)
+    train = pair_files(
+        osp.join(src, 'train', 'train_A'), osp.join(src, 'train', 'train_B'))
+    test = pair_files(
+        osp.join(src, 'test', 'test_A'), osp.join(src, 'test', 'test_B'))
     note = note_count('training set', len(train), 1330)
     train, val = random_split(train, args.val_fraction, args.seed)
     prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)

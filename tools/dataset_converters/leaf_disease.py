@@ -34,9 +34,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, add_split_args, base_parser,
-                     first_existing, pair_files, prepare_out, random_split,
-                     run_cli, write_split)
+from _common import (LayoutError, add_split_args, base_parser, first_existing,
+                     pair_files, prepare_out, random_split, run_cli,
+                     write_split)
 
 CANDIDATES = ('data/data', 'data', '.')
 LAYOUT = """SRC/data/data/images/*.jpg and SRC/data/data/masks/*.png
@@ -47,9 +47,12 @@ Kaggle "Leaf disease segmentation dataset" (fakhrealam9537)"""
 def main(argv=None):
     parser = base_parser(__doc__.splitlines()[0], 'data/leaf_disease')
     add_split_args(parser, 0.1)
-    parser.add_argument('--test-fraction', type=float, default=0.15,
-                        help='fraction of all images used for testing '
-                        '(default 0.15)')
+    parser.add_argument(
+        '--test-fraction',
+        type=float,
+        default=0.15,
+        help='fraction of all images used for testing '
+        '(default 0.15)')
     args = parser.parse_args(argv)
     src = args.src
     if not osp.isdir(src):

@@ -32,8 +32,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, base_parser, note_count,
-                     pair_files, prepare_out, run_cli, write_split)
+from _common import (LayoutError, base_parser, note_count, pair_files,
+                     prepare_out, run_cli, write_split)
 
 COUNTS = {'train': 1108, 'val': 14, 'test': 49}
 LAYOUTS = {
@@ -64,8 +64,10 @@ def main(argv=None):
         raise LayoutError(f'{src!r} is not a folder. Expected:\n{LAYOUT}')
     found, missing = None, {}
     for name, folders in LAYOUTS.items():
-        absent = [d for pair in folders.values() for d in pair
-                  if not osp.isdir(osp.join(src, d))]
+        absent = [
+            d for pair in folders.values() for d in pair
+            if not osp.isdir(osp.join(src, d))
+        ]
         if not absent:
             found = name
             break
@@ -77,16 +79,22 @@ def main(argv=None):
             f'{src!r} does not look like Massachusetts Roads ({details}). '
             f'Expected:\n{LAYOUT}')
     pairs = {
-        split: pair_files(osp.join(src, img), osp.join(src, mask),
-                          img_exts=TIF)
+        split:
+        pair_files(osp.join(src, img), osp.join(src, mask), img_exts=TIF)
         for split, (img, mask) in LAYOUTS[found].items()
     }
     prepare_out(args.out, list(COUNTS), args.overwrite)
     print(f'Massachusetts Roads ({found}) from {src} -> {args.out} '
           '(official splits)')
     for split, items in pairs.items():
-        print(write_split(items, args.out, split, args.symlink,
-                          mask_ext='.tif', img_ext='.tiff'))
+        print(
+            write_split(
+                items,
+                args.out,
+                split,
+                args.symlink,
+                mask_ext='.tif',
+                img_ext='.tiff'))
         note = note_count(split, len(items), COUNTS[split])
         if note:
             print(note)

@@ -35,9 +35,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (LayoutError, add_split_args, base_parser,
-                     check_entries, first_existing, note_count, pair_files,
-                     prepare_out, random_split, run_cli, write_split)
+from _common import (LayoutError, add_split_args, base_parser, check_entries,
+                     first_existing, note_count, pair_files, prepare_out,
+                     random_split, run_cli, write_split)
 
 TEST_SETS = {
     'Kvasir': 100,
@@ -61,20 +61,21 @@ def main(argv=None):
     src = args.src
     check_entries(src, ['TrainDataset', 'TestDataset'] +
                   [f'TestDataset/{name}/images' for name in TEST_SETS] +
-                  [f'TestDataset/{name}/masks' for name in TEST_SETS],
-                  'PraNet polyp', LAYOUT)
-    img_sub = first_existing(src, ['TrainDataset/image',
-                                   'TrainDataset/images'])
-    mask_sub = first_existing(src, ['TrainDataset/mask',
-                                    'TrainDataset/masks'])
+                  [f'TestDataset/{name}/masks'
+                   for name in TEST_SETS], 'PraNet polyp', LAYOUT)
+    img_sub = first_existing(src,
+                             ['TrainDataset/image', 'TrainDataset/images'])
+    mask_sub = first_existing(src, ['TrainDataset/mask', 'TrainDataset/masks'])
     if img_sub is None or mask_sub is None:
         raise LayoutError(
             f'{src!r}: TrainDataset has no image/ (or images/) and mask/ '
             f'(or masks/) folders. Expected:\n{LAYOUT}')
     train = pair_files(osp.join(src, img_sub), osp.join(src, mask_sub))
     tests = {
-        name: pair_files(osp.join(src, 'TestDataset', name, 'images'),
-                         osp.join(src, 'TestDataset', name, 'masks'))
+        name:
+        pair_files(
+            osp.join(src, 'TestDataset', name, 'images'),
+            osp.join(src, 'TestDataset', name, 'masks'))
         for name in TEST_SETS
     }
     train, val = random_split(train, args.val_fraction, args.seed)

@@ -38,8 +38,8 @@ import sys
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+sys.path.insert(0,
+                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch
 
@@ -58,9 +58,10 @@ def _read_safetensors(path: str) -> Dict[str, torch.Tensor]:
         from safetensors.torch import load_file
     except ImportError as err:
         folder = osp.dirname(path) or '.'
-        bins = [f for f in ('pytorch_model.bin',
-                            'pytorch_model.bin.index.json')
-                if osp.isfile(osp.join(folder, f))]
+        bins = [
+            f for f in ('pytorch_model.bin', 'pytorch_model.bin.index.json')
+            if osp.isfile(osp.join(folder, f))
+        ]
         hint = (f' or convert {osp.join(folder, bins[0])} instead'
                 if bins else ', or download pytorch_model.bin from the same '
                 'Hugging Face repository and convert that')
@@ -125,8 +126,9 @@ def _mlp_depths(keys) -> Dict[str, int]:
     """Hidden ``layers.i`` count of each mask-decoder MLP (HF naming)."""
     hidden = defaultdict(set)
     for key in keys:
-        m = re.match(rf'^mask_decoder\.{_MLP}\.(proj_in|proj_out|'
-                     r'layers\.(\d+))\.', key)
+        m = re.match(
+            rf'^mask_decoder\.{_MLP}\.(proj_in|proj_out|'
+            r'layers\.(\d+))\.', key)
         if m:
             hidden.setdefault(m.group(1), set())
             if m.group(3) is not None:
@@ -168,8 +170,9 @@ def convert_key(key: str, mlp_depths: Dict[str, int]) -> Optional[str]:
                         ('upscale_conv2', '3')):
             k = k.replace(f'mask_decoder.{hf}.',
                           f'mask_decoder.output_upscaling.{off}.')
-        m = re.match(rf'^mask_decoder\.{_MLP}\.(proj_in|proj_out|'
-                     r'layers\.(\d+))\.(.*)$', k)
+        m = re.match(
+            rf'^mask_decoder\.{_MLP}\.(proj_in|proj_out|'
+            r'layers\.(\d+))\.(.*)$', k)
         if m:
             mlp, part, idx, rest = m.groups()
             if part == 'proj_in':
@@ -179,8 +182,9 @@ def convert_key(key: str, mlp_depths: Dict[str, int]) -> Optional[str]:
             else:
                 layer = int(idx) + 1
             return f'mask_decoder.{mlp}.layers.{layer}.{rest}'
-        k = re.sub(r'^(mask_decoder\.transformer\.layers\.\d+)\.'
-                   r'layer_norm(\d)\.', r'\1.norm\2.', k)
+        k = re.sub(
+            r'^(mask_decoder\.transformer\.layers\.\d+)\.'
+            r'layer_norm(\d)\.', r'\1.norm\2.', k)
         k = k.replace('mask_decoder.transformer.layer_norm_final_attn.',
                       'mask_decoder.transformer.norm_final_attn.')
         return k
@@ -189,11 +193,14 @@ def convert_key(key: str, mlp_depths: Dict[str, int]) -> Optional[str]:
                           'prompt_encoder.*, mask_decoder.*).')
 
 
-def hf_to_official(hf_state: Dict[str, torch.Tensor]
-                   ) -> Dict[str, torch.Tensor]:
+def hf_to_official(
+        hf_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Rename a Hugging Face ``SamModel`` state dict to the official one."""
-    state = {k: v for k, v in hf_state.items()
-             if not k.endswith(('pixel_mean', 'pixel_std'))}
+    state = {
+        k: v
+        for k, v in hf_state.items()
+        if not k.endswith(('pixel_mean', 'pixel_std'))
+    }
     # some exports prefix everything (e.g. 'model.' or 'sam.')
     for prefix in ('model.', 'sam.'):
         if state and all(k.startswith(prefix) for k in state):
@@ -230,8 +237,10 @@ def hf_to_official(hf_state: Dict[str, torch.Tensor]
 # ---------------------------------------------------------------------- #
 def infer_sam_shape(state: Dict[str, torch.Tensor]) -> dict:
     """Hyper-parameters of a SAM from its official-layout weights."""
-    enc = {k[len('image_encoder.'):]: v for k, v in state.items()
-           if k.startswith('image_encoder.')}
+    enc = {
+        k[len('image_encoder.'):]: v
+        for k, v in state.items() if k.startswith('image_encoder.')
+    }
     embed_dim, _, patch, _ = enc['patch_embed.proj.weight'].shape
     grid = enc['pos_embed'].shape[1]
     depth = len({int(k.split('.')[1]) for k in enc if k.startswith('blocks.')})
@@ -243,12 +252,18 @@ def infer_sam_shape(state: Dict[str, torch.Tensor]) -> dict:
             global_idx.append(i)
         else:
             window = (length + 1) // 2
-    dec = {k[len('mask_decoder.'):]: v for k, v in state.items()
-           if k.startswith('mask_decoder.')}
-    t_depth = len({int(k.split('.')[2]) for k in dec
-                   if k.startswith('transformer.layers.')})
-    iou_layers = len({k.split('.')[2] for k in dec
-                      if k.startswith('iou_prediction_head.layers.')})
+    dec = {
+        k[len('mask_decoder.'):]: v
+        for k, v in state.items() if k.startswith('mask_decoder.')
+    }
+    t_depth = len({
+        int(k.split('.')[2])
+        for k in dec if k.startswith('transformer.layers.')
+    })
+    iou_layers = len({
+        k.split('.')[2]
+        for k in dec if k.startswith('iou_prediction_head.layers.')
+    })
     return dict(
         img_size=grid * patch,
         patch_size=patch,
@@ -259,15 +274,15 @@ def infer_sam_shape(state: Dict[str, torch.Tensor]) -> dict:
         out_chans=enc['neck.0.weight'].shape[0],
         global_attn_indexes=tuple(global_idx),
         window_size=window,
-        mask_in_chans=state['prompt_encoder.mask_downscaling.3.weight']
-        .shape[0],
+        mask_in_chans=state['prompt_encoder.mask_downscaling.3.weight'].
+        shape[0],
         num_multimask_outputs=dec['mask_tokens.weight'].shape[0] - 1,
         transformer_depth=t_depth,
-        transformer_mlp_dim=dec['transformer.layers.0.mlp.lin1.weight']
-        .shape[0],
+        transformer_mlp_dim=dec['transformer.layers.0.mlp.lin1.weight'].
+        shape[0],
         iou_head_depth=iou_layers,
-        iou_head_hidden_dim=dec['iou_prediction_head.layers.0.weight']
-        .shape[0])
+        iou_head_hidden_dim=dec['iou_prediction_head.layers.0.weight'].shape[0]
+    )
 
 
 def check_official_layout(state: Dict[str, torch.Tensor]) -> dict:
@@ -295,16 +310,21 @@ def check_official_layout(state: Dict[str, torch.Tensor]) -> dict:
     with torch.device('meta'):
         sam = Sam(
             image_encoder=ImageEncoderViT(
-                img_size=s['img_size'], patch_size=s['patch_size'],
-                embed_dim=s['embed_dim'], depth=s['depth'],
-                num_heads=s['num_heads'], mlp_ratio=s['mlp_ratio'],
-                out_chans=s['out_chans'], qkv_bias=True,
+                img_size=s['img_size'],
+                patch_size=s['patch_size'],
+                embed_dim=s['embed_dim'],
+                depth=s['depth'],
+                num_heads=s['num_heads'],
+                mlp_ratio=s['mlp_ratio'],
+                out_chans=s['out_chans'],
+                qkv_bias=True,
                 norm_layer=partial(nn.LayerNorm, eps=1e-6),
                 use_rel_pos=True,
                 global_attn_indexes=s['global_attn_indexes'],
                 window_size=s['window_size']),
             prompt_encoder=PromptEncoder(
-                embed_dim=s['out_chans'], image_embedding_size=(grid, grid),
+                embed_dim=s['out_chans'],
+                image_embedding_size=(grid, grid),
                 input_image_size=(s['img_size'], s['img_size']),
                 mask_in_chans=s['mask_in_chans']),
             mask_decoder=MaskDecoder(
@@ -312,15 +332,18 @@ def check_official_layout(state: Dict[str, torch.Tensor]) -> dict:
                 transformer=TwoWayTransformer(
                     depth=s['transformer_depth'],
                     embedding_dim=s['out_chans'],
-                    mlp_dim=s['transformer_mlp_dim'], num_heads=1),
+                    mlp_dim=s['transformer_mlp_dim'],
+                    num_heads=1),
                 transformer_dim=s['out_chans'],
                 iou_head_depth=s['iou_head_depth'],
                 iou_head_hidden_dim=s['iou_head_hidden_dim']))
     ref = sam.state_dict()
     missing = sorted(set(ref) - set(state))
     extra = sorted(set(state) - set(ref))
-    wrong = [f'{k}: {tuple(state[k].shape)} vs {tuple(ref[k].shape)}'
-             for k in ref if k in state and state[k].shape != ref[k].shape]
+    wrong = [
+        f'{k}: {tuple(state[k].shape)} vs {tuple(ref[k].shape)}' for k in ref
+        if k in state and state[k].shape != ref[k].shape
+    ]
     if missing or extra or wrong:
         raise ConversionError(
             'The converted weights do not match the official SAM layout: '
@@ -334,11 +357,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Hugging Face SAM (facebook/sam-vit-*) -> official SAM '
         'checkpoint layout')
-    parser.add_argument('src', help='local folder of facebook/sam-vit-* '
-                        '(or one of its weights files)')
+    parser.add_argument(
+        'src',
+        help='local folder of facebook/sam-vit-* '
+        '(or one of its weights files)')
     parser.add_argument('out', help='output .pth file')
-    parser.add_argument('--arch', choices=['vit_b', 'vit_l', 'vit_h'],
-                        help='refuse weights of another arch')
+    parser.add_argument(
+        '--arch',
+        choices=['vit_b', 'vit_l', 'vit_h'],
+        help='refuse weights of another arch')
     return parser.parse_args(argv)
 
 

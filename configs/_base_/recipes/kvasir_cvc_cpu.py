@@ -12,12 +12,17 @@ max_epochs = 2
 optim_wrapper = dict(optimizer=dict(lr=1e-4), accumulative_counts=1)
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='PolyLR', power=1.0, eta_min=0.0, begin=0, end=max_epochs,
-         by_epoch=True, convert_to_iter_based=True)
+    dict(
+        type='PolyLR',
+        power=1.0,
+        eta_min=0.0,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
 ]
 default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(save_best='Sm', rule='greater'))
+    logger=dict(interval=20), checkpoint=dict(save_best='Sm', rule='greater'))
 test_cfg = dict(type='MultiDatasetTestLoop')
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -17,8 +17,7 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=1.0, norm_type=2))
 param_scheduler = [
     dict(
-        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-        end=1500),
+        type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(
         type='PolyLR',
         power=1.0,

@@ -8,8 +8,7 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
 from ...utils.embedding_cache import (EmbeddingCacheError, find_entry,
-                                      flip_tag, read_manifest,
-                                      rebuild_command)
+                                      flip_tag, read_manifest, rebuild_command)
 
 
 @TRANSFORMS.register_module()
@@ -47,16 +46,16 @@ class LoadCachedEmbedding(BaseTransform):
                 'sample and reads the flip decision from it).')
         meta = sample.metainfo
         img_path = meta.get('img_path')
-        tag = flip_tag(meta.get('flip', False),
-                       meta.get('flip_direction', 'horizontal'))
+        tag = flip_tag(
+            meta.get('flip', False), meta.get('flip_direction', 'horizontal'))
         entry = find_entry(self.manifest['entries'], img_path or '')
         if entry is None or tag not in entry:
             raise EmbeddingCacheError(
                 f'No cached embedding ({tag}) for {img_path!r} in '
                 f'{self.cache_dir!r}; the cache covers '
                 f'{len(self.manifest["entries"])} images. Rebuild it for '
-                'this dataset with: ' + rebuild_command(
-                    self.cache_dir, self.manifest.get('config')))
+                'this dataset with: ' +
+                rebuild_command(self.cache_dir, self.manifest.get('config')))
         array = np.load(osp.join(self.cache_dir, entry[tag]))
         sample.set_field(torch.from_numpy(array), 'sam_embedding')
         return results

@@ -39,9 +39,8 @@ class CheckSegLabels:
         if seg is None and 'seg_map_path' not in results:
             return results
         if seg is None:
-            raise KeyError(
-                'CheckSegLabels needs gt_seg_map: put it after the '
-                'annotation loader in the pipeline.')
+            raise KeyError('CheckSegLabels needs gt_seg_map: put it after the '
+                           'annotation loader in the pipeline.')
         values = np.unique(seg)
         bad = values[((values < 0) | (values >= self.num_classes))
                      & (values != self.ignore_index)]

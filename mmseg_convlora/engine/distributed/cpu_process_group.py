@@ -35,7 +35,8 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
     if backend != 'gloo':
         print_log(
             f'No GPU available: using the gloo backend instead of '
-            f'{backend!r} for this CPU run.', logger='current',
+            f'{backend!r} for this CPU run.',
+            logger='current',
             level=logging.WARNING)
         backend = 'gloo'
     strategy = cfg.get('strategy')

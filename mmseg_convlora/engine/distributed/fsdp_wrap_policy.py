@@ -3,8 +3,10 @@ import torch.nn as nn
 from mmengine.registry import FUNCTIONS
 
 
-def sam_vit_block_wrap_policy(module: nn.Module, recurse: bool,
-                              nonwrapped_numel: int = 0, **kwargs) -> bool:
+def sam_vit_block_wrap_policy(module: nn.Module,
+                              recurse: bool,
+                              nonwrapped_numel: int = 0,
+                              **kwargs) -> bool:
     """FSDP ``auto_wrap_policy``: one FSDP unit per SAM ViT block.
 
     Registered in mmengine's ``FUNCTIONS`` so a config can name it:
@@ -21,8 +23,7 @@ def sam_vit_block_wrap_policy(module: nn.Module, recurse: bool,
 def _register_fsdp_policy() -> None:
     if 'sam_vit_block_wrap_policy' not in FUNCTIONS.module_dict:
         FUNCTIONS.register_module(
-            name='sam_vit_block_wrap_policy',
-            module=sam_vit_block_wrap_policy)
+            name='sam_vit_block_wrap_policy', module=sam_vit_block_wrap_policy)
 
 
 _register_fsdp_policy()

@@ -77,11 +77,11 @@ class SAMDistributedDataParallel(MMDistributedDataParallel):
                 module, device)
             print_log(
                 'SAMDistributedDataParallel: find_unused_parameters='
-                f'{find_unused_parameters} ('
-                + ('Conv-LoRA grouped dispatch leaves unselected experts '
-                   'without gradient' if find_unused_parameters else
-                   'every trainable parameter takes part in each step')
-                + ')', logger='current')
+                f'{find_unused_parameters} (' +
+                ('Conv-LoRA grouped dispatch leaves unselected experts '
+                 'without gradient' if find_unused_parameters else
+                 'every trainable parameter takes part in each step') + ')',
+                logger='current')
         elif not isinstance(find_unused_parameters, bool):
             raise ValueError(
                 "find_unused_parameters must be True, False or 'auto', got "

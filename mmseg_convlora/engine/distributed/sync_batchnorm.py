@@ -44,9 +44,13 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         process_group (ProcessGroup, optional): Default: the world.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5,
-                 momentum: Optional[float] = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, process_group=None):
+    def __init__(self,
+                 num_features: int,
+                 eps: float = 1e-5,
+                 momentum: Optional[float] = 0.1,
+                 affine: bool = True,
+                 track_running_stats: bool = True,
+                 process_group=None):
         super().__init__(num_features, eps, momentum, affine,
                          track_running_stats)
         self.process_group = process_group
@@ -98,10 +102,9 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         return out
 
 
-def convert_sync_batchnorm(
-        module: nn.Module,
-        sync_cls: type = CPUSyncBatchNorm,
-        process_group=None) -> nn.Module:
+def convert_sync_batchnorm(module: nn.Module,
+                           sync_cls: type = CPUSyncBatchNorm,
+                           process_group=None) -> nn.Module:
     """Replace every BatchNorm (incl. SyncBN of another class) by
     ``sync_cls``, keeping the parameter objects and the statistics.
 
@@ -111,9 +114,13 @@ def convert_sync_batchnorm(
     """
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and \
             type(module) is not sync_cls:
-        new = sync_cls(module.num_features, module.eps, module.momentum,
-                       module.affine, module.track_running_stats,
-                       process_group=process_group)
+        new = sync_cls(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+            process_group=process_group)
         if module.affine:
             with torch.no_grad():
                 new.weight = module.weight

@@ -21,19 +21,18 @@ class ParamCountHook(Hook):
         trainable = sum(p.numel() for p in model.parameters()
                         if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-        runner.logger.info(
-            f'Trainable parameters: {trainable:,} of {total:,} '
-            f'({100.0 * trainable / max(total, 1):.2f}%, '
-            f'{trainable / 1e6:.2f}M)')
+        runner.logger.info(f'Trainable parameters: {trainable:,} of {total:,} '
+                           f'({100.0 * trainable / max(total, 1):.2f}%, '
+                           f'{trainable / 1e6:.2f}M)')
         parts = trainable_breakdown(model)
-        runner.logger.info('Trainable by part: ' + ', '.join(
-            f'{k} {v:,}' for k, v in parts.items()))
+        runner.logger.info('Trainable by part: ' +
+                           ', '.join(f'{k} {v:,}' for k, v in parts.items()))
         head = getattr(model, 'decode_head', None)
         if getattr(head, 'embed_dim', None) == 256:
             n = head.num_queries
             k = head.out_channels  # 1 for the binary head
             formula = decoder_trainable_formula(n, k)
             runner.logger.info(
-                f'Decoder formula 3,505,536 + 256 x ({n} - 1) tokens'
-                + (f' + 257 x ({k} + 1) classifier' if k > 1 else '')
-                + f' = {formula:,} (measured {parts.get("decoder", 0):,})')
+                f'Decoder formula 3,505,536 + 256 x ({n} - 1) tokens' +
+                (f' + 257 x ({k} + 1) classifier' if k > 1 else '') +
+                f' = {formula:,} (measured {parts.get("decoder", 0):,})')

@@ -24,11 +24,14 @@ class SavePredictionsHook(Hook):
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
                         outputs=None) -> None:
         out_dir = self.out_dir
-        test_set = getattr(getattr(runner, 'test_loop', None),
-                           'current_name', None)
+        test_set = getattr(
+            getattr(runner, 'test_loop', None), 'current_name', None)
         if isinstance(test_set, str) and test_set:
             out_dir = osp.join(out_dir, test_set)
         os.makedirs(out_dir, exist_ok=True)
@@ -39,6 +42,5 @@ class SavePredictionsHook(Hook):
                 img = (probs[0].float().clamp(0, 1) * 255).round()
             else:
                 img = sample.pred_sem_seg.data[0]
-            mmcv.imwrite(
-                img.cpu().numpy().astype(np.uint8),
-                osp.join(out_dir, stem + '.png'))
+            mmcv.imwrite(img.cpu().numpy().astype(np.uint8),
+                         osp.join(out_dir, stem + '.png'))

@@ -44,9 +44,8 @@ class _MultiDatasetMixin:
                 f'{type(self).__name__}: {self._mode}_dataloader is an empty '
                 'list; give one dataloader config per test set.')
         if names is not None and len(names) != len(entries):
-            raise ValueError(
-                f'{type(self).__name__}: {len(names)} names for '
-                f'{len(entries)} dataloaders.')
+            raise ValueError(f'{type(self).__name__}: {len(names)} names for '
+                             f'{len(entries)} dataloaders.')
         diff_rank_seed = randomness_cfg(runner).get('diff_rank_seed', False)
         self.names: List[str] = []
         self.dataloaders: List[DataLoader] = []
@@ -109,7 +108,8 @@ class _MultiDatasetMixin:
             print_log(
                 f'Dataset {type(dataset).__name__} has no metainfo; '
                 '``dataset_meta`` in the evaluator and visualizer is None.',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING)
 
     def _run_sets(self, loss_attr: str) -> dict:
         all_metrics: Dict[str, object] = {}
@@ -118,8 +118,10 @@ class _MultiDatasetMixin:
             self._select(i)
             self.current_name = name
             num = len(self.dataloader.dataset)
-            print_log(f'{self._mode} set {name!r} ({i + 1}/{len(self.names)}'
-                      f', {num} images)', logger='current')
+            print_log(
+                f'{self._mode} set {name!r} ({i + 1}/{len(self.names)}'
+                f', {num} images)',
+                logger='current')
             setattr(self, loss_attr, dict())
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch)
@@ -128,8 +130,9 @@ class _MultiDatasetMixin:
             if losses:
                 metrics.update(mean_losses(losses, self._mode))
             per_set[name] = metrics
-            print_log(f'{self._mode} set {name!r}: ' + ', '.join(
-                f'{k}: {_fmt(v)}' for k, v in metrics.items()),
+            print_log(
+                f'{self._mode} set {name!r}: ' +
+                ', '.join(f'{k}: {_fmt(v)}' for k, v in metrics.items()),
                 logger='current')
             for key, value in metrics.items():
                 all_metrics[f'{name}/{key}'] = value
@@ -155,16 +158,18 @@ def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
     header = [f'{mode} set'] + keys
     rows = [[name] + [_fmt(m[k]) if k in m else '-' for k in keys]
             for name, m in per_set.items()]
-    widths = [max(len(str(r[c])) for r in [header] + rows)
-              for c in range(len(header))]
+    widths = [
+        max(len(str(r[c])) for r in [header] + rows)
+        for c in range(len(header))
+    ]
 
     def line(cells):
         return '| ' + ' | '.join(
             str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
 
     sep = '|' + '|'.join('-' * (w + 2) for w in widths) + '|'
-    return '\n'.join(['per-set results:', line(header), sep] +
-                     [line(r) for r in rows])
+    return '\n'.join(
+        ['per-set results:', line(header), sep] + [line(r) for r in rows])
 
 
 @LOOPS.register_module()

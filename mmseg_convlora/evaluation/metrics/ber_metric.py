@@ -156,7 +156,8 @@ class BERPerImageMetric(BERMetric):
             print_log(
                 f'BERPerImageMetric: {no_pos} image(s) without {fg} and '
                 f'{no_neg} without {bg} pixels; their undefined error '
-                'terms are left out of the means', logger='current')
+                'terms are left out of the means',
+                logger='current')
         with warnings.catch_warnings():
             # All-NaN columns (e.g. no image has shadow) are meant to be NaN.
             warnings.simplefilter('ignore', RuntimeWarning)

@@ -73,7 +73,8 @@ class BinarySegMetric(BaseMetric):
             if not valid.any():
                 print_log(
                     'BinarySegMetric: skipping an image without valid GT '
-                    'pixels', logger='current')
+                    'pixels',
+                    logger='current')
                 # A placeholder keeps one result per image: under DDP
                 # mmengine drops the sampler's padded duplicates by position.
                 self.results.append(dict(skipped=True))

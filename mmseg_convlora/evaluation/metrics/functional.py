@@ -164,8 +164,8 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
         return float(1.0 - pred.mean())
     if y == 1:
         return float(pred.mean())
-    object_score = (y * _object_score(pred[gt]) +
-                    (1 - y) * _object_score(1.0 - pred[~gt]))
+    object_score = (
+        y * _object_score(pred[gt]) + (1 - y) * _object_score(1.0 - pred[~gt]))
     score = alpha * object_score + (1 - alpha) * _s_region(pred, gt)
     return float(max(0.0, score))
 
@@ -191,10 +191,9 @@ def _enhanced_alignment_sum(tp: ArrayOrFloat, fp: ArrayOrFloat, n_fg: int,
     mu_pred = pred_fg / n
     mu_gt = n_fg / n
     total = 0.0
-    for count, a, b in ((tp, 1 - mu_pred, 1 - mu_gt),
-                        (fp, 1 - mu_pred, -mu_gt),
-                        (fn, -mu_pred, 1 - mu_gt),
-                        (tn, -mu_pred, -mu_gt)):
+    for count, a, b in ((tp, 1 - mu_pred, 1 - mu_gt), (fp, 1 - mu_pred,
+                                                       -mu_gt),
+                        (fn, -mu_pred, 1 - mu_gt), (tn, -mu_pred, -mu_gt)):
         align = 2.0 * a * b / (a * a + b * b + EPS)
         total = total + count * (align + 1.0)**2 / 4.0
     return total
@@ -307,8 +306,8 @@ def weighted_f_measure(pred: np.ndarray,
     fp_w = err_w[~gt].sum()
     recall = 1.0 - err_w_fg.mean()
     precision = tp_w / (tp_w + fp_w + EPS)
-    return float((1 + beta2) * recall * precision /
-                 (recall + beta2 * precision + EPS))
+    return float(
+        (1 + beta2) * recall * precision / (recall + beta2 * precision + EPS))
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -359,8 +358,8 @@ def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
     Returns:
         tuple: ``(ber, pos_err, neg_err)``.
     """
-    tp, fp, fn, tn = (np.asarray(v, dtype=np.float64)
-                      for v in (tp, fp, fn, tn))
+    tp, fp, fn, tn = (
+        np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
     n_pos = tp + fn
     n_neg = tn + fp
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -393,8 +392,8 @@ def dice_from_counts(tp, fp, fn):
 def acc_from_counts(tp, fp, fn, tn):
     """Pixel accuracy ``(TP + TN) / N``; NaN when no pixel is valid.
     Fraction in [0, 1]."""
-    tp, fp, fn, tn = (np.asarray(v, dtype=np.float64)
-                      for v in (tp, fp, fn, tn))
+    tp, fp, fn, tn = (
+        np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
     n = tp + fp + fn + tn
     with np.errstate(divide='ignore', invalid='ignore'):
         return np.where(n > 0, (tp + tn) / n, np.nan)
@@ -432,5 +431,5 @@ def confusion_matrix(pred: np.ndarray,
     valid = (gt != ignore_index) & (gt >= 0) & (gt < num_classes)
     index = gt[valid] * num_classes + pred[valid]
     return np.bincount(
-        index, minlength=num_classes * num_classes).reshape(
-            num_classes, num_classes)
+        index,
+        minlength=num_classes * num_classes).reshape(num_classes, num_classes)

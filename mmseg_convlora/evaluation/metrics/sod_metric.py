@@ -99,7 +99,8 @@ class SODMetric(BaseMetric):
             if not valid.all() and not self._warned_ignore:
                 print_log(
                     'SODMetric: GT contains ignore_index pixels; they are '
-                    'scored as background', logger='current')
+                    'scored as background',
+                    logger='current')
                 self._warned_ignore = True
             pred, gt = prepare_sod_inputs(prob, gt & valid)
             result = dict()

@@ -22,8 +22,10 @@ from mmengine.structures import BaseDataElement
 
 EvalSize = Optional[Union[int, Sequence[int]]]
 
-__all__ = ['parse_eval_size', 'resize_for_eval', 'get_scores_and_gt',
-           'get_binary_prob_and_label']
+__all__ = [
+    'parse_eval_size', 'resize_for_eval', 'get_scores_and_gt',
+    'get_binary_prob_and_label'
+]
 
 
 def parse_eval_size(eval_size: EvalSize) -> Optional[Tuple[int, int]]:
@@ -40,9 +42,9 @@ def parse_eval_size(eval_size: EvalSize) -> Optional[Tuple[int, int]]:
 
 
 def resize_for_eval(
-        scores: torch.Tensor,
-        gt: torch.Tensor,
-        eval_size: Optional[Tuple[int, int]] = None
+    scores: torch.Tensor,
+    gt: torch.Tensor,
+    eval_size: Optional[Tuple[int, int]] = None
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Bring scores and GT to the evaluation resolution.
 
@@ -60,8 +62,7 @@ def resize_for_eval(
     scores = scores.float()
     if tuple(scores.shape[-2:]) != target:
         scores = F.interpolate(
-            scores[None], size=target, mode='bilinear',
-            align_corners=False)[0]
+            scores[None], size=target, mode='bilinear', align_corners=False)[0]
     gt = gt.long()
     if tuple(gt.shape[-2:]) != target:
         # Interpolate as float then cast back: nearest never invents values.
@@ -131,8 +132,7 @@ def get_scores_and_gt(
 def get_binary_prob_and_label(
         data_sample: Union[dict, BaseDataElement],
         eval_size: Optional[Tuple[int, int]] = None,
-        ignore_index: int = 255
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ignore_index: int = 255) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Foreground probability, GT and valid mask of one binary sample.
 
     ``seg_logits`` of shape (1, H, W) must already hold probabilities (mmseg
@@ -174,8 +174,7 @@ def get_binary_prob_and_label(
     # 0/255 masks fed raw would turn the whole foreground into ignore; a
     # label outside {0, 1, ignore} is the symptom of that family of bugs.
     if np.any(valid & (label != 0) & (label != 1)):
-        raise ValueError(
-            'binary metrics expect GT labels in {0, 1} (plus '
-            f'ignore_index={ignore_index}), got '
-            f'{np.unique(label[valid]).tolist()[:10]}')
+        raise ValueError('binary metrics expect GT labels in {0, 1} (plus '
+                         f'ignore_index={ignore_index}), got '
+                         f'{np.unique(label[valid]).tolist()[:10]}')
     return np.clip(prob, 0.0, 1.0), label == 1, valid

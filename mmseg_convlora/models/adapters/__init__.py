@@ -9,11 +9,11 @@ __all__ = [
     'moe_balance_loss', 'CAD', 'CADBlock', 'high_frequency_components'
 ]
 from .bitfit import BitFit  # noqa: E402
+from .encoder_hooks import EncoderHooks  # noqa: E402
 from .houlsby_adapter import Adapter, BottleneckAdapter  # noqa: E402
+from .sam_adapter import SAMAdapter  # noqa: E402
 from .ssf import SSF, ScaleShift  # noqa: E402
 from .vpt import VPT, PromptedAttention, token_linear  # noqa: E402
-from .sam_adapter import SAMAdapter  # noqa: E402
-from .encoder_hooks import EncoderHooks  # noqa: E402
 
 __all__ += [
     'BitFit', 'Adapter', 'BottleneckAdapter', 'SSF', 'ScaleShift', 'VPT',

@@ -52,8 +52,9 @@ class BitFit(BaseSAMAdapter):
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         params = dict(encoder.named_parameters())
-        names = match_targets(list(params), self.targets, 'BitFit',
-                              'parameter', encoder_description(encoder))
+        names = match_targets(
+            list(params), self.targets, 'BitFit', 'parameter',
+            encoder_description(encoder))
         self._params = [(name, params[name]) for name, _ in names]
         for _, param in self._params:
             param.requires_grad_(True)

@@ -135,10 +135,12 @@ class CAD(BaseSAMAdapter):
         self.norm_cfg = dict(norm_cfg or dict(type='BN'))
         # Non-persistent: they come from the config, not from training.
         self.register_buffer(
-            'mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1),
+            'mean',
+            torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1),
             persistent=False)
         self.register_buffer(
-            'std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
+            'std',
+            torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
             persistent=False)
         self._warned_fallback = False
         self.stem = nn.Conv2d(6, channels, 1)
@@ -202,19 +204,18 @@ class CAD(BaseSAMAdapter):
             return kept.to(device=inputs.device, dtype=torch.float32)
         x = inputs.float() * self.std + self.mean  # back to 0..255
         if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode='bilinear',
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=size, mode='bilinear', align_corners=False)
         return x
 
-    def _kept_images(self, data_samples: Optional[Sequence]
-                     ) -> Optional[torch.Tensor]:
+    def _kept_images(
+            self, data_samples: Optional[Sequence]) -> Optional[torch.Tensor]:
         """The stacked ``cad_image`` of the data samples, or None."""
         if not data_samples:
             return None
         kept = ['cad_image' in sample for sample in data_samples]
         if all(kept):
-            return torch.stack(
-                [sample.cad_image for sample in data_samples])
+            return torch.stack([sample.cad_image for sample in data_samples])
         if any(kept):
             raise ValueError(
                 f'Only {sum(kept)} of {len(kept)} data samples carry the '
@@ -237,8 +238,7 @@ class CAD(BaseSAMAdapter):
 
     def adapter_input(self,
                       inputs: torch.Tensor,
-                      data_samples: Optional[Sequence] = None
-                      ) -> torch.Tensor:
+                      data_samples: Optional[Sequence] = None) -> torch.Tensor:
         """The 6-channel adapter input, (B, 6, input_size, input_size): the
         input image (:meth:`input_image`) and its high-frequency components,
         each channel divided by its per-sample maximum + 1e-5.
@@ -252,11 +252,11 @@ class CAD(BaseSAMAdapter):
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
         return x / (x.amax(dim=(2, 3), keepdim=True) + 1e-5)
 
-    def adapter_output(self,
-                       inputs: torch.Tensor,
-                       size: Sequence[int],
-                       data_samples: Optional[Sequence] = None
-                       ) -> torch.Tensor:
+    def adapter_output(
+            self,
+            inputs: torch.Tensor,
+            size: Sequence[int],
+            data_samples: Optional[Sequence] = None) -> torch.Tensor:
         """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size).
         """
         x = self.stem(self.adapter_input(inputs, data_samples))
@@ -272,6 +272,5 @@ class CAD(BaseSAMAdapter):
             embedding: torch.Tensor,
             data_samples: Optional[Sequence] = None) -> torch.Tensor:
         self._check_channels(embedding.shape[1])
-        delta = self.adapter_output(inputs, embedding.shape[-2:],
-                                    data_samples)
+        delta = self.adapter_output(inputs, embedding.shape[-2:], data_samples)
         return embedding + delta.to(embedding.dtype)

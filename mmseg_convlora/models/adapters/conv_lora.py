@@ -162,10 +162,8 @@ class ConvLoRALinear(LowRankLinear):
         self.noise_epsilon = noise_epsilon
         self.dispatch = dispatch
         factory = dict(device=base.weight.device, dtype=base.weight.dtype)
-        self.w_gate = nn.Parameter(
-            torch.zeros(rank, num_experts, **factory))
-        self.w_noise = nn.Parameter(
-            torch.zeros(rank, num_experts, **factory))
+        self.w_gate = nn.Parameter(torch.zeros(rank, num_experts, **factory))
+        self.w_noise = nn.Parameter(torch.zeros(rank, num_experts, **factory))
         self.experts = nn.ModuleList(
             nn.Conv2d(rank, rank, 3, padding=1, **factory)
             for _ in range(num_experts))
@@ -233,10 +231,12 @@ class ConvLoRALinear(LowRankLinear):
         h, w = z.shape[-2:]
         if scale > 1:
             z = F.interpolate(
-                z, size=(h * scale, w * scale), mode='bicubic',
+                z,
+                size=(h * scale, w * scale),
+                mode='bicubic',
                 align_corners=False)
-        y = F.gelu(F.conv2d(z, conv.weight.float(), conv.bias.float(),
-                            padding=1))
+        y = F.gelu(
+            F.conv2d(z, conv.weight.float(), conv.bias.float(), padding=1))
         if scale > 1:
             y = F.interpolate(
                 y, size=(h, w), mode='bicubic', align_corners=False)
@@ -275,14 +275,17 @@ class ConvLoRALinear(LowRankLinear):
             threshold_if_in = top_logits[:, k:k + 1]
             threshold_if_out = top_logits[:, k - 1:k]
             prob_if_in = torch.special.ndtr((clean - threshold_if_in) / std)
-            prob_if_out = torch.special.ndtr(
-                (clean - threshold_if_out) / std)
+            prob_if_out = torch.special.ndtr((clean - threshold_if_out) / std)
             load = torch.where(mask > 0, prob_if_in, prob_if_out).sum(0)
         else:
             load = mask.sum(0)
         loss = moe_balance_loss(importance, load)
-        return dict(top_idx=top_k_idx, top_gates=top_k_gates, gates=gates,
-                    mask=mask, loss=loss)
+        return dict(
+            top_idx=top_k_idx,
+            top_gates=top_k_gates,
+            gates=gates,
+            mask=mask,
+            loss=loss)
 
     # ------------------------------------------------------------------ #
     def _mix_loop(self, z: torch.Tensor, route: dict) -> torch.Tensor:
@@ -398,8 +401,9 @@ class ConvLoRALinear(LowRankLinear):
         dispatch = self.dispatch_on(z.device)
         with _autocast_off(z.device):
             zf = z.float().view(N, L, self.rank)
-            maps = zf[:, prefix:].reshape(N, h, w, self.rank).permute(
-                0, 3, 1, 2).contiguous()
+            maps = zf[:, prefix:].reshape(N, h, w,
+                                          self.rank).permute(0, 3, 1,
+                                                             2).contiguous()
             route = self.route(maps)
             mix = getattr(self, f'_mix_{dispatch}')(maps, route)
             mix = mix.permute(0, 2, 3, 1).reshape(N, h * w, self.rank)
@@ -506,8 +510,10 @@ class ConvLoRA(LowRankAdapter):
             layer.dispatch = dispatch
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
-        losses = [layer.last_moe_loss for layer in self.layers
-                  if layer.last_moe_loss is not None]
+        losses = [
+            layer.last_moe_loss for layer in self.layers
+            if layer.last_moe_loss is not None
+        ]
         if not losses:
             return {}
         return {'loss_moe': self.loss_weight * torch.stack(losses).sum()}

@@ -23,8 +23,7 @@ import torch.nn as nn
 from .targets import encoder_description, match_targets
 
 
-def match_module_names(encoder: nn.Module, targets: Union[str,
-                                                          Sequence[str]],
+def match_module_names(encoder: nn.Module, targets: Union[str, Sequence[str]],
                        adapter_name: str) -> List[str]:
     """Names of the encoder's modules that ``re.fullmatch`` a pattern.
 
@@ -41,9 +40,9 @@ def match_module_names(encoder: nn.Module, targets: Union[str,
     """
     names = [n for n, _ in encoder.named_modules() if n]
     return [
-        name for name, _ in match_targets(names, targets, adapter_name,
-                                          'module',
-                                          encoder_description(encoder))
+        name
+        for name, _ in match_targets(names, targets, adapter_name, 'module',
+                                     encoder_description(encoder))
     ]
 
 

@@ -29,7 +29,10 @@ class BottleneckAdapter(nn.Module):
         act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
     """
 
-    def __init__(self, dim: int, hidden_dim: int, act: str = 'GELU',
+    def __init__(self,
+                 dim: int,
+                 hidden_dim: int,
+                 act: str = 'GELU',
                  **factory):
         super().__init__()
         if act not in _ACTIVATIONS:
@@ -110,8 +113,9 @@ class Adapter(BaseSAMAdapter):
         for i in range(len(encoder.blocks)):
             self.blocks.append(
                 nn.ModuleDict({
-                    pos: BottleneckAdapter(dim, self.hidden_dim, self.act,
-                                           **factory)
+                    pos:
+                    BottleneckAdapter(dim, self.hidden_dim, self.act,
+                                      **factory)
                     for pos in self.positions
                 }))
             for pos in self.positions:

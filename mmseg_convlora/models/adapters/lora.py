@@ -151,16 +151,16 @@ class LoRALinear(LowRankLinear):
                 self.weight, self.lora_B, self.lora_A, alpha=self.scaling)
             return F.linear(x, weight, self.bias)
         result = F.linear(x, self.weight, self.bias)
-        lora = F.linear(F.linear(self.lora_dropout(x), self.lora_A),
-                        self.lora_B)
+        lora = F.linear(
+            F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
         return result + lora * self.scaling
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', merged={self.merged}'
 
 
-def inject_linear_adapters(encoder: nn.Module,
-                           targets: Union[str, Sequence[str]],
+def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
+                                                              Sequence[str]],
                            factory: Callable[[nn.Linear], nn.Module],
                            adapter_name: str) -> Dict[str, nn.Module]:
     """Replace the Linear layers of ``encoder`` whose names match.
@@ -201,9 +201,12 @@ def inject_linear_adapters(encoder: nn.Module,
                "lin1'")
     example = ', '.join(repr(n) for n in linear_names[:6])
     chosen: Dict[str, nn.Module] = {}
-    for name, pattern in match_targets([n for n, _ in named], targets,
-                                       adapter_name, 'module',
-                                       encoder_description(encoder), fix,
+    for name, pattern in match_targets([n for n, _ in named],
+                                       targets,
+                                       adapter_name,
+                                       'module',
+                                       encoder_description(encoder),
+                                       fix,
                                        examples=linear_names):
         module = modules[name]
         if isinstance(module, LowRankLinear):
@@ -259,7 +262,9 @@ class LowRankAdapter(BaseSAMAdapter):
     applies_to_any_backbone = True
     layer_type: type = LowRankLinear
 
-    def __init__(self, targets: Union[str, Sequence[str]], layer_args: dict,
+    def __init__(self,
+                 targets: Union[str, Sequence[str]],
+                 layer_args: dict,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         check_rank(layer_args.get('rank'), type(self).__name__)

@@ -114,18 +114,21 @@ class SAMAdapter(BaseSAMAdapter):
             self.embedding_generator = nn.Linear(dim, hidden, **factory)
         if self.handcrafted_tune:
             self.handcrafted_generator = nn.Conv2d(
-                proj.in_channels, hidden, kernel_size=proj.kernel_size,
-                stride=proj.stride, padding=proj.padding, **factory)
+                proj.in_channels,
+                hidden,
+                kernel_size=proj.kernel_size,
+                stride=proj.stride,
+                padding=proj.padding,
+                **factory)
         for _ in range(len(encoder.blocks)):
             self.lightweight_mlps.append(
-                nn.Sequential(nn.Linear(hidden, hidden, **factory),
-                              nn.GELU()))
+                nn.Sequential(nn.Linear(hidden, hidden, **factory), nn.GELU()))
         self._init_parameters()
         self._hooks.bind(encoder)
         self._hooks.add('patch_embed', self._patch_embed_hook)
         for i in range(len(encoder.blocks)):
-            self._hooks.add(f'blocks.{i}', partial(self._block_hook, i),
-                            pre=True)
+            self._hooks.add(
+                f'blocks.{i}', partial(self._block_hook, i), pre=True)
         return []
 
     def _init_parameters(self) -> None:

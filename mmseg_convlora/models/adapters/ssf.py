@@ -37,8 +37,11 @@ class ScaleShift(nn.Module):
             0 gives the exact identity.
     """
 
-    def __init__(self, dim: int, channel_dim: int = -1,
-                 init_std: float = 0.02, **factory):
+    def __init__(self,
+                 dim: int,
+                 channel_dim: int = -1,
+                 init_std: float = 0.02,
+                 **factory):
         super().__init__()
         self.channel_dim = channel_dim
         self.scale = nn.Parameter(torch.ones(dim, **factory))

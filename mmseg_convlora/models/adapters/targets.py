@@ -21,14 +21,14 @@ def encoder_description(encoder: nn.Module) -> str:
     return f'the {type(encoder).__name__} backbone'
 
 
-def match_targets(names: Sequence[str],
-                  targets: Targets,
-                  adapter_name: str,
-                  what: str = 'module',
-                  where: str = 'the SAM image encoder',
-                  fix: str = 'fix the pattern',
-                  examples: Optional[Sequence[str]] = None
-                  ) -> List[Tuple[str, str]]:
+def match_targets(
+        names: Sequence[str],
+        targets: Targets,
+        adapter_name: str,
+        what: str = 'module',
+        where: str = 'the SAM image encoder',
+        fix: str = 'fix the pattern',
+        examples: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
     """The names that ``re.fullmatch`` one of the patterns.
 
     Args:

@@ -60,7 +60,10 @@ class PromptedAttention(nn.Module):
         dropout (float): Dropout on the prompts in training. Default 0.
     """
 
-    def __init__(self, attn: nn.Module, norm: nn.Module, num_tokens: int,
+    def __init__(self,
+                 attn: nn.Module,
+                 norm: nn.Module,
+                 num_tokens: int,
                  dropout: float = 0.0):
         super().__init__()
         self.num_heads = attn.num_heads
@@ -74,8 +77,8 @@ class PromptedAttention(nn.Module):
         self._norm = [norm]  # plain list: norm1 belongs to the block
         dim = self.proj.in_features if hasattr(self.proj, 'in_features') \
             else self.proj.weight.shape[1]
-        factory = dict(device=self.proj.weight.device,
-                       dtype=self.proj.weight.dtype)
+        factory = dict(
+            device=self.proj.weight.device, dtype=self.proj.weight.dtype)
         self.num_tokens = num_tokens
         self.prompt = nn.Parameter(torch.empty(num_tokens, dim, **factory))
         self.prompt_dropout = nn.Dropout(dropout) if dropout > 0 \
@@ -159,7 +162,9 @@ class VPT(BaseSAMAdapter):
     needs_encoder_grad = True
     replaces_modules = True
 
-    def __init__(self, num_tokens: int = 12, dropout: float = 0.0,
+    def __init__(self,
+                 num_tokens: int = 12,
+                 dropout: float = 0.0,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(num_tokens, int) or num_tokens <= 0:
@@ -181,8 +186,7 @@ class VPT(BaseSAMAdapter):
                     f'VPT: blocks.{i}.attn already has prompts (two VPT '
                     'adapters in one config?); use one VPT with more '
                     'num_tokens.')
-            if not all(hasattr(attn, a) for a in ('qkv', 'proj',
-                                                  'num_heads')):
+            if not all(hasattr(attn, a) for a in ('qkv', 'proj', 'num_heads')):
                 raise ValueError(
                     f'VPT: blocks.{i}.attn is a {type(attn).__name__}, not '
                     "segment_anything's Attention.")

@@ -242,8 +242,8 @@ class BaseSAMBackbone(BaseModule):
 
     @property
     def needs_encoder_grad(self) -> bool:
-        return not self.frozen or any(
-            adp.needs_encoder_grad for adp in self.adapters)
+        return not self.frozen or any(adp.needs_encoder_grad
+                                      for adp in self.adapters)
 
     @property
     def checkpointing(self) -> bool:
@@ -254,8 +254,8 @@ class BaseSAMBackbone(BaseModule):
                          data_samples: Optional[Sequence]) -> torch.Tensor:
         """The embeddings the pipeline attached to the data samples."""
         shape = self.embedding_shape
-        if not data_samples or any(
-                'sam_embedding' not in ds for ds in data_samples):
+        if not data_samples or any('sam_embedding' not in ds
+                                   for ds in data_samples):
             raise EmbeddingCacheError(
                 f'This {type(self).__name__} has embedding_cache set and '
                 'builds no encoder, so every data sample needs its cached '
@@ -278,10 +278,11 @@ class BaseSAMBackbone(BaseModule):
                 'tools/cache_embeddings.py for this config.')
         return embedding
 
-    def forward(self,
-                x: torch.Tensor,
-                data_samples: Optional[Sequence] = None
-                ) -> Tuple[torch.Tensor, ...]:
+    def forward(
+            self,
+            x: torch.Tensor,
+            data_samples: Optional[Sequence] = None
+    ) -> Tuple[torch.Tensor, ...]:
         """Args:
             x (Tensor): Normalised images, (B, 3, img_size, img_size).
             data_samples (list[SegDataSample], optional): Needed with

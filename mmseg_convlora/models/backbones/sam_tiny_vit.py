@@ -28,7 +28,10 @@ def _checkpointed(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``block`` under non-reentrant activation checkpointing (RNG state
     kept, so Conv-LoRA's gate noise is replayed exactly)."""
     return cp.checkpoint(
-        block, x, use_reentrant=False, preserve_rng_state=True,
+        block,
+        x,
+        use_reentrant=False,
+        preserve_rng_state=True,
         context_fn=checkpoint_context_fn)
 
 
@@ -122,8 +125,7 @@ class SAMTinyViT(BaseSAMBackbone):
                     f'Custom TinyViT arch dict lacks {need - set(spec)}.')
             name = tiny_vit_arch_name(spec['embed_dims'], spec['depths'])
         self.arch_spec = spec
-        for cfg in ([adapter] if isinstance(adapter, dict) else adapter
-                    or []):
+        for cfg in ([adapter] if isinstance(adapter, dict) else adapter or []):
             if cfg.get('type') in VIT_ONLY_ADAPTERS:
                 raise ValueError(
                     f"The {cfg['type']} adapter works on the blocks of SAM's "
@@ -182,8 +184,9 @@ class SAMTinyViT(BaseSAMBackbone):
                 "mobile_sam.pt, or the backbone type='SAMViT' (with its arch) "
                 'for an official SAM ViT file.')
         found = describe_tiny_vit(state)
-        want = dict(embed_dims=tuple(self.arch_spec['embed_dims']),
-                    depths=tuple(self.arch_spec['depths']))
+        want = dict(
+            embed_dims=tuple(self.arch_spec['embed_dims']),
+            depths=tuple(self.arch_spec['depths']))
         if found != want:
             raise SAMCheckpointError(
                 f'{path!r} holds a TinyViT with embed_dims='

@@ -245,7 +245,10 @@ class SAMViT(BaseSAMBackbone):
         for i, blk in enumerate(enc.blocks[:last]):
             if checkpointing:
                 x = cp.checkpoint(
-                    blk, x, use_reentrant=False, preserve_rng_state=True,
+                    blk,
+                    x,
+                    use_reentrant=False,
+                    preserve_rng_state=True,
                     context_fn=checkpoint_context_fn)
             else:
                 x = blk(x)

@@ -51,8 +51,14 @@ class Conv2dBN(nn.Sequential):
         super().__init__()
         self.add_module(
             'c',
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-                      padding, groups=groups, bias=False))
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                groups=groups,
+                bias=False))
         bn = nn.BatchNorm2d(out_channels)
         nn.init.constant_(bn.weight, bn_weight_init)
         nn.init.zeros_(bn.bias)
@@ -113,8 +119,8 @@ class PatchMerging(nn.Module):
         super().__init__()
         self.act = nn.GELU()
         self.conv1 = Conv2dBN(in_channels, out_channels)
-        self.conv2 = Conv2dBN(out_channels, out_channels, 3, stride, 1,
-                              groups=out_channels)
+        self.conv2 = Conv2dBN(
+            out_channels, out_channels, 3, stride, 1, groups=out_channels)
         self.conv3 = Conv2dBN(out_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,8 +183,8 @@ class TinyViTAttention(nn.Module):
             torch.zeros(num_heads, len(offsets)))
         self.register_buffer(
             'attention_bias_idxs',
-            torch.tensor(idxs, dtype=torch.long).view(len(points),
-                                                      len(points)),
+            torch.tensor(idxs,
+                         dtype=torch.long).view(len(points), len(points)),
             persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,8 +227,8 @@ class TinyViTBlock(nn.Module):
         self.window_size = window_size
         self.attn = TinyViTAttention(dim, num_heads, window_size)
         self.mlp = TinyViTMlp(dim, int(dim * mlp_ratio))
-        self.local_conv = Conv2dBN(dim, dim, local_conv_size, 1,
-                                   local_conv_size // 2, groups=dim)
+        self.local_conv = Conv2dBN(
+            dim, dim, local_conv_size, 1, local_conv_size // 2, groups=dim)
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
@@ -233,11 +239,11 @@ class TinyViTBlock(nn.Module):
         if pad_b or pad_r:
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         nh, nw = (H + pad_b) // ws, (W + pad_r) // ws
-        windows = x.reshape(B, nh, ws, nw, ws, C).transpose(2, 3).reshape(
-            B * nh * nw, ws, ws, C)
+        windows = x.reshape(B, nh, ws, nw, ws,
+                            C).transpose(2, 3).reshape(B * nh * nw, ws, ws, C)
         out = self.attn(windows)
-        out = out.view(B, nh, nw, ws, ws, C).transpose(2, 3).reshape(
-            B, nh * ws, nw * ws, C)
+        out = out.view(B, nh, nw, ws, ws,
+                       C).transpose(2, 3).reshape(B, nh * ws, nw * ws, C)
         return out[:, :H, :W]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,7 +261,9 @@ class TinyViTStage(nn.Module):
     stage boundary.
     """
 
-    def __init__(self, blocks: Sequence[nn.Module], channels_last: bool,
+    def __init__(self,
+                 blocks: Sequence[nn.Module],
+                 channels_last: bool,
                  downsample: nn.Module = None):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
@@ -317,9 +325,8 @@ class TinyViTEncoder(nn.Module):
                 ]
             else:
                 blocks = [
-                    TinyViTBlock(dim, num_heads[i], window_sizes[i],
-                                 mlp_ratio, local_conv_size)
-                    for _ in range(depths[i])
+                    TinyViTBlock(dim, num_heads[i], window_sizes[i], mlp_ratio,
+                                 local_conv_size) for _ in range(depths[i])
                 ]
             downsample = PatchMerging(dim, embed_dims[i + 1], strides[i]) \
                 if i < n - 1 else None

@@ -132,11 +132,12 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         md = self.mask_decoder
         md.iou_prediction_head.requires_grad_(False)
         sam_tokens = md.mask_tokens.weight.detach()
-        self.query_tokens = nn.Parameter(
-            sam_tokens[0:1].repeat(num_queries, 1).clone())
+        self.query_tokens = nn.Parameter(sam_tokens[0:1].repeat(
+            num_queries, 1).clone())
         if keep_sam_multimask_tokens:
             self.register_buffer(
-                'sam_multimask_tokens', sam_tokens[1:].clone(),
+                'sam_multimask_tokens',
+                sam_tokens[1:].clone(),
                 persistent=True)
         else:
             self.sam_multimask_tokens = None
@@ -160,8 +161,11 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             state = sub_state_dict(full, name + '.')
             if name == 'prompt_encoder':
                 own = module.state_dict()
-                state = {k: v for k, v in state.items()
-                         if k in own and own[k].shape == v.shape}
+                state = {
+                    k: v
+                    for k, v in state.items()
+                    if k in own and own[k].shape == v.shape
+                }
             try:
                 missing, unexpected = module.load_state_dict(
                     state, strict=False)
@@ -169,15 +173,16 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                 raise SAMCheckpointError(
                     f'The {name} weights in {path!r} do not fit this head '
                     f'(embed_dim={self.embed_dim}): {err}') from err
-            missing = [k for k in missing
-                       if not k.startswith('mask_downscaling')]
+            missing = [
+                k for k in missing if not k.startswith('mask_downscaling')
+            ]
             if missing or unexpected:
                 raise SAMCheckpointError(
                     f'The {name} weights in {path!r} do not fit this head: '
                     f'missing {missing[:8]}, unexpected {unexpected[:8]}.')
 
-    def decode_queries(self, inputs: Sequence[Tensor]
-                       ) -> Tuple[Tensor, Tensor]:
+    def decode_queries(self,
+                       inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Run the prompt-free mask decoder.
 
         Args:

@@ -51,14 +51,15 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
         Output: mask logits (B, 1, 4h, 4w).
     """
 
-    def __init__(self,
-                 num_classes: int = 2,
-                 out_channels: Optional[int] = 1,
-                 keep_sam_multimask_tokens: bool = False,
-                 threshold: Optional[float] = 0.5,
-                 loss_decode: Union[dict, Sequence[dict]] = dict(
-                     type='StructureLoss'),
-                 **kwargs):
+    def __init__(
+            self,
+            num_classes: int = 2,
+            out_channels: Optional[int] = 1,
+            keep_sam_multimask_tokens: bool = False,
+            threshold: Optional[float] = 0.5,
+            loss_decode: Union[dict,
+                               Sequence[dict]] = dict(type='StructureLoss'),
+            **kwargs):
         if out_channels != 1 or num_classes != 2:
             raise ValueError(
                 'SAMMaskDecoderHead is the binary head (num_classes=2, '

@@ -32,8 +32,7 @@ class BalancedBCELoss(torch.nn.Module):
         loss_name (str): Name of the loss in the log.
     """
 
-    def __init__(self, loss_weight: float = 1.0,
-                 loss_name: str = 'loss_bbce'):
+    def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_bbce'):
         super().__init__()
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -60,10 +59,11 @@ class BalancedBCELoss(torch.nn.Module):
         w_pos = torch.where(single, half, neg / (pos + neg))
         w_neg = torch.where(single, half, pos / (pos + neg))
         # log-sigmoid forms are the numerically stable log s and log(1 - s)
-        loss = -(w_pos * t * F.logsigmoid(logits) +
-                 w_neg * (1 - t) * F.logsigmoid(-logits))
-        return self.loss_weight * (loss * valid).sum() / valid.sum().clamp(
-            min=1)
+        loss = -(
+            w_pos * t * F.logsigmoid(logits) + w_neg *
+            (1 - t) * F.logsigmoid(-logits))
+        return self.loss_weight * (loss *
+                                   valid).sum() / valid.sum().clamp(min=1)
 
     @property
     def loss_name(self) -> str:

@@ -55,12 +55,13 @@ from mmseg_convlora.compat import point_sample
 
 __all__ = [
     'MaskClassificationLoss', 'hungarian_match', 'sem_seg_to_segments',
-    'get_uncertain_point_coords_with_randomness',
-    'point_weights', 'sample_targets'
+    'get_uncertain_point_coords_with_randomness', 'point_weights',
+    'sample_targets'
 ]
 
 
-def sem_seg_to_segments(gt_sem_seg: Tensor, num_classes: int,
+def sem_seg_to_segments(gt_sem_seg: Tensor,
+                        num_classes: int,
                         ignore_index: int = 255) -> Tuple[Tensor, Tensor]:
     """Split a semantic label map into one binary segment per present class.
 
@@ -128,7 +129,9 @@ def point_weights(valid: Tensor,
     """
     valid = valid.to(point_coords.dtype)
     sampled = _sample_shared_maps(
-        torch.cat([valid, 1 - valid], dim=1), point_coords, owner,
+        torch.cat([valid, 1 - valid], dim=1),
+        point_coords,
+        owner,
         padding_mode='border')
     valid_share, ignored_share = sampled[:, 0], sampled[:, 1]
     return torch.where(ignored_share > 0, valid_share,
@@ -156,8 +159,8 @@ def _sample_shared_maps(maps: Tensor,
     """
     num_rows, num_points = point_coords.shape[:2]
     if owner is None and maps.shape[0] == num_rows:
-        return point_sample(maps, point_coords, align_corners=False,
-                            padding_mode=padding_mode)
+        return point_sample(
+            maps, point_coords, align_corners=False, padding_mode=padding_mode)
     if owner is None:
         if maps.shape[0] != 1:
             raise ValueError(
@@ -226,13 +229,12 @@ def sample_targets(gt_masks: Tensor,
     else:
         if point_coords.shape[0] != num:
             point_coords = point_coords.expand(num, -1, -1)
-        gt_s = point_sample(gt[:, None], point_coords,
-                            align_corners=False)[:, 0]
+        gt_s = point_sample(
+            gt[:, None], point_coords, align_corners=False)[:, 0]
         weights = point_weights(valid[:, None], point_coords, owner)
     # Renormalise only where something is ignored, so that targets are
     # bit-identical to the plain sample elsewhere.
-    renormalised = torch.where(weights > 0,
-                               gt_s / weights.clamp(min=1e-6),
+    renormalised = torch.where(weights > 0, gt_s / weights.clamp(min=1e-6),
                                torch.zeros_like(gt_s)).clamp(0, 1)
     targets = torch.where(weights < 1, renormalised, gt_s)
     return targets, weights
@@ -324,9 +326,10 @@ def hungarian_match(cls_logits: Tensor,
         valid = torch.ones(gt_masks.shape[-2:], device=gt_masks.device)
     point_coords = torch.rand(1, num_points, 2, device=device)
     targets, weights = sample_targets(gt_masks, valid[None], point_coords)
-    pred = point_sample(mask_logits.float()[:, None],
-                        point_coords.expand(mask_logits.shape[0], -1, -1),
-                        align_corners=False)[:, 0]
+    pred = point_sample(
+        mask_logits.float()[:, None],
+        point_coords.expand(mask_logits.shape[0], -1, -1),
+        align_corners=False)[:, 0]
     weights = weights[0]
     cost = cost + cost_mask * _pairwise_sigmoid_ce(pred, targets, weights)
     cost = cost + cost_dice * _pairwise_dice(pred, targets, weights)
@@ -378,8 +381,8 @@ def get_uncertain_point_coords_with_randomness(
     point_coords = torch.rand(num_rois, num_sampled, 2, device=device)
     # Uncertainty of the *interpolated* logit, not of the coarse grid: a point
     # between logits -1 and 1 is maximally uncertain (see detectron2).
-    point_logits = point_sample(mask_logits.float(), point_coords,
-                                align_corners=False)[:, 0]
+    point_logits = point_sample(
+        mask_logits.float(), point_coords, align_corners=False)[:, 0]
     uncertainty = -point_logits.abs()
     if valid is not None:
         touches_valid = point_weights(valid, point_coords, owner) > 0
@@ -387,12 +390,13 @@ def get_uncertain_point_coords_with_randomness(
     num_uncertain = int(importance_sample_ratio * num_points)
     num_random = num_points - num_uncertain
     idx = torch.topk(uncertainty, k=num_uncertain, dim=1)[1]
-    point_coords = torch.gather(point_coords, 1,
-                                idx[..., None].expand(-1, -1, 2))
+    point_coords = torch.gather(point_coords, 1, idx[...,
+                                                     None].expand(-1, -1, 2))
     if num_random > 0:
         point_coords = torch.cat(
             [point_coords,
-             torch.rand(num_rois, num_random, 2, device=device)], dim=1)
+             torch.rand(num_rois, num_random, 2, device=device)],
+            dim=1)
     return point_coords
 
 
@@ -483,11 +487,10 @@ class MaskClassificationLoss(nn.Module):
                 f'num_classes + 1 = {self.num_classes + 1}')
         if mask_logits.shape[:2] != (batch_size, num_queries) or \
                 gt_sem_segs.shape[0] != batch_size:
-            raise ValueError(
-                'Inconsistent shapes: cls_logits '
-                f'{tuple(cls_logits.shape)}, mask_logits '
-                f'{tuple(mask_logits.shape)}, gt_sem_segs '
-                f'{tuple(gt_sem_segs.shape)}')
+            raise ValueError('Inconsistent shapes: cls_logits '
+                             f'{tuple(cls_logits.shape)}, mask_logits '
+                             f'{tuple(mask_logits.shape)}, gt_sem_segs '
+                             f'{tuple(gt_sem_segs.shape)}')
 
         assigned = self.assign(cls_logits, mask_logits, gt_sem_segs)
         cls_targets = assigned['cls_targets']
@@ -517,8 +520,7 @@ class MaskClassificationLoss(nn.Module):
             # one validity map per image, not a copy per matched mask
             loss_mask, loss_dice = self._mask_losses(
                 torch.cat(matched_logits), torch.cat(matched_gts),
-                torch.stack(assigned['valid']), num_masks,
-                torch.cat(owner))
+                torch.stack(assigned['valid']), num_masks, torch.cat(owner))
         else:
             # Zero that still depends on mask_logits, so every parameter gets
             # a (zero) gradient and DDP does not see unused parameters.
@@ -565,10 +567,10 @@ class MaskClassificationLoss(nn.Module):
                                                 self.num_classes,
                                                 self.ignore_index)
             valid = gt_sem_segs[i] != self.ignore_index
-            pred_idx, gt_idx = hungarian_match(
-                cls_logits[i], mask_logits[i], labels, masks, valid,
-                self.cost_class, self.cost_mask, self.cost_dice,
-                self.num_points)
+            pred_idx, gt_idx = hungarian_match(cls_logits[i], mask_logits[i],
+                                               labels, masks, valid,
+                                               self.cost_class, self.cost_mask,
+                                               self.cost_dice, self.num_points)
             cls_targets[i, pred_idx] = labels[gt_idx].to(cls_targets.device)
             out['pred_inds'].append(pred_idx)
             out['gt_inds'].append(gt_idx)
@@ -618,8 +620,7 @@ class MaskClassificationLoss(nn.Module):
         probs = point_logits.sigmoid() * weights
         numerator = 2 * (probs * targets).sum(1)
         denominator = probs.sum(1) + (targets * weights).sum(1)
-        loss_dice = (1 - (numerator + 1) /
-                     (denominator + 1)).sum() / num_masks
+        loss_dice = (1 - (numerator + 1) / (denominator + 1)).sum() / num_masks
         return loss_mask, loss_dice
 
     def extra_repr(self) -> str:

@@ -78,8 +78,8 @@ class StructureLoss(torch.nn.Module):
         w = w * valid
         bce = F.binary_cross_entropy_with_logits(logits, t, reduction='none')
         if self.weighted_bce:
-            bce = ((w * bce).sum((2, 3)) /
-                   w.sum((2, 3)).clamp(min=1e-8)).mean()
+            bce = ((w * bce).sum((2, 3)) / w.sum(
+                (2, 3)).clamp(min=1e-8)).mean()
         else:
             bce = (bce * valid).sum() / valid.sum().clamp(min=1)
         s = torch.sigmoid(logits)

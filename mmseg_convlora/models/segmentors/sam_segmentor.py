@@ -126,8 +126,7 @@ class SAMSegmentor(EncoderDecoder):
         mode = (self.test_cfg or {}).get('mode', 'whole')
         fixed_input = isinstance(self.backbone, BaseSAMBackbone) or \
             self.backbone_reads_samples
-        if mode not in ('whole', 'slide') or (mode == 'slide'
-                                              and fixed_input):
+        if mode not in ('whole', 'slide') or (mode == 'slide' and fixed_input):
             raise ValueError(
                 f'SAMSegmentor runs whole-image inference (test_cfg mode '
                 f"'whole') on SAM backbones; got mode={mode!r}. SAM takes "
@@ -261,9 +260,8 @@ class SAMSegmentor(EncoderDecoder):
             })
         return data_samples
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
         # Under FSDP the names and shapes of the wrapped modules differ from
         # the checkpoint's; TrainableCheckpointHook checked the checkpoint
         # against the unwrapped names before FSDP loads it.

@@ -6,7 +6,8 @@ from typing import Optional
 from mmengine.registry import Registry
 
 
-def check_config_keys(registry: Registry, cfg: dict,
+def check_config_keys(registry: Registry,
+                      cfg: dict,
                       where: str = 'the config') -> None:
     """Refuse keys of ``cfg`` that its class's ``__init__`` does not take.
 
@@ -22,8 +23,8 @@ def check_config_keys(registry: Registry, cfg: dict,
     Raises:
         TypeError: Unknown keys.
     """
-    cls = registry.get(cfg.get('type')) if isinstance(
-        cfg.get('type'), str) else cfg.get('type')
+    cls = registry.get(cfg.get('type')) if isinstance(cfg.get('type'),
+                                                      str) else cfg.get('type')
     if not inspect.isclass(cls):
         return  # mmengine's own error names an unknown type
     params = inspect.signature(cls.__init__).parameters
@@ -36,8 +37,8 @@ def check_config_keys(registry: Registry, cfg: dict,
     hints = []
     for key in unknown:
         close: Optional[list] = difflib.get_close_matches(key, allowed, n=1)
-        hints.append(f'{key!r} (did you mean {close[0]!r}?)' if close else
-                     repr(key))
+        hints.append(
+            f'{key!r} (did you mean {close[0]!r}?)' if close else repr(key))
     raise TypeError(
         f'{cls.__name__} in {where} does not take {", ".join(hints)}. Its '
         f'arguments are: {", ".join(allowed)}.')

@@ -281,11 +281,11 @@ def read_checkpoint(path: str) -> dict:
     return ckpt
 
 
-def prepare_state_dict(model: torch.nn.Module,
-                       checkpoint: dict,
-                       source: str = 'The checkpoint',
-                       advice: str = DEFAULT_ADVICE
-                       ) -> Dict[str, torch.Tensor]:
+def prepare_state_dict(
+        model: torch.nn.Module,
+        checkpoint: dict,
+        source: str = 'The checkpoint',
+        advice: str = DEFAULT_ADVICE) -> Dict[str, torch.Tensor]:
     """Check a checkpoint against ``model`` and complete its state dict.
 
     Args:
@@ -308,8 +308,8 @@ def prepare_state_dict(model: torch.nn.Module,
         raise CheckpointMismatchError(f'{source} holds no state dict.')
     meta = checkpoint.get('meta')
     check_peft_signature(
-        meta.get('peft') if isinstance(meta, Mapping) else None, model,
-        source, advice)
+        meta.get('peft') if isinstance(meta, Mapping) else None, model, source,
+        advice)
     state = strip_module_prefix(state)
     check_state_dict(model, state, source, advice)
     fill_frozen_weights(model, state, source=source)

@@ -7,12 +7,24 @@ import torch
 
 # The arch presets of segment_anything's ``build_sam.py``.
 SAM_ARCHS = {
-    'vit_b': dict(embed_dim=768, depth=12, num_heads=12,
-                  global_attn_indexes=(2, 5, 8, 11)),
-    'vit_l': dict(embed_dim=1024, depth=24, num_heads=16,
-                  global_attn_indexes=(5, 11, 17, 23)),
-    'vit_h': dict(embed_dim=1280, depth=32, num_heads=16,
-                  global_attn_indexes=(7, 15, 23, 31)),
+    'vit_b':
+    dict(
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        global_attn_indexes=(2, 5, 8, 11)),
+    'vit_l':
+    dict(
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        global_attn_indexes=(5, 11, 17, 23)),
+    'vit_h':
+    dict(
+        embed_dim=1280,
+        depth=32,
+        num_heads=16,
+        global_attn_indexes=(7, 15, 23, 31)),
 }
 
 OFFICIAL_CHECKPOINTS = {
@@ -24,8 +36,12 @@ OFFICIAL_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
 
 # MobileSAM's TinyViT-5M (Zhang et al. 2023, "Faster Segment Anything").
 TINY_VIT_ARCHS = {
-    'mobile_sam': dict(embed_dims=(64, 128, 160, 320), depths=(2, 2, 6, 2),
-                       num_heads=(2, 4, 5, 10), window_sizes=(7, 7, 14, 7)),
+    'mobile_sam':
+    dict(
+        embed_dims=(64, 128, 160, 320),
+        depths=(2, 2, 6, 2),
+        num_heads=(2, 4, 5, 10),
+        window_sizes=(7, 7, 14, 7)),
 }
 TINY_VIT_CHECKPOINTS = {'mobile_sam': 'mobile_sam.pt'}
 MOBILE_SAM_URL = ('https://github.com/ChaoningZhang/MobileSAM/raw/master/'
@@ -100,8 +116,8 @@ def load_sam_state_dict(path: str,
         raise SAMCheckpointError(_missing_file_message(path, arch))
     try:
         try:
-            ckpt = torch.load(path, map_location='cpu', weights_only=True,
-                              mmap=True)
+            ckpt = torch.load(
+                path, map_location='cpu', weights_only=True, mmap=True)
         except RuntimeError as err:
             # Legacy (non-zip) files cannot be memory-mapped.
             if 'mmap' not in str(err):
@@ -164,10 +180,10 @@ def describe_tiny_vit(encoder_state: Dict[str, torch.Tensor]) -> dict:
         }
         depths.append(len(blocks))
         # stage 0's MBConv keeps its width in conv3's output
-        key = (f'layers.{i}.blocks.0.conv3.c.weight' if i == 0 else
-               f'layers.{i}.blocks.0.attn.norm.weight')
-        embed_dims.append(
-            encoder_state[key].shape[0] if key in encoder_state else None)
+        key = (f'layers.{i}.blocks.0.conv3.c.weight'
+               if i == 0 else f'layers.{i}.blocks.0.attn.norm.weight')
+        embed_dims.append(encoder_state[key].shape[0] if key in
+                          encoder_state else None)
     return dict(embed_dims=tuple(embed_dims), depths=tuple(depths))
 
 

@@ -1,10 +1,10 @@
 """BERMetric (dataset-level, SBU) and BERPerImageMetric, by hand."""
 import numpy as np
 import pytest
+from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 
 from mmseg_convlora.evaluation.metrics import BERMetric, BERPerImageMetric
 from helpers import evaluate_metric, gt_l, metric_sample
-from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 
 
 def test_threshold_125_of_255_and_ignore():

@@ -1,10 +1,10 @@
 """BinarySegMetric: per-image IoU / Dice / Acc / ISIC Jaccard by hand."""
 import numpy as np
 import pytest
+from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 
 from mmseg_convlora.evaluation.metrics import BinarySegMetric
 from helpers import evaluate_metric, gt_l, metric_sample
-from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
 
 
 def test_edge_cases():

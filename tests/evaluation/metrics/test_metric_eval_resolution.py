@@ -6,8 +6,9 @@ import torch
 
 from mmseg_convlora.evaluation.metrics import (BERMetric, BinarySegMetric,
                                                MultiClassSegMetric, SODMetric)
-from mmseg_convlora.evaluation.metrics.utils import (
-    get_binary_prob_and_label, parse_eval_size, resize_for_eval)
+from mmseg_convlora.evaluation.metrics.utils import (get_binary_prob_and_label,
+                                                     parse_eval_size,
+                                                     resize_for_eval)
 
 
 def sample(prob, gt):
@@ -33,8 +34,7 @@ def test_gt_resolution_resizes_prediction_bilinearly():
     # A 2x2 prediction [[0, 1], [0, 1]] to 4x4 with align_corners=False:
     # output column x samples source (x + 0.5) / 2 - 0.5 = -0.25, 0.25,
     # 0.75, 1.25 -> clamped 0, 0.25, 0.75, 1 -> values 0, .25, .75, 1.
-    prob, gt, valid = get_binary_prob_and_label(
-        sample([[0, 1], [0, 1]], GT_4))
+    prob, gt, valid = get_binary_prob_and_label(sample([[0, 1], [0, 1]], GT_4))
     np.testing.assert_allclose(prob, [[0, 0.25, 0.75, 1]] * 4)
     np.testing.assert_array_equal(gt, GT_4 == 1)  # untouched
     assert valid.all()
@@ -73,8 +73,8 @@ def test_square_input_resizes_gt_with_nearest():
     # The prediction is bilinear: fractional values appear.
     assert ((p > 0) & (p < 1)).any()
     # The label tensor itself keeps only original values.
-    _, gt_t = resize_for_eval(torch.zeros(1, 3, 3), torch.as_tensor(gt),
-                              (4, 4))
+    _, gt_t = resize_for_eval(
+        torch.zeros(1, 3, 3), torch.as_tensor(gt), (4, 4))
     assert set(gt_t.unique().tolist()) == {0, 1, 255}
 
 
@@ -90,16 +90,20 @@ def test_eval_size_option_in_every_metric():
     sod = SODMetric(eval_size=8, sod_metrics=['MAE'])
     sod.process({}, [s])
     # Two columns of eight off by 0.25.
-    assert sod.compute_metrics(sod.results)['MAE'] == pytest.approx(
-        2 * 0.25 / 8)
+    assert sod.compute_metrics(sod.results)['MAE'] == pytest.approx(2 * 0.25 /
+                                                                    8)
     seg = BinarySegMetric(eval_size=8)
     seg.process({}, [s])
     assert seg.results == [dict(tp=32, fp=0, fn=0, tn=32)]
-    scores = torch.stack([torch.as_tensor(1.0 - GT_4),
-                          torch.as_tensor(GT_4 * 1.0)]).float()
+    scores = torch.stack(
+        [torch.as_tensor(1.0 - GT_4),
+         torch.as_tensor(GT_4 * 1.0)]).float()
     mc = MultiClassSegMetric(num_classes=2, eval_size=(8, 8))
-    mc.process({}, [dict(seg_logits=dict(data=scores),
-                         gt_sem_seg=dict(data=torch.as_tensor(GT_4)[None]))])
+    mc.process({}, [
+        dict(
+            seg_logits=dict(data=scores),
+            gt_sem_seg=dict(data=torch.as_tensor(GT_4)[None]))
+    ])
     assert mc.results[0].sum() == 64
     assert mc.compute_metrics(mc.results)['mIoU'] == 100.0
 
@@ -108,20 +112,24 @@ def test_multiclass_scores_resized_to_gt():
     # Scores at 2x2, GT at 4x4: the argmax is taken after bilinear
     # resizing the scores, at the GT's resolution.
     gt = np.array([[0, 0, 1, 1]] * 4)
-    scores = torch.tensor([[[1.0, 0.0], [1.0, 0.0]],
-                           [[0.0, 1.0], [0.0, 1.0]]])
+    scores = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
     mc = MultiClassSegMetric(num_classes=2)
-    mc.process({}, [dict(seg_logits=dict(data=scores),
-                         gt_sem_seg=dict(data=torch.as_tensor(gt)[None]))])
+    mc.process({}, [
+        dict(
+            seg_logits=dict(data=scores),
+            gt_sem_seg=dict(data=torch.as_tensor(gt)[None]))
+    ])
     np.testing.assert_array_equal(mc.results[0], [[8, 0], [0, 8]])
 
 
 def test_two_channel_logits_are_softmaxed():
     logits = torch.stack([torch.zeros(4, 4), torch.as_tensor(GT_4 * 4.0 - 2)])
     p, g, _ = get_binary_prob_and_label(
-        dict(seg_logits=dict(data=logits),
-             gt_sem_seg=dict(data=torch.as_tensor(GT_4)[None])))
+        dict(
+            seg_logits=dict(data=logits),
+            gt_sem_seg=dict(data=torch.as_tensor(GT_4)[None])))
     # softmax([0, 2])[1] = 1 / (1 + e^-2); softmax([0, -2])[1] = 1 / (1 + e^2)
     np.testing.assert_allclose(
-        p, np.where(GT_4 == 1, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))),
+        p,
+        np.where(GT_4 == 1, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))),
         rtol=1e-6)

@@ -196,8 +196,8 @@ def test_e_measure_graded_prediction():
     gt = gt_l()
     pred = gt.astype(float)
     pred[3, 3] = 0.5
-    mid = (9 * (169 / 85)**2 / 4 + 1 * (1 / 13)**2 / 4 +
-           6 * (361 / 181)**2 / 4) / 15
+    mid = (9 * (169 / 85)**2 / 4 + 1 * (1 / 13)**2 / 4 + 6 *
+           (361 / 181)**2 / 4) / 15
     curve = F.e_measure_curve(pred, gt)
     np.testing.assert_allclose(curve[:128], 16 / 15)
     np.testing.assert_allclose(curve[128:255], mid)
@@ -266,8 +266,8 @@ def test_weighted_f_full_gt_constant_prediction():
     for c, b2 in ((0.3, 1.0), (0.0, 0.3)):
         r = 1 - (1 - c) * np.outer(s, s).mean()
         expected = (1 + b2) * r / (r + b2)
-        got = F.weighted_f_measure(np.full((4, 4), c), np.ones((4, 4), bool),
-                                   beta2=b2)
+        got = F.weighted_f_measure(
+            np.full((4, 4), c), np.ones((4, 4), bool), beta2=b2)
         assert got == pytest.approx(expected, rel=1e-12)
 
 

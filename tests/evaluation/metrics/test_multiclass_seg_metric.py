@@ -4,11 +4,11 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-
-from mmseg_convlora.evaluation.metrics import MultiClassSegMetric
-from mmseg_convlora.evaluation.metrics import multiclass_seg_metric
-from helpers import evaluate_metric
 from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
+
+from mmseg_convlora.evaluation.metrics import (MultiClassSegMetric,
+                                               multiclass_seg_metric)
+from helpers import evaluate_metric
 
 
 def sample(pred, gt, num_classes=3):

@@ -15,11 +15,11 @@ import torch
 from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
+from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
+from mmseg.structures import SegDataSample  # noqa: E402
 
 from mmseg_convlora.evaluation.metrics import SODMetric
 from helpers import evaluate_metric, gt_l, metric_sample
-from mmseg.registry import METRICS  # noqa: E402  (after the plugin)
-from mmseg.structures import SegDataSample  # noqa: E402
 
 
 def test_pred_equals_gt():

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import CAD, high_frequency_components
-from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import TINY_EMBED_DIM
+from helpers import build_tiny_model, fake_batch
 
 SIZE = 128
 # Tiny CAD: 64 -> 32 -> 16 -> 8 = the tiny embedding grid, 32 channels.
@@ -55,14 +55,16 @@ def test_adapter_input_six_channels_in_unit_range():
     x = cad.adapter_input(inputs)
     assert x.shape == (2, 6, 32, 32)
     assert x.min() >= 0 and x.max() <= 1
-    rgb = F.interpolate(img, size=(32, 32), mode='bilinear',
-                        align_corners=False)
+    rgb = F.interpolate(
+        img, size=(32, 32), mode='bilinear', align_corners=False)
     torch.testing.assert_close(
         x[:, :3], rgb / (rgb.amax(dim=(2, 3), keepdim=True) + 1e-5))
     hf = reference_hf(rgb)
     torch.testing.assert_close(
-        x[:, 3:], hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
-        rtol=1e-4, atol=1e-4)
+        x[:, 3:],
+        hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=1e-4,
+        atol=1e-4)
 
 
 def _samples_with_cad_images(images):
@@ -82,19 +84,23 @@ def test_adapter_input_takes_the_image_the_pipeline_kept(monkeypatch):
     input downsampled (the fallback), with one warning."""
     cad = CAD(channels=8, input_size=32)
     g = torch.Generator().manual_seed(0)
-    kept = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8,
-                         generator=g)
+    kept = torch.randint(
+        0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
     inputs = torch.randn(2, 3, 64, 64, generator=g)
     samples = _samples_with_cad_images(kept)
     x = cad.adapter_input(inputs, samples)
     rgb = kept.float()
     torch.testing.assert_close(
-        x[:, :3], rgb / (rgb.amax(dim=(2, 3), keepdim=True) + 1e-5),
-        rtol=0, atol=0)
+        x[:, :3],
+        rgb / (rgb.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=0,
+        atol=0)
     hf = reference_hf(rgb)
     torch.testing.assert_close(
-        x[:, 3:], hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
-        rtol=1e-4, atol=1e-4)
+        x[:, 3:],
+        hf / (hf.amax(dim=(2, 3), keepdim=True) + 1e-5),
+        rtol=1e-4,
+        atol=1e-4)
 
     warnings = []
     monkeypatch.setattr('mmseg_convlora.models.adapters.cad.print_log',
@@ -162,10 +168,15 @@ def test_cad_matches_closed_form_and_is_bounded():
     y = F.conv2d(x, cad.stem.weight, cad.stem.bias)
     acc = 0
     for blk in cad.blocks:
-        t = F.conv2d(y, blk.conv.weight, blk.conv.bias, padding=2,
-                     dilation=2)
-        t = F.batch_norm(t, None, None, blk.norm.weight, blk.norm.bias,
-                         training=True, eps=1e-5)
+        t = F.conv2d(y, blk.conv.weight, blk.conv.bias, padding=2, dilation=2)
+        t = F.batch_norm(
+            t,
+            None,
+            None,
+            blk.norm.weight,
+            blk.norm.bias,
+            training=True,
+            eps=1e-5)
         y = F.avg_pool2d(F.leaky_relu(t, 0.1) + y, 2)
         acc = acc + F.adaptive_avg_pool2d(y, (8, 8))
     torch.testing.assert_close(out, emb + 0.1 * torch.tanh(acc))
@@ -233,8 +244,8 @@ def test_cad_one_step_changes_only_intended_params(tiny_ckpt):
                if n in cad_names) == sum(
                    p.numel() for p in model.backbone.adapters[0].parameters())
     stats = model.backbone.adapters[0].blocks[0].norm.running_mean.clone()
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-3)
     loss, _ = model.parse_losses(model.loss(*fake_batch()))
     loss.backward()
     opt.step()

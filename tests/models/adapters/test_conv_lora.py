@@ -13,8 +13,8 @@ from segment_anything.modeling.image_encoder import (window_partition,
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import (ConvLoRA, ConvLoRALinear,
                                             cv_squared, moe_balance_loss)
-from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
+from helpers import build_tiny_model, fake_batch
 
 SIZE = 128
 R, M = 3, 8
@@ -26,11 +26,11 @@ def randomize(layers, seed=1, gate_std=0.0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in layers:
-            layer.lora_B.copy_(torch.randn(layer.lora_B.shape, generator=g)
-                               * 0.1)
+            layer.lora_B.copy_(
+                torch.randn(layer.lora_B.shape, generator=g) * 0.1)
             for conv in layer.experts:
-                conv.bias.copy_(torch.randn(conv.bias.shape, generator=g)
-                                * 0.1)
+                conv.bias.copy_(
+                    torch.randn(conv.bias.shape, generator=g) * 0.1)
             if gate_std:
                 layer.w_gate.copy_(
                     torch.randn(layer.w_gate.shape, generator=g) * gate_std)
@@ -73,8 +73,7 @@ def closed_form(layer, x, experts, weights=None):
             mix = mix + g_e * closed_expert(z, e + 1, conv.weight, conv.bias)
         z = z + mix
         delta = torch.einsum('rhw,or->hwo', z[0], layer.lora_B)
-        outs.append(x[n] @ layer.weight.t() + layer.bias +
-                    (32 / 3) * delta)
+        outs.append(x[n] @ layer.weight.t() + layer.bias + (32 / 3) * delta)
     return torch.stack(outs)
 
 
@@ -197,10 +196,9 @@ def test_windowed_blocks_route_each_window():
 
         # Running the conv on the unpartitioned (padded) grid is different.
         grid = window_unpartition(x, 4, (12, 12), (12, 12))  # (2,12,12,C)
-        g_ids = (torch.einsum('nhwc,rc->nr', grid, qkv.lora_A) / 144
-                 @ qkv.w_gate).argmax(1)
-        wrong = window_partition(
-            closed_form(qkv, grid, g_ids.tolist()), 4)[0]
+        g_ids = (torch.einsum('nhwc,rc->nr', grid, qkv.lora_A) /
+                 144 @ qkv.w_gate).argmax(1)
+        wrong = window_partition(closed_form(qkv, grid, g_ids.tolist()), 4)[0]
         assert not torch.allclose(out, wrong, rtol=1e-3, atol=1e-3)
     # Global blocks see the whole grid, one sample per image.
     assert layers[1].last_expert_ids.shape == (2, 1)
@@ -262,10 +260,11 @@ def test_training_load_is_shazeer_estimate():
     thr = torch.where(in_top, srt[:, 2:3], srt[:, 1:2])
     normal = torch.distributions.Normal(0.0, 1.0)
     load = normal.cdf((clean - thr) / std).sum(0)
-    gates = torch.zeros_like(noisy).scatter(
-        1, top2, noisy.gather(1, top2).softmax(1))
-    expected = 0.01 * (gates.sum(0).var() / (gates.sum(0).mean()**2 + 1e-10)
-                       + load.var() / (load.mean()**2 + 1e-10))
+    gates = torch.zeros_like(noisy).scatter(1, top2,
+                                            noisy.gather(1, top2).softmax(1))
+    expected = 0.01 * (
+        gates.sum(0).var() / (gates.sum(0).mean()**2 + 1e-10) + load.var() /
+        (load.mean()**2 + 1e-10))
     torch.testing.assert_close(layer.last_moe_loss, expected)
     assert layer.last_expert_ids.tolist() == top2.tolist()
 
@@ -305,8 +304,7 @@ def test_gate_learns_only_from_load_loss(tiny_ckpt):
 @pytest.mark.parametrize('top_k,multiply_gate', [(1, False), (1, True),
                                                  (2, False), (3, True)])
 def test_efficient_dispatch_matches_loop(training, top_k, multiply_gate):
-    ref = make_layer(dispatch='loop', top_k=top_k,
-                     multiply_gate=multiply_gate)
+    ref = make_layer(dispatch='loop', top_k=top_k, multiply_gate=multiply_gate)
     randomize([ref], gate_std=2.0)
     x0 = torch.randn(12, 5, 4, 8)
     results = {}
@@ -319,10 +317,12 @@ def test_efficient_dispatch_matches_loop(training, top_k, multiply_gate):
         out = layer(x)
         loss = layer.last_moe_loss
         (out.square().mean() + loss).backward()
-        grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p))
-                 for n, p in layer.named_parameters() if p.requires_grad}
-        results[dispatch] = (out, loss, x.grad, grads,
-                             layer.last_expert_ids, layer)
+        grads = {
+            n: (p.grad if p.grad is not None else torch.zeros_like(p))
+            for n, p in layer.named_parameters() if p.requires_grad
+        }
+        results[dispatch] = (out, loss, x.grad, grads, layer.last_expert_ids,
+                             layer)
     ids = results['loop'][4]
     assert len(ids.unique()) > 2  # random routing, several experts used
     for dispatch in ('grouped', 'dense'):
@@ -375,16 +375,17 @@ def test_conv_lora_one_step_changes_only_intended_params(tiny_ckpt):
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    opt = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                           lr=1e-3)
     losses = model.loss(*fake_batch())
-    torch.testing.assert_close(
-        losses['loss_moe'], sum(lyr.last_moe_loss for lyr in layers))
+    torch.testing.assert_close(losses['loss_moe'],
+                               sum(lyr.last_moe_loss for lyr in layers))
     loss, log = model.parse_losses(losses)
     assert 'loss_moe' in log
     loss.backward()
     opt.step()
-    used = {(i, e) for i, lyr in enumerate(layers)
+    used = {(i, e)
+            for i, lyr in enumerate(layers)
             for e in lyr.last_expert_ids.flatten().tolist()}
     for n, p in model.named_parameters():
         if n not in trainable:
@@ -406,7 +407,8 @@ def test_activation_checkpointing_same_loss_and_grads(tiny_ckpt):
     for with_cp in (False, True):
         torch.manual_seed(0)  # same A and expert weights in both models
         model = build_tiny_model(
-            tiny_ckpt, dict(type='ConvLoRA', dispatch='dense'),
+            tiny_ckpt,
+            dict(type='ConvLoRA', dispatch='dense'),
             with_cp=with_cp)
         randomize(model.backbone.adapters[0].layers, gate_std=2.0)
         model.train()
@@ -435,10 +437,12 @@ def test_conv_lora_bf16_autocast_forward_backward(tiny_ckpt, dispatch):
         loss, _ = model.parse_losses(losses)
     loss.backward()
     assert losses['loss_moe'].dtype == torch.float32
-    grads = [p.grad for n, p in model.named_parameters()
-             if p.requires_grad and 'encoder' in n and 'experts' not in n]
-    assert grads and all(g is not None and torch.isfinite(g).all()
-                         for g in grads)
+    grads = [
+        p.grad for n, p in model.named_parameters()
+        if p.requires_grad and 'encoder' in n and 'experts' not in n
+    ]
+    assert grads and all(
+        g is not None and torch.isfinite(g).all() for g in grads)
     model.eval()
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         out = model.backbone(torch.randn(1, 3, SIZE, SIZE))[0]

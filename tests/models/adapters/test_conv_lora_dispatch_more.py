@@ -14,31 +14,35 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.adapters import ConvLoRALinear
-from helpers import tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
+from helpers import tiny_model_cfg
 
 S = TINY_IMG_SIZE
 
 
 def model_step(ckpt, dispatch, autocast=False):
     torch.manual_seed(0)
-    model = MODELS.build(ConfigDict(tiny_model_cfg(
-        ckpt, adapter=dict(type='ConvLoRA', dispatch=dispatch))))
+    model = MODELS.build(
+        ConfigDict(
+            tiny_model_cfg(
+                ckpt, adapter=dict(type='ConvLoRA', dispatch=dispatch))))
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith(('lora_B', 'w_gate', 'w_noise')) or (
-                    '.experts.' in name and name.endswith('bias')):
+            if name.endswith(
+                ('lora_B', 'w_gate', 'w_noise')) or ('.experts.' in name and
+                                                     name.endswith('bias')):
                 p.copy_(torch.randn(p.shape, generator=g))
     model.train()
     g = torch.Generator().manual_seed(2)
     inputs = torch.randn(2, 3, S, S, generator=g)
     samples = []
     for _ in range(2):
-        s = SegDataSample(gt_sem_seg=PixelData(
-            data=(torch.rand(1, S, S, generator=g) > 0.5).long()))
-        s.set_metainfo(dict(img_shape=(S, S), pad_shape=(S, S),
-                            ori_shape=(S, S)))
+        s = SegDataSample(
+            gt_sem_seg=PixelData(
+                data=(torch.rand(1, S, S, generator=g) > 0.5).long()))
+        s.set_metainfo(
+            dict(img_shape=(S, S), pad_shape=(S, S), ori_shape=(S, S)))
         samples.append(s)
     torch.manual_seed(3)
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
@@ -47,8 +51,10 @@ def model_step(ckpt, dispatch, autocast=False):
     loss.backward()
     layers = model.backbone.adapters[0].layers
     routes = [layer.last_expert_ids for layer in layers]
-    grads = {n: p.grad for n, p in model.named_parameters()
-             if p.grad is not None}
+    grads = {
+        n: p.grad
+        for n, p in model.named_parameters() if p.grad is not None
+    }
     return losses, routes, grads
 
 
@@ -66,8 +72,7 @@ def test_whole_model_dispatch_equivalence(tiny_sam_file, autocast):
         for a, b in zip(routes, ref_routes):
             assert torch.equal(a, b)
         for k in ref_losses:
-            torch.testing.assert_close(losses[k], ref_losses[k], **tol,
-                                       msg=k)
+            torch.testing.assert_close(losses[k], ref_losses[k], **tol, msg=k)
         expert_grads = {n for n in ref_grads if '.experts.' in n}
         for n, g in ref_grads.items():
             other = grads.get(n)

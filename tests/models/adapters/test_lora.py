@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 
 import mmseg_convlora  # noqa: F401
-from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
 from mmseg_convlora.utils.tiny_sam import build_tiny_sam
+from helpers import build_tiny_model, fake_batch
 
 SIZE = 128
 
@@ -105,8 +105,9 @@ def test_lora_adapter_merge_equals_unmerged(tiny_ckpt):
     randomize_lora(model)
     model.eval()
     x = torch.randn(2, 3, SIZE, SIZE)
-    weights = [b.attn.qkv.weight.clone()
-               for b in model.backbone.encoder.blocks]
+    weights = [
+        b.attn.qkv.weight.clone() for b in model.backbone.encoder.blocks
+    ]
     with torch.no_grad():
         unmerged = model.backbone(x)[0]
         adapter = model.backbone.adapters[0]
@@ -116,8 +117,8 @@ def test_lora_adapter_merge_equals_unmerged(tiny_ckpt):
     torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
     model.train()
     with torch.no_grad():
-        torch.testing.assert_close(model.backbone(x)[0], unmerged,
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            model.backbone(x)[0], unmerged, rtol=1e-5, atol=1e-5)
     for blk, w in zip(model.backbone.encoder.blocks, weights):
         torch.testing.assert_close(blk.attn.qkv.weight, w, rtol=0, atol=1e-6)
 
@@ -125,8 +126,8 @@ def test_lora_adapter_merge_equals_unmerged(tiny_ckpt):
 def test_lora_targets_and_errors():
     sam = build_tiny_sam()
     enc = copy.deepcopy(sam.image_encoder).requires_grad_(False)
-    adapter = LoRA(rank=2, targets=[r'blocks\.\d+\.attn\.proj',
-                                    r'blocks\.0\.mlp\.lin1'])
+    adapter = LoRA(
+        rank=2, targets=[r'blocks\.\d+\.attn\.proj', r'blocks\.0\.mlp\.lin1'])
     layers = adapter.apply_to(enc)
     assert len(layers) == 3
     assert isinstance(enc.blocks[1].attn.proj, LoRALinear)
@@ -158,12 +159,14 @@ def test_lora_one_step_changes_only_intended_params(tiny_ckpt):
     model.train()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert {n for n in trainable if n.startswith('backbone.')} == {
-        f'backbone.encoder.blocks.{i}.attn.qkv.lora_{ab}'
-        for i in range(2) for ab in 'AB'
-    }
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    assert {n
+            for n in trainable if n.startswith('backbone.')} == {
+                f'backbone.encoder.blocks.{i}.attn.qkv.lora_{ab}'
+                for i in range(2)
+                for ab in 'AB'
+            }
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-3)
     loss, _ = model.parse_losses(model.loss(*fake_batch()))
     loss.backward()
     opt.step()
@@ -183,8 +186,8 @@ def test_lora_bf16_autocast_forward_backward(tiny_ckpt):
         loss, _ = model.parse_losses(model.loss(*fake_batch()))
     loss.backward()
     grads = [p.grad for n, p in model.named_parameters() if 'lora_' in n]
-    assert grads and all(g is not None and torch.isfinite(g).all()
-                         for g in grads)
+    assert grads and all(
+        g is not None and torch.isfinite(g).all() for g in grads)
     model.eval()
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         out = model.backbone(torch.randn(1, 3, SIZE, SIZE))[0]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import mmseg_convlora  # noqa: F401
-from helpers import build_meta_segmentor as build_meta
 from mmseg_convlora.models.adapters import CAD
+from helpers import build_meta_segmentor as build_meta
 
 DECODER_ONLY = 3_505_536
 SAM_MASK_DECODER = 4_058_340
@@ -39,8 +39,9 @@ def test_trainable_counts(arch):
     assert conv_lora - lora == depth * 720
     # Adapters add trainable parameters only; nothing frozen is duplicated.
     for name in ('lora', 'conv_lora', 'cad'):
-        assert (counts[name]['total'] - counts['none']['total'] ==
-                counts[name]['trainable'] - decoder_only)
+        assert (counts[name]['total'] -
+                counts['none']['total'] == counts[name]['trainable'] -
+                decoder_only)
     assert counts['cad']['trainable'] == CAD_PARAMS + DECODER_ONLY
 
 

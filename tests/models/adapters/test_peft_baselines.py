@@ -15,13 +15,13 @@ from segment_anything.modeling.image_encoder import (add_decomposed_rel_pos,
                                                      window_unpartition)
 
 import mmseg_convlora  # noqa: F401
-from helpers import build_meta_segmentor as build_meta
-from helpers import build_tiny_model, fake_batch
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     trainable_state_keys
-from mmseg_convlora.models.adapters import (ConvLoRALinear,
-                                            PromptedAttention, token_linear)
+from mmseg_convlora.models.adapters import (ConvLoRALinear, PromptedAttention,
+                                            token_linear)
 from helpers import REPO
+from helpers import build_meta_segmentor as build_meta
+from helpers import build_tiny_model, fake_batch
 
 SIZE = 128
 DECODER_ONLY = 3_505_536  # SAM decoder, binary head
@@ -113,13 +113,17 @@ def test_documented_start_state_differs_from_sam(ckpt, adapter):
 
 # ---------------------------------------------------------------------- #
 OWN = {
-    'BitFit': lambda n: n.startswith('backbone.encoder.') and
-    n.endswith('.bias'),
-    'Adapter': lambda n: n.startswith('backbone.adapters.0.'),
-    'SSF': lambda n: n.startswith('backbone.adapters.0.'),
-    'SAMAdapter': lambda n: n.startswith('backbone.adapters.0.'),
-    'VPT': lambda n: re.fullmatch(r'backbone\.encoder\.blocks\.\d+\.attn\.'
-                                  r'prompt', n) is not None,
+    'BitFit':
+    lambda n: n.startswith('backbone.encoder.') and n.endswith('.bias'),
+    'Adapter':
+    lambda n: n.startswith('backbone.adapters.0.'),
+    'SSF':
+    lambda n: n.startswith('backbone.adapters.0.'),
+    'SAMAdapter':
+    lambda n: n.startswith('backbone.adapters.0.'),
+    'VPT':
+    lambda n: re.fullmatch(r'backbone\.encoder\.blocks\.\d+\.attn\.'
+                           r'prompt', n) is not None,
 }
 GRAD_CFGS = [
     dict(type='BitFit'),
@@ -132,8 +136,7 @@ GRAD_CFGS = [
 
 @pytest.mark.parametrize('adapter', GRAD_CFGS, ids=lambda a: a['type'])
 def test_gradients_reach_exactly_adapter_and_decoder(ckpt, adapter):
-    decoder = {n for n, p in build(ckpt).named_parameters()
-               if p.requires_grad}
+    decoder = {n for n, p in build(ckpt).named_parameters() if p.requires_grad}
     assert all(n.startswith('decode_head.') for n in decoder)
     model = build(ckpt, adapter)
     model.train()
@@ -156,11 +159,15 @@ def test_gradients_reach_exactly_adapter_and_decoder(ckpt, adapter):
     # trainable-only checkpoints keep exactly these (plus nothing frozen)
     keys = trainable_state_keys(model)
     assert trainable <= keys
-    assert not any(k.startswith('backbone.encoder.') and k.endswith(
-        ('qkv.weight', 'lin1.weight')) for k in keys)
+    assert not any(
+        k.startswith('backbone.encoder.') and k.endswith(('qkv.weight',
+                                                          'lin1.weight'))
+        for k in keys)
     # the frozen weights stay frozen after an optimizer step
-    frozen = {n: p.detach().clone() for n, p in names.items()
-              if not p.requires_grad}
+    frozen = {
+        n: p.detach().clone()
+        for n, p in names.items() if not p.requires_grad
+    }
     torch.optim.SGD([names[n] for n in trainable], lr=0.1).step()
     assert all(torch.equal(names[n], v) for n, v in frozen.items())
 
@@ -198,12 +205,12 @@ def naive_prompted_block(block, prompt, x):
         qkv = F.linear(seq, attn.qkv.weight, attn.qkv.bias)
         q, k, v = qkv.reshape(L + n, 3, heads, -1).permute(1, 2, 0, 3)
         logits = (q * attn.scale) @ k.transpose(-2, -1)  # (heads, L+n, L+n)
-        img = add_decomposed_rel_pos(
-            logits[:, :L, :L].contiguous(), q[:, :L], attn.rel_pos_h,
-            attn.rel_pos_w, (h, w), (h, w))
-        logits = torch.cat([
-            torch.cat([img, logits[:, :L, L:]], dim=-1), logits[:, L:]
-        ], dim=1)
+        img = add_decomposed_rel_pos(logits[:, :L, :L].contiguous(), q[:, :L],
+                                     attn.rel_pos_h, attn.rel_pos_w, (h, w),
+                                     (h, w))
+        logits = torch.cat(
+            [torch.cat([img, logits[:, :L, L:]], dim=-1), logits[:, L:]],
+            dim=1)
         out = (logits.softmax(-1) @ v)[:, :L]  # drop the prompts' outputs
         out = out.permute(1, 0, 2).reshape(h, w, C)
         outs.append(F.linear(out, attn.proj.weight, attn.proj.bias))
@@ -219,8 +226,8 @@ def test_vpt_equals_explicit_prompt_tokens(ckpt, grid):
     model = build(ckpt, dict(type='VPT', num_tokens=4))
     enc = model.backbone.encoder
     assert enc.blocks[0].window_size > 0 and enc.blocks[1].window_size == 0
-    x = torch.randn(2, grid, grid, 32, generator=torch.Generator()
-                    .manual_seed(1))
+    x = torch.randn(
+        2, grid, grid, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         for block in enc.blocks:  # one windowed, one global block
             assert isinstance(block.attn, PromptedAttention)
@@ -286,12 +293,17 @@ def _randomize(model, seed=3):
                 p.add_(torch.randn(p.shape, generator=g) * 0.05)
 
 
-@pytest.mark.parametrize('pair', [
-    [dict(type='SSF', init_std=0.0), dict(type='ConvLoRA')],
-    [dict(type='Adapter', hidden_dim=2), dict(type='VPT', num_tokens=2)],
-    [dict(type='SAMAdapter', scale_factor=4), dict(type='LoRA')],
-    [dict(type='BitFit'), dict(type='LoRA')],
-], ids=lambda p: '+'.join(a['type'] for a in p))
+@pytest.mark.parametrize(
+    'pair', [
+        [dict(type='SSF', init_std=0.0),
+         dict(type='ConvLoRA')],
+        [dict(type='Adapter', hidden_dim=2),
+         dict(type='VPT', num_tokens=2)],
+        [dict(type='SAMAdapter', scale_factor=4),
+         dict(type='LoRA')],
+        [dict(type='BitFit'), dict(type='LoRA')],
+    ],
+    ids=lambda p: '+'.join(a['type'] for a in p))
 def test_adapters_compose_in_either_order(ckpt, pair):
     """A hook-based adapter listed before one that replaces the module it
     hooks (LoRA/Conv-LoRA replace qkv, VPT replaces attn) still acts on it:
@@ -311,8 +323,10 @@ def test_adapters_compose_in_either_order(ckpt, pair):
 
 
 # ---------------------------------------------------------------------- #
-CONV_LORA_VPT = [dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
-                 dict(type='VPT', num_tokens=5)]
+CONV_LORA_VPT = [
+    dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+    dict(type='VPT', num_tokens=5)
+]
 
 
 def test_conv_lora_plus_vpt_builds_and_trains(ckpt):
@@ -324,15 +338,16 @@ def test_conv_lora_plus_vpt_builds_and_trains(ckpt):
     # the same modules and keys whichever order the config lists them in
     other = build(ckpt, CONV_LORA_VPT[::-1])
     assert set(model.state_dict()) == set(other.state_dict())
-    single = [build(ckpt, a).parameter_counts()['trainable']
-              for a in CONV_LORA_VPT]
+    single = [
+        build(ckpt, a).parameter_counts()['trainable'] for a in CONV_LORA_VPT
+    ]
     assert model.parameter_counts()['trainable'] == \
         sum(single) - DECODER_ONLY_TINY(ckpt)
     model.train()
     names = dict(model.named_parameters())
     start = {n: p.detach().clone() for n, p in names.items()}
-    opt = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=1e-2)
     x, samples = fake_batch(2)
     losses = []
     for _ in range(3):
@@ -364,14 +379,16 @@ def test_sam_adapter_with_activation_checkpointing(ckpt):
     """The block pre-hooks run again when with_cp recomputes the blocks."""
     grads = []
     for with_cp in (False, True):
-        model = build(ckpt, dict(type='SAMAdapter', scale_factor=4),
-                      with_cp=with_cp)
+        model = build(
+            ckpt, dict(type='SAMAdapter', scale_factor=4), with_cp=with_cp)
         model.train()
         x, samples = fake_batch()
         loss, _ = total_loss(model, x, samples)
         loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
-                      if p.grad is not None})
+        grads.append({
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None
+        })
     assert set(grads[0]) == set(grads[1])
     for n in grads[0]:
         assert torch.allclose(grads[0][n], grads[1][n], atol=1e-6), n
@@ -381,10 +398,12 @@ def test_module_replacing_adapters_are_applied_first(ckpt):
     """With the hook-based adapter listed first, its hooks sit on the
     modules that replaced the originals before any forward pass, and the
     encoder's forward re-attaches nothing after the first one."""
-    model = build(ckpt, [dict(type='SSF', init_std=0.0),
-                         dict(type='Adapter', hidden_dim=2),
-                         dict(type='LoRA'),
-                         dict(type='VPT', num_tokens=2)])
+    model = build(ckpt, [
+        dict(type='SSF', init_std=0.0),
+        dict(type='Adapter', hidden_dim=2),
+        dict(type='LoRA'),
+        dict(type='VPT', num_tokens=2)
+    ])
     encoder = model.backbone.encoder
     for adp in model.backbone.adapters[:2]:
         hooked = adp.hooked_modules()

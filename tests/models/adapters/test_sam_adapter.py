@@ -10,8 +10,8 @@ from helpers import build_tiny_model, fake_batch
 
 def _model(tiny_sam_file, **kwargs):
     torch.manual_seed(0)
-    return build_tiny_model(
-        tiny_sam_file[0], dict(type='SAMAdapter', scale_factor=4, **kwargs))
+    return build_tiny_model(tiny_sam_file[0],
+                            dict(type='SAMAdapter', scale_factor=4, **kwargs))
 
 
 def test_embedding_feature_projects_each_patch_token(tiny_sam_file):
@@ -31,8 +31,8 @@ def test_embedding_feature_projects_each_patch_token(tiny_sam_file):
     b_e = adapter.embedding_generator.bias
     for b, yy, xx in ((0, 0, 0), (1, h - 1, 2), (1, 3, w - 1)):
         expected = W_e @ tokens[b, yy, xx] + b_e
-        torch.testing.assert_close(feature[b, yy, xx], expected,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            feature[b, yy, xx], expected, atol=1e-5, rtol=1e-5)
     # the projection does not mix patches: changing one patch's token
     # changes only that patch's feature
     with torch.no_grad():
@@ -60,8 +60,8 @@ def test_embedding_feature_projects_each_patch_token(tiny_sam_file):
         f = feature[b, yy, xx]
         hidden = torch.nn.functional.gelu(lin.weight @ f + lin.bias)
         expected = shared.weight @ hidden + shared.bias
-        torch.testing.assert_close(prompt[b, yy, xx], expected,
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            prompt[b, yy, xx], expected, atol=1e-4, rtol=1e-4)
 
 
 def test_trained_model_can_be_deep_copied_and_pickled(tiny_sam_file):

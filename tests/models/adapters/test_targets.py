@@ -2,8 +2,8 @@
 adapters (modules) and BitFit (parameters) choose and refuse alike."""
 import pytest
 import torch.nn as nn
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.models.adapters.targets import match_targets
 
 
@@ -14,8 +14,9 @@ def encoder():
 
 def test_names_in_order_each_once_with_the_first_pattern():
     names = ['a.x', 'a.y', 'b.x', 'b.y']
-    assert match_targets(names, [r'b\..', r'.\.x'], 'LoRA') == [
-        ('a.x', r'.\.x'), ('b.x', r'b\..'), ('b.y', r'b\..')]
+    assert match_targets(names, [r'b\..', r'.\.x'],
+                         'LoRA') == [('a.x', r'.\.x'), ('b.x', r'b\..'),
+                                     ('b.y', r'b\..')]
     assert match_targets(names, r'a\.y', 'LoRA') == [('a.y', r'a\.y')]
 
 
@@ -31,7 +32,7 @@ def test_every_adapter_refuses_alike(cfg, what, valid):
         ('1.(', 'not a valid regular expression'),
         ('nothing', f'"nothing" matches no {what} of the Sequential '
          'backbone'),
-        # every pattern must match (the first one does)
+            # every pattern must match (the first one does)
         ([valid, 'nothing'], '"nothing" matches no'),
     ]:
         adapter = MODELS.build(dict(cfg, targets=targets))

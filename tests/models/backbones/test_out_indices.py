@@ -3,24 +3,30 @@ import copy
 
 import pytest
 import torch
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.utils import (TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE,
                                   TINY_TINY_VIT)
 
 
 def vit(**kwargs):
     return MODELS.build(
-        dict(type='SAMViT', arch=copy.deepcopy(TINY_ENCODER),
-             img_size=TINY_IMG_SIZE, out_channels=TINY_EMBED_DIM,
-             **kwargs)).eval()
+        dict(
+            type='SAMViT',
+            arch=copy.deepcopy(TINY_ENCODER),
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            **kwargs)).eval()
 
 
 def tiny_vit(**kwargs):
     return MODELS.build(
-        dict(type='SAMTinyViT', arch=copy.deepcopy(TINY_TINY_VIT),
-             img_size=TINY_IMG_SIZE, out_channels=TINY_EMBED_DIM,
-             **kwargs)).eval()
+        dict(
+            type='SAMTinyViT',
+            arch=copy.deepcopy(TINY_TINY_VIT),
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            **kwargs)).eval()
 
 
 def recorded_outputs(modules, run):
@@ -76,10 +82,10 @@ def test_tiny_vit_stage_outputs():
         outs = backbone(x)
         embedding = backbone.encoder(x)  # the reference encoder's output
     dims = TINY_TINY_VIT['embed_dims']
-    assert [tuple(o.shape) for o in outs[:4]] == [
-        (2, dims[0], 32, 32), (2, dims[1], 16, 16), (2, dims[2], 8, 8),
-        (2, dims[3], 8, 8)
-    ]
+    assert [tuple(o.shape) for o in outs[:4]] == [(2, dims[0], 32, 32),
+                                                  (2, dims[1], 16, 16),
+                                                  (2, dims[2], 8, 8),
+                                                  (2, dims[3], 8, 8)]
     torch.testing.assert_close(outs[4], embedding)
     # stage 3's output is what the neck reads
     torch.testing.assert_close(backbone.encoder.neck(outs[3]), embedding)
@@ -93,8 +99,10 @@ def test_adapters_act_on_the_chosen_blocks():
         for layer in backbone.adapters[0].layers:
             layer.lora_B.normal_()
     plain = vit(out_indices=(0, 1))
-    plain.load_state_dict(
-        {k: v for k, v in backbone.state_dict().items() if 'lora' not in k})
+    plain.load_state_dict({
+        k: v
+        for k, v in backbone.state_dict().items() if 'lora' not in k
+    })
     x = torch.randn(1, 3, TINY_IMG_SIZE, TINY_IMG_SIZE)
     with torch.no_grad():
         a, b = backbone(x), plain(x)
@@ -108,9 +116,10 @@ def test_bad_out_indices(make):
     with pytest.raises(ValueError, match='needs out_indices'):
         make(out_embedding=False)
     with pytest.raises(ValueError, match='out_embedding=True'):
-        make(out_indices=(0, ), out_embedding=False,
-             adapter=dict(type='CAD', input_size=64,
-                          channels=TINY_EMBED_DIM))
+        make(
+            out_indices=(0, ),
+            out_embedding=False,
+            adapter=dict(type='CAD', input_size=64, channels=TINY_EMBED_DIM))
     with pytest.raises(ValueError, match='embedding_cache'):
         make(out_indices=(0, ), embedding_cache=dict(dir=None))
 
@@ -119,8 +128,8 @@ def test_bad_out_indices(make):
 def test_block_maps_at_zero_init_equal_the_plain_backbone(adapter):
     """The maps mmseg's necks read are the frozen SAM's until B trains."""
     torch.manual_seed(0)
-    adapted = vit(out_indices=(0, 1), out_embedding=False,
-                  adapter=dict(type=adapter))
+    adapted = vit(
+        out_indices=(0, 1), out_embedding=False, adapter=dict(type=adapter))
     plain = vit(out_indices=(0, 1), out_embedding=False)
     plain.load_state_dict({
         k: v

@@ -13,23 +13,44 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
-
 from mmseg.registry import MODELS
-from mmseg_convlora.models.utils.peft_checkpoint import (
-    peft_signature, trainable_state_keys)
+
 from mmseg_convlora.models.adapters import ConvLoRALinear, LoRALinear
 from mmseg_convlora.models.utils import replace_multihead_attention
+from mmseg_convlora.models.utils.peft_checkpoint import (peft_signature,
+                                                         trainable_state_keys)
 
-VIT = dict(type='VisionTransformer', img_size=(32, 48), patch_size=8,
-           embed_dims=16, num_layers=2, num_heads=2, mlp_ratio=2,
-           out_indices=(0, 1), drop_path_rate=0.1)
-MIT = dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
-           num_heads=[1, 1, 2, 2], patch_sizes=[7, 3, 3, 3],
-           sr_ratios=[8, 4, 2, 1], mlp_ratio=2, drop_path_rate=0.1)
-SWIN = dict(type='SwinTransformer', pretrain_img_size=32, embed_dims=8,
-            patch_size=4, window_size=3, mlp_ratio=2, depths=(1, 1),
-            num_heads=(1, 2), strides=(4, 2), out_indices=(0, 1),
-            drop_path_rate=0.1)
+VIT = dict(
+    type='VisionTransformer',
+    img_size=(32, 48),
+    patch_size=8,
+    embed_dims=16,
+    num_layers=2,
+    num_heads=2,
+    mlp_ratio=2,
+    out_indices=(0, 1),
+    drop_path_rate=0.1)
+MIT = dict(
+    type='MixVisionTransformer',
+    embed_dims=8,
+    num_layers=[1] * 4,
+    num_heads=[1, 1, 2, 2],
+    patch_sizes=[7, 3, 3, 3],
+    sr_ratios=[8, 4, 2, 1],
+    mlp_ratio=2,
+    drop_path_rate=0.1)
+SWIN = dict(
+    type='SwinTransformer',
+    pretrain_img_size=32,
+    embed_dims=8,
+    patch_size=4,
+    window_size=3,
+    mlp_ratio=2,
+    depths=(1, 1),
+    num_heads=(1, 2),
+    strides=(4, 2),
+    out_indices=(0, 1),
+    drop_path_rate=0.1)
 # Every Linear layer of each backbone (attention after the replacement)
 TARGETS = dict(
     vit=(VIT, r'layers\.\d+\.(attn\.attn\.(q|k|v|out)_proj|'
@@ -54,8 +75,11 @@ def plain(backbone_cfg, seed=0):
 def peft(backbone_cfg, adapter, seed=0, **kwargs):
     torch.manual_seed(seed)
     return MODELS.build(
-        dict(type='PEFTBackbone', backbone=copy.deepcopy(backbone_cfg),
-             adapter=adapter, **kwargs))
+        dict(
+            type='PEFTBackbone',
+            backbone=copy.deepcopy(backbone_cfg),
+            adapter=adapter,
+            **kwargs))
 
 
 def run(model, x=X):
@@ -86,8 +110,12 @@ def test_zero_init_equals_plain_backbone(kind, adapter):
 
 def test_trainable_counts_by_formula():
     # LoRA on q and v of the ViT: 2 layers x 2 x r (16 + 16)
-    vit = peft(VIT, dict(type='LoRA', rank=4,
-                         targets=r'layers\.\d+\.attn\.attn\.(q|v)_proj'))
+    vit = peft(
+        VIT,
+        dict(
+            type='LoRA',
+            rank=4,
+            targets=r'layers\.\d+\.attn\.attn\.(q|v)_proj'))
     assert sum(p.numel() for p in vit.parameters()
                if p.requires_grad) == 2 * 2 * 4 * (16 + 16)
     # Conv-LoRA on q, k, v, out of each MiT stage (C = 8, 8, 16, 16): per
@@ -164,8 +192,8 @@ def test_pretrained_weights_land_at_construction(tmp_path):
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     Parent(model).init_weights()
-    assert all(torch.equal(before[k], v)
-               for k, v in model.state_dict().items())
+    assert all(
+        torch.equal(before[k], v) for k, v in model.state_dict().items())
     # A checkpoint in mmseg's layout (fused in_proj) loads into it.
     missing, unexpected = model.backbone.load_state_dict(
         plain(VIT, seed=2).state_dict(), strict=False)
@@ -174,8 +202,10 @@ def test_pretrained_weights_land_at_construction(tmp_path):
 
 
 def test_missing_pretrained_file_names_the_fix(tmp_path):
-    cfg = dict(MIT, init_cfg=dict(
-        type='Pretrained', checkpoint=str(tmp_path / 'mit_b0.pth')))
+    cfg = dict(
+        MIT,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'mit_b0.pth')))
     with pytest.raises(FileNotFoundError, match='mit_b0.pth.*init_cfg=None'):
         peft(cfg, dict(type='LoRA', targets=TARGETS['mit'][1]))
 
@@ -187,8 +217,15 @@ def test_refusals():
         peft(VIT, [])
     with pytest.raises(ValueError, match='model.backbone.backbone.init_cfg'):
         peft(VIT, dict(type='LoRA'), init_cfg=dict(type='Pretrained'))
-    beit = dict(type='BEiT', img_size=32, patch_size=8, embed_dims=16,
-                num_layers=1, num_heads=2, mlp_ratio=2, out_indices=(0, ))
+    beit = dict(
+        type='BEiT',
+        img_size=32,
+        patch_size=8,
+        embed_dims=16,
+        num_layers=1,
+        num_heads=2,
+        mlp_ratio=2,
+        out_indices=(0, ))
     with pytest.raises(ValueError, match='not for BEiT.*Use LoRA'):
         peft(beit, dict(type='ConvLoRA', targets=r'layers\.0\.attn\.qkv'))
     assert peft(beit, dict(type='LoRA', targets=r'layers\.0\.attn\.qkv'))
@@ -208,8 +245,8 @@ class UsesWeightDirectly(BaseModule):
 def test_adapters_whose_layer_is_never_called_are_refused():
     MODELS.register_module(
         name='_UsesWeightDirectly', module=UsesWeightDirectly, force=True)
-    model = peft(dict(type='_UsesWeightDirectly'),
-                 dict(type='LoRA', targets='proj'))
+    model = peft(
+        dict(type='_UsesWeightDirectly'), dict(type='LoRA', targets='proj'))
     with pytest.raises(RuntimeError, match=r"\['proj'\] were not called"):
         model(X)
 
@@ -228,21 +265,32 @@ def test_uncollected_moe_loss_is_refused():
 
 def test_checkpoint_keys_and_signature():
     model = MODELS.build(
-        dict(type='SAMSegmentor',
-             data_preprocessor=dict(type='SegDataPreProcessor'),
-             backbone=dict(type='PEFTBackbone', backbone=copy.deepcopy(MIT),
-                           adapter=dict(type='LoRA',
-                                        targets=TARGETS['mit'][1])),
-             decode_head=dict(type='SegformerHead', in_channels=[8, 8, 16, 16],
-                              in_index=[0, 1, 2, 3], channels=8,
-                              num_classes=3)))
+        dict(
+            type='SAMSegmentor',
+            data_preprocessor=dict(type='SegDataPreProcessor'),
+            backbone=dict(
+                type='PEFTBackbone',
+                backbone=copy.deepcopy(MIT),
+                adapter=dict(type='LoRA', targets=TARGETS['mit'][1])),
+            decode_head=dict(
+                type='SegformerHead',
+                in_channels=[8, 8, 16, 16],
+                in_index=[0, 1, 2, 3],
+                channels=8,
+                num_classes=3)))
     keys = trainable_state_keys(model)
-    assert {k for k in keys if k.startswith('backbone.')} == {
+    assert {
+        k
+        for k in keys if k.startswith('backbone.')
+    } == {
         f'backbone.backbone.layers.{s}.1.0.attn.attn.{p}_proj.lora_{ab}'
-        for s in range(4) for p in 'qkv' for ab in 'AB'
+        for s in range(4)
+        for p in 'qkv'
+        for ab in 'AB'
     } | {
         f'backbone.backbone.layers.{s}.1.0.attn.attn.out_proj.lora_{ab}'
-        for s in range(4) for ab in 'AB'
+        for s in range(4)
+        for ab in 'AB'
     }
     assert all(k.startswith(('backbone.', 'decode_head.')) for k in keys)
     sig = peft_signature(model)

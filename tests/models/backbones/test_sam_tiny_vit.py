@@ -6,15 +6,15 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV, SAMTinyViT
 from mmseg_convlora.models.utils import SAMCheckpointError
-from helpers import REPO, fake_batch
 from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_IMG_SIZE,
                                   TINY_TINY_VIT,
                                   save_tiny_mobile_sam_checkpoint,
                                   save_tiny_sam_checkpoint)
+from helpers import REPO, fake_batch
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
@@ -27,7 +27,10 @@ def tiny_mobile_sam(tmp_path_factory):
     return path, save_tiny_mobile_sam_checkpoint(path)
 
 
-def model_cfg(checkpoint, adapter=None, img_size=TINY_IMG_SIZE, head=None,
+def model_cfg(checkpoint,
+              adapter=None,
+              img_size=TINY_IMG_SIZE,
+              head=None,
               **backbone):
     return dict(
         type='SAMSegmentor',
@@ -76,8 +79,8 @@ def _ref_block(blk, x, H, W):
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         pH, pW = H + pad_b, W + pad_r
         nH, nW = pH // ws, pW // ws
-        x = x.view(B, nH, ws, nW, ws, C).transpose(2, 3).reshape(
-            B * nH * nW, ws * ws, C)
+        x = x.view(B, nH, ws, nW, ws,
+                   C).transpose(2, 3).reshape(B * nH * nW, ws * ws, C)
         x = _ref_attention(blk.attn, x)
         x = x.view(B, nH, nW, ws, ws, C).transpose(2, 3).reshape(
             B, pH, pW, C)[:, :H, :W].contiguous().view(B, L, C)
@@ -98,8 +101,7 @@ def reference_tiny_vit(encoder, x):
         for blk in stage.blocks:
             x = _ref_block(blk, x, H, W)
         if stage.downsample is not None:
-            x = stage.downsample(
-                x.view(B, H, W, -1).permute(0, 3, 1, 2))
+            x = stage.downsample(x.view(B, H, W, -1).permute(0, 3, 1, 2))
             B, C, H, W = x.shape
             x = x.flatten(2).transpose(1, 2)
     return encoder.neck(x.view(B, H, W, -1).permute(0, 3, 1, 2))
@@ -121,8 +123,9 @@ def test_encoder_equals_reference_token_layout(img_size):
 # --------------------------------------------------------------------------
 def sam_low_res_logits(sam, images):
     """``Sam.forward`` with no prompts, single-mask output."""
-    batch = [dict(image=img, original_size=tuple(img.shape[-2:]))
-             for img in images]
+    batch = [
+        dict(image=img, original_size=tuple(img.shape[-2:])) for img in images
+    ]
     with torch.no_grad():
         out = sam(batch, multimask_output=False)
     return torch.cat([o['low_res_logits'] for o in out])
@@ -144,8 +147,8 @@ def test_decoder_only_equals_official_mobile_sam_model(tiny_mobile_sam):
 
 def test_checkpoint_loads_every_encoder_weight(tiny_mobile_sam):
     path, sam = tiny_mobile_sam
-    backbone = MODELS.build(model_cfg(path)['backbone'] | dict(
-        checkpoint=path))
+    backbone = MODELS.build(
+        model_cfg(path)['backbone'] | dict(checkpoint=path))
     ours = backbone.encoder.state_dict()
     ref = sam.image_encoder.state_dict()
     assert ours.keys() == ref.keys()
@@ -159,8 +162,7 @@ def test_checkpoint_loads_every_encoder_weight(tiny_mobile_sam):
 def test_other_input_sizes(tiny_mobile_sam, img_size):
     path, _ = tiny_mobile_sam
     backbone = MODELS.build(
-        model_cfg(path, img_size=img_size)['backbone'] | dict(
-            checkpoint=path))
+        model_cfg(path, img_size=img_size)['backbone'] | dict(checkpoint=path))
     (out, ) = backbone(torch.randn(1, 3, img_size, img_size))
     assert out.shape == (1, TINY_EMBED_DIM, img_size // 16, img_size // 16)
     with pytest.raises(ValueError, match='expects'):
@@ -171,8 +173,10 @@ def test_mobile_sam_preset_shapes():
     with torch.device('meta'):
         backbone = SAMTinyViT(arch='mobile_sam', img_size=1024)
     assert backbone.embedding_shape == (256, 64, 64)
-    qkv = [n for n, m in backbone.encoder.named_modules()
-           if n.endswith('attn.qkv')]
+    qkv = [
+        n for n, m in backbone.encoder.named_modules()
+        if n.endswith('attn.qkv')
+    ]
     assert len(qkv) == 10
     with pytest.raises(ValueError, match="type='SAMViT'"):
         SAMTinyViT(arch='vit_b')
@@ -196,16 +200,22 @@ def test_truncated_checkpoint(tiny_mobile_sam, tmp_path):
     data = open(tiny_mobile_sam[0], 'rb').read()
     path.write_bytes(data[:len(data) // 2])
     with pytest.raises(SAMCheckpointError, match='truncated'):
-        SAMTinyViT(arch=TINY_TINY_VIT, img_size=TINY_IMG_SIZE,
-                   out_channels=TINY_EMBED_DIM, checkpoint=str(path))
+        SAMTinyViT(
+            arch=TINY_TINY_VIT,
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            checkpoint=str(path))
 
 
 def test_sam_vit_file_refused_with_the_fix(tmp_path):
     vit = str(tmp_path / 'vit.pth')
     save_tiny_sam_checkpoint(vit)
     with pytest.raises(SAMCheckpointError) as err:
-        SAMTinyViT(arch=TINY_TINY_VIT, img_size=TINY_IMG_SIZE,
-                   out_channels=TINY_EMBED_DIM, checkpoint=vit)
+        SAMTinyViT(
+            arch=TINY_TINY_VIT,
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            checkpoint=vit)
     assert "SAM's ViT" in str(err.value) and "type='SAMViT'" in str(err.value)
 
 
@@ -213,8 +223,11 @@ def test_mobile_sam_file_refused_by_sam_vit(tiny_mobile_sam):
     from mmseg_convlora.models.backbones import SAMViT
     from mmseg_convlora.utils import TINY_ENCODER
     with pytest.raises(SAMCheckpointError) as err:
-        SAMViT(arch=dict(TINY_ENCODER), img_size=TINY_IMG_SIZE,
-               out_channels=TINY_EMBED_DIM, checkpoint=tiny_mobile_sam[0])
+        SAMViT(
+            arch=dict(TINY_ENCODER),
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            checkpoint=tiny_mobile_sam[0])
     assert 'TinyViT' in str(err.value)
     assert "type='SAMTinyViT'" in str(err.value)
 
@@ -222,16 +235,20 @@ def test_mobile_sam_file_refused_by_sam_vit(tiny_mobile_sam):
 def test_other_tiny_vit_shape_refused(tiny_mobile_sam):
     other = dict(TINY_TINY_VIT, depths=(1, 1, 1, 1))
     with pytest.raises(SAMCheckpointError, match=r'depths=\[1, 1, 2, 1\]'):
-        SAMTinyViT(arch=other, img_size=TINY_IMG_SIZE,
-                   out_channels=TINY_EMBED_DIM,
-                   checkpoint=tiny_mobile_sam[0])
+        SAMTinyViT(
+            arch=other,
+            img_size=TINY_IMG_SIZE,
+            out_channels=TINY_EMBED_DIM,
+            checkpoint=tiny_mobile_sam[0])
 
 
 @pytest.mark.parametrize('kind', ['Adapter', 'VPT', 'SSF', 'SAMAdapter'])
 def test_vit_block_adapters_refused(kind):
     with pytest.raises(ValueError, match="type='SAMViT'"):
-        SAMTinyViT(arch=TINY_TINY_VIT, img_size=TINY_IMG_SIZE,
-                   adapter=dict(type=kind))
+        SAMTinyViT(
+            arch=TINY_TINY_VIT,
+            img_size=TINY_IMG_SIZE,
+            adapter=dict(type=kind))
 
 
 # --------------------------------------------------------------------------
@@ -265,13 +282,13 @@ def test_trainable_counts_by_formula():
         'CAD': 3_505_536 + 1_773_568,
     }
     for kind, count in expected.items():
-        adapter = None if kind is None else (
-            dict(type='CAD') if kind == 'CAD' else _lora(kind))
+        adapter = None if kind is None else (dict(
+            type='CAD') if kind == 'CAD' else _lora(kind))
         cfg = dict(
             type='SAMSegmentor',
             data_preprocessor=dict(type='SegDataPreProcessor'),
-            backbone=dict(type='SAMTinyViT', arch='mobile_sam',
-                          adapter=adapter),
+            backbone=dict(
+                type='SAMTinyViT', arch='mobile_sam', adapter=adapter),
             decode_head=dict(type='SAMMaskDecoderHead'))
         with torch.device('meta'):
             model = MODELS.build(cfg)
@@ -304,8 +321,9 @@ def test_gradients_reach_exactly_the_trainable_parameters(
     if kind == 'CAD':
         assert not enc
     else:
-        assert enc and all('lora_' in n or 'w_gate' in n or 'w_noise' in n
-                           or 'experts' in n for n in enc)
+        assert enc and all(
+            'lora_' in n or 'w_gate' in n or 'w_noise' in n or 'experts' in n
+            for n in enc)
     if kind == 'ConvLoRA':
         assert 'loss_moe' in losses
     # the frozen encoder's batch norms kept their statistics
@@ -344,8 +362,10 @@ def test_conv_lora_activation_checkpointing_is_exact(tiny_mobile_sam):
         losses = model.loss(inputs, samples)
         total = sum(v for k, v in losses.items() if 'loss' in k)
         total.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()
-                 if p.grad is not None}
+        grads = {
+            n: p.grad.clone()
+            for n, p in model.named_parameters() if p.grad is not None
+        }
         results.append((total.detach(), losses['loss_moe'].detach(), grads))
     (l0, m0, g0), (l1, m1, g1) = results
     torch.testing.assert_close(l1, l0)
@@ -360,8 +380,8 @@ REAL = os.environ.get('MOBILE_SAM_CHECKPOINT',
                       osp.join(REPO, 'checkpoints', 'mobile_sam.pt'))
 
 
-@pytest.mark.skipif(not osp.isfile(REAL),
-                    reason='the real mobile_sam.pt is not present')
+@pytest.mark.skipif(
+    not osp.isfile(REAL), reason='the real mobile_sam.pt is not present')
 def test_real_mobile_sam_file(tmp_path):
     """With the official file: loads through the config, and decoder-only
     at init equals segment_anything's Sam built around the same encoder."""
@@ -380,19 +400,26 @@ def test_real_mobile_sam_file(tmp_path):
         image_encoder=TinyViTEncoder(size, (64, 128, 160, 320), (2, 2, 6, 2),
                                      (2, 4, 5, 10), (7, 7, 14, 7)),
         prompt_encoder=PromptEncoder(
-            embed_dim=256, image_embedding_size=(size // 16, size // 16),
-            input_image_size=(size, size), mask_in_chans=16),
+            embed_dim=256,
+            image_embedding_size=(size // 16, size // 16),
+            input_image_size=(size, size),
+            mask_in_chans=16),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
             transformer=TwoWayTransformer(
                 depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256),
+            transformer_dim=256,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256),
         pixel_mean=MEAN.flatten().tolist(),
         pixel_std=STD.flatten().tolist()).eval()
     full = torch.load(REAL, map_location='cpu', weights_only=True)
-    state = {k: v for k, v in full.items()
-             if not k.startswith(('image_encoder.head.',
-                                  'image_encoder.norm_head.'))}
+    state = {
+        k: v
+        for k, v in full.items()
+        if not k.startswith(('image_encoder.head.',
+                             'image_encoder.norm_head.'))
+    }
     missing, unexpected = sam.load_state_dict(state, strict=False)
     assert not unexpected and not missing
     head = model.decode_head

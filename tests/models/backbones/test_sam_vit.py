@@ -3,10 +3,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT
 
-from mmseg.registry import MODELS
 from mmseg_convlora.models.backbones.sam_vit import SAMViT
 from mmseg_convlora.models.utils import SAMCheckpointError
 from mmseg_convlora.utils import TINY_EMBED_DIM, TINY_ENCODER
@@ -14,9 +14,13 @@ from mmseg_convlora.utils import TINY_EMBED_DIM, TINY_ENCODER
 
 def tiny_backbone(checkpoint=None, img_size=128, **kwargs):
     return MODELS.build(
-        dict(type='SAMViT', arch=copy.deepcopy(TINY_ENCODER),
-             img_size=img_size, out_channels=TINY_EMBED_DIM,
-             checkpoint=checkpoint, **kwargs))
+        dict(
+            type='SAMViT',
+            arch=copy.deepcopy(TINY_ENCODER),
+            img_size=img_size,
+            out_channels=TINY_EMBED_DIM,
+            checkpoint=checkpoint,
+            **kwargs))
 
 
 def expanded_state_dict(encoder_on_meta):
@@ -55,9 +59,13 @@ def test_vit_b_shaped_checkpoint_loads_without_missing_keys(tmp_path):
 
 def test_vit_l_checkpoint_into_vit_b_preset_is_refused(tmp_path):
     with torch.device('meta'):
-        vit_l = ImageEncoderViT(embed_dim=1024, depth=24, num_heads=16,
-                                use_rel_pos=True, window_size=14,
-                                global_attn_indexes=(5, 11, 17, 23))
+        vit_l = ImageEncoderViT(
+            embed_dim=1024,
+            depth=24,
+            num_heads=16,
+            use_rel_pos=True,
+            window_size=14,
+            global_attn_indexes=(5, 11, 17, 23))
     path = tmp_path / 'sam_vit_l_0b3195.pth'
     torch.save(expanded_state_dict(vit_l), path)
     with torch.device('meta'):
@@ -85,8 +93,10 @@ def test_missing_demo_sam_points_at_the_demo_tool(tmp_path):
     path = str(tmp_path / 'data' / 'demo_shadow' / 'tiny_sam.pth')
     with torch.device('meta'):
         with pytest.raises(SAMCheckpointError) as err:
-            SAMViT(arch=dict(embed_dim=32, depth=2, num_heads=2),
-                   img_size=128, checkpoint=path)
+            SAMViT(
+                arch=dict(embed_dim=32, depth=2, num_heads=2),
+                img_size=128,
+                checkpoint=path)
     msg = str(err.value)
     assert path in msg and 'python tools/make_demo_data.py' in msg
     assert 'fbaipublicfiles' not in msg
@@ -133,7 +143,9 @@ def test_other_input_size_resizes_position_embeddings(tiny_sam_file):
     backbone = tiny_backbone(path, img_size=256)
     src = sam.image_encoder.pos_embed  # (1, 8, 8, C)
     expected = F.interpolate(
-        src.permute(0, 3, 1, 2), size=(16, 16), mode='bicubic',
+        src.permute(0, 3, 1, 2),
+        size=(16, 16),
+        mode='bicubic',
         align_corners=False).permute(0, 2, 3, 1)
     torch.testing.assert_close(backbone.encoder.pos_embed, expected)
     # global block (index 1): relative table 2 * 8 - 1 -> 2 * 16 - 1

@@ -8,8 +8,8 @@ from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
 
 from mmseg_convlora.models.backbones import sam_vit
-from helpers import fake_batch, tiny_model_cfg
 from mmseg_convlora.utils import TINY_IMG_SIZE
+from helpers import fake_batch, tiny_model_cfg
 
 SIZE = TINY_IMG_SIZE
 ADAPTERS = {
@@ -43,10 +43,12 @@ def step(model):
     loss.backward()
     # backward recomputed the blocks; the records are still the first pass's
     assert all(m.last_moe_loss is r for m, r in zip(layers, recorded))
-    assert all(torch.equal(m.last_expert_ids, r)
-               for m, r in zip(layers, routes))
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()
-             if p.grad is not None}
+    assert all(
+        torch.equal(m.last_expert_ids, r) for m, r in zip(layers, routes))
+    grads = {
+        n: p.grad.clone()
+        for n, p in model.named_parameters() if p.grad is not None
+    }
     return {k: v.detach() for k, v in losses.items()}, grads, routes
 
 
@@ -60,8 +62,7 @@ def test_checkpointed_equals_plain(tiny_sam_file, name):
     assert plain_losses.keys() == cp_losses.keys()
     assert ('loss_moe' in cp_losses) == name.startswith('convlora')
     for key in plain_losses:
-        torch.testing.assert_close(cp_losses[key], plain_losses[key],
-                                   msg=key)
+        torch.testing.assert_close(cp_losses[key], plain_losses[key], msg=key)
     for a, b in zip(plain_routes, cp_routes):
         assert torch.equal(a, b)
     assert plain_grads.keys() == cp_grads.keys()
@@ -85,8 +86,8 @@ def count_checkpoint_calls(monkeypatch):
     return calls
 
 
-def test_every_block_is_checkpointed_only_when_training(tiny_sam_file,
-                                                        monkeypatch):
+def test_every_block_is_checkpointed_only_when_training(
+        tiny_sam_file, monkeypatch):
     calls = count_checkpoint_calls(monkeypatch)
     model = build(tiny_sam_file[0], ADAPTERS['lora'], with_cp=True)
     depth = len(model.backbone.encoder.blocks)
@@ -101,8 +102,10 @@ def test_every_block_is_checkpointed_only_when_training(tiny_sam_file,
     model.backbone(x)
     assert calls == []
     # CAD: the encoder runs without autograd, nothing to checkpoint
-    cad = build(tiny_sam_file[0], dict(type='CAD', channels=32,
-                                       input_size=64), with_cp=True)
+    cad = build(
+        tiny_sam_file[0],
+        dict(type='CAD', channels=32, input_size=64),
+        with_cp=True)
     cad.backbone(x)
     assert calls == []
 

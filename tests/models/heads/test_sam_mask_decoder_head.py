@@ -36,8 +36,8 @@ def test_binary_logits_equal_segment_anything(tiny_sam_file):
     """keep_sam_multimask_tokens=True: exactly Sam(multimask_output=False).
     """
     path, sam = tiny_sam_file
-    model = MODELS.build(
-        tiny_model_cfg(path, keep_sam_multimask_tokens=True)).eval()
+    model = MODELS.build(tiny_model_cfg(
+        path, keep_sam_multimask_tokens=True)).eval()
     images = torch.randn(3, 3, 128, 128)
     with torch.no_grad():
         ours = model.decode_head(model.backbone(images))
@@ -64,9 +64,12 @@ def reference_single_token_logits(sam, images):
     last = f'iou_prediction_head.layers.{num_layers - 1}'
     state[last + '.weight'] = state[last + '.weight'][:1]
     state[last + '.bias'] = state[last + '.bias'][:1]
-    state = {k: v for k, v in state.items()
-             if not k.startswith('output_hypernetworks_mlps.')
-             or k.startswith('output_hypernetworks_mlps.0.')}
+    state = {
+        k: v
+        for k, v in state.items()
+        if not k.startswith('output_hypernetworks_mlps.')
+        or k.startswith('output_hypernetworks_mlps.0.')
+    }
     dec.load_state_dict(state, strict=True)
     with torch.no_grad():
         emb = sam.image_encoder(images)
@@ -95,8 +98,8 @@ def test_default_binary_head_is_the_reference_single_token_decoder(
     ref = reference_single_token_logits(sam, images)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
-    keep = MODELS.build(
-        tiny_model_cfg(path, keep_sam_multimask_tokens=True)).eval()
+    keep = MODELS.build(tiny_model_cfg(path,
+                                       keep_sam_multimask_tokens=True)).eval()
     assert keep.parameter_counts()['trainable'] == \
         drop.parameter_counts()['trainable']
     with torch.no_grad():
@@ -110,35 +113,40 @@ def test_checkpoint_of_the_other_token_sequence_is_refused(tiny_sam_file):
     drop = MODELS.build(tiny_model_cfg(path))
     keep_state, drop_state = keep.state_dict(), drop.state_dict()
     assert set(keep_state) - set(drop_state) == {
-        'decode_head.sam_multimask_tokens'}
+        'decode_head.sam_multimask_tokens'
+    }
     # the segmentor's checkpoint check names the setting that loads it ...
-    with pytest.raises(CheckpointMismatchError,
-                       match='keep_sam_multimask_tokens=True'):
+    with pytest.raises(
+            CheckpointMismatchError, match='keep_sam_multimask_tokens=True'):
         drop.load_state_dict(keep_state)
-    with pytest.raises(CheckpointMismatchError,
-                       match='keep_sam_multimask_tokens=False'):
+    with pytest.raises(
+            CheckpointMismatchError, match='keep_sam_multimask_tokens=False'):
         keep.load_state_dict(drop_state)
 
     # ... and so does the head's own, for a head loaded on its own
     def head_state(state):
-        return {k[len('decode_head.'):]: v
-                for k, v in state.items() if k.startswith('decode_head.')}
+        return {
+            k[len('decode_head.'):]: v
+            for k, v in state.items() if k.startswith('decode_head.')
+        }
 
-    with pytest.raises(SAMCheckpointError,
-                       match='keep_sam_multimask_tokens=True'):
-        drop.decode_head.load_state_dict(head_state(keep_state),
-                                         strict=False)
-    with pytest.raises(SAMCheckpointError,
-                       match='keep_sam_multimask_tokens=False'):
-        keep.decode_head.load_state_dict(head_state(drop_state),
-                                         strict=False)
+    with pytest.raises(
+            SAMCheckpointError, match='keep_sam_multimask_tokens=True'):
+        drop.decode_head.load_state_dict(head_state(keep_state), strict=False)
+    with pytest.raises(
+            SAMCheckpointError, match='keep_sam_multimask_tokens=False'):
+        keep.decode_head.load_state_dict(head_state(drop_state), strict=False)
     # the same sequence loads (also non-strictly, as checkpoints are loaded)
     drop.load_state_dict(drop_state)
     keep.load_state_dict(keep_state, strict=False)
     # a head state dict without query_tokens is not checked
     drop.decode_head.load_state_dict(
-        {k[len('decode_head.'):]: v for k, v in keep_state.items()
-         if k.startswith('decode_head.mask_decoder.')}, strict=False)
+        {
+            k[len('decode_head.'):]: v
+            for k, v in keep_state.items()
+            if k.startswith('decode_head.mask_decoder.')
+        },
+        strict=False)
 
 
 @pytest.mark.parametrize('arch', ['vit_b', 'vit_l', 'vit_h'])
@@ -178,10 +186,11 @@ def test_multiclass_trainable_parameters_match_formula(arch, num_queries,
         data_preprocessor=dict(type='SegDataPreProcessor'),
         backbone=dict(type='SAMViT', arch=arch),
         decode_head=dict(
-            type='SAMMaskClassificationHead', num_classes=num_classes,
+            type='SAMMaskClassificationHead',
+            num_classes=num_classes,
             num_queries=num_queries,
-            loss_decode=dict(type='MaskClassificationLoss',
-                             num_classes=num_classes)))
+            loss_decode=dict(
+                type='MaskClassificationLoss', num_classes=num_classes)))
     with torch.device('meta'):
         model = MODELS.build(cfg)
     expected = 3_505_536 + 256 * (num_queries - 1) + 257 * (num_classes + 1)
@@ -191,10 +200,13 @@ def test_multiclass_trainable_parameters_match_formula(arch, num_queries,
 
 def test_multiclass_head_outputs_and_semantic_inference(tiny_sam_file):
     cfg = tiny_model_cfg(
-        tiny_sam_file[0], num_classes=3, out_channels=3, threshold=None,
+        tiny_sam_file[0],
+        num_classes=3,
+        out_channels=3,
+        threshold=None,
         num_queries=5,
-        loss=dict(type='MaskClassificationLoss', num_classes=3,
-                  num_points=256))
+        loss=dict(
+            type='MaskClassificationLoss', num_classes=3, num_points=256))
     model = MODELS.build(cfg).eval()
     head = model.decode_head
     # every query starts as SAM's token 0
@@ -202,8 +214,8 @@ def test_multiclass_head_outputs_and_semantic_inference(tiny_sam_file):
     for q in range(5):
         torch.testing.assert_close(head.query_tokens[q], sam_token0)
     with torch.no_grad():
-        cls_logits, mask_logits = head(model.backbone(
-            torch.randn(2, 3, 128, 128)))
+        cls_logits, mask_logits = head(
+            model.backbone(torch.randn(2, 3, 128, 128)))
         assert cls_logits.shape == (2, 5, 4)
         assert mask_logits.shape == (2, 5, 32, 32)
         scores = head.predict_by_feat((cls_logits, mask_logits),
@@ -240,40 +252,51 @@ def test_semantic_inference_matches_explicit_sum():
 
 def test_binary_head_refuses_classes_and_points_to_the_multiclass_head():
     with pytest.raises(ValueError, match='SAMMaskClassificationHead'):
-        SAMMaskDecoderHead(num_classes=3, out_channels=3, img_size=64,
-                           embed_dim=16, decoder=dict(mlp_dim=32,
-                                                      num_heads=2))
+        SAMMaskDecoderHead(
+            num_classes=3,
+            out_channels=3,
+            img_size=64,
+            embed_dim=16,
+            decoder=dict(mlp_dim=32, num_heads=2))
     with pytest.raises(ValueError, match="type='SAMMaskDecoderHead'"):
         SAMMaskClassificationHead(num_classes=1, img_size=64, embed_dim=16)
     with pytest.raises(ValueError, match='threshold'):
-        SAMMaskClassificationHead(num_classes=3, threshold=0.5,
-                                  img_size=64, embed_dim=16)
+        SAMMaskClassificationHead(
+            num_classes=3, threshold=0.5, img_size=64, embed_dim=16)
 
 
-@pytest.mark.parametrize('head', ['SAMMaskDecoderHead',
-                                  'SAMMaskClassificationHead'])
+@pytest.mark.parametrize('head',
+                         ['SAMMaskDecoderHead', 'SAMMaskClassificationHead'])
 def test_pixel_samplers_are_refused(head):
     """mmseg's OHEM sampler weights per-pixel losses; nothing here has them,
     so a config asking for it must not silently train without it."""
-    cfg = dict(type=head, num_classes=2 if head == 'SAMMaskDecoderHead'
-               else 3, img_size=64, embed_dim=16,
-               decoder=dict(mlp_dim=32, num_heads=2),
-               sampler=dict(type='OHEMPixelSampler', thresh=0.7))
+    cfg = dict(
+        type=head,
+        num_classes=2 if head == 'SAMMaskDecoderHead' else 3,
+        img_size=64,
+        embed_dim=16,
+        decoder=dict(mlp_dim=32, num_heads=2),
+        sampler=dict(type='OHEMPixelSampler', thresh=0.7))
     with pytest.raises(ValueError, match='sampler'):
         MODELS.build(cfg)
 
 
 def test_multiclass_loss_defaults_to_the_heads_classes():
-    head = SAMMaskClassificationHead(num_classes=4, ignore_index=7,
-                                     img_size=64, embed_dim=16,
-                                     decoder=dict(mlp_dim=32, num_heads=2))
+    head = SAMMaskClassificationHead(
+        num_classes=4,
+        ignore_index=7,
+        img_size=64,
+        embed_dim=16,
+        decoder=dict(mlp_dim=32, num_heads=2))
     assert type(head.loss_decode).__name__ == 'MaskClassificationLoss'
     assert head.loss_decode.num_classes == 4
     assert head.loss_decode.ignore_index == 7
     assert head.out_channels == 4 and head.num_queries == 10
     with pytest.raises(ValueError, match='num_classes=3 but the head has 4'):
         SAMMaskClassificationHead(
-            num_classes=4, img_size=64, embed_dim=16,
+            num_classes=4,
+            img_size=64,
+            embed_dim=16,
             loss_decode=dict(type='MaskClassificationLoss', num_classes=3))
 
 
@@ -281,11 +304,15 @@ def test_old_multiclass_configs_build_the_multiclass_head(tiny_sam_file):
     """A config naming the multi-class head SAMMaskDecoderHead (before the
     split) builds SAMMaskClassificationHead with the same weights' keys."""
     new_cfg = tiny_model_cfg(
-        tiny_sam_file[0], num_classes=3, out_channels=3, threshold=None,
+        tiny_sam_file[0],
+        num_classes=3,
+        out_channels=3,
+        threshold=None,
         num_queries=5,
         loss=dict(type='MaskClassificationLoss', num_classes=3))
-    old_cfg = dict(new_cfg, decode_head=dict(new_cfg['decode_head'],
-                                             type='SAMMaskDecoderHead'))
+    old_cfg = dict(
+        new_cfg,
+        decode_head=dict(new_cfg['decode_head'], type='SAMMaskDecoderHead'))
     torch.manual_seed(0)
     new = MODELS.build(new_cfg)
     torch.manual_seed(0)
@@ -301,10 +328,12 @@ def test_heads_read_the_embedding_last_after_block_maps(tiny_sam_file):
     """With out_indices the SAM backbone returns block maps first and the
     embedding last; the heads read the last by default."""
     path, _ = tiny_sam_file
-    cfg = tiny_model_cfg(path, num_classes=3, out_channels=3,
-                         loss=dict(type='MaskClassificationLoss',
-                                   num_classes=3),
-                         num_queries=4)
+    cfg = tiny_model_cfg(
+        path,
+        num_classes=3,
+        out_channels=3,
+        loss=dict(type='MaskClassificationLoss', num_classes=3),
+        num_queries=4)
     model = MODELS.build(cfg).eval()
     multi_cfg = copy.deepcopy(cfg)
     multi_cfg['backbone']['out_indices'] = (0, 1)
@@ -319,16 +348,18 @@ def test_heads_read_the_embedding_last_after_block_maps(tiny_sam_file):
     assert torch.equal(cls_a, cls_b) and torch.equal(masks_a, masks_b)
 
 
-@pytest.mark.parametrize('head', ['SAMMaskDecoderHead',
-                                  'SAMMaskClassificationHead'])
+@pytest.mark.parametrize('head',
+                         ['SAMMaskDecoderHead', 'SAMMaskClassificationHead'])
 def test_heads_refuse_an_input_that_is_not_the_embedding(tiny_sam_file, head):
     path, _ = tiny_sam_file
     cfg = tiny_model_cfg(path)['decode_head']
     cfg.update(type=head, checkpoint=path, in_index=0)
     if head == 'SAMMaskClassificationHead':
-        cfg.update(num_classes=3, out_channels=3, num_queries=4,
-                   loss_decode=dict(type='MaskClassificationLoss',
-                                    num_classes=3))
+        cfg.update(
+            num_classes=3,
+            out_channels=3,
+            num_queries=4,
+            loss_decode=dict(type='MaskClassificationLoss', num_classes=3))
     decode_head = MODELS.build(cfg)
     block_map = torch.zeros(1, 48, 8, 8)  # not embed_dim channels
     embedding = torch.zeros(1, 32, 8, 8)

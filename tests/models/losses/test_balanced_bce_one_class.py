@@ -30,5 +30,5 @@ def test_two_class_batch_keeps_the_balanced_weights():
     x = logits[0, 0]
     expected = -(q / (p + q) * ls(x[0, 0]) + p / (p + q) *
                  (ls(-x[0, 1]) + ls(-x[1, 0]) + ls(-x[1, 1]))) / 4
-    torch.testing.assert_close(BalancedBCELoss()(logits, target), expected,
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        BalancedBCELoss()(logits, target), expected, rtol=1e-6, atol=1e-6)

@@ -78,8 +78,8 @@ def boundary_weights_by_hand(target, boundary_weight=5):
     for i in range(h):
         for j in range(w):
             window = target[max(i - 15, 0):i + 16, max(j - 15, 0):j + 16]
-            out[i, j] = 1 + boundary_weight * abs(
-                window.sum() / 961 - target[i, j])
+            out[i, j] = 1 + boundary_weight * abs(window.sum() / 961 -
+                                                  target[i, j])
     return out
 
 
@@ -115,10 +115,10 @@ def test_balanced_bce_by_hand():
     total = 0.0
     for row_x, row_t in zip(LOGITS, TARGET):
         for v, tt in zip(row_x, row_t):
-            total += -(neg / (pos + neg)) * tt * math.log(sig(v)) - (
-                pos / (pos + neg)) * (1 - tt) * math.log(1 - sig(v))
-    assert BalancedBCELoss()(x, t).item() == pytest.approx(total / 16,
-                                                           rel=1e-5)
+            total += -(neg / (pos + neg)) * tt * math.log(
+                sig(v)) - (pos / (pos + neg)) * (1 - tt) * math.log(1 - sig(v))
+    assert BalancedBCELoss()(x, t).item() == pytest.approx(
+        total / 16, rel=1e-5)
 
 
 def test_ignore_index_is_excluded():

@@ -94,7 +94,10 @@ def test_hungarian_match_mask_cost_decides_when_classes_are_ambiguous():
     pred_idx, gt_idx = hungarian_match(
         cls, mask_logits, labels, masks, num_points=128)
     assert dict(zip(pred_idx.tolist(), labels[gt_idx].tolist())) == {
-        0: 2, 2: 0, 3: 1}
+        0: 2,
+        2: 0,
+        3: 1
+    }
 
 
 def test_hungarian_match_permutation_equivariant():
@@ -116,8 +119,8 @@ def test_hungarian_match_no_gt_and_more_gts_than_queries():
     p, g = hungarian_match(cls, mask_logits, labels[:0], masks[:0])
     assert p.numel() == 0 and g.numel() == 0
     torch.manual_seed(0)
-    p, g = hungarian_match(cls[2:4], mask_logits[2:4], labels, masks,
-                           num_points=64)
+    p, g = hungarian_match(
+        cls[2:4], mask_logits[2:4], labels, masks, num_points=64)
     assert p.tolist() == [0, 1] and labels[g].tolist() == [0, 1]
 
 
@@ -135,8 +138,13 @@ def test_hungarian_match_ignores_ignored_pixels():
                      -BIG).float()
     m1[:8, 12:] = BIG  # class 0 + part of class 1
     torch.manual_seed(0)
-    p, g = hungarian_match(cls, torch.stack([m0, m1]), labels[:1],
-                           masks[:1], valid=gt != 255, num_points=512)
+    p, g = hungarian_match(
+        cls,
+        torch.stack([m0, m1]),
+        labels[:1],
+        masks[:1],
+        valid=gt != 255,
+        num_points=512)
     assert p.tolist() == [0]
 
 
@@ -154,8 +162,7 @@ def _class_versus_mask_case():
 
     def mask_cost(x):
         s = torch.sigmoid(torch.tensor(x)).item()
-        dice = 1 - (2 * s * num_points + 1) / (s * num_points + num_points +
-                                               1)
+        dice = 1 - (2 * s * num_points + 1) / (s * num_points + num_points + 1)
         return 5 * math.log1p(math.exp(-x)) + 5 * dice
 
     delta = mask_cost(x_a) - mask_cost(x_b)
@@ -165,9 +172,7 @@ def _class_versus_mask_case():
     probs = torch.tensor([[p_a, (1 - p_a) / 2, 0, (1 - p_a) / 2],
                           [p_b, (1 - p_b) / 2, 0, (1 - p_b) / 2]])
     cls = probs.clamp(min=1e-12).log()
-    masks = torch.stack(
-        [torch.full((64, 64), x_a),
-         torch.full((64, 64), x_b)])
+    masks = torch.stack([torch.full((64, 64), x_a), torch.full((64, 64), x_b)])
     labels = torch.tensor([0])
     gt_masks = torch.ones(1, 64, 64, dtype=torch.bool)
     return cls, masks, labels, gt_masks, num_points
@@ -177,14 +182,14 @@ def test_hungarian_class_cost_defaults_to_two():
     """Mask2Former / HF ``Mask2FormerConfig.class_weight`` is 2.0."""
     cls, masks, labels, gt_masks, num_points = _class_versus_mask_case()
     torch.manual_seed(0)
-    p_default, _ = hungarian_match(cls, masks, labels, gt_masks,
-                                   num_points=num_points)
+    p_default, _ = hungarian_match(
+        cls, masks, labels, gt_masks, num_points=num_points)
     torch.manual_seed(0)
-    p_two, _ = hungarian_match(cls, masks, labels, gt_masks,
-                               cost_class=2.0, num_points=num_points)
+    p_two, _ = hungarian_match(
+        cls, masks, labels, gt_masks, cost_class=2.0, num_points=num_points)
     torch.manual_seed(0)
-    p_one, _ = hungarian_match(cls, masks, labels, gt_masks,
-                               cost_class=1.0, num_points=num_points)
+    p_one, _ = hungarian_match(
+        cls, masks, labels, gt_masks, cost_class=1.0, num_points=num_points)
     assert p_default.tolist() == p_two.tolist() == [0]
     assert p_one.tolist() == [1]
     assert MaskClassificationLoss(num_classes=K).cost_class == 2.0
@@ -192,8 +197,9 @@ def test_hungarian_class_cost_defaults_to_two():
     gt = torch.zeros(1, 64, 64, dtype=torch.long)
     for weight, query in ((2.0, 0), (1.0, 1)):
         torch.manual_seed(0)
-        out = _build(cost_class=weight, num_points=num_points).assign(
-            cls[None], masks[None], gt)
+        out = _build(
+            cost_class=weight,
+            num_points=num_points).assign(cls[None], masks[None], gt)
         assert out['pred_inds'][0].tolist() == [query]
 
 
@@ -232,8 +238,8 @@ def _batch_perfect():
     gt2[32:96, 32:96] = 2
     c1, m1 = _perfect_preds(gt, {2: 0, 0: 2, 1: 3}, 5, (64, 64))
     c2, m2 = _perfect_preds(gt2, {0: 4, 2: 1}, 5, (64, 64))
-    return (torch.stack([c1, c2]), torch.stack([m1, m2]),
-            torch.stack([gt, gt2]))
+    return (torch.stack([c1, c2]), torch.stack([m1,
+                                                m2]), torch.stack([gt, gt2]))
 
 
 def test_perfect_predictions_give_near_zero_loss():
@@ -281,8 +287,9 @@ def test_loss_weights_scale_terms():
     torch.manual_seed(0)
     a = _build()(cls * 0.1, masks, gt)
     torch.manual_seed(0)
-    b = _build(loss_weight_cls=2.0, loss_weight_mask=3.0,
-               loss_weight_dice=0.5)(cls * 0.1, masks, gt)
+    b = _build(
+        loss_weight_cls=2.0, loss_weight_mask=3.0,
+        loss_weight_dice=0.5)(cls * 0.1, masks, gt)
     assert torch.allclose(b['loss_cls'], 2.0 * a['loss_cls'])
     assert torch.allclose(b['loss_mask'], 3.0 * a['loss_mask'])
     assert torch.allclose(b['loss_dice'], 0.5 * a['loss_dice'])
@@ -306,8 +313,8 @@ def test_no_object_weight_in_cross_entropy():
     logp = cls.log_softmax(-1)[0]
     w = torch.tensor([1.0 if t < K else 0.1 for t in tgt.tolist()])
     nll = torch.stack([-logp[q, t] for q, t in enumerate(tgt.tolist())])
-    assert torch.allclose(out['loss_cls'], (w * nll).sum() / w.sum(),
-                          atol=1e-5)
+    assert torch.allclose(
+        out['loss_cls'], (w * nll).sum() / w.sum(), atol=1e-5)
 
 
 def test_all_ignore_image_is_finite_and_differentiable():
@@ -399,8 +406,9 @@ def test_deterministic_under_manual_seed():
 def test_shape_errors():
     loss = _build()
     with pytest.raises(ValueError, match='num_classes'):
-        loss(torch.randn(1, 4, K), torch.randn(1, 4, 8, 8),
-             torch.zeros(1, 8, 8, dtype=torch.long))
+        loss(
+            torch.randn(1, 4, K), torch.randn(1, 4, 8, 8),
+            torch.zeros(1, 8, 8, dtype=torch.long))
 
 
 # --------------------------------------------------------- point sampling
@@ -415,8 +423,8 @@ def test_uncertain_points_prefer_boundaries_and_valid_pixels():
     assert chosen < 0.5 * uniform
     valid = torch.ones(1, 1, 32, 32, dtype=torch.bool)
     valid[..., :, 8:] = False  # boundary is inside the ignored area
-    pts = get_uncertain_point_coords_with_randomness(
-        logits, 8, 20.0, 1.0, valid)
+    pts = get_uncertain_point_coords_with_randomness(logits, 8, 20.0, 1.0,
+                                                     valid)
     assert (pts[0, :, 0] < 9 / 32).all()
     pts = get_uncertain_point_coords_with_randomness(logits, 64, 3.0, 0.5)
     assert pts.shape == (1, 64, 2)
@@ -448,8 +456,7 @@ def _bilinear(maps, points, padding):
             fx, fy = x - x0, y - y0
             for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)),
                                    (1, 0, fx * (1 - fy)),
-                                   (0, 1, (1 - fx) * fy),
-                                   (1, 1, fx * fy)):
+                                   (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
                 cx, cy = x0 + dx, y0 + dy
                 if 0 <= cx < W and 0 <= cy < H:
                     out[r, i] += maps[r, cy, cx] * weight
@@ -488,8 +495,7 @@ def test_point_sampling_is_zero_padded_bilinear_bit_for_bit():
     assert torch.equal(targets, _sample_point(gt.float(), pts))
     assert torch.equal(weights, torch.ones(3, 60))
     formula = _bilinear(gt.float(), pts, 'zeros')
-    torch.testing.assert_close(
-        targets.double(), formula, atol=2 * ULP, rtol=0)
+    torch.testing.assert_close(targets.double(), formula, atol=2 * ULP, rtol=0)
     # Within half a pixel of the border the target is blended with the zero
     # padding: a GT that is 1 everywhere reads 1 - (share outside).
     ones, _ = mcl.sample_targets(
@@ -524,8 +530,7 @@ def test_point_sampling_weights_ignored_pixels():
     expected_t = torch.where(expected_w > 0, num / expected_w.clamp(min=1e-6),
                              torch.zeros((), dtype=torch.float64)).clamp(0, 1)
     # the division amplifies the rounding where few valid pixels remain
-    torch.testing.assert_close(
-        targets.double(), expected_t, atol=1e-5, rtol=0)
+    torch.testing.assert_close(targets.double(), expected_t, atol=1e-5, rtol=0)
     # deep inside the ignored band (also beyond the right border): weight 0
     assert weights[:, 41].tolist() == [0.0, 0.0]
     # far from any ignored pixel: exactly 1, target exactly the plain sample
@@ -609,8 +614,7 @@ def test_shared_validity_maps_equal_per_mask_copies_bit_for_bit():
 
 
 @pytest.mark.parametrize('num_present', [3, 60])
-def test_work_does_not_loop_over_classes_or_queries(
-        monkeypatch, num_present):
+def test_work_does_not_loop_over_classes_or_queries(monkeypatch, num_present):
     """K = 150, N = 100: the number of sampling and matching calls depends
     on the batch size only, not on the classes present or the queries."""
     calls = dict(point_sample=0, linear_sum_assignment=0)
@@ -632,13 +636,12 @@ def test_work_does_not_loop_over_classes_or_queries(
     gt[1, :5] = 255
     loss = _build(num_classes=150, num_points=128)
     cls_logits = torch.randn(2, 100, 151, generator=g, requires_grad=True)
-    mask_logits = torch.randn(2, 100, 16, 16, generator=g,
-                              requires_grad=True)
+    mask_logits = torch.randn(2, 100, 16, 16, generator=g, requires_grad=True)
     losses = loss(cls_logits, mask_logits, gt)
     sum(losses.values()).backward()
     assert mask_logits.grad.abs().sum() > 0
     # matching, per image: targets, weights, predictions; the mask losses
     # (all matched masks at once): candidates' logits, their weights per
     # image, targets, their weights per image, the chosen points' logits
-    assert calls == dict(point_sample=2 * 3 + (1 + 2 + 1 + 2 + 1),
-                         linear_sum_assignment=2)
+    assert calls == dict(
+        point_sample=2 * 3 + (1 + 2 + 1 + 2 + 1), linear_sum_assignment=2)

@@ -53,9 +53,13 @@ def test_mask_bce_and_dice_equal_the_written_out_formulas(monkeypatch):
     monkeypatch.setattr(mcl, 'get_uncertain_point_coords_with_randomness',
                         every_pixel_centre)
     loss = MODELS.build(
-        dict(type='MaskClassificationLoss', num_classes=K, num_points=64,
-             loss_weight_cls=1.0, loss_weight_mask=1.0,
-             loss_weight_dice=1.0))
+        dict(
+            type='MaskClassificationLoss',
+            num_classes=K,
+            num_points=64,
+            loss_weight_cls=1.0,
+            loss_weight_mask=1.0,
+            loss_weight_dice=1.0))
     out = loss(cls, masks, gt[None])
 
     # Matched pairs: query q with the mask of class q (3 masks).

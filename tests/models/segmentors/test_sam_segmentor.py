@@ -55,8 +55,7 @@ def test_backbones_without_data_samples_get_only_the_images(tiny_sam_file):
 
 def test_slide_inference_is_refused(tiny_sam_file):
     cfg = tiny_model_cfg(tiny_sam_file[0])
-    cfg['test_cfg'] = dict(mode='slide', crop_size=(64, 64),
-                           stride=(32, 32))
+    cfg['test_cfg'] = dict(mode='slide', crop_size=(64, 64), stride=(32, 32))
     with pytest.raises(ValueError, match="mode='whole'"):
         MODELS.build(cfg)
 
@@ -67,15 +66,26 @@ def upernet_cfg(checkpoint, adapter=None):
     cfg = tiny_model_cfg(checkpoint, adapter=adapter)
     cfg['backbone'].update(out_indices=(0, 1), out_embedding=False)
     cfg.update(
-        neck=dict(type='MultiLevelNeck', in_channels=[32, 32],
-                  out_channels=16, scales=[2, 1]),
-        decode_head=dict(type='UPerHead', in_channels=[16, 16],
-                         in_index=[0, 1], pool_scales=(1, 2), channels=16,
-                         num_classes=3),
-        auxiliary_head=dict(type='FCNHead', in_channels=16, in_index=0,
-                            channels=8, num_convs=1, num_classes=3,
-                            loss_decode=dict(type='CrossEntropyLoss',
-                                             loss_weight=0.4)))
+        neck=dict(
+            type='MultiLevelNeck',
+            in_channels=[32, 32],
+            out_channels=16,
+            scales=[2, 1]),
+        decode_head=dict(
+            type='UPerHead',
+            in_channels=[16, 16],
+            in_index=[0, 1],
+            pool_scales=(1, 2),
+            channels=16,
+            num_classes=3),
+        auxiliary_head=dict(
+            type='FCNHead',
+            in_channels=16,
+            in_index=0,
+            channels=8,
+            num_convs=1,
+            num_classes=3,
+            loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4)))
     return cfg
 
 
@@ -92,13 +102,14 @@ def test_mmseg_heads_on_sam_block_maps(tiny_sam_file):
         s.gt_sem_seg.data[:, :8] = 2
     model.train()
     losses = model.loss(inputs, samples)
-    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg',
-                           'aux.loss_ce', 'aux.acc_seg', 'loss_moe'}
+    assert set(losses) == {
+        'decode.loss_ce', 'decode.acc_seg', 'aux.loss_ce', 'aux.acc_seg',
+        'loss_moe'
+    }
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    with_grad = {n for n, p in model.named_parameters()
-                 if p.grad is not None}
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
     assert with_grad == trainable
     assert any('lora_A' in n for n in trainable)
     assert any(n.startswith('neck.') for n in trainable)
@@ -113,9 +124,14 @@ def test_mmseg_heads_on_sam_block_maps(tiny_sam_file):
     assert torch.equal(out[1].pred_sem_seg.data[0], probs[1].argmax(0))
 
 
-MIT = dict(type='MixVisionTransformer', embed_dims=8, num_layers=[1] * 4,
-           num_heads=[1, 1, 2, 2], patch_sizes=[7, 3, 3, 3],
-           sr_ratios=[8, 4, 2, 1], mlp_ratio=2)
+MIT = dict(
+    type='MixVisionTransformer',
+    embed_dims=8,
+    num_layers=[1] * 4,
+    num_heads=[1, 1, 2, 2],
+    patch_sizes=[7, 3, 3, 3],
+    sr_ratios=[8, 4, 2, 1],
+    mlp_ratio=2)
 
 
 def test_peft_backbone_with_sliding_inference():
@@ -123,14 +139,20 @@ def test_peft_backbone_with_sliding_inference():
     cfg = dict(
         type='SAMSegmentor',
         data_preprocessor=dict(type='SegDataPreProcessor'),
-        backbone=dict(type='PEFTBackbone', backbone=MIT,
-                      adapter=dict(type='ConvLoRA',
-                                   targets=r'layers\.\d+\.1\.0\.attn\.attn'
-                                   r'\.(q|v)_proj')),
-        decode_head=dict(type='SegformerHead', in_channels=[8, 8, 16, 16],
-                         in_index=[0, 1, 2, 3], channels=8, num_classes=3),
-        test_cfg=ConfigDict(mode='slide', crop_size=(64, 64),
-                            stride=(48, 48)))
+        backbone=dict(
+            type='PEFTBackbone',
+            backbone=MIT,
+            adapter=dict(
+                type='ConvLoRA',
+                targets=r'layers\.\d+\.1\.0\.attn\.attn'
+                r'\.(q|v)_proj')),
+        decode_head=dict(
+            type='SegformerHead',
+            in_channels=[8, 8, 16, 16],
+            in_index=[0, 1, 2, 3],
+            channels=8,
+            num_classes=3),
+        test_cfg=ConfigDict(mode='slide', crop_size=(64, 64), stride=(48, 48)))
     model = MODELS.build(cfg).eval()
     inputs, samples = fake_batch(1, size=96)
     with torch.no_grad():

@@ -91,8 +91,8 @@ def test_init_model_loads_trainable_only_checkpoint_exactly(
 
 def test_init_model_refuses_lora_checkpoint_for_conv_lora(
         tiny_sam_file, saved, tmp_path):
-    cfg = config_file(tmp_path, tiny_sam_file[0], 'c',
-                      adapter=dict(type='ConvLoRA'))
+    cfg = config_file(
+        tmp_path, tiny_sam_file[0], 'c', adapter=dict(type='ConvLoRA'))
     with pytest.raises(CheckpointMismatchError) as err:
         init_model(cfg, saved['lora'][0], device='cpu')
     msg = str(err.value)
@@ -119,10 +119,12 @@ def test_other_token_sequence_names_the_setting(tiny_sam_file, tmp_path,
                                                 trained_with):
     path = str(tmp_path / 'tokens.pth')
     save_trained(
-        build(tiny_sam_file[0], keep_sam_multimask_tokens=trained_with),
-        path)
-    cfg = config_file(tmp_path, tiny_sam_file[0], 'k',
-                      keep_sam_multimask_tokens=not trained_with)
+        build(tiny_sam_file[0], keep_sam_multimask_tokens=trained_with), path)
+    cfg = config_file(
+        tmp_path,
+        tiny_sam_file[0],
+        'k',
+        keep_sam_multimask_tokens=not trained_with)
     with pytest.raises(CheckpointMismatchError) as err:
         init_model(cfg, path, device='cpu')
     assert f'keep_sam_multimask_tokens={trained_with} to load it' in \
@@ -130,8 +132,8 @@ def test_other_token_sequence_names_the_setting(tiny_sam_file, tmp_path,
 
 
 def test_sam_weights_file_as_checkpoint_is_refused(tiny_sam_file, tmp_path):
-    cfg = config_file(tmp_path, tiny_sam_file[0], 'd',
-                      adapter=dict(type='ConvLoRA'))
+    cfg = config_file(
+        tmp_path, tiny_sam_file[0], 'd', adapter=dict(type='ConvLoRA'))
     with pytest.raises(CheckpointMismatchError) as err:
         init_model(cfg, tiny_sam_file[0], device='cpu')
     msg = str(err.value)
@@ -148,8 +150,8 @@ def test_signature_mismatch_reports_config_values(tiny_sam_file, saved):
     assert saved['multiclass'][0] in msg
 
 
-def test_old_signature_without_out_channels_still_loads(tiny_sam_file,
-                                                        tmp_path):
+def test_old_signature_without_out_channels_still_loads(
+        tiny_sam_file, tmp_path):
     model = build(tiny_sam_file[0], adapter=dict(type='LoRA'))
     state = save_trained(model, str(tmp_path / 'x.pth'))
     ckpt = torch.load(str(tmp_path / 'x.pth'))
@@ -160,16 +162,17 @@ def test_old_signature_without_out_channels_still_loads(tiny_sam_file,
     load_peft_checkpoint(fresh, ckpt)
     torch.testing.assert_close(fresh.state_dict(), state, rtol=0, atol=0)
     ckpt['meta']['peft']['num_classes'] = 3
-    with pytest.raises(CheckpointMismatchError,
-                       match='num_classes: checkpoint 3, config 2'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='num_classes: checkpoint 3, config 2'):
         load_peft_checkpoint(fresh, ckpt)
 
 
-def test_trainable_only_checkpoint_needs_the_sam_weights(
-        tiny_sam_file, saved):
+def test_trainable_only_checkpoint_needs_the_sam_weights(tiny_sam_file, saved):
     model = build(None, adapter=dict(type='ConvLoRA'))
-    with pytest.raises(CheckpointMismatchError,
-                       match='model.sam_checkpoint, which is not set'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='model.sam_checkpoint, which is not set'):
         load_peft_checkpoint(model, saved['convlora'][0])
 
 
@@ -193,8 +196,11 @@ def test_full_state_dict_without_sam_file_loads(tiny_sam_file, saved):
 
 def test_signature_records_config_values(tiny_sam_file):
     sig = peft_signature(build(tiny_sam_file[0], **MULTICLASS))
-    assert sig == dict(arch=sig['arch'], adapters=['none (decoder-only)'],
-                       num_classes=3, out_channels=3)
+    assert sig == dict(
+        arch=sig['arch'],
+        adapters=['none (decoder-only)'],
+        num_classes=3,
+        out_channels=3)
     sig = peft_signature(build(tiny_sam_file[0]))
     assert (sig['num_classes'], sig['out_channels']) == (2, 1)
 
@@ -209,8 +215,7 @@ def test_missing_checkpoint_file_is_named(tiny_sam_file, tmp_path):
 def test_tools_test_refuses_the_sam_weights_file(demo_data, tmp_path):
     sam_file = osp.join(demo_data, 'tiny_sam.pth')
     proc = run_tool([
-        'tools/test.py', 'configs/demo/tiny_shadow.py', sam_file,
-        '--work-dir',
+        'tools/test.py', 'configs/demo/tiny_shadow.py', sam_file, '--work-dir',
         str(tmp_path), '--cfg-options'
     ] + demo_cfg_options(demo_data))
     assert proc.returncode != 0

@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-
 from mmseg.registry import MODELS
+
 from mmseg_convlora.models.utils import (attach_token_grids,
                                          replace_multihead_attention)
 
