@@ -15,12 +15,10 @@ from .base_adapter import BaseSAMAdapter
 
 def high_frequency_components(x: torch.Tensor,
                               rate: float = 0.25) -> torch.Tensor:
-    """Magnitude of the image with its low frequencies removed.
+    """``|ifft2(fft2(x) * (1 - centred low-frequency square))|``.
 
-    ``F = fftshift(fft2(x, norm='forward'))``, a centred square of side
-    ``2 * int(sqrt(H * W * rate) // 2)`` (the lowest frequencies, DC in the
-    middle) is zeroed, then inverse shift, ``ifft2(norm='forward')``, real
-    part, absolute value. A constant image gives zeros.
+    The zeroed square (side ``2 * int(sqrt(H * W * rate) // 2)``) holds the
+    lowest frequencies of the shifted spectrum; a constant image gives 0.
 
     Args:
         x (Tensor): (B, C, H, W).
@@ -70,45 +68,29 @@ class CADBlock(nn.Module):
 
 @MODELS.register_module()
 class CAD(BaseSAMAdapter):
-    """Parallel convolutional adapter added to the frozen image embedding.
+    """A parallel CNN whose output is added to the frozen image embedding.
 
-    Its input image (RGB, 0..255, ``input_size`` square) is, as in the CAD
-    reference, the original image resized straight to ``input_size`` when
-    the pipeline kept it (:class:`ResizeCADImage` and :class:`PackCADInputs`
-    put it in the data samples as ``cad_image``). Otherwise (no such step,
-    or a call without data samples) it is rebuilt from the network input
-    (ImageNet-normalised RGB, 0..255 after undoing the normalisation) and
-    resized to ``input_size`` (bilinear): a different image, since the
-    original then went through two resizes. It appends the image's
-    high-frequency components (:func:`high_frequency_components`) and scales
-    each sample's channels by ``1 / (max + 1e-5)`` -> 6 channels in [0, 1].
-    A 1x1 conv lifts them to ``channels``; ``num_blocks`` :class:`CADBlock`
-    halve the resolution in turn; each block output is adaptive-average
-    pooled to the embedding size, the maps are summed, and
-    ``out_scale * tanh(sum)`` is added to the embedding. The encoder needs no
-    gradient, so :class:`SAMViT` runs it under ``no_grad`` and keeps no
-    activations. Defaults give 1,773,568 parameters.
+    The adapter's 6-channel input (:meth:`adapter_input`) goes through a 1x1
+    conv and ``num_blocks`` :class:`CADBlock`; each block's output is
+    average-pooled to the embedding's size, and ``out_scale * tanh(sum)``
+    is added to the embedding.
 
     Args:
-        channels (int): Hidden width; must equal the embedding's channels
-            (SAM: 256). Default 256.
+        channels (int): Hidden width; must equal the embedding's channels.
+            Default 256.
         num_blocks (int): Number of blocks. Default 3.
         input_size (int): Square size of the adapter input. Default 512.
         hf_rate (float): Spectrum fraction removed by the high-pass.
             Default 0.25.
-        out_scale (float): Output bound (tanh x out_scale). Default 0.1.
-        mean (Sequence[float]): Per-channel mean used to normalise the
-            network input (undone here).
+        out_scale (float): Output bound. Default 0.1.
+        mean (Sequence[float]): Per-channel mean of the network input's
+            normalisation (undone here).
         std (Sequence[float]): Per-channel std of that normalisation.
-        norm_cfg (dict): Norm layer config; ``dict(type='SyncBN')`` under
-            DDP. Default ``dict(type='BN')``.
+        norm_cfg (dict): Norm layer config. Default ``dict(type='BN')``.
         init_cfg (dict, optional): Unused (initialisation is fixed).
-
-    Shapes:
-        inputs (B, 3, H, W), embedding (B, channels, h, w) -> (B, channels,
-        h, w).
     """
 
+    applies_to = 'sam'
     needs_encoder_grad = False
 
     def __init__(self,
@@ -179,8 +161,8 @@ class CAD(BaseSAMAdapter):
                     data_samples: Optional[Sequence] = None) -> torch.Tensor:
         """The adapter's RGB input image, 0..255, (B, 3, S, S) float32.
 
-        ``cad_image`` of the data samples when they carry it, else the
-        network input with its normalisation undone, resized to S.
+        ``cad_image`` of the data samples (:class:`ResizeCADImage`), else
+        the network input with its normalisation undone, resized to S.
 
         Args:
             inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
@@ -239,14 +221,11 @@ class CAD(BaseSAMAdapter):
     def adapter_input(self,
                       inputs: torch.Tensor,
                       data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """The 6-channel adapter input, (B, 6, input_size, input_size): the
-        input image (:meth:`input_image`) and its high-frequency components,
-        each channel divided by its per-sample maximum + 1e-5.
+        """The input image (:meth:`input_image`) and its high-frequency
+        components, each channel divided by its per-sample maximum + 1e-5.
 
-        Args:
-            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples.
+        Returns:
+            Tensor: (B, 6, input_size, input_size).
         """
         x = self.input_image(inputs, data_samples)
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)

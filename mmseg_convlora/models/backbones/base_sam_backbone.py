@@ -9,7 +9,8 @@ from mmseg.registry import MODELS
 
 from ...utils.embedding_cache import (EmbeddingCacheError, check_manifest,
                                       read_manifest)
-from ..adapters.base_adapter import BaseSAMAdapter, apply_adapters
+from ..adapters.base_adapter import (BaseSAMAdapter, apply_adapters,
+                                     collect_aux_losses)
 from ..utils.config_check import check_config_keys
 
 # Every SAM-family encoder (ViT, TinyViT) maps an S x S image to an
@@ -122,7 +123,8 @@ class BaseSAMBackbone(BaseModule):
         # Plain list: these modules already live inside ``self.encoder``;
         # registering them twice would duplicate their state-dict keys.
         self._adapter_modules: List[nn.Module] = apply_adapters(
-            self.adapters, self.encoder)
+            self.adapters, self.encoder,
+            type(self).__name__, self.accepted_adapters)
         if not out_embedding:
             for adp in self.adapters:
                 if type(adp).forward_embedding is not \
@@ -162,6 +164,8 @@ class BaseSAMBackbone(BaseModule):
         """How many layers ``out_indices`` chooses from."""
 
     out_layer_kind = 'block'
+    #: The ``applies_to`` values of the adapters this backbone takes.
+    accepted_adapters: Tuple[str, ...] = ('any', 'sam', 'sam_vit')
 
     @abstractmethod
     def build_encoder(self) -> nn.Module:
@@ -315,9 +319,4 @@ class BaseSAMBackbone(BaseModule):
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
         """Losses the adapters produced in the last forward pass."""
-        losses: Dict[str, torch.Tensor] = {}
-        for adp in self.adapters:
-            for name, value in adp.aux_losses().items():
-                losses[name] = losses[name] + value if name in losses \
-                    else value
-        return losses
+        return collect_aux_losses(self.adapters)

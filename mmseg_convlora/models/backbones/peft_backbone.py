@@ -113,20 +113,11 @@ class PEFTBackbone(BaseModule):
         self.replaced_attention = replace_multihead_attention(self.backbone)
         self.backbone.requires_grad_(False)
 
-        self.adapters = nn.ModuleList()
-        for cfg in adapter_cfgs:
-            adp = MODELS.build(cfg)
-            if not getattr(adp, 'applies_to_any_backbone', False):
-                raise ValueError(
-                    f'PEFTBackbone: {type(adp).__name__} is written for '
-                    "SAM's image encoder; on other backbones use LoRA, "
-                    'ConvLoRA or BitFit (they find their layers by name), or '
-                    f'use {type(adp).__name__} with SAMViT.')
-            self.adapters.append(adp)
+        self.adapters = nn.ModuleList(MODELS.build(c) for c in adapter_cfgs)
         # Plain list: these modules live inside ``self.backbone``;
         # registering them twice would duplicate their state-dict keys.
         self._adapter_modules: List[nn.Module] = apply_adapters(
-            self.adapters, self.backbone)
+            self.adapters, self.backbone, 'PEFTBackbone', ('any', ))
         adapted: Dict[str, nn.Module] = {}  # LoRA/Conv-LoRA layers by name
         for adp in self.adapters:
             if isinstance(adp, LowRankAdapter):

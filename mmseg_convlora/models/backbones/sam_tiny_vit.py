@@ -19,10 +19,6 @@ _UNUSED_PREFIXES = ('head.', 'norm_head.')
 
 DEFAULT_TINY_VIT_QKV = r'layers\.\d+\.blocks\.\d+\.attn\.qkv'
 
-# Adapters written around the blocks of SAM's ViT (its patch embedding,
-# norm1/norm2 and attention internals), which TinyViT does not have.
-VIT_ONLY_ADAPTERS = ('Adapter', 'VPT', 'SSF', 'SAMAdapter')
-
 
 def _checkpointed(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run ``block`` under non-reentrant activation checkpointing (RNG state
@@ -93,6 +89,7 @@ class SAMTinyViT(BaseSAMBackbone):
     """
 
     out_layer_kind = 'stage'
+    accepted_adapters = ('any', 'sam')
 
     def __init__(self,
                  arch: Union[str, dict] = 'mobile_sam',
@@ -125,14 +122,6 @@ class SAMTinyViT(BaseSAMBackbone):
                     f'Custom TinyViT arch dict lacks {need - set(spec)}.')
             name = tiny_vit_arch_name(spec['embed_dims'], spec['depths'])
         self.arch_spec = spec
-        for cfg in ([adapter] if isinstance(adapter, dict) else adapter or []):
-            if cfg.get('type') in VIT_ONLY_ADAPTERS:
-                raise ValueError(
-                    f"The {cfg['type']} adapter works on the blocks of SAM's "
-                    "ViT (type='SAMViT'), not on MobileSAM's TinyViT. "
-                    'SAMTinyViT supports LoRA and ConvLoRA (with targets='
-                    'DEFAULT_TINY_VIT_QKV), CAD, BitFit and decoder-only '
-                    '(no adapter).')
         super().__init__(
             arch_name=name,
             img_size=img_size,

@@ -23,11 +23,12 @@ it on the adapted layers inside (``set_token_grid``) before they are called:
 
 Layers these rules do not cover, and other backbones, are refused.
 """
-import re
 from functools import partial
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch.nn as nn
+
+from ..adapters.targets import match_targets
 
 Grid = Tuple[Tuple[int, int], int]  # ((h, w), number of prefix tokens)
 
@@ -189,24 +190,26 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
             f'{", ".join(supported_backbones())}, not for {kind} (layers '
             f'{sorted(layers)[:4]}). Use LoRA on this backbone, or Conv-LoRA '
             'on SAMViT/SAMTinyViT, whose layers see (N, h, w, C) maps.')
-    groups: Dict[Tuple[str, str], List] = {}
-    unknown = []
-    for name, layer in layers.items():
-        for rule in rules:
-            match = re.fullmatch(rule.pattern, name)
-            if match:
-                scope = rule.scope or match.group('scope')
-                groups.setdefault((scope, rule.hook), []).append(
-                    (layer, rule.grid, match.groupdict()))
-                break
-        else:
-            unknown.append(name)
+    names = list(layers)
+    matches = match_targets(
+        names, [r.pattern for r in rules],
+        'Conv-LoRA',
+        where=kind,
+        every_pattern=False)
+    unknown = [n for n in names if n not in matches]
     if unknown:
         raise ValueError(
             f'Conv-LoRA cannot know the h x w token grid of {unknown[:4]} '
             f'in {kind}: its grids are known for '
             f'{[r.pattern for r in rules]}. Target only those layers with '
             'Conv-LoRA (LoRA works on any Linear layer).')
+    rule_of = {r.pattern: r for r in rules}
+    groups: Dict[Tuple[str, str], List] = {}
+    for name, match in matches.items():
+        rule = rule_of[match.re.pattern]
+        scope = rule.scope or match.group('scope')
+        groups.setdefault((scope, rule.hook), []).append(
+            (layers[name], rule.grid, match.groupdict()))
     handles = []
     for (scope_name, hook), entries in groups.items():
         scope = backbone.get_submodule(scope_name)

@@ -211,7 +211,8 @@ def test_missing_pretrained_file_names_the_fix(tmp_path):
 
 
 def test_refusals():
-    with pytest.raises(ValueError, match="VPT is written for SAM's image"):
+    with pytest.raises(
+            ValueError, match="VPT works on the blocks of SAM's ViT"):
         peft(VIT, dict(type='VPT'))
     with pytest.raises(ValueError, match='at least one adapter'):
         peft(VIT, [])
