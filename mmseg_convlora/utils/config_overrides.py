@@ -25,7 +25,7 @@ METHOD_ADAPTERS = {
     'bitfit':
     dict(type='BitFit'),
     'adapter':
-    dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp')),
+    dict(type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp')),
     'vpt':
     dict(type='VPT', num_tokens=12),
     'ssf':

@@ -40,7 +40,7 @@ def test_registered_adapters_and_backbones_use_the_known_kinds():
         ConvLoRA='any',
         BitFit='any',
         CAD='sam',
-        Adapter='sam_vit',
+        HoulsbyAdapter='sam_vit',
         SSF='sam_vit',
         VPT='sam_vit',
         SAMAdapter='sam_vit')

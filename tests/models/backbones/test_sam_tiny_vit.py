@@ -242,7 +242,8 @@ def test_other_tiny_vit_shape_refused(tiny_mobile_sam):
             checkpoint=tiny_mobile_sam[0])
 
 
-@pytest.mark.parametrize('kind', ['Adapter', 'VPT', 'SSF', 'SAMAdapter'])
+@pytest.mark.parametrize(
+    'kind', ['HoulsbyAdapter', 'Adapter', 'VPT', 'SSF', 'SAMAdapter'])
 def test_vit_block_adapters_refused(kind):
     with pytest.raises(ValueError, match="type='SAMViT'"):
         SAMTinyViT(
