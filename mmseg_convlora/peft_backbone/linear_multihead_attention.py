@@ -1,16 +1,4 @@
-"""``nn.MultiheadAttention`` with projections that are called Linear layers.
-
-``torch.nn.MultiheadAttention`` keeps q, k and v as one fused
-``in_proj_weight`` Parameter and hands ``out_proj.weight`` straight to
-``F.multi_head_attention_forward``: ``out_proj.forward`` is never called.
-A LoRA wrapper around ``out_proj`` would therefore train nothing, and q, k
-and v cannot be wrapped at all. mmseg's ``VisionTransformer`` and
-``MixVisionTransformer`` (SegFormer) attend through it (via mmcv's
-``MultiheadAttention``). :class:`LinearMultiheadAttention` computes the
-same attention with four ``nn.Linear`` layers, ``q_proj``, ``k_proj``,
-``v_proj`` and ``out_proj``, whose ``forward`` is called, so adapters can
-target them by name.
-"""
+"""``nn.MultiheadAttention`` whose projections are called Linear layers."""
 import math
 from typing import List, Optional, Tuple
 
@@ -20,23 +8,13 @@ import torch.nn.functional as F
 
 
 class LinearMultiheadAttention(nn.Module):
-    """Multi-head attention with separate, called q/k/v/out projections.
+    """Multi-head attention with called ``q_proj``, ``k_proj``, ``v_proj``
+    and ``out_proj`` Linear layers, which adapters can wrap.
 
-    Numerically ``nn.MultiheadAttention`` (up to float rounding: the
-    attention runs in ``F.scaled_dot_product_attention``) with the same
-    arguments and call signature. Differences:
-
-    * The attention weights are not computed: the second output is always
-      None (mmcv's ``MultiheadAttention``, the caller in mmseg's backbones,
-      discards it).
-    * ``add_bias_kv`` and ``add_zero_attn`` are not supported (no mmseg
-      backbone uses them); :meth:`from_multihead_attention` refuses them.
-
-    State dicts hold ``q_proj.*``, ``k_proj.*``, ``v_proj.*`` and
-    ``out_proj.*``; ``nn.MultiheadAttention``'s own layout (``in_proj_weight``
-    and ``in_proj_bias``, or ``q_proj_weight``/``k_proj_weight``/
-    ``v_proj_weight``) loads too, so pretrained checkpoints of the original
-    backbone still land.
+    ``nn.MultiheadAttention``'s arguments, call and results (up to float
+    rounding), except that the attention weights are not returned (None)
+    and ``add_bias_kv``/``add_zero_attn`` are not supported. Its state-dict
+    layout (``in_proj_weight``, ...) loads too.
 
     Args:
         embed_dim (int): E.

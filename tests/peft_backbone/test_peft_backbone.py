@@ -16,9 +16,9 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from mmseg_convlora.models.adapters import ConvLoRALinear, LoRALinear
-from mmseg_convlora.models.utils import replace_multihead_attention
 from mmseg_convlora.models.utils.peft_checkpoint import (peft_signature,
                                                          trainable_state_keys)
+from mmseg_convlora.peft_backbone import replace_multihead_attention
 
 VIT = dict(
     type='VisionTransformer',
