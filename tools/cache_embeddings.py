@@ -13,10 +13,11 @@ data preprocessor and SAM's encoder (the backbone of the config without
 adapter), and writes ``DIR/emb/*.npy`` (one (C, h, w) array per image and
 flip) plus ``DIR/manifest.json`` recording the SAM checkpoint's SHA-256, the
 arch, the input size and the embedding channels. ``--out`` defaults to the
-config's ``model.backbone.embedding_cache.dir``.
+config's ``model.backbone.embedding_source.dir``.
 
 Train with the cache using a config like ``configs/cad/sbu_vit-b_cached.py``
-(``embedding_cache=dict(dir=DIR)`` on the backbone and
+(``embedding_source=dict(type='CachedEmbeddings', dir=DIR)`` on the
+backbone and
 ``LoadCachedEmbedding`` after ``PackSegInputs``): the encoder is then never
 built. A cache computed from another checkpoint or input size is refused
 when the model is built. Running the tool again on an up-to-date cache only
@@ -39,7 +40,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import mmseg_convlora  # noqa: F401  registers the plugin
-from mmseg_convlora.utils import embedding_cache as cache_format
+from mmseg_convlora.embedding_cache import cache_format
 
 # Transforms that change the image deterministically (or not at all).
 DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
@@ -56,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out',
         help='cache directory (default: the config\'s '
-        'model.backbone.embedding_cache.dir)')
+        'model.backbone.embedding_source.dir)')
     parser.add_argument(
         '--splits',
         nargs='+',
@@ -89,7 +90,7 @@ def build_encoder(cfg: Config, device: str):
     if checkpoint is None:
         raise SystemExit('The config names no SAM checkpoint '
                          '(model.sam_checkpoint); the cache records its hash.')
-    backbone.pop('embedding_cache', None)
+    backbone.pop('embedding_source', None)
     backbone['adapter'] = None
     backbone['checkpoint'] = checkpoint
     backbone['with_cp'] = False
@@ -147,11 +148,11 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    out = args.out or (cfg.model.backbone.get('embedding_cache')
+    out = args.out or (cfg.model.backbone.get('embedding_source')
                        or {}).get('dir')
     if not out:
         raise SystemExit('Give --out DIR (the config sets no '
-                         'model.backbone.embedding_cache.dir).')
+                         'model.backbone.embedding_source.dir).')
     from mmseg.registry import DATASETS
 
     encoder, preprocessor, checkpoint = build_encoder(cfg, args.device)

@@ -26,10 +26,9 @@ def inference_config(config: ConfigLike,
                      cfg_options: Optional[dict] = None) -> Config:
     """The config of a model that predicts on new images.
 
-    A config that trains from cached SAM embeddings
-    (``model.backbone.embedding_cache``) predicts with the encoder instead:
-    new images have no cached embedding (the model and checkpoint are the
-    same). Everything else is the config as written.
+    A backbone's ``embedding_source`` (e.g. cached embeddings) knows only
+    its dataset's images, so it is dropped with the pipeline steps that feed
+    it (its class's ``pipeline_steps``) and the encoder runs instead.
 
     Args:
         config (str | Config): Config file or object (not modified).
@@ -44,7 +43,12 @@ def inference_config(config: ConfigLike,
         cfg = Config.fromfile(os.fspath(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    cfg.model.backbone.pop('embedding_cache', None)
+    source = cfg.model.backbone.pop('embedding_source', None)
+    if source is None:
+        return cfg
+    source_cls = MODELS.get(source['type']) if isinstance(
+        source['type'], str) else source['type']
+    feeders = getattr(source_cls, 'pipeline_steps', ())
     pipelines = [cfg.get('train_pipeline'),
                  cfg.get('test_pipeline')] + [
                      loader.dataset.get('pipeline')
@@ -54,9 +58,7 @@ def inference_config(config: ConfigLike,
                  ]
     for pipeline in pipelines:
         if pipeline:
-            pipeline[:] = [
-                t for t in pipeline if t.get('type') != 'LoadCachedEmbedding'
-            ]
+            pipeline[:] = [t for t in pipeline if t.get('type') not in feeders]
     return cfg
 
 

@@ -110,7 +110,7 @@ def _model_cfg(args, method: str) -> dict:
         adapter=adapter,
         with_cp=with_cp)
     if cached:
-        backbone['embedding_cache'] = dict(dir=None)
+        backbone['embedding_source'] = dict(type='CachedEmbeddings')
     head = dict(
         type='SAMMaskDecoderHead',
         num_classes=2,

@@ -120,8 +120,10 @@ def test_bad_out_indices(make):
             out_indices=(0, ),
             out_embedding=False,
             adapter=dict(type='CAD', input_size=64, channels=TINY_EMBED_DIM))
-    with pytest.raises(ValueError, match='embedding_cache'):
-        make(out_indices=(0, ), embedding_cache=dict(dir=None))
+    with pytest.raises(ValueError, match='embedding_source gives only'):
+        make(
+            out_indices=(0, ),
+            embedding_source=dict(type='CachedEmbeddings', dir=None))
 
 
 @pytest.mark.parametrize('adapter', ['LoRA', 'ConvLoRA'])
