@@ -5,11 +5,10 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
-from ..datasets import Trans10KDataset
-from ..datasets.transforms.trans10k_loading import TRANS10K_METAINFO
 from ..models.utils import load_peft_checkpoint
 
 ConfigLike = Union[str, os.PathLike, Config]
@@ -75,21 +74,24 @@ def get_test_pipeline(cfg: Config) -> list:
                      'nor test_pipeline: nothing says how to prepare images.')
 
 
+def config_test_dataset(cfg: Config) -> Optional[BaseDataset]:
+    """The config's (first) test dataset, built without reading its files
+    (``lazy_init``), or None if it is no mmengine ``BaseDataset``."""
+    for loader in _loaders(cfg, 'test_dataloader'):
+        dataset = dict(loader.get('dataset', {}))
+        cls = DATASETS.get(dataset.get('type', ''))
+        if isinstance(cls, type) and issubclass(cls, BaseDataset):
+            return DATASETS.build(dict(dataset, pipeline=[], lazy_init=True))
+    return None
+
+
 def config_dataset_meta(cfg: Config) -> Optional[dict]:
     """Classes and palette of the config's (first) test dataset."""
-    for loader in _loaders(cfg, 'test_dataloader'):
-        dataset = loader.get('dataset', {})
-        cls = DATASETS.get(dataset.get('type', ''))
-        if cls is None:
-            continue
-        if issubclass(cls, Trans10KDataset):  # classes depend on version
-            meta = dict(TRANS10K_METAINFO[dataset.get('version', 'v1')])
-        else:
-            meta = dict(getattr(cls, 'METAINFO', {}))
-        meta.update(dataset.get('metainfo') or {})
-        if meta.get('classes'):
-            return dict(classes=meta['classes'], palette=meta.get('palette'))
-    return None
+    dataset = config_test_dataset(cfg)
+    meta = dataset.metainfo if dataset is not None else {}
+    if not meta.get('classes'):
+        return None
+    return dict(classes=meta['classes'], palette=meta.get('palette'))
 
 
 def init_segmentor(config: ConfigLike,

@@ -17,8 +17,7 @@ from mmseg_convlora.embedding_cache import LoadCachedEmbedding
 from mmseg_convlora.embedding_cache.cache_format import (EmbeddingCacheError,
                                                          check_pipeline,
                                                          read_manifest)
-from mmseg_convlora.utils import save_tiny_sam_checkpoint
-from helpers import demo_config, load_tool, run_tool
+from helpers import demo_config, load_tool, run_tool, save_tiny_sam_checkpoint
 
 CAD = dict(type='CAD', channels=32, input_size=64)
 

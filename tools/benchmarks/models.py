@@ -61,7 +61,7 @@ def _model_cfg(args, method: str) -> dict:
     """A SAMSegmentor config with random weights for ``method``."""
     from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
     from mmseg_convlora.models.utils import SAM_ARCHS
-    from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
+    from tools.make_demo_data import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
     base, with_cp = _method_parts(method)
     kind, _, cached = _BASE_METHODS[base]
     targets = {}

@@ -5,8 +5,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
-from mmseg_convlora.utils import (TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE,
-                                  TINY_TINY_VIT)
+from helpers import TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE, TINY_TINY_VIT
 
 
 def vit(**kwargs):

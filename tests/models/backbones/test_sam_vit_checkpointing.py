@@ -8,8 +8,7 @@ from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
 
 from mmseg_convlora.models.utils import recompute
-from mmseg_convlora.utils import TINY_IMG_SIZE
-from helpers import fake_batch, tiny_model_cfg
+from helpers import TINY_IMG_SIZE, fake_batch, tiny_model_cfg
 
 SIZE = TINY_IMG_SIZE
 ADAPTERS = {
