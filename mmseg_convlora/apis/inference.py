@@ -23,18 +23,13 @@ def _loaders(cfg: Config, key: str) -> list:
 
 def inference_config(config: ConfigLike,
                      cfg_options: Optional[dict] = None) -> Config:
-    """The config of a model that predicts on new images.
-
-    A backbone's ``embedding_source`` (e.g. cached embeddings) knows only
-    its dataset's images, so it is dropped with the pipeline steps that feed
-    it (its class's ``pipeline_steps``) and the encoder runs instead.
+    """The config of a model that predicts on new images: a backbone's
+    ``embedding_source``, which knows only its dataset's images, and the
+    pipeline steps that feed it (``pipeline_steps``) are dropped.
 
     Args:
         config (str | Config): Config file or object (not modified).
         cfg_options (dict, optional): Overrides, as ``--cfg-options``.
-
-    Returns:
-        Config: The inference config.
     """
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
@@ -98,23 +93,17 @@ def init_segmentor(config: ConfigLike,
                    checkpoint: Optional[str] = None,
                    device: str = 'cpu',
                    cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """mmseg's ``init_model`` for this plugin's configs and checkpoints.
-
-    The model of :func:`inference_config` with the checkpoint loaded by
-    :func:`~mmseg_convlora.models.utils.load_peft_checkpoint` (refusing one
-    of another model, naming the file), in eval mode, with ``model.cfg``
-    and ``model.dataset_meta`` (from the checkpoint, else the config's
-    dataset) set as ``init_model`` does.
+    """mmseg's ``init_model`` for this plugin: the model of
+    :func:`inference_config` with the checkpoint loaded by
+    :func:`load_peft_checkpoint`, ``cfg`` and ``dataset_meta`` (from the
+    checkpoint, else the config's dataset) set, in eval mode.
 
     Args:
         config (str | Config): The config the checkpoint was trained with.
-        checkpoint (str, optional): A checkpoint written by training (or
-            exported); None keeps the weights the config builds.
+        checkpoint (str, optional): A checkpoint written by training or
+            exported; None keeps the weights the config builds.
         device (str): E.g. 'cpu', 'cuda:0'.
         cfg_options (dict, optional): Config overrides.
-
-    Returns:
-        nn.Module: The segmentor.
     """
     cfg = inference_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -13,18 +13,9 @@ Grid = Tuple[Tuple[int, int], int]  # ((h, w), number of prefix tokens)
 
 
 class GridRule(NamedTuple):
-    """Where the grid of the layers whose names match ``pattern`` comes from.
-
-    Attributes:
-        pattern (str): Layer-name regex (:func:`match_targets`); a group
-            named ``scope`` names the module to hook, unless ``scope`` is
-            given.
-        hook (str): 'pre' (forward pre-hook of the scope), 'post' (forward
-            hook) or 'static' (set once; the grid never changes).
-        grid (Callable): ``(scope, inputs, output, groups) -> Grid``
-            (``groups``: the match's named groups); ``output`` is None for
-            'pre' and 'static', ``inputs`` is None for 'static'.
-        scope (str, optional): Fixed name of the module to hook.
+    """The grid of the layers named by ``pattern`` (its group ``scope``
+    or ``scope`` names the module to hook): ``grid(scope, inputs, output,
+    groups)`` from a forward ``hook`` ('pre', 'post') or once ('static').
     """
     pattern: str
     hook: str

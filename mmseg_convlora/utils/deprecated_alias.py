@@ -10,17 +10,9 @@ RENAMED: Dict[str, str] = {}
 
 
 def register_deprecated_alias(registry: Registry, old: str, new: str) -> None:
-    """Make ``type=old`` in ``registry`` build ``new``, warning once.
-
-    Args:
-        registry (Registry): Where ``new`` is registered.
-        old (str): The former name.
-        new (str): The current name.
-
-    Raises:
-        KeyError: ``old`` is taken in ``registry`` or a parent (e.g. by
-            mmseg or mmengine).
-    """
+    """Make ``type=old`` in ``registry`` build ``new``, warning once;
+    raises KeyError if ``old`` is taken there or in a parent (mmseg,
+    mmengine)."""
     if registry.get(old) is not None:
         raise KeyError(f'{old!r} is already registered in {registry.name}; '
                        'an alias must not replace it.')

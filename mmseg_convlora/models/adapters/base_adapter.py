@@ -15,12 +15,8 @@ ENCODER_KINDS = {
 
 
 class BaseSAMAdapter(BaseModule):
-    """Base class of the parameter-efficient adapters of a frozen encoder.
-
-    A backbone builds its adapters from the config, calls :meth:`apply_to`
-    once on its frozen encoder and :meth:`forward_embedding` on every
-    embedding; :meth:`aux_losses` returns the losses of the last forward
-    pass, which the segmentor adds to the task loss.
+    """Base class of the adapters of a frozen encoder: the backbone calls
+    :meth:`apply_to` once and :meth:`forward_embedding` on every embedding.
 
     Attributes:
         applies_to (str): The encoders :meth:`apply_to` works on, a key of
@@ -37,12 +33,8 @@ class BaseSAMAdapter(BaseModule):
     replaces_modules: bool = False
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        """Modify the frozen ``encoder`` in place.
-
-        Returns:
-            list[nn.Module]: Modules the adapter placed inside the encoder
-            (they follow the model's train/eval mode).
-        """
+        """Modify the frozen ``encoder`` in place; return the modules placed
+        in it (they follow the model's train/eval mode)."""
         return []
 
     def forward_embedding(
@@ -50,17 +42,8 @@ class BaseSAMAdapter(BaseModule):
             inputs: torch.Tensor,
             embedding: torch.Tensor,
             data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """Adjust the image embedding.
-
-        Args:
-            inputs (Tensor): The normalised network input, (B, 3, H, W).
-            embedding (Tensor): The encoder output, (B, C, h, w).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples.
-
-        Returns:
-            Tensor: The adjusted embedding, (B, C, h, w).
-        """
+        """The embedding (B, C, h, w) adjusted, given the normalised
+        input (B, 3, H, W) and the batch's data samples."""
         return embedding
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
@@ -70,8 +53,8 @@ class BaseSAMAdapter(BaseModule):
 
 def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
                    owner: str, accepted: Sequence[str]) -> List[nn.Module]:
-    """Apply ``adapters`` to ``encoder``: the module-replacing ones first,
-    each group in config order.
+    """Apply ``adapters`` to ``encoder``, the module-replacing ones first
+    (so hooks land on the final modules), each group in config order.
 
     Args:
         adapters (Sequence[BaseSAMAdapter]): The built adapters.
@@ -81,9 +64,6 @@ def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
 
     Returns:
         list[nn.Module]: The modules the adapters placed in the encoder.
-
-    Raises:
-        ValueError: An adapter written for other encoders.
     """
     for adp in adapters:
         if adp.applies_to not in accepted:

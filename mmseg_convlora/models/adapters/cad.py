@@ -15,18 +15,8 @@ from .base_adapter import BaseSAMAdapter
 
 def high_frequency_components(x: torch.Tensor,
                               rate: float = 0.25) -> torch.Tensor:
-    """``|ifft2(fft2(x) * (1 - centred low-frequency square))|``.
-
-    The zeroed square (side ``2 * int(sqrt(H * W * rate) // 2)``) holds the
-    lowest frequencies of the shifted spectrum; a constant image gives 0.
-
-    Args:
-        x (Tensor): (B, C, H, W).
-        rate (float): Fraction of the spectrum's area that is removed.
-
-    Returns:
-        Tensor: (B, C, H, W), float32.
-    """
+    """``|ifft2(fft2(x) * high-pass)|`` of (B, C, H, W) images, float32;
+    the high-pass zeroes the centred ``rate`` of the shifted spectrum."""
     H, W = x.shape[-2:]
     half = int(math.sqrt(H * W * rate) // 2)
     spec = torch.fft.fftshift(
@@ -40,15 +30,8 @@ def high_frequency_components(x: torch.Tensor,
 
 
 class CADBlock(nn.Module):
-    """3x3 dilated conv -> norm -> LeakyReLU(0.1) -> + input -> AvgPool 2x2.
-
-    Args:
-        channels (int): Input and output channels.
-        norm_cfg (dict): mmcv norm config.
-
-    Shapes:
-        (B, C, H, W) -> (B, C, H/2, W/2).
-    """
+    """3x3 dilated conv, norm, LeakyReLU(0.1), residual, 2x2 average pool:
+    (B, C, H, W) -> (B, C, H/2, W/2)."""
 
     def __init__(self, channels: int, norm_cfg: dict):
         super().__init__()
@@ -159,20 +142,9 @@ class CAD(BaseSAMAdapter):
     def input_image(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32.
-
-        ``cad_image`` of the data samples (:class:`ResizeCADImage`), else
-        the network input with its normalisation undone, resized to S.
-
-        Args:
-            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples.
-
-        Raises:
-            ValueError: Only some samples carry ``cad_image``, or its size
-                is not ``input_size``.
-        """
+        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32:
+        the data samples' ``cad_image`` (:class:`ResizeCADImage`), else the
+        normalised input ``inputs`` (B, 3, H, W) undone and resized to S."""
         size = (self.input_size, self.input_size)
         kept = self._kept_images(data_samples)
         if kept is not None:

@@ -17,17 +17,8 @@ DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
 
 
 def cv_squared(values: torch.Tensor) -> torch.Tensor:
-    """Squared coefficient of variation, ``var(v) / (mean(v)^2 + 1e-10)``.
-
-    The variance is unbiased; a single value gives 0 (one expert cannot be
-    unbalanced).
-
-    Args:
-        values (Tensor): (M, ) per-expert statistics.
-
-    Returns:
-        Tensor: Scalar, float32.
-    """
+    """``var(v) / (mean(v)^2 + 1e-10)`` (unbiased; 0 for one value) of
+    (M, ) per-expert statistics, a float32 scalar."""
     values = values.float()
     if values.numel() <= 1:
         return values.new_zeros(())
@@ -37,9 +28,6 @@ def cv_squared(values: torch.Tensor) -> torch.Tensor:
 def moe_balance_loss(importance: torch.Tensor,
                      load: torch.Tensor) -> torch.Tensor:
     """Load-balancing loss of one layer, ``0.01 (cv2(imp) + cv2(load))``.
-
-    One routed sample in eval gives 0.16; counts [4, 3, 3, 3, 3, 3, 3, 3]
-    (as importance and load) give 2.56e-4.
     """
     return 0.01 * (cv_squared(importance) + cv_squared(load))
 
@@ -133,9 +121,8 @@ class ConvLoRALinear(LowRankLinear):
 
         Args:
             grid (tuple[int, int], optional): (h, w) of the token map; None
-                forgets it (sequences are refused again).
-            num_prefix_tokens (int): Tokens before the map (a class token:
-                1). Default 0.
+                forgets it.
+            num_prefix_tokens (int): Tokens before the map. Default 0.
         """
         if grid is not None:
             grid = (int(grid[0]), int(grid[1]))
@@ -144,20 +131,13 @@ class ConvLoRALinear(LowRankLinear):
 
     def __getstate__(self) -> dict:
         """The state for ``copy.deepcopy`` and pickling, without the last
-        forward's ``loss_moe``.
-
-        That loss belongs to the forward (and backward) that computed it;
-        after a forward with gradients it is a non-leaf tensor, which
-        ``deepcopy`` refuses (e.g. mmengine's EMA hook copies the model).
-        """
+        forward's ``loss_moe`` (a non-leaf tensor ``deepcopy`` refuses)."""
         state = self.__dict__.copy()
         state['last_moe_loss'] = None
         return state
 
     def dispatch_on(self, device: Union[str, torch.device]) -> str:
-        """The dispatch mode this layer runs with on ``device``: ``'auto'``
-        is ``'dense'`` on CUDA and ``'grouped'`` elsewhere; any other mode
-        is used as set."""
+        """The dispatch mode this layer runs with on ``device``."""
         if self.dispatch != 'auto':
             return self.dispatch
         return 'dense' if torch.device(device).type == 'cuda' else 'grouped'
@@ -165,9 +145,7 @@ class ConvLoRALinear(LowRankLinear):
     def may_leave_experts_without_grad(
             self, device: Union[str, torch.device]) -> bool:
         """Whether a training step on ``device`` can leave a trainable
-        expert without a gradient: every dispatch but ``'dense'`` runs only
-        the experts some sample was routed to (DDP then needs
-        ``find_unused_parameters=True``)."""
+        expert without a gradient (every dispatch but 'dense')."""
         trainable = any(p.requires_grad for p in self.experts.parameters())
         return trainable and self.dispatch_on(device) != 'dense'
 
@@ -290,11 +268,8 @@ class ConvLoRALinear(LowRankLinear):
 
     @contextlib.contextmanager
     def plain_low_rank(self):
-        """Within this context the layer computes ``W x + b + s B A x`` (no
-        expert term) for tokens of any shape (..., C), leaving its routing
-        statistics alone: for tokens without a spatial layout, such as VPT's
-        prompts. The layer is still called as a module, so forward hooks
-        registered on it run."""
+        """Within this context the layer computes ``W x + b + s B A x``
+        (no experts, no routing record) on tokens of any shape (..., C)."""
         self._plain = True
         try:
             yield self

@@ -24,15 +24,14 @@ class LowRankLinear(nn.Module):
     """A frozen ``nn.Linear`` plus trainable factors ``lora_A`` (r, in) and
     ``lora_B`` (out, r), initialised as in HF peft (B = 0).
 
-    It takes over the wrapped layer's ``weight`` and ``bias`` Parameters, so
-    their state-dict keys stay those of the wrapped layer.
+    It takes over the wrapped layer's ``weight`` and ``bias`` Parameters
+    (their state-dict keys stay the layer's).
 
     Args:
         base (nn.Linear): The frozen layer to wrap.
-        rank (int): Rank r (> 0).
-        alpha (float): LoRA alpha; the update is scaled by ``alpha / rank``.
-        dropout (float): Dropout probability on the input of the low-rank
-            path (training only).
+        rank (int): Rank r (> 0). Default 3.
+        alpha (float): The update is scaled by ``alpha / rank``. Default 32.
+        dropout (float): Dropout on the low-rank path's input. Default 0.
     """
 
     def __init__(self,
@@ -76,23 +75,13 @@ class LoRALinear(LowRankLinear):
     In eval mode ``W + (alpha / r) B A`` is formed on the fly (``weight`` is
     never written); :meth:`merge` writes it into ``weight`` for deployment.
 
-    Args:
-        base (nn.Linear): The frozen layer to wrap.
-        rank (int): Rank r (> 0). Default 3.
-        alpha (float): Scaling numerator. Default 32.
-        dropout (float): Dropout on the low-rank path's input. Default 0.
+    Args: see :class:`LowRankLinear`.
 
     Shapes:
         input (..., in_features) -> output (..., out_features).
     """
 
-    def __init__(self,
-                 base: nn.Linear,
-                 rank: int = 3,
-                 alpha: float = 32,
-                 dropout: float = 0.0):
-        super().__init__(base, rank=rank, alpha=alpha, dropout=dropout)
-        self.merged = False
+    merged = False  # set per instance by merge/unmerge
 
     def delta_weight(self) -> torch.Tensor:
         """``scaling * B @ A``, (out_features, in_features)."""
@@ -143,22 +132,12 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                                                               Sequence[str]],
                            factory: Callable[[nn.Linear], nn.Module],
                            adapter_name: str) -> Dict[str, nn.Module]:
-    """Replace the Linear layers of ``encoder`` whose names match.
+    """Replace each Linear of ``encoder`` named by ``targets`` by
+    ``factory(linear)``; return name -> new layer, in module order.
 
-    Args:
-        encoder (nn.Module): The frozen encoder (modified in place).
-        targets (str | Sequence[str]): Module-name regex(es), matched with
-            ``re.fullmatch``.
-        factory (Callable): Builds the adapted layer from the frozen Linear.
-        adapter_name (str): Used in error messages.
-
-    Returns:
-        dict[str, nn.Module]: Module name -> new layer, in module order.
-
-    Raises:
-        ValueError: A bad pattern (see :func:`match_targets`), or a match
-            that is not a plain ``nn.Linear`` or whose ``forward`` its
-            parent never calls (inside ``nn.MultiheadAttention``).
+    Refuses (ValueError) what :func:`match_targets` refuses, and matches
+    that are no plain ``nn.Linear`` or are never called (inside
+    ``nn.MultiheadAttention``).
     """
     named = [(n, m) for n, m in encoder.named_modules() if n]
     modules = dict(named)

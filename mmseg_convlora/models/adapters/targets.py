@@ -23,26 +23,12 @@ def match_targets(names: Sequence[str],
                   fix: str = 'fix the pattern',
                   examples: Optional[Sequence[str]] = None,
                   every_pattern: bool = True) -> Dict[str, re.Match]:
-    """Match ``names`` against the patterns ``targets``.
+    """Each name that ``re.fullmatch``-es a pattern of ``targets`` -> the
+    match of its first such pattern, in the order of ``names``.
 
-    Args:
-        names (Sequence[str]): Candidate names, in the order to keep.
-        targets (str | Sequence[str]): Regular expression(s).
-        owner (str): Who matches, for messages.
-        what (str): What the names are ('module', 'parameter').
-        where (str): What holds them, for messages.
-        fix (str): The advice when a pattern matches nothing.
-        examples (Sequence[str], optional): Names to show then (default:
-            ``names``).
-        every_pattern (bool): Refuse a pattern that matches no name.
-
-    Returns:
-        dict[str, re.Match]: Each matching name, in the order of ``names``,
-        -> the match of the first pattern that matches it.
-
-    Raises:
-        ValueError: No pattern, an invalid one, or (``every_pattern``) one
-            that matches no name.
+    Empty or invalid patterns, and (``every_pattern``) a pattern matching
+    no name, are refused with a ValueError naming ``owner``, ``what`` the
+    names are, ``where`` they are, the ``fix`` and some ``examples``.
     """
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns:

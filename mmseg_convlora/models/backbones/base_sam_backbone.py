@@ -20,37 +20,27 @@ EMBEDDING_STRIDE = 16
 class BaseSAMBackbone(BaseModule):
     """A frozen SAM-family image encoder with parameter-efficient adapters.
 
-    Subclasses build the encoder (:meth:`build_encoder`), check official
-    weights for it (:meth:`check_encoder_state`) and run it
-    (:meth:`forward_encoder`).
-
     Args:
         arch_name (str): Name of the encoder arch (recorded in checkpoints).
         img_size (int): Square input size, a multiple of 16.
         out_channels (int): Channels of the embedding (SAM: 256).
         checkpoint (str, optional): Official SAM file whose
-            ``image_encoder.*`` weights are loaded at construction; None
-            keeps random weights.
-        frozen (bool): Freeze the encoder and keep it in eval mode.
-            Default True.
+            ``image_encoder.*`` weights are loaded; None: random weights.
+        frozen (bool): Freeze the encoder (in eval mode). Default True.
         adapter (dict | list[dict], optional): Adapter config(s).
-        with_cp (bool): Activation checkpointing of every encoder block
-            while training with gradients through the encoder.
-        embedding_source (dict, optional): Config (MODELS) of a module that
-            gives the embedding from the data samples instead of the
-            encoder, which is then not built. Called as
-            ``source(inputs, data_samples)`` after ``source.bind(self,
-            checkpoint)``. Only for adapters outside the encoder.
-        out_indices (Sequence[int], optional): Encoder blocks (or stages)
-            whose outputs are also returned as (B, C, H, W) maps, for
-            mmseg's necks and heads. Negative indices count from the end.
-        out_embedding (bool): Return the neck's embedding (last). Default
-            True.
-        init_cfg (dict, optional): Unused; weights come from ``checkpoint``.
+        with_cp (bool): Activation checkpointing of the encoder's blocks.
+        embedding_source (dict, optional): Config of a module that gives
+            the embedding from the data samples instead of the encoder
+            (then not built): ``bind(backbone, checkpoint)``, then
+            ``source(inputs, data_samples)``.
+        out_indices (Sequence[int], optional): Blocks (or stages) whose
+            outputs are also returned, as (B, C, H, W) maps.
+        out_embedding (bool): Return the neck's embedding. Default True.
+        init_cfg (dict, optional): Unused.
 
     Shapes:
-        forward: (B, 3, img_size, img_size) -> the ``out_indices`` maps,
-        then the embedding (B, out_channels, img_size / 16, img_size / 16).
+        (B, 3, img_size, img_size) -> the ``out_indices`` maps, then the
+        embedding (B, out_channels, img_size / 16, img_size / 16).
     """
 
     #: What ``out_indices`` counts, for messages.
@@ -134,8 +124,7 @@ class BaseSAMBackbone(BaseModule):
         return tuple(i % n for i in out_indices)
 
     def _check_embedding_source(self, out_indices) -> None:
-        """Refuse what needs the encoder that an embedding source replaces.
-        """
+        """Refuse what needs the encoder that a source replaces."""
         if out_indices is not None:
             raise ValueError(
                 'embedding_source gives only the neck embedding, not the '
@@ -164,31 +153,19 @@ class BaseSAMBackbone(BaseModule):
     def check_encoder_state(
             self, path: str,
             state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """The ``image_encoder.*`` weights of ``path`` to load.
-
-        Raises:
-            SAMCheckpointError: Weights of another encoder.
-        """
+        """The ``image_encoder.*`` weights of ``path`` to load; raises
+        :class:`SAMCheckpointError` for another encoder's."""
 
     @abstractmethod
     def forward_encoder(
             self, x: torch.Tensor
     ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-        """Run the encoder on ``x`` (B, 3, S, S).
-
-        Returns:
-            tuple: The :attr:`out_indices` maps (B, C, H, W), and the neck's
-            embedding (B, C_out, S / 16, S / 16) or None if not
-            :attr:`out_embedding`.
-        """
+        """The :attr:`out_indices` maps (B, C, H, W) of ``x`` (B, 3, S, S)
+        and the embedding (B, C_out, S / 16, S / 16) or None."""
 
     def load_sam_checkpoint(self, path: str) -> None:
-        """Load the ``image_encoder.*`` weights of an official file.
-
-        Raises:
-            SAMCheckpointError: Missing or unreadable file, or weights of
-                another encoder than this backbone's.
-        """
+        """Load the ``image_encoder.*`` weights of an official file, or
+        raise :class:`SAMCheckpointError`."""
         state = sub_state_dict(
             load_sam_state_dict(path, self.arch_name), 'image_encoder.')
         state = self.check_encoder_state(path, state)
@@ -236,15 +213,8 @@ class BaseSAMBackbone(BaseModule):
             x: torch.Tensor,
             data_samples: Optional[Sequence] = None
     ) -> Tuple[torch.Tensor, ...]:
-        """Args:
-            x (Tensor): Normalised images, (B, 3, img_size, img_size).
-            data_samples (list[SegDataSample], optional): Handed to the
-                embedding source and the adapters.
-
-        Returns:
-            tuple[Tensor]: The ``out_indices`` maps, then the embedding
-            (B, C_out, h, w) if ``out_embedding``.
-        """
+        """See the class's Shapes; ``data_samples`` reach the embedding
+        source and the adapters."""
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
                 f'{type(self).__name__} expects {self.img_size}x'

@@ -18,15 +18,8 @@ from .base_sam_backbone import BaseSAMBackbone
 
 def resize_abs_pos_embed(pos_embed: torch.Tensor,
                          size: Tuple[int, int]) -> torch.Tensor:
-    """Resize SAM's absolute position embedding (bicubic).
-
-    Args:
-        pos_embed (Tensor): (1, H0, W0, C).
-        size (tuple[int, int]): Target (H, W) of the patch grid.
-
-    Returns:
-        Tensor: (1, H, W, C).
-    """
+    """SAM's absolute position embedding (1, H0, W0, C) resized to
+    (1, *size, C) (bicubic)."""
     if tuple(pos_embed.shape[1:3]) == tuple(size):
         return pos_embed
     x = pos_embed.permute(0, 3, 1, 2).float()
@@ -35,16 +28,8 @@ def resize_abs_pos_embed(pos_embed: torch.Tensor,
 
 
 def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
-    """Resize a decomposed relative position table (linear), as SAM's
-    ``get_rel_pos`` does on the fly.
-
-    Args:
-        rel_pos (Tensor): (L0, head_dim).
-        length (int): Target L (= 2 * grid size - 1).
-
-    Returns:
-        Tensor: (L, head_dim).
-    """
+    """A relative position table (L0, head_dim) resized to (length,
+    head_dim) (linear), as SAM's ``get_rel_pos`` does on the fly."""
     if rel_pos.shape[0] == length:
         return rel_pos
     x = rel_pos.float().t().unsqueeze(0)  # (1, head_dim, L0)
