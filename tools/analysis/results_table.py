@@ -8,11 +8,11 @@ Usage:
 ``tools/test.py --work-dir DIR`` writes its metrics to
 ``DIR/<timestamp>/<timestamp>.json``; a WORK_DIR (or a glob pattern, quoted,
 e.g. 'work_dirs/*/polyp') is searched for these files, sub-folders included
-(so the training work dir of the README's recipe, whose test results are in
-``<work dir>/test/``, works as well as the test dir itself), and the newest
-is used. Metrics of several test sets (``Kvasir/Sm``, ...) become one row
-per test set and run (``--layout long``, the default) or one column per
-test set and metric (``--layout wide``).
+(so the training work dir of the recipe in docs/results.md, whose test
+results are in ``<work dir>/test/``, works as well as the test dir itself),
+and the newest is used. Metrics of several test sets (``Kvasir/Sm``, ...)
+become one row per test set and run (``--layout long``, the default) or one
+column per test set and metric (``--layout wide``).
 
 Rows are labelled by the parts of the work dir paths that differ, e.g.
 ``work_dirs/convlora/polyp`` and ``work_dirs/lora/polyp`` -> ``convlora``
