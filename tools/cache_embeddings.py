@@ -1,28 +1,11 @@
-"""Run the frozen SAM image encoder once over a config's datasets and cache
-the embeddings (for CAD / decoder-only training without the encoder).
+"""Cache the frozen SAM encoder's embeddings of a config's datasets (both
+horizontal flips), for training without the encoder (CAD, decoder-only).
 
-Usage:
-    python tools/cache_embeddings.py CONFIG [--out DIR]
-        [--splits train val test] [--device cpu|cuda] [--batch-size N]
-        [--dtype float16|float32] [--cfg-options k=v ...]
+    python tools/cache_embeddings.py CONFIG [--out DIR] [--splits ...]
 
-For every image of the train, val and test dataloaders' datasets and both
-horizontal flips it runs the config's own pipeline (load, resize; the flip
-done with ``RandomFlip(prob=1)`` exactly as training does it), the config's
-data preprocessor and SAM's encoder (the backbone of the config without
-adapter), and writes ``DIR/emb/*.npy`` (one (C, h, w) array per image and
-flip) plus ``DIR/manifest.json`` recording the SAM checkpoint's SHA-256, the
-arch, the input size and the embedding channels. ``--out`` defaults to the
-config's ``model.backbone.embedding_source.dir``.
-
-Train with the cache using a config like ``configs/cad/sbu_vit-b_cached.py``
-(``embedding_source=dict(type='CachedEmbeddings', dir=DIR)`` on the
-backbone and
-``LoadCachedEmbedding`` after ``PackSegInputs``): the encoder is then never
-built. A cache computed from another checkpoint or input size is refused
-when the model is built. Running the tool again on an up-to-date cache only
-adds missing images; a stale cache (other checkpoint, arch or size) is
-replaced.
+``--out`` defaults to the config's ``model.backbone.embedding_source.dir``.
+Running it again adds missing images; a stale cache (other checkpoint,
+arch or size) is replaced. See docs/speed_and_memory.md.
 """
 import argparse
 import copy

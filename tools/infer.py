@@ -1,25 +1,10 @@
 """Predict masks for your own images with a trained model.
 
-Usage:
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
-        [--device cpu|cuda] [--opacity A] [--cfg-options k=v ...]
 
-INPUT is an image file, a folder (its images, sub-folders included) or a
-glob pattern (quote it, e.g. 'photos/*.jpg'). For every image, at its
-original size, DIR gets:
-
-* ``masks/<name>.png``: the prediction in the dataset's mask encoding:
-  0/255 for binary models; class ids for multi-class ones (colours for
-  datasets whose masks are colour-coded, e.g. Trans10K v1);
-* ``probs/<name>.png``: binary: the foreground probability (0-255);
-  multi-class: ``probs/<name>/<class>.png``, one map per class (the head's
-  class scores normalised to sum to 1 at every pixel);
-* ``overlays/<name>.png``: the image with the predicted classes coloured
-  by the dataset's palette.
-
-``<name>`` is the file name without extension, with the sub-folder path
-for images found in a folder. No masks are needed; CHECKPOINT is one
-written by tools/train.py for CONFIG (or by tools/export_model.py).
+INPUT: image files, folders or glob patterns. DIR gets ``masks/`` (in the
+dataset's mask encoding), ``probs/`` and ``overlays/``, at each image's
+size; see docs/inference.md.
 """
 import argparse
 import glob
