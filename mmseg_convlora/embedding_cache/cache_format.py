@@ -110,12 +110,8 @@ def fingerprint(sam_checkpoint: str, arch: str, img_size: int,
 
 def check_manifest(manifest: dict, cache_dir: str, sam_checkpoint: str,
                    arch: str, img_size: int, out_channels: int) -> None:
-    """Refuse a cache that was not computed with this checkpoint and size.
-
-    Raises:
-        EmbeddingCacheError: Naming what differs (both hashes / sizes) and
-            the command that rebuilds the cache.
-    """
+    """Refuse a cache computed with another checkpoint, arch or size,
+    naming both and the command that rebuilds it."""
     want = fingerprint(sam_checkpoint, arch, img_size, out_channels)
     problems = []
     if manifest.get('sam_sha256') != want['sam_sha256']:

@@ -15,8 +15,8 @@ class CachedEmbeddings(nn.Module):
     ``embedding_source``).
 
     Args:
-        dir (str, optional): The cache directory; its manifest must match
-            the backbone (checkpoint hash, arch, size). None skips the check.
+        dir (str, optional): The cache, checked against the backbone (None:
+            no check).
     """
 
     #: Pipeline steps that feed this source (dropped for new images).

@@ -11,23 +11,10 @@ class LinearMultiheadAttention(nn.Module):
     """Multi-head attention with called ``q_proj``, ``k_proj``, ``v_proj``
     and ``out_proj`` Linear layers, which adapters can wrap.
 
-    ``nn.MultiheadAttention``'s arguments, call and results (up to float
-    rounding), except that the attention weights are not returned (None)
-    and ``add_bias_kv``/``add_zero_attn`` are not supported. Its state-dict
-    layout (``in_proj_weight``, ...) loads too.
-
-    Args:
-        embed_dim (int): E.
-        num_heads (int): Heads (E must be divisible by it).
-        dropout (float): Dropout on the attention weights (training only).
-        bias (bool): Biases of the four projections.
-        kdim (int, optional): Key input channels (default E).
-        vdim (int, optional): Value input channels (default E).
-        batch_first (bool): Inputs (B, L, E) instead of (L, B, E).
-
-    Shapes:
-        query (L, B, E), key (S, B, kdim), value (S, B, vdim) (batch first:
-        (B, L, E), ...) -> output like query.
+    Arguments, call, results (up to float rounding) and loadable state
+    dicts are ``nn.MultiheadAttention``'s, except that the attention weights
+    are not returned (None) and ``add_bias_kv``/``add_zero_attn`` are not
+    supported.
     """
 
     def __init__(self,
@@ -60,11 +47,7 @@ class LinearMultiheadAttention(nn.Module):
     @classmethod
     def from_multihead_attention(
             cls, mha: nn.MultiheadAttention) -> 'LinearMultiheadAttention':
-        """The same attention (weights copied, ``requires_grad`` kept).
-
-        Raises:
-            ValueError: ``mha`` uses ``add_bias_kv`` or ``add_zero_attn``.
-        """
+        """The same attention (weights copied, ``requires_grad`` kept)."""
         if mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError(
                 'LinearMultiheadAttention does not support nn.'
@@ -170,14 +153,7 @@ class LinearMultiheadAttention(nn.Module):
 
 def replace_multihead_attention(module: nn.Module) -> List[str]:
     """Swap every ``nn.MultiheadAttention`` inside ``module`` for an equal
-    :class:`LinearMultiheadAttention` (in place).
-
-    Args:
-        module (nn.Module): E.g. an mmseg backbone.
-
-    Returns:
-        list[str]: Names of the replaced modules.
-    """
+    :class:`LinearMultiheadAttention`; return the names replaced."""
     names = [
         name for name, child in module.named_modules()
         if name and isinstance(child, nn.MultiheadAttention)

@@ -18,22 +18,16 @@ from .token_grids import attach_token_grids
 class PEFTBackbone(BaseModule):
     """Parameter-efficient fine-tuning of any mmseg backbone.
 
-    Builds the backbone, loads its weights (its ``init_cfg``) at once,
-    freezes it, replaces every ``nn.MultiheadAttention`` by the equal
-    :class:`LinearMultiheadAttention` and applies the adapters, which find
-    their layers by name. Conv-LoRA layers are told their token grids while
-    the backbone runs (:func:`attach_token_grids`). The frozen backbone
-    stays in eval mode; the adapter layers follow the model's mode.
+    The backbone is built, loaded (its ``init_cfg``) and frozen at once,
+    its ``nn.MultiheadAttention`` replaced by :class:`LinearMultiheadAttention`
+    and Conv-LoRA told its token grids (:func:`attach_token_grids`).
 
     Args:
         backbone (dict): Config of the mmseg backbone.
-        adapter (dict | list[dict]): Adapter config(s) whose ``applies_to``
-            is 'any' (LoRA, ConvLoRA, BitFit).
-        pretrained (str, optional): Shorthand for the wrapped backbone's
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``
-            (mmseg's ``model.pretrained``).
-        init_cfg (None): Must be None; the backbone's own ``init_cfg`` says
-            where its weights come from.
+        adapter (dict | list[dict]): Adapters with ``applies_to='any'``.
+        pretrained (str, optional): Shorthand for the backbone's
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg (None): Must be None (see ``backbone``).
     """
 
     def __init__(self,

@@ -128,22 +128,10 @@ def grid_rules(backbone: nn.Module) -> Optional[List[GridRule]]:
 
 def attach_token_grids(backbone: nn.Module, layers: Dict[str,
                                                          nn.Module]) -> List:
-    """Make ``backbone`` set each layer's token grid while it runs.
-
-    Args:
-        backbone (nn.Module): An mmseg ``VisionTransformer``,
-            ``MixVisionTransformer`` or ``SwinTransformer``, its attention
-            replaced (:func:`replace_multihead_attention`).
-        layers (dict[str, nn.Module]): Layer name inside ``backbone`` ->
-            layer with ``set_token_grid(grid, num_prefix_tokens)``.
-
-    Returns:
-        list: The hook handles.
-
-    Raises:
-        ValueError: An unsupported backbone, or a layer whose grid no rule
-            gives; the message names the layers and what is supported.
-    """
+    """Make ``backbone`` (its attention replaced) call
+    ``set_token_grid(grid, num_prefix_tokens)`` of each of ``layers`` (name
+    -> layer) while it runs; return the hook handles. An unsupported
+    backbone, or a layer no rule covers, is refused (ValueError)."""
     if not layers:
         return []
     rules = grid_rules(backbone)

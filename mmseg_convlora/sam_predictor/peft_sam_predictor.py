@@ -22,19 +22,12 @@ RESIZES = ('square', 'longest_side')
 class PEFTSamPredictor(SamPredictor):
     """``segment_anything.SamPredictor`` on a fine-tuned model.
 
-    ``set_image`` computes the embedding with the fine-tuned encoder (all
-    adapters; CAD gets its input resized from the image as the config's
-    ``ResizeCADImage`` does); ``predict`` decodes point, box and mask
-    prompts as ``SamPredictor`` does.
-
     Args:
         config (str | Config): The config the checkpoint was trained with.
         checkpoint (str, optional): Checkpoint written by training.
         decoder (str): 'finetuned' (binary models: the trained mask token
-            is SAM's token 0) or 'original' (SAM's mask decoder from the
-            config's SAM file).
-        resize (str): 'square' (the configs' resize, ignoring the aspect
-            ratio) or 'longest_side' (SAM's).
+            is SAM's token 0) or 'original' (the SAM file's decoder).
+        resize (str): 'square' (the configs' resize) or 'longest_side'.
         device (str): E.g. 'cpu', 'cuda:0'.
         cfg_options (dict, optional): Config overrides.
     """

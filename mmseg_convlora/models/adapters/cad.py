@@ -53,22 +53,16 @@ class CADBlock(nn.Module):
 class CAD(BaseSAMAdapter):
     """A parallel CNN whose output is added to the frozen image embedding.
 
-    The adapter's 6-channel input (:meth:`adapter_input`) goes through a 1x1
-    conv and ``num_blocks`` :class:`CADBlock`; each block's output is
-    average-pooled to the embedding's size, and ``out_scale * tanh(sum)``
-    is added to the embedding.
+    :meth:`adapter_input` -> 1x1 conv -> ``num_blocks`` :class:`CADBlock`;
+    ``out_scale * tanh(sum of the blocks' pooled outputs)`` is added.
 
     Args:
-        channels (int): Hidden width; must equal the embedding's channels.
-            Default 256.
+        channels (int): Hidden width = the embedding's channels. Default 256.
         num_blocks (int): Number of blocks. Default 3.
         input_size (int): Square size of the adapter input. Default 512.
-        hf_rate (float): Spectrum fraction removed by the high-pass.
-            Default 0.25.
+        hf_rate (float): Spectrum fraction the high-pass removes. 0.25.
         out_scale (float): Output bound. Default 0.1.
-        mean (Sequence[float]): Per-channel mean of the network input's
-            normalisation (undone here).
-        std (Sequence[float]): Per-channel std of that normalisation.
+        mean, std (Sequence[float]): The network input's normalisation.
         norm_cfg (dict): Norm layer config. Default ``dict(type='BN')``.
         init_cfg (dict, optional): Unused (initialisation is fixed).
     """

@@ -67,11 +67,8 @@ class ConvLoRALinear(LowRankLinear):
 
     Args:
         base (nn.Linear): The frozen layer.
-        rank (int): r. Default 3.
-        alpha (float): Scaling numerator (s = alpha / r). Default 32.
-        num_experts (int): M (scales 1..M). Default 8.
-        top_k (int): Experts per sample. Default 1.
-        multiply_gate (bool): Multiply expert outputs by their gate value.
+        rank, alpha: As :class:`LoRALinear`'s (s = alpha / r).
+        num_experts, top_k, multiply_gate: See :class:`ConvLoRA`.
         noise_epsilon (float): Added to the softplus noise std. Default 0.01.
         dispatch (str): 'auto' (dense on CUDA, grouped elsewhere),
             'grouped', 'dense' or 'loop' (reference); same results.
@@ -369,17 +366,13 @@ class ConvLoRA(LowRankAdapter):
     ``loss_weight`` times the layers' summed load-balancing losses.
 
     Args:
-        rank (int): r. Default 3.
-        alpha (float): Scaling numerator. Default 32.
+        rank, alpha, targets: As :class:`LoRA`'s.
         num_experts (int): M; expert i works at scale i + 1. Default 8.
         top_k (int): Experts per sample. Default 1.
         multiply_gate (bool): Multiply the expert output by the gate value.
             Default False (the reference's behaviour).
         loss_weight (float): Weight of ``loss_moe``. Default 1.0.
-        noise_epsilon (float): Minimum gate noise std. Default 0.01.
-        targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
-            Default: the fused ``qkv`` of every block of SAM's ViT.
-        dispatch (str): See :class:`ConvLoRALinear`.
+        noise_epsilon, dispatch: See :class:`ConvLoRALinear`.
         init_cfg (dict, optional): Unused.
     """
 

@@ -18,13 +18,8 @@ def match_module_names(encoder: nn.Module, targets: Union[str, Sequence[str]],
 
 
 class EncoderHooks:
-    """Forward (pre-)hooks on encoder modules addressed by name.
-
-    A hook lives on a module object, so a module replaced after the hook was
-    placed would silently lose it. The backbones apply module-replacing
-    adapters first; as a guard for adapters applied in another order, the
-    hooks move once, at the encoder's first forward, to the modules that
-    then carry their names.
+    """Forward (pre-)hooks on encoder modules addressed by name, moved once,
+    at the encoder's first forward, to the modules then carrying the names.
     """
 
     def __init__(self):

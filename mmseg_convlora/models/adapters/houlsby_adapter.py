@@ -21,7 +21,7 @@ class BottleneckAdapter(nn.Module):
 
     Args:
         dim (int): Token channels C.
-        hidden_dim (int): Bottleneck width d. Parameters: 2 C d + d + C.
+        hidden_dim (int): Bottleneck width d.
         act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
     """
 
@@ -46,8 +46,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
     """A :class:`BottleneckAdapter` on the output of ``blocks.i.attn``
     and/or ``blocks.i.mlp`` of SAM's ViT, before the residual additions.
 
-    Implemented with forward hooks (:class:`EncoderHooks`): no module is
-    replaced, so the state-dict keys stay SAM's. Identity at initialisation.
+    Forward hooks (:class:`EncoderHooks`); identity at initialisation.
 
     Args:
         hidden_dim (int): Bottleneck width d. Default 2.

@@ -28,12 +28,10 @@ class SAMAdapter(BaseSAMAdapter):
 
     Args:
         scale_factor (int): C / c. Default 16.
-        freq_rate (float): Spectrum fraction removed by the high-pass.
-            Default 0.25.
+        freq_rate (float): Spectrum fraction the high-pass removes. 0.25.
         handcrafted_tune (bool): Use the high-frequency branch. Default True.
         embedding_tune (bool): Use the patch-embedding branch. Default True.
-        zero_init (bool): Zero the shared up projection (start at SAM).
-            Default False.
+        zero_init (bool): Start at SAM (zero up projection). Default False.
         init_cfg (dict, optional): Unused.
     """
 

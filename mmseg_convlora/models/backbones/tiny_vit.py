@@ -206,18 +206,11 @@ class TinyViTEncoder(nn.Module):
 
     Args:
         img_size (int): Square input size (a multiple of 16).
-        embed_dims (Sequence[int]): Channels of the four stages.
-        depths (Sequence[int]): Blocks per stage.
-        num_heads (Sequence[int]): Heads per stage (stage 0 has none).
-        window_sizes (Sequence[int]): Attention windows per stage.
-        mlp_ratio (float): MLP width ratio. Default 4.
-        mbconv_expand_ratio (float): MBConv expansion. Default 4.
+        embed_dims, depths, num_heads, window_sizes (Sequence[int]): Per
+            stage (stage 0, convolutional, has no heads or windows).
+        mlp_ratio, mbconv_expand_ratio (float): Width ratios. Default 4.
         local_conv_size (int): Depth-wise conv kernel. Default 3.
         out_channels (int): Embedding channels (SAM: 256).
-
-    Shapes:
-        (B, 3, img_size, img_size) -> (B, out_channels, img_size / 16,
-        img_size / 16).
     """
 
     def __init__(self,
