@@ -16,7 +16,11 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# the repository (for the package, as the other tools) and tools/
+sys.path[:0] = [
+    osp.dirname(osp.dirname(osp.abspath(__file__))),
+    osp.dirname(osp.abspath(__file__))
+]
 from benchmarks import layers, metrics, models
 
 SUBCOMMANDS = (metrics, models, layers)

@@ -10,7 +10,10 @@
 _base_ = ['./sbu_vit-b.py']
 embedding_cache_dir = 'work_dirs/embedding_cache/sbu_vit-b_1024'
 img_scale = (1024, 1024)
-model = dict(backbone=dict(embedding_cache=dict(dir=embedding_cache_dir)))
+model = dict(
+    backbone=dict(
+        embedding_source=dict(
+            type='CachedEmbeddings', dir=embedding_cache_dir)))
 train_pipeline = [
     dict(type='LoadImageChecked'),
     dict(type='ResizeCADImage', size=512),  # CAD's input image

@@ -6,7 +6,7 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .transforms.trans10k_loading import TRANS10K_METAINFO
+from .transforms.trans10k_loading import TRANS10K_METAINFO, TRANS10K_V1_COLORS
 from .unused_files import report_unused_files
 
 __all__ = ['Trans10KDataset']
@@ -163,6 +163,17 @@ class Trans10KDataset(BaseSegDataset):
 
     def get_label_map(self, new_classes=None):
         return self._version_class().get_label_map(new_classes)
+
+    @property
+    def mask_colours(self) -> Optional[List[tuple]]:
+        """The RGB colour of each class id in the mask files (v1), or None
+        when they hold class ids (v2)."""
+        if self.version != 'v1':
+            return None
+        colours: dict = {}
+        for colour, class_id in TRANS10K_V1_COLORS.items():
+            colours.setdefault(class_id, colour)
+        return [colours[i] for i in sorted(colours)]
 
     def _layout_hint(self) -> str:
         return f'Expected the Trans10K {self.version} layout:\n' + \

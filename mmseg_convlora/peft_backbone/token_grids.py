@@ -1,50 +1,21 @@
-"""The h x w grid of the token sequences inside mmseg's transformer
-backbones, told to Conv-LoRA layers at run time.
-
-Conv-LoRA convolves each token sequence as a map, so a layer that gets
-(N, L, C) tokens must know their h x w grid (and how many prefix tokens
-come first). mmseg's backbones know it only while they run: the patch
-embedding returns it, and blocks receive it as ``hw_shape``. The rules
-below read it there, with forward hooks on the module that has it, and set
-it on the adapted layers inside (``set_token_grid``) before they are called:
-
-* ``VisionTransformer``: every Linear of ``layers.<i>`` sees the patch grid
-  of ``patch_embed``'s output, after the class token if
-  ``with_cls_token`` (1 prefix token).
-* ``MixVisionTransformer`` (SegFormer): the attention projections of block
-  ``layers.<i>.1.<j>``: ``q_proj`` and ``out_proj`` see the block's
-  ``hw_shape``; ``k_proj`` and ``v_proj`` see the keys after the spatial
-  reduction conv ``attn.sr`` (stride ``sr_ratio``), whose output grid is
-  computed from the conv's kernel, stride and padding.
-* ``SwinTransformer``: ``attn.w_msa.qkv`` and ``attn.w_msa.proj`` of a block
-  see one window, ``window_size x window_size`` (N = batch x windows); the
-  block's ``ffn`` sees its ``hw_shape``; ``downsample.reduction`` sees the
-  merged grid that ``PatchMerging`` computes (after its adaptive padding).
-
-Layers these rules do not cover, and other backbones, are refused.
-"""
-import re
+"""The h x w token grids of mmseg's ViT, MiT (SegFormer) and Swin, told to
+Conv-LoRA layers (``set_token_grid``) by forward hooks while they run."""
 from functools import partial
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch.nn as nn
+from mmseg.models.backbones import (MixVisionTransformer, SwinTransformer,
+                                    VisionTransformer)
+
+from ..models.adapters.targets import match_targets
 
 Grid = Tuple[Tuple[int, int], int]  # ((h, w), number of prefix tokens)
 
 
 class GridRule(NamedTuple):
-    """Where the grid of the layers whose names match ``pattern`` comes from.
-
-    Attributes:
-        pattern (str): ``re.fullmatch`` on the layer name in the backbone;
-            a group named ``scope`` names the module to hook, unless
-            ``scope`` is given.
-        hook (str): 'pre' (forward pre-hook of the scope), 'post' (forward
-            hook) or 'static' (set once; the grid never changes).
-        grid (Callable): ``(scope, inputs, output, groups) -> Grid``
-            (``groups``: the match's named groups); ``output`` is None for
-            'pre' and 'static', ``inputs`` is None for 'static'.
-        scope (str, optional): Fixed name of the module to hook.
+    """The grid of the layers named by ``pattern`` (its group ``scope``
+    or ``scope`` names the module to hook): ``grid(scope, inputs, output,
+    groups)`` from a forward ``hook`` ('pre', 'post') or once ('static').
     """
     pattern: str
     hook: str
@@ -138,23 +109,18 @@ def _swin_rules(backbone: nn.Module) -> List[GridRule]:
     ]
 
 
-def _rule_table():
-    # Imported here: building the table needs mmseg's backbone classes only
-    # when a Conv-LoRA layer asks for grids.
-    from mmseg.models.backbones import (MixVisionTransformer, SwinTransformer,
-                                        VisionTransformer)
-    return [(VisionTransformer, _vit_rules),
-            (MixVisionTransformer, _mit_rules), (SwinTransformer, _swin_rules)]
+RULES = ((VisionTransformer, _vit_rules), (MixVisionTransformer, _mit_rules),
+         (SwinTransformer, _swin_rules))
 
 
 def supported_backbones() -> List[str]:
     """Names of the backbone classes whose token grids are known."""
-    return [cls.__name__ for cls, _ in _rule_table()]
+    return [cls.__name__ for cls, _ in RULES]
 
 
 def grid_rules(backbone: nn.Module) -> Optional[List[GridRule]]:
     """The rules for ``backbone``, or None for a backbone without them."""
-    for cls, rules in _rule_table():
+    for cls, rules in RULES:
         if isinstance(backbone, cls):
             return rules(backbone)
     return None
@@ -162,22 +128,10 @@ def grid_rules(backbone: nn.Module) -> Optional[List[GridRule]]:
 
 def attach_token_grids(backbone: nn.Module, layers: Dict[str,
                                                          nn.Module]) -> List:
-    """Make ``backbone`` set each layer's token grid while it runs.
-
-    Args:
-        backbone (nn.Module): An mmseg ``VisionTransformer``,
-            ``MixVisionTransformer`` or ``SwinTransformer`` (after
-            :func:`replace_multihead_attention`).
-        layers (dict[str, nn.Module]): Layer name inside ``backbone`` ->
-            layer with ``set_token_grid(grid, num_prefix_tokens)``.
-
-    Returns:
-        list: The hook handles.
-
-    Raises:
-        ValueError: An unsupported backbone, or a layer whose grid no rule
-            gives; the message names the layers and what is supported.
-    """
+    """Make ``backbone`` (its attention replaced) call
+    ``set_token_grid(grid, num_prefix_tokens)`` of each of ``layers`` (name
+    -> layer) while it runs; return the hook handles. An unsupported
+    backbone, or a layer no rule covers, is refused (ValueError)."""
     if not layers:
         return []
     rules = grid_rules(backbone)
@@ -189,24 +143,26 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
             f'{", ".join(supported_backbones())}, not for {kind} (layers '
             f'{sorted(layers)[:4]}). Use LoRA on this backbone, or Conv-LoRA '
             'on SAMViT/SAMTinyViT, whose layers see (N, h, w, C) maps.')
-    groups: Dict[Tuple[str, str], List] = {}
-    unknown = []
-    for name, layer in layers.items():
-        for rule in rules:
-            match = re.fullmatch(rule.pattern, name)
-            if match:
-                scope = rule.scope or match.group('scope')
-                groups.setdefault((scope, rule.hook), []).append(
-                    (layer, rule.grid, match.groupdict()))
-                break
-        else:
-            unknown.append(name)
+    names = list(layers)
+    matches = match_targets(
+        names, [r.pattern for r in rules],
+        'Conv-LoRA',
+        where=kind,
+        every_pattern=False)
+    unknown = [n for n in names if n not in matches]
     if unknown:
         raise ValueError(
             f'Conv-LoRA cannot know the h x w token grid of {unknown[:4]} '
             f'in {kind}: its grids are known for '
             f'{[r.pattern for r in rules]}. Target only those layers with '
             'Conv-LoRA (LoRA works on any Linear layer).')
+    rule_of = {r.pattern: r for r in rules}
+    groups: Dict[Tuple[str, str], List] = {}
+    for name, match in matches.items():
+        rule = rule_of[match.re.pattern]
+        scope = rule.scope or match.group('scope')
+        groups.setdefault((scope, rule.hook), []).append(
+            (layers[name], rule.grid, match.groupdict()))
     handles = []
     for (scope_name, hook), entries in groups.items():
         scope = backbone.get_submodule(scope_name)

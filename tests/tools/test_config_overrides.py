@@ -9,10 +9,8 @@ import pytest
 from mmengine.config import Config
 from mmseg.registry import DATASETS
 
-from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
-                                                   apply_overrides,
-                                                   config_warnings,
-                                                   dataset_cfgs)
+from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
+                                    config_warnings, dataset_cfgs)
 from helpers import REPO
 
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from mmseg_convlora.models.utils import (attach_token_grids,
-                                         replace_multihead_attention)
+from mmseg_convlora.peft_backbone import (attach_token_grids,
+                                          replace_multihead_attention)
 
 # Inputs are 40 x 52 (not square, not a multiple of every stride).
 VIT = dict(

@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 
 from mmseg_convlora.models.adapters import LoRALinear, inject_linear_adapters
-from mmseg_convlora.models.utils import (LinearMultiheadAttention,
-                                         replace_multihead_attention)
+from mmseg_convlora.peft_backbone import (LinearMultiheadAttention,
+                                          replace_multihead_attention)
 
 
 def pair(seed=0, **kwargs):

@@ -9,9 +9,9 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 from segment_anything import SamPredictor
 
-from mmseg_convlora.apis import (InferencePipeline, PEFTSamPredictor,
-                                 SquareResize, get_test_pipeline)
+from mmseg_convlora.apis import InferencePipeline, get_test_pipeline
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
+from mmseg_convlora.sam_predictor import PEFTSamPredictor, SquareResize
 from helpers import tiny_config
 
 POINTS = np.array([[30.0, 40.0], [90.0, 20.0]])

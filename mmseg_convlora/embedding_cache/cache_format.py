@@ -1,19 +1,8 @@
-"""The on-disk cache of frozen SAM image embeddings (CAD, decoder-only).
+"""The on-disk cache of frozen SAM image embeddings.
 
-When nothing trains inside SAM's image encoder (decoder-only, CAD), its
-output depends only on the image (and its flip), so it can be computed once
-per image and flip and read back in every epoch; training then never builds
-the encoder. ``tools/cache_embeddings.py`` writes a cache directory::
-
-    DIR/manifest.json          what the embeddings were computed with
-    DIR/emb/<hash>_<flip>.npy  one (C, h, w) float16 array per image and flip
-
-The manifest records the SHA-256 of the SAM checkpoint file, the arch, the
-input size and the embedding channels; :func:`check_manifest` refuses a
-cache built from another checkpoint or size, naming both and the command
-that rebuilds it. Entries are keyed by the image path relative to the
-dataset's ``data_root`` (``train/images/0001.png``), found again from any
-absolute image path by its trailing components, so the data may move.
+``DIR/manifest.json`` records what the embeddings were computed with;
+``DIR/emb/<hash>_<flip>.npy`` holds one (C, h, w) array per image and flip.
+Entries are keyed by the image path relative to the dataset's ``data_root``.
 """
 import hashlib
 import json
@@ -33,16 +22,13 @@ class EmbeddingCacheError(RuntimeError):
 
 
 def rebuild_command(cache_dir: str, config: Optional[str] = None) -> str:
+    """The command that (re)builds the cache."""
     return (f'python tools/cache_embeddings.py {config or "CONFIG"} '
             f'--out {cache_dir}')
 
 
 def sha256_file(path: str, chunk_size: int = 1 << 22) -> str:
-    """SHA-256 of a file, read in chunks (a ViT-H file is 2.5 GB).
-
-    Memoised per process on (path, size, mtime), so that the backbone, the
-    tool and tests do not hash the same file twice.
-    """
+    """SHA-256 of a file, memoised per process on (path, size, mtime)."""
     path = osp.abspath(os.fspath(path))
     stat = os.stat(path)
     memo_key = (path, stat.st_size, stat.st_mtime_ns)
@@ -79,13 +65,13 @@ def flip_tag(flip: bool, direction: Optional[str] = 'horizontal') -> str:
 
 
 def entry_file(key: str, tag: str) -> str:
-    """Relative file name of one embedding (hashed: keys may hold any
-    characters)."""
+    """Relative file name of one embedding (keys hashed)."""
     name = hashlib.sha1(key.encode('utf-8')).hexdigest()[:20]
     return f'emb/{name}_{tag}.npy'
 
 
 def read_manifest(cache_dir: str) -> dict:
+    """The manifest of ``cache_dir``, refusing a missing or old one."""
     path = osp.join(cache_dir, MANIFEST_NAME)
     if not osp.isfile(path):
         raise EmbeddingCacheError(
@@ -103,6 +89,7 @@ def read_manifest(cache_dir: str) -> dict:
 
 
 def write_manifest(cache_dir: str, manifest: dict) -> None:
+    """Write the manifest atomically."""
     os.makedirs(cache_dir, exist_ok=True)
     tmp = osp.join(cache_dir, MANIFEST_NAME + '.tmp')
     with open(tmp, 'w') as f:
@@ -123,12 +110,8 @@ def fingerprint(sam_checkpoint: str, arch: str, img_size: int,
 
 def check_manifest(manifest: dict, cache_dir: str, sam_checkpoint: str,
                    arch: str, img_size: int, out_channels: int) -> None:
-    """Refuse a cache that was not computed with this checkpoint and size.
-
-    Raises:
-        EmbeddingCacheError: Naming what differs (both hashes / sizes) and
-            the command that rebuilds the cache.
-    """
+    """Refuse a cache computed with another checkpoint, arch or size,
+    naming both and the command that rebuilds it."""
     want = fingerprint(sam_checkpoint, arch, img_size, out_channels)
     problems = []
     if manifest.get('sam_sha256') != want['sam_sha256']:
@@ -147,8 +130,7 @@ def check_manifest(manifest: dict, cache_dir: str, sam_checkpoint: str,
             f'The SAM embedding cache in {cache_dir!r} is stale: ' +
             '; '.join(problems) + '. Rebuild it with: ' +
             rebuild_command(cache_dir, manifest.get('config')) +
-            ' (or point embedding_cache.dir to a cache built for this '
-            'checkpoint).')
+            ' (or point the config at a cache built for this checkpoint).')
 
 
 def find_entry(entries: Dict[str, dict], img_path: str) -> Optional[dict]:
@@ -182,4 +164,4 @@ def check_pipeline(pipeline: Sequence[dict],
             'embedding cache cannot follow: it holds one embedding per image '
             'and horizontal flip, so the image may only be loaded, resized '
             'to the fixed input size and flipped horizontally. Remove '
-            f'{kind} or train with the encoder (no embedding_cache).')
+            f'{kind} or train with the encoder (no embedding_source).')

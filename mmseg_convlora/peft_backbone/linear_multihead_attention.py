@@ -1,16 +1,4 @@
-"""``nn.MultiheadAttention`` with projections that are called Linear layers.
-
-``torch.nn.MultiheadAttention`` keeps q, k and v as one fused
-``in_proj_weight`` Parameter and hands ``out_proj.weight`` straight to
-``F.multi_head_attention_forward``: ``out_proj.forward`` is never called.
-A LoRA wrapper around ``out_proj`` would therefore train nothing, and q, k
-and v cannot be wrapped at all. mmseg's ``VisionTransformer`` and
-``MixVisionTransformer`` (SegFormer) attend through it (via mmcv's
-``MultiheadAttention``). :class:`LinearMultiheadAttention` computes the
-same attention with four ``nn.Linear`` layers, ``q_proj``, ``k_proj``,
-``v_proj`` and ``out_proj``, whose ``forward`` is called, so adapters can
-target them by name.
-"""
+"""``nn.MultiheadAttention`` whose projections are called Linear layers."""
 import math
 from typing import List, Optional, Tuple
 
@@ -20,36 +8,13 @@ import torch.nn.functional as F
 
 
 class LinearMultiheadAttention(nn.Module):
-    """Multi-head attention with separate, called q/k/v/out projections.
+    """Multi-head attention with called ``q_proj``, ``k_proj``, ``v_proj``
+    and ``out_proj`` Linear layers, which adapters can wrap.
 
-    Numerically ``nn.MultiheadAttention`` (up to float rounding: the
-    attention runs in ``F.scaled_dot_product_attention``) with the same
-    arguments and call signature. Differences:
-
-    * The attention weights are not computed: the second output is always
-      None (mmcv's ``MultiheadAttention``, the caller in mmseg's backbones,
-      discards it).
-    * ``add_bias_kv`` and ``add_zero_attn`` are not supported (no mmseg
-      backbone uses them); :meth:`from_multihead_attention` refuses them.
-
-    State dicts hold ``q_proj.*``, ``k_proj.*``, ``v_proj.*`` and
-    ``out_proj.*``; ``nn.MultiheadAttention``'s own layout (``in_proj_weight``
-    and ``in_proj_bias``, or ``q_proj_weight``/``k_proj_weight``/
-    ``v_proj_weight``) loads too, so pretrained checkpoints of the original
-    backbone still land.
-
-    Args:
-        embed_dim (int): E.
-        num_heads (int): Heads (E must be divisible by it).
-        dropout (float): Dropout on the attention weights (training only).
-        bias (bool): Biases of the four projections.
-        kdim (int, optional): Key input channels (default E).
-        vdim (int, optional): Value input channels (default E).
-        batch_first (bool): Inputs (B, L, E) instead of (L, B, E).
-
-    Shapes:
-        query (L, B, E), key (S, B, kdim), value (S, B, vdim) (batch first:
-        (B, L, E), ...) -> output like query.
+    Arguments, call, results (up to float rounding) and loadable state
+    dicts are ``nn.MultiheadAttention``'s, except that the attention weights
+    are not returned (None) and ``add_bias_kv``/``add_zero_attn`` are not
+    supported.
     """
 
     def __init__(self,
@@ -82,11 +47,7 @@ class LinearMultiheadAttention(nn.Module):
     @classmethod
     def from_multihead_attention(
             cls, mha: nn.MultiheadAttention) -> 'LinearMultiheadAttention':
-        """The same attention (weights copied, ``requires_grad`` kept).
-
-        Raises:
-            ValueError: ``mha`` uses ``add_bias_kv`` or ``add_zero_attn``.
-        """
+        """The same attention (weights copied, ``requires_grad`` kept)."""
         if mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError(
                 'LinearMultiheadAttention does not support nn.'
@@ -192,14 +153,7 @@ class LinearMultiheadAttention(nn.Module):
 
 def replace_multihead_attention(module: nn.Module) -> List[str]:
     """Swap every ``nn.MultiheadAttention`` inside ``module`` for an equal
-    :class:`LinearMultiheadAttention` (in place).
-
-    Args:
-        module (nn.Module): E.g. an mmseg backbone.
-
-    Returns:
-        list[str]: Names of the replaced modules.
-    """
+    :class:`LinearMultiheadAttention`; return the names replaced."""
     names = [
         name for name, child in module.named_modules()
         if name and isinstance(child, nn.MultiheadAttention)

@@ -8,12 +8,9 @@ import torch.nn.functional as F
 
 
 class SquareResize:
-    """Resize to ``size`` x ``size`` ignoring the aspect ratio.
-
-    What every shipped config's pipeline does (``Resize(scale=(S, S),
-    keep_ratio=False)``, bilinear), with the methods of
-    ``segment_anything.utils.transforms.ResizeLongestSide`` so that
-    ``SamPredictor`` can use it in its place.
+    """The configs' resize to ``size`` x ``size`` (bilinear, aspect ratio
+    ignored) with the methods of ``segment_anything``'s
+    ``ResizeLongestSide``, which it replaces in ``SamPredictor``.
 
     Args:
         size (int): The model's square input size.

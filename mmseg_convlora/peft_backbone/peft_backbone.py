@@ -7,78 +7,27 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ..adapters.base_adapter import BaseSAMAdapter, apply_adapters
-from ..adapters.lora import LowRankAdapter
-from ..utils.linear_multihead_attention import replace_multihead_attention
-from ..utils.token_grids import attach_token_grids
+from ..models.adapters.base_adapter import (BaseSAMAdapter, apply_adapters,
+                                            collect_aux_losses)
+from ..models.adapters.lora import LowRankAdapter
+from .linear_multihead_attention import replace_multihead_attention
+from .token_grids import attach_token_grids
 
 
 @MODELS.register_module()
 class PEFTBackbone(BaseModule):
     """Parameter-efficient fine-tuning of any mmseg backbone.
 
-    Builds the backbone from its config, initialises it (its ``init_cfg``:
-    ``dict(type='Pretrained', checkpoint=...)`` loads the usual pretrained
-    weights), freezes it and applies the adapters, which find the layers
-    they adapt by name (``targets``, ``re.fullmatch`` on module names inside
-    the backbone):
-
-    * ``LoRA`` and ``ConvLoRA`` wrap the matching ``nn.Linear`` layers;
-    * ``BitFit`` unfreezes the matching biases.
-
-    Everything else stays frozen and in eval mode (no dropout or drop path,
-    norms keep their statistics); the adapter layers follow the model's
-    train/eval mode. Checkpoints written with ``TrainableCheckpointHook``
-    hold only the adapters' weights (and the heads').
-
-    **Attention.** ``nn.MultiheadAttention`` (the attention of mmseg's
-    ``VisionTransformer`` and ``MixVisionTransformer``, through mmcv) never
-    calls the ``forward`` of its projections, so adapting them would do
-    nothing. Every ``nn.MultiheadAttention`` in the backbone is therefore
-    replaced by the numerically equal
-    :class:`~mmseg_convlora.models.utils.LinearMultiheadAttention`, whose
-    ``q_proj``, ``k_proj``, ``v_proj`` and ``out_proj`` are called Linear
-    layers: target e.g. ``r'layers\\.\\d+\\.attn\\.attn\\.(q|v)_proj'``. Its
-    state dict holds those four layers; the original layout
-    (``in_proj_weight``, ...) still loads. As a last guard, the first
-    forward pass checks that every adapted layer was called and refuses
-    the model otherwise.
-
-    **Conv-LoRA** convolves each layer's tokens as an h x w map, which
-    mmseg's transformers do not pass to their Linear layers; forward hooks
-    read it from the backbone as it runs (patch embedding output, block
-    ``hw_shape``, window size, spatial-reduction conv), see
-    :mod:`mmseg_convlora.models.utils.token_grids`. Supported:
-    ``VisionTransformer`` (the class token takes the LoRA path),
-    ``MixVisionTransformer`` and ``SwinTransformer``; Conv-LoRA on another
-    backbone, or on a layer whose grid is not known, is refused at
-    construction. Its load-balancing loss is returned by
-    :meth:`aux_losses`, which ``SAMSegmentor`` adds to the loss (a training
-    step whose auxiliary losses nobody collected is refused at the next
-    one, e.g. under mmseg's plain ``EncoderDecoder``).
-
-    **Weights.** The backbone's weights are initialised here, at
-    construction (mmseg would wait for ``init_weights``, which the runner
-    calls only for training): trainable-only checkpoints are completed with
-    these frozen weights in ``tools/test.py`` and ``init_model`` as well.
-    The runner's later ``init_weights`` leaves the model as it is.
+    The backbone is built, loaded (its ``init_cfg``) and frozen at once,
+    its ``nn.MultiheadAttention`` replaced by :class:`LinearMultiheadAttention`
+    and Conv-LoRA told its token grids (:func:`attach_token_grids`).
 
     Args:
-        backbone (dict): Config of the mmseg backbone, e.g.
-            ``dict(type='MixVisionTransformer', ..., init_cfg=dict(
-            type='Pretrained', checkpoint=...))``.
-        adapter (dict | list[dict]): Adapter config(s) (``LoRA``,
-            ``ConvLoRA``, ``BitFit``) with ``targets`` naming modules (or,
-            for BitFit, parameters) of the backbone.
-        pretrained (str, optional): Shorthand for the wrapped backbone's
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``, so
-            that mmseg configs setting ``model.pretrained`` (which
-            ``EncoderDecoder`` hands to the backbone) keep working.
-        init_cfg (None): Must be None; the backbone's own ``init_cfg`` says
-            where its weights come from.
-
-    Shapes:
-        Those of the backbone: its ``forward`` output is returned as is.
+        backbone (dict): Config of the mmseg backbone.
+        adapter (dict | list[dict]): Adapters with ``applies_to='any'``.
+        pretrained (str, optional): Shorthand for the backbone's
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg (None): Must be None (see ``backbone``).
     """
 
     def __init__(self,
@@ -113,20 +62,11 @@ class PEFTBackbone(BaseModule):
         self.replaced_attention = replace_multihead_attention(self.backbone)
         self.backbone.requires_grad_(False)
 
-        self.adapters = nn.ModuleList()
-        for cfg in adapter_cfgs:
-            adp = MODELS.build(cfg)
-            if not getattr(adp, 'applies_to_any_backbone', False):
-                raise ValueError(
-                    f'PEFTBackbone: {type(adp).__name__} is written for '
-                    "SAM's image encoder; on other backbones use LoRA, "
-                    'ConvLoRA or BitFit (they find their layers by name), or '
-                    f'use {type(adp).__name__} with SAMViT.')
-            self.adapters.append(adp)
+        self.adapters = nn.ModuleList(MODELS.build(c) for c in adapter_cfgs)
         # Plain list: these modules live inside ``self.backbone``;
         # registering them twice would duplicate their state-dict keys.
         self._adapter_modules: List[nn.Module] = apply_adapters(
-            self.adapters, self.backbone)
+            self.adapters, self.backbone, 'PEFTBackbone', ('any', ))
         adapted: Dict[str, nn.Module] = {}  # LoRA/Conv-LoRA layers by name
         for adp in self.adapters:
             if isinstance(adp, LowRankAdapter):
@@ -151,8 +91,8 @@ class PEFTBackbone(BaseModule):
                 f'PEFTBackbone: the pretrained weights of the '
                 f'{type(self.backbone).__name__} backbone, {path!r} '
                 '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
-                'Download them to that path (see '
-                'docs/compose_with_mmseg.md), point init_cfg at them, or set '
+                'Download them to that path (see docs/compose_with_mmseg.md), '
+                'point init_cfg at them, or set '
                 'model.backbone.backbone.init_cfg=None for random weights.')
         self.backbone.init_weights()
 
@@ -201,21 +141,12 @@ class PEFTBackbone(BaseModule):
     def aux_losses(self) -> Dict[str, torch.Tensor]:
         """Losses the adapters produced in the last forward pass."""
         self._aux_pending = False
-        losses: Dict[str, torch.Tensor] = {}
-        for adp in self.adapters:
-            for name, value in adp.aux_losses().items():
-                losses[name] = losses[name] + value if name in losses \
-                    else value
-        return losses
+        return collect_aux_losses(self.adapters)
 
 
 class _CallCheck:
-    """Records which adapted layers run in the first forward pass.
-
-    A Linear layer whose parent uses its weight without calling it (as
-    ``nn.MultiheadAttention`` does with ``out_proj``) would leave its
-    adapter untrained without any error; this makes it one.
-    """
+    """Refuses adapted layers that the first forward pass did not call
+    (their parent used their weights directly)."""
 
     def __init__(self, layers: Dict[str, nn.Module]):
         self.names = {id(m): n for n, m in layers.items()}

@@ -6,16 +6,11 @@ import torch.nn as nn
 
 
 class AdaptedImageEncoder(nn.Module):
-    """The segmentor's image embedding, as ``Sam.image_encoder`` computes it.
-
-    Runs the segmentor's backbone with all its adapters (LoRA, Conv-LoRA,
-    CAD's added embedding, ...) and neck, if any. ``data_samples``, when
-    set, are handed to the backbone (CAD reads the image the pipeline kept
-    for it, ``cad_image``).
+    """A segmentor's backbone (adapters included) and neck in the place of
+    ``Sam.image_encoder``; ``data_samples``, when set, reach the backbone.
 
     Args:
-        segmentor (SAMSegmentor): The fine-tuned model (its modules are
-            shared, not copied).
+        segmentor (SAMSegmentor): The fine-tuned model (shared, not copied).
 
     Shapes:
         input (B, 3, S, S), normalised -> (B, C, S / 16, S / 16).

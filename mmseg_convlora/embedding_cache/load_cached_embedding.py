@@ -1,4 +1,4 @@
-"""Read a cached SAM image embedding for each sample (CAD, decoder-only)."""
+"""The pipeline step that reads each sample's cached embedding."""
 import os.path as osp
 from typing import Optional
 
@@ -7,21 +7,16 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ...utils.embedding_cache import (EmbeddingCacheError, find_entry,
-                                      flip_tag, read_manifest, rebuild_command)
+from .cache_format import (EmbeddingCacheError, find_entry, flip_tag,
+                           read_manifest, rebuild_command)
 
 
 @TRANSFORMS.register_module()
 class LoadCachedEmbedding(BaseTransform):
-    """Attach the cached frozen-encoder embedding of the image and its flip.
+    """Attach the cached embedding of the image (and its flip) to the packed
+    data sample as ``sam_embedding``, (C, h, w).
 
-    Place it **after** ``PackSegInputs`` (after ``RandomFlip``, whose
-    decision it reads from the packed ``flip`` / ``flip_direction``): it
-    looks the image up in the cache written by ``tools/cache_embeddings.py``
-    and stores the (C, h, w) float16 embedding as the data sample's
-    ``sam_embedding`` field, which :class:`SAMViT` with ``embedding_cache``
-    uses instead of running its encoder. The cache's manifest (checkpoint
-    hash, input size) is checked by the backbone when the model is built.
+    Place it after ``PackSegInputs``, whose ``flip`` it reads.
 
     Args:
         cache_dir (str): The cache directory (``--out`` of the tool).
@@ -33,7 +28,8 @@ class LoadCachedEmbedding(BaseTransform):
 
     @property
     def manifest(self) -> dict:
-        if self._manifest is None:  # lazily: once per dataloader worker
+        """The cache's manifest, read once per dataloader worker."""
+        if self._manifest is None:
             self._manifest = read_manifest(self.cache_dir)
         return self._manifest
 

@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from mmseg_convlora.utils.demo_data import build_missing_demo_data
+from tools.make_demo_data import build_missing_demo_data
 from helpers import REPO, run_tool
 
 

@@ -10,9 +10,9 @@ from mmseg.structures import SegDataSample
 from segment_anything import SamPredictor
 from segment_anything.modeling import MaskDecoder, Sam
 
-from ..models.utils import load_sam_state_dict, sub_state_dict
+from ..apis.inference import ConfigLike, get_test_pipeline, init_segmentor
+from ..models.utils.sam_checkpoint import load_sam_state_dict, sub_state_dict
 from .adapted_image_encoder import AdaptedImageEncoder
-from .inference import ConfigLike, get_test_pipeline, init_segmentor
 from .square_resize import SquareResize
 
 DECODERS = ('finetuned', 'original')
@@ -22,32 +22,12 @@ RESIZES = ('square', 'longest_side')
 class PEFTSamPredictor(SamPredictor):
     """``segment_anything.SamPredictor`` on a fine-tuned model.
 
-    ``set_image(image)`` computes the image embedding with the fine-tuned
-    encoder (every adapter: LoRA, Conv-LoRA, CAD, ...; CAD's own input is
-    resized from ``image`` as the config's ``ResizeCADImage`` does), and
-    ``predict(
-    point_coords, point_labels, box, mask_input, multimask_output,
-    return_logits)`` decodes point, box and mask prompts exactly as
-    ``SamPredictor`` does, with
-
-    * ``decoder='finetuned'`` (binary models): the fine-tuned mask decoder,
-      whose trained mask token is SAM's token 0 (``multimask_output=False``
-      gives it; without prompts this is the segmentor's own prediction);
-      ``multimask_output=True`` adds SAM's three frozen multi-mask outputs.
-      A head trained without SAM's multi-mask tokens in the sequence
-      (``keep_sam_multimask_tokens=False``) is used as trained: one token,
-      one output.
-    * ``decoder='original'``: SAM's mask decoder from the config's SAM file,
-      unchanged (any model, also multi-class).
-
     Args:
         config (str | Config): The config the checkpoint was trained with.
         checkpoint (str, optional): Checkpoint written by training.
-        decoder (str): 'finetuned' or 'original'.
-        resize (str): 'square' (default): resize to the model's square
-            input ignoring the aspect ratio, as the configs' pipelines did
-            in training; 'longest_side': SAM's resize of the longest side
-            and zero padding.
+        decoder (str): 'finetuned' (binary models: the trained mask token
+            is SAM's token 0) or 'original' (the SAM file's decoder).
+        resize (str): 'square' (the configs' resize) or 'longest_side'.
         device (str): E.g. 'cpu', 'cuda:0'.
         cfg_options (dict, optional): Config overrides.
     """
@@ -74,9 +54,8 @@ class PEFTSamPredictor(SamPredictor):
                               if t.get('type') == 'ResizeCADImage'), None)
 
     def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
-        """``SamPredictor.set_image``; for a config that keeps the original
-        image for CAD (``ResizeCADImage``), CAD gets it resized from
-        ``image`` the same way.
+        """``SamPredictor.set_image``, with CAD's input image resized from
+        ``image`` as the config's ``ResizeCADImage`` does.
 
         Args:
             image (np.ndarray): (H, W, 3) uint8.
@@ -122,10 +101,11 @@ class PEFTSamPredictor(SamPredictor):
 
 
 def promptable_sam(segmentor: nn.Module, decoder: str = 'finetuned') -> Sam:
-    """A ``segment_anything`` ``Sam`` built from a fine-tuned segmentor.
+    """A ``segment_anything`` ``Sam`` sharing a fine-tuned segmentor's
+    modules.
 
     Args:
-        segmentor (SAMSegmentor): The model (modules shared, not copied).
+        segmentor (SAMSegmentor): The model.
         decoder (str): 'finetuned' or 'original' (see
             :class:`PEFTSamPredictor`).
 

@@ -1,18 +1,16 @@
-"""Command-line changes that must reach every place of a config, and checks
-for the settings a child config cannot change alone.
-
-mmengine configs copy a base file's variables into the dicts built from
-them when the base is read: a child config (or ``--cfg-options``) that sets
-``data_root`` or ``max_epochs`` changes that one variable, not the
-dataloaders or the LR schedule the base built with the old value.
-"""
+"""Helpers of tools/train.py and tools/test.py (not a script):
+``--cfg-options`` for ``data_root`` and ``max_epochs`` that reach every
+place a base config built from them, ``--method``, and warnings for
+settings a child config changed in one place only."""
 import copy
 from typing import Iterator, List, Optional
 
 from mmengine.config import Config
 
+from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
+
 # ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
-# (tests/utils/test_config_overrides.py keeps the two equal).
+# (tests/tools/test_config_overrides.py keeps the two equal).
 METHOD_ADAPTERS = {
     'decoder_only':
     None,
@@ -25,7 +23,7 @@ METHOD_ADAPTERS = {
     'bitfit':
     dict(type='BitFit'),
     'adapter':
-    dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp')),
+    dict(type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp')),
     'vpt':
     dict(type='VPT', num_tokens=12),
     'ssf':
@@ -65,18 +63,8 @@ def dataset_cfgs(cfg: Config) -> Iterator[dict]:
 def set_data_root(cfg: Config,
                   data_root: str,
                   old: Optional[str] = None) -> int:
-    """Point the config and every dataset that read ``old`` at
-    ``data_root``.
-
-    Args:
-        cfg (Config): Changed in place.
-        data_root (str): The new root.
-        old (str, optional): The root to replace; default: the config's
-            top-level ``data_root``.
-
-    Returns:
-        int: How many datasets now read ``data_root``.
-    """
+    """Point the config and every dataset that read ``old`` (default: the
+    config's ``data_root``) at ``data_root``; return how many datasets."""
     old = cfg.get('data_root') if old is None else old
     count = 0
     for dataset in dataset_cfgs(cfg):
@@ -90,12 +78,8 @@ def set_data_root(cfg: Config,
 def set_max_epochs(cfg: Config,
                    max_epochs: int,
                    old: Optional[int] = None) -> int:
-    """Train ``max_epochs`` epochs and end the LR schedules that ended with
-    training (``end == old``) there too.
-
-    Returns:
-        int: How many LR schedulers moved their end.
-    """
+    """Train ``max_epochs`` epochs and move the LR schedules that ended
+    with training (``end == old``); return how many moved."""
     if old is None:
         old = cfg.get('train_cfg', {}).get('max_epochs')
     cfg.train_cfg.max_epochs = max_epochs
@@ -115,14 +99,9 @@ def _schedulers(cfg: Config) -> List[dict]:
 
 
 def set_method(cfg: Config, method: str) -> None:
-    """Replace the backbone's adapter(s) with those of ``method``.
-
-    Only ``model.backbone.adapter`` changes; loss, learning rate and
-    schedule stay the config's (configs/<method>/ have each method's full
-    recipe). CAD's ``input_size`` is half the model's input size, and the
-    pipelines get (or, for other methods, lose) CAD's input steps
-    (``ResizeCADImage`` after the image loader, ``PackCADInputs``); LoRA and
-    Conv-LoRA on MobileSAM's TinyViT target its qkv layers.
+    """Replace the backbone's adapter(s) with those of ``method``; CAD's
+    input is half the model's and the pipelines get (or lose) its steps;
+    LoRA and Conv-LoRA on SAMTinyViT target its qkv layers.
 
     Raises:
         ValueError: Unknown method.
@@ -138,7 +117,6 @@ def set_method(cfg: Config, method: str) -> None:
             item['input_size'] = size // 2
         if item and item['type'] in ('LoRA', 'ConvLoRA') and \
                 backbone.get('type') == 'SAMTinyViT':
-            from ..models.backbones import DEFAULT_TINY_VIT_QKV
             item['targets'] = DEFAULT_TINY_VIT_QKV
     cfg.model.backbone.adapter = adapter
     cad = [
@@ -171,9 +149,8 @@ def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
 def apply_overrides(cfg: Config,
                     cfg_options: Optional[dict] = None,
                     method: Optional[str] = None) -> List[str]:
-    """Merge ``--cfg-options`` so that ``data_root`` and ``max_epochs``
-    (also as ``train_cfg.max_epochs``) reach every place built from them,
-    and apply ``--method``.
+    """Merge ``--cfg-options`` (``data_root`` and ``max_epochs`` reaching
+    every place built from them) and apply ``--method``.
 
     Returns:
         list[str]: What was changed beyond the plain merge, for the log.
@@ -201,11 +178,8 @@ def apply_overrides(cfg: Config,
 
 
 def config_warnings(cfg: Config) -> List[str]:
-    """Settings that a child config changed in one place only.
-
-    Returns:
-        list[str]: One message per problem, naming the fix.
-    """
+    """Settings that a child config changed in one place only, one
+    message per problem."""
     warnings = []
     declared = cfg.get('data_root')
     roots = sorted({d['data_root'] for d in dataset_cfgs(cfg)})

@@ -16,9 +16,9 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from mmseg_convlora.models.adapters import ConvLoRALinear, LoRALinear
-from mmseg_convlora.models.utils import replace_multihead_attention
 from mmseg_convlora.models.utils.peft_checkpoint import (peft_signature,
                                                          trainable_state_keys)
+from mmseg_convlora.peft_backbone import replace_multihead_attention
 
 VIT = dict(
     type='VisionTransformer',
@@ -211,7 +211,8 @@ def test_missing_pretrained_file_names_the_fix(tmp_path):
 
 
 def test_refusals():
-    with pytest.raises(ValueError, match="VPT is written for SAM's image"):
+    with pytest.raises(
+            ValueError, match="VPT works on the blocks of SAM's ViT"):
         peft(VIT, dict(type='VPT'))
     with pytest.raises(ValueError, match='at least one adapter'):
         peft(VIT, [])
