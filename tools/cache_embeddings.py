@@ -42,7 +42,7 @@ import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.utils import embedding_cache as cache_format
 
 # Transforms that change the image deterministically (or not at all).
-DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
+DETERMINISTIC = ('LoadImageFromFile', 'CheckImage', 'LoadImageChecked',
                  'LoadImageFromNDArray', 'Resize', 'LoadAnnotations',
                  'LoadBinaryAnnotations', 'LoadTrans10KAnnotations',
                  'ResizeCADImage')

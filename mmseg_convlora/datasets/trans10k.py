@@ -6,8 +6,8 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .pair_checks import check_pairs, report_unused
 from .transforms.trans10k_loading import TRANS10K_METAINFO
-from .unused_files import report_unused_files
 
 __all__ = ['Trans10KDataset']
 
@@ -224,7 +224,7 @@ class Trans10KDataset(BaseSegDataset):
                     img_dir,
                     list_dir=False,
                     suffix=self.img_suffix,
-                    recursive=False,
+                    recursive=True,
                     backend_args=self.backend_args))
             if not names:
                 raise FileNotFoundError(
@@ -252,9 +252,12 @@ class Trans10KDataset(BaseSegDataset):
                     f'{missing[:5]} (image xxx{self.img_suffix} pairs with '
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
             if '://' not in str(img_dir):
-                report_unused_files(
-                    f'Trans10KDataset ({self.version})', img_dir, mask_dir, [
-                        p for d in data_list
-                        for p in (d['img_path'], d['seg_map_path'])
-                    ], (self.img_suffix, ), self.seg_map_suffix)
+                report_unused(f'Trans10KDataset ({self.version})', img_dir,
+                              mask_dir, [
+                                  p for d in data_list
+                                  for p in (d['img_path'], d['seg_map_path'])
+                              ], (self.img_suffix, ), self.seg_map_suffix)
+        if '://' not in str(self.data_root):
+            check_pairs(f'Trans10KDataset ({self.version}, {self.split})',
+                        data_list)
         return data_list
