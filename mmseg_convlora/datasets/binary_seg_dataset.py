@@ -13,15 +13,13 @@ from .transforms.binary_loading import (MASK_ENCODINGS, decide_encoding,
 
 @DATASETS.register_module()
 class BinarySegDataset(FolderSegDataset):
-    """Images and binary masks (labels 0 background, 1 foreground, 255
-    void), loaded with :class:`LoadBinaryAnnotations`.
+    """Images and binary masks (0 background, 1 foreground, 255 void),
+    loaded with :class:`LoadBinaryAnnotations`.
 
-    When built, every mask is read once: ``mask_encoding='auto'`` is decided
-    for the whole dataset (masks that disagree are refused, naming one of
-    each), masks that are not binary are refused, and a warning says when
-    the foreground covers most of every mask (a dark object stored as 0
-    needs ``invert_masks=True``). See :class:`FolderSegDataset` for the
-    other checks.
+    When built, every mask is read once: ``'auto'`` is decided for the
+    whole dataset, non-binary or disagreeing masks are refused, and a
+    foreground covering most of every mask is warned about (a dark object
+    needs ``invert_masks=True``); see :class:`FolderSegDataset`.
 
     Args:
         mask_encoding (str): ``'auto'``, ``'0-255'`` or ``'0-1'`` (255 =
@@ -50,8 +48,6 @@ class BinarySegDataset(FolderSegDataset):
         super().__init__(**kwargs)
 
     def check_masks(self, data_list: List[dict]) -> None:
-        """Decide the encoding, refuse non-binary masks, warn about a
-        foreground that covers most of every mask."""
         paths = [d['seg_map_path'] for d in data_list]
 
         def read(path):

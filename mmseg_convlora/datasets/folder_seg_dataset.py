@@ -18,11 +18,10 @@ class FolderSegDataset(BaseSegDataset):
         data_root/<img_path>/[sub/]x{img_suffix}
         data_root/<seg_map_path>/[sub/]x{seg_map_suffix}
 
-    When built (mmengine builds the validation set when training starts) it
-    refuses missing masks, unreadable files, masks whose size differs from
-    their image's (from the file headers) and labels that are neither a
-    class nor ``ignore_index``; it warns once about files it does not read,
-    EXIF-rotated images and the bit depth given to 16-bit images.
+    When built (the validation set: when training starts) it refuses
+    missing masks, unreadable files, masks of another size than their
+    image (file headers) and labels outside the classes; it warns once about
+    unread files, EXIF-rotated images and the depth of 16-bit images.
 
     Args:
         img_suffix (str | tuple[str]): Image extension(s).
@@ -30,8 +29,7 @@ class FolderSegDataset(BaseSegDataset):
         exif_orientation (str): ``'ignore'`` (images read as stored, like
             masks) or ``'apply'``; see :class:`CheckImage`.
         bit_depth (int, optional): Bit depth of 16-bit images. Default: the
-            PNG's ``sBIT``, else the depth holding the dataset's largest
-            value.
+            PNG's ``sBIT``, else the one holding the dataset's maximum.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
 

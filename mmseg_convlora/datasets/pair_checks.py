@@ -9,7 +9,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 from mmengine.logging import print_log
 
 from .transforms.check_image import (depth_holding, exif_message,
-                                     png_significant_bits)
+                                     orientation_of, png_significant_bits)
 
 
 def warn(message: str) -> None:
@@ -93,16 +93,12 @@ def mask_suffix_hint(ann_dir: str, missing: List[str], seg_map_suffix: str,
 
 def image_header(path: str) -> Tuple[Tuple[int, int], int, int, Optional[int]]:
     """((width, height), EXIF orientation, bits per sample, PNG sBIT) of an
-    image file, read from its header.
-
-    Raises:
-        ValueError: The file is empty or not an image, naming it.
-    """
+    image file from its header; a ValueError names unreadable files."""
     from PIL import Image
     try:
         with Image.open(path) as pil:
             size, mode = pil.size, pil.mode
-            orientation = int(pil.getexif().get(0x0112, 1) or 1)
+            orientation = orientation_of(pil)
             bits = max(getattr(pil, 'tag_v2', {}).get(258, (8, )) or (8, ))
     except (OSError, SyntaxError, ValueError):  # PIL cannot read it: cv2?
         import cv2
@@ -140,17 +136,11 @@ def check_pairs(dataset: str,
                 data_list: List[dict],
                 exif_mode: str = 'ignore',
                 bit_depth: Optional[int] = None) -> None:
-    """Check every image/mask pair from the file headers; add
-    ``img_orientation`` and ``bit_depth`` (16-bit images) to each item.
-
-    Sizes must agree (after the EXIF rotation with ``'apply'``). 16-bit
-    images without a declared depth (``bit_depth``, PNG ``sBIT``) all get
-    the depth holding the largest value over the dataset, warned once.
-    Images with an EXIF orientation are warned about once.
-
-    Raises:
-        ValueError: Unreadable files or masks of another size, listed.
-    """
+    """Check every pair's sizes from the file headers (a ValueError lists
+    the wrong ones) and add ``img_orientation`` and, for 16-bit images,
+    ``bit_depth`` (``bit_depth``, else the PNG's ``sBIT``, else the depth
+    holding the dataset's maximum) to each item; warn once about EXIF
+    orientations and derived depths."""
 
     def header(info):
         img = image_header(info['img_path'])

@@ -18,11 +18,12 @@ all sources are pooled; each source keeps its own test set, so one
     OUT/test/<source>/{images,masks}/<stem>.*    one test set per source
     OUT/splits/*.txt                             stems of each split
 
-Images are copied as they are (or symlinked with ``--symlink``); masks are
-decoded with the loader's rules and written as lossless 0/255 PNGs, so a
-lossy JPEG mask is thresholded once, here, in the same way the loader would.
-A mask that is not binary, or whose size differs from its image's, stops the
-conversion with its file name.
+Images are copied (or symlinked with ``--symlink``); masks are decoded as
+the loader decodes them, with one encoding per source, and written as
+lossless 0/255 PNGs (``--invert-masks`` when the object is stored dark).
+Every mask that is not binary or not of its image's size is listed before
+anything is written; ``--resize-masks nearest`` resizes those of the
+image's aspect ratio.
 
 Example (Kvasir-SEG and CVC-ClinicDB, the Conv-LoRA paper's polyp training
 sets)::
@@ -65,16 +66,9 @@ def parse_sources(specs: List[str]) -> Dict[str, str]:
 
 def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
                 seed: int) -> Tuple[List[Pair], List[Pair], List[Pair]]:
-    """Seeded random train/val/test split of one source.
-
-    ``round(fraction * n)`` items go to val and to test (at least one each
-    when the fraction is positive), drawn from one permutation of the
-    stem-sorted pairs by ``np.random.RandomState(seed)``: test takes the
-    first ones, val the next.
-
-    Returns:
-        (train, val, test), each sorted by stem.
-    """
+    """Seeded random (train, val, test) split of one source, each sorted by
+    stem: ``round(fraction * n)`` (at least 1) to test and val, drawn from
+    one ``np.random.RandomState(seed)`` permutation of the sorted pairs."""
     for what, frac in (('val', val_fraction), ('test', test_fraction)):
         if not 0 <= frac < 1:
             raise ValueError(
@@ -98,14 +92,11 @@ def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
 
 def plan_masks(name: str, pairs: List[Pair], encoding: str, invert: bool,
                resize: Optional[str]) -> Dict[str, tuple]:
-    """Read every mask of a source once: decide its encoding, check it and
-    its size against its image's header.
+    """Read every mask of a source once, decide its encoding and check it
+    and its size (a LayoutError lists every bad pair).
 
     Returns:
         dict: mask path -> (label lookup table, (w, h) to resize to or None).
-
-    Raises:
-        LayoutError: Listing every pair that cannot be converted.
     """
     from mmseg_convlora.datasets.pair_checks import image_header, parallel_map
     from mmseg_convlora.datasets.transforms.binary_loading import (

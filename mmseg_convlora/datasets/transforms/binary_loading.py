@@ -102,25 +102,21 @@ def label_lut(values: np.ndarray,
               invert: bool = False,
               min_extreme_fraction: float = 0.9,
               ignore_index: int = 255) -> np.ndarray:
-    """The label (0, 1 or ``ignore_index``) of each stored value of a mask.
+    """The label (0, 1 or ``ignore_index``) of each stored value of a mask,
+    or a ValueError naming ``path``.
 
     ``'0-1'``: 0/1 labels, ``void_value`` (default ``full``) void.
-    ``'0-255'``: 0/``full``, or anti-aliased/JPEG 0/``full`` when at least
-    ``min_extreme_fraction`` of the pixels lie within ``full/8`` of either
-    end (thresholded at half); 0/1-only masks are read as labels.
-    ``'auto'``: ``'0-1'`` for 0/1, else ``'0-255'``; 0/1/``full`` masks are
-    ambiguous and refused. ``invert``: the stored low value is the object.
+    ``'0-255'``: 0/``full``, anti-aliased/JPEG 0/``full`` (at least
+    ``min_extreme_fraction`` of the pixels within ``full/8`` of an end,
+    thresholded at half), or 0/1 labels. ``'auto'``: one of these, refusing
+    the ambiguous 0/1/``full``. ``invert``: the low value is the object.
 
     Args:
-        values (np.ndarray): The values the mask holds.
-        counts (np.ndarray): Their pixel counts.
+        values (np.ndarray): The stored values; ``counts`` their pixels.
         full (int): 255 for 8-bit, 65535 for 16-bit masks.
 
     Returns:
         np.ndarray: (full + 1, ) uint8.
-
-    Raises:
-        ValueError: The mask is not binary in the encoding, naming ``path``.
     """
     if encoding not in MASK_ENCODINGS:
         raise ValueError(f'mask_encoding must be one of {MASK_ENCODINGS}, '
@@ -180,18 +176,9 @@ def binarize_mask(mask: np.ndarray,
 
 
 def decide_encoding(kinds: List[Tuple[str, str]]) -> str:
-    """One encoding for a dataset from its masks' :func:`mask_kind`.
-
-    Args:
-        kinds (list[tuple[str, str]]): (path, kind) of every mask.
-
-    Returns:
-        str: ``'0-1'`` or ``'0-255'``.
-
-    Raises:
-        ValueError: The masks disagree or are all ambiguous, naming a file
-            of each kind and the setting.
-    """
+    """``'0-1'`` or ``'0-255'`` for a dataset from the (path,
+    :func:`mask_kind`) of all its masks; masks that disagree, or are all
+    ambiguous, raise a ValueError naming a file of each kind."""
     first = {}
     for path, kind in kinds:
         first.setdefault('0-M' if kind == 'other' else kind, path)
@@ -214,13 +201,10 @@ def decide_encoding(kinds: List[Tuple[str, str]]) -> str:
 
 @TRANSFORMS.register_module()
 class LoadBinaryAnnotations(LoadAnnotations):
-    """Load a binary mask as 0/1 ``gt_seg_map`` (255 for void pixels),
-    checking that it has its image's size.
-
-    The encoding is the dataset's (``mask_encoding``, ``void_value`` and
-    ``invert_masks`` in each sample) unless given here; see
-    :func:`label_lut`. A sample without ``seg_map_path`` (an image given to
-    mmseg's inferencers) passes unchanged.
+    """Load a binary mask as (H, W) uint8 ``gt_seg_map`` 0/1 (255 void),
+    checking it against its image's size; the encoding is the dataset's
+    (set in each sample) unless given here (see :func:`label_lut`). Samples
+    without ``seg_map_path`` (images given to mmseg's inferencers) pass.
 
     Args:
         mask_encoding (str, optional): ``'auto'``, ``'0-255'`` or ``'0-1'``.

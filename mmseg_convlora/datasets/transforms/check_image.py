@@ -45,16 +45,8 @@ def depth_holding(top: int) -> int:
 
 
 def to_8_bit(img: np.ndarray, bits: Optional[int] = None) -> np.ndarray:
-    """Scale a 16-bit image by ``255 / (2**bits - 1)`` and round.
-
-    Args:
-        img (np.ndarray): uint16 image.
-        bits (int, optional): Bit depth. Default: :func:`depth_holding` the
-            image's maximum.
-
-    Returns:
-        np.ndarray: uint8 image of the same shape.
-    """
+    """Scale a uint16 image by ``255 / (2**bits - 1)`` to uint8 (``bits``
+    default: :func:`depth_holding` its maximum)."""
     if bits is None:
         bits = depth_holding(img.max() if img.size else 0)
     scale = 255.0 / (2**int(bits) - 1)
@@ -77,12 +69,24 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def orientation_of(pil) -> int:
+    """The EXIF orientation of an opened PIL image (1, upright, if none)."""
+    if pil.format == 'PNG':  # getexif() would decode a PNG to find eXIf
+        from PIL import Image
+        exif = Image.Exif()
+        if pil.info.get('exif'):
+            exif.load(pil.info['exif'])
+    else:
+        exif = pil.getexif()
+    return int(exif.get(0x0112, 1) or 1)
+
+
 def read_orientation(path: str) -> int:
     """The EXIF orientation of an image file (1, upright, if none)."""
     try:
         from PIL import Image
         with Image.open(path) as pil:
-            return int(pil.getexif().get(0x0112, 1) or 1)
+            return orientation_of(pil)
     except Exception:  # no EXIF reader for it: cv2 read it as stored
         return 1
 
@@ -100,18 +104,14 @@ def exif_message(what: str, orientation_mode: str) -> str:
 
 @TRANSFORMS.register_module()
 class CheckImage(BaseTransform):
-    """Bring an image to 8-bit, 3-channel BGR after
+    """Bring an image to (H, W, 3) uint8 BGR after
     ``dict(type='LoadImageFromFile', color_type='unchanged')``.
 
-    Gray images are repeated over 3 channels and alpha is dropped, as mmcv's
-    default loading does. 16-bit images are scaled by their bit depth: the
-    transform's ``bit_depth``, else the dataset's (``bit_depth`` in the
-    sample), else the PNG's ``sBIT`` chunk, else the image's own maximum
-    (warned once). EXIF orientation is applied only with ``'apply'``.
-    Floating-point images are refused.
-
-    Required keys: ``img``. Modified keys: ``img``, ``img_shape``,
-    ``ori_shape``.
+    Gray is repeated over 3 channels and alpha dropped (as mmcv's default
+    loading); 16-bit images are scaled by the transform's ``bit_depth``,
+    else the sample's (set by the dataset), else the PNG's ``sBIT``, else
+    their own maximum (warned); EXIF orientation is applied with
+    ``'apply'``; floating-point images are refused.
 
     Args:
         exif_orientation (str, optional): ``'ignore'`` or ``'apply'``.
