@@ -26,7 +26,7 @@ import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.embedding_cache import cache_format
 
 # Transforms that change the image deterministically (or not at all).
-DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
+DETERMINISTIC = ('LoadImageFromFile', 'CheckImage', 'LoadImageChecked',
                  'LoadImageFromNDArray', 'Resize', 'LoadAnnotations',
                  'LoadBinaryAnnotations', 'LoadTrans10KAnnotations',
                  'ResizeCADImage')

@@ -46,7 +46,9 @@ def dataset_cfgs(cfg: Config) -> Iterator[dict]:
         loaders = cfg.get(key)
         if not loaders:
             continue
-        for loader in loaders if isinstance(loaders, list) else [loaders]:
+        loaders = list(loaders) if isinstance(loaders, list) else [loaders]
+        loaders += list(loaders[0].get('extra_sets', []))  # named test sets
+        for loader in loaders:
             stack = [loader.get('dataset')]
             while stack:
                 dataset = stack.pop()
@@ -140,9 +142,10 @@ def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
         if t.get('type') in ('PackSegInputs', 'PackCADInputs'):
             t['type'] = 'PackSegInputs' if size is None else 'PackCADInputs'
     if size is not None:
-        loader = next(
-            (i for i, t in enumerate(pipeline) if 'Load' in t.get('type', '')
-             and 'Annotations' not in t.get('type', '')), 0)
+        steps = [t.get('type', '') for t in pipeline]
+        loader = steps.index('CheckImage') if 'CheckImage' in steps else next(
+            (i for i, t in enumerate(steps)
+             if 'Load' in t and 'Annotations' not in t), 0)
         pipeline.insert(loader + 1, dict(type='ResizeCADImage', size=size))
 
 

@@ -15,7 +15,8 @@ model = dict(
         embedding_source=dict(
             type='CachedEmbeddings', dir=embedding_cache_dir)))
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='ResizeCADImage', size=512),  # CAD's input image
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
@@ -25,7 +26,8 @@ train_pipeline = [
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache_dir),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='ResizeCADImage', size=512),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadBinaryAnnotations'),

@@ -45,7 +45,9 @@ def parse_args(argv=None):
 def _loader_entries(cfg) -> List[Tuple[str, dict, dict]]:
     """(name, dataset config, evaluator config) of every test set."""
     loaders = cfg.test_dataloader
-    entries = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    entries = list(loaders) if isinstance(
+        loaders,
+        (list, tuple)) else [loaders] + list(loaders.get('extra_sets', []))
     out = []
     for i, entry in enumerate(entries):
         name = entry.get('name') or ('test'
