@@ -1,11 +1,6 @@
-"""Paired bootstrap of the per-image difference between two evaluations.
-
-Reads ``tools/analysis/prompt_eval.py --out`` files. For each test set, the
-per-image values of ``--metric`` under ``--prompt`` are paired by image
-name; the mean difference A - B and its 95% percentile interval over
-``--n`` resamples of the images (with replacement, ``--seed``) are
-printed. A side given as several comma-separated files (e.g. three seeds)
-is averaged per image first.
+"""Mean per-image difference A - B of two ``prompt_eval.py --out`` files
+with a paired bootstrap 95% interval, per test set; a side given as
+comma-separated files (seeds) is averaged per image. See docs/prompts.md.
 
 Usage::
 

@@ -1,21 +1,5 @@
-"""Evaluate a binary model on its test sets without and with GT prompts.
-
-Each test set of the config is scored (Dice and IoU in percent at
-probability 0.5, S-measure in [0, 1], per image as ``tools/test.py``'s
-metrics) with the prompts of ``--prompts``:
-
-* ``none``: the segmentor's own prompt-free prediction;
-* ``box``: the ground truth's tight box;
-* ``point1``: the foreground point farthest from the mask's boundary;
-* ``point3``: that point and two foreground points drawn uniformly
-  (``--seed``).
-
-Prompted predictions go through ``PEFTSamPredictor`` with the fine-tuned
-decoder (``--decoder original``: SAM's); ``--zero-shot`` evaluates the
-config's SAM file without adapters or checkpoint (original decoder),
-optionally at ``--img-size``. Images with an empty ground truth are
-skipped. Prints a Markdown table; ``--out`` writes the means and per-image
-values as JSON (for ``tools/analysis/paired_bootstrap.py``).
+"""Score a binary model on its test sets with no prompt, a GT box and 1 or 3
+GT points (Dice, IoU, S-measure, per image); see docs/prompts.md.
 
 Usage::
 
