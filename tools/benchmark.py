@@ -8,8 +8,8 @@
 * ``layers``: one ``qkv`` layer: frozen Linear, LoRA and Conv-LoRA.
 
 They report measurements only; what a figure should be is stated where the
-figure is used (the README), not here. Run ``python tools/benchmark.py
-COMMAND --help`` for the options.
+figure is used (docs/speed_and_memory.md), not here. Run
+``python tools/benchmark.py COMMAND --help`` for the options.
 """
 import argparse
 import os.path as osp

@@ -151,8 +151,8 @@ class PEFTBackbone(BaseModule):
                 f'PEFTBackbone: the pretrained weights of the '
                 f'{type(self.backbone).__name__} backbone, {path!r} '
                 '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
-                'Download them to that path (see the README, "Use in your '
-                'own mmseg config"), point init_cfg at them, or set '
+                'Download them to that path (see '
+                'docs/compose_with_mmseg.md), point init_cfg at them, or set '
                 'model.backbone.backbone.init_cfg=None for random weights.')
         self.backbone.init_weights()
 
