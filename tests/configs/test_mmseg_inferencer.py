@@ -13,7 +13,7 @@ from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import MODELS
 
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.utils import TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
+from tools.make_demo_data import TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE
 from helpers import SHIPPED_CONFIGS, tiny_config
 
 # trains from cached embeddings, which new images do not have; its

@@ -21,13 +21,14 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from segment_anything.utils.amg import batched_mask_to_box
 
 import mmseg_convlora  # noqa: F401  registers the datasets and models
-from mmseg_convlora.apis import PEFTSamPredictor, init_segmentor
+from mmseg_convlora.apis import init_segmentor
 from mmseg_convlora.evaluation.metrics.functional import (binary_counts,
                                                           dice_from_counts,
                                                           iou_from_counts,
                                                           prepare_sod_inputs,
                                                           s_measure)
 from mmseg_convlora.evaluation.metrics.utils import get_binary_prob_and_label
+from mmseg_convlora.sam_predictor import PEFTSamPredictor
 
 PROMPTS = ('none', 'box', 'point1', 'point3')
 METRICS = ('Dice', 'IoU', 'Sm')
