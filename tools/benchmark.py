@@ -17,6 +17,8 @@ import sys
 from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# the checkout's package, as tools/train.py
+sys.path.insert(1, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from benchmarks import layers, metrics, models
 
 SUBCOMMANDS = (metrics, models, layers)

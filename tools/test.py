@@ -27,7 +27,9 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types
 from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
+from mmseg_convlora.models.utils import CheckpointMismatchError
 from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
                                                    apply_overrides,
                                                    config_warnings)
@@ -142,7 +144,11 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     try:
-        return runner.test()
+        with allow_mmengine_checkpoint_types():
+            return runner.test()
+    except CheckpointMismatchError as err:
+        err.source = f'The checkpoint {args.checkpoint!r}'
+        sys.exit(f'error: {err}')
     finally:
         shutdown_distributed()
 
