@@ -2,10 +2,17 @@
 MMSegmentation.
 
 Importing this package registers every model, dataset, transform, metric and
-hook into mmseg's registries. :mod:`.compat` comes first so that mmseg imports
-on mmcv-lite and mmengine checkpoints load on torch >= 2.6.
+hook into mmseg's registries, those of the optional features
+(``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
+first so that mmseg imports on mmcv-lite and mmengine checkpoints load on
+torch >= 2.6.
 """
 from . import compat  # noqa: F401  (must stay first)
-from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from . import (datasets, embedding_cache, engine, evaluation, models,
+               peft_backbone)
 
 __version__ = '0.1.0'
+__all__ = [
+    'datasets', 'embedding_cache', 'engine', 'evaluation', 'models',
+    'peft_backbone'
+]

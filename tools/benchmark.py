@@ -8,17 +8,19 @@
 * ``layers``: one ``qkv`` layer: frozen Linear, LoRA and Conv-LoRA.
 
 They report measurements only; what a figure should be is stated where the
-figure is used (the README), not here. Run ``python tools/benchmark.py
-COMMAND --help`` for the options.
+figure is used (docs/speed_and_memory.md), not here. Run
+``python tools/benchmark.py COMMAND --help`` for the options.
 """
 import argparse
 import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-# the checkout's package, as tools/train.py
-sys.path.insert(1, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# the repository (for the package, as the other tools) and tools/
+sys.path[:0] = [
+    osp.dirname(osp.dirname(osp.abspath(__file__))),
+    osp.dirname(osp.abspath(__file__))
+]
 from benchmarks import layers, metrics, models
 
 SUBCOMMANDS = (metrics, models, layers)

@@ -28,10 +28,9 @@ from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     RESUME_ADVICE  # noqa: E402
 from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
-from mmseg_convlora.utils.config_overrides import (  # noqa: E402
-    METHOD_ADAPTERS, apply_overrides, config_warnings)
-from mmseg_convlora.utils.demo_data import \
-    build_missing_demo_data  # noqa: E402
+from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
+                                    config_warnings)
+from tools.make_demo_data import build_missing_demo_data
 
 
 def parse_args(argv=None):

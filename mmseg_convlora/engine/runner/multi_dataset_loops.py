@@ -16,8 +16,13 @@ _LoaderCfg = Union[DataLoader, Dict]
 
 
 def _as_list(dataloader) -> list:
+    """The sets of a list, or of one dataloader config and its
+    ``extra_sets`` (further named dataloader configs)."""
     if isinstance(dataloader, (list, tuple)):
         return list(dataloader)
+    if isinstance(dataloader, dict) and 'extra_sets' in dataloader:
+        first = copy.deepcopy(dataloader)
+        return [first] + list(first.pop('extra_sets'))
     return [dataloader]
 
 
@@ -186,9 +191,9 @@ def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
 class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
     """Test one model on several named test sets in one run.
 
-    ``test_dataloader`` is a list of dataloader configs, each with a
-    ``name`` and optionally its own ``evaluator`` (else ``test_evaluator``,
-    built once per set). Metrics are reported as ``<name>/<metric>`` (e.g.
+    ``test_dataloader`` is one dataloader config with a ``name`` and its
+    ``extra_sets`` (further ones), or a list of them, each optionally with
+    its own ``evaluator`` (else ``test_evaluator``, built once per set). Metrics are reported as ``<name>/<metric>`` (e.g.
     ``Kvasir/Sm``), with a table of all sets at the end; hooks see one test
     epoch, ``test_loop.current_name`` naming the current set.
 

@@ -12,6 +12,7 @@ from typing import Dict, Iterable, Mapping, Optional, Set, Union
 import torch
 
 from ...compat import safe_torch_load
+from ...utils.deprecated_alias import RENAMED
 
 SAM_FILE_PREFIXES = ('image_encoder.', 'prompt_encoder.', 'mask_decoder.')
 DEFAULT_ADVICE = ('Use the config the checkpoint was trained with (its '
@@ -112,6 +113,8 @@ def check_peft_signature(saved: Optional[Mapping],
     if saved is None:
         return
     saved = dict(saved)
+    if 'adapters' in saved:  # adapters renamed since
+        saved['adapters'] = [RENAMED.get(a, a) for a in saved['adapters']]
     if 'out_channels' not in saved and 'num_classes' in saved:
         # written before out_channels was recorded: num_classes held it
         saved['out_channels'] = saved['num_classes']
