@@ -193,9 +193,10 @@ class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
 
     ``test_dataloader`` is one dataloader config with a ``name`` and its
     ``extra_sets`` (further ones), or a list of them, each optionally with
-    its own ``evaluator`` (else ``test_evaluator``, built once per set). Metrics are reported as ``<name>/<metric>`` (e.g.
-    ``Kvasir/Sm``), with a table of all sets at the end; hooks see one test
-    epoch, ``test_loop.current_name`` naming the current set.
+    its own ``evaluator`` (else ``test_evaluator``, built once per set).
+    Metrics are reported as ``<name>/<metric>`` (e.g. ``Kvasir/Sm``), with a
+    table of all sets at the end; hooks see one test epoch,
+    ``test_loop.current_name`` naming the current set.
 
     Args:
         runner (Runner): The runner.
