@@ -4,8 +4,7 @@ MMSegmentation.
 Importing this package registers every model, dataset, transform, metric and
 hook into mmseg's registries, those of the optional features
 (``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
-first so that mmseg imports on mmcv-lite and mmengine checkpoints load on
-torch >= 2.6.
+first so that mmseg imports on mmcv-lite.
 """
 from . import compat  # noqa: F401  (must stay first)
 from . import (datasets, embedding_cache, engine, evaluation, models,

@@ -27,7 +27,9 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types
 from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
+from mmseg_convlora.models.utils import CheckpointMismatchError
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -141,7 +143,11 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     try:
-        return runner.test()
+        with allow_mmengine_checkpoint_types():
+            return runner.test()
+    except CheckpointMismatchError as err:
+        err.source = f'The checkpoint {args.checkpoint!r}'
+        sys.exit(f'error: {err}')
     finally:
         shutdown_distributed()
 

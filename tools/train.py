@@ -15,14 +15,19 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.device import get_device  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types  # noqa
 from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
 from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
                                    init_dist_on_cpu, shutdown_distributed)
+from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
+    RESUME_ADVICE  # noqa: E402
+from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -82,9 +87,10 @@ def parse_args(argv=None):
 
 
 def setup_amp(cfg: Config, dtype: str) -> None:
-    """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper."""
+    """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper
+    (CPUAmpOptimWrapper without a GPU)."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         print_log(
             'AMP training is already enabled in your config.',
             logger='current',
@@ -94,9 +100,11 @@ def setup_amp(cfg: Config, dtype: str) -> None:
         raise ValueError(
             f'--amp needs optim_wrapper.type="OptimWrapper", but the config '
             f'uses {wrapper!r}. Set AmpOptimWrapper in the config instead.')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    on_cpu = get_device() == 'cpu'
+    cfg.optim_wrapper.type = 'CPUAmpOptimWrapper' if on_cpu \
+        else 'AmpOptimWrapper'
     cfg.optim_wrapper.dtype = dtype
-    if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+    if not on_cpu and cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
         cfg.optim_wrapper.use_fsdp = True  # ShardedGradScaler
     # bf16 has fp32's range: loss scaling would only cost time
     cfg.optim_wrapper.loss_scale = 'dynamic' if dtype == 'float16' else 1.0
@@ -147,7 +155,15 @@ def main(argv=None):
         init_dist_on_cpu(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
             else RUNNERS.build(cfg)
-        runner.train()
+        # checkpoints of earlier versions hold mmengine objects
+        with allow_mmengine_checkpoint_types():
+            runner.train()
+    except CheckpointMismatchError as err:
+        if cfg.get('load_from'):
+            err.source = f'The checkpoint {cfg.load_from!r}'
+        if cfg.get('resume'):
+            err.advice = RESUME_ADVICE
+        sys.exit(f'error: {err}')
     except (CheckpointFileError, WorkDirLockedError) as err:
         sys.exit(f'error: {err}')
     finally:

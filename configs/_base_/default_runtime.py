@@ -8,9 +8,10 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# Used only under DDP (tools/dist_train.sh): picks find_unused_parameters
-# for the model (True only for Conv-LoRA with grouped expert dispatch) and
-# synchronises CAD's BatchNorm (see mmseg_convlora/engine/distributed/).
+# Used only under DDP (tools/dist_train.sh): CAD's BatchNorm synchronised
+# (sync_bn), find_unused_parameters True only for Conv-LoRA with grouped
+# expert dispatch, and the same on the CPU (gloo)
+sync_bn = 'torch'
 model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(

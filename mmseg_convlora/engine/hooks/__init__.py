@@ -1,7 +1,7 @@
 from .dataset_size_hook import DatasetSizeHook
 from .exact_resume_hook import ExactResumeHook
-from .fsdp_clip_grad_hook import FSDPClipGradHook
-from .non_finite_loss_hook import NonFiniteLossError, NonFiniteLossHook
+from .non_finite_loss_hook import (FiniteGradientCheck, NonFiniteLossError,
+                                   NonFiniteLossHook)
 from .param_count_hook import ParamCountHook
 from .safe_checkpoint_hook import SafeCheckpointHook
 from .save_predictions_hook import SavePredictionsHook
@@ -9,8 +9,8 @@ from .trainable_checkpoint_hook import (TrainableCheckpointHook,
                                         peft_signature, trainable_state_keys)
 
 __all__ = [
-    'DatasetSizeHook', 'ExactResumeHook', 'FSDPClipGradHook',
-    'SafeCheckpointHook', 'NonFiniteLossError', 'NonFiniteLossHook',
-    'ParamCountHook', 'SavePredictionsHook', 'TrainableCheckpointHook',
+    'DatasetSizeHook', 'ExactResumeHook', 'FiniteGradientCheck',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'ParamCountHook',
+    'SafeCheckpointHook', 'SavePredictionsHook', 'TrainableCheckpointHook',
     'peft_signature', 'trainable_state_keys'
 ]
