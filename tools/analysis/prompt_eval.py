@@ -187,10 +187,10 @@ def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
 
 
 def test_sets(cfg: Config) -> Dict[str, dict]:
-    """Dataset config of each (named) test set."""
+    """Dataset config of each (named) test set, ``extra_sets`` included."""
     loaders = cfg.test_dataloader
     if not isinstance(loaders, (list, tuple)):
-        return {loaders.get('name', 'test'): loaders['dataset']}
+        loaders = [loaders] + list(loaders.get('extra_sets', []))
     return {
         loader.get('name', f'test{i}'): loader['dataset']
         for i, loader in enumerate(loaders)
