@@ -28,7 +28,8 @@ from mmseg.registry import RUNNERS
 
 import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.compat import allow_mmengine_checkpoint_types
-from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
+from mmseg_convlora.engine import (CheckpointFileError, init_dist_on_cpu,
+                                   shutdown_distributed, verify_checkpoint)
 from mmseg_convlora.models.utils import CheckpointMismatchError
 from tools.config_checks import ConfigError, check_config
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
@@ -119,6 +120,11 @@ def main(argv=None):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} not found. Pass a .pth written '
             'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
+    try:
+        verify_checkpoint(args.checkpoint)
+    except CheckpointFileError as err:
+        sys.exit(f'error: {err} Copy it again from where training wrote it, '
+                 'or pass another checkpoint of the run.')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     try:

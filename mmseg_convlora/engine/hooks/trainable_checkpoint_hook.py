@@ -4,8 +4,8 @@ from mmseg.registry import HOOKS
 
 from ...models.utils.peft_checkpoint import (CheckpointMismatchError,
                                              check_peft_signature,
-                                             peft_signature,
-                                             trainable_state_keys)
+                                             integrity_record, peft_signature,
+                                             trainable_state_keys, with_record)
 
 RESUME_ADVICE = ('--resume continues a run with the config it was started '
                  'with: use that config (the work dir holds a copy of it), or '
@@ -25,9 +25,11 @@ class TrainableCheckpointHook(Hook):
 
     The frozen weights are rebuilt from the SAM checkpoint the config names
     (``model.sam_checkpoint``); the model completes and checks what it loads
-    (:func:`~mmseg_convlora.models.utils.prepare_state_dict`). A checkpoint
-    of another arch, adapter or class count is refused here, by its
-    signature (``meta['peft']``).
+    (:func:`~mmseg_convlora.models.utils.prepare_state_dict`) against the
+    hash of the trainable weights and the fingerprint of the frozen ones
+    recorded in the state dict's metadata. A checkpoint of another arch,
+    adapter or class count is refused here, by its signature
+    (``meta['peft']``).
 
     Args:
         save_frozen (bool): Keep the full state dict (e.g. to export a
@@ -40,15 +42,19 @@ class TrainableCheckpointHook(Hook):
         self.save_frozen = save_frozen
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = unwrap(runner.model)
         meta = checkpoint.setdefault('meta', {})
-        meta['peft'] = peft_signature(unwrap(runner.model))
-        if self.save_frozen:
-            return
+        meta['peft'] = peft_signature(model)
         state = checkpoint['state_dict']
         keep = self.trainable_keys(runner.model, state)
-        checkpoint['state_dict'] = type(state)(
-            (k, v) for k, v in state.items() if k in keep)
-        meta['peft']['frozen_weights_saved'] = False
+        record = integrity_record(state, keep,
+                                  (getattr(model, 'frozen_weights_from', None)
+                                   or {}).values())
+        if not self.save_frozen:
+            meta['peft']['frozen_weights_saved'] = False
+            state = {k: v for k, v in state.items() if k in keep}
+        checkpoint['state_dict'] = with_record(
+            state, record, source=checkpoint['state_dict'])
 
     def trainable_keys(self, model, state_keys) -> set:
         """The keys of ``state_keys`` to save; ``model`` is the runner's

@@ -78,11 +78,18 @@ class SAMSegmentor(EncoderDecoder):
             to the backbone and the heads that take a ``checkpoint`` (SAM's)
             unless they name their own. This is the one line a config
             changes to point at the weights.
+        check_frozen_weights (bool): Refuse a checkpoint trained on other
+            frozen weights than the model holds (False: warn). Defaults to
+            True.
         **kwargs: See :class:`mmseg.models.EncoderDecoder`.
     """
 
-    def __init__(self, sam_checkpoint: Optional[str] = None, **kwargs):
+    def __init__(self,
+                 sam_checkpoint: Optional[str] = None,
+                 check_frozen_weights: bool = True,
+                 **kwargs):
         self.sam_checkpoint = sam_checkpoint
+        self.check_frozen_weights = check_frozen_weights
         kwargs['decode_head'] = multi_class_head_cfg(kwargs.get('decode_head'))
         for part in ('backbone', 'decode_head', 'auxiliary_head'):
             cfg = kwargs.get(part)
@@ -232,12 +239,14 @@ class SAMSegmentor(EncoderDecoder):
             })
         return data_samples
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args,
+                              **kwargs):
         # the checkpoint contract of the whole model, checked once where a
         # load starts (a wrapper's load, e.g. FSDP's, passes a prefix)
         if not prefix:
-            prepare_state_dict(self, state_dict)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+            prepare_state_dict(self, state_dict, local_metadata)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args, **kwargs)
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable and total parameter counts (shared tensors once)."""

@@ -4,12 +4,17 @@ Training saves the weights training changes (:func:`trainable_state_keys`)
 and the model's signature in ``meta['peft']`` (:func:`peft_signature`);
 the frozen SAM weights come from ``model.sam_checkpoint`` when the model is
 built. :class:`SAMSegmentor` checks and completes every state dict loaded
-into it with :func:`prepare_state_dict`.
+into it with :func:`prepare_state_dict`, against the hash and fingerprint
+the state dict's metadata records (:func:`integrity_record`).
 """
+import hashlib
+import logging
 import os
-from typing import Dict, Iterable, Mapping, Optional, Set, Union
+from collections import OrderedDict
+from typing import Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 
 from ...compat import safe_torch_load
 from ...utils.deprecated_alias import RENAMED
@@ -17,6 +22,11 @@ from ...utils.deprecated_alias import RENAMED
 SAM_FILE_PREFIXES = ('image_encoder.', 'prompt_encoder.', 'mask_decoder.')
 DEFAULT_ADVICE = ('Use the config the checkpoint was trained with (its '
                   'training work dir holds a copy of it).')
+#: Where a saved state dict records its :func:`integrity_record`: torch's
+#: per-module metadata of the root module (``state_dict._metadata['']``),
+#: which every loader hands to ``_load_from_state_dict``.
+RECORD_KEYS = ('trainable_sha256', 'frozen_sha256', 'frozen_from')
+_warned_unhashed = False
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -188,8 +198,128 @@ def check_state_dict(model: torch.nn.Module,
             f'({describe_model(model)}): {"; ".join(problems)}.')
 
 
+def _digest(items: Iterable[Tuple[str, torch.Tensor]],
+            sample: bool = False) -> str:
+    """sha256 of named tensors (names, shapes, dtypes, bytes); ``sample``:
+    of up to 64 evenly spaced elements of each (a cheap fingerprint)."""
+    sha = hashlib.sha256()
+    for key, value in sorted(items, key=lambda kv: kv[0]):
+        flat = value.detach().reshape(-1)
+        if sample:
+            flat = flat[::max(1, flat.numel() // 64)][:64]
+        sha.update(f'{key}{tuple(value.shape)}{value.dtype}'.encode())
+        sha.update(flat.cpu().contiguous().view(torch.uint8).numpy())
+    return sha.hexdigest()
+
+
+def integrity_record(state_dict, trainable, frozen_from=()) -> dict:
+    """What a checkpoint's loads are checked against.
+
+    Args:
+        state_dict (dict): The model's full state dict.
+        trainable (set[str]): Its keys that the checkpoint keeps.
+        frozen_from (Iterable[str]): The files the other (frozen) weights
+            were read from, named in errors.
+
+    Returns:
+        dict: ``trainable_sha256`` (of the kept weights),
+        ``frozen_sha256`` (of a sample of the others) and ``frozen_from``.
+    """
+    kept = [(k, v) for k, v in state_dict.items() if k in trainable]
+    frozen = [(k, v) for k, v in state_dict.items() if k not in trainable]
+    return dict(
+        trainable_sha256=_digest(kept),
+        frozen_sha256=_digest(frozen, sample=True),
+        frozen_from=sorted({str(f)
+                            for f in frozen_from if f}))
+
+
+def with_record(state_dict: Mapping[str, torch.Tensor],
+                record: Optional[Mapping] = None,
+                source: Optional[Mapping] = None) -> 'OrderedDict':
+    """``state_dict`` as an ``OrderedDict`` keeping the metadata of
+    ``source`` (default ``state_dict``), with ``record`` added to the root
+    module's."""
+    out = OrderedDict(state_dict)
+    metadata = getattr(state_dict if source is None else source, '_metadata',
+                       None)
+    if metadata is not None or record:
+        out._metadata = OrderedDict(metadata or {})
+        if record:
+            out._metadata[''] = dict(out._metadata.get('', {}), **record)
+    return out
+
+
+def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
+                     record: Mapping, own: Mapping, trainable: Set[str],
+                     filled: bool) -> None:
+    """Refuse non-finite trainable weights, weights that differ from the
+    recorded hash, and (when frozen weights are filled in from the model)
+    frozen weights other than those the checkpoint was trained with."""
+    global _warned_unhashed
+    bad = [
+        f'{k} ({int((~torch.isfinite(v)).sum())} values)'
+        for k, v in state_dict.items() if k in trainable
+        and v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise CheckpointMismatchError(
+            f'holds NaN/inf in {len(bad)} trainable weights '
+            f'({_examples(bad, 3)}). Training never saves such weights, so '
+            'the file was changed after it was written. Use another '
+            'checkpoint of the run (e.g. its epoch_N.pth).',
+            advice=None)
+    if not record.get('trainable_sha256'):
+        if filled and not _warned_unhashed:
+            _warned_unhashed = True
+            print_log(
+                'Loading a checkpoint without a content hash (written by an '
+                'earlier version or another tool): a file corrupted on disk '
+                'cannot be detected. Checkpoints saved by training now carry '
+                'one. (Warned once.)',
+                logger='current',
+                level=logging.WARNING)
+        return
+    saved = [(k, v) for k, v in state_dict.items() if k in trainable]
+    if _digest(saved) != record['trainable_sha256']:
+        raise CheckpointMismatchError(
+            'is corrupt: its trainable weights differ from the hash recorded '
+            'when it was saved (a flipped bit on disk or in a copy). Copy it '
+            'again from where it was written, or use another checkpoint of '
+            'the run (e.g. its epoch_N.pth).',
+            advice=None)
+    if not filled or not record.get('frozen_sha256'):
+        return
+    frozen = [(k, v) for k, v in own.items() if k not in trainable]
+    if _digest(frozen, sample=True) == record['frozen_sha256']:
+        return
+    ours = sorted({
+        str(f)
+        for f in (getattr(model, 'frozen_weights_from', None) or {}).values()
+        if f
+    })
+    problem = (
+        'was trained on other frozen SAM weights than this model holds: it '
+        f'was trained with {record.get("frozen_from") or "unknown files"}, '
+        f'this model read {ours or "none (random weights)"}. Its predictions '
+        'would be wrong. Set model.sam_checkpoint to the file it was trained '
+        'with')
+    if getattr(model, 'check_frozen_weights', True):
+        raise CheckpointMismatchError(
+            problem + '; if these are the same weights in another file, set '
+            'model.check_frozen_weights=False (--cfg-options '
+            'model.check_frozen_weights=False) to load it with a warning.',
+            advice=None)
+    print_log(
+        f'The checkpoint {problem}. Loading it anyway '
+        '(model.check_frozen_weights=False).',
+        logger='current',
+        level=logging.WARNING)
+
+
 def prepare_state_dict(model: torch.nn.Module,
-                       state_dict: Dict[str, torch.Tensor]) -> None:
+                       state_dict: Dict[str, torch.Tensor],
+                       metadata: Optional[Mapping] = None) -> None:
     """Check ``state_dict`` against ``model`` and add the frozen weights it
     lacks (in place).
 
@@ -197,20 +327,26 @@ def prepare_state_dict(model: torch.nn.Module,
     construction; parts built without a SAM file
     (``model.frozen_weights_from[part] is None``) have none to give.
 
+    Args:
+        model (nn.Module): The model loading ``state_dict``.
+        state_dict (dict): What is loaded.
+        metadata (dict, optional): The root module's metadata, holding the
+            :func:`integrity_record` of checkpoints saved by training.
+
     Raises:
-        CheckpointMismatchError: See :func:`check_state_dict`, or frozen
-            weights are missing and ``model.sam_checkpoint`` is not set.
+        CheckpointMismatchError: See :func:`check_state_dict`; or NaN/inf
+            or corrupt trainable weights, or frozen weights other than the
+            checkpoint's (unless ``model.check_frozen_weights`` is False);
+            or frozen weights are missing and ``model.sam_checkpoint`` is
+            not set.
     """
     check_state_dict(model, state_dict)
+    own = model.state_dict()
+    filled = [k for k in own if k not in state_dict]
     sources = getattr(model, 'frozen_weights_from', None) or {}
-    unloaded = []
-    for key, value in model.state_dict().items():
-        if key in state_dict:
-            continue
-        if sources.get(key.split('.', 1)[0], '') is None:
-            unloaded.append(key)
-        else:
-            state_dict[key] = value
+    unloaded = [
+        k for k in filled if sources.get(k.split('.', 1)[0], '') is None
+    ]
     if unloaded:
         raise CheckpointMismatchError(
             'holds only the trainable weights, and the frozen SAM weights it '
@@ -220,6 +356,9 @@ def prepare_state_dict(model: torch.nn.Module,
             'was trained on (e.g. --cfg-options '
             'model.sam_checkpoint=checkpoints/sam_vit_b_01ec64.pth).',
             advice=None)
+    _check_integrity(model, state_dict, metadata or {}, own,
+                     trainable_state_keys(model, own), bool(filled))
+    state_dict.update((k, own[k]) for k in filled)
 
 
 def read_checkpoint(path: str) -> dict:
@@ -272,7 +411,12 @@ def load_peft_checkpoint(model: torch.nn.Module,
         state = checkpoint.get('state_dict', checkpoint)
         if not isinstance(state, Mapping):
             raise CheckpointMismatchError('holds no state dict.', None)
-        model.load_state_dict({_unwrapped(k): v for k, v in state.items()})
+        model.load_state_dict(
+            with_record({
+                _unwrapped(k): v
+                for k, v in state.items()
+            },
+                        source=state))
     except CheckpointMismatchError as err:
         err.source = source
         err.advice = advice if err.advice else None

@@ -2,6 +2,7 @@
 mmseg's ``init_model`` (strict=False under the hood) loads a trainable-only
 checkpoint exactly and refuses one of another model."""
 import os.path as osp
+import shutil
 
 import pytest
 import torch
@@ -222,3 +223,144 @@ def test_tools_test_refuses_the_sam_weights_file(demo_data, tmp_path):
     assert f'The checkpoint {sam_file!r} holds none of the' in proc.stderr
     assert 'model.sam_checkpoint' in proc.stderr
     assert 'BER:' not in proc.stdout  # no metrics of an unloaded model
+
+
+# ---------------------------------------- integrity on every load (issue 23)
+def flip_bit(path, tensor):
+    """Flip one bit of ``tensor``'s bytes where the file stores them (its
+    zip CRC then fails)."""
+    data = bytearray(open(path, 'rb').read())
+    raw = tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    at = data.find(raw)
+    assert at >= 0 and data.find(raw, at + 1) < 0
+    data[at + len(raw) // 2] ^= 0x10
+    open(path, 'wb').write(bytes(data))
+
+
+@pytest.fixture
+def corrupt(tiny_sam_file, saved, tmp_path):
+    """(config, checkpoint) of the Conv-LoRA checkpoint with one bit
+    flipped in its largest trainable weight."""
+    path, _, kwargs = saved['convlora']
+    bad = str(tmp_path / 'flipped.pth')
+    open(bad, 'wb').write(open(path, 'rb').read())
+    state = torch.load(path)['state_dict']
+    flip_bit(bad, max(state.values(), key=lambda v: v.numel()))
+    return config_file(tmp_path, tiny_sam_file[0], 'c', **kwargs), bad
+
+
+@pytest.mark.parametrize('loader', [
+    'init_model', 'MMSegInferencer', 'SAMSegInferencer', 'load_checkpoint',
+    'load_peft_checkpoint'
+])
+def test_flipped_bit_is_refused_by_every_loader(corrupt, loader):
+    from mmengine.runner import load_checkpoint
+    from mmseg.apis import MMSegInferencer
+
+    from mmseg_convlora.apis import SAMSegInferencer
+    cfg, bad = corrupt
+    load = dict(
+        init_model=lambda: init_model(cfg, bad, device='cpu'),
+        MMSegInferencer=lambda: MMSegInferencer(cfg, bad, device='cpu'),
+        SAMSegInferencer=lambda: SAMSegInferencer(cfg, bad, device='cpu'),
+        # what the runner calls for --resume and load_from
+        load_checkpoint=lambda: load_checkpoint(
+            MODELS.build(Config.fromfile(cfg).model), bad),
+        load_peft_checkpoint=lambda: load_peft_checkpoint(
+            MODELS.build(Config.fromfile(cfg).model), bad))[loader]
+    with pytest.raises(
+            CheckpointMismatchError,
+            match='is corrupt: its '
+            'trainable weights differ from the hash'):
+        load()
+
+
+def test_nan_weight_is_refused(tiny_sam_file, saved, tmp_path):
+    path, _, kwargs = saved['convlora']
+    ckpt = torch.load(path)
+    key = sorted(ckpt['state_dict'])[0]
+    ckpt['state_dict'][key].view(-1)[0] = float('nan')
+    bad = str(tmp_path / 'nan.pth')
+    torch.save(ckpt, bad)
+    with pytest.raises(CheckpointMismatchError) as err:
+        init_model(
+            config_file(tmp_path, tiny_sam_file[0], 'c', **kwargs),
+            bad,
+            device='cpu')
+    assert f'NaN/inf in 1 trainable weights ({key} (1 values))' in str(
+        err.value)
+
+
+def test_checkpoint_without_hash_loads_with_one_warning(
+        tiny_sam_file, saved, tmp_path, capture_log):
+    """Checkpoints of earlier versions carry no record."""
+    from mmengine.logging import MMLogger
+
+    import mmseg_convlora.models.utils.peft_checkpoint as pc
+    path, state, kwargs = saved['convlora']
+    ckpt = torch.load(path)
+    ckpt['state_dict'] = dict(ckpt['state_dict'])  # no metadata
+    log = capture_log(MMLogger.get_current_instance())
+    pc._warned_unhashed = False
+    for _ in range(2):
+        model = build(tiny_sam_file[0], **kwargs)
+        load_peft_checkpoint(model, ckpt)
+        torch.testing.assert_close(model.state_dict(), state, rtol=0, atol=0)
+    assert log.text().count('without a content hash') == 1
+
+
+def other_sam_file(tiny_sam_file, tmp_path):
+    """A tiny SAM of the same architecture with other weights."""
+    other = str(tmp_path / 'other_sam.pth')
+    state = torch.load(tiny_sam_file[0])
+    torch.save({k: v + 0.01 for k, v in state.items()}, other)
+    return other
+
+
+def test_checkpoint_of_other_sam_weights_is_refused_naming_both(
+        tiny_sam_file, saved, tmp_path, capture_log):
+    from mmengine.logging import MMLogger
+    path, _, kwargs = saved['convlora']
+    other = other_sam_file(tiny_sam_file, tmp_path)
+    cfg = config_file(tmp_path, other, 'other', **kwargs)
+    with pytest.raises(CheckpointMismatchError) as err:
+        init_model(cfg, path, device='cpu')
+    msg = str(err.value)
+    assert 'other frozen SAM weights' in msg
+    assert tiny_sam_file[0] in msg and other in msg
+    assert 'model.check_frozen_weights=False' in msg
+    # the override: loads, with a warning
+    log = capture_log(MMLogger.get_current_instance())
+    init_model(
+        cfg,
+        path,
+        device='cpu',
+        cfg_options=dict(model=dict(check_frozen_weights=False)))
+    assert 'other frozen SAM weights' in log.text(30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('fault', ['flipped_bit', 'nan'])
+def test_tools_test_refuses_a_damaged_checkpoint(trained_demo, demo_data,
+                                                 tmp_path, fault):
+    good = osp.join(trained_demo[0], 'best_BER_epoch_10.pth')
+    bad = str(tmp_path / 'best.pth')
+    ckpt = torch.load(good, weights_only=True)
+    state = ckpt['state_dict']
+    key = max(state, key=lambda k: state[k].numel())
+    if fault == 'nan':
+        state[key].view(-1)[0] = float('nan')
+        torch.save(ckpt, bad)
+    else:
+        shutil.copy(good, bad)
+        flip_bit(bad, state[key])
+    proc = run_tool([
+        'tools/test.py', 'configs/demo/tiny_shadow.py', bad, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options'
+    ] + demo_cfg_options(demo_data))
+    assert proc.returncode != 0
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith('error: ') and repr(bad) in error, error
+    assert ('fails its CRC check' if fault == 'flipped_bit' else
+            f'NaN/inf in 1 trainable weights ({key}') in error
+    assert 'BER:' not in proc.stdout
