@@ -9,7 +9,8 @@ from mmengine.runner.loops import _parse_losses
 
 __all__ = [
     'SUPPORTED_MMENGINE', 'randomness_cfg', 'resume_request',
-    'set_resume_checkpoint', 'mean_losses', 'set_loss_scale_update'
+    'set_resume_checkpoint', 'save_checkpoint_at', 'mean_losses',
+    'set_loss_scale_update'
 ]
 
 #: mmengine versions whose private API this module was checked against.
@@ -36,6 +37,13 @@ def set_resume_checkpoint(runner, path: str) -> None:
         runner._resume = path
     else:
         runner._load_from = path
+
+
+def save_checkpoint_at(hook, runner, step: int, meta: dict) -> None:
+    """Save ``hook``'s regular checkpoint of ``step`` (a
+    ``CheckpointHook``), as it does itself after a new best
+    (``CheckpointHook._save_checkpoint_with_step``)."""
+    hook._save_checkpoint_with_step(runner, step, meta)
 
 
 def mean_losses(losses: dict, stage: str) -> dict:

@@ -2,6 +2,7 @@
 ``custom_imports=dict(imports=['fault_hooks'])`` with this folder on
 ``PYTHONPATH`` (see tests/engine/test_distributed.py and
 test_exact_resume.py). Not collected by pytest (no ``test_`` prefix)."""
+import fnmatch
 import json
 import os
 import os.path as osp
@@ -26,6 +27,32 @@ class SelfKillHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter == self.at_iter:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillDuringWriteHook(Hook):
+    """SIGKILL this process half-way through the ``occurrence``-th atomic
+    write of a file whose name matches ``name`` (a glob), as a kill while a
+    checkpoint is saved."""
+
+    def __init__(self, name: str, occurrence: int = 1):
+        self.name, self.left = name, occurrence
+
+    def before_run(self, runner):
+        import mmseg_convlora.engine.atomic_files as af
+        real = af._write_all
+
+        def write(f, data):
+            target = osp.basename(f.name)[1:].split(af.TMP_MARK)[0]
+            if fnmatch.fnmatch(target, self.name):
+                self.left -= 1
+                if self.left == 0:
+                    f.write(data[:len(data) // 2])
+                    f.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
+            real(f, data)
+
+        af._write_all = write
 
 
 @HOOKS.register_module()

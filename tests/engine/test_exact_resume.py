@@ -26,7 +26,7 @@ from mmengine.runner import Runner
 import mmseg_convlora.engine.atomic_files as af
 import mmseg_convlora.engine.hooks.exact_resume_hook as erh
 from mmseg_convlora.engine import atomic_write
-from helpers import demo_config, run_tool
+from helpers import REPO, demo_cfg_options, demo_config, run_tool
 
 pytestmark = pytest.mark.slow
 HERE = osp.dirname(osp.abspath(__file__))
@@ -299,3 +299,52 @@ def test_resume_with_persistent_workers_warns(demo_data, tmp_path,
         iter=2, epoch=1, seed=0, logger=logger, train_loop=loop)
     erh.ExactResumeHook().before_train(runner)
     assert 'persistent_workers=False for an exact resume' in log.text()
+
+
+# ------------------------- the best checkpoint after a kill (issue 23, 2)
+def best_state(work):
+    """The best checkpoint files, the best score and path the last
+    checkpoint records, and the best checkpoint's weights."""
+    best = sorted(f for f in os.listdir(work) if f.startswith('best_'))
+    last = torch.load(osp.join(work, 'epoch_10.pth'), weights_only=True)
+    info = last['message_hub']['runtime_info']
+    weights = torch.load(
+        osp.join(work, best[-1]), weights_only=True)['state_dict']
+    return best, info['best_score'], info['best_ckpt'], weights
+
+
+@pytest.mark.parametrize(
+    'name, occurrence', [('best_*', 2), ('epoch_10.pth', 2)],
+    ids=['writing_the_new_best', 'saving_epoch_10_after_validation'])
+def test_kill_at_the_last_validation_then_resume_keeps_the_true_best(
+        trained_demo, demo_data, tmp_path, monkeypatch, name, occurrence):
+    """The demo (10 epochs, validation and checkpoint at 5 and 10, epoch
+    10 the best) killed while epoch 10's best checkpoint is written, or
+    while epoch_10.pth is saved after that validation: resumed, the run
+    ends with the uninterrupted run's best checkpoint and score."""
+    monkeypatch.setenv('PYTHONPATH',
+                       HERE + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    demo = osp.join(REPO, 'configs', 'demo', 'tiny_shadow.py')
+    hooks = [dict(h) for h in Config.fromfile(demo).custom_hooks] + [
+        dict(type='KillDuringWriteHook', name=name, occurrence=occurrence)
+    ]
+    config = tmp_path / 'kill.py'
+    config.write_text(f'_base_ = [{demo!r}]\n'
+                      "custom_imports = dict(imports=['mmseg_convlora', "
+                      "'fault_hooks'], allow_failed_imports=False)\n"
+                      f'custom_hooks = {hooks!r}\n')
+    work = str(tmp_path / 'work')
+    options = ['--work-dir', work, '--cfg-options'] + \
+        demo_cfg_options(demo_data)
+    killed = run_tool(['tools/train.py', str(config)] + options)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_tool(['tools/train.py', demo, '--resume'] + options)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    best, score, path, weights = best_state(work)
+    ref_best, ref_score, ref_path, ref_weights = best_state(trained_demo[0])
+    assert ref_best == ['best_BER_epoch_10.pth']  # the premise
+    assert (best, score, path) == (ref_best, ref_score, ref_path)
+    assert weights.keys() == ref_weights.keys()
+    for key in weights:
+        assert torch.equal(weights[key], ref_weights[key]), key

@@ -8,10 +8,12 @@ import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import HistoryBuffer
+from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import HOOKS
 
 from ..atomic_files import TMP_MARK, atomic_write
-from ..mmengine_private import resume_request, set_resume_checkpoint
+from ..mmengine_private import (resume_request, save_checkpoint_at,
+                                set_resume_checkpoint)
 from ..runner.checkpoint_files import (POINTER, CheckpointFileError,
                                        find_resume_checkpoint,
                                        resolve_stored_path, stored_path,
@@ -19,6 +21,9 @@ from ..runner.checkpoint_files import (POINTER, CheckpointFileError,
 from ..runner.work_dir_lock import WorkDirLock
 
 _PATH_KEYS = ('last_ckpt', 'best_ckpt')
+#: runtime info: the last epoch/iteration whose validation is recorded (no
+#: ``val`` prefix: mmengine would log it with the metrics)
+VALIDATED = 'last_validated'
 
 
 def _plain(obj):
@@ -41,9 +46,10 @@ class SafeCheckpointHook(CheckpointHook):
     checkpoint is verified before ``last_checkpoint`` names it and before
     older (``max_keep_ckpts``) or best checkpoints are deleted; paths stored
     in the work dir are relative to it; ``--resume`` picks the newest
-    complete checkpoint; one training run per work dir; checkpoints hold
-    only types that ``torch.load(weights_only=True)`` accepts. See
-    ``docs/faults.md``.
+    complete checkpoint and validates it if its validation was cut short,
+    so the best checkpoint is the uninterrupted run's; one training run per
+    work dir; checkpoints hold only types that
+    ``torch.load(weights_only=True)`` accepts. See ``docs/faults.md``.
     """
 
     def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs):
@@ -87,15 +93,24 @@ class SafeCheckpointHook(CheckpointHook):
             self.best_ckpt_path = resolve(self.best_ckpt_path)
         for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
             self.best_ckpt_path_dict[key] = resolve(path)
-        if not is_main_process():
-            return
-        for folder in {runner.work_dir, self.out_dir}:
-            if '://' in folder:
-                continue
-            for path in glob.glob(
-                    osp.join(glob.escape(folder), '.*' + TMP_MARK + '*')):
-                os.unlink(path)
-                runner.logger.info(f'Removed {path}, left by a killed save.')
+        if is_main_process():
+            for folder in {runner.work_dir, self.out_dir}:
+                if '://' in folder:
+                    continue
+                for path in glob.glob(
+                        osp.join(glob.escape(folder), '.*' + TMP_MARK + '*')):
+                    os.unlink(path)
+                    runner.logger.info(
+                        f'Removed {path}, left by a killed save.')
+        step, due = self._validation_due(runner)
+        if self.save_best and due and \
+                runner.message_hub.get_info(VALIDATED) != step:
+            runner.logger.info(
+                'The checkpoint resumed from was saved before the validation '
+                'after it finished (interrupted?): validating again, as the '
+                'best checkpoint depends on it.')
+            self.last_ckpt = hub.get_info('last_ckpt')  # saved again after
+            runner.val_loop.run()
 
     def after_run(self, runner) -> None:
         if self._lock is not None:
@@ -147,18 +162,23 @@ class SafeCheckpointHook(CheckpointHook):
         self._finish_save(runner)
 
     def after_val_epoch(self, runner, metrics) -> None:
-        """Save a new best checkpoint as mmengine does, but delete the
-        previous one only once the new one is complete."""
+        """Save a new best checkpoint as mmengine does; delete the previous
+        one once the new one is verified; then save the step's checkpoint
+        again, recording the validation (mmengine saved it before)."""
         self._warn_nan_best(runner, metrics)
         self._saved = False
         previous = self._best_paths()
-        # with no previous path recorded, mmengine deletes nothing
+        # with no previous path recorded, mmengine deletes nothing; with no
+        # last checkpoint it does not save it again (done below)
         self._set_best_paths({k: None for k in previous})
+        last, self.last_ckpt = self.last_ckpt, None
         try:
             super().after_val_epoch(runner, metrics)
         except BaseException:
             self._set_best_paths(previous)
             raise
+        finally:
+            self.last_ckpt = last
         current = self._best_paths()
         self._set_best_paths({
             k: current.get(k) or old
@@ -166,12 +186,33 @@ class SafeCheckpointHook(CheckpointHook):
         })
         for key, old in previous.items():
             new = current.get(key)
-            if new and old and old != new and is_main_process():
+            if new and is_main_process():
                 self._verify(new)
-                self._remove(old)
-                runner.logger.info(
-                    f'The previous best checkpoint {old} is removed.')
+                if old and old != new:
+                    self._remove(old)
+                    runner.logger.info(
+                        f'The previous best checkpoint {old} is removed.')
+        step, due = self._validation_due(runner) if self.save_best and \
+            metrics else (None, False)
+        if due:
+            runner.message_hub.update_info(VALIDATED, step)
+            at = runner.epoch if self.by_epoch else runner.iter
+            if last is not None and (any(current.values())
+                                     or osp.basename(last)
+                                     == self.filename_tmpl.format(at)):
+                save_checkpoint_at(self, runner, at,
+                                   dict(epoch=runner.epoch, iter=runner.iter))
         self._finish_save(runner)
+
+    def _validation_due(self, runner) -> tuple:
+        """``(step, due)``: the training loop's epoch (iteration) and
+        whether the loop validates after it."""
+        loop = runner.train_loop
+        step, last = (loop.epoch, loop.max_epochs) if isinstance(
+            loop, EpochBasedTrainLoop) else (loop.iter, loop.max_iters)
+        return step, (
+            step > 0 and runner.val_loop is not None and step >= loop.val_begin
+            and (step % loop.val_interval == 0 or step == last))
 
     def _finish_save(self, runner) -> None:
         """Verify what was saved, point at it, delete what it replaces."""
@@ -197,8 +238,14 @@ class SafeCheckpointHook(CheckpointHook):
                         self.out_dir, self.filename_tmpl.format(step)))
 
     def _verify(self, path: str) -> None:
-        if '://' not in str(self.out_dir):
+        if '://' in str(self.out_dir):
+            return
+        try:
             verify_checkpoint(path)
+        except CheckpointFileError:
+            if osp.isfile(path):  # nothing corrupt under a checkpoint's name
+                os.remove(path)
+            raise
 
     def _remove(self, path: str) -> None:
         if path == self.last_ckpt:
