@@ -23,8 +23,9 @@ from mmseg.registry import RUNNERS  # noqa: E402
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmseg_convlora.compat import allow_mmengine_checkpoint_types  # noqa
 from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
-from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
-                                   init_dist_on_cpu, shutdown_distributed)
+from mmseg_convlora.engine import (WorkDirLock, WorkDirLockedError,
+                                   find_resume_checkpoint, init_dist_on_cpu,
+                                   shutdown_distributed)
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     RESUME_ADVICE  # noqa: E402
 from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
@@ -159,7 +160,13 @@ def main(argv=None):
         setup_amp(cfg, args.amp_dtype)
     if args.nonfinite is not None:
         setup_nonfinite(cfg, args.nonfinite)
+    # one process writes the work dir: lock it before the runner does
+    lock = WorkDirLock(cfg.work_dir) if args.launcher == 'none' or \
+        os.environ.get('RANK', os.environ.get('SLURM_PROCID')) == '0' \
+        else None
     try:
+        if lock is not None:
+            lock.acquire()
         if args.resume is not None:
             # refuse before the model is built; SafeCheckpointHook checks
             # again when mmengine's own tools/train.py is used
@@ -184,6 +191,8 @@ def main(argv=None):
     except (CheckpointFileError, WorkDirLockedError) as err:
         sys.exit(f'error: {err}')
     finally:
+        if lock is not None:
+            lock.release()
         shutdown_distributed()
 
 

@@ -1,9 +1,12 @@
 """Files that are always either the old or the complete new version."""
+import errno
 import os
 import os.path as osp
 import tempfile
 
 from mmengine.fileio import LocalBackend, register_backend
+
+from .runner.checkpoint_files import CheckpointFileError
 
 __all__ = ['atomic_write', 'AtomicLocalBackend', 'TMP_MARK']
 
@@ -36,11 +39,34 @@ def _fsync_dir(dirname: str) -> None:
         os.close(fd)
 
 
+_DISK_ERRORS = {
+    errno.ENOSPC: 'the disk is full',
+    errno.EDQUOT: 'the disk quota is used up',
+    errno.EROFS: 'the disk is read-only',
+}
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is always either the old
     file or the complete new one: a hidden temporary file
-    (``.<name>.tmp-XXXX``, fsynced) is renamed over it."""
-    path = str(path)
+    (``.<name>.tmp-XXXX``, fsynced) is renamed over it.
+
+    Raises:
+        CheckpointFileError: The disk is full or read-only (``path`` is
+            left as it was).
+    """
+    try:
+        _atomic_write(str(path), data)
+    except OSError as err:
+        if err.errno not in _DISK_ERRORS:
+            raise
+        raise CheckpointFileError(
+            f'Cannot write {path!r}: {_DISK_ERRORS[err.errno]} ({err}). '
+            'Free space there (or make it writable), then continue the run '
+            'with --resume.') from err
+
+
+def _atomic_write(path: str, data: bytes) -> None:
     dirname = osp.dirname(osp.abspath(path))
     os.makedirs(dirname, exist_ok=True)
     fd, tmp = tempfile.mkstemp(

@@ -7,6 +7,8 @@ Most tests copy the work dir of one shared short run (``short_run`` in
 conftest.py: iter_2.pth, iter_4.pth, best_clock_iter_4.pth) instead of
 training their own.
 """
+import contextlib
+import errno
 import logging
 import os
 import os.path as osp
@@ -17,6 +19,7 @@ import sys
 import cv2
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 import mmseg_convlora.engine.atomic_files as af
@@ -223,9 +226,76 @@ def test_corrupt_new_checkpoint_is_refused_and_previous_kept(
     assert open(osp.join(work, 'last_checkpoint')).read() == 'iter_2.pth'
 
 
-# ------------------------------------------------- item 10: one run
-def test_second_run_in_the_same_work_dir_is_refused(iter_config, tmp_path):
+def test_corrupt_new_best_is_not_left_under_its_name(iter_config, tmp_path,
+                                                     monkeypatch):
     work = str(tmp_path / 'work')
+    real_write = af._write_all
+
+    def write(f, data):
+        if 'best_clock_iter_4' in f.name:
+            data = data[:len(data) // 2] + bytes(64) + data[len(data) // 2 +
+                                                            64:]
+        return real_write(f, data)
+
+    monkeypatch.setattr(af, '_write_all', write)
+    runner = Runner.from_cfg(
+        iter_config(work, adapter=None, keep=2, save_best='clock'))
+    with pytest.raises(CheckpointFileError, match='best_clock_iter_4.pth'):
+        runner.train()
+    assert pth_files(work) == [
+        'best_clock_iter_2.pth', 'iter_2.pth', 'iter_4.pth'
+    ]
+
+
+@pytest.mark.parametrize('code', [errno.ENOSPC, errno.EROFS])
+def test_full_or_read_only_disk_names_the_file_and_the_fix(
+        iter_config, tmp_path, monkeypatch, code):
+    work = str(tmp_path / 'work')
+    real_write = af._write_all
+
+    def write(f, data):
+        if 'iter_4.pth' in f.name:
+            raise OSError(code, os.strerror(code))
+        return real_write(f, data)
+
+    monkeypatch.setattr(af, '_write_all', write)
+    runner = Runner.from_cfg(iter_config(work, adapter=None))
+    with pytest.raises(CheckpointFileError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert f"Cannot write {osp.join(work, 'iter_4.pth')!r}: the disk is" in msg
+    assert '--resume' in msg and '\n' not in msg
+    assert pth_files(work) == ['iter_2.pth']
+    assert not [f for f in os.listdir(work) if af.TMP_MARK in f]
+
+
+def test_zip_that_is_not_a_checkpoint_is_named_and_skipped(
+        short_run, tmp_path, capture_log):
+    import zipfile
+    work = copy_run(short_run, tmp_path / 'work')
+    fake = osp.join(work, 'iter_99.pth')
+    with zipfile.ZipFile(fake, 'w') as archive:
+        archive.writestr('notes.txt', 'not weights')
+    log = capture_log(MMLogger.get_current_instance())
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_4.pth')
+    assert f"{fake!r} is a zip file but not a torch checkpoint" in log.text()
+
+
+def test_pointer_to_an_older_checkpoint_takes_the_newest(
+        short_run, tmp_path, capture_log):
+    work = copy_run(short_run, tmp_path / 'work')
+    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+        f.write('iter_2.pth')
+    log = capture_log(MMLogger.get_current_instance())
+    assert find_resume_checkpoint(work) == osp.join(work, 'iter_4.pth')
+    assert "'last_checkpoint' names an older one, " + osp.join(
+        work, 'iter_2.pth') in log.text()
+
+
+# ------------------------------------------------- item 10: one run
+@contextlib.contextmanager
+def locked(work):
+    """Another process holds the lock on ``work``; yields its pid."""
     lock_module = osp.join(REPO, 'mmseg_convlora', 'engine', 'runner',
                            'work_dir_lock.py')
     holder = subprocess.Popen([
@@ -241,16 +311,39 @@ def test_second_run_in_the_same_work_dir_is_refused(iter_config, tmp_path):
                               text=True)
     try:
         assert holder.stdout.readline().strip() == 'locked'
+        yield holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait()
+
+
+def test_second_run_in_the_same_work_dir_is_refused(iter_config, tmp_path):
+    work = str(tmp_path / 'work')
+    with locked(work) as pid:
         runner = Runner.from_cfg(iter_config(work, adapter=None))
         with pytest.raises(WorkDirLockedError) as err:
             runner.train()
         msg = str(err.value)
-        assert f'pid {holder.pid}' in msg and work in msg
+        assert f'pid {pid}' in msg and work in msg
         assert '--work-dir' in msg
         assert not pth_files(work)
-    finally:
-        holder.stdin.close()
-        holder.wait()
+
+
+def test_refused_second_run_writes_nothing(tmp_path):
+    """tools/train.py locks before the runner dumps the config and makes
+    its log folder."""
+    work = str(tmp_path / 'work')
+    os.makedirs(work)
+    dump = osp.join(work, 'tiny_shadow.py')
+    with open(dump, 'w') as f:
+        f.write('# the first run\'s config\n')
+    with locked(work) as pid:
+        before = sorted(os.listdir(work))
+        with pytest.raises(SystemExit) as err:
+            load_tool('train.py').main([DEMO, '--work-dir', work])
+    assert f'pid {pid}' in str(err.value)
+    assert sorted(os.listdir(work)) == before
+    assert open(dump).read() == '# the first run\'s config\n'
 
 
 # ------------------------------------- item 4: no foreground to validate

@@ -19,7 +19,8 @@ _TRAINING_CKPT = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 class CheckpointFileError(RuntimeError):
-    """A checkpoint that cannot be used, or none where one is needed."""
+    """A checkpoint that cannot be used or written, or none where one is
+    needed."""
 
 
 def _is_local(path: str) -> bool:
@@ -28,7 +29,7 @@ def _is_local(path: str) -> bool:
 
 def verify_checkpoint(path: str) -> None:
     """Check that ``path`` is a complete checkpoint, without loading it:
-    its zip directory is readable and every member matches its CRC (files
+    a torch zip whose every member matches its CRC (files
     in torch's legacy format are only checked to exist).
 
     Raises:
@@ -45,6 +46,7 @@ def verify_checkpoint(path: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
+            names = archive.namelist()
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise CheckpointFileError(
             f'Checkpoint {path!r} is truncated or corrupt ({err}).') from err
@@ -52,6 +54,10 @@ def verify_checkpoint(path: str) -> None:
         raise CheckpointFileError(
             f'Checkpoint {path!r} is corrupt (member {bad!r} fails its '
             'CRC check).')
+    if not any(n.rpartition('/')[2] == 'data.pkl' for n in names):
+        raise CheckpointFileError(
+            f'Checkpoint {path!r} is a zip file but not a torch checkpoint '
+            '(no data.pkl in it).')
 
 
 def stored_path(path: str, work_dir: str) -> str:
@@ -117,9 +123,8 @@ def find_resume_checkpoint(work_dir: str,
             (``--resume CKPT``); it must be complete.
 
     Returns:
-        str: ``checkpoint``, else the file ``last_checkpoint`` names if it is
-        complete, else the newest complete ``epoch_N`` / ``iter_N.pth``
-        (logged).
+        str: ``checkpoint``, else the newest complete ``epoch_N`` /
+        ``iter_N.pth`` (logged unless ``last_checkpoint`` names it).
 
     Raises:
         CheckpointFileError: ``checkpoint`` is incomplete, or the work dir
@@ -152,21 +157,25 @@ def find_resume_checkpoint(work_dir: str,
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = resolve_stored_path(f.read(), work_dir)
+        if named and _is_local(named):
+            named = osp.abspath(named)
+    candidates = training_checkpoints(work_dir)
+    if named is not None and named not in candidates:  # e.g. in out_dir
+        candidates.insert(0, named)
     skipped: List[str] = []
-    if named is not None:
-        found = _first_complete([named], skipped)
-        if found is not None:
-            return found
-    found = _first_complete(
-        [p for p in training_checkpoints(work_dir) if p != named], skipped)
+    found = _first_complete(candidates, skipped)
     if found is not None:
-        why = ('; '.join(skipped) if skipped else
-               f'{POINTER!r} is missing (killed before it was written?)')
-        print_log(
-            f'Resuming from {found}, the newest complete checkpoint '
-            f'in the work dir ({why}).',
-            logger='current',
-            level=logging.WARNING)
+        if named is None:
+            skipped.append(f'{POINTER!r} is missing (killed before it was '
+                           'written?)')
+        elif named in candidates[candidates.index(found) + 1:]:
+            skipped.append(f'{POINTER!r} names an older one, {named}')
+        if skipped:
+            print_log(
+                f'Resuming from {found}, the newest complete checkpoint '
+                f'in the work dir ({"; ".join(skipped)}).',
+                logger='current',
+                level=logging.WARNING)
         return found
     if not osp.isdir(work_dir):
         where = f'the work dir {work_dir!r} does not exist'
