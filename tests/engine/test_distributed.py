@@ -9,6 +9,7 @@ import os.path as osp
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -256,3 +257,20 @@ def test_fsdp_flexible_runner_two_gloo_processes(demo_data, tmp_path,
             adapter=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8)))
     assert set(ckpt['state_dict']) == trainable_state_keys(model)
     model.load_state_dict(ckpt['state_dict'], strict=False)
+
+
+def test_end_of_a_two_process_run_is_orderly(tmp_path):
+    """Issue 23 item 8: rank 1 ended while rank 0 still worked, and gloo
+    aborted it now and then. Each rank must leave only once all are done."""
+    for attempt in range(2):
+        marker = str(tmp_path / f'rank0_done_{attempt}')
+        proc = run_dist([
+            sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
+            '2', '--master_port',
+            str(free_port()),
+            osp.join(HERE, 'shutdown_check.py'), marker
+        ])
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out[-4000:]
+        assert 'rank 0 OK' in out and 'rank 1 OK' in out
+        assert 'terminate called' not in out

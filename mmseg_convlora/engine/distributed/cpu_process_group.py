@@ -1,6 +1,7 @@
 import datetime
 import logging
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -50,7 +51,12 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
 
 
 def shutdown_distributed() -> None:
-    """Destroy the process group before the interpreter exits (gloo's
-    threads can abort a finished run otherwise)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """End a distributed run (call it in a ``finally``): the ranks wait for
+    each other, unless an exception is on its way out, then the process
+    group is destroyed before the interpreter exits (gloo's threads can
+    abort a finished run otherwise)."""
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if sys.exc_info()[0] is None:  # a failed rank may never meet the others
+        dist.barrier()
+    dist.destroy_process_group()
