@@ -16,8 +16,9 @@ def _loop_sizes(loop) -> str:
 @HOOKS.register_module()
 class DatasetSizeHook(Hook):
     """Log how many images training, validation and testing read, e.g.
-    ``Data: train 32 images, val 8`` (per test set for several named
-    sets)."""
+    ``Data: train 32 images, val 8, test 8`` (per test set for several
+    named sets). Training builds the test sets too, checking them before
+    it starts."""
 
     priority = 'LOW'
 
@@ -25,6 +26,9 @@ class DatasetSizeHook(Hook):
         parts = [f'train {len(runner.train_dataloader.dataset)} images']
         if runner.val_loop is not None:
             parts.append(f'val {_loop_sizes(runner.val_loop)}')
+        # built now, the test sets' pairs are checked before training
+        if runner.test_loop is not None:
+            parts.append(f'test {_loop_sizes(runner.test_loop)}')
         runner.logger.info('Data: ' + ', '.join(parts))
 
     def before_test(self, runner) -> None:
