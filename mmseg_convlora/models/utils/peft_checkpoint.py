@@ -22,10 +22,9 @@ from ...utils.deprecated_alias import RENAMED
 SAM_FILE_PREFIXES = ('image_encoder.', 'prompt_encoder.', 'mask_decoder.')
 DEFAULT_ADVICE = ('Use the config the checkpoint was trained with (its '
                   'training work dir holds a copy of it).')
-#: Where a saved state dict records its :func:`integrity_record`: torch's
-#: per-module metadata of the root module (``state_dict._metadata['']``),
-#: which every loader hands to ``_load_from_state_dict``.
-RECORD_KEYS = ('trainable_sha256', 'frozen_sha256', 'frozen_from')
+# the integrity record is kept in the root module's metadata
+# (state_dict._metadata['']), which every loader hands to
+# _load_from_state_dict
 _warned_unhashed = False
 
 
