@@ -47,9 +47,9 @@ class TrainableCheckpointHook(Hook):
         meta['peft'] = peft_signature(model)
         state = checkpoint['state_dict']
         keep = self.trainable_keys(runner.model, state)
-        record = integrity_record(state, keep,
-                                  (getattr(model, 'frozen_weights_from', None)
-                                   or {}).values())
+        record = integrity_record(
+            state, keep,
+            getattr(model, 'frozen_weights_from', None) or {})
         if not self.save_frozen:
             meta['peft']['frozen_weights_saved'] = False
             state = {k: v for k, v in state.items() if k in keep}

@@ -211,26 +211,34 @@ def _digest(items: Iterable[Tuple[str, torch.Tensor]],
     return sha.hexdigest()
 
 
-def integrity_record(state_dict, trainable, frozen_from=()) -> dict:
+def _frozen(state_dict: Mapping, trainable: Set[str],
+            sources: Mapping) -> list:
+    """The frozen weights that were read from a SAM file."""
+    return [(k, v) for k, v in state_dict.items()
+            if k not in trainable and sources.get(k.split('.', 1)[0])]
+
+
+def integrity_record(state_dict, trainable, sources) -> dict:
     """What a checkpoint's loads are checked against.
 
     Args:
         state_dict (dict): The model's full state dict.
         trainable (set[str]): Its keys that the checkpoint keeps.
-        frozen_from (Iterable[str]): The files the other (frozen) weights
-            were read from, named in errors.
+        sources (dict): The model's ``frozen_weights_from`` (part: SAM
+            file or None).
 
     Returns:
-        dict: ``trainable_sha256`` (of the kept weights),
-        ``frozen_sha256`` (of a sample of the others) and ``frozen_from``.
+        dict: ``trainable_sha256`` (of the kept weights), ``frozen_sha256``
+        (of a sample of the frozen weights read from files) and
+        ``frozen_from`` (those files).
     """
     kept = [(k, v) for k, v in state_dict.items() if k in trainable]
-    frozen = [(k, v) for k, v in state_dict.items() if k not in trainable]
     return dict(
         trainable_sha256=_digest(kept),
-        frozen_sha256=_digest(frozen, sample=True),
+        frozen_sha256=_digest(
+            _frozen(state_dict, trainable, sources), sample=True),
         frozen_from=sorted({str(f)
-                            for f in frozen_from if f}))
+                            for f in sources.values() if f}))
 
 
 def with_record(state_dict: Mapping[str, torch.Tensor],
@@ -287,20 +295,19 @@ def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
             'again from where it was written, or use another checkpoint of '
             'the run (e.g. its epoch_N.pth).',
             advice=None)
-    if not filled or not record.get('frozen_sha256'):
+    sources = getattr(model, 'frozen_weights_from', None) or {}
+    ours = sorted({str(f) for f in sources.values() if f})
+    # frozen weights not read from a SAM file (in the checkpoint's run or
+    # here) are random: nothing to compare
+    if not (filled and ours and record.get('frozen_from')):
         return
-    frozen = [(k, v) for k, v in own.items() if k not in trainable]
-    if _digest(frozen, sample=True) == record['frozen_sha256']:
+    frozen = _digest(_frozen(own, trainable, sources), sample=True)
+    if frozen == record.get('frozen_sha256'):
         return
-    ours = sorted({
-        str(f)
-        for f in (getattr(model, 'frozen_weights_from', None) or {}).values()
-        if f
-    })
     problem = (
         'was trained on other frozen SAM weights than this model holds: it '
-        f'was trained with {record.get("frozen_from") or "unknown files"}, '
-        f'this model read {ours or "none (random weights)"}. Its predictions '
+        f'was trained with {record["frozen_from"]}, this model read '
+        f'{ours}. Its predictions '
         'would be wrong. Set model.sam_checkpoint to the file it was trained '
         'with')
     if getattr(model, 'check_frozen_weights', True):
