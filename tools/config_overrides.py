@@ -7,6 +7,7 @@ from typing import Iterator, List, Optional
 
 from mmengine.config import Config
 
+from mmseg_convlora.engine import named_sets
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
 
 # ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
@@ -46,9 +47,7 @@ def dataset_cfgs(cfg: Config) -> Iterator[dict]:
         loaders = cfg.get(key)
         if not loaders:
             continue
-        loaders = list(loaders) if isinstance(loaders, list) else [loaders]
-        loaders += list(loaders[0].get('extra_sets', []))  # named test sets
-        for loader in loaders:
+        for _, loader in named_sets(loaders):
             stack = [loader.get('dataset')]
             while stack:
                 dataset = stack.pop()
