@@ -3,7 +3,7 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--amp-dtype {float16,bfloat16}] [--nonfinite {raise,skip}]
-        [--method METHOD] [--cfg-options k=v ...]
+        [--method METHOD] [--trial N] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
@@ -28,6 +28,7 @@ from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
 from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
     RESUME_ADVICE  # noqa: E402
 from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
+from tools.config_checks import ConfigError, check_config  # noqa: E402
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -75,12 +76,21 @@ def parse_args(argv=None):
         help='replace the config\'s adapter(s) (model.backbone.adapter) by '
         'this method\'s, as in configs/<method>/; loss and schedule stay')
     parser.add_argument(
+        '--trial',
+        type=int,
+        metavar='N',
+        help='a trial run: N training iterations in one epoch, validation '
+        'on at most N batches, checkpoints saved (default work dir '
+        'work_dirs/<config>_trial)')
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.trial is not None and args.trial < 1:
+        parser.error(f'--trial must be at least 1, got {args.trial}')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -126,8 +136,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    for note in apply_overrides(cfg, args.cfg_options, args.method):
-        print_log(note, logger='current')
+    try:
+        for note in apply_overrides(cfg, args.cfg_options, args.method,
+                                    args.trial):
+            print_log(note, logger='current')
+        check_config(cfg)
+    except ConfigError as err:
+        sys.exit(f'error: {err}')
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
     if args.launcher == 'none':  # one process: nothing races for the files
@@ -138,6 +153,8 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+        if args.trial is not None:  # not mixed into a real run's dir
+            cfg.work_dir += '_trial'
     if args.amp:
         setup_amp(cfg, args.amp_dtype)
     if args.nonfinite is not None:

@@ -19,6 +19,9 @@ visualizer = dict(
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    # a progress line (with ETA) after 2 minutes without one, whatever the
+    # logger's interval
+    progress=dict(type='ProgressLogHook', max_silence=120),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # mmengine's CheckpointHook made crash-safe (old checkpoints deleted
     # only after the new one is complete, paths relative to the work dir,
