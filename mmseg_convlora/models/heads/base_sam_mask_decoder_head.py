@@ -1,9 +1,10 @@
 """What the binary and the multi-class SAM heads share."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
 from segment_anything.modeling import (MaskDecoder, PromptEncoder,
                                        TwoWayTransformer)
 from torch import Tensor
@@ -26,6 +27,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         num_queries (int): Number of query tokens N.
         keep_sam_multimask_tokens (bool): Keep SAM's multi-mask tokens 1..3
             in the sequence (frozen buffer ``sam_multimask_tokens``).
+        loss_decode (dict | list[dict]): Loss config(s).
         img_size (int): Square network input size (1024 for SAM).
         checkpoint (str, optional): Official SAM checkpoint; its
             ``prompt_encoder.*`` and ``mask_decoder.*`` weights are loaded.
@@ -48,6 +50,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                  out_channels: Optional[int],
                  num_queries: int,
                  keep_sam_multimask_tokens: bool,
+                 loss_decode: Union[dict, Sequence[dict]],
                  img_size: int = 1024,
                  checkpoint: Optional[str] = None,
                  embed_dim: int = 256,
@@ -81,7 +84,15 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             out_channels=out_channels,
             in_index=in_index,
             init_cfg=init_cfg,
+            loss_decode=[],
             **kwargs)
+        # built here, not by BaseDecodeHead's deprecated ``build_loss``
+        losses = [
+            MODELS.build(cfg) for cfg in
+            ([loss_decode] if isinstance(loss_decode, dict) else loss_decode)
+        ]
+        self.loss_decode = losses[0] if isinstance(loss_decode, dict) \
+            else nn.ModuleList(losses)
         # BaseDecodeHead's 1x1 classifier has no role in SAM's decoder.
         del self.conv_seg
         decoder = dict(
