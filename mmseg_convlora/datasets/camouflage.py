@@ -8,7 +8,7 @@ class CamouflageDataset(BinarySegDataset):
     """Camouflaged objects: COD10K + CAMO train, CAMO/COD10K/CHAMELEON test.
 
     Written as ``{train,val,test}/{images,masks}`` by
-    ``tools/dataset_converters/camouflage.py``; evaluated with ``SODMetric``.
+    ``image_mask_folders.py`` (docs/own_data.md); evaluated with ``SODMetric``.
     """
 
     METAINFO = dict(

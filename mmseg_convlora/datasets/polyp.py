@@ -8,7 +8,7 @@ class PolypDataset(BinarySegDataset):
     """Polyps in colonoscopy images (PraNet split, five test sets).
 
     Written as ``{train,val,test}/{images,masks}`` by
-    ``tools/dataset_converters/polyp.py``; evaluated with ``SODMetric``.
+    ``image_mask_folders.py`` (docs/own_data.md); evaluated with ``SODMetric``.
     """
 
     METAINFO = dict(
