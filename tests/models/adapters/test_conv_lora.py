@@ -468,3 +468,21 @@ def test_deepcopy_and_pickle_after_backward(tiny_sam_file):
         ref = model.backbone(inputs)[0]
         torch.testing.assert_close(clone.backbone(inputs)[0], ref)
         torch.testing.assert_close(restored.backbone(inputs)[0], ref)
+
+
+@pytest.mark.parametrize('size_in,size_out', [((7, 7), (56, 56)),
+                                              ((56, 56), (7, 7)),
+                                              ((14, 9), (70, 45)),
+                                              ((70, 45), (14, 9)),
+                                              ((5, 5), (5, 5))])
+def test_bicubic_resize_equals_interpolate_with_gradients(size_in, size_out):
+    from mmseg_convlora.models.adapters.conv_lora import bicubic_resize
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 3, *size_in, generator=g, requires_grad=True)
+    grad = torch.randn(2, 3, *size_out, generator=g)
+    got = bicubic_resize(z, size_out)
+    want = F.interpolate(z, size_out, mode='bicubic', align_corners=False)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    (got_grad, ) = torch.autograd.grad(got, z, grad)
+    (want_grad, ) = torch.autograd.grad(want, z, grad)
+    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=1e-4)
