@@ -3,6 +3,8 @@
 Usage:
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
         [--device cpu|cuda] [--opacity A] [--cfg-options k=v ...]
+    python tools/infer.py CONFIG MODEL.onnx INPUT ... --out DIR
+        --backend onnxruntime
 
 INPUT is an image file, a folder (its images, sub-folders included) or a
 glob pattern (quote it, e.g. 'photos/*.jpg'). For every image, at its
@@ -19,7 +21,9 @@ original size, DIR gets:
 
 ``<name>`` is the file name without extension, with the sub-folder path
 for images found in a folder. No masks are needed; CHECKPOINT is one
-written by tools/train.py for CONFIG (or by tools/export_model.py).
+written by tools/train.py for CONFIG (or by tools/export_model.py); with
+``--backend onnxruntime`` it is the model exported by
+tools/deploy/export_onnx.py (same files, within float rounding).
 """
 import argparse
 import glob
@@ -38,7 +42,7 @@ from mmengine.utils import ProgressBar
 
 import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.apis import (InferencePipeline, get_test_pipeline,
-                                 init_segmentor)
+                                 inference_config, init_segmentor)
 from mmseg_convlora.datasets.transforms.trans10k_loading import \
     TRANS10K_V1_COLORS
 
@@ -62,6 +66,12 @@ def parse_args(argv=None):
         '--device',
         default='cuda' if torch.cuda.is_available() else 'cpu',
         help='cpu or cuda (default: cuda if available)')
+    parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='onnxruntime: CHECKPOINT is a model.onnx written by '
+        'tools/deploy/export_onnx.py for CONFIG')
     parser.add_argument(
         '--opacity',
         type=float,
@@ -168,34 +178,75 @@ def write_prediction(sample, name: str, out: str, classes, palette,
         osp.join(out, 'overlays', name + '.png'))
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    images = find_images(args.inputs)
+def pytorch_backend(args):
+    """``predict(path) -> SegDataSample``, the config, the dataset meta
+    and the number of output channels of the PyTorch model."""
     model = init_segmentor(args.config, args.checkpoint, args.device,
                            args.cfg_options)
     pipeline = InferencePipeline(get_test_pipeline(model.cfg))
+
+    def predict(path):
+        data = pipeline(path)
+        batch = dict(
+            inputs=[data['inputs']], data_samples=[data['data_samples']])
+        with torch.no_grad():
+            return model.test_step(batch)[0]
+
     meta = getattr(model, 'dataset_meta', None) or {}
-    num_classes = max(2, model.decode_head.out_channels)
+    return predict, model.cfg, meta, model.decode_head.out_channels
+
+
+def onnxruntime_backend(args):
+    """:func:`pytorch_backend` for an exported model: images loaded by the
+    config's loader, then ``ONNXSegPredictor``."""
+    from mmcv.transforms import LoadImageFromFile
+    from mmengine.structures import PixelData
+    from mmseg.registry import TRANSFORMS
+    from mmseg.structures import SegDataSample
+
+    from mmseg_convlora.deploy import ONNXSegPredictor
+    cfg = inference_config(args.config, args.cfg_options)
+    predictor = ONNXSegPredictor(args.checkpoint)
+    load = TRANSFORMS.build(
+        next(
+            t for t in get_test_pipeline(cfg)
+            if issubclass(TRANSFORMS.get(t['type']), LoadImageFromFile)))
+
+    def predict(path):
+        pred = predictor(load(dict(img_path=path))['img'])
+        sample = SegDataSample(metainfo=dict(img_path=path))
+        sample.seg_logits = PixelData(data=torch.from_numpy(pred.probs))
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred.mask)[None])
+        return sample
+
+    meta = dict(
+        classes=predictor.meta['classes'], palette=predictor.meta['palette'])
+    return predict, cfg, meta, predictor.num_outputs
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    images = find_images(args.inputs)
+    backend = onnxruntime_backend if args.backend == 'onnxruntime' \
+        else pytorch_backend
+    predict, cfg, meta, out_channels = backend(args)
+    num_classes = max(2, out_channels)
     classes = meta.get('classes') or tuple(f'class{i}'
                                            for i in range(num_classes))
     palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
         num_classes - 1)
-    colours = mask_colours(model.cfg)
+    colours = mask_colours(cfg)
     os.makedirs(args.out, exist_ok=True)
     print(f'Predicting {len(images)} images with {args.checkpoint} '
           f'({args.device}) into {args.out}/')
     progress = ProgressBar(len(images), file=sys.stdout)
     for name, path in images.items():
-        data = pipeline(path)
-        batch = dict(
-            inputs=[data['inputs']], data_samples=[data['data_samples']])
-        with torch.no_grad():
-            sample = model.test_step(batch)[0]
+        sample = predict(path)
         write_prediction(sample, name, args.out, classes, palette, colours,
                          args.opacity)
         progress.update()
     encoding = 'colour-coded' if colours is not None else (
-        '0/255' if model.decode_head.out_channels == 1 else 'class ids')
+        '0/255' if out_channels == 1 else 'class ids')
     print(f'\nWrote masks/ ({encoding} PNG), probs/ and overlays/ for '
           f'{len(images)} images in {args.out}/')
 

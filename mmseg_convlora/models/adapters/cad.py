@@ -238,7 +238,8 @@ class CAD(BaseSAMAdapter):
 
     def adapter_input(self,
                       inputs: torch.Tensor,
-                      data_samples: Optional[Sequence] = None) -> torch.Tensor:
+                      data_samples: Optional[Sequence] = None,
+                      image: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The 6-channel adapter input, (B, 6, input_size, input_size): the
         input image (:meth:`input_image`) and its high-frequency components,
         each channel divided by its per-sample maximum + 1e-5.
@@ -247,19 +248,24 @@ class CAD(BaseSAMAdapter):
             inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
             data_samples (list[SegDataSample], optional): The batch's data
                 samples.
+            image (Tensor, optional): The input image itself, (B, 3,
+                input_size, input_size) RGB 0..255, instead of the one
+                :meth:`input_image` finds (an exported model's input).
         """
-        x = self.input_image(inputs, data_samples)
+        x = self.input_image(inputs, data_samples) if image is None \
+            else image.float()
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
         return x / (x.amax(dim=(2, 3), keepdim=True) + 1e-5)
 
-    def adapter_output(
-            self,
-            inputs: torch.Tensor,
-            size: Sequence[int],
-            data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size).
+    def adapter_output(self,
+                       inputs: torch.Tensor,
+                       size: Sequence[int],
+                       data_samples: Optional[Sequence] = None,
+                       image: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size);
+        ``image`` as in :meth:`adapter_input`.
         """
-        x = self.stem(self.adapter_input(inputs, data_samples))
+        x = self.stem(self.adapter_input(inputs, data_samples, image))
         out = 0
         for block in self.blocks:
             x = block(x)

@@ -46,9 +46,17 @@ def moe_balance_loss(importance: torch.Tensor,
     return 0.01 * (cv_squared(importance) + cv_squared(load))
 
 
-@functools.lru_cache(maxsize=None)
 def _bicubic_matrix(size_in: int, size_out: int,
                     device: torch.device) -> torch.Tensor:
+    """:func:`_build_bicubic_matrix`, cached except while torch.compile or
+    torch.export trace (their tensors must not outlive the trace)."""
+    if torch.compiler.is_compiling():
+        return _build_bicubic_matrix(size_in, size_out, device)
+    return _cached_bicubic_matrix(size_in, size_out, device)
+
+
+def _build_bicubic_matrix(size_in: int, size_out: int,
+                          device: torch.device) -> torch.Tensor:
     """(size_out, size_in) float32 matrix of 1-D bicubic resizing as
     ``F.interpolate(mode='bicubic', align_corners=False)`` computes it:
     Keys' cubic with a = -0.75, source indices clamped at the borders."""
@@ -68,6 +76,10 @@ def _bicubic_matrix(size_in: int, size_out: int,
     matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
     matrix.index_put_((rows, cols), weights, accumulate=True)
     return matrix.float().to(device)
+
+
+_cached_bicubic_matrix = functools.lru_cache(maxsize=None)(
+    _build_bicubic_matrix)
 
 
 def bicubic_resize(z: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
