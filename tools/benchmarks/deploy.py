@@ -109,9 +109,46 @@ def run_case(args, arch: str, size: int, workdir: str) -> dict:
             row[f'{name}_vs_eager'] = ratio(seconds['eager'], seconds[name])
             row[f'{name}_max_abs_diff'] = float(
                 np.abs(out - outputs['eager']).max())
-            row[f'{name}_mask_agreement'] = float(
-                ((out > 0.5) == (outputs['eager'] > 0.5)).mean())
+            differ = (out > 0.5) != (outputs['eager'] > 0.5)
+            row[f'{name}_mask_diffs'] = int(differ.sum())
+            row[f'{name}_mask_diffs_off_threshold'] = int(
+                (differ & (np.abs(outputs['eager'] - 0.5) > 1e-4)).sum())
+    if args.profile:
+        row['profile'] = profile(eager, image, path, options)
     return row
+
+
+def profile(eager, image: torch.Tensor, path: str, options) -> dict:
+    """Seconds per operator type of one run: ``torch.profiler`` for eager,
+    onnxruntime's own profiler for the ONNX model (top 10 each)."""
+    import onnxruntime as ort
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    with torch.no_grad(), torch_profile(
+            activities=[ProfilerActivity.CPU]) as prof:
+        eager(image)
+    top = dict(eager={
+        e.key: e.self_cpu_time_total / 1e6
+        for e in prof.key_averages()
+    })
+    options.enable_profiling = True
+    options.profile_file_prefix = osp.splitext(path)[0]
+    session = ort.InferenceSession(
+        path, options, providers=['CPUExecutionProvider'])
+    session.run(None, {'image': image.numpy()})
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    options.enable_profiling = False
+    top['onnxruntime'] = {}
+    for e in events:
+        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+            op = e['args']['op_name']
+            top['onnxruntime'][op] = top['onnxruntime'].get(op, 0) + \
+                e['dur'] / 1e6
+    return {
+        k: dict(sorted(v.items(), key=lambda kv: -kv[1])[:10])
+        for k, v in top.items()
+    }
 
 
 def add_parser(subparsers) -> None:
@@ -137,6 +174,11 @@ def add_parser(subparsers) -> None:
         '--compile',
         action='store_true',
         help='also torch.compile (inductor) the eager model')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='also print the seconds per operator type of one run of eager '
+        'and of onnxruntime')
     parser.add_argument(
         '--threads',
         type=int,
@@ -170,13 +212,26 @@ def run(args: argparse.Namespace) -> List[dict]:
           'warm-up; diff and masks (p > 0.5) against eager')
     header = ['case', 'eager img/s']
     for b in backends:
-        header += [f'{b} img/s', f'{b}/eager', f'{b} max|dp|', f'{b} masks=']
-    print_table(header, [[r['case'], fmt(r['eager_img_s'], '.2f')] + sum(([
-        fmt(r[f'{b}_img_s'], '.2f'),
-        fmt(r[f'{b}_vs_eager'], '.2f'),
-        fmt(r[f'{b}_max_abs_diff'], '.1e'),
-        fmt(100 * r[f'{b}_mask_agreement'], '.3f') + '%'
-    ] for b in backends), []) for r in rows])
+        header += [f'{b} img/s', f'{b}/eager', f'{b} max|dp|', f'{b} masks']
+    table = []
+    for r in rows:
+        line = [r['case'], fmt(r['eager_img_s'], '.2f')]
+        for b in backends:
+            line += [
+                fmt(r[f'{b}_img_s'], '.2f'),
+                fmt(r[f'{b}_vs_eager'], '.2f'),
+                fmt(r[f'{b}_max_abs_diff'], '.1e'),
+                f"{r[f'{b}_mask_diffs']} ({r[f'{b}_mask_diffs_off_threshold']})"
+            ]
+        table.append(line)
+    print_table(header, table)
+    print('masks: pixels whose mask differs from eager (in brackets: those '
+          'of them whose eager probability is farther than 1e-4 from 0.5)')
+    for r in rows:
+        for backend, ops in r.get('profile', {}).items():
+            print(f"{r['case']} {backend}: " +
+                  ', '.join(f'{op} {sec * 1e3:.1f} ms'
+                            for op, sec in ops.items()))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=1)

@@ -20,6 +20,7 @@ See docs/deploy.md.
 """
 import argparse
 import json
+import logging
 import os.path as osp
 import sys
 
@@ -144,6 +145,8 @@ def export(model: nn.Module, meta: dict, out: str) -> None:
         inputs['cad_image'] = torch.zeros(2, 3,
                                           *(meta['cad_image']['size'], ) * 2)
     batch = torch.export.Dim('batch')
+    # onnx_ir warns about every empty attribute list
+    logging.getLogger('onnx_ir').setLevel(logging.ERROR)
     with torch.no_grad():
         program = torch.onnx.export(
             ExportedSegmentor(model).eval(),
