@@ -221,7 +221,8 @@ def run(args: argparse.Namespace) -> List[dict]:
                 fmt(r[f'{b}_img_s'], '.2f'),
                 fmt(r[f'{b}_vs_eager'], '.2f'),
                 fmt(r[f'{b}_max_abs_diff'], '.1e'),
-                f"{r[f'{b}_mask_diffs']} ({r[f'{b}_mask_diffs_off_threshold']})"
+                '{} ({})'.format(r[f'{b}_mask_diffs'],
+                                 r[f'{b}_mask_diffs_off_threshold'])
             ]
         table.append(line)
     print_table(header, table)

@@ -149,8 +149,9 @@ class ConvLoRALinear(LowRankLinear):
 
     (bicubic, align_corners=False, no antialias; scale 1 skips both
     resizes), computed as matrix products on the small maps
-    (:func:`upsampled_conv3x3`, :func:`bicubic_resize`). With k > 1 the chosen experts' outputs are summed (the
-    paper's mixture ``sum_j G_j E_j``). AutoGluon's reference fixes k = 1;
+    (:func:`upsampled_conv3x3`, :func:`bicubic_resize`). With k > 1 the
+    chosen experts' outputs are summed (the paper's mixture
+    ``sum_j G_j E_j``). AutoGluon's reference fixes k = 1;
     its dispatcher, written for experts that output log-probabilities,
     combines outputs as ``log(sum_j exp(E_j(z)))``, which for k = 1 is
     ``E(z)`` up to float32 rounding and for k > 1 would be a soft maximum,
