@@ -2,9 +2,11 @@
 MMSegmentation.
 
 Importing this package registers every model, dataset, transform, metric and
-hook into mmseg's registries. :mod:`.compat` comes first so that mmseg imports
-on mmcv-lite and mmengine checkpoints load on torch >= 2.6. Without torch
-(a deployment with onnxruntime) only :mod:`.deploy` is usable.
+hook into mmseg's registries, those of the optional features
+(``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
+first so that mmseg imports on mmcv-lite and mmengine checkpoints load on
+torch >= 2.6. Without torch (a deployment with onnxruntime) only
+:mod:`.deploy` is usable.
 """
 try:
     import torch  # noqa: F401
@@ -13,6 +15,11 @@ except ModuleNotFoundError as err:  # see mmseg_convlora.deploy
         raise
 else:
     from . import compat  # noqa: F401  (must stay first)
-    from . import datasets, engine, evaluation, models  # noqa: F401,E402
+    from . import (datasets, embedding_cache, engine, evaluation, models,
+                   peft_backbone)
 
 __version__ = '0.1.0'
+__all__ = [
+    'datasets', 'embedding_cache', 'engine', 'evaluation', 'models',
+    'peft_backbone'
+]

@@ -12,8 +12,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
 
 import mmseg_convlora  # noqa: F401  registers everything
-from mmseg_convlora.utils import save_tiny_sam_checkpoint
-from helpers import REPO, demo_config, load_tool
+from helpers import REPO, demo_config, load_tool, save_tiny_sam_checkpoint
 
 
 @pytest.fixture(autouse=True)

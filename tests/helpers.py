@@ -11,10 +11,22 @@ import subprocess
 import sys
 import uuid
 
-from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
-                                  TINY_IMG_SIZE)
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:  # the tools' helper modules
+    sys.path.insert(0, REPO)
+
+from tools.make_demo_data import save_tiny_sam_checkpoint  # noqa: F401
+from tools.make_demo_data import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
+                                  TINY_IMG_SIZE, build_tiny_sam)
+
+# A TinyViT in MobileSAM's layout: at 128x128 the attention stages see 16x16
+# (7x7 windows, padded to 21x21), 8x8 (one 14x14 window, padded) and 8x8
+# (7x7 windows, padded to 14x14) maps.
+TINY_TINY_VIT = dict(
+    embed_dims=(8, 16, 24, 32),
+    depths=(1, 1, 2, 1),
+    num_heads=(1, 2, 2, 2),
+    window_sizes=(7, 7, 14, 7))
 # every config a user runs (not the _base_ pieces), relative to REPO
 SHIPPED_CONFIGS = sorted(
     osp.relpath(p, REPO) for p in glob.glob(
@@ -173,8 +185,6 @@ def _tiny_sam_model(model, sam_file: str, size: int) -> None:
     """Make a SAM model config tiny (see :func:`tiny_config`)."""
     if model.backbone.type == 'SAMTinyViT':
         # a tiny MobileSAM file beside the tiny SAM one
-        from mmseg_convlora.utils import (TINY_TINY_VIT,
-                                          save_tiny_mobile_sam_checkpoint)
         mobile = osp.join(osp.dirname(sam_file), 'tiny_mobile_sam.pth')
         if not osp.isfile(mobile):
             save_tiny_mobile_sam_checkpoint(mobile)
@@ -229,6 +239,60 @@ def tiny_config(path: str, sam_file: str):
             if t['type'] == 'ResizeCADImage':  # = CAD's input_size
                 t['size'] = size // 2
     return cfg
+
+
+def build_tiny_mobile_sam(img_size=TINY_IMG_SIZE,
+                          encoder=None,
+                          embed_dim=TINY_EMBED_DIM,
+                          decoder=None,
+                          seed=0):
+    """A small MobileSAM (TinyViT encoder) with random weights, batch-norm
+    statistics and attention biases included (so that a test notices when
+    they are not loaded or leave eval mode), in eval mode."""
+    import torch
+    from segment_anything.modeling import Sam
+
+    from mmseg_convlora.models.backbones.tiny_vit import TinyViTEncoder
+    enc = dict(TINY_TINY_VIT, **(encoder or {}))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vit_sam = build_tiny_sam(
+            img_size, embed_dim=embed_dim, decoder=decoder, seed=seed)
+        encoder_module = TinyViTEncoder(
+            img_size=img_size, out_channels=embed_dim, **enc)
+        with torch.no_grad():
+            for name, param in encoder_module.named_parameters():
+                if 'attention_biases' in name:
+                    param.normal_(0, 0.5)
+                elif name.endswith('bn.weight'):
+                    param.uniform_(0.5, 1.5)
+            for name, buf in encoder_module.named_buffers():
+                if name.endswith('running_mean'):
+                    buf.normal_(0, 0.1)
+                elif name.endswith('running_var'):
+                    buf.uniform_(0.5, 2.0)
+        sam = Sam(
+            image_encoder=encoder_module,
+            prompt_encoder=vit_sam.prompt_encoder,
+            mask_decoder=vit_sam.mask_decoder,
+            pixel_mean=[123.675, 116.28, 103.53],
+            pixel_std=[58.395, 57.12, 57.375])
+    return sam.eval()
+
+
+def save_tiny_mobile_sam_checkpoint(path, **kwargs):
+    """Save :func:`build_tiny_mobile_sam` like ``mobile_sam.pt``, whose
+    unused ImageNet classifier weights are written too; return it."""
+    import torch
+    sam = build_tiny_mobile_sam(**kwargs)
+    state = sam.state_dict()
+    width = sam.image_encoder.layers[-1].blocks[0].attn.norm.weight.shape[0]
+    state['image_encoder.norm_head.weight'] = torch.ones(width)
+    state['image_encoder.norm_head.bias'] = torch.zeros(width)
+    state['image_encoder.head.weight'] = torch.zeros(10, width)
+    state['image_encoder.head.bias'] = torch.zeros(10)
+    torch.save(state, path)
+    return sam
 
 
 def load_tool(*parts):

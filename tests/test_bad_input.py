@@ -36,8 +36,7 @@ from PIL import Image
 
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
 from mmseg_convlora.models.adapters import CAD, ConvLoRA, LoRA
-from mmseg_convlora.utils import build_tiny_sam
-from helpers import tiny_model_cfg
+from helpers import build_tiny_sam, tiny_model_cfg
 
 
 # ----------------------------------------------------------------- images

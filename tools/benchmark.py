@@ -10,15 +10,15 @@
   ``torch.compile``) on one exported model.
 
 They report measurements only; what a figure should be is stated where the
-figure is used (the README), not here. Run ``python tools/benchmark.py
-COMMAND --help`` for the options.
+figure is used (docs/speed_and_memory.md), not here. Run
+``python tools/benchmark.py COMMAND --help`` for the options.
 """
 import argparse
 import os.path as osp
 import sys
 from typing import Optional, Sequence
 
-# this checkout's package and the benchmarks beside this file
+# the repository (for the package, as the other tools) and tools/
 sys.path[:0] = [
     osp.dirname(osp.dirname(osp.abspath(__file__))),
     osp.dirname(osp.abspath(__file__))

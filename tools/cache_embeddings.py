@@ -1,27 +1,11 @@
-"""Run the frozen SAM image encoder once over a config's datasets and cache
-the embeddings (for CAD / decoder-only training without the encoder).
+"""Cache the frozen SAM encoder's embeddings of a config's datasets (both
+horizontal flips), for training without the encoder (CAD, decoder-only).
 
-Usage:
-    python tools/cache_embeddings.py CONFIG [--out DIR]
-        [--splits train val test] [--device cpu|cuda] [--batch-size N]
-        [--dtype float16|float32] [--cfg-options k=v ...]
+    python tools/cache_embeddings.py CONFIG [--out DIR] [--splits ...]
 
-For every image of the train, val and test dataloaders' datasets and both
-horizontal flips it runs the config's own pipeline (load, resize; the flip
-done with ``RandomFlip(prob=1)`` exactly as training does it), the config's
-data preprocessor and SAM's encoder (the backbone of the config without
-adapter), and writes ``DIR/emb/*.npy`` (one (C, h, w) array per image and
-flip) plus ``DIR/manifest.json`` recording the SAM checkpoint's SHA-256, the
-arch, the input size and the embedding channels. ``--out`` defaults to the
-config's ``model.backbone.embedding_cache.dir``.
-
-Train with the cache using a config like ``configs/cad/sbu_vit-b_cached.py``
-(``embedding_cache=dict(dir=DIR)`` on the backbone and
-``LoadCachedEmbedding`` after ``PackSegInputs``): the encoder is then never
-built. A cache computed from another checkpoint or input size is refused
-when the model is built. Running the tool again on an up-to-date cache only
-adds missing images; a stale cache (other checkpoint, arch or size) is
-replaced.
+``--out`` defaults to the config's ``model.backbone.embedding_source.dir``.
+Running it again adds missing images; a stale cache (other checkpoint,
+arch or size) is replaced. See docs/speed_and_memory.md.
 """
 import argparse
 import copy
@@ -39,10 +23,10 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import mmseg_convlora  # noqa: F401  registers the plugin
-from mmseg_convlora.utils import embedding_cache as cache_format
+from mmseg_convlora.embedding_cache import cache_format
 
 # Transforms that change the image deterministically (or not at all).
-DETERMINISTIC = ('LoadImageFromFile', 'LoadImageChecked',
+DETERMINISTIC = ('LoadImageFromFile', 'CheckImage', 'LoadImageChecked',
                  'LoadImageFromNDArray', 'Resize', 'LoadAnnotations',
                  'LoadBinaryAnnotations', 'LoadTrans10KAnnotations',
                  'ResizeCADImage')
@@ -56,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--out',
         help='cache directory (default: the config\'s '
-        'model.backbone.embedding_cache.dir)')
+        'model.backbone.embedding_source.dir)')
     parser.add_argument(
         '--splits',
         nargs='+',
@@ -89,7 +73,7 @@ def build_encoder(cfg: Config, device: str):
     if checkpoint is None:
         raise SystemExit('The config names no SAM checkpoint '
                          '(model.sam_checkpoint); the cache records its hash.')
-    backbone.pop('embedding_cache', None)
+    backbone.pop('embedding_source', None)
     backbone['adapter'] = None
     backbone['checkpoint'] = checkpoint
     backbone['with_cp'] = False
@@ -147,11 +131,11 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    out = args.out or (cfg.model.backbone.get('embedding_cache')
+    out = args.out or (cfg.model.backbone.get('embedding_source')
                        or {}).get('dir')
     if not out:
         raise SystemExit('Give --out DIR (the config sets no '
-                         'model.backbone.embedding_cache.dir).')
+                         'model.backbone.embedding_source.dir).')
     from mmseg.registry import DATASETS
 
     encoder, preprocessor, checkpoint = build_encoder(cfg, args.device)

@@ -1,38 +1,12 @@
 """Export a trained model as one self-contained checkpoint for inference.
 
-Usage:
     python tools/export_model.py CONFIG CHECKPOINT OUT [--format mmseg|sam]
-        [--cfg-options k=v ...]
 
-Training checkpoints hold only the trainable weights (the frozen SAM comes
-from ``model.sam_checkpoint``). This tool builds the config's model, loads
-the checkpoint into it and writes a file that needs no SAM checkpoint:
-
-* LoRA: the low-rank updates are merged into SAM's ``qkv`` weights
-  (``W + (alpha / r) B A``) and the LoRA factors dropped, so the exported
-  model *is* a decoder-only model: plain SAM encoder weights under their
-  official names, no adapter, no extra latency.
-* Conv-LoRA, CAD (nothing to merge: Conv-LoRA has a non-linearity between A
-  and B, CAD is a parallel network): the full state dict, frozen weights
-  included.
-
-``--format mmseg`` (default) writes an mmengine checkpoint
-(``state_dict`` + ``meta``) of the deployable model and, next to it,
-``OUT``'s name with ``.py``: the config that builds that model with no SAM
-file (``sam_checkpoint=None``; for LoRA ``adapter=None``), usable as is::
-
-    python tools/test.py OUT.py OUT
-
-``--format sam`` (merged LoRA or decoder-only, binary head trained with
-``keep_sam_multimask_tokens=True``) writes an official SAM checkpoint
-(``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*`` with the
-trained mask token as token 0): it loads in ``segment_anything``
-(``multimask_output=False`` gives the trained mask) and as
-``model.sam_checkpoint`` of the decoder-only config (with that setting) with
-no further checkpoint.
-
-Before writing, the tool checks that the exported model reproduces the
-trained model's output on a random input and prints the difference.
+``mmseg`` (default): the deployable model's full state dict (LoRA merged
+into SAM's weights) and, beside it, the config that builds it with no SAM
+file. ``sam``: an official SAM checkpoint (merged LoRA or decoder-only,
+binary head with ``keep_sam_multimask_tokens=True``). The exported model is
+checked against the trained one first. See docs/inference.md.
 """
 import argparse
 import copy

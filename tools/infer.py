@@ -1,29 +1,13 @@
 """Predict masks for your own images with a trained model.
 
-Usage:
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
-        [--device cpu|cuda] [--opacity A] [--cfg-options k=v ...]
-    python tools/infer.py CONFIG MODEL.onnx INPUT ... --out DIR
+    python tools/infer.py CONFIG MODEL.onnx INPUT ... --out DIR \
         --backend onnxruntime
 
-INPUT is an image file, a folder (its images, sub-folders included) or a
-glob pattern (quote it, e.g. 'photos/*.jpg'). For every image, at its
-original size, DIR gets:
-
-* ``masks/<name>.png``: the prediction in the dataset's mask encoding:
-  0/255 for binary models; class ids for multi-class ones (the dataset's
-  colours for Trans10K v1, whose masks are colour-coded);
-* ``probs/<name>.png``: binary: the foreground probability (0-255);
-  multi-class: ``probs/<name>/<class>.png``, one map per class (the head's
-  class scores normalised to sum to 1 at every pixel);
-* ``overlays/<name>.png``: the image with the predicted classes coloured
-  by the dataset's palette.
-
-``<name>`` is the file name without extension, with the sub-folder path
-for images found in a folder. No masks are needed; CHECKPOINT is one
-written by tools/train.py for CONFIG (or by tools/export_model.py); with
-``--backend onnxruntime`` it is the model exported by
-tools/deploy/export_onnx.py (same files, within float rounding).
+INPUT: image files, folders or glob patterns. DIR gets ``masks/`` (in the
+dataset's mask encoding), ``probs/`` and ``overlays/``, at each image's
+size; see docs/inference.md. With ``--backend onnxruntime`` the model is
+the one tools/deploy/export_onnx.py wrote for CONFIG (docs/deploy.md).
 """
 import argparse
 import glob
@@ -41,10 +25,9 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 import mmseg_convlora  # noqa: F401  registers the plugin
-from mmseg_convlora.apis import (InferencePipeline, get_test_pipeline,
-                                 inference_config, init_segmentor)
-from mmseg_convlora.datasets.transforms.trans10k_loading import \
-    TRANS10K_V1_COLORS
+from mmseg_convlora.apis import (InferencePipeline, config_test_dataset,
+                                 get_test_pipeline, inference_config,
+                                 init_segmentor)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -131,18 +114,10 @@ def find_images(inputs: List[str]) -> Dict[str, str]:
 
 
 def mask_colours(cfg) -> Optional[np.ndarray]:
-    """The RGB colour of each class id in the dataset's masks, for datasets
-    whose masks are colour-coded (Trans10K v1), else None."""
-    loaders = cfg.test_dataloader
-    loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
-    dataset = loader.get('dataset', {})
-    if dataset.get('type') != 'Trans10KDataset' or \
-            dataset.get('version', 'v1') != 'v1':
-        return None
-    colours = {}
-    for colour, class_id in TRANS10K_V1_COLORS.items():
-        colours.setdefault(class_id, colour)
-    return np.array([colours[i] for i in sorted(colours)], np.uint8)
+    """The RGB colour of each class id in the dataset's mask files, for
+    datasets whose masks are colour-coded (``mask_colours``), else None."""
+    colours = getattr(config_test_dataset(cfg), 'mask_colours', None)
+    return None if colours is None else np.array(colours, np.uint8)
 
 
 def overlay(image: np.ndarray, pred: np.ndarray, palette,
@@ -200,6 +175,7 @@ def onnxruntime_backend(args):
     """:func:`pytorch_backend` for an exported model: images loaded by the
     config's loader, then ``ONNXSegPredictor``."""
     from mmcv.transforms import LoadImageFromFile
+    from mmengine.dataset import Compose
     from mmengine.structures import PixelData
     from mmseg.registry import TRANSFORMS
     from mmseg.structures import SegDataSample
@@ -207,10 +183,12 @@ def onnxruntime_backend(args):
     from mmseg_convlora.deploy import ONNXSegPredictor
     cfg = inference_config(args.config, args.cfg_options)
     predictor = ONNXSegPredictor(args.checkpoint)
-    load = TRANSFORMS.build(
-        next(
-            t for t in get_test_pipeline(cfg)
-            if issubclass(TRANSFORMS.get(t['type']), LoadImageFromFile)))
+    # the pipeline's leading loading (and checking) steps: 8-bit BGR
+    steps = get_test_pipeline(cfg)
+    end = next(
+        i for i, t in enumerate(steps) if t['type'] != 'CheckImage'
+        and not issubclass(TRANSFORMS.get(t['type']), LoadImageFromFile))
+    load = Compose(steps[:end])
 
     def predict(path):
         pred = predictor(load(dict(img_path=path))['img'])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint as mmsegmentation does: flake8, isort, yapf and codespell with the
 # settings in setup.cfg, on every Python file git knows (tracked, or new and
-# not ignored) and on the README and requirements.
+# not ignored) and on the Markdown docs, requirements and shell scripts.
 #
 #   tools/lint.sh          check only; exits 1 when a tool has findings
 #   tools/lint.sh --fix    let isort and yapf rewrite the files, then check

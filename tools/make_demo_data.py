@@ -4,25 +4,207 @@
 
 ``--task shadow`` (default, into ``data/demo_shadow``): ``train/`` and
 ``val/`` with ``images/*.jpg`` and 0/255 ``masks/*.png`` (dark elliptical
-"shadows" on textured bright ground, images of varied sizes).
-``--task multiclass`` (into ``data/demo_multiclass``): the same ground with
-bright squares (class 1) and dark discs (class 2); masks hold class ids.
-Both also get ``tiny_sam.pth``: a randomly initialised small SAM saved in
-the official checkpoint layout, so the demo runs the same loading code as
-the real weights. Nothing is downloaded. ``tools/train.py`` runs this by
-itself for the demo configs when their data is missing.
+"shadows" on textured bright ground). ``--task multiclass`` (into
+``data/demo_multiclass``): bright squares (class 1) and dark discs (class 2);
+masks hold class ids. Both get ``tiny_sam.pth``, a randomly initialised
+small SAM in the official checkpoint layout. Nothing is downloaded.
+``tools/train.py`` and ``tools/test.py`` build what a demo config
+(``demo_data = dict(task=...)``) misses with :func:`build_missing_demo_data`.
 """
 import argparse
+import os
 import os.path as osp
 import sys
+from functools import partial
+from typing import List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+from segment_anything.modeling import (ImageEncoderViT, MaskDecoder,
+                                       PromptEncoder, Sam, TwoWayTransformer)
+
+from tools.config_overrides import dataset_cfgs
+
+TASKS = ('shadow', 'multiclass')
+# 128x128 input -> 8x8 patch grid -> four 4x4 windows in windowed blocks.
+TINY_ENCODER = dict(
+    embed_dim=32,
+    depth=2,
+    num_heads=2,
+    global_attn_indexes=(1, ),
+    window_size=4)
+TINY_DECODER = dict(depth=2, mlp_dim=64, num_heads=2, iou_head_hidden_dim=32)
+TINY_EMBED_DIM = 32
+TINY_IMG_SIZE = 128
+
+
+def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
+                   encoder: Optional[dict] = None,
+                   embed_dim: int = TINY_EMBED_DIM,
+                   decoder: Optional[dict] = None,
+                   seed: int = 0) -> Sam:
+    """A small ``segment_anything`` SAM with random weights (its position
+    embeddings too), in eval mode; the global RNG is left as it was.
+
+    Args:
+        img_size (int): Square input size.
+        encoder (dict, optional): Overrides of :data:`TINY_ENCODER`.
+        embed_dim (int): Prompt/decoder dim (SAM: 256).
+        decoder (dict, optional): Overrides of :data:`TINY_DECODER`.
+        seed (int): Seed of the weights.
+    """
+    enc = dict(TINY_ENCODER, **(encoder or {}))
+    dec = dict(TINY_DECODER, **(decoder or {}))
+    grid = img_size // 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = Sam(
+            image_encoder=ImageEncoderViT(
+                img_size=img_size,
+                patch_size=16,
+                embed_dim=enc['embed_dim'],
+                depth=enc['depth'],
+                num_heads=enc['num_heads'],
+                mlp_ratio=4,
+                out_chans=embed_dim,
+                qkv_bias=True,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                use_rel_pos=True,
+                global_attn_indexes=tuple(enc['global_attn_indexes']),
+                window_size=enc['window_size']),
+            prompt_encoder=PromptEncoder(
+                embed_dim=embed_dim,
+                image_embedding_size=(grid, grid),
+                input_image_size=(img_size, img_size),
+                mask_in_chans=16),
+            mask_decoder=MaskDecoder(
+                num_multimask_outputs=3,
+                transformer=TwoWayTransformer(
+                    depth=dec['depth'],
+                    embedding_dim=embed_dim,
+                    mlp_dim=dec['mlp_dim'],
+                    num_heads=dec['num_heads']),
+                transformer_dim=embed_dim,
+                iou_head_depth=3,
+                iou_head_hidden_dim=dec['iou_head_hidden_dim']),
+            pixel_mean=[123.675, 116.28, 103.53],
+            pixel_std=[58.395, 57.12, 57.375])
+        with torch.no_grad():
+            for name, param in sam.image_encoder.named_parameters():
+                if name == 'pos_embed' or 'rel_pos' in name:
+                    param.normal_(0, 0.02)
+    return sam.eval()
+
+
+def save_tiny_sam_checkpoint(path: str, **kwargs) -> Sam:
+    """Save :func:`build_tiny_sam` like the official files; return it."""
+    sam = build_tiny_sam(**kwargs)
+    torch.save(sam.state_dict(), path)
+    return sam
+
+
+def make_shadow_sample(rng: np.random.Generator, size: tuple) -> tuple:
+    """A bright textured image with 1-2 dark ellipses and its 0/255 mask."""
+    h, w = size
+    base = rng.uniform(150, 220)
+    img = base + rng.normal(0, 12, (h, w, 1)) + rng.normal(0, 6, (h, w, 3))
+    # smooth illumination so that brightness alone is not a perfect cue
+    _, xx = np.mgrid[0:h, 0:w]
+    img += 25 * np.sin(xx / w * np.pi * rng.uniform(0.5, 2))[..., None]
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 3)):
+        center = (int(rng.uniform(0.2, 0.8) * w),
+                  int(rng.uniform(0.2, 0.8) * h))
+        axes = (int(rng.uniform(0.1, 0.3) * w), int(rng.uniform(0.1, 0.3) * h))
+        cv2.ellipse(mask, center, axes, float(rng.uniform(0, 180)), 0, 360,
+                    255, -1)
+    img[mask > 0] *= rng.uniform(0.3, 0.5)
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def make_multiclass_sample(rng: np.random.Generator, size: tuple) -> tuple:
+    """Bright squares (class 1) and dark discs (class 2), and the ids."""
+    h, w = size
+    img = rng.uniform(110, 150) + rng.normal(0, 10, (h, w, 3))
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(rng.integers(1, 3)):
+        side = int(rng.uniform(0.2, 0.35) * min(h, w))
+        x0 = int(rng.uniform(0, w - side))
+        y0 = int(rng.uniform(0, h - side))
+        mask[y0:y0 + side, x0:x0 + side] = 1
+    for _ in range(rng.integers(1, 3)):
+        center = (int(rng.uniform(0.2, 0.8) * w),
+                  int(rng.uniform(0.2, 0.8) * h))
+        radius = int(rng.uniform(0.1, 0.2) * min(h, w))
+        cv2.circle(mask, center, radius, 2, -1)
+    img[mask == 1] += 80
+    img[mask == 2] -= 80
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def make_demo_data(out: str,
+                   task: str = 'shadow',
+                   num_train: int = 32,
+                   num_val: int = 8,
+                   seed: int = 0) -> str:
+    """Write a demo dataset and its tiny SAM into ``out`` (overwriting).
+
+    Returns:
+        str: The tiny SAM checkpoint's path.
+    """
+    if task not in TASKS:
+        raise ValueError(f'task must be one of {TASKS}, got {task!r}.')
+    sample = make_shadow_sample if task == 'shadow' else \
+        make_multiclass_sample
+    rng = np.random.default_rng(seed)
+    for split, num in (('train', num_train), ('val', num_val)):
+        for sub in ('images', 'masks'):
+            os.makedirs(osp.join(out, split, sub), exist_ok=True)
+        for i in range(num):
+            size = (int(rng.integers(96, 161)), int(rng.integers(96, 161)))
+            img, mask = sample(rng, size)
+            name = f'{split}_{i:03d}'
+            cv2.imwrite(
+                osp.join(out, split, 'images', name + '.jpg'), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(osp.join(out, split, 'masks', name + '.png'), mask)
+    ckpt = osp.join(out, 'tiny_sam.pth')
+    save_tiny_sam_checkpoint(ckpt, seed=seed)
+    return ckpt
+
+
+def build_missing_demo_data(cfg) -> List[str]:
+    """Build what a demo config (``demo_data = dict(task=...)``) reads and
+    is not there: data roots without ``train/images``, and a missing
+    ``model.sam_checkpoint``. Other configs are left alone.
+
+    Returns:
+        list[str]: What was built, for the log.
+    """
+    demo: Optional[dict] = cfg.get('demo_data')
+    if not demo:
+        return []
+    built = []
+    task = demo.get('task', 'shadow')
+    for root in sorted({d['data_root'] for d in dataset_cfgs(cfg)}):
+        if not osp.isdir(osp.join(root, 'train', 'images')):
+            make_demo_data(root, task)
+            built.append(f'the {task} demo dataset and tiny SAM in {root}')
+    sam = cfg.model.get('sam_checkpoint')
+    if sam and not osp.isfile(sam):
+        os.makedirs(osp.dirname(osp.abspath(sam)), exist_ok=True)
+        save_tiny_sam_checkpoint(sam)
+        built.append(f'the tiny SAM {sam}')
+    return built
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--task', choices=['shadow', 'multiclass'], default='shadow')
+    parser.add_argument('--task', choices=TASKS, default='shadow')
     parser.add_argument(
         '--out',
         help='output folder (default '
@@ -31,9 +213,6 @@ def main(argv=None):
     parser.add_argument('--num-val', type=int, default=8)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
-
-    from mmseg_convlora.utils.demo_data import make_demo_data
-
     out = args.out or f'data/demo_{args.task}'
     ckpt = make_demo_data(out, args.task, args.num_train, args.num_val,
                           args.seed)

@@ -28,10 +28,9 @@ from mmseg.registry import RUNNERS
 
 import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
-from mmseg_convlora.utils.config_overrides import (METHOD_ADAPTERS,
-                                                   apply_overrides,
-                                                   config_warnings)
-from mmseg_convlora.utils.demo_data import build_missing_demo_data
+from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
+                                    config_warnings)
+from tools.make_demo_data import build_missing_demo_data
 
 
 def parse_args(argv=None):

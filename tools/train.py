@@ -23,10 +23,9 @@ import mmseg_convlora  # noqa: F401,E402  registers the plugin
 from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
 from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
                                    init_dist_on_cpu, shutdown_distributed)
-from mmseg_convlora.utils.config_overrides import (  # noqa: E402
-    METHOD_ADAPTERS, apply_overrides, config_warnings)
-from mmseg_convlora.utils.demo_data import \
-    build_missing_demo_data  # noqa: E402
+from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
+                                    config_warnings)
+from tools.make_demo_data import build_missing_demo_data
 
 
 def parse_args(argv=None):

@@ -7,4 +7,5 @@
 _base_ = ['../decoder_only/camouflage.py']
 model = dict(
     backbone=dict(
-        adapter=dict(type='Adapter', hidden_dim=2, positions=('attn', 'mlp'))))
+        adapter=dict(
+            type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp'))))

@@ -11,15 +11,17 @@ model = dict(backbone=dict(adapter=dict(type='CAD', input_size=128)))
 # CAD's input image is the original image resized straight to 128x128, as in
 # the CAD reference (ResizeCADImage right after loading; PackCADInputs packs
 # it, flipped with the network input).
-train_pipeline = _base_.train_pipeline[:1] + [
+train_pipeline = _base_.train_pipeline[:2] + [
     dict(type='ResizeCADImage', size=128)
-] + _base_.train_pipeline[1:-1] + [dict(type='PackCADInputs')]
-test_pipeline = _base_.test_pipeline[:1] + [
+] + _base_.train_pipeline[2:-1] + [dict(type='PackCADInputs')]
+test_pipeline = _base_.test_pipeline[:2] + [
     dict(type='ResizeCADImage', size=128)
-] + _base_.test_pipeline[1:-1] + [dict(type='PackCADInputs')]
+] + _base_.test_pipeline[2:-1] + [dict(type='PackCADInputs')]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = [
-    dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
-    for loader in _base_.test_dataloader
-]
+test_dataloader = dict(
+    dataset=dict(pipeline=test_pipeline),
+    extra_sets=[
+        dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
+        for loader in _base_.test_dataloader.extra_sets
+    ])

@@ -9,15 +9,17 @@ model = dict(backbone=dict(adapter=dict(type='CAD', input_size=512)))
 # the CAD reference (ResizeCADImage right after loading; PackCADInputs packs
 # it, flipped with the network input), not the 1024x1024 network input
 # downsampled.
-train_pipeline = _base_.train_pipeline[:1] + [
+train_pipeline = _base_.train_pipeline[:2] + [
     dict(type='ResizeCADImage', size=512)
-] + _base_.train_pipeline[1:-1] + [dict(type='PackCADInputs')]
-test_pipeline = _base_.test_pipeline[:1] + [
+] + _base_.train_pipeline[2:-1] + [dict(type='PackCADInputs')]
+test_pipeline = _base_.test_pipeline[:2] + [
     dict(type='ResizeCADImage', size=512)
-] + _base_.test_pipeline[1:-1] + [dict(type='PackCADInputs')]
+] + _base_.test_pipeline[2:-1] + [dict(type='PackCADInputs')]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = [
-    dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
-    for loader in _base_.test_dataloader
-]
+test_dataloader = dict(
+    dataset=dict(pipeline=test_pipeline),
+    extra_sets=[
+        dict(loader, dataset=dict(loader.dataset, pipeline=test_pipeline))
+        for loader in _base_.test_dataloader.extra_sets
+    ])

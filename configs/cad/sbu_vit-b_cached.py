@@ -10,9 +10,13 @@
 _base_ = ['./sbu_vit-b.py']
 embedding_cache_dir = 'work_dirs/embedding_cache/sbu_vit-b_1024'
 img_scale = (1024, 1024)
-model = dict(backbone=dict(embedding_cache=dict(dir=embedding_cache_dir)))
+model = dict(
+    backbone=dict(
+        embedding_source=dict(
+            type='CachedEmbeddings', dir=embedding_cache_dir)))
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='ResizeCADImage', size=512),  # CAD's input image
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
@@ -22,7 +26,8 @@ train_pipeline = [
     dict(type='LoadCachedEmbedding', cache_dir=embedding_cache_dir),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='ResizeCADImage', size=512),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadBinaryAnnotations'),

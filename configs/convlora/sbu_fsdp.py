@@ -1,5 +1,5 @@
 # Conv-LoRA on SAM ViT-H for SBU, trained with FSDP through mmengine's
-# FlexibleRunner instead of DDP (see README, "FSDP"):
+# FlexibleRunner instead of DDP (see docs/faults.md, "FSDP"):
 #   bash tools/dist_train.sh configs/convlora/sbu_fsdp.py 8
 # FSDP shards the frozen SAM weights over the GPUs (one FSDP unit per ViT
 # block); use_orig_params=True lets frozen and trainable (LoRA, experts)

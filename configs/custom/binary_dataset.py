@@ -18,12 +18,17 @@ _base_ = [
 # ----------------------------------------------------------- your data --
 # Layout: data_root/<split folder>/images/<name><img_suffix>
 #         data_root/<split folder>/masks/<name><seg_map_suffix>
-# Masks: 0/255 (or 0/1) grayscale PNGs, as large as their image.
+# Masks: 0/255 (or 0/1) grayscale PNGs, as large as their image; images
+# and masks may sit in matching subfolders.
 data_root = 'data/my_dataset'
 # the folder of each split; without a separate test set, test on 'val'
 split_folders = dict(train='train', val='val', test='val')
 img_suffix = ('.jpg', '.jpeg', '.png')  # one suffix or a tuple
 seg_map_suffix = '.png'  # e.g. '_mask.png' for masks named <name>_mask.png
+# 'auto': 0/255 or 0/1 decided from all masks; '0-1' for 0/1 with 255 void
+mask_encoding = 'auto'
+invert_masks = False  # True when the object is stored dark (value 0)
+bit_depth = None  # of 16-bit images, e.g. 12; None: sBIT, else the data's
 # ---------------------------------------------------------------------- --
 
 # Conv-LoRA (tools/train.py --method lora|cad|decoder_only|... swaps it)
@@ -33,14 +38,16 @@ model = dict(
     decode_head=dict(loss_decode=dict(type='StructureLoss')))
 img_scale = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     # after Resize: metrics compare against the mask at its own resolution
     dict(type='LoadBinaryAnnotations'),
@@ -62,6 +69,9 @@ dataloaders = {
                 img_path=f'{folder}/images', seg_map_path=f'{folder}/masks'),
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
+            mask_encoding=mask_encoding,
+            invert_masks=invert_masks,
+            bit_depth=bit_depth,
             pipeline=train_pipeline if split == 'train' else test_pipeline))
     for split, folder in split_folders.items()
 }

@@ -26,7 +26,8 @@ model = dict(
             num_classes=num_classes,
             num_points=1024)))
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadAnnotations'),
     # labels outside [0, num_classes) stop with the file name
     dict(type='CheckSegLabels', num_classes=num_classes),
@@ -35,7 +36,8 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=(128, 128), keep_ratio=False),
     dict(type='LoadAnnotations'),
     dict(type='CheckSegLabels', num_classes=num_classes),
@@ -43,7 +45,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(
-        type='BaseSegDataset',
+        type='FolderSegDataset',
         data_root=data_root,
         metainfo=metainfo,
         img_suffix='.jpg',
@@ -51,7 +53,7 @@ train_dataloader = dict(
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
-        type='BaseSegDataset',
+        type='FolderSegDataset',
         data_root=data_root,
         metainfo=metainfo,
         img_suffix='.jpg',

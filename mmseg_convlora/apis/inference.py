@@ -5,11 +5,10 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 
-from ..datasets import Trans10KDataset
-from ..datasets.transforms.trans10k_loading import TRANS10K_METAINFO
 from ..models.utils import load_peft_checkpoint
 
 ConfigLike = Union[str, os.PathLike, Config]
@@ -24,19 +23,13 @@ def _loaders(cfg: Config, key: str) -> list:
 
 def inference_config(config: ConfigLike,
                      cfg_options: Optional[dict] = None) -> Config:
-    """The config of a model that predicts on new images.
-
-    A config that trains from cached SAM embeddings
-    (``model.backbone.embedding_cache``) predicts with the encoder instead:
-    new images have no cached embedding (the model and checkpoint are the
-    same). Everything else is the config as written.
+    """The config of a model that predicts on new images: a backbone's
+    ``embedding_source``, which knows only its dataset's images, and the
+    pipeline steps that feed it (``pipeline_steps``) are dropped.
 
     Args:
         config (str | Config): Config file or object (not modified).
         cfg_options (dict, optional): Overrides, as ``--cfg-options``.
-
-    Returns:
-        Config: The inference config.
     """
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
@@ -44,7 +37,12 @@ def inference_config(config: ConfigLike,
         cfg = Config.fromfile(os.fspath(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    cfg.model.backbone.pop('embedding_cache', None)
+    source = cfg.model.backbone.pop('embedding_source', None)
+    if source is None:
+        return cfg
+    source_cls = MODELS.get(source['type']) if isinstance(
+        source['type'], str) else source['type']
+    feeders = getattr(source_cls, 'pipeline_steps', ())
     pipelines = [cfg.get('train_pipeline'),
                  cfg.get('test_pipeline')] + [
                      loader.dataset.get('pipeline')
@@ -54,9 +52,7 @@ def inference_config(config: ConfigLike,
                  ]
     for pipeline in pipelines:
         if pipeline:
-            pipeline[:] = [
-                t for t in pipeline if t.get('type') != 'LoadCachedEmbedding'
-            ]
+            pipeline[:] = [t for t in pipeline if t.get('type') not in feeders]
     return cfg
 
 
@@ -73,44 +69,41 @@ def get_test_pipeline(cfg: Config) -> list:
                      'nor test_pipeline: nothing says how to prepare images.')
 
 
+def config_test_dataset(cfg: Config) -> Optional[BaseDataset]:
+    """The config's (first) test dataset, built without reading its files
+    (``lazy_init``), or None if it is no mmengine ``BaseDataset``."""
+    for loader in _loaders(cfg, 'test_dataloader'):
+        dataset = dict(loader.get('dataset', {}))
+        cls = DATASETS.get(dataset.get('type', ''))
+        if isinstance(cls, type) and issubclass(cls, BaseDataset):
+            return DATASETS.build(dict(dataset, pipeline=[], lazy_init=True))
+    return None
+
+
 def config_dataset_meta(cfg: Config) -> Optional[dict]:
     """Classes and palette of the config's (first) test dataset."""
-    for loader in _loaders(cfg, 'test_dataloader'):
-        dataset = loader.get('dataset', {})
-        cls = DATASETS.get(dataset.get('type', ''))
-        if cls is None:
-            continue
-        if issubclass(cls, Trans10KDataset):  # classes depend on version
-            meta = dict(TRANS10K_METAINFO[dataset.get('version', 'v1')])
-        else:
-            meta = dict(getattr(cls, 'METAINFO', {}))
-        meta.update(dataset.get('metainfo') or {})
-        if meta.get('classes'):
-            return dict(classes=meta['classes'], palette=meta.get('palette'))
-    return None
+    dataset = config_test_dataset(cfg)
+    meta = dataset.metainfo if dataset is not None else {}
+    if not meta.get('classes'):
+        return None
+    return dict(classes=meta['classes'], palette=meta.get('palette'))
 
 
 def init_segmentor(config: ConfigLike,
                    checkpoint: Optional[str] = None,
                    device: str = 'cpu',
                    cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """mmseg's ``init_model`` for this plugin's configs and checkpoints.
-
-    The model of :func:`inference_config` with the checkpoint loaded by
-    :func:`~mmseg_convlora.models.utils.load_peft_checkpoint` (refusing one
-    of another model, naming the file), in eval mode, with ``model.cfg``
-    and ``model.dataset_meta`` (from the checkpoint, else the config's
-    dataset) set as ``init_model`` does.
+    """mmseg's ``init_model`` for this plugin: the model of
+    :func:`inference_config` with the checkpoint loaded by
+    :func:`load_peft_checkpoint`, ``cfg`` and ``dataset_meta`` (from the
+    checkpoint, else the config's dataset) set, in eval mode.
 
     Args:
         config (str | Config): The config the checkpoint was trained with.
-        checkpoint (str, optional): A checkpoint written by training (or
-            exported); None keeps the weights the config builds.
+        checkpoint (str, optional): A checkpoint written by training or
+            exported; None keeps the weights the config builds.
         device (str): E.g. 'cpu', 'cuda:0'.
         cfg_options (dict, optional): Config overrides.
-
-    Returns:
-        nn.Module: The segmentor.
     """
     cfg = inference_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -9,22 +9,15 @@ from mmseg.registry import TRANSFORMS
 
 
 class InferencePipeline:
-    """Run a config's test pipeline on a file path or a loaded image.
-
-    A path goes through the pipeline with the config's own image loader
-    (e.g. ``LoadImageChecked``: decoded as in evaluation); an array replaces
-    that loader with mmcv's ``LoadImageFromNDArray``. Annotation loaders
-    (subclasses of mmcv's ``LoadAnnotations``, as mmseg's inference APIs
-    remove them) are dropped; this plugin's others pass images without a
-    mask through.
+    """A config's test pipeline on an image path (with the config's image
+    loader) or a loaded image (with ``LoadImageFromNDArray``); annotation
+    loaders are dropped.
 
     Args:
-        pipeline (list[dict]): A test pipeline config, e.g.
-            ``cfg.test_dataloader.dataset.pipeline``.
+        pipeline (list[dict]): A test pipeline config.
 
     Raises:
-        ValueError: The pipeline has no image loader (a subclass of mmcv's
-            ``LoadImageFromFile``).
+        ValueError: The pipeline has no ``LoadImageFromFile`` (subclass).
     """
 
     def __init__(self, pipeline: Sequence[dict]):
@@ -46,14 +39,8 @@ class InferencePipeline:
                                   pipeline[loader + 1:])
 
     def __call__(self, image: Union[str, os.PathLike, np.ndarray]) -> dict:
-        """Args:
-            image (str | PathLike | np.ndarray): An image file, or an image
-                as loaded by mmcv: (H, W, 3) uint8, BGR.
-
-        Returns:
-            dict: ``inputs`` and ``data_samples``, as the test dataloader's
-            samples.
-        """
+        """``inputs`` and ``data_samples`` of ``image``, a file or an
+        (H, W, 3) uint8 BGR array."""
         if isinstance(image, np.ndarray):
             return self.from_array(dict(img=image))
         return self.from_file(dict(img_path=os.fspath(image)))

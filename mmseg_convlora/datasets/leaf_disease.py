@@ -5,25 +5,11 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class LeafDiseaseDataset(BinarySegDataset):
-    """Leaf disease segmentation (diseased regions on leaf photographs).
+    """Leaf disease segmentation (Kaggle): diseased regions on leaves.
 
-    588 images with masks of the diseased areas, without an official split.
-
-    Official layout (Kaggle "Leaf disease segmentation dataset",
-    https://www.kaggle.com/datasets/fakhrealam9537/leaf-disease-segmentation-dataset)::
-
-        data/data/images/*.jpg     588 images
-        data/data/masks/*.png      0/255 masks, same stems
-        aug_data/aug_data/...      augmented copies (not used)
-
-    Layout the configs read (``tools/dataset_converters/leaf_disease.py``:
-    seeded random test / val / train split)::
-
-        data/leaf_disease/{train,val,test}/images/*.jpg
-        data/leaf_disease/{train,val,test}/masks/*.png
-
-    Labels: 0 background (healthy leaf and scene), 1 disease. Evaluate with
-    ``BinarySegMetric`` (``IoU``, ``Dice``, ``Acc``).
+    Written as ``{train,val,test}/{images,masks}`` by
+    ``tools/dataset_converters/leaf_disease.py``; evaluated with
+    ``BinarySegMetric``.
     """
 
     METAINFO = dict(

@@ -6,8 +6,8 @@ import mmengine.fileio as fileio
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from .transforms.trans10k_loading import TRANS10K_METAINFO
-from .unused_files import report_unused_files
+from .pair_checks import check_pairs, report_unused
+from .transforms.trans10k_loading import TRANS10K_METAINFO, TRANS10K_V1_COLORS
 
 __all__ = ['Trans10KDataset']
 
@@ -30,87 +30,24 @@ _LAYOUTS = {
 
 @DATASETS.register_module()
 class Trans10KDataset(BaseSegDataset):
-    """Trans10K transparent-object segmentation, v1 (3 classes) or v2 (12).
-
-    **v1** (Xie et al., "Segmenting Transparent Objects in the Wild", ECCV
-    2020; TransLab release) has the classes background, things, stuff. The
-    released folder:
-
-    .. code-block:: none
-
-        Trans10K/
-        ├── train/
-        │   ├── images/xxx.jpg
-        │   └── masks/xxx_mask.png
-        ├── validation/
-        │   ├── easy/{images,masks}/...
-        │   └── hard/{images,masks}/...
-        └── test/
-            ├── easy/{images,masks}/...
-            └── hard/{images,masks}/...
-
-    A split without the easy/hard level (``<split>/{images,masks}``) is read
-    as well. Masks are RGB(A) colour images: black = background (0), a pure
-    primary colour = things (1), white = stuff (2) -- the official loader's
-    rule "channel mean 85 -> things, 255 -> stuff".
-
-    **v2** (Xie et al., "Segmenting Transparent Object in the Wild with
-    Transformer", IJCAI 2021; Trans2Seg release, "Trans10K_cls12") has
-    background and 11 fine categories: shelf, jar or tank, freezer, window,
-    glass door, eyeglass, cup, wall, glass bowl, water bottle, storage box.
-
-    .. code-block:: none
-
-        Trans10K_cls12/
-        └── {train,validation,test}/
-            ├── images/xxx.jpg
-            └── masks_12/xxx_mask.png
-
-    Masks are single-channel (L or P mode) PNGs holding the class id 0..11
-    (255, if present, is ignored).
-
-    In both versions image ``xxx.jpg`` pairs with mask ``xxx_mask.png``.
-    Because of the encodings, load annotations with
-    :class:`LoadTrans10KAnnotations` (which refuses unknown colours/values
-    and masks whose size differs from the image's), not ``LoadAnnotations``:
-
-    .. code-block:: python
-
-        train_pipeline = [
-            dict(type='LoadImageChecked'),
-            dict(type='LoadTrans10KAnnotations'),  # version from the dataset
-            dict(type='RandomResize', scale=(1024, 1024),
-                 ratio_range=(0.5, 2.0), keep_ratio=True),
-            dict(type='RandomFlip', prob=0.5),
-            dict(type='PackSegInputs'),
-        ]
-        train_dataloader = dict(dataset=dict(
-            type='Trans10KDataset', version='v1', data_root='data/Trans10K',
-            split='train', pipeline=train_pipeline))
-
-    Each data item also carries ``trans10k_version`` and ``subset`` ('easy',
-    'hard' or None).
+    """Trans10K transparent-object segmentation: v1 (TransLab, 3 classes:
+    background, things, stuff; colour-coded masks) or v2 (Trans2Seg, 12
+    classes; class-id masks in ``masks_12``), read in the official layout
+    (``_LAYOUTS``); image ``x.jpg`` pairs with mask ``x_mask.png``. Load the
+    masks with :class:`LoadTrans10KAnnotations`. Items carry
+    ``trans10k_version`` and ``subset`` ('easy', 'hard' or None).
 
     Args:
-        version (str): 'v1' or 'v2'; selects classes, palette and the mask
-            folder name. Defaults to 'v1'.
-        split (str): 'train', 'validation' or 'test' (any sub-folder name of
-            ``data_root`` works). Ignored when ``data_prefix`` names folders.
-            Defaults to 'train'.
-        subsets (Sequence[str], optional): v1 difficulty levels to read from
-            a split that has them. Defaults to None, meaning all of
-            ('easy', 'hard').
-        data_prefix (dict, optional): ``dict(img_path=..., seg_map_path=...)``
-            relative to ``data_root``, to point at folders directly instead
-            of ``split``. Defaults to None.
+        version (str): 'v1' or 'v2'. Defaults to 'v1'.
+        split (str): Sub-folder of ``data_root`` ('train', 'validation',
+            'test'); ignored when ``data_prefix`` names folders.
+        subsets (Sequence[str], optional): v1 levels to read. Default: both
+            of ('easy', 'hard').
+        data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
+            relative to ``data_root``, instead of ``split``.
         img_suffix (str): Defaults to '.jpg'.
         seg_map_suffix (str): Defaults to '_mask.png'.
-        **kwargs: Other :class:`BaseSegDataset` arguments (``data_root``,
-            ``pipeline``, ``metainfo`` with a subset of the classes, ...).
-
-    Raises:
-        FileNotFoundError: Missing folders, no images, or images without
-            masks; the message names the folder and the expected layout.
+        **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
     # Class-level default; the instance uses the METAINFO of its ``version``.
     METAINFO = TRANS10K_METAINFO['v1']
@@ -164,6 +101,17 @@ class Trans10KDataset(BaseSegDataset):
     def get_label_map(self, new_classes=None):
         return self._version_class().get_label_map(new_classes)
 
+    @property
+    def mask_colours(self) -> Optional[List[tuple]]:
+        """The RGB colour of each class id in the mask files (v1), or None
+        when they hold class ids (v2)."""
+        if self.version != 'v1':
+            return None
+        colours: dict = {}
+        for colour, class_id in TRANS10K_V1_COLORS.items():
+            colours.setdefault(class_id, colour)
+        return [colours[i] for i in sorted(colours)]
+
     def _layout_hint(self) -> str:
         return f'Expected the Trans10K {self.version} layout:\n' + \
             _LAYOUTS[self.version]
@@ -206,13 +154,6 @@ class Trans10KDataset(BaseSegDataset):
             f'{self._layout_hint()}')
 
     def load_data_list(self) -> List[dict]:
-        """List the image/mask pairs, checking the folder layout.
-
-        Returns:
-            list[dict]: One dict per image with ``img_path``,
-            ``seg_map_path``, ``label_map``, ``reduce_zero_label``,
-            ``seg_fields``, ``trans10k_version`` and ``subset``.
-        """
         data_list = []
         for img_dir, mask_dir, subset in self._dir_pairs():
             if not fileio.isdir(mask_dir, backend_args=self.backend_args):
@@ -224,7 +165,7 @@ class Trans10KDataset(BaseSegDataset):
                     img_dir,
                     list_dir=False,
                     suffix=self.img_suffix,
-                    recursive=False,
+                    recursive=True,
                     backend_args=self.backend_args))
             if not names:
                 raise FileNotFoundError(
@@ -252,9 +193,12 @@ class Trans10KDataset(BaseSegDataset):
                     f'{missing[:5]} (image xxx{self.img_suffix} pairs with '
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
             if '://' not in str(img_dir):
-                report_unused_files(
-                    f'Trans10KDataset ({self.version})', img_dir, mask_dir, [
-                        p for d in data_list
-                        for p in (d['img_path'], d['seg_map_path'])
-                    ], (self.img_suffix, ), self.seg_map_suffix)
+                report_unused(f'Trans10KDataset ({self.version})', img_dir,
+                              mask_dir, [
+                                  p for d in data_list
+                                  for p in (d['img_path'], d['seg_map_path'])
+                              ], (self.img_suffix, ), self.seg_map_suffix)
+        if '://' not in str(self.data_root):
+            check_pairs(f'Trans10KDataset ({self.version}, {self.split})',
+                        data_list)
         return data_list

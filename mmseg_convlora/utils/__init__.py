@@ -1,10 +1,4 @@
-from .tiny_sam import (TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER,
-                       TINY_IMG_SIZE, TINY_TINY_VIT, build_tiny_mobile_sam,
-                       build_tiny_sam, save_tiny_mobile_sam_checkpoint,
-                       save_tiny_sam_checkpoint)
+"""Utilities below every other part of the package."""
+from .deprecated_alias import RENAMED, register_deprecated_alias
 
-__all__ = [
-    'TINY_DECODER', 'TINY_EMBED_DIM', 'TINY_ENCODER', 'TINY_IMG_SIZE',
-    'TINY_TINY_VIT', 'build_tiny_mobile_sam', 'build_tiny_sam',
-    'save_tiny_mobile_sam_checkpoint', 'save_tiny_sam_checkpoint'
-]
+__all__ = ['RENAMED', 'register_deprecated_alias']

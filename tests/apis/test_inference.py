@@ -131,7 +131,7 @@ def test_mmseg_inference_apis_with_trainable_only_checkpoint(
     ckpt = str(tmp_path / 'best.pth')
     if path == CACHED:
         # the cache of the training config is not needed to predict
-        cfg.model.backbone.embedding_cache.dir = str(tmp_path / 'no_cache')
+        cfg.model.backbone.embedding_source.dir = str(tmp_path / 'no_cache')
         model = trained_checkpoint(inference_config(cfg), ckpt)
     else:
         model = trained_checkpoint(cfg, ckpt)

@@ -82,10 +82,10 @@ def _default_arg(cls, name, fallback):
 
 
 def loader_cfgs(cfg, key):
-    """The dataloader configs of ``cfg[key]`` (a list for several named
-    test sets)."""
-    loaders = cfg[key]
-    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+    """The dataloader configs of ``cfg[key]`` (with its ``extra_sets``,
+    several named test sets)."""
+    loader = cfg[key]
+    return [loader] + list(loader.get('extra_sets', []))
 
 
 def dataset_cfgs(cfg):
@@ -159,11 +159,11 @@ def test_config_builds(path, tmp_path):
 
     # several named test (or val) sets need the multi-dataset loop
     for key, (loop_key, loop_type) in MULTI_LOOPS.items():
-        if isinstance(cfg[key], (list, tuple)):
+        if 'extra_sets' in cfg[key]:
             assert cfg[loop_key]['type'] == loop_type, (
-                f'{key} is a list of test sets but {loop_key} is '
+                f'{key} has extra_sets but {loop_key} is '
                 f'{cfg[loop_key]}; set {loop_key}=dict(type={loop_type!r})')
-            names = [loader.get('name') for loader in cfg[key]]
+            names = [loader.get('name') for loader in loader_cfgs(cfg, key)]
             assert all(names) and len(set(names)) == len(names), names
 
     # the metric that picks the best checkpoint is one validation reports

@@ -25,7 +25,7 @@ def parent_of(path):
 def with_cad_steps(pipeline, size):
     """The parent's pipeline as the CAD configs must change it."""
     out = [dict(t) for t in pipeline]
-    out.insert(1, dict(type='ResizeCADImage', size=size))
+    out.insert(2, dict(type='ResizeCADImage', size=size))
     return [
         dict(type='PackCADInputs') if t['type'] == 'PackSegInputs' else t
         for t in out
@@ -34,8 +34,8 @@ def with_cad_steps(pipeline, size):
 
 def loaders(cfg):
     tests = cfg.test_dataloader
-    tests = tests if isinstance(tests, list) else [tests]
-    return [cfg.train_dataloader, cfg.val_dataloader] + list(tests)
+    return [cfg.train_dataloader, cfg.val_dataloader, tests] + list(
+        tests.get('extra_sets', []))
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,8 @@ def test_cad_configs_keep_the_original_image_for_cad(path):
     size = cfg.model.backbone.adapter.input_size
     for loader in loaders(cfg):
         steps = [t['type'] for t in loader.dataset.pipeline]
-        assert steps[0].startswith('LoadImage')
-        assert loader.dataset.pipeline[1] == dict(
+        assert steps[:2] == ['LoadImageFromFile', 'CheckImage']
+        assert loader.dataset.pipeline[2] == dict(
             type='ResizeCADImage', size=size)
         assert 'PackCADInputs' in steps and 'PackSegInputs' not in steps
     if path.endswith('_cached.py'):
@@ -58,8 +58,9 @@ def test_cad_configs_keep_the_original_image_for_cad(path):
     for ours, theirs in zip(loaders(cfg), loaders(parent)):
         assert ours.dataset.pipeline == with_cad_steps(theirs.dataset.pipeline,
                                                        size)
-        assert {k: v for k, v in ours.items() if k != 'dataset'} == \
-            {k: v for k, v in theirs.items() if k != 'dataset'}
+        other = ('dataset', 'extra_sets')
+        assert {k: v for k, v in ours.items() if k not in other} == \
+            {k: v for k, v in theirs.items() if k not in other}
         assert {k: v for k, v in ours.dataset.items() if k != 'pipeline'} \
             == {k: v for k, v in theirs.dataset.items() if k != 'pipeline'}
     assert len(loaders(cfg)) == len(loaders(parent))

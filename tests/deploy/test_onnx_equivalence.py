@@ -22,8 +22,8 @@ from mmseg.registry import MODELS
 from mmseg_convlora.apis import InferencePipeline, get_test_pipeline
 from mmseg_convlora.deploy import ONNXSegPredictor
 from mmseg_convlora.engine.hooks import TrainableCheckpointHook
-from mmseg_convlora.utils import save_tiny_mobile_sam_checkpoint
-from helpers import REPO, load_tool, tiny_config
+from helpers import (REPO, load_tool, save_tiny_mobile_sam_checkpoint,
+                     tiny_config)
 
 pytestmark = pytest.mark.slow
 SIZES = {'a': (60, 90), 'b': (100, 70), 'c': (128, 128)}

@@ -180,7 +180,8 @@ def test_loop_refuses_bad_sets(loaders, names, match):
 
 def test_polyp_config_has_five_named_test_sets():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'convlora', 'polyp.py'))
-    assert [d['name'] for d in cfg.test_dataloader] == [
+    loaders = [cfg.test_dataloader] + cfg.test_dataloader.extra_sets
+    assert [d['name'] for d in loaders] == [
         'Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB', 'ETIS-LaribPolypDB', 'CVC-300'
     ]
     assert cfg.test_cfg.type == 'MultiDatasetTestLoop'

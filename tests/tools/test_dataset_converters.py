@@ -200,8 +200,7 @@ def config_datasets(base, data_root):
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', '_base_', 'datasets', base + '.py'))
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loaders = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
-        for loader in loaders:
+        for loader in [cfg[key]] + list(cfg[key].get('extra_sets', [])):
             ds = dict(
                 loader['dataset'], data_root=data_root, serialize_data=False)
             yield key, DATASETS.build(ds)

@@ -13,11 +13,11 @@ from mmengine.config import ConfigDict
 from mmengine.dataset import Compose, pseudo_collate
 from mmseg.registry import DATASETS, MODELS
 
-from mmseg_convlora.utils import save_tiny_sam_checkpoint
-from mmseg_convlora.utils.embedding_cache import (EmbeddingCacheError,
-                                                  check_pipeline,
-                                                  read_manifest)
-from helpers import demo_config, load_tool, run_tool
+from mmseg_convlora.embedding_cache import LoadCachedEmbedding
+from mmseg_convlora.embedding_cache.cache_format import (EmbeddingCacheError,
+                                                         check_pipeline,
+                                                         read_manifest)
+from helpers import demo_config, load_tool, run_tool, save_tiny_sam_checkpoint
 
 CAD = dict(type='CAD', channels=32, input_size=64)
 
@@ -26,7 +26,8 @@ def cached_config(data_dir, work_dir, cache_dir, adapter=CAD):
     """The demo config as a CAD model trained from cached embeddings."""
     cfg = demo_config(data_dir, work_dir)
     cfg.model.backbone.adapter = copy.deepcopy(adapter)
-    cfg.model.backbone.embedding_cache = dict(dir=cache_dir)
+    cfg.model.backbone.embedding_source = dict(
+        type='CachedEmbeddings', dir=cache_dir)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.pipeline = list(cfg[key].dataset.pipeline) + [
             dict(type='LoadCachedEmbedding', cache_dir=cache_dir)
@@ -110,7 +111,7 @@ def assert_cache_matches_encoder(cfg, expect_cad_image=False):
     assert not any(
         k.startswith('backbone.encoder') for k in cached.state_dict())
     plain_cfg = copy.deepcopy(cfg.model)
-    plain_cfg.backbone.pop('embedding_cache')
+    plain_cfg.backbone.pop('embedding_source')
     plain = MODELS.build(ConfigDict(plain_cfg))
     missing, unexpected = plain.load_state_dict(
         cached.state_dict(), strict=False)
@@ -173,11 +174,11 @@ def test_cache_from_other_checkpoint_or_size_is_refused(cache, tmp_path):
     bad_dir.mkdir()
     (bad_dir / 'manifest.json').write_text(json.dumps(manifest))
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.embedding_cache = dict(dir=str(bad_dir))
+    model_cfg.backbone.embedding_source.dir = str(bad_dir)
     with pytest.raises(EmbeddingCacheError, match='input size is 256'):
         MODELS.build(ConfigDict(model_cfg))
     # no cache at all
-    model_cfg.backbone.embedding_cache = dict(dir=str(tmp_path / 'none'))
+    model_cfg.backbone.embedding_source.dir = str(tmp_path / 'none')
     with pytest.raises(EmbeddingCacheError, match='cache_embeddings.py'):
         MODELS.build(ConfigDict(model_cfg))
 
@@ -208,8 +209,6 @@ def test_cache_misuse_is_explained(cache):
         model.loss(batch['inputs'], batch['data_samples'])
     # an image the cache does not hold
     from mmseg.structures import SegDataSample
-
-    from mmseg_convlora.datasets.transforms import LoadCachedEmbedding
     sample = SegDataSample()
     sample.set_metainfo(dict(img_path='/elsewhere/new.jpg', flip=False))
     with pytest.raises(EmbeddingCacheError, match='new.jpg'):

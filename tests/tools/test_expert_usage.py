@@ -94,4 +94,4 @@ def test_expert_usage_needs_conv_lora(tiny_sam_file):
     model = MODELS.build(
         tiny_model_cfg(tiny_sam_file[0], adapter=dict(type='LoRA')))
     with pytest.raises(ValueError, match='no ConvLoRA adapter'):
-        load_tool('analysis', 'expert_usage.py').conv_lora_layers(model)
+        load_tool('analysis', 'expert_usage.py').conv_lora_adapters(model)

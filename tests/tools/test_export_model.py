@@ -12,8 +12,7 @@ from mmseg.registry import MODELS
 from mmseg_convlora.models.adapters import LoRALinear
 from mmseg_convlora.models.utils import (CheckpointMismatchError,
                                          peft_signature, trainable_state_keys)
-from mmseg_convlora.utils import TINY_IMG_SIZE, build_tiny_sam
-from helpers import load_tool, tiny_model_cfg
+from helpers import TINY_IMG_SIZE, build_tiny_sam, load_tool, tiny_model_cfg
 
 ADAPTERS = {
     'lora': dict(type='LoRA', rank=3, alpha=32),

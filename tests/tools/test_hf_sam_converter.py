@@ -15,8 +15,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.utils import build_tiny_sam
-from helpers import load_tool, tiny_model_cfg
+from helpers import build_tiny_sam, load_tool, tiny_model_cfg
 
 # transformers/models/sam/convert_sam_to_hf.py (official -> HF)
 KEYS_TO_MODIFY_MAPPING = {

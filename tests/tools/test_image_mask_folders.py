@@ -177,7 +177,8 @@ def test_command_line(tmp_path, two_sources):
     proc = subprocess.run(
         [sys.executable, TOOL, f'A={a}', f'B={b}', '--out', out],
         capture_output=True,
-        text=True)
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO))  # this checkout's package
     assert proc.returncode == 0, proc.stderr
     assert 'test/A: 4 images copied' in proc.stdout
     assert sorted(os.listdir(osp.join(out, 'test'))) == ['A', 'B']
@@ -189,8 +190,8 @@ def test_config_reads_the_converted_layout(tmp_path, two_sources, capsys):
     assert proc.returncode == 0, proc.stderr
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'convlora', 'kvasir-cvc_mobile-sam.py'))
-    loaders = [cfg.train_dataloader, cfg.val_dataloader] + list(
-        cfg.test_dataloader)
+    loaders = [cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader
+               ] + list(cfg.test_dataloader.extra_sets)
     sizes = []
     for loader in loaders:
         ds_cfg = dict(loader.dataset, data_root=out)
@@ -200,5 +201,92 @@ def test_config_reads_the_converted_layout(tmp_path, two_sources, capsys):
         assert set(gt.unique().tolist()) <= {0, 1}
         sizes.append(len(dataset))
     assert sizes == [21, 3, 4, 2]
-    assert [ld.name
-            for ld in cfg.test_dataloader] == ['Kvasir', 'CVC-ClinicDB']
+    assert [ld.name for ld in loaders[2:]] == ['Kvasir', 'CVC-ClinicDB']
+
+
+# ----------------------------------- masks that do not fit (issue 24 item 4)
+def shrink_masks(folder, stems, factor=2):
+    """Replace the masks of ``stems`` by a smaller copy (same aspect)."""
+    for stem in stems:
+        path = osp.join(folder, 'masks', stem + '.png')
+        mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        h, w = mask.shape
+        assert cv2.imwrite(
+            path,
+            cv2.resize(
+                mask, (w // factor, h // factor),
+                interpolation=cv2.INTER_NEAREST))
+
+
+def test_every_bad_pair_is_listed(tmp_path, two_sources, capsys):
+    a, b = two_sources
+    shrink_masks(b, ['2', '5', '7'])
+    assert cv2.imwrite(
+        osp.join(b, 'masks', '9.png'), np.zeros((32, 20),
+                                                np.uint8))  # other aspect
+    out, proc = convert(tmp_path, capsys, a, b)
+    assert proc.returncode == 1
+    for stem in ('2', '5', '7', '9'):
+        assert osp.join(b, 'masks', stem + '.png') in proc.stderr
+    assert '4 of 10' in proc.stderr and '--resize-masks nearest' in \
+        proc.stderr
+    assert not osp.exists(osp.join(out, 'train'))
+
+
+def test_resize_masks_nearest_fixes_same_aspect_masks(tmp_path, two_sources,
+                                                      capsys):
+    a, b = two_sources
+    originals = {
+        s: cv2.imread(osp.join(b, 'masks', s + '.png'), cv2.IMREAD_UNCHANGED)
+        for s in ('2', '5', '7')
+    }
+    shrink_masks(b, list(originals))
+    out, proc = convert(tmp_path, capsys, a, b, '--resize-masks', 'nearest')
+    assert proc.returncode == 0, proc.stderr
+    assert 'CVC-ClinicDB: 3 masks resized (nearest)' in proc.stdout
+    written = {}
+    for root, _, files in os.walk(out):
+        for f in files:
+            if root.endswith('masks') and f.startswith(('CVC-ClinicDB_', '')):
+                stem = osp.splitext(f)[0].replace('CVC-ClinicDB_', '')
+                if osp.basename(osp.dirname(root)) != 'Kvasir':
+                    written[stem] = cv2.imread(osp.join(root, f), 0)
+    for stem, mask in originals.items():
+        assert written[stem].shape == mask.shape == (32, 32)
+        small = cv2.resize(mask, (16, 16), interpolation=cv2.INTER_NEAREST)
+        expected = cv2.resize(small, (32, 32), interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(written[stem], expected)
+    # another aspect ratio is still refused
+    assert cv2.imwrite(
+        osp.join(b, 'masks', '9.png'), np.zeros((32, 20), np.uint8))
+    _, proc = convert(tmp_path / 'again', capsys, a, b, '--resize-masks',
+                      'nearest')
+    assert proc.returncode == 1 and '9.png' in proc.stderr
+
+
+# ---------------------------------------- dark foreground (issue 24 item 5)
+def test_invert_masks_and_the_coverage_warning(tmp_path, capsys):
+    src = str(tmp_path / 'em')
+    write_source(src, [f'{i}' for i in range(10)], jpeg_rgb_masks=False)
+    for name in os.listdir(osp.join(src, 'masks')):  # membranes stored dark
+        path = osp.join(src, 'masks', name)
+        assert cv2.imwrite(path, 255 - cv2.imread(path, 0))
+    out = str(tmp_path / 'out')
+    proc = run_tool([f'EM={src}', '--out', out], capsys)
+    assert proc.returncode == 0 and '--invert-masks' in proc.stdout
+    proc = run_tool(
+        [f'EM={src}', '--out', out, '--overwrite', '--invert-masks'], capsys)
+    assert proc.returncode == 0 and '--invert-masks' not in proc.stdout
+    name = listing(osp.join(out, 'test', 'EM', 'masks'))[0]
+    written = cv2.imread(osp.join(out, 'test', 'EM', 'masks', name), 0)
+    source = cv2.imread(osp.join(src, 'masks', name), 0)
+    np.testing.assert_array_equal(written, 255 - source)
+
+
+def test_masks_of_disagreeing_encodings_refused(tmp_path, two_sources, capsys):
+    a, b = two_sources
+    one = osp.join(b, 'masks', '3.png')
+    assert cv2.imwrite(one, (cv2.imread(one, 0) > 0).astype(np.uint8))
+    _, proc = convert(tmp_path, capsys, a, b)
+    assert proc.returncode == 1 and one in proc.stderr
+    assert '--mask-encoding' in proc.stderr

@@ -19,8 +19,7 @@ import torch
 from mmengine.config import Config
 from mmseg.apis import inference_model, init_model
 
-from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
-from helpers import REPO, run_tool
+from helpers import REPO, TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER, run_tool
 
 pytestmark = pytest.mark.slow
 

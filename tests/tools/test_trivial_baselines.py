@@ -40,7 +40,8 @@ def tiny_dataset(tmp_path):
     write_split(root, 'test/CVC-ClinicDB', [b])  # 1/4 foreground
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'decoder_only', 'kvasir-cvc_mobile-sam.py'))
-    for loader in [cfg.train_dataloader] + list(cfg.test_dataloader):
+    for loader in [cfg.train_dataloader, cfg.test_dataloader
+                   ] + cfg.test_dataloader.extra_sets:
         loader.dataset.data_root = root
     path = str(tmp_path / 'cfg.py')
     cfg.dump(path)

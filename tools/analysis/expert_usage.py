@@ -1,27 +1,9 @@
-"""How often each Conv-LoRA expert (scale) is selected, per layer and overall
-(the Conv-LoRA paper's Figure 8).
+"""How often each Conv-LoRA expert (scale) is selected, per layer and
+overall (the Conv-LoRA paper's Figure 8), over a config's test (or val)
+sets; writes ``expert_usage.png`` and ``expert_usage.json`` and prints a
+table. See docs/train_test.md.
 
-Usage:
     python tools/analysis/expert_usage.py CONFIG CHECKPOINT [--out DIR]
-        [--split test|val] [--max-images N] [--device cpu|cuda]
-        [--cfg-options k=v ...]
-
-Runs the model (eval mode, so the gate has no noise) over the test (or val)
-dataset(s) of CONFIG - all of them when the config lists several named test
-sets - and counts, for every Conv-LoRA layer, which expert each routed sample
-was sent to. A sample is one image in SAM's global-attention blocks and one
-attention window (25 per image at 1024 px) in the windowed blocks, because
-Conv-LoRA routes each window on its own. Writes to DIR (default
-``work_dirs/expert_usage/<config name>``):
-
-* ``expert_usage.png``: per-layer heat map of the selection frequency of
-  each expert (scale 1..M) and the overall distribution (all routed samples
-  of all layers pooled);
-* ``expert_usage.json``: the raw counts per layer and overall;
-
-and prints the same as a table. CHECKPOINT is a checkpoint written by
-``tools/train.py`` (trainable weights only; the frozen SAM weights come from
-the config's ``model.sam_checkpoint``).
 """
 import argparse
 import copy
@@ -76,22 +58,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def conv_lora_layers(model) -> Dict[str, object]:
-    """Encoder module name -> ConvLoRALinear, for every Conv-LoRA adapter."""
+def conv_lora_adapters(model) -> list:
+    """The model's Conv-LoRA adapters (refusing a model without one)."""
     from mmseg_convlora.models.adapters import ConvLoRA
-    backbone = model.backbone
-    ids = {}
-    for adp in getattr(backbone, 'adapters', []):
-        if isinstance(adp, ConvLoRA):
-            ids.update({id(layer): layer for layer in adp.layers})
-    if not ids:
+    adapters = [
+        a for a in getattr(model.backbone, 'adapters', [])
+        if isinstance(a, ConvLoRA)
+    ]
+    if not adapters:
         raise ValueError(
             'The config has no ConvLoRA adapter (model.backbone.adapter), '
             'so there are no experts to count.')
-    return {
-        name: mod
-        for name, mod in backbone.encoder.named_modules() if id(mod) in ids
-    }
+    return adapters
 
 
 def block_kind(model, name: str) -> str:
@@ -129,42 +107,27 @@ def count_experts(model, loaders, device, max_images: Optional[int] = None):
     Returns:
         tuple: (counts: dict layer -> LongTensor (M,), num_images)
     """
-    layers = conv_lora_layers(model)
-    counts = {
-        name: torch.zeros(layer.num_experts, dtype=torch.long, device=device)
-        for name, layer in layers.items()
-    }
-
-    def make_hook(name):
-
-        def hook(module, args, output):
-            ids = module.last_expert_ids
-            counts[name] += torch.bincount(
-                ids.reshape(-1), minlength=module.num_experts)
-
-        return hook
-
-    handles = [
-        layer.register_forward_hook(make_hook(name))
-        for name, layer in layers.items()
-    ]
+    adapters = conv_lora_adapters(model)
+    counts = {}
     seen = 0
     model.eval()
-    try:
-        with torch.no_grad():
-            for _, loader in loaders:
-                for batch in loader:
-                    if max_images is not None and seen >= max_images:
-                        break
-                    if max_images is not None:
-                        keep = max_images - seen
-                        batch = {k: v[:keep] for k, v in batch.items()}
-                    model.test_step(batch)
-                    seen += len(batch['inputs'])
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {k: v.cpu() for k, v in counts.items()}, seen
+    with torch.no_grad():
+        for _, loader in loaders:
+            for batch in loader:
+                if max_images is not None and seen >= max_images:
+                    break
+                if max_images is not None:
+                    keep = max_images - seen
+                    batch = {k: v[:keep] for k, v in batch.items()}
+                model.test_step(batch)
+                seen += len(batch['inputs'])
+                for adp in adapters:
+                    num_experts = adp.layer_args['num_experts']
+                    for name, route in adp.last_routing().items():
+                        counts[name] = counts.get(name, 0) + torch.bincount(
+                            route['expert_ids'].reshape(-1).cpu(),
+                            minlength=num_experts)
+    return counts, seen
 
 
 def format_table(model, counts: Dict[str, torch.Tensor]) -> str:

@@ -1,22 +1,8 @@
-"""Collect the test results of several work dirs into one table.
+"""One table of the test results of several work dirs.
 
-Usage:
-    python tools/analysis/results_table.py WORK_DIR [WORK_DIR ...]
-        [--metrics M [M ...]] [--labels L [L ...]] [--layout long|wide]
-        [--format markdown|csv] [--precision N] [--out FILE]
-
-``tools/test.py --work-dir DIR`` writes its metrics to
-``DIR/<timestamp>/<timestamp>.json``; a WORK_DIR (or a glob pattern, quoted,
-e.g. 'work_dirs/*/polyp') is searched for these files, sub-folders included
-(so the training work dir of the README's recipe, whose test results are in
-``<work dir>/test/``, works as well as the test dir itself), and the newest
-is used. Metrics of several test sets (``Kvasir/Sm``, ...) become one row
-per test set and run (``--layout long``, the default) or one column per
-test set and metric (``--layout wide``).
-
-Rows are labelled by the parts of the work dir paths that differ, e.g.
-``work_dirs/convlora/polyp`` and ``work_dirs/lora/polyp`` -> ``convlora``
-and ``lora``; ``--labels`` names them yourself.
+Each WORK_DIR (or quoted glob) is searched, sub-folders included, for the
+newest ``<timestamp>/<timestamp>.json`` of ``tools/test.py``; rows are
+labelled by the parts of the paths that differ. See docs/train_test.md.
 """
 import argparse
 import csv
@@ -78,14 +64,8 @@ def expand(patterns: List[str]) -> List[str]:
 
 
 def latest_results(work_dir: str) -> Tuple[str, Dict[str, float]]:
-    """The newest ``<timestamp>/<timestamp>.json`` under ``work_dir``.
-
-    Returns:
-        tuple: The file and its metrics (numbers only, timing dropped).
-
-    Raises:
-        FileNotFoundError: There is none.
-    """
+    """The newest ``<timestamp>/<timestamp>.json`` under ``work_dir`` and its
+    metrics (numbers only, timing dropped)."""
     files = [
         p
         for p in glob.glob(osp.join(work_dir, '**', '*.json'), recursive=True)
@@ -125,8 +105,7 @@ def auto_labels(dirs: List[str]) -> List[str]:
 
 
 def split_key(key: str) -> Tuple[str, str]:
-    """``'Kvasir/Sm'`` -> ``('Kvasir', 'Sm')``, ``'BER'`` ->
-    ``('', 'BER')``."""
+    """Test set and metric: ``'Kvasir/Sm'`` -> ``('Kvasir', 'Sm')``."""
     test_set, _, metric = key.rpartition('/')
     return test_set, metric
 
@@ -135,18 +114,14 @@ def build_table(runs: List[Tuple[str, Dict[str, float]]],
                 metrics: Optional[List[str]] = None,
                 layout: str = 'long',
                 precision: int = 3) -> Tuple[List[str], List[List[str]]]:
-    """Header and rows of the table.
+    """Header and rows of the table ('-' where a run lacks a value).
 
     Args:
         runs (list): (label, metrics) per work dir.
-        metrics (list[str], optional): Metric names (without test set) to
-            show, in this order; default: all, in order of appearance.
+        metrics (list[str], optional): Metric names without test set, in
+            this order. Default: all.
         layout (str): 'long' or 'wide'.
         precision (int): Decimals.
-
-    Returns:
-        tuple: The header and the rows, as strings ('-' where a run lacks a
-        value).
     """
     test_sets, names = [], []
     for _, values in runs:

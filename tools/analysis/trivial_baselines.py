@@ -1,23 +1,8 @@
 """Score the trivial predictions of a binary dataset with its own metrics.
 
-Two baselines that need no model, so a results table can show how far above
-them a method is:
-
-* ``all background``: probability 0 everywhere;
-* ``mean training mask``: every pixel's foreground frequency over the
-  training masks (each resized to ``--size`` with bilinear interpolation),
-  resized to each test image.
-
-Each test set of the config (one ``test_dataloader`` or a list of named
-ones) is scored with the config's ``test_evaluator`` (or the set's own), the
-numbers a model would get from ``tools/test.py``. Prints one Markdown table
-and, with ``--out``, writes ``{baseline: {"<test set>/<metric>": value}}``
-as JSON.
-
-Usage::
-
-    python tools/analysis/trivial_baselines.py CONFIG [--size 256]
-        [--out baselines.json] [--cfg-options data_root=...]
+``all background`` (probability 0) and ``mean training mask`` (each pixel's
+foreground frequency over the training masks) on every test set of CONFIG,
+with its test evaluators; see docs/results.md.
 """
 import argparse
 import copy
@@ -60,7 +45,9 @@ def parse_args(argv=None):
 def _loader_entries(cfg) -> List[Tuple[str, dict, dict]]:
     """(name, dataset config, evaluator config) of every test set."""
     loaders = cfg.test_dataloader
-    entries = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+    entries = list(loaders) if isinstance(
+        loaders,
+        (list, tuple)) else [loaders] + list(loaders.get('extra_sets', []))
     out = []
     for i, entry in enumerate(entries):
         name = entry.get('name') or ('test'

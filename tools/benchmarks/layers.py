@@ -36,7 +36,7 @@ def input_shape(kind: str, arch: str, size: int,
     1024: (25, 14, 14, 768) and (1, 64, 64, 768).
     """
     from mmseg_convlora.models.utils import SAM_ARCHS
-    from mmseg_convlora.utils import TINY_ENCODER
+    from tools.make_demo_data import TINY_ENCODER
     spec = TINY_ENCODER if arch == 'tiny' else SAM_ARCHS[arch]
     window = spec.get('window_size', _WINDOW)
     grid = size // _PATCH

@@ -73,7 +73,7 @@ def _model_cfg(args, method: str) -> dict:
     """A SAMSegmentor config with random weights for ``method``."""
     from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
     from mmseg_convlora.models.utils import SAM_ARCHS
-    from mmseg_convlora.utils import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
+    from tools.make_demo_data import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
     base, with_cp = _method_parts(method)
     kind, _, cached = _BASE_METHODS[base]
     targets = {}
@@ -122,7 +122,7 @@ def _model_cfg(args, method: str) -> dict:
         adapter=adapter,
         with_cp=with_cp)
     if cached:
-        backbone['embedding_cache'] = dict(dir=None)
+        backbone['embedding_source'] = dict(type='CachedEmbeddings')
     head = dict(
         type='SAMMaskDecoderHead',
         num_classes=2,

@@ -18,11 +18,12 @@ all sources are pooled; each source keeps its own test set, so one
     OUT/test/<source>/{images,masks}/<stem>.*    one test set per source
     OUT/splits/*.txt                             stems of each split
 
-Images are copied as they are (or symlinked with ``--symlink``); masks are
-decoded with the loader's rules and written as lossless 0/255 PNGs, so a
-lossy JPEG mask is thresholded once, here, in the same way the loader would.
-A mask that is not binary, or whose size differs from its image's, stops the
-conversion with its file name.
+Images are copied (or symlinked with ``--symlink``); masks are decoded as
+the loader decodes them, with one encoding per source, and written as
+lossless 0/255 PNGs (``--invert-masks`` when the object is stored dark).
+Every mask that is not binary or not of its image's size is listed before
+anything is written; ``--resize-masks nearest`` resizes those of the
+image's aspect ratio.
 
 Example (Kvasir-SEG and CVC-ClinicDB, the Conv-LoRA paper's polyp training
 sets)::
@@ -35,7 +36,7 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -65,16 +66,9 @@ def parse_sources(specs: List[str]) -> Dict[str, str]:
 
 def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
                 seed: int) -> Tuple[List[Pair], List[Pair], List[Pair]]:
-    """Seeded random train/val/test split of one source.
-
-    ``round(fraction * n)`` items go to val and to test (at least one each
-    when the fraction is positive), drawn from one permutation of the
-    stem-sorted pairs by ``np.random.RandomState(seed)``: test takes the
-    first ones, val the next.
-
-    Returns:
-        (train, val, test), each sorted by stem.
-    """
+    """Seeded random (train, val, test) split of one source, each sorted by
+    stem: ``round(fraction * n)`` (at least 1) to test and val, drawn from
+    one ``np.random.RandomState(seed)`` permutation of the sorted pairs."""
     for what, frac in (('val', val_fraction), ('test', test_fraction)):
         if not 0 <= frac < 1:
             raise ValueError(
@@ -96,43 +90,97 @@ def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
     return train, val, test
 
 
-def binary_png(data: np.ndarray, path: str, image_path: str) -> np.ndarray:
-    """A decoded mask as the loader reads it, as 0/255 uint8, checked
-    against its image's size.
+def plan_masks(name: str, pairs: List[Pair], encoding: str, invert: bool,
+               resize: Optional[str]) -> Dict[str, tuple]:
+    """Read every mask of a source once, decide its encoding and check it
+    and its size (a LayoutError lists every bad pair).
 
-    Args:
-        data (np.ndarray): The mask as ``cv2.imread(path,
-            IMREAD_UNCHANGED)`` gives it.
-        path (str): The mask file (for messages).
-        image_path (str): Its image.
+    Returns:
+        dict: mask path -> (label lookup table, (w, h) to resize to or None).
     """
-    import cv2
-
+    from mmseg_convlora.datasets.pair_checks import image_header, parallel_map
     from mmseg_convlora.datasets.transforms.binary_loading import (
-        binarize_mask, to_single_channel)
+        decide_encoding, label_lut, mask_kind, read_binary_mask, value_counts)
+
+    def read(pair):
+        _, img, path = pair
+        with open(path, 'rb') as f:
+            mask = read_binary_mask(f.read(), path)
+        full = 65535 if mask.dtype.itemsize > 1 else 255
+        return value_counts(mask) + (full, mask.shape[::-1],
+                                     image_header(img)[0])
+
     try:
-        labels = binarize_mask(to_single_channel(data, path), path)
+        masks = parallel_map(read, pairs)
+        if encoding == 'auto':
+            encoding = decide_encoding([(p[2], mask_kind(m[0], m[2]))
+                                        for p, m in zip(pairs, masks)])
     except ValueError as err:
-        raise LayoutError(str(err)) from err
-    image = cv2.imread(image_path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise LayoutError(f'cannot read image {image_path!r}')
-    if image.shape[:2] != labels.shape:
+        raise LayoutError(f'{err} Converter: --mask-encoding.') from err
+    plan, problems, fractions, same_aspect = {}, [], [], 0
+    for (_, img, path), (values, counts, full, size,
+                         img_size) in zip(pairs, masks):
+        target = None
+        if size != img_size:
+            aspect = abs(size[0] * img_size[1] - size[1] * img_size[0]) <= \
+                max(img_size)
+            same_aspect += aspect
+            if not (aspect and resize):
+                problems.append(
+                    f'{path!r} is {size[0]}x{size[1]} but its image is '
+                    f'{img_size[0]}x{img_size[1]} (WxH)' +
+                    (', same aspect ratio' if aspect else ''))
+                continue
+            target = img_size
+        try:
+            lut = label_lut(values, counts, full, path, encoding, None, invert)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        labels = lut[values]
+        if (labels == 255).any():
+            problems.append(f'{path!r} has void pixels, which 0/255 masks '
+                            'cannot keep')
+            continue
+        fractions.append(counts[labels == 1].sum() / counts.sum())
+        plan[path] = (lut, target)
+    if problems:
+        hint = f' {same_aspect} have their image\'s aspect ratio: ' \
+            '--resize-masks nearest resizes those.' if same_aspect and \
+            not resize else ''
         raise LayoutError(
-            f'mask {path!r} is {labels.shape[1]}x{labels.shape[0]} but its '
-            f'image {image_path!r} is {image.shape[1]}x{image.shape[0]} '
-            '(WxH); image and mask must have the same size')
-    return labels.astype(np.uint8) * 255
+            f'{len(problems)} of {len(pairs)} masks of {name!r} cannot be '
+            'converted (a mask must be binary, of the same size as its '
+            f'image):{hint}\n  ' + '\n  '.join(problems[:50]) +
+            ('\n  ...' if len(problems) > 50 else ''))
+    resized = sum(t is not None for _, t in plan.values())
+    if resized:
+        print(f'{name}: {resized} masks resized ({resize}) to their image '
+              'size')
+    if fractions and min(fractions) > 0.5:
+        print(f'note: {name}: the foreground covers more than half of every '
+              f'mask (at least {min(fractions):.0%}). If the object is the '
+              'dark part of the masks, rerun with --invert-masks.')
+    return plan
 
 
-def check_masks(pairs: List[Pair]) -> None:
-    """Decode every mask before anything is written."""
+def mask_writer(plan: Dict[str, tuple]):
+    """``convert_mask`` for :func:`write_split`: the planned 0/255 mask."""
     import cv2
-    for _, img, mask in pairs:
-        data = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
-        if data is None:
-            raise LayoutError(f'cannot read mask {mask!r}')
-        binary_png(data, mask, img)
+
+    from mmseg_convlora.datasets.transforms.binary_loading import \
+        read_binary_mask
+
+    def convert(data, path, image_path):
+        lut, target = plan[path]
+        with open(path, 'rb') as f:
+            labels = lut[read_binary_mask(f.read(), path)]
+        if target is not None:
+            labels = cv2.resize(
+                labels, target, interpolation=cv2.INTER_NEAREST)
+        return labels * 255
+
+    return convert
 
 
 def main(argv=None):
@@ -173,17 +221,34 @@ def main(argv=None):
         help='fraction of each source for testing (0.2)')
     parser.add_argument(
         '--seed', type=int, default=0, help='seed of the random split (0)')
+    parser.add_argument(
+        '--resize-masks',
+        choices=['nearest'],
+        help='resize masks of another size than their image but the same '
+        'aspect ratio to the image size (nearest neighbour)')
+    parser.add_argument(
+        '--mask-encoding',
+        choices=['auto', '0-255', '0-1'],
+        default='auto',
+        help='how the masks store the labels (auto: decided once per source '
+        'from all its masks)')
+    parser.add_argument(
+        '--invert-masks',
+        action='store_true',
+        help='the stored low value (0) is the object, e.g. dark membranes')
     args = parser.parse_args(argv)
     sources = parse_sources(args.sources)
     layout = (f'SRC/{args.img_dir}/<stem>.<ext>\nSRC/{args.mask_dir}/'
               f'<stem>.<ext>   (images: {", ".join(IMG_EXTS)})')
-    splits = {}
+    splits, plan = {}, {}
     for name, folder in sources.items():
         check_entries(folder, [args.img_dir, args.mask_dir],
                       f'image/mask folder pair {name!r}', layout)
         pairs = pair_files(
             osp.join(folder, args.img_dir), osp.join(folder, args.mask_dir))
-        check_masks(pairs)
+        plan.update(
+            plan_masks(name, pairs, args.mask_encoding, args.invert_masks,
+                       args.resize_masks))
         splits[name] = split_three(pairs, args.val_fraction,
                                    args.test_fraction, args.seed)
     prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)
@@ -204,7 +269,7 @@ def main(argv=None):
                     args.out,
                     f'test/{name}',
                     args.symlink,
-                    convert_mask=binary_png))
+                    convert_mask=mask_writer(plan)))
     for split, pairs in pooled.items():
         if pairs:
             print(
@@ -213,7 +278,7 @@ def main(argv=None):
                     args.out,
                     split,
                     args.symlink,
-                    convert_mask=binary_png))
+                    convert_mask=mask_writer(plan)))
 
 
 if __name__ == '__main__':

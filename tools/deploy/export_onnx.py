@@ -41,8 +41,8 @@ from mmseg_convlora.models.adapters import CAD, ConvLoRA, LoRA
 
 OPSET = 20
 # test-pipeline steps that do not change the network input
-PASSIVE_STEPS = ('CheckSegLabels', 'PackSegInputs', 'PackCADInputs',
-                 'LoadTrans10KAnnotations')
+PASSIVE_STEPS = ('CheckImage', 'CheckSegLabels', 'PackSegInputs',
+                 'PackCADInputs', 'LoadTrans10KAnnotations')
 
 
 class ExportedSegmentor(nn.Module):

@@ -3,31 +3,8 @@
 Usage:
     python tools/model_converters/hf_sam_to_official.py SRC OUT [--arch A]
 
-SRC is a local copy of ``facebook/sam-vit-base``, ``-large`` or ``-huge``
-(the folder, or one weights file in it): ``model.safetensors`` (needs the
-``safetensors`` package), ``pytorch_model.bin``, or a sharded
-``*.index.json`` of either. OUT is written as a plain state dict with the
-keys of the official files (``image_encoder.*``, ``prompt_encoder.*``,
-``mask_decoder.*``), which every config loads through
-``model.sam_checkpoint``::
-
-    python tools/model_converters/hf_sam_to_official.py \\
-        ~/hf/sam-vit-huge checkpoints/sam_vit_h_4b8939.pth
-
-The key mapping is the inverse of transformers'
-``models/sam/convert_sam_to_hf.py`` (``SamModel``): ``vision_encoder`` ->
-``image_encoder``, ``layers`` -> ``blocks``, ``layer_normK`` -> ``normK``,
-``patch_embed.projection`` -> ``patch_embed.proj``, ``neck.{conv1,
-layer_norm1,conv2,layer_norm2}`` -> ``neck.{0,1,2,3}``, the prompt encoder's
-``shared_embedding.positional_embedding`` -> ``pe_layer.
-positional_encoding_gaussian_matrix``, ``point_embed`` ->
-``point_embeddings``, ``mask_embed.*`` -> ``mask_downscaling.{0,1,3,4,6}``,
-the mask decoder's ``upscale_*`` -> ``output_upscaling.{0,1,3}`` and its
-MLPs' ``proj_in / layers.i / proj_out`` -> ``layers.0 / layers.i+1 /
-layers.last``; the top-level duplicate ``shared_image_embedding`` is
-dropped. Tensors are copied unchanged. The result is checked against a
-``segment_anything`` SAM of the same shape (every key present, no extra
-key, every shape equal) before it is written.
+SRC is a local copy of ``facebook/sam-vit-{base,large,huge}`` or one of its
+weights files; see docs/get_started.md.
 """
 import argparse
 import json
@@ -52,22 +29,14 @@ class ConversionError(RuntimeError):
     """The source cannot be read or is not a Hugging Face SAM."""
 
 
-# ---------------------------------------------------------------------- #
 def _read_safetensors(path: str) -> Dict[str, torch.Tensor]:
     try:
         from safetensors.torch import load_file
     except ImportError as err:
-        folder = osp.dirname(path) or '.'
-        bins = [
-            f for f in ('pytorch_model.bin', 'pytorch_model.bin.index.json')
-            if osp.isfile(osp.join(folder, f))
-        ]
-        hint = (f' or convert {osp.join(folder, bins[0])} instead'
-                if bins else ', or download pytorch_model.bin from the same '
-                'Hugging Face repository and convert that')
         raise ConversionError(
             f'{path!r} is a safetensors file but the safetensors package is '
-            f'not installed: pip install safetensors{hint}.') from err
+            'not installed: pip install safetensors, or convert the '
+            "repository's pytorch_model.bin instead.") from err
     return load_file(path, device='cpu')
 
 
@@ -121,7 +90,6 @@ def load_hf_state_dict(src: str) -> Dict[str, torch.Tensor]:
     return _read_file(find_weights(src))
 
 
-# ---------------------------------------------------------------------- #
 def _mlp_depths(keys) -> Dict[str, int]:
     """Hidden ``layers.i`` count of each mask-decoder MLP (HF naming)."""
     hidden = defaultdict(set)
@@ -234,7 +202,6 @@ def hf_to_official(
     return out
 
 
-# ---------------------------------------------------------------------- #
 def infer_sam_shape(state: Dict[str, torch.Tensor]) -> dict:
     """Hyper-parameters of a SAM from its official-layout weights."""
     enc = {
@@ -352,7 +319,6 @@ def check_official_layout(state: Dict[str, torch.Tensor]) -> dict:
     return s
 
 
-# ---------------------------------------------------------------------- #
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Hugging Face SAM (facebook/sam-vit-*) -> official SAM '

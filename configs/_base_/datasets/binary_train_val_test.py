@@ -7,14 +7,16 @@ dataset_type = 'BinarySegDataset'
 data_root = 'data'
 img_scale = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     # after Resize: metrics compare against the mask at its own resolution
     dict(type='LoadBinaryAnnotations'),

@@ -1,16 +1,8 @@
-# mmseg's Cityscapes with 1024x1024 crops (19 classes, IoUMetric; data under
-# data/cityscapes with the labelTrainIds of mmseg's
-# tools/dataset_converters/cityscapes.py), as mmseg 1.2.2's
-# _base_/datasets/cityscapes_1024x1024.py (its TTA pipeline left out).
-# Written out rather than inherited with mmseg::_base_/datasets/... because
-# mmengine resolves mmseg:: with pkg_resources, which setuptools >= 81 no
-# longer has; tests/configs/test_mmseg_dataset_configs.py checks that it
-# equals mmseg's file but for two things: CheckSegLabels after each
-# LoadAnnotations (a label outside the classes stops with the file name
-# instead of being dropped from the metrics), and training workers created
+# mmseg's Cityscapes (1024x1024 crops) with two changes: CheckSegLabels after
+# LoadAnnotations (a label outside the 19 classes stops with the file name
+# instead of being dropped from the metrics) and training workers created
 # afresh each epoch (so that --resume repeats the augmentations exactly).
-dataset_type = 'CityscapesDataset'
-data_root = 'data/cityscapes/'
+_base_ = ['mmseg::_base_/datasets/cityscapes_1024x1024.py']
 crop_size = (1024, 1024)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -34,27 +26,6 @@ test_pipeline = [
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-        pipeline=test_pipeline))
+    persistent_workers=False, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

@@ -11,14 +11,16 @@ dataset_type = 'PolypDataset'
 data_root = 'data/kvasir_cvc'
 img_scale = (256, 256)
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadBinaryAnnotations'),
     dict(type='PackSegInputs'),
@@ -61,6 +63,7 @@ test_dataloader = [
                 seg_map_path=f'test/{name}/masks'),
             pipeline=test_pipeline)) for name in test_sets
 ]
+test_dataloader = dict(test_dataloader[0], extra_sets=test_dataloader[1:])
 # S-measure, E-measure, weighted F (beta^2 = 1, the toolkits'), MAE, and
 # Dice / IoU per image at probability 0.5.
 val_evaluator = dict(type='SODMetric', sod_metrics=['Sm', 'MAE'])

@@ -1,15 +1,8 @@
-# mmseg's PASCAL VOC 2012 (21 classes with the background, IoUMetric; data
-# in mmseg's layout under data/VOCdevkit/VOC2012), as mmseg 1.2.2's
-# _base_/datasets/pascal_voc12.py (its TTA pipeline left out).
-# Written out rather than inherited with mmseg::_base_/datasets/... because
-# mmengine resolves mmseg:: with pkg_resources, which setuptools >= 81 no
-# longer has; tests/configs/test_mmseg_dataset_configs.py checks that it
-# equals mmseg's file but for two things: CheckSegLabels after each
-# LoadAnnotations (a label outside the classes stops with the file name
-# instead of being dropped from the metrics), and training workers created
+# mmseg's PASCAL VOC 2012 with two changes: CheckSegLabels after
+# LoadAnnotations (a label outside the 21 classes stops with the file name
+# instead of being dropped from the metrics) and training workers created
 # afresh each epoch (so that --resume repeats the augmentations exactly).
-dataset_type = 'PascalVOCDataset'
-data_root = 'data/VOCdevkit/VOC2012'
+_base_ = ['mmseg::_base_/datasets/pascal_voc12.py']
 crop_size = (512, 512)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -33,29 +26,6 @@ test_pipeline = [
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=4,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/train.txt',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
-        ann_file='ImageSets/Segmentation/val.txt',
-        pipeline=test_pipeline))
+    persistent_workers=False, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

@@ -7,14 +7,16 @@ dataset_type = 'PolypDataset'
 data_root = 'data/polyp'
 img_scale = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadBinaryAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     # after Resize: metrics compare against the mask at its own resolution
     dict(type='LoadBinaryAnnotations'),
@@ -42,9 +44,10 @@ val_dataloader = dict(
         data_root=data_root,
         data_prefix=dict(img_path='val/images', seg_map_path='val/masks'),
         pipeline=test_pipeline))
-# One model, several test sets, one tools/test.py run: each entry is an
-# ordinary dataloader with a name; MultiDatasetTestLoop (set by the recipe)
-# evaluates them in turn and reports "<name>/<metric>", e.g. "Kvasir/Sm".
+# One model, several test sets, one tools/test.py run: test_dataloader is
+# the first set (what mmseg's tools and inferencers read), its extra_sets
+# the others; MultiDatasetTestLoop (set by the recipe) evaluates them in
+# turn and reports "<name>/<metric>", e.g. "Kvasir/Sm".
 test_sets = (
     'Kvasir',
     'CVC-ClinicDB',
@@ -67,6 +70,7 @@ test_dataloader = [
                 seg_map_path=f'test/{name}/masks'),
             pipeline=test_pipeline)) for name in test_sets
 ]
+test_dataloader = dict(test_dataloader[0], extra_sets=test_dataloader[1:])
 # S-measure, E-measure, weighted F with beta^2 = 0.3 (the Conv-LoRA paper's
 # F_w^beta; the toolkits use 1) and MAE. Validation computes only what picks
 # the checkpoint (Sm) and MAE, which is cheap.

@@ -4,14 +4,16 @@ dataset_type = 'Trans10KDataset'
 data_root = 'data/Trans10K'
 img_scale = (1024, 1024)
 train_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='LoadTrans10KAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageChecked'),
+    dict(type='LoadImageFromFile', color_type='unchanged'),
+    dict(type='CheckImage'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadTrans10KAnnotations'),
     dict(type='PackSegInputs'),

@@ -1,7 +1,7 @@
 # MobileSAM: SAM's prompt encoder and mask decoder on a TinyViT-5M image
 # encoder distilled from SAM ViT-H (Zhang et al. 2023), frozen; prompt-free
-# SAM mask decoder, binary output. Get the weights (see the README, "SAM
-# weights") to this path, or override it with
+# SAM mask decoder, binary output. Get the weights (see
+# docs/get_started.md, "SAM weights") to this path, or override it with
 # --cfg-options model.sam_checkpoint=/path/to/mobile_sam.pt
 # LoRA / Conv-LoRA on TinyViT target layers.<i>.blocks.<j>.attn.qkv.
 sam_checkpoint = 'checkpoints/mobile_sam.pt'

@@ -8,5 +8,5 @@ _base_ = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
 default_hooks = dict(checkpoint=dict(save_best='Sm', rule='greater'))
-# the test_dataloader is a list of named test sets
+# test_dataloader holds several named test sets (its extra_sets)
 test_cfg = dict(type='MultiDatasetTestLoop')

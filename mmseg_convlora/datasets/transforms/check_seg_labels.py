@@ -5,25 +5,14 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class CheckSegLabels:
-    """Refuse label maps with values that are neither a class id nor the
-    ignore index; put it after the annotation loader of a multi-class
-    pipeline::
-
-        dict(type='LoadAnnotations'),
-        dict(type='CheckSegLabels', num_classes=12),
-
-    mmseg's ``LoadAnnotations`` does not look at the values; a wrong
-    ``num_classes``, a forgotten ``reduce_zero_label`` or colour-coded masks
-    would otherwise crash the loss far from the file or, in evaluation, be
-    dropped silently.
+    """Refuse label maps with values that are neither a class id in [0, K)
+    nor ``ignore_index``, naming the file; put it after mmseg's
+    ``LoadAnnotations``. Samples without ``gt_seg_map`` and
+    ``seg_map_path`` (images given to mmseg's inferencers) pass unchanged.
 
     Args:
-        num_classes (int): K; valid labels are 0..K-1.
+        num_classes (int): K.
         ignore_index (int): Also accepted. Default 255.
-
-    Required keys: ``gt_seg_map``, ``seg_map_path`` (for the message). A
-    sample with neither (an image given to mmseg's ``inference_model`` /
-    ``MMSegInferencer``) passes unchanged.
     """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):

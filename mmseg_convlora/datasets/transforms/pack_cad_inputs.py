@@ -8,18 +8,10 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class PackCADInputs(PackSegInputs):
-    """Pack as ``PackSegInputs`` and add the image kept by
-    :class:`ResizeCADImage`.
-
-    The kept image is flipped as ``RandomFlip`` flipped the network input
-    (``flip`` / ``flip_direction`` in the results) and stored in the data
-    sample as ``cad_image``, a (3, size, size) uint8 tensor, which
-    :class:`CAD` takes as its input image. Only the flip is followed: other
-    geometric transforms between the two steps would make the two images
-    disagree.
-
-    Args:
-        meta_keys (Sequence[str]): See ``PackSegInputs``.
+    """``PackSegInputs`` that also packs the image kept by
+    :class:`ResizeCADImage`, flipped as ``RandomFlip`` flipped the network
+    input, as the data sample's ``cad_image`` ((3, size, size) uint8).
+    Transforms other than flips between the two steps are not followed.
     """
 
     def transform(self, results: dict) -> dict:

@@ -6,27 +6,16 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class ResizeCADImage(BaseTransform):
-    """Keep a copy of the original image resized to ``size x size`` for CAD.
-
-    CAD's reference code feeds its adapter the original image resized
-    straight to 512 x 512; without this step :class:`CAD` builds its input by
-    downsampling the 1024 x 1024 network input instead (a different image:
-    two resizes, the first one an enlargement). Place this step right after
-    the image is loaded, before ``Resize`` and ``RandomFlip``, and pack with
-    :class:`PackCADInputs` (which applies ``RandomFlip``'s decision to the
-    copy and stores it in the data sample as ``cad_image``).
-
-    Required keys: ``img``. Added keys: ``cad_img`` ((size, size, 3)
-    uint8, RGB with ``to_rgb=True``).
+    """Keep a copy of the original image resized straight to ``size x
+    size`` as ``cad_img`` (RGB with ``to_rgb``), CAD's input as in its
+    reference code; put it right after the image is loaded and pack with
+    :class:`PackCADInputs`.
 
     Args:
-        size (int): Square output size; must equal the CAD adapter's
-            ``input_size``. Default 512.
-        to_rgb (bool): Convert the loaded BGR image to RGB, the channel
-            order ``SegDataPreProcessor(bgr_to_rgb=True)`` gives the network
-            input and thus CAD's fallback input. Default True.
-        interpolation (str): ``mmcv.imresize`` interpolation. Default
-            'bilinear' (as mmseg's ``Resize``).
+        size (int): Square output size, the CAD adapter's ``input_size``.
+        to_rgb (bool): BGR -> RGB, as ``SegDataPreProcessor(bgr_to_rgb=True)``
+            gives the network input.
+        interpolation (str): ``mmcv.imresize`` interpolation.
     """
 
     def __init__(self,

@@ -1,19 +1,8 @@
-"""Loading and decoding of Trans10K v1 / v2 annotations.
+"""Loading Trans10K v1 (colour-coded) and v2 (class-id) masks as class ids.
 
-Trans10K masks are not class-index maps that mmseg's ``LoadAnnotations`` could
-read as they are:
-
-* **v1** (TransLab, Xie et al. 2020) masks are RGB(A) colour images. The
-  official loader takes the mean of the three colour channels and maps
-  ``85 -> 1`` (things) and ``255 -> 2`` (stuff), 0 staying background. The
-  colours that produce these means are black ``(0, 0, 0)``, a pure primary
-  such as red ``(255, 0, 0)`` (things) and white ``(255, 255, 255)`` (stuff).
-  This module accepts exactly black, white and the three pure primaries and
-  refuses any other colour (anti-aliased edges, an unrelated dataset), where
-  the official rule would silently mislabel some of them.
-* **v2** (Trans2Seg, Xie et al. 2021) masks (``masks_12``) are single-channel
-  (L or P mode) PNGs whose values are class ids 0..11. 255 is accepted as
-  "ignore" (the mmseg convention); any other value is refused.
+v1: black = background, a pure primary colour = things, white = stuff (the
+official loader's channel mean 85 -> 1, 255 -> 2); any other colour is
+refused. v2: class ids 0..11, 255 ignored; any other value is refused.
 """
 import io
 from typing import Dict, Optional, Sequence
@@ -46,7 +35,7 @@ TRANS10K_METAINFO: Dict[str, dict] = {
                  [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0]]),
 }
 
-# RGB colour -> class id for v1 (see the module docstring for why these).
+# RGB colour -> class id for v1
 TRANS10K_V1_COLORS: Dict[tuple, int] = {
     (0, 0, 0): 0,
     (255, 0, 0): 1,
@@ -111,22 +100,14 @@ def decode_trans10k_mask(mask: np.ndarray,
                          version: str,
                          filename: str = '<array>',
                          ignore_index: int = 255) -> np.ndarray:
-    """Decode a raw Trans10K mask to class ids.
+    """Decode a Trans10K mask to class ids.
 
     Args:
-        mask (np.ndarray): Pixels as read by PIL: (H, W) or (H, W, 3|4), RGB
-            channel order.
-        version (str): 'v1' (colour-coded) or 'v2' (index-valued).
-        filename (str): Named in error messages.
-        ignore_index (int): Value accepted as "ignore" in v2 masks.
-            Defaults to 255.
+        mask (np.ndarray): (H, W) or (H, W, 3|4) RGB, as PIL reads it.
+        version (str): 'v1' or 'v2'.
 
     Returns:
-        np.ndarray: Class ids (uint8), shape (H, W): 0..2 for v1, 0..11 or
-        ``ignore_index`` for v2.
-
-    Raises:
-        ValueError: Unknown colours (v1) or values (v2), listed with the file.
+        np.ndarray: (H, W) uint8 class ids (``ignore_index`` in v2).
     """
     if version == 'v1':
         return _decode_v1(mask, filename)
@@ -143,30 +124,14 @@ def _read_pil(path: str, backend_args: Optional[dict]) -> Image.Image:
 
 @TRANSFORMS.register_module()
 class LoadTrans10KAnnotations(BaseTransform):
-    """Load a Trans10K mask and decode it to class ids.
-
-    Use it in place of mmseg's ``LoadAnnotations`` after
-    ``LoadImageFromFile`` (see :class:`Trans10KDataset` for a pipeline).
-
-    Required Keys:
-
-    - seg_map_path (str)
-    - img_path (str, optional): For the size check and error messages.
-    - ori_shape (tuple, optional): Image (h, w); read from ``img_path``'s
-      header when missing.
-    - trans10k_version (str, optional): Set by :class:`Trans10KDataset`.
-    - label_map (dict, optional): Class id remapping, as in mmseg.
-
-    Added Keys:
-
-    - gt_seg_map (np.uint8): (H, W) class ids, ``ignore_index`` for ignored.
-    - seg_fields (list): 'gt_seg_map' appended.
+    """Load a Trans10K mask as (H, W) uint8 class ids ``gt_seg_map``,
+    checking its size against the image's; samples without
+    ``seg_map_path`` pass unchanged.
 
     Args:
-        version (str, optional): 'v1' or 'v2'. Defaults to None, which takes
-            ``results['trans10k_version']`` (set by the dataset).
-        ignore_index (int): Ignore value accepted in v2 masks. Defaults to
-            255.
+        version (str, optional): 'v1' or 'v2'. Default: the sample's
+            ``trans10k_version`` (set by :class:`Trans10KDataset`).
+        ignore_index (int): Ignore value accepted in v2 masks.
         backend_args (dict, optional): mmengine file backend arguments.
     """
 
@@ -193,20 +158,6 @@ class LoadTrans10KAnnotations(BaseTransform):
         return None
 
     def transform(self, results: dict) -> dict:
-        """Decode ``results['seg_map_path']`` into ``results['gt_seg_map']``.
-
-        Args:
-            results (dict): Result dict from the dataset / earlier transforms.
-
-        Returns:
-            dict: ``results`` with ``gt_seg_map`` added; unchanged without
-            ``seg_map_path`` (an image given to mmseg's ``inference_model``
-            / ``MMSegInferencer``; datasets always set it).
-
-        Raises:
-            ValueError: Unknown colours/values, a mask whose size differs
-                from the image's, or a missing version.
-        """
         if 'seg_map_path' not in results:
             return results
         version = self.version or results.get('trans10k_version')

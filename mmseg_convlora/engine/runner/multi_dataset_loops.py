@@ -25,8 +25,13 @@ _LoaderCfg = Union[DataLoader, Dict]
 
 
 def _as_list(dataloader) -> list:
+    """The sets of a list, or of one dataloader config and its
+    ``extra_sets`` (further named dataloader configs)."""
     if isinstance(dataloader, (list, tuple)):
         return list(dataloader)
+    if isinstance(dataloader, dict) and 'extra_sets' in dataloader:
+        first = copy.deepcopy(dataloader)
+        return [first] + list(first.pop('extra_sets'))
     return [dataloader]
 
 
@@ -176,8 +181,9 @@ def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
 class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
     """Test one model on several named test sets in one run.
 
-    ``test_dataloader`` is a list of ordinary dataloader configs, each with
-    a ``name`` (and optionally its own ``evaluator``, else
+    ``test_dataloader`` is one dataloader config with a ``name`` and its
+    ``extra_sets``, a list of further ones (or a list of all of them), each
+    with a ``name`` (and optionally its own ``evaluator``, else
     ``test_evaluator`` is built once per set). Every metric is reported as
     ``<name>/<metric>``; a table with one row per test set is printed at the
     end. Hooks see one test epoch: ``before_test_epoch``, the iterations of
@@ -186,16 +192,15 @@ class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
 
     .. code-block:: python
 
-        test_dataloader = [
-            dict(name='Kvasir', batch_size=1, num_workers=2,
-                 sampler=dict(type='DefaultSampler', shuffle=False),
-                 dataset=dict(type='PolypDataset', data_root='data/polyp',
-                              data_prefix=dict(
-                                  img_path='test/Kvasir/images',
-                                  seg_map_path='test/Kvasir/masks'),
-                              pipeline=test_pipeline)),
-            dict(name='ETIS-LaribPolypDB', ...),
-        ]
+        test_dataloader = dict(
+            name='Kvasir', batch_size=1, num_workers=2,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(type='PolypDataset', data_root='data/polyp',
+                         data_prefix=dict(
+                             img_path='test/Kvasir/images',
+                             seg_map_path='test/Kvasir/masks'),
+                         pipeline=test_pipeline),
+            extra_sets=[dict(name='ETIS-LaribPolypDB', ...)])
         test_evaluator = dict(type='SODMetric', beta2=0.3)
         test_cfg = dict(type='MultiDatasetTestLoop')
         # -> Kvasir/Sm, Kvasir/meanEm, ..., ETIS-LaribPolypDB/MAE

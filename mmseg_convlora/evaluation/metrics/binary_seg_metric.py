@@ -13,36 +13,14 @@ from .utils import EvalSize, get_binary_prob_and_label, parse_eval_size
 
 @METRICS.register_module()
 class BinarySegMetric(BaseMetric):
-    """Per-image foreground IoU, Dice, accuracy and the ISIC Jaccard scores.
-
-    Conventions (the ISIC 2017, leaf-disease and road tables of the
-    Conv-LoRA paper; the ISIC 2017 / 2018 challenge definitions):
-
-    * The foreground probability ``seg_logits`` is binarised at
-      ``> threshold`` (0.5, as mmseg does for one-channel heads). GT pixels
-      equal to ``ignore_index`` are left out of every count.
-    * Per image: ``IoU = TP / (TP + FP + FN)``, ``Dice = 2 TP / (2 TP + FP +
-      FN)``, ``Acc = (TP + TN) / N``; IoU and Dice are 1 for an image whose
-      GT and prediction are both empty. ``Jaccard`` is the ISIC name of the
-      same per-image IoU; ``threshold_Jaccard`` (ISIC 2018) sets an image's
-      Jaccard to 0 when it is below ``jaccard_threshold`` (0.65).
-    * Aggregation: mean over images (not dataset-level sums). Images with no
-      valid pixel are skipped.
-    * Scale: percent (x100, as mmseg's ``IoUMetric`` prints), higher is
-      better.
+    """Per-image IoU, Dice, accuracy and ISIC Jaccard scores, averaged, in %.
 
     Args:
-        threshold (float): Probability threshold (``prob > threshold`` is
-            foreground). Default 0.5.
-        jaccard_threshold (float): Cut of the thresholded Jaccard, on the
-            [0, 1] scale. Default 0.65.
-        eval_size (int | tuple[int, int], optional): None evaluates at the
-            GT's resolution (the prediction is resized bilinearly); ``(H,
-            W)`` evaluates at that size with the GT resized by nearest
-            neighbour.
-        ignore_index (int): GT label excluded from the counts. Default 255.
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names.
+        threshold (float): Foreground threshold. Default 0.5.
+        jaccard_threshold (float): Cut of ``threshold_Jaccard``, in [0, 1].
+            Default 0.65.
+        eval_size, ignore_index, collect_device, prefix: As
+            :class:`BERMetric`.
     """
 
     def __init__(self,
@@ -60,13 +38,7 @@ class BinarySegMetric(BaseMetric):
         self.ignore_index = ignore_index
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Count TP / FP / FN / TN of each image.
-
-        Args:
-            data_batch (dict): Unused.
-            data_samples (Sequence[dict]): Model outputs with ``seg_logits``
-                (1, H, W) probabilities and ``gt_sem_seg`` (1, H, W) labels.
-        """
+        """Count TP / FP / FN / TN of each image."""
         for data_sample in data_samples:
             prob, gt, valid = get_binary_prob_and_label(
                 data_sample, self.eval_size, self.ignore_index)
@@ -83,15 +55,7 @@ class BinarySegMetric(BaseMetric):
                 binary_counts(prob > self.threshold, gt, valid))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        """Per-image scores, averaged.
-
-        Args:
-            results (list[dict]): Per-image counts ``tp, fp, fn, tn``.
-
-        Returns:
-            dict[str, float]: ``IoU``, ``Dice``, ``Acc``, ``Jaccard``,
-            ``threshold_Jaccard`` in percent.
-        """
+        """Average the per-image scores."""
         results = [r for r in results if not r.get('skipped')]
         if not results:
             return dict()

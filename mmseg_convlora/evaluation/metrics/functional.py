@@ -1,23 +1,9 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
-"""Per-image metric kernels on numpy / scipy.
+"""Per-image metric kernels on numpy arrays.
 
-Everything here works on one image at a time and returns plain Python or
-numpy numbers; aggregation over a dataset is the job of the ``BaseMetric``
-classes next to this module. Nothing loops over pixels or thresholds in
-Python.
-
-The salient-object-detection (SOD) kernels reproduce the standard Python port
-of the MATLAB toolkits (``py_sod_metrics`` / PySODMetrics, itself a port of
-Fan et al.'s and Margolin et al.'s MATLAB code) including their special cases,
-so numbers are comparable with published tables. Where the port yields NaN in
-a degenerate case that the MATLAB original handles, the MATLAB behaviour is
-used and the function docstring says so.
-
-Conventions shared by the SOD kernels:
-
-* ``pred`` is a float map in [0, 1] of shape (H, W). Callers should pass it
-  through :func:`prepare_sod_inputs` first (per-image min-max stretch).
-* ``gt`` is a boolean map of shape (H, W) (foreground = True).
+The SOD kernels take ``pred``, a float (H, W) map prepared by
+:func:`prepare_sod_inputs`, and ``gt``, a bool (H, W) map; see
+docs/train_test.md for how they follow the toolkits.
 """
 from typing import Dict, Tuple, Union
 
@@ -29,35 +15,10 @@ EPS = np.spacing(1)
 
 ArrayOrFloat = Union[np.ndarray, float]
 
-__all__ = [
-    'EPS', 'prepare_sod_inputs', 's_measure', 'e_measure_curve',
-    'e_measure_adaptive', 'weighted_f_measure', 'mae', 'binary_counts',
-    'ber_from_counts', 'iou_from_counts', 'dice_from_counts',
-    'acc_from_counts', 'threshold_jaccard', 'confusion_matrix',
-    'matlab_gaussian_kernel'
-]
 
-
-# ---------------------------------------------------------------------------
-# SOD family
-# ---------------------------------------------------------------------------
 def prepare_sod_inputs(pred: np.ndarray,
                        gt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Bring a prediction and a GT into the toolkits' working form.
-
-    The toolkits read 0..255 maps, divide the prediction by 255, stretch it to
-    [0, 1] per image when it is not constant, and binarise the GT at > 128 of
-    255. Here the prediction already is a probability, so only the stretch
-    remains; the GT is binarised at > 0.5 (the same cut at half scale).
-
-    Args:
-        pred (np.ndarray): Prediction in [0, 1], shape (H, W).
-        gt (np.ndarray): GT in {0, 1} (or bool), shape (H, W).
-
-    Returns:
-        tuple[np.ndarray, np.ndarray]: ``(pred, gt)``: float64 (H, W) map in
-        [0, 1] and bool (H, W) map.
-    """
+    """Stretch ``pred`` to [0, 1] (float64) and binarise ``gt`` at 0.5."""
     pred = np.asarray(pred, dtype=np.float64)
     p_min, p_max = pred.min(), pred.max()
     if p_max > p_min:
@@ -67,23 +28,14 @@ def prepare_sod_inputs(pred: np.ndarray,
 
 
 def _object_score(values: np.ndarray) -> float:
-    """S-measure object term of the values inside one region.
-
-    ``2 x / (x^2 + 1 + sigma_x + eps)`` with the sample standard deviation
-    (MATLAB ``std``, ddof = 1). A region of one pixel has sigma 0 as in MATLAB
-    (numpy's ddof = 1 would give NaN there).
-    """
+    """S-measure object term of the values of one region."""
     x = values.mean()
     sigma_x = values.std(ddof=1) if values.size > 1 else 0.0
     return 2.0 * x / (x * x + 1.0 + sigma_x + EPS)
 
 
 def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
-    """The S-measure region term's SSIM of one quadrant.
-
-    Uses MATLAB's ``N - 1 + eps`` normaliser, so that a one-pixel quadrant
-    scores 1 (alpha = beta = 0) instead of the port's 0 / 0.
-    """
+    """SSIM of one S-measure quadrant (MATLAB's ``N - 1 + eps``)."""
     n = pred.size
     x = pred.mean()
     y = gt.mean()
@@ -103,11 +55,7 @@ def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def _centroid(gt: np.ndarray) -> Tuple[int, int]:
-    """GT centroid as MATLAB's 1-based ``(X, Y)``.
-
-    The +1 mirrors MATLAB indexing so that ``gt[:y, :x]`` is MATLAB's
-    ``GT(1:Y, 1:X)``. Rounding is numpy's (half to even), as in the port.
-    """
+    """GT centroid as MATLAB's 1-based ``(X, Y)``."""
     h, w = gt.shape
     area = gt.sum()
     if area == 0:
@@ -145,20 +93,7 @@ def _s_region(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
-    """Structure measure (Fan et al., ICCV 2017).
-
-    ``S = alpha * S_object + (1 - alpha) * S_region``, clipped below at 0.
-    Special cases as in the toolkits: an all-background GT scores
-    ``1 - mean(pred)``, an all-foreground GT scores ``mean(pred)``.
-
-    Args:
-        pred (np.ndarray): Prepared prediction in [0, 1], shape (H, W).
-        gt (np.ndarray): Bool GT, shape (H, W).
-        alpha (float): Balance of the object and region terms. Default 0.5.
-
-    Returns:
-        float: S-measure in [0, 1].
-    """
+    """Structure measure (Fan et al., ICCV 2017), in [0, 1]."""
     y = gt.mean()
     if y == 0:
         return float(1.0 - pred.mean())
@@ -172,12 +107,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
 
 def _enhanced_alignment_sum(tp: ArrayOrFloat, fp: ArrayOrFloat, n_fg: int,
                             n: int) -> ArrayOrFloat:
-    """Sum of the enhanced alignment matrix from confusion counts.
-
-    With a binarised prediction, the alignment matrix takes only four values
-    (one per TP/FP/FN/TN cell), so the sum is a weighted sum over the four
-    cells; ``tp``/``fp`` may be arrays over thresholds.
-    """
+    """Sum of the enhanced alignment matrix from confusion counts."""
     pred_fg = tp + fp
     pred_bg = n - pred_fg
     if n_fg == 0:
@@ -200,23 +130,7 @@ def _enhanced_alignment_sum(tp: ArrayOrFloat, fp: ArrayOrFloat, n_fg: int,
 
 
 def e_measure_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Enhanced-alignment measure (Fan et al., IJCAI 2018) at 256 thresholds.
-
-    The prediction is quantised as ``uint8(pred * 255)`` (truncation, as in
-    the port) and binarised at ``>= t`` for ``t = 255, 254, ..., 0``; a
-    single joint histogram gives all 256 confusion counts. The score is the
-    enhanced alignment sum divided by ``H * W - 1 + eps`` (the MATLAB
-    normaliser; a perfect binary prediction therefore scores
-    ``N / (N - 1)``, not exactly 1).
-
-    Args:
-        pred (np.ndarray): Prepared prediction in [0, 1], shape (H, W).
-        gt (np.ndarray): Bool GT, shape (H, W).
-
-    Returns:
-        np.ndarray: float64 array of shape (256,), index ``i`` is threshold
-        ``255 - i``. ``mean`` of it is the paper's E_phi ("meanEm").
-    """
+    """(256,) E-measures (Fan et al., IJCAI 2018) at thresholds 255..0."""
     n = gt.size
     n_fg = int(np.count_nonzero(gt))
     q = (pred * 255).astype(np.uint8).ravel().astype(np.intp)
@@ -230,18 +144,7 @@ def e_measure_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def e_measure_adaptive(pred: np.ndarray, gt: np.ndarray) -> float:
-    """E-measure at the adaptive threshold ``min(2 * mean(pred), 1)``.
-
-    The threshold is applied to the continuous (non-quantised) map with
-    ``>=``, as in the port.
-
-    Args:
-        pred (np.ndarray): Prepared prediction in [0, 1], shape (H, W).
-        gt (np.ndarray): Bool GT, shape (H, W).
-
-    Returns:
-        float: adaptive E-measure ("adpEm").
-    """
+    """E-measure at the threshold ``min(2 * mean(pred), 1)``."""
     n = gt.size
     n_fg = int(np.count_nonzero(gt))
     binary = pred >= min(2.0 * pred.mean(), 1.0)
@@ -251,15 +154,7 @@ def e_measure_adaptive(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def matlab_gaussian_kernel(size: int = 7, sigma: float = 5.0) -> np.ndarray:
-    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)``.
-
-    The 2-D kernel is the outer product of this vector with itself (the
-    ``eps``-truncation of ``fspecial`` never triggers for 7x7, sigma 5),
-    which lets the weighted F-measure filter separably.
-
-    Returns:
-        np.ndarray: float64 (size,) kernel summing to 1.
-    """
+    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)``."""
     r = (size - 1) / 2
     x = np.arange(-r, r + 1)
     g = np.exp(-(x * x) / (2 * sigma * sigma))
@@ -269,25 +164,7 @@ def matlab_gaussian_kernel(size: int = 7, sigma: float = 5.0) -> np.ndarray:
 def weighted_f_measure(pred: np.ndarray,
                        gt: np.ndarray,
                        beta2: float = 1.0) -> float:
-    """Weighted F-measure (Margolin et al., CVPR 2014).
-
-    Follows the MATLAB ``WFb`` / port step by step: errors of background
-    pixels are replaced by those of their nearest foreground pixel
-    (``distance_transform_edt`` with indices), smoothed with a 7x7 Gaussian
-    (sigma 5, zero padding, correlation) to model pixel dependency, kept at
-    the smaller of raw and smoothed error on the foreground, and background
-    errors are weighted by ``2 - exp(ln(0.5) / 5 * distance)``. An
-    all-background GT scores 0 (the port's convention).
-
-    Args:
-        pred (np.ndarray): Prepared prediction in [0, 1], shape (H, W).
-        gt (np.ndarray): Bool GT, shape (H, W).
-        beta2 (float): beta^2 of the F-measure. 1 is the toolkits' default;
-            the Conv-LoRA paper's numbers use 0.3. Default 1.
-
-    Returns:
-        float: weighted F-measure in [0, 1].
-    """
+    """Weighted F-measure (Margolin et al., CVPR 2014); 0 for an empty GT."""
     if not gt.any():
         return 0.0
     # Distance from every background pixel to the nearest foreground pixel,
@@ -311,31 +188,14 @@ def weighted_f_measure(pred: np.ndarray,
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean absolute error between the prepared map and the binary GT.
-
-    Returns:
-        float: MAE in [0, 1].
-    """
+    """Mean absolute error of the prepared map against the GT."""
     return float(np.abs(pred - gt).mean())
 
 
-# ---------------------------------------------------------------------------
-# Binary classification counts (BER, IoU, Dice, Acc, Jaccard)
-# ---------------------------------------------------------------------------
 def binary_counts(pred: np.ndarray,
                   gt: np.ndarray,
                   valid: np.ndarray = None) -> Dict[str, int]:
-    """Confusion counts of two boolean maps over the valid pixels.
-
-    Args:
-        pred (np.ndarray): Bool prediction, any shape.
-        gt (np.ndarray): Bool GT, same shape.
-        valid (np.ndarray, optional): Bool mask of pixels to count (ignore
-            label excluded). None counts every pixel.
-
-    Returns:
-        dict[str, int]: ``tp``, ``fp``, ``fn``, ``tn``.
-    """
+    """``tp``, ``fp``, ``fn``, ``tn`` of two bool maps over ``valid``."""
     if valid is not None:
         pred = pred[valid]
         gt = gt[valid]
@@ -348,15 +208,8 @@ def binary_counts(pred: np.ndarray,
 
 def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
                     tn: ArrayOrFloat) -> Tuple[ArrayOrFloat, ...]:
-    """Balance error rate and its two halves, in percent (SBU convention).
-
-    ``BER = 100 * (1 - (TP / Np + TN / Nn) / 2)``, shadow error
-    ``100 * (1 - TP / Np)``, non-shadow error ``100 * (1 - TN / Nn)``. A term
-    whose class is absent (``Np`` or ``Nn`` is 0) is NaN, and so is the BER.
-    Works element-wise on arrays (e.g. one entry per class).
-
-    Returns:
-        tuple: ``(ber, pos_err, neg_err)``.
+    """``(ber, pos_err, neg_err)`` in percent, element-wise; NaN for an absent
+    class.
     """
     tp, fp, fn, tn = (
         np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
@@ -372,8 +225,7 @@ def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
 
 
 def iou_from_counts(tp, fp, fn):
-    """Foreground IoU (= Jaccard) ``TP / (TP + FP + FN)``; 1.0 when GT and
-    prediction are both empty (ISIC convention). Fraction in [0, 1]."""
+    """IoU ``TP / (TP + FP + FN)``; 1.0 when both maps are empty."""
     tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
     union = tp + fp + fn
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -381,8 +233,7 @@ def iou_from_counts(tp, fp, fn):
 
 
 def dice_from_counts(tp, fp, fn):
-    """Dice ``2 TP / (2 TP + FP + FN)``; 1.0 when both maps are empty.
-    Fraction in [0, 1]."""
+    """Dice ``2 TP / (2 TP + FP + FN)``; 1.0 when both are empty."""
     tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
     denom = 2 * tp + fp + fn
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -390,8 +241,7 @@ def dice_from_counts(tp, fp, fn):
 
 
 def acc_from_counts(tp, fp, fn, tn):
-    """Pixel accuracy ``(TP + TN) / N``; NaN when no pixel is valid.
-    Fraction in [0, 1]."""
+    """Pixel accuracy ``(TP + TN) / N``; NaN without pixels."""
     tp, fp, fn, tn = (
         np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
     n = tp + fp + fn + tn
@@ -400,30 +250,16 @@ def acc_from_counts(tp, fp, fn, tn):
 
 
 def threshold_jaccard(jaccard, threshold: float = 0.65):
-    """ISIC 2018 thresholded Jaccard: per-image values below ``threshold``
-    count as 0. Element-wise on fractions in [0, 1]."""
+    """ISIC 2018 thresholded Jaccard: values below the cut become 0."""
     jaccard = np.asarray(jaccard, dtype=np.float64)
     return np.where(jaccard < threshold, 0.0, jaccard)
 
 
-# ---------------------------------------------------------------------------
-# Multi-class
-# ---------------------------------------------------------------------------
 def confusion_matrix(pred: np.ndarray,
                      gt: np.ndarray,
                      num_classes: int,
                      ignore_index: int = 255) -> np.ndarray:
-    """Confusion matrix of one image, ignore label excluded.
-
-    Args:
-        pred (np.ndarray): Integer prediction, shape (H, W).
-        gt (np.ndarray): Integer GT, shape (H, W).
-        num_classes (int): K.
-        ignore_index (int): GT label excluded from every count.
-
-    Returns:
-        np.ndarray: int64 (K, K), rows = GT class, columns = predicted class.
-    """
+    """(K, K) int64 confusion matrix of one image (rows: GT)."""
     gt = gt.ravel().astype(np.int64)
     pred = pred.ravel().astype(np.int64)
     # Out-of-range GT labels other than ignore_index are dropped with it,

@@ -15,39 +15,13 @@ from .utils import EvalSize, get_scores_and_gt, parse_eval_size
 
 @METRICS.register_module()
 class MultiClassSegMetric(BaseMetric):
-    """Pixel accuracy, mIoU, MAE and mean BER for multi-class segmentation.
-
-    Conventions (the columns of the Trans10K tables: Acc, mIoU, MAE, mBER):
-
-    * The prediction is the argmax of ``seg_logits`` (K, H, W) after resizing
-      the scores to the evaluation size (``pred_sem_seg`` is used only when
-      ``seg_logits`` is absent). Pixels whose GT is ``ignore_index`` are
-      excluded from every count.
-    * One confusion matrix is summed over the dataset; all numbers come from
-      the sums (dataset level, not per-image means).
-    * ``aAcc``: correctly classified pixels / valid pixels, percent.
-    * ``mIoU``: per class ``TP / (TP + FP + FN)``, mean over classes with a
-      non-empty union (classes never present nor predicted are left out, as
-      in mmseg), percent.
-    * ``mBER``: per class, one-vs-rest ``100 (1 - (TP / Np + TN / Nn) / 2)``
-      (the SBU formula per class), mean over classes present in the GT,
-      percent, lower is better.
-    * ``MAE``: mean absolute difference between the one-hot prediction and
-      the one-hot GT, averaged over valid pixels and classes, i.e.
-      ``mean_c (FP_c + FN_c) / N``; in [0, 1], lower is better.
-    * A per-class table (IoU, Acc = recall, BER) is logged like mmseg's
-      ``IoUMetric`` does.
+    """``aAcc``, ``mIoU``, ``mBER`` (%) and ``MAE`` from one confusion matrix.
 
     Args:
-        num_classes (int, optional): K. None takes it from
-            ``dataset_meta['classes']``, else from the number of score
-            channels.
-        eval_size (int | tuple[int, int], optional): None evaluates at the
-            GT's resolution (scores resized bilinearly); ``(H, W)`` evaluates
-            at that size with the GT resized by nearest neighbour.
-        ignore_index (int): GT label excluded everywhere. Default 255.
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names.
+        num_classes (int, optional): K; None takes it from the dataset's
+            classes, else from the score channels.
+        eval_size, ignore_index, collect_device, prefix: As
+            :class:`BERMetric`.
     """
 
     def __init__(self,
@@ -71,13 +45,7 @@ class MultiClassSegMetric(BaseMetric):
         return num_channels
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Accumulate one confusion matrix per image.
-
-        Args:
-            data_batch (dict): Unused.
-            data_samples (Sequence[dict]): Model outputs with ``seg_logits``
-                (K, H, W) scores and ``gt_sem_seg`` (1, H, W) labels.
-        """
+        """Accumulate one confusion matrix per image."""
         for data_sample in data_samples:
             scores, gt = get_scores_and_gt(
                 data_sample, self.eval_size, fallback_to_pred=True)
@@ -90,15 +58,7 @@ class MultiClassSegMetric(BaseMetric):
                                  self.ignore_index))
 
     def compute_metrics(self, results: List[np.ndarray]) -> Dict[str, float]:
-        """Sum the confusion matrices and compute the metrics.
-
-        Args:
-            results (list[np.ndarray]): Per-image (K, K) confusion matrices.
-
-        Returns:
-            dict[str, float]: ``aAcc`` (%), ``mIoU`` (%), ``MAE`` ([0, 1]),
-            ``mBER`` (%).
-        """
+        """Sum the confusion matrices and log a per-class table."""
         if not results:
             return dict()
         conf = np.sum(np.stack(results), axis=0).astype(np.float64)

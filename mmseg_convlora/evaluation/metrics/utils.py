@@ -1,18 +1,5 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
-"""Shared input handling of the metrics: reading a data sample and choosing
-the evaluation resolution.
-
-Two resolutions are supported, in one place so that every metric agrees:
-
-* ``eval_size=None`` (default): the GT's own resolution. When the prediction
-  has another size it is resized bilinearly (``align_corners=False``) on
-  probabilities / scores; the GT is never touched.
-* ``eval_size=(H, W)``: the model's square input (``(1024, 1024)`` for SAM),
-  for parity with reference code that scores at the network input size.
-  Prediction scores are resized bilinearly and the GT with nearest neighbour
-  (``'nearest-exact'``, i.e. pixel-centre sampling, which matches PIL's
-  ``NEAREST`` used by the reference data pipelines), so labels stay labels.
-"""
+"""Reading one data sample at the evaluation resolution."""
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -21,11 +8,6 @@ import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
 
 EvalSize = Optional[Union[int, Sequence[int]]]
-
-__all__ = [
-    'parse_eval_size', 'resize_for_eval', 'get_scores_and_gt',
-    'get_binary_prob_and_label'
-]
 
 
 def parse_eval_size(eval_size: EvalSize) -> Optional[Tuple[int, int]]:
@@ -46,18 +28,8 @@ def resize_for_eval(
     gt: torch.Tensor,
     eval_size: Optional[Tuple[int, int]] = None
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Bring scores and GT to the evaluation resolution.
-
-    Args:
-        scores (torch.Tensor): Float scores / probabilities, shape (C, h, w).
-        gt (torch.Tensor): Integer labels, shape (H, W).
-        eval_size (tuple[int, int], optional): Target ``(H, W)``. None means
-            the GT's own size.
-
-    Returns:
-        tuple[torch.Tensor, torch.Tensor]: ``(scores, gt)`` of shapes
-        (C, H', W') float32 and (H', W') int64.
-    """
+    """Resize (C, h, w) scores and (H, W) labels to ``eval_size`` (None: the
+    labels' size), bilinear and ``'nearest-exact'``; float32 and int64."""
     target = tuple(gt.shape[-2:]) if eval_size is None else tuple(eval_size)
     scores = scores.float()
     if tuple(scores.shape[-2:]) != target:
@@ -87,20 +59,11 @@ def get_scores_and_gt(
         data_sample: Union[dict, BaseDataElement],
         eval_size: Optional[Tuple[int, int]] = None,
         fallback_to_pred: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Read ``seg_logits`` and ``gt_sem_seg`` of one sample, resized for
-    evaluation (see :func:`resize_for_eval`).
+    """(C, H, W) ``seg_logits`` and (H, W) ``gt_sem_seg`` of a sample, on CPU.
 
     Args:
-        data_sample (dict | SegDataSample): One output of the model, as
-            ``SegDataSample.to_dict()`` (what mmengine's ``Evaluator`` hands
-            to ``process``) or the data sample itself.
-        eval_size (tuple[int, int], optional): See :func:`resize_for_eval`.
-        fallback_to_pred (bool): Use a one-hot of ``pred_sem_seg`` when
-            ``seg_logits`` is missing (only sensible for argmax metrics).
-
-    Returns:
-        tuple[torch.Tensor, torch.Tensor]: CPU ``(scores, gt)`` of shapes
-        (C, H, W) float32 and (H, W) int64.
+        fallback_to_pred (bool): Use a one-hot ``pred_sem_seg`` when
+            ``seg_logits`` is missing (argmax metrics only).
     """
     scores = _field(data_sample, 'seg_logits')
     gt = _field(data_sample, 'gt_sem_seg')
@@ -133,22 +96,8 @@ def get_binary_prob_and_label(
         data_sample: Union[dict, BaseDataElement],
         eval_size: Optional[Tuple[int, int]] = None,
         ignore_index: int = 255) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Foreground probability, GT and valid mask of one binary sample.
-
-    ``seg_logits`` of shape (1, H, W) must already hold probabilities (mmseg
-    applies the sigmoid for one-channel heads). A two-channel output is read
-    as logits and turned into the foreground probability with a softmax.
-
-    Args:
-        data_sample (dict | SegDataSample): One model output.
-        eval_size (tuple[int, int], optional): See :func:`resize_for_eval`.
-        ignore_index (int): GT label of pixels to leave out. Default 255.
-
-    Returns:
-        tuple[np.ndarray, np.ndarray, np.ndarray]: ``(prob, gt, valid)``:
-        float64 (H, W) in [0, 1], bool (H, W) foreground, bool (H, W) mask of
-        pixels whose GT is not ``ignore_index``.
-    """
+    """(H, W) foreground probability, bool GT and valid mask of a sample whose
+    ``seg_logits`` are (1, H, W) probabilities or (2, H, W) logits."""
     scores = _field(data_sample, 'seg_logits')
     if scores is not None:
         scores = torch.as_tensor(scores)

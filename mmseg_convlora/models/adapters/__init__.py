@@ -10,12 +10,12 @@ __all__ = [
 ]
 from .bitfit import BitFit  # noqa: E402
 from .encoder_hooks import EncoderHooks  # noqa: E402
-from .houlsby_adapter import Adapter, BottleneckAdapter  # noqa: E402
+from .houlsby_adapter import BottleneckAdapter, HoulsbyAdapter  # noqa: E402
 from .sam_adapter import SAMAdapter  # noqa: E402
 from .ssf import SSF, ScaleShift  # noqa: E402
 from .vpt import VPT, PromptedAttention, token_linear  # noqa: E402
 
 __all__ += [
-    'BitFit', 'Adapter', 'BottleneckAdapter', 'SSF', 'ScaleShift', 'VPT',
-    'PromptedAttention', 'token_linear', 'SAMAdapter', 'EncoderHooks'
+    'BitFit', 'HoulsbyAdapter', 'BottleneckAdapter', 'SSF', 'ScaleShift',
+    'VPT', 'PromptedAttention', 'token_linear', 'SAMAdapter', 'EncoderHooks'
 ]

@@ -1,59 +1,40 @@
-"""The contract between the backbones (:class:`SAMViT`, ...,
-:class:`PEFTBackbone`) and their parameter-efficient adapters."""
+"""The contract between the backbones and their adapters."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+# What each value of ``BaseSAMAdapter.applies_to`` means, for messages.
+ENCODER_KINDS = {
+    'any': 'any backbone (its layers are found by name)',
+    'sam': "SAM-family encoders (type='SAMViT' or 'SAMTinyViT')",
+    'sam_vit': "the blocks of SAM's ViT (type='SAMViT')",
+}
 
 
 class BaseSAMAdapter(BaseModule):
-    """Base class of the adapters that :class:`SAMViT` builds from its config.
-
-    An adapter changes the frozen SAM image encoder in one or both of two
-    ways, and :class:`SAMViT` calls it at exactly these points:
-
-    1. :meth:`apply_to` once after the pretrained weights are loaded and
-       frozen: it may replace sub-modules of the encoder in place (LoRA wraps
-       the ``qkv`` Linear layers) and returns the modules it added, so the
-       backbone can keep them in training mode while the frozen encoder stays
-       in eval mode.
-    2. :meth:`forward_embedding` after the encoder (and its neck): it may add
-       to the image embedding, seeing the network input and the data samples
-       too (CAD's parallel CNN).
-
-    Losses that the adapter produces during the forward pass (Conv-LoRA's
-    load-balancing loss) are returned by :meth:`aux_losses`, which the
-    segmentor adds to the task loss.
+    """Base class of the adapters of a frozen encoder: the backbone calls
+    :meth:`apply_to` once and :meth:`forward_embedding` on every embedding.
 
     Attributes:
-        needs_encoder_grad (bool): Whether gradients must flow through the
-            frozen encoder (True when trainable parameters live inside it).
-            When no adapter needs it the encoder runs under ``no_grad`` and
-            stores no activations.
-        replaces_modules (bool): Whether :meth:`apply_to` replaces
-            sub-modules of the encoder (LoRA, Conv-LoRA, VPT).
-            :func:`apply_adapters` applies these first, so that the hooks
-            of the other adapters are placed on the final modules.
-        applies_to_any_backbone (bool): Whether :meth:`apply_to` finds what
-            it adapts by module or parameter name in any module (LoRA,
-            Conv-LoRA, BitFit), so :class:`PEFTBackbone` can apply it to
-            mmseg's backbones; the others are written for SAM's encoder.
+        applies_to (str): The encoders :meth:`apply_to` works on, a key of
+            :data:`ENCODER_KINDS`.
+        needs_encoder_grad (bool): Trainable parameters live inside the
+            encoder; without such an adapter the encoder runs under
+            ``no_grad``.
+        replaces_modules (bool): :meth:`apply_to` replaces encoder modules;
+            these adapters are applied first (:func:`apply_adapters`).
     """
 
+    applies_to: str = 'sam_vit'
     needs_encoder_grad: bool = False
     replaces_modules: bool = False
-    applies_to_any_backbone: bool = False
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        """Modify ``encoder`` (a ``segment_anything`` ``ImageEncoderViT``).
-
-        Args:
-            encoder (nn.Module): The frozen image encoder.
-
-        Returns:
-            list[nn.Module]: Modules the adapter placed inside the encoder.
-        """
+        """Modify the frozen ``encoder`` in place; return the modules placed
+        in it (they follow the model's train/eval mode)."""
         return []
 
     def forward_embedding(
@@ -61,18 +42,8 @@ class BaseSAMAdapter(BaseModule):
             inputs: torch.Tensor,
             embedding: torch.Tensor,
             data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """Adjust the image embedding.
-
-        Args:
-            inputs (Tensor): The normalised network input, (B, 3, H, W).
-            embedding (Tensor): The encoder output, (B, C_out, H/16, W/16).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples, when the segmentor has them (CAD reads the image
-                the pipeline kept for it).
-
-        Returns:
-            Tensor: The adjusted embedding, same shape.
-        """
+        """The embedding (B, C, h, w) adjusted, given the normalised
+        input (B, 3, H, W) and the batch's data samples."""
         return embedding
 
     def aux_losses(self) -> Dict[str, torch.Tensor]:
@@ -80,16 +51,41 @@ class BaseSAMAdapter(BaseModule):
         return {}
 
 
-def apply_adapters(adapters: Sequence[BaseSAMAdapter],
-                   encoder: nn.Module) -> List[nn.Module]:
-    """Apply ``adapters`` to ``encoder``: the module-replacing ones first
-    (in config order), then the others (in config order).
+def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
+                   owner: str, accepted: Sequence[str]) -> List[nn.Module]:
+    """Apply ``adapters`` to ``encoder``, the module-replacing ones first
+    (so hooks land on the final modules), each group in config order.
+
+    Args:
+        adapters (Sequence[BaseSAMAdapter]): The built adapters.
+        encoder (nn.Module): The frozen encoder.
+        owner (str): The backbone's name, for messages.
+        accepted (Sequence[str]): The ``applies_to`` values it takes.
 
     Returns:
         list[nn.Module]: The modules the adapters placed in the encoder.
     """
-    ordered = sorted(adapters, key=lambda adp: not adp.replaces_modules)
+    for adp in adapters:
+        if adp.applies_to not in accepted:
+            fitting = sorted(
+                name for name, cls in MODELS.module_dict.items()
+                if isinstance(cls, type) and issubclass(cls, BaseSAMAdapter)
+                and cls.applies_to in accepted)
+            raise ValueError(
+                f'{type(adp).__name__} works on '
+                f'{ENCODER_KINDS[adp.applies_to]}, not on {owner}, which '
+                f'takes {", ".join(fitting)} or no adapter (decoder-only).')
     modules: List[nn.Module] = []
-    for adp in ordered:
+    for adp in sorted(adapters, key=lambda adp: not adp.replaces_modules):
         modules.extend(adp.apply_to(encoder))
     return modules
+
+
+def collect_aux_losses(
+        adapters: Sequence[BaseSAMAdapter]) -> Dict[str, torch.Tensor]:
+    """The adapters' :meth:`~BaseSAMAdapter.aux_losses`, summed by name."""
+    losses: Dict[str, torch.Tensor] = {}
+    for adp in adapters:
+        for name, value in adp.aux_losses().items():
+            losses[name] = losses[name] + value if name in losses else value
+    return losses

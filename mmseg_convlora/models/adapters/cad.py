@@ -15,20 +15,8 @@ from .base_adapter import BaseSAMAdapter
 
 def high_frequency_components(x: torch.Tensor,
                               rate: float = 0.25) -> torch.Tensor:
-    """Magnitude of the image with its low frequencies removed.
-
-    ``F = fftshift(fft2(x, norm='forward'))``, a centred square of side
-    ``2 * int(sqrt(H * W * rate) // 2)`` (the lowest frequencies, DC in the
-    middle) is zeroed, then inverse shift, ``ifft2(norm='forward')``, real
-    part, absolute value. A constant image gives zeros.
-
-    Args:
-        x (Tensor): (B, C, H, W).
-        rate (float): Fraction of the spectrum's area that is removed.
-
-    Returns:
-        Tensor: (B, C, H, W), float32.
-    """
+    """``|ifft2(fft2(x) * high-pass)|`` of (B, C, H, W) images, float32;
+    the high-pass zeroes the centred ``rate`` of the shifted spectrum."""
     H, W = x.shape[-2:]
     half = int(math.sqrt(H * W * rate) // 2)
     spec = torch.fft.fftshift(
@@ -42,15 +30,8 @@ def high_frequency_components(x: torch.Tensor,
 
 
 class CADBlock(nn.Module):
-    """3x3 dilated conv -> norm -> LeakyReLU(0.1) -> + input -> AvgPool 2x2.
-
-    Args:
-        channels (int): Input and output channels.
-        norm_cfg (dict): mmcv norm config.
-
-    Shapes:
-        (B, C, H, W) -> (B, C, H/2, W/2).
-    """
+    """3x3 dilated conv, norm, LeakyReLU(0.1), residual, 2x2 average pool:
+    (B, C, H, W) -> (B, C, H/2, W/2)."""
 
     def __init__(self, channels: int, norm_cfg: dict):
         super().__init__()
@@ -70,45 +51,23 @@ class CADBlock(nn.Module):
 
 @MODELS.register_module()
 class CAD(BaseSAMAdapter):
-    """Parallel convolutional adapter added to the frozen image embedding.
+    """A parallel CNN whose output is added to the frozen image embedding.
 
-    Its input image (RGB, 0..255, ``input_size`` square) is, as in the CAD
-    reference, the original image resized straight to ``input_size`` when
-    the pipeline kept it (:class:`ResizeCADImage` and :class:`PackCADInputs`
-    put it in the data samples as ``cad_image``). Otherwise (no such step,
-    or a call without data samples) it is rebuilt from the network input
-    (ImageNet-normalised RGB, 0..255 after undoing the normalisation) and
-    resized to ``input_size`` (bilinear): a different image, since the
-    original then went through two resizes. It appends the image's
-    high-frequency components (:func:`high_frequency_components`) and scales
-    each sample's channels by ``1 / (max + 1e-5)`` -> 6 channels in [0, 1].
-    A 1x1 conv lifts them to ``channels``; ``num_blocks`` :class:`CADBlock`
-    halve the resolution in turn; each block output is adaptive-average
-    pooled to the embedding size, the maps are summed, and
-    ``out_scale * tanh(sum)`` is added to the embedding. The encoder needs no
-    gradient, so :class:`SAMViT` runs it under ``no_grad`` and keeps no
-    activations. Defaults give 1,773,568 parameters.
+    :meth:`adapter_input` -> 1x1 conv -> ``num_blocks`` :class:`CADBlock`;
+    ``out_scale * tanh(sum of the blocks' pooled outputs)`` is added.
 
     Args:
-        channels (int): Hidden width; must equal the embedding's channels
-            (SAM: 256). Default 256.
+        channels (int): Hidden width = the embedding's channels. Default 256.
         num_blocks (int): Number of blocks. Default 3.
         input_size (int): Square size of the adapter input. Default 512.
-        hf_rate (float): Spectrum fraction removed by the high-pass.
-            Default 0.25.
-        out_scale (float): Output bound (tanh x out_scale). Default 0.1.
-        mean (Sequence[float]): Per-channel mean used to normalise the
-            network input (undone here).
-        std (Sequence[float]): Per-channel std of that normalisation.
-        norm_cfg (dict): Norm layer config; ``dict(type='SyncBN')`` under
-            DDP. Default ``dict(type='BN')``.
+        hf_rate (float): Spectrum fraction the high-pass removes. 0.25.
+        out_scale (float): Output bound. Default 0.1.
+        mean, std (Sequence[float]): The network input's normalisation.
+        norm_cfg (dict): Norm layer config. Default ``dict(type='BN')``.
         init_cfg (dict, optional): Unused (initialisation is fixed).
-
-    Shapes:
-        inputs (B, 3, H, W), embedding (B, channels, h, w) -> (B, channels,
-        h, w).
     """
 
+    applies_to = 'sam'
     needs_encoder_grad = False
 
     def __init__(self,
@@ -177,20 +136,9 @@ class CAD(BaseSAMAdapter):
     def input_image(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32.
-
-        ``cad_image`` of the data samples when they carry it, else the
-        network input with its normalisation undone, resized to S.
-
-        Args:
-            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples.
-
-        Raises:
-            ValueError: Only some samples carry ``cad_image``, or its size
-                is not ``input_size``.
-        """
+        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32:
+        the data samples' ``cad_image`` (:class:`ResizeCADImage`), else the
+        normalised input ``inputs`` (B, 3, H, W) undone and resized to S."""
         size = (self.input_size, self.input_size)
         kept = self._kept_images(data_samples)
         if kept is not None:
@@ -240,17 +188,13 @@ class CAD(BaseSAMAdapter):
                       inputs: torch.Tensor,
                       data_samples: Optional[Sequence] = None,
                       image: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The 6-channel adapter input, (B, 6, input_size, input_size): the
-        input image (:meth:`input_image`) and its high-frequency components,
-        each channel divided by its per-sample maximum + 1e-5.
+        """The input image (:meth:`input_image`, or ``image`` (B, 3,
+        input_size, input_size) RGB 0..255 when given, as an exported model
+        receives it) and its high-frequency components, each channel divided
+        by its per-sample maximum + 1e-5.
 
-        Args:
-            inputs (Tensor): Normalised RGB network input, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): The batch's data
-                samples.
-            image (Tensor, optional): The input image itself, (B, 3,
-                input_size, input_size) RGB 0..255, instead of the one
-                :meth:`input_image` finds (an exported model's input).
+        Returns:
+            Tensor: (B, 6, input_size, input_size).
         """
         x = self.input_image(inputs, data_samples) if image is None \
             else image.float()

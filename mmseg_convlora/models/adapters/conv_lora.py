@@ -19,17 +19,8 @@ DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
 
 
 def cv_squared(values: torch.Tensor) -> torch.Tensor:
-    """Squared coefficient of variation, ``var(v) / (mean(v)^2 + 1e-10)``.
-
-    The variance is unbiased; a single value gives 0 (one expert cannot be
-    unbalanced).
-
-    Args:
-        values (Tensor): (M, ) per-expert statistics.
-
-    Returns:
-        Tensor: Scalar, float32.
-    """
+    """``var(v) / (mean(v)^2 + 1e-10)`` (unbiased; 0 for one value) of
+    (M, ) per-expert statistics, a float32 scalar."""
     values = values.float()
     if values.numel() <= 1:
         return values.new_zeros(())
@@ -39,9 +30,6 @@ def cv_squared(values: torch.Tensor) -> torch.Tensor:
 def moe_balance_loss(importance: torch.Tensor,
                      load: torch.Tensor) -> torch.Tensor:
     """Load-balancing loss of one layer, ``0.01 (cv2(imp) + cv2(load))``.
-
-    One routed sample in eval gives 0.16; counts [4, 3, 3, 3, 3, 3, 3, 3]
-    (as importance and load) give 2.56e-4.
     """
     return 0.01 * (cv_squared(importance) + cv_squared(load))
 
@@ -139,80 +127,26 @@ def upsampled_conv3x3(z: torch.Tensor, weight: torch.Tensor,
 class ConvLoRALinear(LowRankLinear):
     """A frozen Linear with Conv-LoRA: ``y = W x + b + s B (z + E_e(z))``.
 
-    ``z = A x`` is viewed as a feature map (N, r, h, w); each of the N
-    samples (an image, or one attention window in SAM's windowed blocks,
-    because the block partitions before calling ``qkv``) is routed on its own
-    by a noisy top-k gate to experts ``E_i``, ``i = 0..M-1``, working at
-    integer scale ``s = i + 1``::
+    ``z = A x`` is viewed as maps (N, r, h, w); a noisy top-k gate routes
+    each of the N samples to experts ``E_i`` (scale ``i + 1``)::
 
         E_s(z) = resize_to(h, w)(GELU(Conv3x3(upsample_by(s)(z))))
 
-    (bicubic, align_corners=False, no antialias; scale 1 skips both
-    resizes), computed as matrix products on the small maps
-    (:func:`upsampled_conv3x3`, :func:`bicubic_resize`). With k > 1 the
-    chosen experts' outputs are summed (the paper's mixture
-    ``sum_j G_j E_j``). AutoGluon's reference fixes k = 1;
-    its dispatcher, written for experts that output log-probabilities,
-    combines outputs as ``log(sum_j exp(E_j(z)))``, which for k = 1 is
-    ``E(z)`` up to float32 rounding and for k > 1 would be a soft maximum,
-    not a sum. The gate value multiplies the expert output only if
-    ``multiply_gate``; by default the router learns from the load-balancing
-    loss alone, so the gate weights get no gradient from the task loss.
-
-    Gate (Shazeer et al. 2017): ``p = mean_hw(z)``, ``clean = p W_g``; in
-    training ``logits = clean + randn * (softplus(p W_noise) + eps)``, in
-    eval ``logits = clean``. The layer stores, per forward (overwriting the
-    previous one): ``last_moe_loss`` (unweighted ``0.01 (cv2(importance) +
-    cv2(load))``), ``last_expert_ids`` (N, k) and ``last_grid`` (h, w).
-
-    Dispatch of the samples to the experts (identical results):
-
-    * ``'grouped'``: sort the samples by expert on the device, run each used
-      expert once on its contiguous group, put the outputs back in sample
-      order (the inverse permutation). The group sizes are read once per
-      layer (a host sync; free on CPU). Experts that got no sample get no
-      gradient: under DDP use ``find_unused_parameters=True``.
-    * ``'dense'``: every expert runs on all samples and the outputs are
-      combined with the routing mask (0/1, or the gate values). No
-      data-dependent shapes, so no host-device sync on GPU, and unused
-      experts receive an exact zero gradient (DDP-safe by construction).
-      Wrapped in non-reentrant activation checkpointing so the upsampled
-      maps of all experts are not kept for backward.
-    * ``'auto'``: dense on CUDA, grouped elsewhere.
-    * ``'loop'``: one sample at a time; the straightforward reference, for
-      tests only.
-
-    Under :class:`SAMViT`'s activation checkpointing (``with_cp=True``) the
-    forward runs again during backward with the same RNG state (so the same
-    gate noise and routing); that recomputation leaves ``last_moe_loss`` and
-    the routing record of the real forward pass untouched.
-
-    The gate and the experts run in float32 with autocast disabled (bicubic
-    resizing and the tiny r-channel convs gain nothing from half precision).
-    ``W x + b + s B u`` (``u = z + E_e(z)``) is one GEMM over the
-    concatenated ``[x, u]`` and ``[W, s B]`` (:func:`fused_lora_linear`),
-    in the dtype ``F.linear`` would use: the input's, or autocast's.
-
-    Token sequences (N, L, C), as mmseg's transformers give their Linear
-    layers, are accepted once the layer knows their grid
-    (:meth:`set_token_grid`, which :class:`PEFTBackbone` calls from the
-    backbone's own shapes at run time): ``L = P + h * w`` with ``P`` prefix
-    tokens (ViT's class token) followed by the h x w map in row-major
-    order. The map tokens go through Conv-LoRA as above (the gate pools
-    over them only); a prefix token has no position in the map, so it gets
-    the low-rank path without experts, ``W x + b + s B A x`` (plain LoRA).
-    A sequence without a known grid, or whose length does not fit it, is
-    refused: guessing a grid would convolve unrelated tokens.
+    (bicubic resizes computed as matrix products on the small maps:
+    :func:`upsampled_conv3x3`, :func:`bicubic_resize`). Each forward
+    records ``last_moe_loss`` (unweighted load-balancing loss),
+    ``last_expert_ids`` (N, k) and ``last_grid`` (h, w), except while
+    activation checkpointing recomputes it. Token sequences (N, P + h w, C)
+    are accepted once their grid is set (:meth:`set_token_grid`); the P
+    prefix tokens get no expert term.
 
     Args:
         base (nn.Linear): The frozen layer.
-        rank (int): r. Default 3.
-        alpha (float): Scaling numerator (s = alpha / r). Default 32.
-        num_experts (int): M (scales 1..M). Default 8.
-        top_k (int): Experts per sample. Default 1.
-        multiply_gate (bool): Multiply expert outputs by their gate value.
+        rank, alpha: As :class:`LoRALinear`'s (s = alpha / r).
+        num_experts, top_k, multiply_gate: See :class:`ConvLoRA`.
         noise_epsilon (float): Added to the softplus noise std. Default 0.01.
-        dispatch (str): 'auto', 'grouped', 'dense' or 'loop'.
+        dispatch (str): 'auto' (dense on CUDA, grouped elsewhere),
+            'grouped', 'dense' or 'loop' (reference); same results.
 
     Shapes:
         input (N, h, w, in_features) -> output (N, h, w, out_features);
@@ -259,9 +193,8 @@ class ConvLoRALinear(LowRankLinear):
 
         Args:
             grid (tuple[int, int], optional): (h, w) of the token map; None
-                forgets it (sequences are refused again).
-            num_prefix_tokens (int): Tokens before the map (a class token:
-                1). Default 0.
+                forgets it.
+            num_prefix_tokens (int): Tokens before the map. Default 0.
         """
         if grid is not None:
             grid = (int(grid[0]), int(grid[1]))
@@ -270,20 +203,13 @@ class ConvLoRALinear(LowRankLinear):
 
     def __getstate__(self) -> dict:
         """The state for ``copy.deepcopy`` and pickling, without the last
-        forward's ``loss_moe``.
-
-        That loss belongs to the forward (and backward) that computed it;
-        after a forward with gradients it is a non-leaf tensor, which
-        ``deepcopy`` refuses (e.g. mmengine's EMA hook copies the model).
-        """
+        forward's ``loss_moe`` (a non-leaf tensor ``deepcopy`` refuses)."""
         state = self.__dict__.copy()
         state['last_moe_loss'] = None
         return state
 
     def dispatch_on(self, device: Union[str, torch.device]) -> str:
-        """The dispatch mode this layer runs with on ``device``: ``'auto'``
-        is ``'dense'`` on CUDA and ``'grouped'`` elsewhere; any other mode
-        is used as set."""
+        """The dispatch mode this layer runs with on ``device``."""
         if self.dispatch != 'auto':
             return self.dispatch
         return 'dense' if torch.device(device).type == 'cuda' else 'grouped'
@@ -291,9 +217,7 @@ class ConvLoRALinear(LowRankLinear):
     def may_leave_experts_without_grad(
             self, device: Union[str, torch.device]) -> bool:
         """Whether a training step on ``device`` can leave a trainable
-        expert without a gradient: every dispatch but ``'dense'`` runs only
-        the experts some sample was routed to (DDP then needs
-        ``find_unused_parameters=True``)."""
+        expert without a gradient (every dispatch but 'dense')."""
         trainable = any(p.requires_grad for p in self.experts.parameters())
         return trainable and self.dispatch_on(device) != 'dense'
 
@@ -413,11 +337,8 @@ class ConvLoRALinear(LowRankLinear):
 
     @contextlib.contextmanager
     def plain_low_rank(self):
-        """Within this context the layer computes ``W x + b + s B A x`` (no
-        expert term) for tokens of any shape (..., C), leaving its routing
-        statistics alone: for tokens without a spatial layout, such as VPT's
-        prompts. The layer is still called as a module, so forward hooks
-        registered on it run."""
+        """Within this context the layer computes ``W x + b + s B A x``
+        (no experts, no routing record) on tokens of any shape (..., C)."""
         self._plain = True
         try:
             yield self
@@ -446,12 +367,9 @@ class ConvLoRALinear(LowRankLinear):
             raise ValueError(
                 'ConvLoRALinear got a token sequence of shape '
                 f'{tuple(x.shape)} but does not know its h x w grid, which '
-                'its convolutional experts need. Wrap the backbone in '
-                "PEFTBackbone (it sets the grid of mmseg's VisionTransformer, "
-                'MixVisionTransformer and SwinTransformer from their patch '
-                'embeddings and windows), call set_token_grid((h, w), '
-                'num_prefix_tokens) before each forward, or use LoRA for '
-                'this layer.')
+                'its convolutional experts need: call set_token_grid((h, '
+                'w), num_prefix_tokens) before each forward (see '
+                'docs/compose_with_mmseg.md), or use LoRA for this layer.')
         (h, w), prefix = self.token_grid, self.num_prefix_tokens
         if x.shape[1] != prefix + h * w:
             raise ValueError(
@@ -515,34 +433,18 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 @MODELS.register_module()
 class ConvLoRA(LowRankAdapter):
-    """Conv-LoRA (Zhong et al., ICLR 2024) on SAM's image encoder.
-
-    Wraps each Linear whose name matches ``targets`` (default: the fused
-    ``qkv`` of every block) in a :class:`ConvLoRALinear`. Per adapted
-    Linear(C, 3C) it adds LoRA's 4rC parameters plus ``2rM + M(9r^2 + r)``
-    (720 for r = 3, M = 8). The layers live inside the encoder (see
-    :class:`LowRankAdapter`).
-
-    :meth:`aux_losses` returns ``{'loss_moe': loss_weight * sum of the
-    layers' load-balancing losses}`` of the last forward pass.
-
-    Experts no sample was routed to in a step: with ``dispatch='dense'``
-    (the CUDA default) they get an exact zero gradient, so DDP needs no
-    ``find_unused_parameters``; with ``'grouped'`` they get none and DDP
-    needs ``find_unused_parameters=True``.
+    """Conv-LoRA on the Linear layers named by ``targets``
+    (:class:`ConvLoRALinear`); :meth:`aux_losses` returns ``loss_moe``,
+    ``loss_weight`` times the layers' summed load-balancing losses.
 
     Args:
-        rank (int): r. Default 3.
-        alpha (float): Scaling numerator. Default 32.
+        rank, alpha, targets: As :class:`LoRA`'s.
         num_experts (int): M; expert i works at scale i + 1. Default 8.
         top_k (int): Experts per sample. Default 1.
-        multiply_gate (bool): Multiply the expert output by the gate value
-            (the paper's wording); default False (reference behaviour).
+        multiply_gate (bool): Multiply the expert output by the gate value.
+            Default False (the reference's behaviour).
         loss_weight (float): Weight of ``loss_moe``. Default 1.0.
-        noise_epsilon (float): Minimum gate noise std. Default 0.01.
-        targets (str | list[str]): Module-name regex(es), ``re.fullmatch``.
-        dispatch (str): 'auto' (dense on CUDA, grouped otherwise),
-            'grouped', 'dense' or 'loop' (reference, tests only).
+        noise_epsilon, dispatch: See :class:`ConvLoRALinear`.
         init_cfg (dict, optional): Unused.
     """
 

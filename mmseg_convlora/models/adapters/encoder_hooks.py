@@ -1,21 +1,5 @@
-"""Forward hooks on encoder sub-modules that survive other adapters.
-
-The hook-based adapters (:class:`SSF`, :class:`Adapter`, :class:`SAMAdapter`)
-change what a sub-module of SAM's frozen ``ImageEncoderViT`` returns (or
-receives) without replacing it, so several adapters can act on one module
-and module names (hence the official state-dict keys and the target patterns
-of LoRA/Conv-LoRA) stay unchanged.
-
-A hook lives on a module *object*. When an adapter replaces that module
-after the hook was placed (LoRA swaps ``attn.qkv`` for a ``LoRALinear``, VPT
-swaps ``attn`` for a ``PromptedAttention``), a hook on the old object would
-silently stop firing. The backbones therefore apply the module-replacing
-adapters first (:func:`~.base_adapter.apply_adapters`), whatever the order
-in the config, so hooks are placed on the final modules. As a guard for
-adapters applied by hand in another order, :class:`EncoderHooks` addresses
-modules by name and moves each hook, once, at the first encoder forward, to
-whatever module then has that name.
-"""
+"""Forward hooks on encoder modules addressed by name, for the adapters
+that change what a module returns without replacing it."""
 from typing import Callable, List, Optional, Sequence, Union
 
 import torch.nn as nn
@@ -25,43 +9,26 @@ from .targets import encoder_description, match_targets
 
 def match_module_names(encoder: nn.Module, targets: Union[str, Sequence[str]],
                        adapter_name: str) -> List[str]:
-    """Names of the encoder's modules that ``re.fullmatch`` a pattern.
-
-    Args:
-        encoder (nn.Module): SAM's ``ImageEncoderViT``.
-        targets (str | Sequence[str]): Regular expression(s).
-        adapter_name (str): Used in error messages.
-
-    Returns:
-        list[str]: Matching names, in module order (each once).
-
-    Raises:
-        ValueError: An invalid pattern or one that matches nothing.
-    """
+    """Names of the encoder's modules that match ``targets``, in module
+    order (see :func:`match_targets`)."""
     names = [n for n, _ in encoder.named_modules() if n]
-    return [
-        name
-        for name, _ in match_targets(names, targets, adapter_name, 'module',
-                                     encoder_description(encoder))
-    ]
+    return list(
+        match_targets(
+            names, targets, adapter_name, where=encoder_description(encoder)))
 
 
 class EncoderHooks:
-    """A set of forward (pre-)hooks on encoder modules addressed by name.
-
-    Not an ``nn.Module``: it holds the encoder in a plain list so nothing is
-    registered twice.
+    """Forward (pre-)hooks on encoder modules addressed by name, moved once,
+    at the encoder's first forward, to the modules then carrying the names.
     """
 
     def __init__(self):
-        self._encoder: List[nn.Module] = []
+        self._encoder: List[nn.Module] = []  # a plain list: not ours
         self._entries: List[dict] = []
         self._trigger = None
 
     def bind(self, encoder: nn.Module) -> None:
-        """Attach to ``encoder``; at its first forward (a pre-hook on
-        ``patch_embed``, which no adapter replaces) the hooks are moved to
-        the modules that then carry their names, once."""
+        """Attach to ``encoder`` (sync at the first ``patch_embed`` call)."""
         self.remove()
         self._encoder = [encoder]
         patch_embed = getattr(encoder, 'patch_embed', None)

@@ -1,6 +1,5 @@
-"""Adapter (Houlsby et al., "Parameter-Efficient Transfer Learning for NLP",
-ICML 2019): bottleneck MLPs after the attention and the MLP of every block.
-"""
+"""Houlsby et al.'s Adapter (ICML 2019): bottleneck MLPs after the
+attention and the MLP of every block."""
 from functools import partial
 from typing import Dict, List, Sequence, Union
 
@@ -8,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
+from ...utils.deprecated_alias import register_deprecated_alias
 from .base_adapter import BaseSAMAdapter
 from .encoder_hooks import EncoderHooks, encoder_factory
 
@@ -16,16 +16,12 @@ _ACTIVATIONS = dict(GELU=nn.GELU, ReLU=nn.ReLU, SiLU=nn.SiLU)
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(act(down(h)))`` on channels-last tokens.
-
-    ``down`` is initialised like ``nn.Linear``, ``up`` (weight and bias) at
-    zero, so the module starts as the identity (Houlsby et al. start near
-    it with small random weights; exact identity is the common choice of
-    later vision adapters, e.g. AdaptFormer).
+    """``h + up(act(down(h)))`` on channels-last tokens; ``up`` starts at
+    zero (the identity).
 
     Args:
         dim (int): Token channels C.
-        hidden_dim (int): Bottleneck width d. Parameters: 2 C d + d + C.
+        hidden_dim (int): Bottleneck width d.
         act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
     """
 
@@ -35,9 +31,6 @@ class BottleneckAdapter(nn.Module):
                  act: str = 'GELU',
                  **factory):
         super().__init__()
-        if act not in _ACTIVATIONS:
-            raise ValueError(f'Adapter act must be one of '
-                             f'{sorted(_ACTIVATIONS)}, got {act!r}.')
         self.down = nn.Linear(dim, hidden_dim, **factory)
         self.act = _ACTIVATIONS[act]()
         self.up = nn.Linear(hidden_dim, dim, **factory)
@@ -49,26 +42,11 @@ class BottleneckAdapter(nn.Module):
 
 
 @MODELS.register_module()
-class Adapter(BaseSAMAdapter):
-    """Houlsby-style bottleneck adapters in every block of SAM's ViT.
+class HoulsbyAdapter(BaseSAMAdapter):
+    """A :class:`BottleneckAdapter` on the output of ``blocks.i.attn``
+    and/or ``blocks.i.mlp`` of SAM's ViT, before the residual additions.
 
-    In each block the sub-layer outputs pass through a
-    :class:`BottleneckAdapter` before the residual addition::
-
-        x = x + A_attn(Attn(LN1(x)))
-        x = x + A_mlp(MLP(LN2(x)))
-
-    implemented as forward hooks on ``blocks.i.attn`` and ``blocks.i.mlp``
-    (see :class:`EncoderHooks`): the frozen modules are not replaced, their
-    state-dict keys stay SAM's, and other adapters (LoRA, Conv-LoRA, VPT,
-    SSF) compose in any order. In windowed blocks the attention output is
-    still in window layout when the hook sees it; the adapter acts per token,
-    so this equals applying it after the windows are merged (padding tokens
-    are dropped by SAM afterwards). Identity at initialisation.
-
-    With ``hidden_dim=2`` at both positions, ViT-H gets 64 adapters of
-    6,402 parameters = 409,728, so 3,915,264 trainable with the binary
-    decoder (paper: 3.92M).
+    Forward hooks (:class:`EncoderHooks`); identity at initialisation.
 
     Args:
         hidden_dim (int): Bottleneck width d. Default 2.
@@ -86,16 +64,17 @@ class Adapter(BaseSAMAdapter):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(hidden_dim, int) or hidden_dim <= 0:
-            raise ValueError(f'Adapter hidden_dim must be a positive '
+            raise ValueError(f'HoulsbyAdapter hidden_dim must be a positive '
                              f'integer, got {hidden_dim!r}.')
         positions = (positions, ) if isinstance(positions, str) \
             else tuple(positions)
         bad = [p for p in positions if p not in ADAPTER_POSITIONS]
         if bad or not positions:
-            raise ValueError(f'Adapter positions must be a non-empty subset '
-                             f'of {ADAPTER_POSITIONS}, got {positions!r}.')
+            raise ValueError(
+                f'HoulsbyAdapter positions must be a non-empty subset '
+                f'of {ADAPTER_POSITIONS}, got {positions!r}.')
         if act not in _ACTIVATIONS:
-            raise ValueError(f'Adapter act must be one of '
+            raise ValueError(f'HoulsbyAdapter act must be one of '
                              f'{sorted(_ACTIVATIONS)}, got {act!r}.')
         self.hidden_dim = hidden_dim
         self.positions = positions
@@ -106,7 +85,7 @@ class Adapter(BaseSAMAdapter):
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         if len(self.blocks):
-            raise RuntimeError('Adapter.apply_to was already called.')
+            raise RuntimeError('HoulsbyAdapter.apply_to was already called.')
         factory = encoder_factory(encoder)
         dim = encoder.patch_embed.proj.out_channels
         self._hooks.bind(encoder)
@@ -134,3 +113,6 @@ class Adapter(BaseSAMAdapter):
     def hooked_modules(self) -> Dict[str, nn.Module]:
         """Encoder module name -> the module currently hooked."""
         return {n: self._hooks.module(n) for n in self._hooks.names}
+
+
+register_deprecated_alias(MODELS, 'Adapter', 'HoulsbyAdapter')

@@ -1,10 +1,4 @@
-"""LoRA (Hu et al. 2022) on the Linear layers of SAM's frozen ViT.
-
-Besides :class:`LoRALinear` and the :class:`LoRA` adapter, this module holds
-what LoRA and Conv-LoRA share: the low-rank wrapper base class
-:class:`LowRankLinear` and :func:`inject_linear_adapters`, which finds the
-target Linear layers by name and swaps them for their adapted versions.
-"""
+"""LoRA (Hu et al., ICLR 2022), and what LoRA and Conv-LoRA share."""
 import math
 from typing import Callable, Dict, List, Sequence, Union
 
@@ -22,30 +16,24 @@ DEFAULT_TARGETS = r'blocks\.\d+\.attn\.qkv'
 
 
 def check_rank(rank, owner: str) -> None:
-    """Refuse a rank that is not a positive integer (the one check, for the
-    adapters' configs and the layers alike)."""
+    """Refuse a rank that is not a positive integer."""
     if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
         raise ValueError(f'{owner} rank must be a positive integer, got '
                          f'rank={rank!r}.')
 
 
 class LowRankLinear(nn.Module):
-    """A frozen ``nn.Linear`` plus a trainable rank-``r`` path ``B (.) A``.
+    """A frozen ``nn.Linear`` plus trainable factors ``lora_A`` (r, in) and
+    ``lora_B`` (out, r), initialised as in HF peft (B = 0).
 
-    The wrapped layer's ``weight`` and ``bias`` are taken over as they are
-    (same Parameter objects, still frozen), so the frozen weights keep their
-    official SAM state-dict keys (``...attn.qkv.weight``) and a merged LoRA
-    model exports in SAM's own layout. The low-rank factors follow HF peft:
-    ``lora_A`` (r, in) kaiming-uniform (a = sqrt(5), like ``nn.Linear``),
-    ``lora_B`` (out, r) zeros, so the wrapped layer starts as the identity
-    change, and ``scaling = alpha / r``.
+    It takes over the wrapped layer's ``weight`` and ``bias`` Parameters
+    (their state-dict keys stay the layer's).
 
     Args:
         base (nn.Linear): The frozen layer to wrap.
-        rank (int): Rank r (> 0).
-        alpha (float): LoRA alpha; the update is scaled by ``alpha / rank``.
-        dropout (float): Dropout probability on the input of the low-rank
-            path (training only).
+        rank (int): Rank r (> 0). Default 3.
+        alpha (float): The update is scaled by ``alpha / rank``. Default 32.
+        dropout (float): Dropout on the low-rank path's input. Default 0.
     """
 
     def __init__(self,
@@ -72,7 +60,7 @@ class LowRankLinear(nn.Module):
         self.reset_lora_parameters()
 
     def reset_lora_parameters(self) -> None:
-        """A like ``nn.Linear``'s weight, B zeros (adapter starts at 0)."""
+        """A like ``nn.Linear``'s weight, B zeros."""
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
@@ -84,38 +72,20 @@ class LowRankLinear(nn.Module):
 
 
 class LoRALinear(LowRankLinear):
-    """``y = W x + b + (alpha / r) * B A dropout(x)`` around a frozen Linear.
+    """``y = W x + b + (alpha / r) B A dropout(x)`` around a frozen Linear.
 
-    In training the frozen product, the bias and the low-rank update are
-    one GEMM (:func:`fused_lora_linear`). In eval the forward uses ``W +
-    scaling * B @ A`` in a single ``F.linear`` (one extra (out, r) x (r, in)
-    product per call, negligible against the token matmul) computed on the
-    fly: the frozen ``weight`` is never written, so any number of
-    train/eval switches leaves it bit-identical, and gradients still reach
-    A and B if someone differentiates in eval mode.
+    In training the frozen product, the bias and the low-rank update are one
+    GEMM (:func:`fused_lora_linear`). In eval mode ``W + (alpha / r) B A``
+    is formed on the fly (``weight`` is never written); :meth:`merge` writes
+    it into ``weight`` for deployment.
 
-    :meth:`merge` writes the update into ``weight`` in place for deployment
-    (then the layer is exactly a plain Linear, no extra work at all);
-    :meth:`unmerge` subtracts it again. A merge/unmerge round trip restores
-    ``weight`` only up to float rounding.
-
-    Args:
-        base (nn.Linear): The frozen layer to wrap.
-        rank (int): Rank r (> 0). Default 3.
-        alpha (float): Scaling numerator. Default 32.
-        dropout (float): Dropout on the low-rank path's input. Default 0.
+    Args: see :class:`LowRankLinear`.
 
     Shapes:
         input (..., in_features) -> output (..., out_features).
     """
 
-    def __init__(self,
-                 base: nn.Linear,
-                 rank: int = 3,
-                 alpha: float = 32,
-                 dropout: float = 0.0):
-        super().__init__(base, rank=rank, alpha=alpha, dropout=dropout)
-        self.merged = False
+    merged = False  # set per instance by merge/unmerge
 
     def delta_weight(self) -> torch.Tensor:
         """``scaling * B @ A``, (out_features, in_features)."""
@@ -173,28 +143,12 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                                                               Sequence[str]],
                            factory: Callable[[nn.Linear], nn.Module],
                            adapter_name: str) -> Dict[str, nn.Module]:
-    """Replace the Linear layers of ``encoder`` whose names match.
+    """Replace each Linear of ``encoder`` named by ``targets`` by
+    ``factory(linear)``; return name -> new layer, in module order.
 
-    Args:
-        encoder (nn.Module): SAM's ``ImageEncoderViT``, or the mmseg
-            backbone inside :class:`PEFTBackbone` (modified in place).
-        targets (str | Sequence[str]): Regular expression(s) matched with
-            ``re.fullmatch`` against module names inside the encoder, e.g.
-            ``r'blocks\\.\\d+\\.attn\\.qkv'``.
-        factory (Callable): Builds the adapted layer from the frozen Linear.
-        adapter_name (str): Used in error messages.
-
-    Returns:
-        dict[str, nn.Module]: Module name inside ``encoder`` -> the new
-        layer, in module order.
-
-    Raises:
-        ValueError: A pattern that is not a valid regex or matches nothing,
-            a match that is not an ``nn.Linear`` (including a layer that
-            another adapter already wrapped), or a Linear inside an
-            ``nn.MultiheadAttention``, whose ``forward`` is never called
-            (its weight is used directly), so an adapter would train
-            nothing.
+    Refuses (ValueError) what :func:`match_targets` refuses, and matches
+    that are no plain ``nn.Linear`` or are never called (inside
+    ``nn.MultiheadAttention``).
     """
     named = [(n, m) for n, m in encoder.named_modules() if n]
     modules = dict(named)
@@ -211,14 +165,14 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                "lin1'")
     example = ', '.join(repr(n) for n in linear_names[:6])
     chosen: Dict[str, nn.Module] = {}
-    for name, pattern in match_targets([n for n, _ in named],
-                                       targets,
-                                       adapter_name,
-                                       'module',
-                                       encoder_description(encoder),
-                                       fix,
-                                       examples=linear_names):
-        module = modules[name]
+    matches = match_targets([n for n, _ in named],
+                            targets,
+                            adapter_name,
+                            where=encoder_description(encoder),
+                            fix=fix,
+                            examples=linear_names)
+    for name, match in matches.items():
+        module, pattern = modules[name], match.re.pattern
         if isinstance(module, LowRankLinear):
             raise ValueError(
                 f'{adapter_name}: target pattern "{pattern}" matches '
@@ -231,9 +185,8 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                 f'{name!r} inside an nn.MultiheadAttention, which never '
                 'calls its forward (it passes the weight to F.multi_head_'
                 'attention_forward), so the adapter would train nothing. '
-                "Wrap the backbone in type='PEFTBackbone': it replaces "
-                'nn.MultiheadAttention by LinearMultiheadAttention, whose '
-                'q_proj, k_proj, v_proj and out_proj can be targeted.')
+                'Replace the attention by one whose projections are called '
+                'Linear layers, as docs/compose_with_mmseg.md shows.')
         if not isinstance(module, nn.Linear):
             raise ValueError(
                 f'{adapter_name}: target pattern "{pattern}" matches '
@@ -251,25 +204,18 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
 
 
 class LowRankAdapter(BaseSAMAdapter):
-    """What LoRA and Conv-LoRA share: the Linear layers of the encoder whose
-    names match ``targets`` are each replaced by
+    """Replaces each Linear layer whose name matches ``targets`` by
     ``layer_type(linear, **layer_args)``.
 
-    The layers live inside the encoder; the adapter keeps them in a plain
-    dict (not as sub-modules) so that their parameters have exactly one
-    state-dict key each.
-
     Args:
-        targets (str | list[str]): Module-name regex(es), matched with
-            ``re.fullmatch`` inside the encoder.
-        layer_args (dict): Keyword arguments of ``layer_type`` (``rank``
-            included, checked here so a bad config fails when built).
+        targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
+        layer_args (dict): Keyword arguments of ``layer_type``.
         init_cfg (dict, optional): Unused (initialisation is fixed).
     """
 
+    applies_to = 'any'
     needs_encoder_grad = True
     replaces_modules = True
-    applies_to_any_backbone = True
     layer_type: type = LowRankLinear
 
     def __init__(self,
@@ -280,7 +226,8 @@ class LowRankAdapter(BaseSAMAdapter):
         check_rank(layer_args.get('rank'), type(self).__name__)
         self.targets = targets
         self.layer_args = dict(layer_args)
-        self._layers: Dict[str, LowRankLinear] = {}  # see class doc
+        # a plain dict: the layers are the encoder's sub-modules, not ours
+        self._layers: Dict[str, LowRankLinear] = {}
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         self._layers = inject_linear_adapters(
@@ -302,19 +249,14 @@ class LowRankAdapter(BaseSAMAdapter):
 
 @MODELS.register_module()
 class LoRA(LowRankAdapter):
-    """LoRA (Hu et al., ICLR 2022) on SAM's image encoder.
-
-    Wraps every Linear layer of the frozen encoder whose name matches
-    ``targets`` (default: the fused ``qkv`` of every block, so q, k and v all
-    adapt) in a :class:`LoRALinear`. Each adapted Linear(C_in, C_out) adds
-    ``r (C_in + C_out)`` parameters (4rC for qkv).
+    """LoRA on the Linear layers named by ``targets`` (:class:`LoRALinear`).
 
     Args:
         rank (int): Rank r. Default 3.
         alpha (float): Scaling numerator (scaling = alpha / r). Default 32.
         dropout (float): Dropout on the low-rank input. Default 0.
-        targets (str | list[str]): Module-name regex(es), matched with
-            ``re.fullmatch`` inside the encoder.
+        targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
+            Default: the fused ``qkv`` of every block of SAM's ViT.
         init_cfg (dict, optional): Unused (initialisation is fixed).
     """
 

@@ -1,8 +1,5 @@
-"""SAM-Adapter (Chen et al., "SAM Fails to Segment Anything? -- SAM-Adapter:
-Adapting SAM in Underperformed Scenes: Camouflage, Shadow, Medical Image
-Segmentation, and More", 2023), built on Explicit Visual Prompting (Liu et
-al., CVPR 2023): task-specific prompts from the image's high-frequency
-components and the patch embedding, added to the tokens before every block.
+"""SAM-Adapter (Chen et al. 2023): prompts from the image's high
+frequencies and the patch embedding, added before every block of SAM's ViT.
 """
 import math
 from functools import partial
@@ -23,51 +20,18 @@ class SAMAdapter(BaseSAMAdapter):
 
     With C the ViT width and c = C / ``scale_factor``::
 
-        F_hfc = Conv16x16/16(HFC(image))          # 3 -> c, one per patch
-        F_pe  = Linear(C, c)(patch_embed(image))  # before the position emb.
-        f     = F_hfc + F_pe                      # (B, h, w, c)
-        P_i   = Linear_shared(c, C)(GELU(Linear_i(c, c)(f)))
-        x_i   = x_i + P_i                         # input of block i
+        f   = Conv16x16/16(HFC(image)) + Linear(C, c)(patch_embed(image))
+        x_i = x_i + Linear_shared(c, C)(GELU(Linear_i(c, c)(f)))
 
-    ``HFC`` is the high-pass of the (normalised) network input that SAM-
-    Adapter uses: ``fft2`` (norm 'forward'), zero the centred low-frequency
-    square covering ``freq_rate`` (0.25) of the spectrum, inverse, absolute
-    value (:func:`high_frequency_components`, shared with CAD). The
-    per-block ``Linear_i`` + GELU are the "lightweight MLPs", the up
-    projection is shared by all blocks, as in the reference code.
-    Implemented with hooks (:class:`EncoderHooks`): one on ``patch_embed``
-    computes ``f``, a pre-hook on each block adds its ``P_i`` (computed
-    there, so the 32 full-width prompts of ViT-H are never held at once;
-    ``f`` is kept until the next forward, so activation checkpointing
-    (``with_cp``) can recompute the blocks in backward; copies and pickles
-    leave it out, so a trained model can be deep-copied).
-
-    ``F_pe`` projects each patch token's C channels, as the paper describes
-    it. The public SAM-Adapter code instead reads the (B, h, w, C) patch
-    embedding as (B, C, h * w) (a ``reshape`` where a ``permute`` was meant)
-    before this projection, so each of its "tokens" mixes channels of
-    several patches and the projection sees no single patch; its
-    ``embedding_generator`` weights therefore do not transfer to this
-    implementation.
-
-    Initialisation as the reference (EVP): Linear weights truncated normal
-    (std 0.02), biases 0; the conv normal with std sqrt(2 / fan_out). Start
-    state: **not** the identity (the prompts are non-zero from the start);
-    ``zero_init=True`` zeroes the shared up projection so the model starts
-    exactly as SAM.
-
-    Parameters: ``32 c^2 + 3,362 c + 1,280`` for ViT-H (C = 1280, 32
-    blocks, 16 x 16 x 3 patches). ``scale_factor=16`` (c = 80): 475,040, so
-    3,980,576 trainable with the binary decoder (paper: 3.98M). (The public
-    SAM-Adapter ViT-H config uses 32, giving 186,960.)
+    before block i, through hooks (:class:`EncoderHooks`). Not the identity
+    at initialisation unless ``zero_init``.
 
     Args:
         scale_factor (int): C / c. Default 16.
-        freq_rate (float): Spectrum fraction removed by the high-pass.
-            Default 0.25.
+        freq_rate (float): Spectrum fraction the high-pass removes. 0.25.
         handcrafted_tune (bool): Use the high-frequency branch. Default True.
         embedding_tune (bool): Use the patch-embedding branch. Default True.
-        zero_init (bool): Start at exactly pretrained SAM. Default False.
+        zero_init (bool): Start at SAM (zero up projection). Default False.
         init_cfg (dict, optional): Unused.
     """
 
@@ -146,11 +110,8 @@ class SAMAdapter(BaseSAMAdapter):
             nn.init.zeros_(self.shared_mlp.bias)
 
     def __getstate__(self) -> dict:
-        """The state for ``copy.deepcopy`` and pickling, without ``f``.
-
-        ``f`` only serves the forward (and the backward) that computed it;
-        with gradients it is a non-leaf tensor, which ``deepcopy`` refuses.
-        """
+        """The state for ``copy.deepcopy`` and pickling, without ``f`` (a
+        non-leaf tensor of the last forward, which ``deepcopy`` refuses)."""
         state = self.__dict__.copy()
         state['_feature'] = None
         return state

@@ -1,5 +1,4 @@
-"""SSF (Lian et al., "Scaling & Shifting Your Features: A New Baseline for
-Efficient Model Tuning", NeurIPS 2022): a learnable per-channel scale and
+"""SSF (Lian et al., NeurIPS 2022): a learnable per-channel scale and
 shift after the operations of the frozen ViT."""
 from functools import partial
 from typing import Dict, List, Sequence, Union
@@ -33,8 +32,7 @@ class ScaleShift(nn.Module):
     Args:
         dim (int): Channels.
         channel_dim (int): -1 for channels-last tokens, 1 for (N, C, H, W).
-        init_std (float): ``scale ~ N(1, std)``, ``shift ~ N(0, std)``;
-            0 gives the exact identity.
+        init_std (float): ``scale ~ N(1, std)``, ``shift ~ N(0, std)``.
     """
 
     def __init__(self,
@@ -62,29 +60,15 @@ class ScaleShift(nn.Module):
 
 @MODELS.register_module()
 class SSF(BaseSAMAdapter):
-    """Scale-and-shift every operation of SAM's frozen ViT.
-
-    A :class:`ScaleShift` is applied to the output of each encoder module
-    whose name matches ``targets`` (default :data:`SSF_TARGETS`: the patch
-    embedding and, per block, ``norm1``, ``attn.qkv`` (3C), ``attn.proj``,
-    ``norm2``, ``mlp.lin1`` (4C, before the GELU) and ``mlp.lin2``, as SSF
-    does in a ViT), through forward hooks (:class:`EncoderHooks`): nothing is
-    replaced, so the frozen keys stay SAM's and LoRA/Conv-LoRA/VPT/Adapter
-    compose in any order. The affine parameters could be merged into the
-    preceding linear layers after training (not done here).
-
-    Parameters: 2 x (11 C per block + C): 903,680 on ViT-H, so 4,409,216
-    trainable with the binary decoder (paper: 4.42M). Adding
-    :data:`SSF_NECK_TARGETS` (the neck, 2 x 4 x 256) gives 4,411,264.
-
-    Start state: SSF's initialisation, ``scale ~ N(1, 0.02)``,
-    ``shift ~ N(0, 0.02)``, close to but not exactly pretrained SAM;
-    ``init_std=0`` starts exactly at SAM.
+    """A :class:`ScaleShift` on the output of each encoder module named by
+    ``targets``, through forward hooks (:class:`EncoderHooks`).
 
     Args:
         targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
+            Default :data:`SSF_TARGETS`; add :data:`SSF_NECK_TARGETS` for
+            the neck.
         init_std (float): Std of the initial scale (around 1) and shift
-            (around 0). Default 0.02.
+            (around 0); 0 starts exactly at SAM. Default 0.02.
         init_cfg (dict, optional): Unused.
     """
 

@@ -1,13 +1,7 @@
-"""How adapters choose what they act on: regular expressions over names.
-
-``LoRA``/``ConvLoRA`` (Linear layers), the hook-based adapters (modules)
-and ``BitFit`` (parameters) all take ``targets``, one or more patterns
-matched with ``re.fullmatch`` against the names inside the encoder, and
-refuse an empty list, an invalid pattern and a pattern that matches
-nothing, the same way.
-"""
+"""The one matcher of name patterns (adapter ``targets``, token-grid
+rules): ``re.fullmatch``, refusing empty, invalid and unused patterns."""
 import re
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch.nn as nn
 
@@ -21,58 +15,44 @@ def encoder_description(encoder: nn.Module) -> str:
     return f'the {type(encoder).__name__} backbone'
 
 
-def match_targets(
-        names: Sequence[str],
-        targets: Targets,
-        adapter_name: str,
-        what: str = 'module',
-        where: str = 'the SAM image encoder',
-        fix: str = 'fix the pattern',
-        examples: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
-    """The names that ``re.fullmatch`` one of the patterns.
+def match_targets(names: Sequence[str],
+                  targets: Targets,
+                  owner: str,
+                  what: str = 'module',
+                  where: str = 'the SAM image encoder',
+                  fix: str = 'fix the pattern',
+                  examples: Optional[Sequence[str]] = None,
+                  every_pattern: bool = True) -> Dict[str, re.Match]:
+    """Each name that ``re.fullmatch``-es a pattern of ``targets`` -> the
+    match of its first such pattern, in the order of ``names``.
 
-    Args:
-        names (Sequence[str]): Candidate names (module or parameter names
-            inside the encoder), in the order to keep.
-        targets (str | Sequence[str]): Regular expression(s).
-        adapter_name (str): Used in error messages.
-        what (str): What the names are ('module', 'parameter').
-        where (str): What holds them, for messages.
-        fix (str): The advice when a pattern matches nothing.
-        examples (Sequence[str], optional): Names to show when a pattern
-            matches nothing (default: the first of ``names``).
-
-    Returns:
-        list[tuple[str, str]]: ``(name, pattern)`` of every matching name,
-        in the order of ``names``, each once (with the first pattern it
-        matches).
-
-    Raises:
-        ValueError: No pattern, an invalid pattern, or a pattern that
-            matches no name (the message shows names it could match).
+    Empty or invalid patterns, and (``every_pattern``) a pattern matching
+    no name, are refused with a ValueError naming ``owner``, ``what`` the
+    names are, ``where`` they are, the ``fix`` and some ``examples``.
     """
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns:
-        raise ValueError(
-            f'{adapter_name}: targets is empty; give at least one {what}-'
-            f'name pattern ({fix}).')
+        raise ValueError(f'{owner}: targets is empty; give at least one '
+                         f'{what}-name pattern ({fix}).')
     regexes = []
     for pattern in patterns:
         try:
-            regexes.append((pattern, re.compile(pattern)))
+            regexes.append(re.compile(pattern))
         except re.error as err:
-            raise ValueError(f'{adapter_name}: target pattern "{pattern}" is '
-                             f'not a valid regular expression: {err}') from err
-    matched = {}
-    for pattern, regex in regexes:
-        hits = [n for n in names if regex.fullmatch(n)]
-        if not hits:
-            shown = list(names if examples is None else examples)[:6]
-            example = ', '.join(repr(n) for n in shown)
+            raise ValueError(f'{owner}: target pattern "{pattern}" is not a '
+                             f'valid regular expression: {err}') from err
+    matched: Dict[str, re.Match] = {}
+    for regex in regexes:
+        hits = [(n, regex.fullmatch(n)) for n in names]
+        hits = [(n, m) for n, m in hits if m]
+        if not hits and every_pattern:
+            shown = ', '.join(
+                repr(n)
+                for n in list(names if examples is None else examples)[:6])
             raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches no '
+                f'{owner}: target pattern "{regex.pattern}" matches no '
                 f'{what} of {where}. Patterns are matched with re.fullmatch '
-                f'against names such as {example}; {fix}.')
-        for name in hits:
-            matched.setdefault(name, pattern)
-    return [(n, matched[n]) for n in names if n in matched]
+                f'against names such as {shown}; {fix}.')
+        for name, match in hits:
+            matched.setdefault(name, match)
+    return {n: matched[n] for n in names if n in matched}

@@ -1,5 +1,5 @@
-"""VPT (Jia et al., "Visual Prompt Tuning", ECCV 2022), deep variant:
-learnable prompt tokens at the input of every block of SAM's ViT."""
+"""Deep VPT (Jia et al., ECCV 2022): learnable prompts in every block of
+SAM's ViT."""
 import contextlib
 import math
 from typing import List, Optional
@@ -14,14 +14,8 @@ from .conv_lora import ConvLoRALinear
 
 
 def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Apply a (possibly adapted) Linear to a plain token list.
-
-    ``tokens`` (n, C) are passed as a (1, 1, n, C) map. A
-    :class:`ConvLoRALinear` cannot run its convolutional experts on tokens
-    without a spatial layout (and must not overwrite its routing statistics
-    with them), so for it the linear part ``W x + b + s B A x`` is used (the
-    experts' residual ``E(A x)`` is left out); its forward hooks still run.
-    Every other module (Linear, LoRALinear, ...) is called as it is.
+    """``module`` (a possibly adapted Linear) on tokens (n, C) without a
+    spatial layout; Conv-LoRA runs without its experts there.
 
     Returns:
         Tensor: (n, C_out).
@@ -35,29 +29,20 @@ def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class PromptedAttention(nn.Module):
-    """SAM's ``Attention`` whose keys and values also include prompts.
+    """SAM's ``Attention`` whose keys and values also hold the block's
+    ``prompt`` (n, C), normalised by the block's ``norm1``.
 
-    It takes over the frozen ``qkv``, ``proj``, ``rel_pos_h`` and
-    ``rel_pos_w`` of the attention it replaces (same objects, so their state
-    dict keys stay ``blocks.i.attn.qkv.weight`` etc., and LoRA/Conv-LoRA
-    applied before or after still find ``blocks.i.attn.qkv``) and owns the
-    block's ``prompt`` (n, C).
-
-    Every call, i.e. the whole grid in global blocks and *each window* in
-    windowed blocks (the block partitions before calling attention), the n
-    prompt tokens, normalised by the block's ``norm1`` like any block input,
-    are appended to the keys and values. Queries are the image tokens only
-    and SAM's relative position bias applies between image tokens only
-    (prompts have no position). This equals deep VPT, where prompts are
-    prepended to the block input and their outputs discarded: only their
-    keys and values can reach the image tokens.
+    It takes over the frozen ``qkv``, ``proj`` and relative position tables
+    of the attention it replaces, so their state-dict keys stay SAM's.
 
     Args:
         attn (nn.Module): The ``segment_anything`` ``Attention`` to replace.
-        norm (nn.Module): The block's ``norm1`` (kept as a plain reference,
-            not a sub-module).
+        norm (nn.Module): The block's ``norm1`` (not a sub-module).
         num_tokens (int): n.
         dropout (float): Dropout on the prompts in training. Default 0.
+
+    Shapes:
+        (B, H, W, C) -> (B, H, W, C).
     """
 
     def __init__(self,
@@ -125,33 +110,9 @@ class PromptedAttention(nn.Module):
 
 @MODELS.register_module()
 class VPT(BaseSAMAdapter):
-    """Deep visual prompt tuning on SAM's ViT.
-
-    Each block gets ``num_tokens`` learnable prompts (n x C). SAM's ViT has
-    no sequence dimension (tokens stay on the (h, w) grid) and most of its
-    blocks attend within 14 x 14 windows, so the prompts cannot simply be
-    concatenated to the token sequence. Instead each block's ``attn`` is
-    replaced by a :class:`PromptedAttention` that appends the block's
-    (``norm1``-normalised) prompts to the keys and values: in global blocks
-    once, in windowed blocks to every window (all windows of a block share
-    its prompts). Since deep VPT discards the prompts' outputs at every
-    block, this is exactly VPT for the image tokens, without running the MLP
-    on tokens that are thrown away, and the grid/window layout, padding and
-    relative position bias of SAM stay as they are.
-
-    Prompts are initialised like VPT, uniform in ``+-sqrt(6 / (3 p^2 +
-    C))`` (p = patch size). Start state: **not** the identity: from the
-    first step the image tokens also attend to the prompts (as in VPT).
-
-    Composition: the replaced attention keeps its children's names, so
-    LoRA/Conv-LoRA (on ``blocks.i.attn.qkv``) and the hook-based adapters
-    work listed before or after VPT. With Conv-LoRA on ``qkv`` the prompts'
-    keys/values use its linear low-rank part only (see
-    :func:`token_linear`); its routing is computed on the image tokens.
-
-    Parameters: depth x n x C. ViT-H with n = 12: 491,520, so 3,997,056
-    trainable with the binary decoder (paper: 4.00M). Conv-LoRA + VPT with
-    n = 5 (204,800): 4,224,896 (paper's Table 12: 4.23M).
+    """Deep visual prompt tuning: each block's ``attn`` becomes a
+    :class:`PromptedAttention` with ``num_tokens`` prompts, uniform in
+    ``+-sqrt(6 / (3 p^2 + C))`` (p: patch size).
 
     Args:
         num_tokens (int): Prompts per block. Default 12.

@@ -1,9 +1,5 @@
 from .base_sam_backbone import BaseSAMBackbone
-from .peft_backbone import PEFTBackbone
 from .sam_tiny_vit import DEFAULT_TINY_VIT_QKV, SAMTinyViT
 from .sam_vit import SAMViT
 
-__all__ = [
-    'BaseSAMBackbone', 'DEFAULT_TINY_VIT_QKV', 'PEFTBackbone', 'SAMTinyViT',
-    'SAMViT'
-]
+__all__ = ['BaseSAMBackbone', 'DEFAULT_TINY_VIT_QKV', 'SAMTinyViT', 'SAMViT']

@@ -1,22 +1,5 @@
-"""TinyViT (Wu et al., ECCV 2022) as the image encoder of MobileSAM.
-
-MobileSAM (Zhang et al. 2023) distils SAM's ViT-H encoder into a TinyViT-5M
-whose last patch merging keeps the resolution, so that a 1024x1024 image
-gives SAM's 64x64x256 embedding and SAM's prompt encoder and mask decoder
-work unchanged. The modules here reproduce that encoder with the state-dict
-layout of the official ``mobile_sam.pt`` (``image_encoder.patch_embed.seq``,
-``image_encoder.layers.<i>.blocks.<j>...``, ``image_encoder.neck``), so the
-file loads without renaming.
-
-Two deliberate differences from the reference code, neither of which
-changes its output: token maps stay ``(B, H, W, C)`` through the attention
-stages (the reference flattens them to ``(B, H * W, C)``), so every
-attention layer's ``qkv`` sees ``(windows, h, w, C)`` maps whose grid
-Conv-LoRA needs; and the output grid is ``img_size / 16`` instead of the
-reference's hard-coded 64x64, so other input sizes work. The reference's
-ImageNet classification head (``norm_head``, ``head``) is not built; its
-weights in the checkpoint are skipped on load.
-"""
+"""MobileSAM's TinyViT image encoder (Wu et al., ECCV 2022; Zhang et al.
+2023), in the key layout of the official ``mobile_sam.pt``."""
 import itertools
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -27,18 +10,8 @@ from segment_anything.modeling.common import LayerNorm2d
 
 
 class Conv2dBN(nn.Sequential):
-    """Conv2d without bias followed by BatchNorm2d (keys ``c``, ``bn``).
-
-    Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        kernel_size (int): Square kernel size. Default 1.
-        stride (int): Stride. Default 1.
-        padding (int): Zero padding. Default 0.
-        groups (int): Conv groups (depth-wise when equal to the channels).
-        bn_weight_init (float): Initial BatchNorm scale (0 makes a residual
-            branch start as the identity).
-    """
+    """Conv2d without bias (``c``), then BatchNorm2d (``bn``) whose scale
+    starts at ``bn_weight_init``."""
 
     def __init__(self,
                  in_channels: int,
@@ -66,11 +39,8 @@ class Conv2dBN(nn.Sequential):
 
 
 class TinyViTPatchEmbed(nn.Module):
-    """Two stride-2 3x3 conv-BN layers with GELU between them.
-
-    Shapes:
-        (B, 3, H, W) -> (B, embed_dim, H / 4, W / 4).
-    """
+    """Two stride-2 3x3 conv-BN layers, GELU between: (B, 3, H, W) ->
+    (B, embed_dim, H / 4, W / 4)."""
 
     def __init__(self, in_channels: int, embed_dim: int):
         super().__init__()
@@ -85,11 +55,7 @@ class TinyViTPatchEmbed(nn.Module):
 
 
 class MBConv(nn.Module):
-    """Inverted residual block: 1x1 expand, depth-wise 3x3, 1x1 project.
-
-    Shapes:
-        (B, C, H, W) -> (B, C, H, W).
-    """
+    """Inverted residual block: 1x1 expand, depth-wise 3x3, 1x1 project."""
 
     def __init__(self, channels: int, expand_ratio: float):
         super().__init__()
@@ -109,11 +75,7 @@ class MBConv(nn.Module):
 
 class PatchMerging(nn.Module):
     """1x1 conv, depth-wise 3x3 conv with ``stride``, 1x1 conv (GELU
-    between).
-
-    Shapes:
-        (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
-    """
+    between)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
@@ -144,22 +106,9 @@ class TinyViTMlp(nn.Module):
 
 
 class TinyViTAttention(nn.Module):
-    """Pre-norm multi-head self-attention over one square window, with
-    LeViT's learned attention biases indexed by the (|dy|, |dx|) offset of
-    two positions.
-
-    ``qkv`` is called on the window as a ``(N, h, w, C)`` map (a Linear does
-    not care), which lets grid-aware adapters (Conv-LoRA) see each window's
-    layout. Its output is per head ``[q (d), k (d), v (d)]``, d = C / heads.
-
-    Args:
-        dim (int): Channels C.
-        num_heads (int): Heads.
-        window_size (int): Side of the window the biases are defined for.
-
-    Shapes:
-        (N, window_size, window_size, C) -> same.
-    """
+    """Pre-norm self-attention over (N, w, w, C) windows with LeViT's
+    attention biases per (|dy|, |dx|) offset; ``qkv`` sees the windows as
+    maps (Conv-LoRA needs their grid)."""
 
     def __init__(self, dim: int, num_heads: int, window_size: int):
         super().__init__()
@@ -199,23 +148,8 @@ class TinyViTAttention(nn.Module):
 
 
 class TinyViTBlock(nn.Module):
-    """Window attention, depth-wise 3x3 conv-BN, MLP; residual around the
-    attention and the MLP.
-
-    The map is zero-padded at the bottom/right to a multiple of the window
-    (padded tokens take part in the attention as keys, as in the reference)
-    and cropped back afterwards.
-
-    Args:
-        dim (int): Channels.
-        num_heads (int): Attention heads.
-        window_size (int): Attention window side.
-        mlp_ratio (float): MLP hidden width / dim.
-        local_conv_size (int): Kernel of the depth-wise conv.
-
-    Shapes:
-        (B, H, W, C) -> (B, H, W, C).
-    """
+    """Window attention (map zero-padded to whole windows), depth-wise
+    conv-BN, MLP, on (B, H, W, C) maps."""
 
     def __init__(self,
                  dim: int,
@@ -253,13 +187,8 @@ class TinyViTBlock(nn.Module):
 
 
 class TinyViTStage(nn.Module):
-    """A stage: its blocks, then (except the last stage) patch merging.
-
-    Stage 0 is convolutional (:class:`MBConv` blocks on ``(B, C, H, W)``);
-    the others are attention stages (:class:`TinyViTBlock` on
-    ``(B, H, W, C)``). Both take and return ``(B, C, H, W)`` maps at the
-    stage boundary.
-    """
+    """A stage's blocks (channels-last for attention stages), then patch
+    merging (except in the last stage)."""
 
     def __init__(self,
                  blocks: Sequence[nn.Module],
@@ -272,28 +201,16 @@ class TinyViTStage(nn.Module):
 
 
 class TinyViTEncoder(nn.Module):
-    """MobileSAM's TinyViT image encoder with SAM's neck.
-
-    Stride 4 patch embedding, four stages (the first convolutional), patch
-    merging with stride 2, 2 and 1 between them (the last one keeps the
-    resolution, MobileSAM's change), so the output grid is ``img_size /
-    16``; the neck (1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d) maps to
-    ``out_channels``.
+    """MobileSAM's TinyViT image encoder with SAM's neck: four stages
+    (the first convolutional), patch merging with stride 2, 2 and 1.
 
     Args:
         img_size (int): Square input size (a multiple of 16).
-        embed_dims (Sequence[int]): Channels of the four stages.
-        depths (Sequence[int]): Blocks per stage.
-        num_heads (Sequence[int]): Heads per stage (stage 0 has none).
-        window_sizes (Sequence[int]): Attention windows per stage.
-        mlp_ratio (float): MLP width ratio. Default 4.
-        mbconv_expand_ratio (float): MBConv expansion. Default 4.
+        embed_dims, depths, num_heads, window_sizes (Sequence[int]): Per
+            stage (stage 0, convolutional, has no heads or windows).
+        mlp_ratio, mbconv_expand_ratio (float): Width ratios. Default 4.
         local_conv_size (int): Depth-wise conv kernel. Default 3.
         out_channels (int): Embedding channels (SAM: 256).
-
-    Shapes:
-        (B, 3, img_size, img_size) -> (B, out_channels, img_size / 16,
-        img_size / 16).
     """
 
     def __init__(self,
@@ -340,8 +257,7 @@ class TinyViTEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised images -> (B, out_channels, H / 16,
-        W / 16), as the reference encoder."""
+        """The embedding, (B, out_channels, H / 16, W / 16)."""
         return self.forward_features(x)[1]
 
     def forward_features(
@@ -354,16 +270,14 @@ class TinyViTEncoder(nn.Module):
         """Args:
             x (Tensor): Normalised images, (B, 3, H, W).
             run_block (Callable, optional): ``run_block(block, x)`` runs one
-                block (e.g. under activation checkpointing); default
-                ``block(x)``.
+                block; default ``block(x)``.
             out_indices (Sequence[int]): Stages whose outputs (before their
-                patch merging, (B, C_i, H_i, W_i)) are returned.
+                patch merging) are returned.
             with_neck (bool): Run the neck.
 
         Returns:
-            tuple: The list of the ``out_indices`` stage outputs, and the
-            embedding (B, out_channels, H / 16, W / 16) or None without the
-            neck.
+            tuple: The ``out_indices`` stage outputs (B, C_i, H_i, W_i), and
+            the embedding (B, out_channels, H / 16, W / 16) or None.
         """
         last = len(self.layers) if with_neck else max(out_indices) + 1
         outs = {}

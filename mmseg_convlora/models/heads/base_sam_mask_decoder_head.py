@@ -1,4 +1,4 @@
-"""What the binary and the multi-class prompt-free SAM heads share."""
+"""What the binary and the multi-class SAM heads share."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -12,53 +12,35 @@ from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
 
 
 class BaseSAMMaskDecoderHead(BaseDecodeHead):
-    """SAM's prompt encoder and mask decoder, driven by learned mask tokens.
+    """SAM's prompt encoder and mask decoder driven by learned query tokens.
 
-    Builds ``segment_anything``'s ``PromptEncoder`` and ``MaskDecoder``
-    (loading their weights from an official SAM checkpoint) and runs the
-    decoder without prompts: no sparse tokens, the dense embedding is the
-    learned ``no_mask_embed`` broadcast over the embedding grid, and the
-    positional encoding is SAM's random Fourier encoding of the grid.
-
-    The token sequence is ``[IoU token, N query tokens]``, plus SAM's three
-    multi-mask tokens (frozen, outputs discarded) when
-    ``keep_sam_multimask_tokens=True``. Every query token starts as a copy
-    of SAM's single-mask token 0 and shares hypernetwork MLP #0; SAM's mask
-    tokens and the other three hypernetwork MLPs are removed. The prompt
-    encoder and the IoU prediction head are frozen (the latter is unused);
-    the rest of the decoder (two-way transformer, upscaling, MLP #0, IoU
-    token) trains.
-
-    Subclasses decide what the query outputs become
-    (:class:`SAMMaskDecoderHead`: one binary mask;
-    :class:`SAMMaskClassificationHead`: N (class, mask) pairs).
+    The decoder's token sequence is ``[IoU token, N query tokens]`` (plus
+    SAM's three frozen multi-mask tokens if kept), then the prompt tokens,
+    if any. Every query token starts as SAM's single-mask token 0 and is
+    decoded by hypernetwork MLP #0; the prompt encoder and the IoU head are
+    frozen. See ``docs/prompts.md`` for the design.
 
     Args:
         num_classes (int): See :class:`BaseDecodeHead`.
         out_channels (int): See :class:`BaseDecodeHead`.
-        num_queries (int): Number of query (mask) tokens N.
+        num_queries (int): Number of query tokens N.
         keep_sam_multimask_tokens (bool): Keep SAM's multi-mask tokens 1..3
-            in the token sequence (frozen buffer ``sam_multimask_tokens``).
+            in the sequence (frozen buffer ``sam_multimask_tokens``).
         img_size (int): Square network input size (1024 for SAM).
         checkpoint (str, optional): Official SAM checkpoint; its
             ``prompt_encoder.*`` and ``mask_decoder.*`` weights are loaded.
-        embed_dim (int): Transformer width of the decoder (SAM: 256).
+        embed_dim (int): Decoder width (SAM: 256).
         decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads`` of
-            SAM's two-way transformer (defaults 2, 2048, 8) and
-            ``iou_head_hidden_dim`` (256).
-        sampler (dict, optional): Refused (must be None): mmseg's pixel
-            samplers (e.g. OHEM) weight per-pixel losses, which these
-            heads' losses are not.
-        in_index (int): Which backbone output is the image embedding.
-            Default -1: the last, where SAM backbones put the neck's
-            embedding after any ``out_indices`` block maps.
-        input_transform (None): Must be None (the decoder reads one
-            embedding).
-        init_cfg (dict, optional): mmengine init config. Default None: the
-            weights come from SAM (BaseDecodeHead's default would
-            initialise its 1x1 classifier, which this head removes).
-        **kwargs: Passed to :class:`BaseDecodeHead` (``loss_decode``,
-            ``threshold``, ``ignore_index``, ``align_corners``, ...).
+            the two-way transformer (2, 2048, 8) and ``iou_head_hidden_dim``
+            (256).
+        sampler (None): Must be None (mmseg's pixel samplers weight
+            per-pixel losses, which these heads' losses are not).
+        in_index (int): Backbone output holding the image embedding.
+            Default -1.
+        input_transform (None): Must be None.
+        init_cfg (dict, optional): mmengine init config. Default None (the
+            weights come from SAM).
+        **kwargs: Passed to :class:`BaseDecodeHead`.
     """
 
     def __init__(self,
@@ -146,11 +128,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             [md.output_hypernetworks_mlps[0]])
 
     def load_sam_checkpoint(self, path: str) -> None:
-        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file.
-
-        The prompt encoder's mask-prompt branch (``mask_downscaling``) is
-        sized for the pretrained input and never used without prompts, so
-        its weights are taken only where the shapes agree.
+        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file
+        (the unused mask-prompt branch only where the shapes agree).
 
         Raises:
             SAMCheckpointError: The file's decoder does not fit this head.
@@ -181,21 +160,59 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                     f'The {name} weights in {path!r} do not fit this head: '
                     f'missing {missing[:8]}, unexpected {unexpected[:8]}.')
 
-    def decode_queries(self,
-                       inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Run the prompt-free mask decoder.
+    def decode_queries(
+        self,
+        inputs: Sequence[Tensor],
+        prompts: Optional[Sequence[Optional[dict]]] = None
+    ) -> Tuple[Tensor, Tensor]:
+        """Run the mask decoder, without prompts or with one per image.
 
         Args:
             inputs (Sequence[Tensor]): Backbone outputs;
-                ``inputs[in_index]`` (by default the last) is the image
-                embedding (B, C, h, w).
+                ``inputs[in_index]`` is the image embedding (B, C, h, w).
+            prompts (Sequence[dict | None], optional): Per image None (no
+                prompt) or SAM's point / box prompt in the decoder's input
+                frame (see :class:`GTPromptSampler`).
 
         Returns:
             tuple[Tensor, Tensor]: The query tokens' outputs (B, N, C) and
-            their mask logits (B, N, 4h, 4w) (hypernetwork MLP #0 of each
-            output times the upscaled image embedding).
+            their mask logits (B, N, 4h, 4w).
         """
         embedding = self.image_embedding(inputs)
+        if prompts is None or all(p is None for p in prompts):
+            return self._decode(embedding, None)
+        sparse = [self.embed_prompt(p, embedding) for p in prompts]
+        # images with as many prompt tokens decode together; an image
+        # without a prompt decodes exactly as in the prompt-free path
+        order, outs = [], []
+        for n in sorted({s.shape[0] for s in sparse}):
+            idx = [i for i, s in enumerate(sparse) if s.shape[0] == n]
+            order += idx
+            outs.append(
+                self._decode(embedding[idx],
+                             torch.stack([sparse[i] for i in idx])))
+        inverse = torch.argsort(torch.tensor(order))
+        return tuple(
+            torch.cat(parts)[inverse.to(embedding.device)]
+            for parts in zip(*outs))
+
+    def embed_prompt(self, prompt: Optional[dict],
+                     embedding: Tensor) -> Tensor:
+        """SAM's sparse prompt tokens (T, C) of one prompt (T = 0: none)."""
+        if prompt is None:
+            return self.query_tokens.new_zeros(0, self.embed_dim)
+        device = embedding.device
+        points = None
+        if 'point_coords' in prompt:
+            points = (prompt['point_coords'][None].to(device),
+                      prompt['point_labels'][None].to(device))
+        boxes = prompt.get('boxes')
+        if boxes is not None:
+            boxes = boxes.reshape(1, 4).to(device)
+        return self.prompt_encoder(points, boxes, None)[0][0]
+
+    def _decode(self, embedding: Tensor,
+                sparse: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         B, C, h, w = embedding.shape
         md = self.mask_decoder
         pe_layer = self.prompt_encoder.pe_layer
@@ -206,6 +223,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         if self.sam_multimask_tokens is not None:
             tokens.append(self.sam_multimask_tokens)
         tokens = torch.cat(tokens, dim=0).unsqueeze(0).expand(B, -1, -1)
+        if sparse is not None:  # SAM's order: output tokens, then prompts
+            tokens = torch.cat([tokens, sparse.to(tokens.dtype)], dim=1)
         src = embedding + dense.to(embedding.dtype)
         pos_src = image_pe.expand(B, -1, -1, -1)
         hs, src = md.transformer(src, pos_src, tokens)
@@ -241,15 +260,10 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse trained weights of the other token sequence.
 
-        Trained decoder weights are only valid with the token sequence they
-        were trained with. A checkpoint of this head (it holds
-        ``query_tokens``) carries ``sam_multimask_tokens`` exactly when it
-        was trained with SAM's multi-mask tokens in the sequence.
-
         Raises:
-            SAMCheckpointError: The checkpoint and the head disagree on
-                ``keep_sam_multimask_tokens``; the message names the setting
-                that loads it.
+            SAMCheckpointError: The checkpoint (it holds
+                ``sam_multimask_tokens`` exactly when trained with them) and
+                the head disagree on ``keep_sam_multimask_tokens``.
         """
         if prefix + 'query_tokens' in state_dict:
             had = prefix + 'sam_multimask_tokens' in state_dict

@@ -1,5 +1,5 @@
-"""SAM's mask decoder as a prompt-free multi-class (mask classification)
-mmseg decode head."""
+"""SAM's mask decoder as a multi-class (mask classification) mmseg decode
+head."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -33,36 +33,24 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
     """Multi-class prompt-free SAM head (Mask2Former-style mask
     classification).
 
-    ``num_queries`` query tokens, all copies of SAM's token 0 sharing
-    hypernetwork MLP #0 (see :class:`BaseSAMMaskDecoderHead`), each decoded
-    into a mask and, by ``cls_embed = Linear(embed_dim, K + 1)``, into class
-    logits (index K = "no object"). Train it with
-    :class:`MaskClassificationLoss`. The semantic map is
-    :func:`semantic_inference`, ``sum_q softmax(cls_q)[:K] *
-    sigmoid(mask_q)``.
-
-    Checkpoint keys are those of the binary :class:`SAMMaskDecoderHead`
-    plus ``cls_embed.*``.
+    Each of the ``num_queries`` query outputs gives a mask and, through
+    ``cls_embed = Linear(embed_dim, K + 1)``, class logits (index K = "no
+    object"); the semantic map is :func:`semantic_inference`. Train it with
+    :class:`MaskClassificationLoss`.
 
     Args:
         num_classes (int): Number of classes K (> 1).
         out_channels (int, optional): K, or None for K.
         num_queries (int): Number of query tokens N. Default 10.
         keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask tokens
-            in the token sequence. Default False.
+            in the sequence. Default False.
         threshold (None): Must be None: the prediction is the argmax.
         loss_decode (dict | list[dict], optional): Loss config(s), each
             called as ``loss(cls_logits, mask_logits, labels)`` and returning
             a dict of named losses. Default: ``MaskClassificationLoss`` with
             this head's ``num_classes`` and ``ignore_index``.
-        **kwargs: See :class:`BaseSAMMaskDecoderHead` (``img_size``,
-            ``checkpoint``, ``embed_dim``, ``decoder``, ...).
-
-    Shapes:
-        input: backbone outputs with the image embedding (B, embed_dim,
-        h, w) at ``in_index`` (default last), h = w = img_size / 16.
-        Output: class logits (B, N, K + 1) and mask
-        logits (B, N, 4h, 4w).
+        ignore_index (int): Label that is never a segment. Default 255.
+        **kwargs: See :class:`BaseSAMMaskDecoderHead`.
     """
 
     # predict_by_feat returns class probabilities, not logits.
@@ -77,6 +65,13 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
                  loss_decode: Optional[Union[dict, Sequence[dict]]] = None,
                  ignore_index: int = 255,
                  **kwargs):
+        if kwargs.get('prompt_sampler') is not None:
+            raise ValueError(
+                'SAMMaskClassificationHead has no prompt-aware training: a '
+                'SAM prompt asks for one object, this head answers all K '
+                'classes at once (see docs/prompts.md). Remove '
+                'prompt_sampler, or train the binary SAMMaskDecoderHead.')
+        kwargs.pop('prompt_sampler', None)
         if num_classes < 2 or out_channels not in (None, num_classes):
             raise ValueError(
                 'SAMMaskClassificationHead needs num_classes=K >= 2 and '
@@ -119,7 +114,7 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w) of the
-        image embedding ``inputs[in_index]``."""
+        image embedding ``inputs[in_index]`` (B, C, h, w)."""
         query_out, masks = self.decode_queries(inputs)
         return self.cls_embed(query_out), masks
 
@@ -127,10 +122,11 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Mask-classification losses.
 
-        Each ``loss_decode`` module gets the class logits (B, N, K + 1), the
-        decoder-resolution mask logits (B, N, 4h, 4w) and the labels
-        (B, H, W) at the padded input size, and returns named losses;
-        losses of the same name are summed.
+        Args:
+            seg_logits (tuple[Tensor, Tensor]): Class logits (B, N, K + 1)
+                and mask logits (B, N, 4h, 4w).
+            batch_data_samples (list[SegDataSample]): With ``gt_sem_seg``
+                (labels at the padded input size).
 
         Returns:
             dict[str, Tensor]: The losses by name.
@@ -146,18 +142,9 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
 
     def predict_by_feat(self, seg_logits: Tuple[Tensor, Tensor],
                         batch_img_metas: List[dict]) -> Tensor:
-        """Semantic scores at the padded input size, (B, K, H, W).
-
-        :func:`semantic_inference` combines class and mask probabilities at
-        the decoder's resolution (4h x 4w, 256 x 256 for SAM) and the scores
-        are then resized bilinearly to the padded input. The Conv-LoRA
-        reference upsamples the mask logits to the input size first and
-        combines there. Bilinear resizing does not commute with the sigmoid,
-        so the scores differ slightly (in a side-by-side comparison the
-        argmax agreed on every pixel, the scores within 1.4e-3); combining
-        at 256 x 256 needs 16 times fewer operations and memory than at
-        1024 x 1024.
-        """
+        """Semantic scores (B, K, H, W) at the padded input size:
+        :func:`semantic_inference` at the decoder's 4h x 4w, resized
+        bilinearly."""
         cls_logits, mask_logits = seg_logits
         scores = semantic_inference(cls_logits, mask_logits)
         return super().predict_by_feat(scores, batch_img_metas)

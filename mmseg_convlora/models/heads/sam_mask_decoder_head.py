@@ -1,10 +1,10 @@
-"""SAM's mask decoder as a prompt-free binary mmseg decode head."""
-from typing import Dict, List, Optional, Sequence, Union
+"""SAM's mask decoder as a binary mmseg decode head."""
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 from mmseg.models.utils import resize
-from mmseg.registry import MODELS
+from mmseg.registry import MODELS, TASK_UTILS
 from mmseg.utils import SampleList
 from torch import Tensor
 
@@ -13,42 +13,28 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 
 @MODELS.register_module()
 class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
-    """Binary prompt-free SAM head: one learned mask token, one mask.
+    """Binary SAM head: one learned mask token, one mask.
 
-    The token sequence holds the IoU token and one trainable mask token
-    (initialised from SAM's single-mask token 0, decoded by hypernetwork MLP
-    #0), see :class:`BaseSAMMaskDecoderHead`. This is the Conv-LoRA
-    reference's binary head (its decoder keeps only SAM's first mask token),
-    which every config uses.
-
-    With ``keep_sam_multimask_tokens=True`` SAM's three multi-mask tokens
-    follow in the sequence, frozen and with their outputs discarded: the
-    head then computes exactly ``segment_anything``'s
-    ``Sam(multimask_output=False)`` mask at initialisation (the two differ
-    because the tokens attend to each other in the two-way transformer).
-    That mode is for equivalence checks and for
-    ``tools/export_model.py --format sam``. Either way 3,505,536 parameters
-    train for SAM's decoder.
-
-    For K > 2 classes use :class:`SAMMaskClassificationHead`.
+    Prompt-free by default. With ``prompt_sampler`` (prompt-aware
+    training), each training image gets a box or point prompt sampled from
+    its ground truth with the sampler's probability; prediction stays
+    prompt-free.
 
     Args:
-        num_classes (int): Must be 2 (background, foreground).
-        out_channels (int): Must be 1 (one foreground logit).
-        keep_sam_multimask_tokens (bool): See above. Default False (the
-            reference).
+        num_classes (int): Must be 2.
+        out_channels (int): Must be 1.
+        keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask
+            tokens, frozen, in the sequence (then the head equals
+            ``Sam(multimask_output=False)`` at initialisation). Default
+            False (the Conv-LoRA reference).
         threshold (float): Foreground threshold on the probability.
             Default 0.5.
         loss_decode (dict | list[dict]): Binary loss config(s), each called
             as ``loss(logits (B, 1, H, W), labels (B, H, W),
             ignore_index=...)``. Default ``StructureLoss``.
-        **kwargs: See :class:`BaseSAMMaskDecoderHead` (``img_size``,
-            ``checkpoint``, ``embed_dim``, ``decoder``, ...).
-
-    Shapes:
-        input: backbone outputs with the image embedding (B, embed_dim,
-        h, w) at ``in_index`` (default last), h = w = img_size / 16.
-        Output: mask logits (B, 1, 4h, 4w).
+        prompt_sampler (dict, optional): A :class:`GTPromptSampler` config
+            (``TASK_UTILS``). Default None: no prompts.
+        **kwargs: See :class:`BaseSAMMaskDecoderHead`.
     """
 
     def __init__(
@@ -59,6 +45,7 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
             threshold: Optional[float] = 0.5,
             loss_decode: Union[dict,
                                Sequence[dict]] = dict(type='StructureLoss'),
+            prompt_sampler: Optional[dict] = None,
             **kwargs):
         if out_channels != 1 or num_classes != 2:
             raise ValueError(
@@ -74,26 +61,48 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
             threshold=threshold,
             loss_decode=loss_decode,
             **kwargs)
+        self.prompt_sampler = None if prompt_sampler is None else \
+            TASK_UTILS.build(prompt_sampler)
 
-    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+    def forward(self,
+                inputs: Sequence[Tensor],
+                prompts: Optional[Sequence[Optional[dict]]] = None) -> Tensor:
         """Mask logits (B, 1, 4h, 4w) of the image embedding
-        ``inputs[in_index]``.
-        """
-        return self.decode_queries(inputs)[1]
+        ``inputs[in_index]``, with an optional prompt per image (see
+        :meth:`decode_queries`)."""
+        return self.decode_queries(inputs, prompts)[1]
+
+    def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
+             train_cfg: dict) -> Dict[str, Tensor]:
+        """Losses of a training step, with prompts sampled from the ground
+        truth if the head has a ``prompt_sampler``."""
+        if self.prompt_sampler is None:
+            return super().loss(inputs, batch_data_samples, train_cfg)
+        gt = self._stack_batch_gt(batch_data_samples).squeeze(1)
+        if tuple(gt.shape[-2:]) != (self.img_size, self.img_size):
+            raise ValueError(
+                f'Prompt-aware training samples prompts on the ground truth '
+                f'in the decoder\'s input frame ({self.img_size}x'
+                f'{self.img_size}), but it is {tuple(gt.shape[-2:])}: give '
+                'the data preprocessor size=(img_size, img_size) or remove '
+                'decode_head.prompt_sampler.')
+        prompts = self.prompt_sampler(gt == 1, gt != self.ignore_index)
+        return self.loss_by_feat(
+            self.forward(inputs, prompts), batch_data_samples)
 
     def loss_by_feat(self, seg_logits: Tensor,
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """Binary losses at the (padded) input size.
 
-        The mask logits are upsampled bilinearly to the ground truth's size
-        (the padded network input) and each ``loss_decode`` module gets
-        ``(logits (B, 1, H, W), labels (B, H, W), ignore_index)``; losses of
-        the same ``loss_name`` are summed. ``acc_seg`` is the pixel accuracy
-        of ``sigmoid(logit) > threshold`` over non-ignored pixels (no
-        gradient).
+        Args:
+            seg_logits (Tensor): Mask logits (B, 1, 4h, 4w), upsampled
+                bilinearly to the ground truth's (H, W).
+            batch_data_samples (list[SegDataSample]): With ``gt_sem_seg``.
 
         Returns:
-            dict[str, Tensor]: The losses by name, and ``acc_seg``.
+            dict[str, Tensor]: The ``loss_decode`` losses (summed by
+            ``loss_name``) and ``acc_seg``, the pixel accuracy of
+            ``sigmoid(logit) > threshold`` over non-ignored pixels.
         """
         seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
         seg_logits = resize(
@@ -116,10 +125,3 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
             loss['acc_seg'] = correct.float() * 100.0 / valid.sum().clamp(
                 min=1)
         return loss
-
-    def predict_by_feat(self, seg_logits: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
-        """Mask logits resized bilinearly from the decoder's 4h x 4w to the
-        padded input size, (B, 1, H, W). :class:`SAMSegmentor` turns them
-        into probabilities before undoing padding and resizing."""
-        return super().predict_by_feat(seg_logits, batch_img_metas)

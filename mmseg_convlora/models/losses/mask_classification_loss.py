@@ -1,45 +1,5 @@
-"""Mask-classification loss (Mask2Former style) for SAM's multi-class head.
-
-The multi-class SAM head predicts ``N`` (class, mask) pairs per image. Training
-matches them one-to-one to the ground-truth segments of the image (one binary
-mask per class present) with the Hungarian algorithm, then applies
-
-* cross entropy over all ``N`` queries, unmatched ones targeting the extra
-  "no object" class ``K`` (down-weighted by ``no_object_weight``);
-* sigmoid BCE and dice on the matched masks, evaluated on points chosen by
-  uncertainty-based importance sampling, normalised by the number of GT masks
-  in the (global) batch.
-
-This follows Mask2Former (Cheng et al., 2022) and its detectron2 code:
-``HungarianMatcher``, ``SetCriterion.loss_labels`` / ``loss_masks`` and
-``get_uncertain_point_coords_with_randomness``.
-
-**Point sampling.** Masks and GT are read at points in [0, 1] as HF
-Mask2Former's ``sample_point`` does: ``grid_sample`` with
-``align_corners=False`` and zero padding, so a point within half a pixel of
-the border blends the map with zeros outside it. Without ignored pixels the
-sampled targets, the costs and the losses are those of the reference.
-
-**Ignore label.** Pixels labelled ``ignore_index`` (including the padding that
-``SegDataPreProcessor`` adds) never form a segment, and they are excluded from
-the mask costs and losses by *weighting* every sampled point with ``w``, the
-bilinear sample of the validity mask with the border replicated (1 away from
-ignored pixels, 0 deep inside an ignored region; an ignored edge stays
-ignored beyond the border). The GT value at the point is
-``sample(gt * valid) / w`` (zero padding), the interpolation of the valid
-neighbours only; where nothing is ignored, ``w`` is exactly 1 and the target
-exactly the reference's. In addition, the importance-sampled points of the
-loss are drawn among points with ``w > 0``, so that the uncertainty budget
-is not spent on padding; the uniformly random share of the points is left
-uniform (as in Mask2Former) and simply gets zero weight where it falls on
-ignored pixels. Plain Mask2Former
-(and the Conv-LoRA reference) instead treats ignored pixels as background of
-every mask.
-
-mmseg's own ``HungarianAssigner`` / match costs and
-``mmseg.models.utils.get_uncertain_point_coords_with_randomness`` have no
-notion of ignored pixels, which is why the few lines they would save are
-written here with point weights.
+"""Hungarian-matched mask-classification loss (Mask2Former) with ignored
+pixels weighted out of the sampled points; see docs/methods.md.
 """
 from typing import Dict, Optional, Tuple
 
@@ -63,27 +23,17 @@ __all__ = [
 def sem_seg_to_segments(gt_sem_seg: Tensor,
                         num_classes: int,
                         ignore_index: int = 255) -> Tuple[Tensor, Tensor]:
-    """Split a semantic label map into one binary segment per present class.
+    """Split a label map into one binary segment per class present.
 
     Args:
-        gt_sem_seg (Tensor): Class ids, shape (H, W) (a leading singleton
-            dimension (1, H, W) is accepted). Values in ``[0, num_classes)``
-            or ``ignore_index``.
-        num_classes (int): Number of real classes K.
-        ignore_index (int): Label that is never a segment. Defaults to 255.
+        gt_sem_seg (Tensor): Class ids or ``ignore_index``, (H, W) or
+            (1, H, W).
+        num_classes (int): K.
+        ignore_index (int): Label that is never a segment. Default 255.
 
     Returns:
-        tuple[Tensor, Tensor]:
-
-        - labels (Tensor): Present class ids in ascending order, shape (M,),
-          dtype long.
-        - masks (Tensor): Binary masks, shape (M, H, W), dtype bool;
-          ``masks[j]`` is ``gt_sem_seg == labels[j]``.
-
-    Raises:
-        ValueError: If a label is neither a class id nor ``ignore_index``
-            (a wrong ``num_classes`` or an undecoded annotation would otherwise
-            silently create bogus segments).
+        tuple[Tensor, Tensor]: Ascending class ids (M,) and bool masks
+        (M, H, W).
     """
     if gt_sem_seg.dim() == 3 and gt_sem_seg.shape[0] == 1:
         gt_sem_seg = gt_sem_seg[0]
@@ -105,27 +55,10 @@ def sem_seg_to_segments(gt_sem_seg: Tensor,
 def point_weights(valid: Tensor,
                   point_coords: Tensor,
                   owner: Optional[Tensor] = None) -> Tensor:
-    """Weight of each point: its share of valid (non-ignored) pixels.
+    """(R, P) share of valid pixels at (R, P, 2) points; 1 away from ignored.
 
-    ``w = b(valid)``, the bilinear sample at the points
-    (``align_corners=False``) with the border replicated, so that beyond the
-    border the nearest pixel's validity continues (padding at the edge stays
-    ignored). ``w`` is set to exactly 1 where no ignored pixel is in the
-    neighbourhood (``b(1 - valid) == 0``), where the sum of the bilinear
-    weights could otherwise round to just below 1; it is exactly 0 deep
-    inside an ignored region.
-
-    Args:
-        valid (Tensor): Non-ignored pixels, shape (V, 1, H, W), any dtype:
-            one map per row of ``point_coords`` (V = R), one map shared by
-            all rows (V = 1), or one per image with ``owner``.
-        point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2).
-        owner (Tensor, optional): Index of each row's map in ``valid``,
-            shape (R,), long. The masks of one image share its map, which
-            is then sampled once for all of them (never copied per mask).
-
-    Returns:
-        Tensor: Weights in [0, 1], shape (R, P), dtype of ``point_coords``.
+    ``valid`` is (R or 1, 1, H, W), or (V, 1, H, W) with the (R,) ``owner``
+    index of each row's map.
     """
     valid = valid.to(point_coords.dtype)
     sampled = _sample_shared_maps(
@@ -134,6 +67,8 @@ def point_weights(valid: Tensor,
         owner,
         padding_mode='border')
     valid_share, ignored_share = sampled[:, 0], sampled[:, 1]
+    # exactly 1 where nothing is ignored: the bilinear weights' sum may round
+    # to just below 1
     return torch.where(ignored_share > 0, valid_share,
                        torch.ones_like(valid_share))
 
@@ -142,20 +77,8 @@ def _sample_shared_maps(maps: Tensor,
                         point_coords: Tensor,
                         owner: Optional[Tensor] = None,
                         padding_mode: str = 'zeros') -> Tensor:
-    """``point_sample`` of row ``i``'s points on ``maps[owner[i]]``.
-
-    Each map is sampled once, at the points of all rows it serves (the
-    same per-point arithmetic as sampling a copy per row), so no (R, C, H,
-    W) copy of the maps is made.
-
-    Args:
-        maps (Tensor): (V, C, H, W).
-        point_coords (Tensor): (R, P, 2) in [0, 1].
-        owner (Tensor, optional): (R,) long index into ``maps``; None: row
-            ``i`` uses map ``i`` (V = R) or the only map (V = 1).
-
-    Returns:
-        Tensor: (R, C, P).
+    """``point_sample`` of row ``i``'s points on ``maps[owner[i]]``, (R, C, P),
+    sampling each (V, C, H, W) map once.
     """
     num_rows, num_points = point_coords.shape[:2]
     if owner is None and maps.shape[0] == num_rows:
@@ -186,33 +109,9 @@ def sample_targets(gt_masks: Tensor,
                    valid: Tensor,
                    point_coords: Tensor,
                    owner: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """Sample GT masks and their validity at normalised points.
+    """(R, P) GT values over valid pixels only, and the point weights.
 
-    With ``b`` the bilinear sample at the points (``align_corners=False``)::
-
-        weights = b(valid)  (border padding; exactly 1 where no ignored
-                             pixel is near, see point_weights)
-        targets = b(gt * valid) / weights  (zero padding), 0 where
-                  weights = 0
-
-    Without ignored pixels ``weights`` is exactly 1 and ``targets`` is
-    exactly HF Mask2Former's ``sample_point(gt, points)``.
-
-    Args:
-        gt_masks (Tensor): Binary GT masks, shape (R, H, W), any dtype.
-        valid (Tensor): Non-ignored pixels, shape (R, H, W), (1, H, W)
-            (shared by all masks) or (V, H, W) with ``owner``.
-        point_coords (Tensor): Points in [0, 1] (x, y), shape (R, P, 2) or
-            (1, P, 2) (the same points for every mask).
-        owner (Tensor, optional): Index of each mask's map in ``valid``,
-            shape (R,), long (the image each mask belongs to).
-
-    Returns:
-        tuple[Tensor, Tensor]:
-
-        - targets (Tensor): GT value interpolated over valid pixels only,
-          in [0, 1], shape (R, P).
-        - weights (Tensor): Point weights in [0, 1], shape (R, P).
+    ``gt_masks`` is (R, H, W); other arguments as :func:`point_weights`.
     """
     num = gt_masks.shape[0]
     valid = valid.to(point_coords.dtype)
@@ -242,15 +141,7 @@ def sample_targets(gt_masks: Tensor,
 
 def _pairwise_sigmoid_ce(logits: Tensor, targets: Tensor,
                          weights: Tensor) -> Tensor:
-    """Weighted-mean sigmoid BCE of every prediction against every target.
-
-    Args:
-        logits (Tensor): (N, P). targets (Tensor): (M, P).
-        weights (Tensor): Point weights shared by all pairs, (P,).
-
-    Returns:
-        Tensor: Cost matrix (N, M).
-    """
+    """(N, M) weighted-mean sigmoid BCE of (N, P) logits vs (M, P) targets."""
     pos = F.binary_cross_entropy_with_logits(
         logits, torch.ones_like(logits), reduction='none') * weights
     neg = F.binary_cross_entropy_with_logits(
@@ -260,15 +151,7 @@ def _pairwise_sigmoid_ce(logits: Tensor, targets: Tensor,
 
 
 def _pairwise_dice(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
-    """Dice cost (Mask2Former's ``batch_dice_loss``) with point weights.
-
-    Args:
-        logits (Tensor): (N, P). targets (Tensor): (M, P).
-        weights (Tensor): Point weights shared by all pairs, (P,).
-
-    Returns:
-        Tensor: Cost matrix (N, M).
-    """
+    """(N, M) dice cost (Mask2Former's ``batch_dice_loss``), point-weighted."""
     probs = logits.sigmoid() * weights
     wt = targets * weights
     numerator = 2 * probs @ targets.t()
@@ -288,31 +171,15 @@ def hungarian_match(cls_logits: Tensor,
                     num_points: int = 12544) -> Tuple[Tensor, Tensor]:
     """Match the N predictions of one image to its M GT segments.
 
-    Cost = ``cost_class * -softmax(cls)[gt class]`` +
-    ``cost_mask * sigmoid BCE`` + ``cost_dice * dice``, the mask terms on
-    ``num_points`` uniformly random points shared by all predictions and GTs
-    (Mask2Former's ``HungarianMatcher``). Points are weighted by validity (see
-    the module docstring). Randomness comes from torch's global generator, so
-    ``torch.manual_seed`` makes it reproducible.
-
     Args:
-        cls_logits (Tensor): Class logits, shape (N, K+1).
-        mask_logits (Tensor): Mask logits, shape (N, h, w).
-        gt_labels (Tensor): GT class ids, shape (M,).
-        gt_masks (Tensor): GT binary masks, shape (M, H, W); (H, W) may differ
-            from (h, w), both span the same (padded) image.
-        valid (Tensor, optional): Non-ignored pixels, shape (H, W). Defaults
-            to all valid.
-        cost_class (float): Weight of the class cost. Defaults to 2
-            (Mask2Former's and HF ``Mask2FormerConfig.class_weight``).
-        cost_mask (float): Weight of the BCE cost. Defaults to 5.
-        cost_dice (float): Weight of the dice cost. Defaults to 5.
-        num_points (int): Number of sampled points. Defaults to 12544.
+        cls_logits (Tensor): (N, K + 1) class logits.
+        mask_logits (Tensor): (N, h, w) mask logits.
+        gt_labels (Tensor): (M,) GT class ids.
+        gt_masks (Tensor): (M, H, W) GT masks.
+        valid (Tensor, optional): (H, W) non-ignored pixels. Default all.
 
     Returns:
-        tuple[Tensor, Tensor]: ``(pred_idx, gt_idx)``, long tensors of shape
-        (min(N, M),) on ``cls_logits.device``; ``pred_idx`` is ascending.
-        When M > N, the GT segments left out get no mask loss.
+        tuple[Tensor, Tensor]: ``(pred_idx, gt_idx)``, (min(N, M),) long.
     """
     device = cls_logits.device
     num_gts = gt_labels.numel()
@@ -352,26 +219,9 @@ def get_uncertain_point_coords_with_randomness(
         importance_sample_ratio: float,
         valid: Optional[Tensor] = None,
         owner: Optional[Tensor] = None) -> Tensor:
-    """Choose points where the masks are most uncertain, plus random ones.
+    """(R, P, 2) points where (R, 1, h, w) masks are most uncertain, + random.
 
-    detectron2/Mask2Former's function with uncertainty ``-|logit|``:
-    ``num_points * oversample_ratio`` random candidates, the
-    ``importance_sample_ratio`` most uncertain of them kept, the rest of the
-    budget uniformly random. With ``valid``, candidates of zero weight
-    (:func:`point_weights`) are never picked as uncertain.
-
-    Args:
-        mask_logits (Tensor): Mask logits, shape (R, 1, h, w).
-        num_points (int): Points per mask P.
-        oversample_ratio (float): >= 1.
-        importance_sample_ratio (float): In [0, 1].
-        valid (Tensor, optional): Non-ignored pixels, shape (R, 1, H, W),
-            or (V, 1, H, W) with ``owner``.
-        owner (Tensor, optional): Index of each mask's map in ``valid``,
-            shape (R,), long (see :func:`point_weights`).
-
-    Returns:
-        Tensor: Points in [0, 1] (x, y), shape (R, P, 2).
+    detectron2's function; zero-weight points are never picked as uncertain.
     """
     assert oversample_ratio >= 1
     assert 0 <= importance_sample_ratio <= 1
@@ -402,32 +252,23 @@ def get_uncertain_point_coords_with_randomness(
 
 @MODELS.register_module()
 class MaskClassificationLoss(nn.Module):
-    """Hungarian-matched mask-classification loss (Mask2Former style).
-
-    See the module docstring for the method and the handling of the ignore
-    label. Randomness (point sampling) uses torch's global generator.
+    """Hungarian-matched mask-classification loss (Mask2Former).
 
     Args:
-        num_classes (int): Number of real classes K (logits have K+1,
-            index K = "no object").
-        ignore_index (int): Label excluded from segments and mask losses.
-            Defaults to 255.
-        loss_weight_cls (float): Weight of the cross entropy. Defaults to 1.
-        loss_weight_mask (float): Weight of the sigmoid BCE. Defaults to 1.
-        loss_weight_dice (float): Weight of the dice loss. Defaults to 1.
-        cost_class (float): Matching weight of the class cost. Defaults to 2
-            (Mask2Former's and HF ``Mask2FormerConfig.class_weight``, which
-            the Conv-LoRA reference uses).
-        cost_mask (float): Matching weight of the BCE cost. Defaults to 5.
-        cost_dice (float): Matching weight of the dice cost. Defaults to 5.
-        no_object_weight (float): CE class weight of "no object".
-            Defaults to 0.1.
-        num_points (int): Points per mask for matching and losses.
-            Defaults to 12544 (112 x 112).
-        oversample_ratio (float): Candidate oversampling for importance
-            sampling. Defaults to 3.
+        num_classes (int): K; the logits have K + 1, the last "no object".
+        ignore_index (int): Label left out of segments and mask losses.
+            Default 255.
+        loss_weight_cls (float): Weight of the cross entropy. Default 1.
+        loss_weight_mask (float): Weight of the sigmoid BCE. Default 1.
+        loss_weight_dice (float): Weight of the dice loss. Default 1.
+        cost_class (float): Matching weight of the class cost. Default 2.
+        cost_mask (float): Matching weight of the BCE cost. Default 5.
+        cost_dice (float): Matching weight of the dice cost. Default 5.
+        no_object_weight (float): CE weight of "no object". Default 0.1.
+        num_points (int): Points per mask. Default 12544.
+        oversample_ratio (float): Candidate oversampling. Default 3.
         importance_sample_ratio (float): Share of points chosen by
-            uncertainty. Defaults to 0.75.
+            uncertainty. Default 0.75.
     """
 
     def __init__(self,
@@ -466,17 +307,13 @@ class MaskClassificationLoss(nn.Module):
 
     def forward(self, cls_logits: Tensor, mask_logits: Tensor,
                 gt_sem_segs: Tensor) -> Dict[str, Tensor]:
-        """Compute the weighted losses.
+        """Weighted ``loss_cls``, ``loss_mask`` and ``loss_dice``.
 
         Args:
-            cls_logits (Tensor): Class logits, shape (B, N, K+1).
-            mask_logits (Tensor): Low-res mask logits, shape (B, N, h, w).
-            gt_sem_segs (Tensor): Class ids in [0, K) or ``ignore_index``,
-                shape (B, H, W) or (B, 1, H, W), at the padded input size.
-
-        Returns:
-            dict[str, Tensor]: Scalars ``loss_cls``, ``loss_mask`` and
-            ``loss_dice``, already multiplied by their weights.
+            cls_logits (Tensor): (B, N, K + 1) class logits.
+            mask_logits (Tensor): (B, N, h, w) mask logits.
+            gt_sem_segs (Tensor): (B, H, W) or (B, 1, H, W) labels at the
+                padded input size.
         """
         if gt_sem_segs.dim() == 4:
             gt_sem_segs = gt_sem_segs[:, 0]
@@ -534,19 +371,10 @@ class MaskClassificationLoss(nn.Module):
     @torch.no_grad()
     def assign(self, cls_logits: Tensor, mask_logits: Tensor,
                gt_sem_segs: Tensor) -> dict:
-        """Extract GT segments and match them to the queries, per image.
+        """GT segments of each image and their matched queries.
 
-        Args:
-            cls_logits (Tensor): Class logits, shape (B, N, K+1).
-            mask_logits (Tensor): Mask logits, shape (B, N, h, w).
-            gt_sem_segs (Tensor): Class ids, shape (B, H, W) or (B, 1, H, W).
-
-        Returns:
-            dict: ``cls_targets`` (Tensor (B, N), long: the matched GT class,
-            K = "no object" for unmatched queries) and per-image lists
-            ``pred_inds`` / ``gt_inds`` ((M_i',) long), ``gt_labels``
-            ((M_i,) long), ``gt_masks`` ((M_i, H, W) bool) and ``valid``
-            ((H, W) bool, pixels not ignored).
+        Returns ``cls_targets`` (B, N) and per-image lists ``pred_inds``,
+        ``gt_inds``, ``gt_labels``, ``gt_masks``, ``valid``.
         """
         if gt_sem_segs.dim() == 4:
             gt_sem_segs = gt_sem_segs[:, 0]
@@ -585,20 +413,7 @@ class MaskClassificationLoss(nn.Module):
                      valid: Tensor,
                      num_masks: float,
                      owner: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """BCE and dice of matched pairs on importance-sampled points.
-
-        Args:
-            logits (Tensor): Matched mask logits, shape (R, h, w).
-            gt_masks (Tensor): Matched GT masks, shape (R, H, W).
-            valid (Tensor): Non-ignored pixels, shape (R, H, W), or
-                (B, H, W) with ``owner``.
-            num_masks (float): Normaliser.
-            owner (Tensor, optional): The image of each mask, (R,) long.
-
-        Returns:
-            tuple[Tensor, Tensor]: ``loss_mask`` and ``loss_dice``
-            (unweighted).
-        """
+        """Unweighted BCE and dice of matched logits at sampled points."""
         logits = logits.float()[:, None]
         with torch.no_grad():
             point_coords = get_uncertain_point_coords_with_randomness(

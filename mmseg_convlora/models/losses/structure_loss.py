@@ -1,4 +1,4 @@
-"""PraNet's structure loss, as the SAM fine-tuning papers train with it."""
+"""PraNet's structure loss, as the SAM fine-tuning papers use it."""
 import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
@@ -9,37 +9,22 @@ from .utils import binary_target_and_mask
 
 @MODELS.register_module()
 class StructureLoss(torch.nn.Module):
-    """Binary cross entropy + boundary-weighted IoU (Fan et al., PraNet).
+    """BCE + boundary-weighted IoU (Fan et al., PraNet).
 
-    Per image, with ``s = sigmoid(x)`` and a 0/1 target ``t``::
-
-        w    = 1 + 5 * |avg_pool(t, 31, stride 1, pad 15) - t|
-        wIoU = 1 - (sum(s t w) + e) / (sum((s + t) w) - sum(s t w) + e)
-
-    and the loss is ``BCE + mean over images of wIoU``.
-
-    By default BCE is the plain mean over all pixels of the batch: this is
-    what the Conv-LoRA paper describes and what the reference code computes
-    (PraNet's ``reduce='none'`` argument is read by PyTorch as "reduce",
-    which cancels the boundary weight). ``weighted_bce=True`` gives PraNet's
-    intent instead: ``sum(w * bce) / sum(w)`` per image, averaged.
-
-    Pixels equal to ``ignore_index`` count as background in the pooled
-    boundary weight and are excluded from both terms.
-
-    The smoothing ``e`` is 1 in PraNet's code. ``boundary_weight=0`` gives
-    plain BCE + soft IoU (``w = 1``), the loss the CAD paper trains with; its
-    reference code smooths the IoU with ``e = 1e-3`` (``iou_smooth=1e-3``),
-    which keeps penalising a little foreground probability left on an image
-    whose ground truth is empty (with ``e = 1`` that costs almost nothing).
+    ``w = 1 + boundary_weight * |avg_pool(t, 31) - t|`` and
+    ``wIoU = 1 - (sum(s t w) + e) / (sum((s + t) w) - sum(s t w) + e)`` per
+    image; the loss is ``BCE + mean(wIoU)``. Pixels equal to ``ignore_index``
+    are left out of both terms.
 
     Args:
-        weighted_bce (bool): Use the boundary-weighted BCE. Default False.
-        boundary_weight (float): The 5 in ``w``. Default 5.
-        iou_smooth (float): The smoothing ``e`` of the IoU term, > 0.
-            Default 1 (PraNet).
-        loss_weight (float): Multiplier of the loss.
+        weighted_bce (bool): Weight the BCE by ``w`` (PraNet's intent) instead
+            of the plain mean (the Conv-LoRA reference). Default False.
+        boundary_weight (float): The 5 in ``w``; 0 gives BCE + soft IoU.
+            Default 5.
+        iou_smooth (float): The smoothing ``e`` (> 0). Default 1.
+        loss_weight (float): Multiplier of the loss. Default 1.
         loss_name (str): Name of the loss in the log.
+            Default 'loss_structure'.
     """
 
     def __init__(self,
@@ -65,13 +50,7 @@ class StructureLoss(torch.nn.Module):
                 weight=None,
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
-        """Args:
-            pred (Tensor): Logits, (B, 1, H, W) or (B, H, W).
-            target (Tensor): Labels 0/1 (and ``ignore_index``), (B, H, W).
-
-        Returns:
-            Tensor: Scalar loss.
-        """
+        """Scalar loss of logits (B, 1, H, W) or (B, H, W) and 0/1 labels."""
         logits, t, valid = binary_target_and_mask(pred, target, ignore_index)
         w = 1 + self.boundary_weight * torch.abs(
             F.avg_pool2d(t, kernel_size=31, stride=1, padding=15) - t)

@@ -6,22 +6,7 @@ from torch import Tensor
 
 def binary_target_and_mask(pred: Tensor, target: Tensor,
                            ignore_index: int) -> Tuple[Tensor, Tensor, Tensor]:
-    """Bring binary logits and labels into one float32 (B, 1, H, W) layout.
-
-    Args:
-        pred (Tensor): Logits, (B, 1, H, W) or (B, H, W).
-        target (Tensor): Labels in {0, 1, ignore_index}, (B, H, W) or
-            (B, 1, H, W).
-        ignore_index (int): Label of pixels to exclude.
-
-    Returns:
-        tuple[Tensor]: logits, 0/1 target (ignored pixels set to 0) and the
-        0/1 validity mask, each (B, 1, H, W) float32.
-
-    Raises:
-        ValueError: Labels other than 0, 1 and ``ignore_index``, which
-            would mean the masks were not converted to 0/1.
-    """
+    """(B, 1, H, W) float logits, 0/1 target (0 where ignored) and mask."""
     if pred.dim() == 3:
         pred = pred.unsqueeze(1)
     if target.dim() == 3:

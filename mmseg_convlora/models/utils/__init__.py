@@ -21,11 +21,3 @@ __all__ = [
     'check_state_dict', 'load_peft_checkpoint', 'peft_signature',
     'prepare_state_dict', 'trainable_state_keys'
 ]
-from .linear_multihead_attention import (  # noqa: E402
-    LinearMultiheadAttention, replace_multihead_attention)
-from .token_grids import attach_token_grids, supported_backbones  # noqa: E402
-
-__all__ += [
-    'LinearMultiheadAttention', 'replace_multihead_attention',
-    'attach_token_grids', 'supported_backbones'
-]

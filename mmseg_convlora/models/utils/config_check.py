@@ -9,19 +9,10 @@ from mmengine.registry import Registry
 def check_config_keys(registry: Registry,
                       cfg: dict,
                       where: str = 'the config') -> None:
-    """Refuse keys of ``cfg`` that its class's ``__init__`` does not take.
+    """Refuse keys of ``cfg`` that its class's ``__init__`` does not take,
+    naming the class's arguments and the nearest one (``rnak`` -> ``rank``).
 
-    mmengine would fail with ``__init__() got an unexpected keyword
-    argument``; this names the key, the class's arguments and the nearest
-    one (e.g. ``rnak`` -> ``rank``). Classes taking ``**kwargs`` pass.
-
-    Args:
-        registry (Registry): Where ``cfg['type']`` is registered.
-        cfg (dict): A config with ``type``.
-        where (str): The config's place, e.g. ``model.backbone.adapter``.
-
-    Raises:
-        TypeError: Unknown keys.
+    ``where`` names the config's place (``model.backbone.adapter``).
     """
     cls = registry.get(cfg.get('type')) if isinstance(cfg.get('type'),
                                                       str) else cfg.get('type')

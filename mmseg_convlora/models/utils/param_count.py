@@ -1,5 +1,5 @@
-"""Closed-form trainable-parameter counts of the SAM decoder head, and the
-measured per-part counts of a model, for checking and reporting."""
+"""Trainable-parameter counts: the SAM decoder head's formula and a
+model's measured parts."""
 
 # SAM's mask decoder (embed dim 256) minus 3 unused mask tokens, 3 unused
 # hypernetwork MLPs and the frozen IoU head.
@@ -9,19 +9,13 @@ SAM_DECODER_BINARY_TRAINABLE = 3_505_536
 def decoder_trainable_formula(num_queries: int = 1,
                               num_classes: int = 1,
                               embed_dim: int = 256) -> int:
-    """Trainable parameters of the SAM decoder head (embed dim 256).
-
-    Binary: 3,505,536. Multi-class with N mask tokens and K classes adds
-    ``256 (N - 1)`` token parameters and the ``Linear(256, K + 1)``
-    classifier, ``257 (K + 1)``.
+    """Trainable parameters of the SAM decoder head: 3,505,536 (binary),
+    plus ``256 (N - 1) + 257 (K + 1)`` for N queries and K > 1 classes.
 
     Args:
         num_queries (int): N (1 in binary mode).
         num_classes (int): K (1 = binary, no classifier).
-        embed_dim (int): Must be SAM's 256 for the formula to apply.
-
-    Returns:
-        int: The count.
+        embed_dim (int): Must be SAM's 256.
     """
     if embed_dim != 256:
         raise ValueError(
@@ -34,20 +28,9 @@ def decoder_trainable_formula(num_queries: int = 1,
 
 
 def trainable_breakdown(model) -> dict:
-    """Count a model's trainable parameters per part.
-
-    Parameters under ``decode_head.`` count as ``'decoder'``, those under
-    ``backbone.`` (the adapters, prompts and any unfrozen encoder weights)
-    as ``'backbone/adapters'``, any other as its top-level module's name.
-    A tensor shared by several modules is counted once.
-
-    Args:
-        model (nn.Module): The segmentor.
-
-    Returns:
-        dict[str, int]: Trainable element count per part, in the order the
-        parts first appear in ``model.named_parameters()``.
-    """
+    """A segmentor's trainable elements per part, 'decoder' (under
+    ``decode_head.``), 'backbone/adapters' (under ``backbone.``) or the
+    top-level module's name, each shared tensor once, in parameter order."""
     parts = {}
     seen = set()
     for name, param in model.named_parameters():

@@ -14,6 +14,8 @@ from typing import Dict, Mapping, Optional, Set, Union
 
 import torch
 
+from ...utils.deprecated_alias import RENAMED
+
 # Module-name parts that FSDP and activation-checkpoint wrappers insert;
 # the state dicts they produce do not contain them.
 WRAPPER_PARTS = ('_fsdp_wrapped_module', '_checkpoint_wrapped_module')
@@ -81,6 +83,8 @@ def _normalised_signature(saved: Mapping) -> dict:
     head's out_channels as ``num_classes`` (1 for a binary head).
     """
     saved = dict(saved)
+    if 'adapters' in saved:  # adapters renamed since
+        saved['adapters'] = [RENAMED.get(a, a) for a in saved['adapters']]
     if 'out_channels' not in saved and 'num_classes' in saved:
         out_channels = saved['num_classes']
         saved['out_channels'] = out_channels

@@ -1,16 +1,11 @@
-"""Tell modules whether they run for the first time or are being recomputed
-by activation checkpointing.
-
-:class:`SAMViT` checkpoints its blocks with ``torch.utils.checkpoint``
-(non-reentrant). During backward the block's forward runs a second time to
-rebuild the activations; modules that record something per forward pass
-(Conv-LoRA's ``last_moe_loss`` and routing) must not overwrite the record of
-the real forward pass with the recomputed one: the loss that was added to
-the task loss is the first one, and a later reader (a logger, a test) must
-see that one.
-"""
+"""Activation checkpointing that tells modules when they are recomputed
+(Conv-LoRA keeps the routing record of the real forward pass)."""
 import contextlib
 import threading
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
 
 _STATE = threading.local()
 
@@ -31,7 +26,17 @@ def recomputing():
 
 
 def checkpoint_context_fn():
-    """``context_fn`` for ``torch.utils.checkpoint.checkpoint``: nothing
-    around the original forward, :func:`recomputing` around the
-    recomputation."""
+    """``context_fn`` of ``torch.utils.checkpoint.checkpoint``: nothing
+    around the forward, :func:`recomputing` around the recomputation."""
     return contextlib.nullcontext(), recomputing()
+
+
+def checkpoint_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``block(x)`` under non-reentrant activation checkpointing, RNG state
+    kept (Conv-LoRA's gate noise replays exactly)."""
+    return cp.checkpoint(
+        block,
+        x,
+        use_reentrant=False,
+        preserve_rng_state=True,
+        context_fn=checkpoint_context_fn)

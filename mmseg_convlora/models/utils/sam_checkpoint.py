@@ -91,25 +91,16 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
 
 def load_sam_state_dict(path: str,
                         arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """Load a SAM checkpoint file as a flat state dict.
-
-    Official files are plain state dicts with ``image_encoder.*``,
-    ``prompt_encoder.*`` and ``mask_decoder.*`` keys; a dict wrapping one in
-    ``state_dict`` or ``model`` is accepted too. The file is memory-mapped
-    when possible so that backbone and head can each read it without holding
-    two copies of a 2.5 GB ViT-H file.
+    """The flat state dict of a SAM file (memory-mapped when possible; also
+    inside ``state_dict`` or ``model``).
 
     Args:
         path (str): The checkpoint file.
-        arch (str, optional): The arch the caller expects, for the error
-            message of a missing file.
-
-    Returns:
-        dict[str, Tensor]: The state dict.
+        arch (str, optional): The arch the caller expects, for messages.
 
     Raises:
-        SAMCheckpointError: The file is missing, unreadable (e.g. truncated)
-            or holds no SAM weights.
+        SAMCheckpointError: The file is missing, unreadable or holds no SAM
+            weights.
     """
     path = os.fspath(path)
     if not osp.isfile(path):

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import CAD, high_frequency_components
-from mmseg_convlora.utils.tiny_sam import TINY_EMBED_DIM
-from helpers import build_tiny_model, fake_batch
+from helpers import TINY_EMBED_DIM, build_tiny_model, fake_batch
 
 SIZE = 128
 # Tiny CAD: 64 -> 32 -> 16 -> 8 = the tiny embedding grid, 32 channels.

@@ -13,8 +13,7 @@ from segment_anything.modeling.image_encoder import (window_partition,
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import (ConvLoRA, ConvLoRALinear,
                                             cv_squared, moe_balance_loss)
-from mmseg_convlora.utils.tiny_sam import build_tiny_sam
-from helpers import build_tiny_model, fake_batch
+from helpers import build_tiny_model, build_tiny_sam, fake_batch
 
 SIZE = 128
 R, M = 3, 8

@@ -14,8 +14,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_convlora.models.adapters import ConvLoRALinear
-from mmseg_convlora.utils import TINY_IMG_SIZE
-from helpers import tiny_model_cfg
+from helpers import TINY_IMG_SIZE, tiny_model_cfg
 
 S = TINY_IMG_SIZE
 

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
-from mmseg_convlora.utils.tiny_sam import build_tiny_sam
-from helpers import build_tiny_model, fake_batch
+from helpers import build_tiny_model, build_tiny_sam, fake_batch
 
 SIZE = 128
 

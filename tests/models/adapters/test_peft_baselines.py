@@ -29,7 +29,7 @@ DECODER_ONLY = 3_505_536  # SAM decoder, binary head
 # Table 1 of the Conv-LoRA paper (ViT-H, binary head, decoder included)
 PAPER = {
     'bitfit': ('BitFit', 3.96e6, 3_957_888),
-    'adapter': ('Adapter', 3.92e6, 3_915_264),
+    'adapter': ('HoulsbyAdapter', 3.92e6, 3_915_264),
     'vpt': ('VPT', 4.00e6, 3_997_056),
     'ssf': ('SSF', 4.42e6, 4_409_216),
     'sam_adapter': ('SAMAdapter', 3.98e6, 3_980_576),
@@ -84,7 +84,7 @@ def test_vit_h_trainable_count_matches_paper(method):
 # ---------------------------------------------------------------------- #
 START_AS_SAM = [
     dict(type='BitFit'),
-    dict(type='Adapter', hidden_dim=3),
+    dict(type='HoulsbyAdapter', hidden_dim=3),
     dict(type='SSF', init_std=0.0),
     dict(type='SAMAdapter', scale_factor=4, zero_init=True),
 ]
@@ -115,7 +115,7 @@ def test_documented_start_state_differs_from_sam(ckpt, adapter):
 OWN = {
     'BitFit':
     lambda n: n.startswith('backbone.encoder.') and n.endswith('.bias'),
-    'Adapter':
+    'HoulsbyAdapter':
     lambda n: n.startswith('backbone.adapters.0.'),
     'SSF':
     lambda n: n.startswith('backbone.adapters.0.'),
@@ -127,7 +127,7 @@ OWN = {
 }
 GRAD_CFGS = [
     dict(type='BitFit'),
-    dict(type='Adapter', hidden_dim=3),
+    dict(type='HoulsbyAdapter', hidden_dim=3),
     dict(type='SSF'),
     dict(type='SAMAdapter', scale_factor=4),
     dict(type='VPT', num_tokens=3),
@@ -150,7 +150,7 @@ def test_gradients_reach_exactly_adapter_and_decoder(ckpt, adapter):
     loss.backward()
     with_grad = {n for n, p in names.items() if p.grad is not None}
     assert with_grad == trainable
-    if adapter['type'] == 'Adapter':
+    if adapter['type'] == 'HoulsbyAdapter':
         # zero up-projections: at step 0 only they get a non-zero gradient
         moving = {n for n in adapter_names if names[n].grad.abs().sum() > 0}
         assert moving == {n for n in adapter_names if '.up.' in n}
@@ -297,8 +297,10 @@ def _randomize(model, seed=3):
     'pair', [
         [dict(type='SSF', init_std=0.0),
          dict(type='ConvLoRA')],
-        [dict(type='Adapter', hidden_dim=2),
-         dict(type='VPT', num_tokens=2)],
+        [
+            dict(type='HoulsbyAdapter', hidden_dim=2),
+            dict(type='VPT', num_tokens=2)
+        ],
         [dict(type='SAMAdapter', scale_factor=4),
          dict(type='LoRA')],
         [dict(type='BitFit'), dict(type='LoRA')],
@@ -400,7 +402,7 @@ def test_module_replacing_adapters_are_applied_first(ckpt):
     encoder's forward re-attaches nothing after the first one."""
     model = build(ckpt, [
         dict(type='SSF', init_std=0.0),
-        dict(type='Adapter', hidden_dim=2),
+        dict(type='HoulsbyAdapter', hidden_dim=2),
         dict(type='LoRA'),
         dict(type='VPT', num_tokens=2)
     ])
@@ -410,8 +412,9 @@ def test_module_replacing_adapters_are_applied_first(ckpt):
         assert hooked
         for name, mod in hooked.items():
             assert mod is encoder.get_submodule(name)
+    # config order: checkpoint keys
     assert [type(a).__name__ for a in model.backbone.adapters] == \
-        ['SSF', 'Adapter', 'LoRA', 'VPT']  # config order: checkpoint keys
+        ['SSF', 'HoulsbyAdapter', 'LoRA', 'VPT']
     patch_embed_hooks = len(encoder.patch_embed._forward_pre_hooks)
     x, _ = fake_batch(1)
     embedding(model, x)

@@ -5,8 +5,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
-from mmseg_convlora.utils import (TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE,
-                                  TINY_TINY_VIT)
+from helpers import TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE, TINY_TINY_VIT
 
 
 def vit(**kwargs):
@@ -120,8 +119,10 @@ def test_bad_out_indices(make):
             out_indices=(0, ),
             out_embedding=False,
             adapter=dict(type='CAD', input_size=64, channels=TINY_EMBED_DIM))
-    with pytest.raises(ValueError, match='embedding_cache'):
-        make(out_indices=(0, ), embedding_cache=dict(dir=None))
+    with pytest.raises(ValueError, match='embedding_source gives only'):
+        make(
+            out_indices=(0, ),
+            embedding_source=dict(type='CachedEmbeddings', dir=None))
 
 
 @pytest.mark.parametrize('adapter', ['LoRA', 'ConvLoRA'])

@@ -10,11 +10,9 @@ from mmseg.registry import MODELS
 
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV, SAMTinyViT
 from mmseg_convlora.models.utils import SAMCheckpointError
-from mmseg_convlora.utils import (TINY_DECODER, TINY_EMBED_DIM, TINY_IMG_SIZE,
-                                  TINY_TINY_VIT,
-                                  save_tiny_mobile_sam_checkpoint,
-                                  save_tiny_sam_checkpoint)
-from helpers import REPO, fake_batch
+from helpers import (REPO, TINY_DECODER, TINY_EMBED_DIM, TINY_IMG_SIZE,
+                     TINY_TINY_VIT, fake_batch,
+                     save_tiny_mobile_sam_checkpoint, save_tiny_sam_checkpoint)
 
 MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
 STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
@@ -109,7 +107,7 @@ def reference_tiny_vit(encoder, x):
 
 @pytest.mark.parametrize('img_size', [128, 112, 224])
 def test_encoder_equals_reference_token_layout(img_size):
-    from mmseg_convlora.utils import build_tiny_mobile_sam
+    from helpers import build_tiny_mobile_sam
     enc = build_tiny_mobile_sam(img_size=img_size).image_encoder
     x = torch.randn(2, 3, img_size, img_size)
     with torch.no_grad():
@@ -221,7 +219,7 @@ def test_sam_vit_file_refused_with_the_fix(tmp_path):
 
 def test_mobile_sam_file_refused_by_sam_vit(tiny_mobile_sam):
     from mmseg_convlora.models.backbones import SAMViT
-    from mmseg_convlora.utils import TINY_ENCODER
+    from helpers import TINY_ENCODER
     with pytest.raises(SAMCheckpointError) as err:
         SAMViT(
             arch=dict(TINY_ENCODER),
@@ -242,7 +240,8 @@ def test_other_tiny_vit_shape_refused(tiny_mobile_sam):
             checkpoint=tiny_mobile_sam[0])
 
 
-@pytest.mark.parametrize('kind', ['Adapter', 'VPT', 'SSF', 'SAMAdapter'])
+@pytest.mark.parametrize(
+    'kind', ['HoulsbyAdapter', 'Adapter', 'VPT', 'SSF', 'SAMAdapter'])
 def test_vit_block_adapters_refused(kind):
     with pytest.raises(ValueError, match="type='SAMViT'"):
         SAMTinyViT(

@@ -9,7 +9,7 @@ from segment_anything.modeling import ImageEncoderViT
 
 from mmseg_convlora.models.backbones.sam_vit import SAMViT
 from mmseg_convlora.models.utils import SAMCheckpointError
-from mmseg_convlora.utils import TINY_EMBED_DIM, TINY_ENCODER
+from helpers import TINY_EMBED_DIM, TINY_ENCODER
 
 
 def tiny_backbone(checkpoint=None, img_size=128, **kwargs):

@@ -7,9 +7,8 @@ import torch
 from mmengine.config import ConfigDict
 from mmseg.registry import MODELS
 
-from mmseg_convlora.models.backbones import sam_vit
-from mmseg_convlora.utils import TINY_IMG_SIZE
-from helpers import fake_batch, tiny_model_cfg
+from mmseg_convlora.models.utils import recompute
+from helpers import TINY_IMG_SIZE, fake_batch, tiny_model_cfg
 
 SIZE = TINY_IMG_SIZE
 ADAPTERS = {
@@ -76,13 +75,13 @@ def test_checkpointed_equals_plain(tiny_sam_file, name):
 
 def count_checkpoint_calls(monkeypatch):
     calls = []
-    real = sam_vit.cp.checkpoint
+    real = recompute.cp.checkpoint
 
     def counting(fn, *args, **kwargs):
         calls.append(fn)
         return real(fn, *args, **kwargs)
 
-    monkeypatch.setattr(sam_vit.cp, 'checkpoint', counting)
+    monkeypatch.setattr(recompute.cp, 'checkpoint', counting)
     return calls
 
 

@@ -1,0 +1,182 @@
+"""Bring a loaded image to 8-bit, 3-channel BGR, refusing what has no clear
+meaning."""
+import logging
+import math
+import struct
+from typing import Optional, Set
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+from mmseg.registry import TRANSFORMS
+
+EXIF_MODES = ('ignore', 'apply')
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_warned: Set[str] = set()  # per process; datasets warn once when built
+
+
+def warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        print_log(message, logger='current', level=logging.WARNING)
+
+
+def png_significant_bits(data: bytes) -> Optional[int]:
+    """The bit depth a PNG's ``sBIT`` chunk declares (the largest over its
+    channels), or None."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        if kind == b'sBIT':
+            bits = data[pos + 8:pos + 8 + length]
+            return max(bits) if bits else None
+        if kind == b'IDAT':
+            return None
+        pos += 12 + length
+    return None
+
+
+def depth_holding(top: int) -> int:
+    """The smallest even bit depth of at least 8 that holds ``top``."""
+    bits = max(8, math.ceil(math.log2(int(top) + 1)))
+    return min(16, bits + bits % 2)
+
+
+def to_8_bit(img: np.ndarray, bits: Optional[int] = None) -> np.ndarray:
+    """Scale a uint16 image by ``255 / (2**bits - 1)`` to uint8 (``bits``
+    default: :func:`depth_holding` its maximum)."""
+    if bits is None:
+        bits = depth_holding(img.max() if img.size else 0)
+    scale = 255.0 / (2**int(bits) - 1)
+    return np.clip(np.rint(img.astype(np.float32) * scale), 0,
+                   255).astype(np.uint8)
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip ``img`` (H, W, C) as viewers show EXIF ``orientation``."""
+    if orientation in (5, 6, 7, 8):
+        img = np.swapaxes(img, 0, 1)  # transpose: orientation 5
+        img = {
+            5: img,
+            6: img[:, ::-1],
+            7: img[::-1, ::-1],
+            8: img[::-1]
+        }[orientation]
+    elif orientation in (2, 3, 4):
+        img = {2: img[:, ::-1], 3: img[::-1, ::-1], 4: img[::-1]}[orientation]
+    return np.ascontiguousarray(img)
+
+
+def orientation_of(pil) -> int:
+    """The EXIF orientation of an opened PIL image (1, upright, if none)."""
+    if pil.format == 'PNG':  # getexif() would decode a PNG to find eXIf
+        from PIL import Image
+        exif = Image.Exif()
+        if pil.info.get('exif'):
+            exif.load(pil.info['exif'])
+    else:
+        exif = pil.getexif()
+    return int(exif.get(0x0112, 1) or 1)
+
+
+def read_orientation(path: str) -> int:
+    """The EXIF orientation of an image file (1, upright, if none)."""
+    try:
+        from PIL import Image
+        with Image.open(path) as pil:
+            return orientation_of(pil)
+    except Exception:  # no EXIF reader for it: cv2 read it as stored
+        return 1
+
+
+def exif_message(what: str, orientation_mode: str) -> str:
+    done = ("read as stored, like the masks (exif_orientation='ignore')"
+            if orientation_mode == 'ignore' else
+            "rotated as displayed (exif_orientation='apply'); masks are "
+            'read as stored')
+    return (f'{what} (viewers show it rotated or flipped): {done}. If the '
+            'masks were drawn on the images as displayed, '
+            "set exif_orientation='apply' on the dataset; if on the stored "
+            "pixels, 'ignore'.")
+
+
+@TRANSFORMS.register_module()
+class CheckImage(BaseTransform):
+    """Bring an image to (H, W, 3) uint8 BGR after
+    ``dict(type='LoadImageFromFile', color_type='unchanged')``.
+
+    Gray is repeated over 3 channels and alpha dropped (as mmcv's default
+    loading); 16-bit images are scaled by the transform's ``bit_depth``,
+    else the sample's (set by the dataset), else the PNG's ``sBIT``, else
+    their own maximum (warned); EXIF orientation is applied with
+    ``'apply'``; floating-point images are refused.
+
+    Args:
+        exif_orientation (str, optional): ``'ignore'`` or ``'apply'``.
+            Default: the sample's (set by the dataset), else ``'ignore'``.
+        bit_depth (int, optional): Bit depth of 16-bit images (8..16).
+    """
+
+    def __init__(self,
+                 exif_orientation: Optional[str] = None,
+                 bit_depth: Optional[int] = None):
+        if exif_orientation not in (None, ) + EXIF_MODES:
+            raise ValueError(f'exif_orientation must be one of '
+                             f'{EXIF_MODES}, got {exif_orientation!r}.')
+        if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
+            raise ValueError(f'bit_depth must be in 8..16, got {bit_depth}.')
+        self.exif_orientation = exif_orientation
+        self.bit_depth = bit_depth
+
+    def transform(self, results: dict) -> dict:
+        img, path = results['img'], results.get('img_path')
+        name = repr(path) if path else 'The image array'
+        if img.dtype not in (np.uint8, np.uint16):
+            kind = 'floating-point' if img.dtype.kind == 'f' else 'integer'
+            raise ValueError(
+                f'Image {name} holds {kind} pixels ({img.dtype}), whose value '
+                'range is unknown. Convert it to an 8-bit (or 16-bit) '
+                'PNG/JPEG first.')
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.shape[2] in (2, 4):  # gray + alpha, BGRA: alpha dropped
+            img = img[..., :img.shape[2] - 1]
+        if img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        if img.dtype == np.uint16:
+            img = to_8_bit(img, self._bits(results, path))
+        mode = self.exif_orientation or results.get(
+            'exif_orientation') or 'ignore'
+        orientation = results.get('img_orientation')
+        if orientation is None and path:  # not from one of our datasets
+            orientation = read_orientation(path)
+            if orientation != 1:
+                warn_once(
+                    f'exif:{path}',
+                    exif_message(
+                        f'Image {path!r} carries EXIF orientation '
+                        f'{orientation}', mode))
+        if mode == 'apply' and orientation and orientation != 1:
+            img = apply_orientation(img, orientation)
+        results['img'] = img
+        results['img_shape'] = results['ori_shape'] = img.shape[:2]
+        return results
+
+    def _bits(self, results: dict, path: Optional[str]) -> Optional[int]:
+        bits = self.bit_depth or results.get('bit_depth')
+        if bits is None and path:
+            with open(path, 'rb') as f:
+                bits = png_significant_bits(f.read(1 << 16))
+        if bits is None:
+            warn_once(
+                f'bits:{path}',
+                f'16-bit image {path or "array"!r} has no declared bit '
+                'depth: scaled by its own maximum. Set bit_depth on '
+                'CheckImage (or on the dataset) to scale every image alike.')
+        return bits
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(exif_orientation='
+                f'{self.exif_orientation!r}, bit_depth={self.bit_depth!r})')

@@ -1,0 +1,7 @@
+"""Training from cached frozen-encoder embeddings (optional): the cache
+format, the pipeline step that reads it and the backbone's source."""
+from .cache_format import EmbeddingCacheError
+from .cached_embeddings import CachedEmbeddings
+from .load_cached_embedding import LoadCachedEmbedding
+
+__all__ = ['CachedEmbeddings', 'EmbeddingCacheError', 'LoadCachedEmbedding']

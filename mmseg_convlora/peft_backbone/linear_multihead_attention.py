@@ -1,0 +1,168 @@
+"""``nn.MultiheadAttention`` whose projections are called Linear layers."""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LinearMultiheadAttention(nn.Module):
+    """Multi-head attention with called ``q_proj``, ``k_proj``, ``v_proj``
+    and ``out_proj`` Linear layers, which adapters can wrap.
+
+    Arguments, call, results (up to float rounding) and loadable state
+    dicts are ``nn.MultiheadAttention``'s, except that the attention weights
+    are not returned (None) and ``add_bias_kv``/``add_zero_attn`` are not
+    supported.
+    """
+
+    def __init__(self,
+                 embed_dim: int,
+                 num_heads: int,
+                 dropout: float = 0.0,
+                 bias: bool = True,
+                 kdim: Optional[int] = None,
+                 vdim: Optional[int] = None,
+                 batch_first: bool = False,
+                 device=None,
+                 dtype=None):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f'embed_dim={embed_dim} is not divisible by '
+                             f'num_heads={num_heads}.')
+        factory = dict(device=device, dtype=dtype)
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.batch_first = batch_first
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.k_proj = nn.Linear(
+            kdim or embed_dim, embed_dim, bias=bias, **factory)
+        self.v_proj = nn.Linear(
+            vdim or embed_dim, embed_dim, bias=bias, **factory)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias, **factory)
+
+    @classmethod
+    def from_multihead_attention(
+            cls, mha: nn.MultiheadAttention) -> 'LinearMultiheadAttention':
+        """The same attention (weights copied, ``requires_grad`` kept)."""
+        if mha.bias_k is not None or mha.add_zero_attn:
+            raise ValueError(
+                'LinearMultiheadAttention does not support nn.'
+                'MultiheadAttention with add_bias_kv or add_zero_attn.')
+        weight = mha.out_proj.weight
+        new = cls(
+            mha.embed_dim,
+            mha.num_heads,
+            dropout=mha.dropout,
+            bias=mha.in_proj_bias is not None,
+            kdim=mha.kdim,
+            vdim=mha.vdim,
+            batch_first=mha.batch_first,
+            device=weight.device,
+            dtype=weight.dtype)
+        new.load_state_dict(mha.state_dict())
+        new.requires_grad_(weight.requires_grad)
+        new.train(mha.training)
+        return new
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Accept ``nn.MultiheadAttention``'s keys (fused or per input)."""
+        fused = prefix + 'in_proj_weight'
+        if fused in state_dict:
+            for name, part in zip(('q', 'k', 'v'),
+                                  state_dict.pop(fused).chunk(3)):
+                state_dict[f'{prefix}{name}_proj.weight'] = part
+        for name in ('q', 'k', 'v'):
+            separate = f'{prefix}{name}_proj_weight'
+            if separate in state_dict:
+                state_dict[f'{prefix}{name}_proj.weight'] = \
+                    state_dict.pop(separate)
+        fused_bias = prefix + 'in_proj_bias'
+        if fused_bias in state_dict:
+            for name, part in zip(('q', 'k', 'v'),
+                                  state_dict.pop(fused_bias).chunk(3)):
+                state_dict[f'{prefix}{name}_proj.bias'] = part
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _attention_mask(self, attn_mask: Optional[torch.Tensor],
+                        key_padding_mask: Optional[torch.Tensor], batch: int,
+                        length: int, source: int,
+                        dtype: torch.dtype) -> Optional[torch.Tensor]:
+        """Both masks as one additive (B, heads, L, S) (broadcastable)."""
+
+        def additive(mask: torch.Tensor) -> torch.Tensor:
+            if mask.dtype == torch.bool:
+                return torch.zeros(
+                    mask.shape, dtype=dtype,
+                    device=mask.device).masked_fill(mask, float('-inf'))
+            return mask.to(dtype)
+
+        mask = None
+        if attn_mask is not None:
+            mask = additive(attn_mask)
+            mask = mask.view(1, 1, length, source) if mask.dim() == 2 else \
+                mask.view(batch, self.num_heads, length, source)
+        if key_padding_mask is not None:
+            padding = additive(key_padding_mask).view(batch, 1, 1, source)
+            mask = padding if mask is None else mask + padding
+        return mask
+
+    def forward(self,
+                query: torch.Tensor,
+                key: torch.Tensor,
+                value: torch.Tensor,
+                key_padding_mask: Optional[torch.Tensor] = None,
+                need_weights: bool = True,
+                attn_mask: Optional[torch.Tensor] = None,
+                average_attn_weights: bool = True,
+                is_causal: bool = False) -> Tuple[torch.Tensor, None]:
+        """Attention output and None (the weights are not computed)."""
+        if not self.batch_first:
+            query, key, value = (
+                t.transpose(0, 1) for t in (query, key, value))
+        B, L, _ = query.shape
+        S = key.shape[1]
+        heads, dim = self.num_heads, self.head_dim
+        # Projections on batch-first (B, L, C) sequences, the layout the
+        # backbone's other Linear layers see (Conv-LoRA's token grids).
+        q = self.q_proj(query).view(B, L, heads, dim).transpose(1, 2)
+        k = self.k_proj(key).view(B, S, heads, dim).transpose(1, 2)
+        v = self.v_proj(value).view(B, S, heads, dim).transpose(1, 2)
+        mask = self._attention_mask(attn_mask, key_padding_mask, B, L, S,
+                                    q.dtype)
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal and mask is None,
+            scale=1 / math.sqrt(dim))
+        out = self.out_proj(out.transpose(1, 2).reshape(B, L, -1))
+        if not self.batch_first:
+            out = out.transpose(0, 1)
+        return out, None
+
+    def extra_repr(self) -> str:
+        return (f'embed_dim={self.embed_dim}, num_heads={self.num_heads}, '
+                f'dropout={self.dropout}, batch_first={self.batch_first}')
+
+
+def replace_multihead_attention(module: nn.Module) -> List[str]:
+    """Swap every ``nn.MultiheadAttention`` inside ``module`` for an equal
+    :class:`LinearMultiheadAttention`; return the names replaced."""
+    names = [
+        name for name, child in module.named_modules()
+        if name and isinstance(child, nn.MultiheadAttention)
+    ]
+    for name in names:
+        parent_name, _, attr = name.rpartition('.')
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(
+            parent, attr,
+            LinearMultiheadAttention.from_multihead_attention(
+                getattr(parent, attr)))
+    return names

@@ -1,0 +1,172 @@
+"""Any mmseg backbone, frozen, with LoRA / Conv-LoRA / BitFit adapters."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+from ..models.adapters.base_adapter import (BaseSAMAdapter, apply_adapters,
+                                            collect_aux_losses)
+from ..models.adapters.lora import LowRankAdapter
+from .linear_multihead_attention import replace_multihead_attention
+from .token_grids import attach_token_grids
+
+
+@MODELS.register_module()
+class PEFTBackbone(BaseModule):
+    """Parameter-efficient fine-tuning of any mmseg backbone.
+
+    The backbone is built, loaded (its ``init_cfg``) and frozen at once,
+    its ``nn.MultiheadAttention`` replaced by :class:`LinearMultiheadAttention`
+    and Conv-LoRA told its token grids (:func:`attach_token_grids`).
+
+    Args:
+        backbone (dict): Config of the mmseg backbone.
+        adapter (dict | list[dict]): Adapters with ``applies_to='any'``.
+        pretrained (str, optional): Shorthand for the backbone's
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
+        init_cfg (None): Must be None (see ``backbone``).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 adapter: Union[dict, Sequence[dict]],
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None):
+        if init_cfg is not None:
+            raise ValueError(
+                'PEFTBackbone: put init_cfg (e.g. the pretrained checkpoint) '
+                'into the wrapped backbone config, model.backbone.backbone.'
+                f'init_cfg, not on PEFTBackbone (got {init_cfg!r}).')
+        super().__init__(init_cfg=None)
+        adapter_cfgs = [adapter] if isinstance(adapter, dict) else \
+            list(adapter or [])
+        if not adapter_cfgs:
+            raise ValueError(
+                'PEFTBackbone needs at least one adapter, e.g. adapter=dict('
+                "type='LoRA', targets=...); without one nothing would train.")
+        if pretrained is not None:
+            if backbone.get('init_cfg') is not None:
+                raise ValueError(
+                    'PEFTBackbone: both model.pretrained '
+                    f'({pretrained!r}) and the wrapped backbone\'s init_cfg '
+                    f"({backbone['init_cfg']!r}) say where the weights come "
+                    'from; keep one of them.')
+            backbone = dict(
+                backbone,
+                init_cfg=dict(type='Pretrained', checkpoint=pretrained))
+        self.backbone = MODELS.build(backbone)
+        self._init_backbone_weights()
+        self.replaced_attention = replace_multihead_attention(self.backbone)
+        self.backbone.requires_grad_(False)
+
+        self.adapters = nn.ModuleList(MODELS.build(c) for c in adapter_cfgs)
+        # Plain list: these modules live inside ``self.backbone``;
+        # registering them twice would duplicate their state-dict keys.
+        self._adapter_modules: List[nn.Module] = apply_adapters(
+            self.adapters, self.backbone, 'PEFTBackbone', ('any', ))
+        adapted: Dict[str, nn.Module] = {}  # LoRA/Conv-LoRA layers by name
+        for adp in self.adapters:
+            if isinstance(adp, LowRankAdapter):
+                adapted.update(adp.named_layers)
+        attach_token_grids(self.backbone, {
+            n: m
+            for n, m in adapted.items() if hasattr(m, 'set_token_grid')
+        })
+        self._call_check: Optional[_CallCheck] = _CallCheck(adapted)
+        self._aux_pending = False
+        # The weights are final; the runner's init_weights must not
+        # re-initialise the backbone (mmengine skips initialised children).
+        self._is_init = True
+
+    def _init_backbone_weights(self) -> None:
+        """The backbone's ``init_weights`` (its ``init_cfg``), now."""
+        cfg = getattr(self.backbone, 'init_cfg', None)
+        path = cfg.get('checkpoint') if isinstance(cfg, dict) else None
+        if isinstance(path, str) and '://' not in path and \
+                not osp.isfile(path):
+            raise FileNotFoundError(
+                f'PEFTBackbone: the pretrained weights of the '
+                f'{type(self.backbone).__name__} backbone, {path!r} '
+                '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
+                'Download them to that path (see docs/compose_with_mmseg.md), '
+                'point init_cfg at them, or set '
+                'model.backbone.backbone.init_cfg=None for random weights.')
+        self.backbone.init_weights()
+
+    def init_weights(self) -> None:
+        """Nothing to do: the weights were set at construction."""
+
+    @property
+    def arch_name(self) -> str:
+        """The wrapped backbone's class name (recorded in checkpoints)."""
+        return type(self.backbone).__name__
+
+    def train(self, mode: bool = True) -> 'PEFTBackbone':
+        super().train(mode)
+        # The frozen backbone keeps its inference behaviour; the adapter
+        # modules placed inside it follow ``mode``.
+        self.backbone.eval()
+        for module in self._adapter_modules:
+            module.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor):
+        """The backbone's output for ``x`` (B, 3, H, W)."""
+        training = self.training and torch.is_grad_enabled()
+        if training and self._aux_pending:
+            raise RuntimeError(
+                'PEFTBackbone: the auxiliary losses of the previous training '
+                f'step ({self._aux_loss_names()}) were never collected, so '
+                'they would not train (Conv-LoRA\'s router learns only from '
+                "loss_moe). Use model type='SAMSegmentor', which adds "
+                'backbone.aux_losses() to the loss, or call aux_losses() '
+                'after each training forward.')
+        out = self.backbone(x)
+        if self._call_check is not None:
+            self._call_check.verify()
+            self._call_check = None
+        self._aux_pending = training and any(
+            type(adp).aux_losses is not BaseSAMAdapter.aux_losses
+            for adp in self.adapters)
+        return out
+
+    def _aux_loss_names(self) -> str:
+        return ', '.join(
+            type(adp).__name__ for adp in self.adapters
+            if type(adp).aux_losses is not BaseSAMAdapter.aux_losses)
+
+    def aux_losses(self) -> Dict[str, torch.Tensor]:
+        """Losses the adapters produced in the last forward pass."""
+        self._aux_pending = False
+        return collect_aux_losses(self.adapters)
+
+
+class _CallCheck:
+    """Refuses adapted layers that the first forward pass did not call
+    (their parent used their weights directly)."""
+
+    def __init__(self, layers: Dict[str, nn.Module]):
+        self.names = {id(m): n for n, m in layers.items()}
+        self.called = set()
+        self.handles = [
+            m.register_forward_hook(self._record) for m in layers.values()
+        ]
+
+    def _record(self, module, inputs, output) -> None:
+        self.called.add(id(module))
+
+    def verify(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        missing = sorted(n for i, n in self.names.items()
+                         if i not in self.called)
+        if missing:
+            raise RuntimeError(
+                f'PEFTBackbone: the adapted layers {missing[:6]} were not '
+                'called in the forward pass (their parent module uses their '
+                'weights directly, or the backbone skips them), so their '
+                'adapters would train nothing. Choose targets whose forward '
+                'the backbone calls.')

@@ -1,0 +1,187 @@
+"""Point and box prompts on a fine-tuned model, with SamPredictor's API."""
+import copy
+from typing import Optional
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn as nn
+from mmseg.structures import SegDataSample
+from segment_anything import SamPredictor
+from segment_anything.modeling import MaskDecoder, Sam
+
+from ..apis.inference import ConfigLike, get_test_pipeline, init_segmentor
+from ..models.utils.sam_checkpoint import load_sam_state_dict, sub_state_dict
+from .adapted_image_encoder import AdaptedImageEncoder
+from .square_resize import SquareResize
+
+DECODERS = ('finetuned', 'original')
+RESIZES = ('square', 'longest_side')
+
+
+class PEFTSamPredictor(SamPredictor):
+    """``segment_anything.SamPredictor`` on a fine-tuned model.
+
+    Args:
+        config (str | Config): The config the checkpoint was trained with.
+        checkpoint (str, optional): Checkpoint written by training.
+        decoder (str): 'finetuned' (binary models: the trained mask token
+            is SAM's token 0) or 'original' (the SAM file's decoder).
+        resize (str): 'square' (the configs' resize) or 'longest_side'.
+        device (str): E.g. 'cpu', 'cuda:0'.
+        cfg_options (dict, optional): Config overrides.
+    """
+
+    def __init__(self,
+                 config: ConfigLike,
+                 checkpoint: Optional[str] = None,
+                 decoder: str = 'finetuned',
+                 resize: str = 'square',
+                 device: str = 'cpu',
+                 cfg_options: Optional[dict] = None):
+        if decoder not in DECODERS:
+            raise ValueError(f'decoder must be one of {DECODERS}, got '
+                             f'{decoder!r}.')
+        if resize not in RESIZES:
+            raise ValueError(f'resize must be one of {RESIZES}, got '
+                             f'{resize!r}.')
+        segmentor = init_segmentor(config, checkpoint, 'cpu', cfg_options)
+        super().__init__(promptable_sam(segmentor, decoder).to(device))
+        if resize == 'square':
+            self.transform = SquareResize(segmentor.backbone.img_size)
+        self.decoder = decoder
+        self.cad_step = next((dict(t) for t in get_test_pipeline(segmentor.cfg)
+                              if t.get('type') == 'ResizeCADImage'), None)
+
+    def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
+        """``SamPredictor.set_image``, with CAD's input image resized from
+        ``image`` as the config's ``ResizeCADImage`` does.
+
+        Args:
+            image (np.ndarray): (H, W, 3) uint8.
+            image_format (str): 'RGB' or 'BGR'.
+        """
+        encoder = self.model.image_encoder
+        if self.cad_step is not None:
+            rgb = image if image_format == 'RGB' else image[..., ::-1]
+            size = self.cad_step.get('size', 512)
+            cad = mmcv.imresize(
+                np.ascontiguousarray(rgb), (size, size),
+                interpolation=self.cad_step.get('interpolation', 'bilinear'))
+            if not self.cad_step.get('to_rgb', True):
+                cad = cad[..., ::-1]
+            encoder.data_samples = [
+                SegDataSample(
+                    cad_image=torch.from_numpy(
+                        np.ascontiguousarray(cad.transpose(2, 0, 1))))
+            ]
+        try:
+            super().set_image(image, image_format)
+        finally:
+            encoder.data_samples = None
+
+    def predict_torch(self,
+                      point_coords: Optional[torch.Tensor],
+                      point_labels: Optional[torch.Tensor],
+                      boxes: Optional[torch.Tensor] = None,
+                      mask_input: Optional[torch.Tensor] = None,
+                      multimask_output: bool = True,
+                      return_logits: bool = False):
+        """``SamPredictor.predict_torch``, refusing multi-mask output of a
+        decoder that has none."""
+        if multimask_output and self.model.mask_decoder.num_mask_tokens == 1:
+            raise ValueError(
+                'This fine-tuned decoder was trained with one mask token '
+                '(keep_sam_multimask_tokens=False) and has no multi-mask '
+                'outputs: use multimask_output=False, or decoder=\'original\''
+                '.')
+        return super().predict_torch(point_coords, point_labels, boxes,
+                                     mask_input, multimask_output,
+                                     return_logits)
+
+
+def promptable_sam(segmentor: nn.Module, decoder: str = 'finetuned') -> Sam:
+    """A ``segment_anything`` ``Sam`` sharing a fine-tuned segmentor's
+    modules.
+
+    Args:
+        segmentor (SAMSegmentor): The model.
+        decoder (str): 'finetuned' or 'original' (see
+            :class:`PEFTSamPredictor`).
+
+    Returns:
+        Sam: In eval mode, nothing trainable.
+    """
+    head = segmentor.decode_head
+    sam_file = segmentor.frozen_weights_from.get('decode_head')
+    if decoder == 'original':
+        mask_decoder = original_mask_decoder(head, sam_file)
+    elif head.out_channels != 1:
+        raise ValueError(
+            'decoder=\'finetuned\' needs a binary head: the multi-class '
+            'head\'s queries and classifier are not SAM\'s prompt-driven '
+            'mask token. Use decoder=\'original\' (the fine-tuned encoder '
+            'with SAM\'s own decoder).')
+    else:
+        mask_decoder = finetuned_mask_decoder(head, sam_file)
+    pre = segmentor.data_preprocessor
+    sam = Sam(
+        image_encoder=AdaptedImageEncoder(segmentor),
+        prompt_encoder=head.prompt_encoder,
+        mask_decoder=mask_decoder,
+        pixel_mean=pre.mean.flatten().tolist(),
+        pixel_std=pre.std.flatten().tolist())
+    # SamPredictor flips given images to this order; the config's
+    # preprocessor decides what the encoder was trained on.
+    sam.image_format = 'RGB' if pre.channel_conversion else 'BGR'
+    return sam.eval().requires_grad_(False)
+
+
+def _sam_mask_decoder_state(sam_file: Optional[str]) -> dict:
+    if sam_file is None:
+        raise ValueError(
+            'SAM\'s original mask decoder (its multi-mask tokens and '
+            'outputs) is read from the SAM checkpoint, but the config sets '
+            'no model.sam_checkpoint.')
+    return sub_state_dict(load_sam_state_dict(sam_file), 'mask_decoder.')
+
+
+def original_mask_decoder(head: nn.Module,
+                          sam_file: Optional[str]) -> MaskDecoder:
+    """SAM's mask decoder as in the SAM file, shaped like ``head``'s."""
+    state = _sam_mask_decoder_state(sam_file)
+    dec = copy.deepcopy(head.mask_decoder)
+    num_tokens = state['mask_tokens.weight'].shape[0]
+    dec.num_mask_tokens = num_tokens
+    dec.mask_tokens = nn.Embedding(num_tokens, head.embed_dim)
+    dec.output_hypernetworks_mlps = nn.ModuleList(
+        copy.deepcopy(dec.output_hypernetworks_mlps[0])
+        for _ in range(num_tokens))
+    dec.load_state_dict(state, strict=True)
+    return dec
+
+
+def finetuned_mask_decoder(head: nn.Module,
+                           sam_file: Optional[str]) -> MaskDecoder:
+    """The binary head's decoder with its mask token as SAM's token 0."""
+    tokens = head.query_tokens.detach()
+    if head.sam_multimask_tokens is None:
+        dec = copy.deepcopy(head.mask_decoder)
+        dec.num_mask_tokens = 1
+        dec.mask_tokens = nn.Embedding(1, head.embed_dim)
+        dec.mask_tokens.weight.data.copy_(tokens)
+        last = dec.iou_prediction_head.layers[-1]
+        iou_out = nn.Linear(last.in_features, 1)
+        iou_out.weight.data.copy_(last.weight.data[:1])
+        iou_out.bias.data.copy_(last.bias.data[:1])
+        dec.iou_prediction_head.layers[-1] = iou_out
+        return dec
+    dec = original_mask_decoder(head, sam_file)
+    # transformer, upscaling, IoU token, hypernetwork MLP 0 (and the frozen
+    # IoU head) as trained; MLPs 1-3 stay SAM's
+    result = dec.load_state_dict(head.mask_decoder.state_dict(), strict=False)
+    assert not result.unexpected_keys, result.unexpected_keys
+    with torch.no_grad():
+        dec.mask_tokens.weight.copy_(
+            torch.cat([tokens, head.sam_multimask_tokens]))
+    return dec

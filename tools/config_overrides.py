@@ -1,0 +1,209 @@
+"""Helpers of tools/train.py and tools/test.py (not a script):
+``--cfg-options`` for ``data_root`` and ``max_epochs`` that reach every
+place a base config built from them, ``--method``, and warnings for
+settings a child config changed in one place only."""
+import copy
+from typing import Iterator, List, Optional
+
+from mmengine.config import Config
+
+from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
+
+# ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
+# (tests/tools/test_config_overrides.py keeps the two equal).
+METHOD_ADAPTERS = {
+    'decoder_only':
+    None,
+    'lora':
+    dict(type='LoRA', rank=3, alpha=32),
+    'convlora':
+    dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+    'cad':
+    dict(type='CAD', input_size=512),
+    'bitfit':
+    dict(type='BitFit'),
+    'adapter':
+    dict(type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp')),
+    'vpt':
+    dict(type='VPT', num_tokens=12),
+    'ssf':
+    dict(type='SSF', init_std=0.02),
+    'sam_adapter':
+    dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25),
+    'convlora_vpt': [
+        dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+        dict(type='VPT', num_tokens=5),
+    ],
+}
+# SAM's input size the CAD preset's input_size (half of it) refers to
+_CAD_REFERENCE_SIZE = 1024
+
+
+def dataset_cfgs(cfg: Config) -> Iterator[dict]:
+    """The dataset dicts of every dataloader (lists of test sets and
+    ``ConcatDataset`` members included)."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loaders = cfg.get(key)
+        if not loaders:
+            continue
+        loaders = list(loaders) if isinstance(loaders, list) else [loaders]
+        loaders += list(loaders[0].get('extra_sets', []))  # named test sets
+        for loader in loaders:
+            stack = [loader.get('dataset')]
+            while stack:
+                dataset = stack.pop()
+                if not dataset:
+                    continue
+                if 'datasets' in dataset:
+                    stack.extend(dataset['datasets'])
+                if 'dataset' in dataset:  # RepeatDataset and the like
+                    stack.append(dataset['dataset'])
+                if 'data_root' in dataset:
+                    yield dataset
+
+
+def set_data_root(cfg: Config,
+                  data_root: str,
+                  old: Optional[str] = None) -> int:
+    """Point the config and every dataset that read ``old`` (default: the
+    config's ``data_root``) at ``data_root``; return how many datasets."""
+    old = cfg.get('data_root') if old is None else old
+    count = 0
+    for dataset in dataset_cfgs(cfg):
+        if dataset['data_root'] == old:
+            dataset['data_root'] = data_root
+            count += 1
+    cfg.data_root = data_root
+    return count
+
+
+def set_max_epochs(cfg: Config,
+                   max_epochs: int,
+                   old: Optional[int] = None) -> int:
+    """Train ``max_epochs`` epochs and move the LR schedules that ended
+    with training (``end == old``); return how many moved."""
+    if old is None:
+        old = cfg.get('train_cfg', {}).get('max_epochs')
+    cfg.train_cfg.max_epochs = max_epochs
+    cfg.max_epochs = max_epochs
+    moved = 0
+    for scheduler in _schedulers(cfg):
+        if scheduler.get('by_epoch', True) and scheduler.get('end') == old:
+            scheduler['end'] = max_epochs
+            moved += 1
+    return moved
+
+
+def _schedulers(cfg: Config) -> List[dict]:
+    schedulers = cfg.get('param_scheduler') or []
+    return list(schedulers) if isinstance(schedulers, list) \
+        else [schedulers]
+
+
+def set_method(cfg: Config, method: str) -> None:
+    """Replace the backbone's adapter(s) with those of ``method``; CAD's
+    input is half the model's and the pipelines get (or lose) its steps;
+    LoRA and Conv-LoRA on SAMTinyViT target its qkv layers.
+
+    Raises:
+        ValueError: Unknown method.
+    """
+    if method not in METHOD_ADAPTERS:
+        raise ValueError(f'Unknown method {method!r}; choose one of '
+                         f'{", ".join(METHOD_ADAPTERS)}.')
+    adapter = copy.deepcopy(METHOD_ADAPTERS[method])
+    backbone = cfg.model.backbone
+    for item in adapter if isinstance(adapter, list) else [adapter]:
+        if item and item['type'] == 'CAD':
+            size = backbone.get('img_size', _CAD_REFERENCE_SIZE)
+            item['input_size'] = size // 2
+        if item and item['type'] in ('LoRA', 'ConvLoRA') and \
+                backbone.get('type') == 'SAMTinyViT':
+            item['targets'] = DEFAULT_TINY_VIT_QKV
+    cfg.model.backbone.adapter = adapter
+    cad = [
+        a for a in (adapter if isinstance(adapter, list) else [adapter])
+        if a and a['type'] == 'CAD'
+    ]
+    for pipeline in _pipelines(cfg):
+        _set_cad_steps(pipeline, cad[0]['input_size'] if cad else None)
+
+
+def _pipelines(cfg: Config) -> List[list]:
+    found = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
+    found += [d.get('pipeline') for d in dataset_cfgs(cfg)]
+    return [p for p in found if p]
+
+
+def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
+    """Give ``pipeline`` CAD's input steps for ``size``, or none."""
+    pipeline[:] = [t for t in pipeline if t.get('type') != 'ResizeCADImage']
+    for t in pipeline:
+        if t.get('type') in ('PackSegInputs', 'PackCADInputs'):
+            t['type'] = 'PackSegInputs' if size is None else 'PackCADInputs'
+    if size is not None:
+        steps = [t.get('type', '') for t in pipeline]
+        loader = steps.index('CheckImage') if 'CheckImage' in steps else next(
+            (i for i, t in enumerate(steps)
+             if 'Load' in t and 'Annotations' not in t), 0)
+        pipeline.insert(loader + 1, dict(type='ResizeCADImage', size=size))
+
+
+def apply_overrides(cfg: Config,
+                    cfg_options: Optional[dict] = None,
+                    method: Optional[str] = None) -> List[str]:
+    """Merge ``--cfg-options`` (``data_root`` and ``max_epochs`` reaching
+    every place built from them) and apply ``--method``.
+
+    Returns:
+        list[str]: What was changed beyond the plain merge, for the log.
+    """
+    notes = []
+    cfg_options = dict(cfg_options or {})
+    root = cfg_options.pop('data_root', None)
+    epochs = cfg_options.pop('train_cfg.max_epochs', None)
+    epochs = cfg_options.pop('max_epochs', epochs)
+    old_epochs = cfg.get('train_cfg', {}).get('max_epochs')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if root is not None:
+        count = set_data_root(cfg, root)
+        notes.append(f'data_root={root!r} for all {count} datasets')
+    if epochs is not None:
+        moved = set_max_epochs(cfg, int(epochs), old_epochs)
+        notes.append(f'max_epochs={epochs} for training and {moved} LR '
+                     'schedule(s)')
+    if method is not None:
+        set_method(cfg, method)
+        notes.append(f'method {method}: model.backbone.adapter='
+                     f'{cfg.model.backbone.adapter}')
+    return notes
+
+
+def config_warnings(cfg: Config) -> List[str]:
+    """Settings that a child config changed in one place only, one
+    message per problem."""
+    warnings = []
+    declared = cfg.get('data_root')
+    roots = sorted({d['data_root'] for d in dataset_cfgs(cfg)})
+    if isinstance(declared, str) and roots and declared not in roots:
+        warnings.append(
+            f'The config sets data_root={declared!r}, but its dataloaders '
+            f'read {roots}: they were built by a base config from its own '
+            'data_root, which a child config\'s data_root does not change. '
+            f'Run with --cfg-options data_root={declared} (reaches every '
+            'dataloader), or build the dataloaders in your config as '
+            'configs/custom/binary_dataset.py does.')
+    max_epochs = cfg.get('train_cfg', {}).get('max_epochs')
+    ends = [(s.get('end'), s.get('type')) for s in _schedulers(cfg)
+            if s.get('by_epoch', True) and isinstance(s.get('end'), int)]
+    if max_epochs is not None and ends:
+        end, kind = max(ends)
+        if end != max_epochs:
+            warnings.append(
+                f'Training runs {max_epochs} epochs but the LR schedule '
+                f'({kind}) ends at epoch {end}: a child config that changes '
+                'train_cfg.max_epochs does not move it. Run with '
+                f'--cfg-options train_cfg.max_epochs={max_epochs} (moves '
+                'both), or set param_scheduler too.')
+    return warnings
