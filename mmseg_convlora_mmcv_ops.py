@@ -1,26 +1,12 @@
 """``mmcv.ops`` for mmcv-lite, active before anything imports mmseg.
 
-mmcv-lite has no compiled ops, but ``mmseg`` imports
-``mmcv.ops.point_sample`` and ``mmcv.ops.sigmoid_focal_loss`` at module
-level, so ``from mmseg.apis import init_model`` fails with ``No module named
-'mmcv._ext'``. :func:`install` puts an import hook on ``sys.meta_path`` that
-answers ``import mmcv.ops`` with pure-PyTorch stand-ins for exactly those
-two names when (and only when) ``mmcv._ext`` is missing; any other op raises
-``ModuleNotFoundError`` naming full mmcv, which is also what mmseg's own
-``try: from mmcv.ops import X / except ModuleNotFoundError`` guards expect.
-With full mmcv the hook steps aside and the compiled ops load untouched.
-
-``pip install`` (also ``-e``) puts ``mmseg_convlora_mmcv_ops.pth`` into
-site-packages, which calls :func:`install` when Python starts, so mmseg's
-entry points work without importing ``mmseg_convlora`` first. Python runs
-``.pth`` files in every process, so this module imports nothing heavy: torch
-and mmcv are imported only once something imports ``mmcv.ops``.
-``mmseg_convlora`` calls :func:`install` too, for checkouts used without
-installing.
-
-This is a top-level module, not part of the ``mmseg_convlora`` package,
-because importing any module of that package first imports the package,
-which imports mmseg, which imports ``mmcv.ops``.
+mmseg imports ``mmcv.ops.point_sample`` and ``sigmoid_focal_loss`` at module
+level; mmcv-lite has no compiled ops. :func:`install` adds an import hook
+that serves pure-PyTorch stand-ins for exactly those names when (and only
+when) ``mmcv._ext`` is missing; other ops raise ``ModuleNotFoundError``.
+The ``.pth`` file that ``pip install`` writes calls it at interpreter start,
+so this module imports nothing heavy. It is a top-level module because
+importing ``mmseg_convlora`` imports mmseg first.
 """
 import importlib.abc
 import importlib.machinery

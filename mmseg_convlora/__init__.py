@@ -4,9 +4,8 @@ MMSegmentation.
 Importing this package registers every model, dataset, transform, metric and
 hook into mmseg's registries, those of the optional features
 (``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
-first so that mmseg imports on mmcv-lite and mmengine checkpoints load on
-torch >= 2.6. Without torch (a deployment with onnxruntime) only
-:mod:`.deploy` is usable.
+first so that mmseg imports on mmcv-lite. Without torch (a deployment with
+onnxruntime) only :mod:`.deploy` is usable.
 """
 try:
     import torch  # noqa: F401

@@ -126,7 +126,10 @@ def test_sigmoid_focal_loss_matches_mmseg_python_version():
     torch.testing.assert_close(ours, ref)
 
 
-def test_mmengine_checkpoint_loads_with_weights_only():
+def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
+    """A checkpoint with mmengine objects (history buffers, numpy values),
+    as earlier versions of the plugin wrote, loads through the plugin's
+    loader, and torch's safe globals are the same afterwards."""
     from mmengine.logging import HistoryBuffer, MessageHub
     hub = MessageHub('test_compat_hub')
     hub.update_scalar('train/loss', 0.5)
@@ -139,10 +142,16 @@ def test_mmengine_checkpoint_loads_with_weights_only():
         message_hub=hub.state_dict(),
         state_dict={'w': torch.ones(2)},
         arr=np.arange(3, dtype=np.float32))
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=True)
+    # they dropped the statistics methods mmengine pickles as getattr()
+    hist = ckpt['message_hub']['log_scalars']['train/loss']
+    hist._statistics_methods = {}
+    path = str(tmp_path / 'mmengine.pth')
+    torch.save(ckpt, path)
+    safe = set(map(str, torch.serialization.get_safe_globals()))
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    loaded = compat.safe_torch_load(path)
+    assert set(map(str, torch.serialization.get_safe_globals())) == safe
     hist = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(hist, HistoryBuffer)
     assert hist.mean() == pytest.approx(0.375)

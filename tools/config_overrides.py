@@ -1,13 +1,16 @@
 """Helpers of tools/train.py and tools/test.py (not a script):
-``--cfg-options`` for ``data_root`` and ``max_epochs`` that reach every
-place a base config built from them, ``--method``, and warnings for
-settings a child config changed in one place only."""
+``--cfg-options`` for ``data_root``, ``max_epochs`` and ``split_folders``
+that reach every place a config built from them, ``--method``,
+``--trial``, and warnings for settings a child config changed in one place
+only."""
 import copy
+import os
 from typing import Iterator, List, Optional
 
 from mmengine.config import Config
 
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
+from tools.config_checks import ConfigError, check_overrides, did_you_mean
 
 # ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
 # (tests/tools/test_config_overrides.py keeps the two equal).
@@ -39,27 +42,33 @@ METHOD_ADAPTERS = {
 _CAD_REFERENCE_SIZE = 1024
 
 
+def _loaders(loaders) -> List[dict]:
+    """A dataloader config (and its named ``extra_sets``) or a list."""
+    loaders = list(loaders) if isinstance(loaders, list) else [loaders]
+    return loaders + list(loaders[0].get('extra_sets', []))
+
+
+def loader_datasets(loaders) -> Iterator[dict]:
+    """Every dataset dict of dataloader config(s), wrappers and the
+    datasets they wrap (``ConcatDataset``, ``RepeatDataset``, ...)."""
+    for loader in _loaders(loaders):
+        stack = [loader.get('dataset')]
+        while stack:
+            dataset = stack.pop()
+            if not dataset:
+                continue
+            stack.extend(dataset.get('datasets', []))
+            stack.append(dataset.get('dataset'))
+            yield dataset
+
+
 def dataset_cfgs(cfg: Config) -> Iterator[dict]:
-    """The dataset dicts of every dataloader (lists of test sets and
-    ``ConcatDataset`` members included)."""
+    """The dataset dicts (with a ``data_root``) of every dataloader (lists
+    of test sets and ``ConcatDataset`` members included)."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loaders = cfg.get(key)
-        if not loaders:
-            continue
-        loaders = list(loaders) if isinstance(loaders, list) else [loaders]
-        loaders += list(loaders[0].get('extra_sets', []))  # named test sets
-        for loader in loaders:
-            stack = [loader.get('dataset')]
-            while stack:
-                dataset = stack.pop()
-                if not dataset:
-                    continue
-                if 'datasets' in dataset:
-                    stack.extend(dataset['datasets'])
-                if 'dataset' in dataset:  # RepeatDataset and the like
-                    stack.append(dataset['dataset'])
-                if 'data_root' in dataset:
-                    yield dataset
+        if cfg.get(key):
+            yield from (d for d in loader_datasets(cfg[key])
+                        if 'data_root' in d)
 
 
 def set_data_root(cfg: Config,
@@ -92,6 +101,71 @@ def set_max_epochs(cfg: Config,
             scheduler['end'] = max_epochs
             moved += 1
     return moved
+
+
+def set_split_folder(cfg: Config, split: str, folder: str) -> int:
+    """Point the ``split`` dataloader of a config with ``split_folders``
+    (as configs/custom/ have) at ``folder``; return how many paths moved.
+
+    Raises:
+        ConfigError: No such split, or its dataloader does not read the
+            split's folder.
+    """
+    folders = cfg.get('split_folders') or {}
+    if split not in folders:
+        raise ConfigError(
+            f'--cfg-options split_folders.{split}: the config has no split '
+            f'{split!r}{did_you_mean(split, folders)}; its split_folders are '
+            f'{dict(folders)}.')
+    old, moved = folders[split], 0
+    loader = cfg.get(f'{split}_dataloader')
+    for dataset in loader_datasets(loader) if loader else ():
+        prefix = dataset.get('data_prefix') or {}
+        for key, path in prefix.items():
+            if path == old or str(path).startswith(f'{old}/'):
+                prefix[key] = folder + str(path)[len(old):]
+                moved += 1
+    if not moved:
+        raise ConfigError(
+            f'--cfg-options split_folders.{split}={folder}: the {split} '
+            f'dataloader does not read the folder {old!r}; set '
+            f'{split}_dataloader.dataset.data_prefix instead.')
+    folders[split] = folder
+    return moved
+
+
+def set_trial(cfg: Config, iters: int) -> None:
+    """Make the run a trial: ``iters`` training iterations in one epoch,
+    validation on at most ``iters`` batches, then the checkpoints.
+
+    Raises:
+        ConfigError: The training set is a dataset wrapper (it takes no
+            ``indices``).
+    """
+    loop = cfg.train_cfg
+    # DDP: each process reads its share of the indices
+    batches = iters * int(os.environ.get('WORLD_SIZE', 1))
+    if loop.get('type') == 'IterBasedTrainLoop' or (
+            'type' not in loop and loop.get('by_epoch') is False):
+        loop.update(max_iters=iters, val_interval=iters)
+    else:
+        set_max_epochs(cfg, 1)
+        loop.update(val_interval=1, val_begin=1)
+        _take_batches(cfg, 'train_dataloader', batches)
+    if cfg.get('val_dataloader'):
+        _take_batches(cfg, 'val_dataloader', batches)
+
+
+def _take_batches(cfg: Config, key: str, batches: int) -> None:
+    """Read the first ``batches`` batches of each dataset of ``key``."""
+    for loader in _loaders(cfg[key]):
+        dataset = loader['dataset']
+        if 'datasets' in dataset or 'dataset' in dataset:
+            raise ConfigError(
+                f'--trial: {key}.dataset is a {dataset.get("type")}, which '
+                'takes no indices; run with --cfg-options '
+                'train_cfg.max_epochs=1 instead.')
+        dataset['indices'] = batches * loader.get('batch_size', 1)
 
 
 def _schedulers(cfg: Config) -> List[dict]:
@@ -151,15 +225,30 @@ def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
 
 def apply_overrides(cfg: Config,
                     cfg_options: Optional[dict] = None,
-                    method: Optional[str] = None) -> List[str]:
-    """Merge ``--cfg-options`` (``data_root`` and ``max_epochs`` reaching
-    every place built from them) and apply ``--method``.
+                    method: Optional[str] = None,
+                    trial: Optional[int] = None) -> List[str]:
+    """Merge ``--cfg-options`` (``data_root``, ``max_epochs`` and
+    ``split_folders`` reaching every place built from them), apply
+    ``--method`` and ``--trial``.
 
     Returns:
         list[str]: What was changed beyond the plain merge, for the log.
+
+    Raises:
+        ConfigError: An override that would reach nothing.
     """
     notes = []
     cfg_options = dict(cfg_options or {})
+    handled = ['data_root', 'max_epochs'] + \
+        (['split_folders'] if 'split_folders' in cfg else [])
+    check_overrides(cfg, cfg_options, handled)
+    splits = {
+        key.split('.', 1)[1]: cfg_options.pop(key)
+        for key in list(cfg_options) if key.startswith('split_folders.')
+    }
+    if 'split_folders' in cfg_options:
+        raise ConfigError('--cfg-options split_folders: set one split at a '
+                          'time, e.g. split_folders.test=val.')
     root = cfg_options.pop('data_root', None)
     epochs = cfg_options.pop('train_cfg.max_epochs', None)
     epochs = cfg_options.pop('max_epochs', epochs)
@@ -173,10 +262,17 @@ def apply_overrides(cfg: Config,
         moved = set_max_epochs(cfg, int(epochs), old_epochs)
         notes.append(f'max_epochs={epochs} for training and {moved} LR '
                      'schedule(s)')
+    for split, folder in splits.items():
+        set_split_folder(cfg, split, str(folder))
+        notes.append(f'the {split} dataloader reads {folder!r}')
     if method is not None:
         set_method(cfg, method)
         notes.append(f'method {method}: model.backbone.adapter='
                      f'{cfg.model.backbone.adapter}')
+    if trial is not None:
+        set_trial(cfg, trial)
+        notes.append(f'trial: {trial} training iteration(s), validation '
+                     f'on at most {trial} batch(es)')
     return notes
 
 

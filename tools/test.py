@@ -27,7 +27,10 @@ from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
 import mmseg_convlora  # noqa: F401  registers the plugin
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types
 from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
+from mmseg_convlora.models.utils import CheckpointMismatchError
+from tools.config_checks import ConfigError, check_config
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -118,8 +121,12 @@ def main(argv=None):
             'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    for note in apply_overrides(cfg, args.cfg_options, args.method):
-        print_log(note, logger='current')
+    try:
+        for note in apply_overrides(cfg, args.cfg_options, args.method):
+            print_log(note, logger='current')
+        check_config(cfg, training=False)
+    except ConfigError as err:
+        sys.exit(f'error: {err}')
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
     if args.launcher == 'none':  # one process: nothing races for the files
@@ -141,7 +148,11 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     try:
-        return runner.test()
+        with allow_mmengine_checkpoint_types():
+            return runner.test()
+    except CheckpointMismatchError as err:
+        err.source = f'The checkpoint {args.checkpoint!r}'
+        sys.exit(f'error: {err}')
     finally:
         shutdown_distributed()
 

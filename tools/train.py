@@ -3,7 +3,7 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--amp-dtype {float16,bfloat16}] [--nonfinite {raise,skip}]
-        [--method METHOD] [--cfg-options k=v ...]
+        [--method METHOD] [--trial N] [--cfg-options k=v ...]
         [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
@@ -15,14 +15,20 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.device import get_device  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmseg.registry import RUNNERS  # noqa: E402
 
 import mmseg_convlora  # noqa: F401,E402  registers the plugin
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types  # noqa
 from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
 from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
                                    init_dist_on_cpu, shutdown_distributed)
+from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
+    RESUME_ADVICE  # noqa: E402
+from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
+from tools.config_checks import ConfigError, check_config  # noqa: E402
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -70,21 +76,31 @@ def parse_args(argv=None):
         help='replace the config\'s adapter(s) (model.backbone.adapter) by '
         'this method\'s, as in configs/<method>/; loss and schedule stay')
     parser.add_argument(
+        '--trial',
+        type=int,
+        metavar='N',
+        help='a trial run: N training iterations in one epoch, validation '
+        'on at most N batches, checkpoints saved (default work dir '
+        'work_dirs/<config>_trial)')
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.trial is not None and args.trial < 1:
+        parser.error(f'--trial must be at least 1, got {args.trial}')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
 def setup_amp(cfg: Config, dtype: str) -> None:
-    """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper."""
+    """Switch the config's optimizer wrapper to mmengine's AmpOptimWrapper
+    (CPUAmpOptimWrapper without a GPU)."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         print_log(
             'AMP training is already enabled in your config.',
             logger='current',
@@ -94,9 +110,11 @@ def setup_amp(cfg: Config, dtype: str) -> None:
         raise ValueError(
             f'--amp needs optim_wrapper.type="OptimWrapper", but the config '
             f'uses {wrapper!r}. Set AmpOptimWrapper in the config instead.')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    on_cpu = get_device() == 'cpu'
+    cfg.optim_wrapper.type = 'CPUAmpOptimWrapper' if on_cpu \
+        else 'AmpOptimWrapper'
     cfg.optim_wrapper.dtype = dtype
-    if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+    if not on_cpu and cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
         cfg.optim_wrapper.use_fsdp = True  # ShardedGradScaler
     # bf16 has fp32's range: loss scaling would only cost time
     cfg.optim_wrapper.loss_scale = 'dynamic' if dtype == 'float16' else 1.0
@@ -118,8 +136,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    for note in apply_overrides(cfg, args.cfg_options, args.method):
-        print_log(note, logger='current')
+    try:
+        for note in apply_overrides(cfg, args.cfg_options, args.method,
+                                    args.trial):
+            print_log(note, logger='current')
+        check_config(cfg)
+    except ConfigError as err:
+        sys.exit(f'error: {err}')
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
     if args.launcher == 'none':  # one process: nothing races for the files
@@ -130,6 +153,8 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+        if args.trial is not None:  # not mixed into a real run's dir
+            cfg.work_dir += '_trial'
     if args.amp:
         setup_amp(cfg, args.amp_dtype)
     if args.nonfinite is not None:
@@ -147,7 +172,15 @@ def main(argv=None):
         init_dist_on_cpu(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
             else RUNNERS.build(cfg)
-        runner.train()
+        # checkpoints of earlier versions hold mmengine objects
+        with allow_mmengine_checkpoint_types():
+            runner.train()
+    except CheckpointMismatchError as err:
+        if cfg.get('load_from'):
+            err.source = f'The checkpoint {cfg.load_from!r}'
+        if cfg.get('resume'):
+            err.advice = RESUME_ADVICE
+        sys.exit(f'error: {err}')
     except (CheckpointFileError, WorkDirLockedError) as err:
         sys.exit(f'error: {err}')
     finally:

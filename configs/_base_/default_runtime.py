@@ -8,9 +8,10 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
-# Used only under DDP (tools/dist_train.sh): picks find_unused_parameters
-# for the model (True only for Conv-LoRA with grouped expert dispatch) and
-# synchronises CAD's BatchNorm (see mmseg_convlora/engine/distributed/).
+# Used only under DDP (tools/dist_train.sh): CAD's BatchNorm synchronised
+# (sync_bn), find_unused_parameters True only for Conv-LoRA with grouped
+# expert dispatch, and the same on the CPU (gloo)
+sync_bn = 'torch'
 model_wrapper_cfg = dict(type='SAMDistributedDataParallel')
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
@@ -18,6 +19,9 @@ visualizer = dict(
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    # a progress line (with ETA) after 2 minutes without one, whatever the
+    # logger's interval
+    progress=dict(type='ProgressLogHook', max_silence=120),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # mmengine's CheckpointHook made crash-safe (old checkpoints deleted
     # only after the new one is complete, paths relative to the work dir,

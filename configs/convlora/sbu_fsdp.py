@@ -16,9 +16,9 @@ strategy = dict(
         auto_wrap_policy=dict(type='sam_vit_block_wrap_policy')),
     state_dict_cfg='full')
 # mmengine's gradient clipping sees only each process's shard under FSDP:
-# clip by the global norm instead.
+# clip by the global norm instead; FSDP renames the modules of its units
 custom_hooks = [
-    dict(type='TrainableCheckpointHook'),
+    dict(type='FSDPTrainableCheckpointHook'),
     dict(type='ParamCountHook'),
     dict(type='ExactResumeHook'),
     dict(type='NonFiniteLossHook', action='raise'),

@@ -19,8 +19,7 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def _write_all(f, data: bytes) -> None:
-    """Write ``data`` to the open file ``f`` (a seam for tests)."""
+def _write_all(f, data: bytes) -> None:  # a seam for tests
     f.write(data)
 
 
@@ -39,15 +38,8 @@ def _fsync_dir(dirname: str) -> None:
 
 def atomic_write(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is always either the old
-    file or the complete new one.
-
-    The bytes go to a hidden temporary file in the same folder
-    (``.<name>.tmp-XXXX``), are flushed and fsynced, and the file is renamed
-    over ``path`` with :func:`os.replace` (atomic on POSIX and Windows); the
-    folder is fsynced so the rename survives a power cut. On an error the
-    temporary file is removed; after a kill it is left behind, hidden, and
-    removed by :class:`SafeCheckpointHook` at the next start.
-    """
+    file or the complete new one: a hidden temporary file
+    (``.<name>.tmp-XXXX``, fsynced) is renamed over it."""
     path = str(path)
     dirname = osp.dirname(osp.abspath(path))
     os.makedirs(dirname, exist_ok=True)
@@ -70,11 +62,10 @@ def atomic_write(path: str, data: bytes) -> None:
     _fsync_dir(dirname)
 
 
-@register_backend('atomic_local', force=True)
+@register_backend('atomic_local')
 class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic :meth:`put`/:meth:`put_text`
-    (see :func:`atomic_write`). Select it with
-    ``backend_args=dict(backend='atomic_local')``."""
+    """mmengine's local file backend writing with :func:`atomic_write`
+    (``backend_args=dict(backend='atomic_local')``)."""
 
     def put(self, obj: bytes, filepath) -> None:
         atomic_write(str(filepath), obj)

@@ -2,9 +2,11 @@
 
     python -m torch.distributed.run --nproc_per_node 2 dist_checks.py
 
-1. CPUSyncBatchNorm on each rank's half of a batch equals BatchNorm on the
-   whole batch: outputs, input gradients, parameter gradients (summed over
-   ranks, as DDP then averages them) and running statistics.
+1. PyTorch's SyncBatchNorm (the runner's ``sync_bn='torch'``) refuses CPU
+   tensors; CPUSyncBatchNorm on each rank's half of a batch equals
+   BatchNorm on the whole batch: outputs, input gradients, parameter
+   gradients (summed over ranks, as DDP then averages them) and running
+   statistics.
 2. MaskClassificationLoss normalises by the mean number of GT masks over
    the processes (all-reduced under gloo).
 Exits non-zero (AssertionError) on a mismatch; prints OK lines.
@@ -17,10 +19,24 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import mmseg_convlora  # noqa: F401
-from mmseg_convlora.engine.distributed import (CPUSyncBatchNorm,
-                                               convert_sync_batchnorm)
+from mmseg_convlora.engine.distributed import CPUSyncBatchNorm
 from mmseg_convlora.models.losses.mask_classification_loss import \
     MaskClassificationLoss
+
+
+class pytest_raises:
+    """``pytest.raises`` for this script (no pytest in the workers)."""
+
+    def __init__(self, exc, text):
+        self.exc, self.text = exc, text
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, value, tb):
+        assert typ is not None and issubclass(typ, self.exc) and \
+            self.text in str(value), (typ, value)
+        return True
 
 
 def check_sync_bn(rank: int, world: int) -> None:
@@ -31,7 +47,12 @@ def check_sync_bn(rank: int, world: int) -> None:
     with torch.no_grad():
         ref.weight.uniform_(0.5, 1.5)
         ref.bias.uniform_(-1, 1)
-    sync = convert_sync_batchnorm(nn.Sequential(copy.deepcopy(ref)))[0]
+    # what the runner's sync_bn='torch' makes, then the DDP wrapper on CPU
+    torch_sync = nn.SyncBatchNorm.convert_sync_batchnorm(
+        nn.Sequential(copy.deepcopy(ref)))
+    with pytest_raises(ValueError, 'expected input tensor to be on GPU'):
+        torch_sync.train()(x[:2])
+    sync = CPUSyncBatchNorm.convert(torch_sync)[0]
     assert isinstance(sync, CPUSyncBatchNorm)
     xr = x.clone().requires_grad_()
     out_ref = ref(xr)

@@ -15,7 +15,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_convlora.engine.distributed import (SAMDistributedDataParallel,
+from mmseg_convlora.engine.distributed import (CPUSyncBatchNorm,
+                                               SAMDistributedDataParallel,
                                                needs_find_unused_parameters)
 from helpers import REPO, tiny_model_cfg
 
@@ -143,6 +144,38 @@ def test_wrapper_decides_unused_parameters_and_sync_bn(tiny_sam_file):
     assert not needs_find_unused_parameters(lora, 'cpu')
     assert issubclass(SAMDistributedDataParallel,
                       torch.nn.parallel.DistributedDataParallel)
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    import torch.distributed as dist
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    'wrapper', ['MMDistributedDataParallel', 'SAMDistributedDataParallel'])
+def test_ddp_wrapper_on_the_cpu(one_process_group, wrapper):
+    """mmengine passes device_ids=[LOCAL_RANK], which DDP refuses for a CPU
+    model (why the configs use SAMDistributedDataParallel), and the runner's
+    sync_bn='torch' gives SyncBatchNorm, which refuses CPU tensors."""
+    from mmengine.model import convert_sync_batchnorm
+    from mmengine.registry import MODEL_WRAPPERS
+    model = convert_sync_batchnorm(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)),
+        'torch')
+    build = dict(type=wrapper, module=model, device_ids=[0])
+    if wrapper == 'MMDistributedDataParallel':
+        with pytest.raises(ValueError, match='device_ids'):
+            MODEL_WRAPPERS.build(build)
+        with pytest.raises(ValueError, match='on GPU'):
+            model(torch.randn(2, 3, 4, 4))
+        return
+    ddp = MODEL_WRAPPERS.build(build)
+    assert isinstance(ddp.module[1], CPUSyncBatchNorm)
+    assert ddp(torch.randn(2, 3, 4, 4)).shape == (2, 4, 4, 4)
 
 
 def test_sync_bn_config_reverts_to_bn_when_not_distributed(

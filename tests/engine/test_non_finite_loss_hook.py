@@ -15,7 +15,8 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
-from mmseg_convlora.engine.hooks import NonFiniteLossError, NonFiniteLossHook
+from mmseg_convlora.engine.hooks import (FiniteGradientCheck,
+                                         NonFiniteLossError, NonFiniteLossHook)
 from helpers import demo_config
 
 pytestmark = pytest.mark.slow
@@ -80,8 +81,12 @@ def make_runner(demo_data,
                 max_iters=3,
                 guard=True,
                 ckpt_interval=100,
+                amp=False,
                 **loss):
     cfg = demo_config(demo_data, work_dir, **{'model.backbone.adapter': None})
+    if amp:
+        cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'float16'  # dynamic loss scaling
     cfg.model.decode_head.loss_decode = dict(type='PoisonedLoss', **loss)
     cfg.train_cfg = dict(
         type='IterBasedTrainLoop', max_iters=max_iters, val_interval=100)
@@ -101,9 +106,13 @@ def make_runner(demo_data,
     return runner, snaps
 
 
+@pytest.mark.parametrize('amp', [False, True])
 def test_nan_loss_stops_training_naming_iteration_and_term(
-        demo_data, tmp_path):
-    runner, snaps = make_runner(demo_data, str(tmp_path / 'w'), 'raise')
+        demo_data, tmp_path, amp):
+    """Without AMP the gradient check drops the step, with AMP the loss
+    scaler skips it; either way training stops naming the loss term."""
+    runner, snaps = make_runner(
+        demo_data, str(tmp_path / 'w'), 'raise', amp=amp)
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
     msg = str(err.value)
@@ -215,6 +224,20 @@ def test_checkpoint_of_non_finite_weights_is_refused(tiny_sam_file):
              if p.requires_grad).fill_(float('inf'))
     with pytest.raises(NonFiniteLossError, match='Refusing to save'):
         hook.before_save_checkpoint(runner, {})
+
+
+def test_gradient_check_drops_non_finite_gradients():
+    w = nn.Parameter(torch.ones(3))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    check = FiniteGradientCheck()
+    opt.register_step_pre_hook(check)
+    w.grad = torch.tensor([1.0, float('inf'), 0.0])
+    opt.step()
+    assert not check.stepped and check.dropped == float('inf')
+    assert torch.equal(w.detach(), torch.ones(3)) and not opt.state
+    w.grad = torch.ones(3)
+    opt.step()
+    assert check.stepped and (w.detach() < 1).all()
 
 
 def test_bad_action_refused():

@@ -1,41 +1,11 @@
-"""QuietRunner: mmengine's dumps at DEBUG level, what users need at INFO,
-the plugin's own warnings untouched."""
+"""QuietRunner: mmengine's set-up dumps only at DEBUG level, everything a
+user needs at INFO, by logger levels (no message filters)."""
 import logging
 
-import pytest
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 
-from mmseg_convlora.engine.runner.quiet_runner import (DemoteLibraryNoise,
-                                                       QuietRunner)
+from mmseg_convlora.engine.runner.quiet_runner import QuietRunner, quiet
 from helpers import demo_config
-
-
-def record(message, level=logging.INFO):
-    return logging.LogRecord('mmengine', level, __file__, 1, message, None,
-                             None)
-
-
-@pytest.mark.parametrize('message', [
-    'Config:\nmodel = dict(...)',
-    'paramwise_options -- decode_head.x.bias:weight_decay=0.0',
-    'Hooks will be executed in the following order:\nbefore_run:',
-    '"FileClient" will be deprecated in future.',
-])
-def test_library_noise_goes_to_debug(message):
-    rec = record(message, logging.WARNING)
-    assert DemoteLibraryNoise().filter(rec)
-    assert rec.levelno == logging.DEBUG and rec.levelname == 'DEBUG'
-
-
-@pytest.mark.parametrize('message', [
-    'Trainable parameters: 33,744 of 100,192',
-    'Mask data/x.png is not a binary mask: it holds the values [0, 7]',
-    'Epoch(train) [1][4/8]  eta: 0:00:38',
-])
-def test_what_users_need_stays(message):
-    rec = record(message, logging.WARNING)
-    assert DemoteLibraryNoise().filter(rec)
-    assert rec.levelno == logging.WARNING
 
 
 def build_runner(demo_data, tmp_path, log_level):
@@ -44,8 +14,7 @@ def build_runner(demo_data, tmp_path, log_level):
         str(tmp_path / log_level),
         log_level=log_level,
         runner_type='QuietRunner')
-    runner = QuietRunner.from_cfg(cfg)
-    return runner
+    return QuietRunner.from_cfg(cfg)
 
 
 def log_file(runner):
@@ -58,11 +27,38 @@ def log_file(runner):
 
 def test_runner_console_and_log_file(demo_data, tmp_path):
     runner = build_runner(demo_data, tmp_path, 'INFO')
+    assert runner.logger.level == logging.NOTSET  # restored after set-up
+    print_log('an info line', logger='current')
     print_log(
         'a warning about the data', logger='current', level=logging.WARNING)
     text = log_file(runner)
-    assert 'Config:' not in text and 'Hooks will be executed' not in text
-    assert 'a warning about the data' in text
+    for dump in ('System environment', 'Config:', 'Hooks will be executed',
+                 'Distributed training is not used'):
+        assert dump not in text, dump
+    assert 'an info line' in text and 'a warning about the data' in text
     verbose = build_runner(demo_data, tmp_path, 'DEBUG')
     text = log_file(verbose)
-    assert 'Config:' in text and 'Hooks will be executed' in text
+    for dump in ('System environment', 'Config:', 'Hooks will be executed',
+                 'Distributed training is not used'):
+        assert dump in text, dump
+
+
+def test_quiet_drops_lower_levels_then_restores():
+    logger = MMLogger.get_instance('test_quiet_runner', log_level='INFO')
+    handler = logging.Handler(logging.INFO)
+    records = []
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        with quiet(logger):
+            logger.info('dropped')
+            logger.warning('kept')
+        logger.info('after')
+        for h in logger.handlers:  # log_level='DEBUG': nothing dropped
+            h.setLevel(logging.DEBUG)
+        with quiet(logger):
+            logger.info('shown at DEBUG')
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage()
+            for r in records] == ['kept', 'after', 'shown at DEBUG']

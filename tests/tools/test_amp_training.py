@@ -1,4 +1,5 @@
-"""Mixed precision on the CPU: ``--amp`` (fp16 with loss scaling) and
+"""Mixed precision on the CPU (CPUAmpOptimWrapper): ``--amp`` (fp16 with
+loss scaling) and
 bfloat16 train every method; ``tools/train.py --amp --amp-dtype bfloat16``
 runs for real (in this process)."""
 import copy
@@ -49,7 +50,7 @@ def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
     params = [p for p in model.parameters() if p.requires_grad]
     wrapper = OPTIM_WRAPPERS.build(
         dict(
-            type='AmpOptimWrapper',
+            type='CPUAmpOptimWrapper',
             dtype=dtype,
             loss_scale='dynamic' if dtype == 'float16' else 1.0,
             optimizer=torch.optim.AdamW(params, lr=1e-3)))
@@ -100,7 +101,7 @@ def test_tools_train_amp_bfloat16(demo_data, tmp_path, name, train_tool):
         [path, '--amp', '--amp-dtype', 'bfloat16', '--work-dir', cfg.work_dir])
     # the config the run used, as it saved it in the work dir
     used = Config.fromfile(osp.join(cfg.work_dir, osp.basename(path)))
-    assert used.optim_wrapper.type == 'AmpOptimWrapper'
+    assert used.optim_wrapper.type == 'CPUAmpOptimWrapper'  # no GPU here
     assert used.optim_wrapper.dtype == 'bfloat16'
     losses = losses_from_log(cfg.work_dir)
     assert len(losses) == 2 and all(math.isfinite(v) for v in losses)

@@ -192,7 +192,8 @@ def test_sets(cfg: Config) -> Dict[str, dict]:
     if not isinstance(loaders, (list, tuple)):
         loaders = [loaders] + list(loaders.get('extra_sets', []))
     return {
-        loader.get('name', f'test{i}'): loader['dataset']
+        loader.get('name', 'test' if len(loaders) == 1 else f'test{i}'):
+        loader['dataset']
         for i, loader in enumerate(loaders)
     }
 

@@ -62,10 +62,11 @@ def three_step_lora(layer, x: torch.Tensor) -> torch.Tensor:
 
 def _method_parts(name: str):
     base, _, suffix = name.partition('+')
-    if base not in _BASE_METHODS or suffix not in ('', 'cp'):
+    if base not in _BASE_METHODS or suffix not in ('', 'cp', 'guard'):
         raise SystemExit(f'unknown method {name!r}; choose from '
                          f'{list(_BASE_METHODS)}, optionally with "+cp" '
-                         '(activation checkpointing), e.g. lora+cp')
+                         '(activation checkpointing) or "+guard" (the '
+                         'non-finite gradient check), e.g. lora+cp')
     return base, suffix == 'cp'
 
 
@@ -202,6 +203,11 @@ class _Case:
             if self.trains and self.trainable else None
         self.scaler = torch.amp.GradScaler(device.type) \
             if args.amp == 'fp16' else None
+        if method.endswith('+guard') and self.optimizer is not None:
+            # what NonFiniteLossHook adds to every optimizer step
+            from mmseg_convlora.engine.hooks import FiniteGradientCheck
+            self.optimizer.register_step_pre_hook(
+                FiniteGradientCheck(check=self.scaler is None))
 
     def autocast(self):
         if self.amp == 'none':
@@ -344,6 +350,11 @@ def add_parser(subparsers) -> None:
         help='also run LoRA and Conv-LoRA with activation checkpointing '
         '(rows lora+cp, convlora+cp)')
     parser.add_argument(
+        '--nonfinite-guard',
+        action='store_true',
+        help='also train every method with the non-finite gradient check '
+        'of NonFiniteLossHook (rows <method>+guard, next to the method)')
+    parser.add_argument(
         '--methods',
         nargs='+',
         default=list(MODEL_METHODS),
@@ -417,6 +428,13 @@ def run(args: argparse.Namespace) -> List[dict]:
         for base in ('lora', 'convlora'):
             if base in methods and f'{base}+cp' not in methods:
                 methods.insert(methods.index(base) + 1, f'{base}+cp')
+    if args.nonfinite_guard:
+        for base in [
+                m for m in methods
+                if m in _BASE_METHODS and _BASE_METHODS[m][1]
+        ]:
+            if f'{base}+guard' not in methods:
+                methods.insert(methods.index(base) + 1, f'{base}+guard')
     for m in methods:
         _method_parts(m)
 
@@ -424,7 +442,8 @@ def run(args: argparse.Namespace) -> List[dict]:
         base, with_cp = _method_parts(method)
         if mode == 'train':
             return _BASE_METHODS[base][1]
-        return not with_cp  # checkpointing changes nothing in inference
+        # checkpointing and the guard change nothing in inference
+        return not with_cp and not method.endswith('+guard')
 
     rows = {
         m:

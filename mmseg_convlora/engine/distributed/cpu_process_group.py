@@ -1,4 +1,3 @@
-"""Start and end the process group of a launch without GPUs (gloo)."""
 import datetime
 import logging
 import os
@@ -9,11 +8,8 @@ from mmengine.logging import print_log
 
 
 def init_dist_on_cpu(launcher: str, cfg) -> bool:
-    """Start a gloo process group when launched by torchrun without GPUs.
-
-    mmengine's ``init_dist('pytorch')`` selects a CUDA device first, which
-    fails on a CPU-only machine. Called before building the Runner, which
-    then finds the process group initialised and uses it.
+    """Start a gloo process group when launched by torchrun without GPUs
+    (mmengine's ``init_dist`` selects a CUDA device first).
 
     Args:
         launcher (str): ``--launcher`` of the tool.
@@ -54,12 +50,7 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
 
 
 def shutdown_distributed() -> None:
-    """Tear the process group down before the interpreter exits.
-
-    Left to interpreter shutdown, gloo's worker threads can still be alive
-    when their process group is destroyed, which aborts the process
-    ("terminate called without an active exception") after a run that
-    otherwise finished.
-    """
+    """Destroy the process group before the interpreter exits (gloo's
+    threads can abort a finished run otherwise)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -1,12 +1,3 @@
-"""Resume after a crash exactly where training stopped.
-
-mmengine's ``--resume`` restores weights, optimizer, schedulers and the
-iteration counter, but not the random number generators: a resumed run
-draws other random numbers (Conv-LoRA's gate noise, augmentation) than the
-uninterrupted one would have. :class:`ExactResumeHook` (in every config
-through ``configs/_base_/default_runtime.py``) saves and restores them.
-Crash-safe checkpoint files are :class:`SafeCheckpointHook`'s part.
-"""
 import random
 from typing import Optional
 
@@ -20,14 +11,10 @@ from mmseg.registry import HOOKS
 
 from ..mmengine_private import randomness_cfg
 
-__all__ = ['ExactResumeHook', 'get_rng_state', 'set_rng_state']
 
-
-# --------------------------------------------------------------------- RNG
 def get_rng_state() -> dict:
-    """The state of torch's (CPU and CUDA), numpy's and Python's global
-    generators, as tensors and plain Python values (loadable with
-    ``torch.load(weights_only=True)``)."""
+    """The state of torch's (CPU, CUDA), numpy's and Python's global
+    generators, as tensors and plain Python values."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     state = dict(
@@ -77,44 +64,15 @@ class ExactResumeHook(Hook):
     """Make ``--resume`` continue exactly where training stopped.
 
     Saves the random generators' state in each checkpoint
-    (``checkpoint['rng_state']``) and restores it when training resumes, at
-    the point where the uninterrupted run was: before the next epoch
-    (epoch-based loops: torch, CUDA, numpy, Python) or before the next
-    iteration (iteration-based loops: torch and CUDA; numpy and Python drive
-    the data pipeline, which mmengine replays when it skips the batches
-    already trained). To make that exact, validation does not consume the
-    training RNG (its state is put back after each validation), and the
-    training dataloader draws its worker base seeds from its own generator
-    instead of torch's global one.
-
-    What is then exact (same weights as an uninterrupted run, Conv-LoRA's
-    noisy gate included; on GPUs with deterministic kernels):
-
-    * iteration-based loops, with or without dataloader workers;
-    * epoch-based loops resumed from an epoch checkpoint with
-      ``num_workers=0`` or ``persistent_workers=False`` (the shipped
-      configs' training dataloaders): every epoch's workers are created
-      afresh and seeded from the run's seed, in the uninterrupted run as in
-      the resumed one.
-
-    Not exact: epoch-based loops with ``persistent_workers=True``. Persistent
-    workers are seeded once, when created, and their random augmentations
-    (e.g. flips) continue from epoch to epoch; after a resume they start
-    again from the seed, so the augmentations after the resume differ
-    (model-side randomness, data order and optimizer state are still
-    exact). A resume in that setting logs a warning.
-
-    Under DDP rank 0 saves the checkpoint, so its RNG state is the one saved
-    and every rank restores it; with the default
-    ``randomness.diff_rank_seed=False`` all ranks draw the same stream, so
-    that is exact. With ``diff_rank_seed=True`` ranks other than 0 are
-    re-seeded instead (resume is then exact on rank 0 only).
-
-    It also warns when the runner's checkpoint hook is mmengine's plain
-    ``CheckpointHook`` instead of :class:`SafeCheckpointHook`.
+    (``checkpoint['rng_state']``) and restores it where the uninterrupted
+    run was: before the next epoch (epoch loops: torch, CUDA, numpy,
+    Python) or iteration (iteration loops: torch and CUDA; mmengine replays
+    the data pipeline). Validation does not consume the training RNG, and
+    the training dataloader seeds its workers from its own generator.
+    What is exact and what is not: ``docs/faults.md``.
 
     Args:
-        rng (bool): Save and restore the RNG state. Default True.
+        rng (bool): Save and restore the RNG state. Defaults to True.
     """
 
     priority = 'VERY_HIGH'
@@ -136,7 +94,6 @@ class ExactResumeHook(Hook):
                     'configs/_base_/default_runtime.py does) for crash-safe '
                     'checkpoints.')
 
-    # ------------------------------------------------------------- RNG
     def before_train(self, runner) -> None:
         if not self.rng:
             return

@@ -1,227 +1,244 @@
-"""Stop (or skip the step) on a NaN/inf loss or gradient, and never keep a
-diverged state."""
-from typing import List
+import math
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
+from torch.nn.parallel import DistributedDataParallel
 
-from ..optimizers.non_finite_guard import NonFiniteGuard
-
-__all__ = ['NonFiniteLossHook', 'NonFiniteLossError']
+from .trainable_checkpoint_hook import unwrap
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training stopped by :class:`NonFiniteLossHook`."""
 
 
-@HOOKS.register_module()
-class NonFiniteLossHook(Hook):
-    """Keep NaN/inf out of the weights and the checkpoints.
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and \
+        dist.is_initialized() else 1
 
-    It switches on the optimizer wrapper's guard (:class:`NonFiniteGuard`,
-    part of the package's ``OptimWrapper`` and ``AmpOptimWrapper``) and
-    decides, after each iteration, what the guard found:
 
-    * **non-finite loss or gradient**: the optimizer step was not applied
-      and the gradients were dropped (with gradient accumulation, of the
-      whole accumulation window). ``action='raise'`` (default): training
-      stops with :class:`NonFiniteLossError` naming the iteration, the
-      epoch, the non-finite loss terms and the images of the batch; the
-      weights in memory and in the last checkpoint are sound.
-      ``action='skip'``: a warning names them and training goes on (the
-      learning-rate schedule moves on); after ``max_consecutive_skips``
-      skipped iterations in a row it stops as in ``'raise'`` (diverging, not
-      hiccuping).
-    * **diverged weights** (non-finite, or their norm grew more than
-      ``max_weight_growth`` times in one optimizer step, e.g. a learning
-      rate far too high): training stops in both modes, before any
-      checkpoint of that state is written, naming the last good checkpoint.
-      A run that diverged therefore never ends as a success.
+def _count(flag: bool, reduce: bool) -> int:
+    """On how many processes ``flag`` holds (all-reduced if ``reduce``)."""
+    count = torch.tensor([float(flag)])
+    if reduce:
+        count = count.cuda() if dist.get_backend() == 'nccl' else count
+        dist.all_reduce(count)
+    return int(count.item())
 
-    It also refuses to save a checkpoint whose trainable weights are not
-    finite, whatever produced them. Under DDP the processes agree (see
-    :class:`NonFiniteGuard`), so they stop or skip together.
+
+def _total_norm(tensors: List[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all ``tensors`` together."""
+    if hasattr(torch.nn.utils, 'get_total_norm'):  # torch >= 2.6: fused
+        return torch.nn.utils.get_total_norm(tensors)
+    return torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+class FiniteGradientCheck:
+    """Optimizer step pre-hook that drops a step with non-finite gradients.
+
+    With a NaN/inf gradient norm all gradients are set to None, so the step
+    leaves weights and optimizer state untouched. One host synchronisation
+    per step (plus one all-reduce if ``reduce``).
 
     Args:
-        action (str): ``'raise'`` or ``'skip'``.
-        max_consecutive_skips (int): See above. Default 10.
-        max_weight_growth (float): See above. Default 10.
+        check (bool): Check the gradients (False: a loss scaler does).
+        reduce (bool): Agree over processes whose gradients may differ.
     """
 
-    priority = 'VERY_HIGH'
+    def __init__(self, check: bool = True, reduce: bool = False):
+        self.check, self.reduce = check, reduce
+        self.stepped = False
+        self.dropped: Optional[float] = None
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        self.stepped = True
+        params = [
+            p for group in optimizer.param_groups for p in group['params']
+            if p.grad is not None
+        ]
+        if not self.check or not params:
+            return
+        norm = _total_norm([p.grad for p in params])
+        if _count(not torch.isfinite(norm).item(), self.reduce):
+            self.dropped, self.stepped = float(norm), False
+            for p in params:
+                p.grad = None
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Keep NaN/inf and diverged weights out of the model and checkpoints.
+
+    A non-finite gradient norm (as a NaN/inf loss gives) skips the optimizer
+    step of the whole accumulation window (:class:`FiniteGradientCheck`;
+    with AMP the loss scaler skips it). ``action='raise'`` then stops
+    training with :class:`NonFiniteLossError` naming the iteration, loss
+    terms and images; ``'skip'`` warns and goes on, and stops after
+    ``max_consecutive_skips`` in a row. A checkpoint is refused, and
+    training stopped, when the trainable weights are not finite or their
+    norm grew more than ``max_weight_growth`` times since the last
+    checkpoint (or the start).
+
+    Args:
+        action (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.
+        max_consecutive_skips (int): Defaults to 10.
+        max_weight_growth (float): Defaults to 10.
+    """
+
+    priority = 'HIGH'  # after RuntimeInfoHook has logged the losses
 
     def __init__(self,
                  action: str = 'raise',
                  max_consecutive_skips: int = 10,
                  max_weight_growth: float = 10.0):
         if action not in ('raise', 'skip'):
+            raise ValueError("NonFiniteLossHook action must be 'raise' or "
+                             f"'skip', got {action!r}.")
+        if max_consecutive_skips < 1 or not max_weight_growth > 1:
             raise ValueError(
-                f"NonFiniteLossHook action must be 'raise' or 'skip', got "
-                f'{action!r}.')
-        if max_consecutive_skips < 1:
-            raise ValueError('max_consecutive_skips must be >= 1, got '
-                             f'{max_consecutive_skips}.')
-        if not max_weight_growth > 1:
-            raise ValueError('max_weight_growth must be > 1, got '
-                             f'{max_weight_growth!r}.')
+                'NonFiniteLossHook needs max_consecutive_skips >= 1 and '
+                f'max_weight_growth > 1, got {max_consecutive_skips} and '
+                f'{max_weight_growth!r}.')
         self.action = action
         self.max_consecutive_skips = max_consecutive_skips
         self.max_weight_growth = max_weight_growth
-        self._wrappers: List[NonFiniteGuard] = []
-        self._consecutive = 0
-        self._img_paths: List[str] = []
         self.skipped_iters: List[int] = []
+        self._check: Optional[FiniteGradientCheck] = None
+        self._handle = None
+        self._consecutive = 0
+        self._bad_terms: List[str] = []
+        self._img_paths: List[str] = []
+        self._norm: Optional[float] = None
+        self._last_good: Optional[str] = None
 
-    # ------------------------------------------------------------ set-up
     def before_train(self, runner) -> None:
-        wrappers = runner.optim_wrapper.values() if isinstance(
-            runner.optim_wrapper,
-            OptimWrapperDict) else [runner.optim_wrapper]
-        self._wrappers = []
-        for wrapper in wrappers:
-            if not isinstance(wrapper, NonFiniteGuard):
-                raise TypeError(
-                    f'NonFiniteLossHook needs the optimizer wrapper of '
-                    f'mmseg_convlora (optim_wrapper.type="OptimWrapper" or '
-                    f'"AmpOptimWrapper" in the mmseg scope), got '
-                    f'{type(wrapper).__module__}.{type(wrapper).__name__}. '
-                    'Use one of those types, or remove NonFiniteLossHook '
-                    'from custom_hooks.')
-            wrapper.guard_non_finite(self.max_weight_growth)
-            self._wrappers.append(wrapper)
+        wrapper = runner.optim_wrapper
+        # DDP averages the gradients: every process sees the same
+        self._check = FiniteGradientCheck(
+            check=not hasattr(wrapper, 'loss_scaler'),
+            reduce=_world() > 1
+            and not isinstance(runner.model, DistributedDataParallel))
+        self._handle = wrapper.optimizer.register_step_pre_hook(self._check)
+        self._norm = self._weights(runner)[0]
+        self._last_good = runner.message_hub.get_info('last_ckpt')
 
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch=None) -> None:
-        paths = []
+    def after_train(self, runner) -> None:
+        self._handle.remove()
+        if self.skipped_iters:
+            runner.logger.warning(
+                f'NonFiniteLossHook skipped {len(self.skipped_iters)} '
+                f'optimizer steps (iterations {self.skipped_iters[:20]}'
+                f'{" ..." if len(self.skipped_iters) > 20 else ""}).')
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         samples = data_batch.get('data_samples', []) if isinstance(
             data_batch, dict) else []
-        for sample in samples or []:
-            path = sample.metainfo.get('img_path') if hasattr(
-                sample, 'metainfo') else None
-            if path:
-                paths.append(str(path))
-        self._img_paths = paths
+        self._img_paths = [
+            str(s.img_path) for s in samples or [] if 'img_path' in s
+        ]
 
-    # ------------------------------------------------------------ check
     def after_train_iter(self,
                          runner,
-                         batch_idx: int,
+                         batch_idx,
                          data_batch=None,
                          outputs=None) -> None:
-        events = [w.event for w in self._wrappers if w.event]
-        if not events:
+        # the losses RuntimeInfoHook has logged: no host synchronisation
+        hub, check = runner.message_hub, self._check
+        losses = {
+            k: hub.get_scalar(f'train/{k}').current()
+            for k in outputs or {} if 'loss' in k
+        }
+        self._bad_terms += [
+            k for k, v in losses.items()
+            if not math.isfinite(v) and k not in self._bad_terms
+        ]
+        if not runner.optim_wrapper.should_update():
+            return  # within an accumulation window: decide at its end
+        skipped, check.stepped = not check.stepped, False
+        bad_terms, self._bad_terms = self._bad_terms, []
+        if not skipped:
             self._consecutive = 0
             return
-        event = next((e for e in events if e['kind'] == 'weights'), events[0])
+        # rare: which processes had a non-finite loss
+        bad = _count(bool(bad_terms), _world() > 1)
+        if not bad and not check.check:
+            return  # a loss scaler finding its scale: normal with AMP
         it, epoch = runner.iter + 1, runner.epoch + 1
-        images = ''
-        if self._img_paths:
-            shown = self._img_paths[:8]
-            images = (f' Images of this batch: {shown}'
-                      f'{" ..." if len(self._img_paths) > 8 else ""}.')
-        last = runner.message_hub.get_info('last_ckpt')
-        if event['kind'] == 'weights':
-            self._stop(
-                runner,
-                (f'Training diverged at iteration {it} (epoch {epoch}): the '
-                 f'norm of the trainable weights went from '
-                 f'{event["before"]:.4g} to {event["after"]:.4g} in one '
-                 f'optimizer step (limit: {event["growth"]:g}x, '
-                 'max_weight_growth) although the loss was finite'
-                 f'{self._values(outputs)}. Training stopped before a '
-                 'checkpoint of this state was written' +
-                 (f'; the last good checkpoint is {last}' if last else '') +
-                 '.' + images + ' Lower the learning rate or clip the '
-                 'gradients (optim_wrapper.clip_grad).'))
-        self._consecutive += 1
-        if event['kind'] == 'loss':
-            terms = self._bad_terms(outputs)
+        values = ', '.join(f'{k}={v:.4g}' for k, v in losses.items())
+        if bad:
+            named = [t for t in bad_terms if t != 'loss'] or bad_terms
+            where = '' if _world() == 1 else (
+                f' on {bad} of {_world()} processes (this is rank '
+                f'{dist.get_rank()})')
             what = (f'Non-finite loss at iteration {it} (epoch {epoch}): '
-                    f'{", ".join(terms) or "loss"}'
-                    f'{self._where(event)}{self._values(outputs, terms)}.')
+                    f'{", ".join(named) or "on another process"}{where}; '
+                    f'values here: {values}.')
         else:
-            what = (f'Non-finite gradient at iteration {it} (epoch '
-                    f'{epoch}): gradient norm {event["norm"]} with a finite '
-                    f'loss{self._values(outputs)}.')
+            what = (f'Non-finite gradient at iteration {it} (epoch {epoch}): '
+                    f'gradient norm {check.dropped} with a finite loss; '
+                    f'values here: {values}.')
+        images = f' Images of this batch: {self._img_paths[:8]}' + (
+            ' ...' if len(self._img_paths) > 8 else '') + '.' \
+            if self._img_paths else ''
+        self._consecutive += 1
         if self.action == 'skip' and \
                 self._consecutive <= self.max_consecutive_skips:
             self.skipped_iters.append(it)
             runner.logger.warning(
-                what + ' The optimizer step of this iteration is skipped '
-                'and its gradients dropped.' + images)
+                f'{what} The optimizer step of this iteration is skipped and '
+                f'its gradients dropped.{images}')
             return
         why = (f' {self._consecutive} iterations in a row were non-finite.'
                if self.action == 'skip' else '')
+        last = f' (last checkpoint: {self._last_good})' \
+            if self._last_good else ''
         self._stop(
-            runner,
-            (what + why + ' Training stopped before the optimizer step, so '
-             'the weights were not updated with it' +
-             (f' (last checkpoint: {last})' if last else '') + '.' + images +
-             ' Common causes: a learning rate too high, float16 overflow '
-             '(try --amp-dtype bfloat16, or no --amp), a corrupt image or '
-             'mask. To skip such steps instead, use `tools/train.py '
-             "--nonfinite skip` (NonFiniteLossHook action='skip')."))
-
-    @staticmethod
-    def _bad_terms(outputs) -> List[str]:
-        if not isinstance(outputs, dict):
-            return []
-        bad = [
-            k for k, v in outputs.items()
-            if 'loss' in k and isinstance(v, torch.Tensor)
-            and not torch.isfinite(v.detach()).all()
-        ]
-        # name the terms, not the total, when a term is to blame
-        return [k for k in bad if k != 'loss'] or bad
-
-    @staticmethod
-    def _values(outputs, names=None) -> str:
-        if not isinstance(outputs, dict):
-            return ''
-        names = names or [k for k in outputs if 'loss' in k]
-        shown = [
-            f'{k}={outputs[k].detach().float().mean().item():.4g}'
-            for k in names if isinstance(outputs.get(k), torch.Tensor)
-        ]
-        return f'; values here: {", ".join(shown)}' if shown else ''
-
-    @staticmethod
-    def _where(event) -> str:
-        if not (dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() > 1):
-            return ''
-        return (f' on {event["ranks"]} of {dist.get_world_size()} processes '
-                f'(this is rank {dist.get_rank()})')
+            runner, f'{what}{why} Training stopped before the optimizer '
+            f'step, so the weights were not updated with it{last}.{images} '
+            'Common causes: a learning rate too high, float16 overflow (try '
+            '--amp-dtype bfloat16, or no --amp), a corrupt image or mask. To '
+            'skip such steps instead, use `tools/train.py --nonfinite skip` '
+            "(NonFiniteLossHook action='skip').")
 
     @staticmethod
     def _stop(runner, msg: str) -> None:
         runner.logger.error(msg)
         raise NonFiniteLossError(msg)
 
-    # ------------------------------------------------------------ saving
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        bad = [
-            n for n, p in model.named_parameters()
-            if p.requires_grad and not torch.isfinite(p.detach()).all()
-        ]
-        if bad:
-            self._stop(
-                runner,
-                (f'Refusing to save a checkpoint at iteration {runner.iter}: '
-                 f'{len(bad)} trainable weights are not finite (e.g. '
-                 f'{bad[:3]}); the previous checkpoints are kept.'))
+    @staticmethod
+    def _weights(runner):
+        """(norm of the trainable weights, names of non-finite ones)."""
+        params = [(n, p.detach())
+                  for n, p in unwrap(runner.model).named_parameters()
+                  if p.requires_grad]
+        if not params:
+            return 0.0, []
+        bad = [n for n, p in params if not torch.isfinite(p).all()]
+        return float(_total_norm([p for _, p in params])), bad
 
-    def after_train(self, runner) -> None:
-        if self.skipped_iters:
-            runner.logger.warning(
-                f'NonFiniteLossHook skipped {len(self.skipped_iters)} '
-                f'optimizer steps (iterations {self.skipped_iters[:20]}'
-                f'{" ..." if len(self.skipped_iters) > 20 else ""}).')
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # Runner saves on rank 0 only: a refusal there ends every process
+        norm, bad = self._weights(runner)
+        grown = self._norm is not None and not norm <= \
+            self.max_weight_growth * max(self._norm, 1.0)
+        if bad or grown:
+            it = checkpoint.get('meta', {}).get('iter', runner.iter)
+            detail = (f'{len(bad)} trainable weights are not finite (e.g. '
+                      f'{bad[:3]})' if bad else
+                      f'the norm of the trainable weights grew from '
+                      f'{self._norm:.4g} to {norm:.4g} since the last '
+                      f'checkpoint (limit: {self.max_weight_growth:g}x, '
+                      'max_weight_growth)')
+            last = f'; the last good checkpoint is {self._last_good}' \
+                if self._last_good else ''
+            self._stop(
+                runner, f'Training diverged at iteration {it}: {detail}. '
+                'Refusing to save a checkpoint of this state, so the '
+                f'previous checkpoints are kept{last}. Lower the learning '
+                'rate or clip the gradients (optim_wrapper.clip_grad).')
+        self._norm = norm
+        hub = getattr(runner, 'message_hub', None)
+        self._last_good = hub.get_info('last_ckpt') if hub else None

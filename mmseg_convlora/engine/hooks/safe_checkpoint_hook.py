@@ -1,68 +1,64 @@
-"""mmengine's ``CheckpointHook``, made safe against kills, full disks,
-copied work dirs and two runs in one work dir."""
 import glob
 import math
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Optional
 
+import numpy as np
 from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import HistoryBuffer
 from mmseg.registry import HOOKS
 
 from ..atomic_files import TMP_MARK, atomic_write
-from ..mmengine_private import (CheckpointHookSeam, resume_request,
-                                set_resume_checkpoint)
-from ..runner.checkpoint_files import (POINTER, find_resume_checkpoint,
+from ..mmengine_private import resume_request, set_resume_checkpoint
+from ..runner.checkpoint_files import (POINTER, CheckpointFileError,
+                                       find_resume_checkpoint,
                                        resolve_stored_path, stored_path,
                                        verify_checkpoint)
 from ..runner.work_dir_lock import WorkDirLock
 
-__all__ = ['SafeCheckpointHook']
-
 _PATH_KEYS = ('last_ckpt', 'best_ckpt')
 
 
+def _plain(obj):
+    """``obj`` with numpy values turned into Python ones (recursively)."""
+    if isinstance(obj, dict):
+        return type(obj)((k, _plain(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    return obj
+
+
 @HOOKS.register_module()
-class SafeCheckpointHook(CheckpointHookSeam):
-    """``CheckpointHook`` whose checkpoints survive a kill at any moment.
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` whose checkpoints survive a kill at any
+    moment.
 
-    The configs select it in ``configs/_base_/default_runtime.py``
-    (``default_hooks.checkpoint.type``). Same arguments and files as
-    mmengine's hook, and:
-
-    * **Atomic files.** Checkpoints and the ``last_checkpoint`` pointer are
-      written to a hidden temporary file and renamed into place (local work
-      dirs; other storage backends are used as configured). Temporary files
-      left by a killed save are removed at the next start.
-    * **Nothing deleted before its replacement is complete.** A new
-      checkpoint is verified (:func:`verify_checkpoint`: zip directory and
-      CRCs) before the pointer names it and before older checkpoints
-      (``max_keep_ckpts``) or the previous best checkpoint are deleted.
-      mmengine deletes both *before* writing the new file.
-    * **Paths relative to the work dir.** The pointer and the paths a
-      checkpoint records (``last_ckpt``, ``best_ckpt``) are relative to the
-      work dir, so a copied or moved work dir resumes from, and deletes,
-      its own files only.
-    * **Resume from what is there.** With ``resume=True`` (``--resume``)
-      it picks the checkpoint before mmengine loads it
-      (:func:`find_resume_checkpoint`): the pointer's file if complete,
-      else the newest complete ``epoch_N``/``iter_N`` checkpoint; nothing
-      to resume from, or an incomplete explicit checkpoint, is an error
-      naming the work dir or file.
-    * **One run per work dir.** Training takes an exclusive lock on the
-      work dir (:class:`WorkDirLock`); a second run is refused with a
-      message naming the first.
-    * **A best checkpoint that cannot be saved is explained.** A NaN
-      ``save_best`` metric (e.g. a validation set without foreground) is
-      warned about once, naming the metric and the validation data.
+    Same arguments and files as mmengine's hook, plus: atomic writes; a new
+    checkpoint is verified before ``last_checkpoint`` names it and before
+    older (``max_keep_ckpts``) or best checkpoints are deleted; paths stored
+    in the work dir are relative to it; ``--resume`` picks the newest
+    complete checkpoint; one training run per work dir; checkpoints hold
+    only types that ``torch.load(weights_only=True)`` accepts. See
+    ``docs/faults.md``.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs):
+        # mmengine deletes the oldest checkpoint before writing the new one:
+        # it keeps one more, and the extra goes once the new one is verified
+        self.keep = max_keep_ckpts
+        super().__init__(
+            *args,
+            max_keep_ckpts=max_keep_ckpts + (max_keep_ckpts > 0),
+            **kwargs)
         self._lock: Optional[WorkDirLock] = None
+        self._saved = False
+        self._pointer: Optional[str] = None
         self._warned_nan = False
 
-    # ------------------------------------------------------------ start-up
     def before_run(self, runner) -> None:
         resume, load_from = resume_request(runner)
         if resume:
@@ -79,18 +75,6 @@ class SafeCheckpointHook(CheckpointHookSeam):
                 and '://' not in str(out_dir)):
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
-        self._resolve_resumed_paths(runner)
-        if is_main_process():
-            self._remove_stale_temp_files(runner)
-
-    def after_run(self, runner) -> None:
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def _resolve_resumed_paths(self, runner) -> None:
-        """Make the paths a resumed checkpoint recorded point into this
-        work dir (see :func:`resolve_stored_path`)."""
 
         def resolve(path):
             return resolve_stored_path(path, runner.work_dir, self.out_dir)
@@ -103,98 +87,70 @@ class SafeCheckpointHook(CheckpointHookSeam):
             self.best_ckpt_path = resolve(self.best_ckpt_path)
         for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
             self.best_ckpt_path_dict[key] = resolve(path)
-
-    def _remove_stale_temp_files(self, runner) -> None:
-        folders = {str(runner.work_dir)}
-        if isinstance(self.out_dir, str) and '://' not in self.out_dir:
-            folders.add(self.out_dir)
-        for folder in folders:
-            pattern = osp.join(glob.escape(folder), '.*' + TMP_MARK + '*')
-            for path in glob.glob(pattern):
-                try:
-                    os.unlink(path)
-                    runner.logger.info(
-                        f'Removed {path}, left by a save that was killed.')
-                except OSError:
-                    pass
-
-    # ------------------------------------------------------------ saving
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        hub = checkpoint.get('message_hub')
-        if not isinstance(hub, dict) or 'runtime_info' not in hub:
-            return
-        info = dict(hub['runtime_info'])
-        for key, value in info.items():
-            if key.startswith(_PATH_KEYS) and isinstance(value, str):
-                info[key] = stored_path(value, runner.work_dir)
-        checkpoint['message_hub'] = dict(hub, runtime_info=info)
-
-    def _local(self) -> bool:
-        return '://' not in str(self.out_dir)
-
-    def save_checkpoint_step(self, runner, step: int, meta: dict) -> None:
-        """Save, verify, point at it, then delete what it replaces."""
-        outdated = []
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
-                                            self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated.append(self.keep_ckpt_ids.popleft())
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info('keep_ckpt_ids',
-                                           list(self.keep_ckpt_ids))
-        filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
-        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir,
-            filename,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
         if not is_main_process():
             return
-        if self._local():
-            verify_checkpoint(self.last_ckpt)
-        atomic_write(
-            osp.join(runner.work_dir, POINTER),
-            stored_path(str(self.last_ckpt), runner.work_dir).encode())
-        for old_step in outdated:
-            self._remove(
-                self.file_backend.join_path(
-                    self.out_dir, self.filename_tmpl.format(old_step)))
+        for folder in {runner.work_dir, self.out_dir}:
+            if '://' in folder:
+                continue
+            for path in glob.glob(
+                    osp.join(glob.escape(folder), '.*' + TMP_MARK + '*')):
+                os.unlink(path)
+                runner.logger.info(f'Removed {path}, left by a killed save.')
 
-    def _remove(self, path: str) -> None:
-        if path == self.last_ckpt:
-            return
-        if self.file_backend.isfile(path):
-            self.file_backend.remove(path)
-        elif self.file_backend.isdir(path):  # DeepSpeed checkpoints
-            self.file_backend.rmtree(path)
+    def after_run(self, runner) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
-    # ------------------------------------------------------------ best
-    def _best_paths(self) -> Dict[Optional[str], Optional[str]]:
-        if not self.save_best:
-            return {}
-        if len(self.key_indicators) == 1:
-            return {None: self.best_ckpt_path}
-        return dict(self.best_ckpt_path_dict)
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        pointer = osp.join(runner.work_dir, POINTER)
+        if not self._saved and is_main_process():
+            # mmengine overwrites it after the save, before verification
+            self._pointer = open(pointer).read() if osp.isfile(
+                pointer) else None
+        self._saved = True
+        hub = checkpoint.get('message_hub')
+        if isinstance(hub, dict) and 'log_scalars' in hub:
+            info = {
+                k:
+                stored_path(v, runner.work_dir)
+                if k.startswith(_PATH_KEYS) and isinstance(v, str) else v
+                for k, v in hub['runtime_info'].items()
+            }
+            scalars = {
+                k:
+                dict(
+                    log_history=v.data[0],
+                    count_history=v.data[1],
+                    max_length=v.max_length)
+                for k, v in hub['log_scalars'].items()
+            }
+            checkpoint['message_hub'] = _plain(
+                dict(hub, runtime_info=info, log_scalars=scalars))
+        checkpoint['meta'] = _plain(checkpoint.get('meta', {}))
 
-    def _set_best_paths(self, paths: Dict[Optional[str],
-                                          Optional[str]]) -> None:
-        for key, path in paths.items():
-            if key is None:
-                self.best_ckpt_path = path
-            else:
-                self.best_ckpt_path_dict[key] = path
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
+        for key, value in scalars.items():
+            if isinstance(value, dict):
+                scalars[key] = HistoryBuffer(**value)
+
+    # -------------------------------------------------- after each save
+    def after_train_iter(self, runner, *args, **kwargs) -> None:
+        self._saved = False
+        super().after_train_iter(runner, *args, **kwargs)
+        self._finish_save(runner)
+
+    def after_train_epoch(self, runner) -> None:
+        self._saved = False
+        super().after_train_epoch(runner)
+        self._finish_save(runner)
 
     def after_val_epoch(self, runner, metrics) -> None:
         """Save a new best checkpoint as mmengine does, but delete the
         previous one only once the new one is complete."""
         self._warn_nan_best(runner, metrics)
+        self._saved = False
         previous = self._best_paths()
         # with no previous path recorded, mmengine deletes nothing
         self._set_best_paths({k: None for k in previous})
@@ -204,16 +160,67 @@ class SafeCheckpointHook(CheckpointHookSeam):
             self._set_best_paths(previous)
             raise
         current = self._best_paths()
+        self._set_best_paths({
+            k: current.get(k) or old
+            for k, old in previous.items()
+        })
         for key, old in previous.items():
             new = current.get(key)
-            if new is None:
-                self._set_best_paths({key: old})
-            elif old and old != new and is_main_process():
-                if self._local():
-                    verify_checkpoint(new)
+            if new and old and old != new and is_main_process():
+                self._verify(new)
                 self._remove(old)
                 runner.logger.info(
                     f'The previous best checkpoint {old} is removed.')
+        self._finish_save(runner)
+
+    def _finish_save(self, runner) -> None:
+        """Verify what was saved, point at it, delete what it replaces."""
+        if not self._saved or not is_main_process() or not self.last_ckpt:
+            return
+        self._saved = False
+        pointer = osp.join(runner.work_dir, POINTER)
+        try:
+            self._verify(self.last_ckpt)
+        except CheckpointFileError:
+            if self._pointer is None:
+                os.remove(pointer)
+            else:
+                atomic_write(pointer, self._pointer.encode())
+            raise
+        atomic_write(
+            pointer,
+            stored_path(str(self.last_ckpt), runner.work_dir).encode())
+        if self.keep > 0:
+            for step in list(self.keep_ckpt_ids)[:-self.keep]:
+                self._remove(
+                    self.file_backend.join_path(
+                        self.out_dir, self.filename_tmpl.format(step)))
+
+    def _verify(self, path: str) -> None:
+        if '://' not in str(self.out_dir):
+            verify_checkpoint(path)
+
+    def _remove(self, path: str) -> None:
+        if path == self.last_ckpt:
+            return
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # DeepSpeed checkpoints
+            self.file_backend.rmtree(path)
+
+    def _best_paths(self) -> dict:
+        if not self.save_best:
+            return {}
+        if len(self.key_indicators) == 1:
+            return {None: self.best_ckpt_path}
+        return dict(self.best_ckpt_path_dict)
+
+    def _set_best_paths(self, paths: dict) -> None:
+        for key, path in paths.items():
+            if key is None:
+                self.best_ckpt_path = path
+            else:
+                self.best_ckpt_path_dict[key] = path
 
     def _warn_nan_best(self, runner, metrics: dict) -> None:
         if self._warned_nan or not self.save_best or not metrics:
@@ -227,8 +234,7 @@ class SafeCheckpointHook(CheckpointHookSeam):
         if not nan:
             return
         self._warned_nan = True
-        dataset = getattr(
-            getattr(runner, 'val_dataloader', None), 'dataset', None)
+        dataset = getattr(runner.val_dataloader, 'dataset', None)
         prefix = getattr(dataset, 'data_prefix', None) or {}
         where = prefix.get('seg_map_path') or prefix.get('img_path')
         data = (f'the validation masks in {where!r} ({len(dataset)} images)'

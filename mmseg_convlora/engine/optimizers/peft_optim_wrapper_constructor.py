@@ -4,40 +4,24 @@ from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-
-class _CountFrozenSkips(logging.Filter):
-    """Swallow the per-parameter 'skipped' warnings, counting them."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if 'is skipped since its requires_grad=False' in record.getMessage():
-            self.count += 1
-            return False
-        return True
+from ..runner.quiet_runner import quiet
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class PEFTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """mmengine's default constructor, quiet about frozen parameters.
+    """mmengine's default constructor without a log line per parameter.
 
-    The default constructor warns once per frozen tensor, which for a frozen
-    SAM ViT-H is hundreds of lines that hide the useful log. This one logs a
-    single line with their number; everything else (``paramwise_cfg``,
-    bias/norm decay multipliers) is unchanged.
+    The default constructor logs every frozen tensor it skips (hundreds for
+    a frozen SAM ViT-H) and every ``paramwise_cfg`` option it applies; here
+    only their number is logged, at DEBUG level. Everything else is
+    unchanged.
     """
 
     def __call__(self, model):
         logger = MMLogger.get_current_instance()
-        counter = _CountFrozenSkips()
-        logger.addFilter(counter)
-        try:
+        with quiet(logger, logging.ERROR):
             optim_wrapper = super().__call__(model)
-        finally:
-            logger.removeFilter(counter)
-        if counter.count:
-            logger.info(f'{counter.count} frozen parameter tensors are not '
-                        'passed to the optimizer.')
+        frozen = sum(not p.requires_grad for p in model.parameters())
+        logger.debug(f'{frozen} frozen parameter tensors are not passed to '
+                     'the optimizer.')
         return optim_wrapper

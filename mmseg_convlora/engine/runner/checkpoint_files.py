@@ -1,16 +1,4 @@
-"""Finding, checking and naming the training checkpoints of a work dir.
-
-Conventions (written by :class:`SafeCheckpointHook`):
-
-* Training checkpoints are ``epoch_N.pth`` / ``iter_N.pth`` (resumable:
-  they hold the optimizer and schedulers); ``best_*.pth`` hold the weights
-  only and are never resumed from.
-* Paths stored in the work dir (the ``last_checkpoint`` pointer, the
-  ``last_ckpt`` / ``best_ckpt`` entries of a checkpoint's message hub) are
-  relative to the work dir, so a copied or moved work dir uses its own
-  files. Absolute paths written by mmengine's own hook are read too: one
-  outside the work dir is taken by its file name, inside the work dir.
-"""
+"""The training checkpoints of a work dir: find, verify, name them."""
 import glob
 import logging
 import os
@@ -39,16 +27,12 @@ def _is_local(path: str) -> bool:
 
 
 def verify_checkpoint(path: str) -> None:
-    """Check that ``path`` is a complete checkpoint, without loading it.
-
-    torch writes checkpoints as zip archives: the archive's directory (at
-    the end of the file) must be readable and every member must match its
-    CRC, which catches truncated and corrupted files. Non-zip files (torch's
-    legacy format) are only checked for existence.
+    """Check that ``path`` is a complete checkpoint, without loading it:
+    its zip directory is readable and every member matches its CRC (files
+    in torch's legacy format are only checked to exist).
 
     Raises:
-        CheckpointFileError: Missing, empty, truncated or corrupt; the
-            message names the file.
+        CheckpointFileError: Missing, empty, truncated or corrupt.
     """
     if not osp.isfile(path):
         raise CheckpointFileError(f'Checkpoint {path!r} does not exist.')
@@ -82,13 +66,10 @@ def stored_path(path: str, work_dir: str) -> str:
 def resolve_stored_path(path: Optional[str],
                         work_dir: str,
                         out_dir: Optional[str] = None) -> Optional[str]:
-    """A path read from ``work_dir`` (pointer, message hub) as a usable path.
-
-    Relative paths are relative to ``work_dir``. An absolute local path
-    outside ``work_dir`` (written before the work dir was copied or moved)
-    is taken by its file name in ``out_dir`` (default: ``work_dir``), so
-    that a copy never reads or deletes the original run's files.
-    """
+    """A path read from ``work_dir`` (pointer, message hub) as a usable
+    path: relative ones are in ``work_dir``; an absolute one outside it
+    (the work dir was copied or moved) is taken by its file name in
+    ``out_dir`` (default ``work_dir``)."""
     if not path:
         return None
     path = str(path).strip()
@@ -106,8 +87,7 @@ def resolve_stored_path(path: Optional[str],
 
 
 def training_checkpoints(folder: str) -> List[str]:
-    """The resumable checkpoints in ``folder``, newest (highest epoch or
-    iteration, then latest modification) first."""
+    """The resumable checkpoints in ``folder``, newest first."""
     found = []
     for path in glob.glob(osp.join(glob.escape(folder), '*.pth')):
         match = _TRAINING_CKPT.match(osp.basename(path))
@@ -137,16 +117,13 @@ def find_resume_checkpoint(work_dir: str,
             (``--resume CKPT``); it must be complete.
 
     Returns:
-        str: Without ``checkpoint``: the file ``last_checkpoint`` names if it
-        is complete, else the newest complete ``epoch_N.pth`` /
-        ``iter_N.pth`` in the work dir (a kill between writing a checkpoint
-        and the pointer, or a pointer into another folder). The choice is
-        logged when it is not the pointer's.
+        str: ``checkpoint``, else the file ``last_checkpoint`` names if it is
+        complete, else the newest complete ``epoch_N`` / ``iter_N.pth``
+        (logged).
 
     Raises:
-        CheckpointFileError: The explicit checkpoint is missing or
-            incomplete (the message names the newest complete one, if any),
-            or the work dir holds no complete training checkpoint.
+        CheckpointFileError: ``checkpoint`` is incomplete, or the work dir
+            holds no complete training checkpoint.
     """
     work_dir = osp.abspath(work_dir)
     if checkpoint is not None:

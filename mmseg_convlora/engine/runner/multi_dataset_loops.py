@@ -1,12 +1,3 @@
-"""Test / validation loops over several named datasets, one model.
-
-The Conv-LoRA paper reports one model on several test sets (polyp: Kvasir,
-CVC-ClinicDB, CVC-ColonDB, ETIS, CVC-300; camouflage: CAMO, COD10K,
-CHAMELEON). mmengine's ``TestLoop`` takes one dataloader; these loops take a
-list of them, evaluate each test set with its own evaluator and report every
-metric under ``<test set name>/<metric>`` (e.g. ``Kvasir/Sm``), in one
-``tools/test.py`` run.
-"""
 import copy
 import logging
 from typing import Dict, List, Optional, Sequence, Union
@@ -36,13 +27,34 @@ def _as_list(dataloader) -> list:
 
 
 class _MultiDatasetMixin:
-    """Builds (name, dataloader, evaluator) triples and runs them in turn."""
+    """Named (dataloader, evaluator) pairs, run in turn."""
 
     _mode = 'test'
 
-    def _build_sets(self, runner, dataloader: Union[_LoaderCfg,
-                                                    Sequence[_LoaderCfg]],
-                    evaluator, names: Optional[Sequence[str]]) -> None:
+    def __init__(self,
+                 runner,
+                 dataloader: Union[_LoaderCfg, Sequence[_LoaderCfg]],
+                 evaluator,
+                 names: Optional[Sequence[str]] = None,
+                 fp16: bool = False) -> None:
+        self._runner = runner
+        self._build_sets(runner, dataloader, evaluator, names)
+        self.fp16 = fp16
+        setattr(self, f'{self._mode}_loss', dict())
+
+    def run(self) -> dict:
+        """Run every set; returns ``{'<name>/<metric>': value}``."""
+        mode = self._mode
+        self.runner.call_hook(f'before_{mode}')
+        self.runner.call_hook(f'before_{mode}_epoch')
+        self.runner.model.eval()
+        metrics = self._run_sets(f'{mode}_loss')
+        self.runner.call_hook(f'after_{mode}_epoch', metrics=metrics)
+        self.runner.call_hook(f'after_{mode}')
+        return metrics
+
+    def _build_sets(self, runner, dataloader, evaluator,
+                    names: Optional[Sequence[str]]) -> None:
         entries = _as_list(dataloader)
         if not entries:
             raise ValueError(
@@ -101,8 +113,7 @@ class _MultiDatasetMixin:
         self.current_name: Optional[str] = None
 
     def _select(self, i: int) -> None:
-        """Make set ``i`` the current one (``self.dataloader`` is what
-        mmengine's timer and logger hooks read for progress)."""
+        # mmengine's timer and logger hooks read self.dataloader
         self.dataloader = self.dataloaders[i]
         self.evaluator = self.evaluators[i]
         dataset = self.dataloader.dataset
@@ -153,8 +164,7 @@ def _fmt(value) -> str:
 
 
 def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
-    """One row per set, one column per scalar metric (as the papers'
-    tables)."""
+    """One row per set, one column per scalar metric."""
     keys: List[str] = []
     for metrics in per_set.values():
         for k, v in metrics.items():
@@ -182,91 +192,27 @@ class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
     """Test one model on several named test sets in one run.
 
     ``test_dataloader`` is one dataloader config with a ``name`` and its
-    ``extra_sets``, a list of further ones (or a list of all of them), each
-    with a ``name`` (and optionally its own ``evaluator``, else
-    ``test_evaluator`` is built once per set). Every metric is reported as
-    ``<name>/<metric>``; a table with one row per test set is printed at the
-    end. Hooks see one test epoch: ``before_test_epoch``, the iterations of
-    all sets (``runner.test_dataloader`` / ``test_loop.current_name`` are
-    the current set's), then ``after_test_epoch`` with all metrics.
-
-    .. code-block:: python
-
-        test_dataloader = dict(
-            name='Kvasir', batch_size=1, num_workers=2,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            dataset=dict(type='PolypDataset', data_root='data/polyp',
-                         data_prefix=dict(
-                             img_path='test/Kvasir/images',
-                             seg_map_path='test/Kvasir/masks'),
-                         pipeline=test_pipeline),
-            extra_sets=[dict(name='ETIS-LaribPolypDB', ...)])
-        test_evaluator = dict(type='SODMetric', beta2=0.3)
-        test_cfg = dict(type='MultiDatasetTestLoop')
-        # -> Kvasir/Sm, Kvasir/meanEm, ..., ETIS-LaribPolypDB/MAE
+    ``extra_sets`` (further ones), or a list of them, each optionally with
+    its own ``evaluator`` (else ``test_evaluator``, built once per set).
+    Metrics are reported as ``<name>/<metric>`` (e.g. ``Kvasir/Sm``), with a
+    table of all sets at the end; hooks see one test epoch,
+    ``test_loop.current_name`` naming the current set.
 
     Args:
         runner (Runner): The runner.
         dataloader (list[dict | DataLoader] | dict): The test sets.
-        evaluator (dict | list | Evaluator): Default evaluator config, built
-            once per test set (an ``Evaluator`` object is shared).
-        names (Sequence[str], optional): Names of the sets, overriding the
-            ``name`` keys. Defaults to None.
+        evaluator (dict | list | Evaluator): Default evaluator config.
+        names (Sequence[str], optional): Names overriding the ``name`` keys.
+            Defaults to None.
         fp16 (bool): Autocast the forward. Defaults to False.
     """
 
     _mode = 'test'
 
-    def __init__(self,
-                 runner,
-                 dataloader,
-                 evaluator,
-                 names: Optional[Sequence[str]] = None,
-                 fp16: bool = False) -> None:
-        self._runner = runner
-        self._build_sets(runner, dataloader, evaluator, names)
-        self.fp16 = fp16
-        self.test_loss: dict = dict()
-
-    def run(self) -> dict:
-        """Test on every set; returns ``{'<name>/<metric>': value}``."""
-        self.runner.call_hook('before_test')
-        self.runner.call_hook('before_test_epoch')
-        self.runner.model.eval()
-        metrics = self._run_sets('test_loss')
-        self.runner.call_hook('after_test_epoch', metrics=metrics)
-        self.runner.call_hook('after_test')
-        return metrics
-
 
 @LOOPS.register_module()
 class MultiDatasetValLoop(_MultiDatasetMixin, ValLoop):
-    """Validate on several named sets; the counterpart of
-    :class:`MultiDatasetTestLoop` for ``val_dataloader`` / ``val_cfg``.
-
-    Keys are ``<name>/<metric>``, so pick the checkpoint with e.g.
-    ``default_hooks=dict(checkpoint=dict(save_best='Kvasir/Sm'))``.
-    """
+    """:class:`MultiDatasetTestLoop` for ``val_dataloader`` / ``val_cfg``
+    (pick the checkpoint with e.g. ``save_best='Kvasir/Sm'``)."""
 
     _mode = 'val'
-
-    def __init__(self,
-                 runner,
-                 dataloader,
-                 evaluator,
-                 names: Optional[Sequence[str]] = None,
-                 fp16: bool = False) -> None:
-        self._runner = runner
-        self._build_sets(runner, dataloader, evaluator, names)
-        self.fp16 = fp16
-        self.val_loss: dict = dict()
-
-    def run(self) -> dict:
-        """Validate on every set; returns ``{'<name>/<metric>': value}``."""
-        self.runner.call_hook('before_val')
-        self.runner.call_hook('before_val_epoch')
-        self.runner.model.eval()
-        metrics = self._run_sets('val_loss')
-        self.runner.call_hook('after_val_epoch', metrics=metrics)
-        self.runner.call_hook('after_val')
-        return metrics

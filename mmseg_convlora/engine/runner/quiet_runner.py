@@ -1,68 +1,89 @@
-"""mmengine's Runner with a console for users, not for mmengine's authors."""
 import logging
 import warnings
 
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-# Messages of mmengine/mmseg that say nothing a user acts on. They are
-# logged at DEBUG level instead (``log_level='DEBUG'`` shows them).
-LIBRARY_NOISE = (
-    'System environment:',  # the environment dump
-    'Config:\n',  # the whole config (also saved to the work dir)
-    'Hooks will be executed in the following order',
-    'paramwise_options -- ',  # one line per bias / norm parameter
-    'frozen parameter tensors are not passed to the optimizer',
-    'Distributed training is not used, all SyncBatchNorm',
-    '"FileClient" will be deprecated',
-    '"HardDiskBackend" is the alias',
-    'The prefix is not set in metric class',
-    'Image shapes are different in the batch',
-    'Exp name: ',
-    'Loads checkpoint by local backend',
-)
-# Python warnings of mmseg that a config cannot avoid.
-LIBRARY_WARNINGS = (
-    '``build_loss`` would be deprecated soon',
-    'The draw is False, it means that the hook for visualization',
-)
+# Python warnings of mmseg that a config cannot avoid, by issuing module.
+LIBRARY_WARNINGS = ('mmseg.models.builder',
+                    'mmseg.engine.hooks.visualization_hook')
 
 
-class DemoteLibraryNoise(logging.Filter):
-    """Re-level the messages in :data:`LIBRARY_NOISE` to DEBUG, so the
-    handlers (at the runner's ``log_level``) drop them unless it is DEBUG.
-    Warnings of the plugin itself (bad data, ...) are never matched."""
+class quiet:
+    """Drop the messages of an :class:`MMLogger` below ``level`` (a context,
+    or :meth:`start` / :meth:`stop`), unless it shows DEBUG messages
+    (``log_level='DEBUG'``)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno > logging.DEBUG:
-            message = record.getMessage()
-            if any(part in message for part in LIBRARY_NOISE):
-                record.levelno = logging.DEBUG
-                record.levelname = 'DEBUG'
-        return True
+    def __init__(self, logger: logging.Logger, level: int = logging.WARNING):
+        self.logger, self.level, self.previous = logger, level, None
+
+    def start(self) -> 'quiet':
+        shows_debug = any(h.level <= logging.DEBUG
+                          for h in self.logger.handlers)
+        if not shows_debug and self.logger.level < self.level:
+            self.previous = self.logger.level
+            self.logger.setLevel(self.level)
+        return self
+
+    def stop(self) -> None:
+        if self.previous is not None:
+            self.logger.setLevel(self.previous)
+            self.previous = None
+
+    __enter__ = start
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 @RUNNERS.register_module()
 class QuietRunner(Runner):
-    """:class:`mmengine.runner.Runner` whose console shows what a user needs.
+    """:class:`mmengine.runner.Runner` whose console shows what users need.
 
-    What remains at the default ``log_level='INFO'``: the model's trainable
-    parameters, the datasets, progress lines with ETA, validation and test
-    results, checkpoints, and every warning about the user's data or config.
-    mmengine's environment and config dumps, hook order, per-parameter
-    optimizer options and known deprecation notices go to DEBUG level
-    (``--cfg-options log_level=DEBUG`` shows them). Set by
-    ``runner_type='QuietRunner'`` in ``configs/_base_/default_runtime.py``.
+    mmengine's set-up messages (environment and config dumps, hook order,
+    the SyncBN note of single-process runs, the metric-prefix notice) are
+    dropped unless ``log_level='DEBUG'``; the runner's own public steps
+    mark where they are logged. Progress, results, checkpoints and every
+    warning about data or config remain.
     """
 
     def __init__(self, *args, **kwargs):
         with warnings.catch_warnings():
-            for message in LIBRARY_WARNINGS:
-                warnings.filterwarnings('ignore', message=message)
-            super().__init__(*args, **kwargs)
+            for module in LIBRARY_WARNINGS:
+                warnings.filterwarnings('ignore', module=module)
+            self._quiet = None
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                if self._quiet is not None:
+                    self._quiet.stop()
 
-    def build_logger(self, *args, **kwargs):
+    def build_logger(self, *args, **kwargs) -> MMLogger:
         logger = super().build_logger(*args, **kwargs)
-        if not any(isinstance(f, DemoteLibraryNoise) for f in logger.filters):
-            logger.addFilter(DemoteLibraryNoise())
+        # the environment and config dump follow, until the message hub
+        self._quiet = quiet(logger).start()
         return logger
+
+    def build_message_hub(self, *args, **kwargs):
+        self._quiet.stop()
+        return super().build_message_hub(*args, **kwargs)
+
+    def wrap_model(self, *args, **kwargs):
+        with quiet(
+                self.logger,
+                logging.WARNING if not self.distributed else logging.NOTSET):
+            return super().wrap_model(*args, **kwargs)
+
+    def register_hooks(self, *args, **kwargs) -> None:
+        super().register_hooks(*args, **kwargs)
+        # the hook order follows, until the config is dumped
+        self._quiet = quiet(self.logger).start()
+
+    def dump_config(self) -> None:
+        self._quiet.stop()
+        super().dump_config()
+
+    def build_evaluator(self, *args, **kwargs):
+        with quiet(self.logger, logging.ERROR):
+            return super().build_evaluator(*args, **kwargs)

@@ -21,15 +21,11 @@ class WorkDirLockedError(RuntimeError):
 
 
 class WorkDirLock:
-    """An exclusive lock on a work dir, held while a run trains in it.
+    """An exclusive lock on a work dir while a run trains in it.
 
-    An advisory ``flock`` on ``<work_dir>/.train.lock``, which also records
-    who holds it (pid, host, start time, command). The operating system
-    releases it when the process ends, however it ends (``kill -9``
-    included), so no stale lock is ever left. A process may take the lock
-    of a work dir again while it holds it (several runs one after another
-    in one process). On systems without ``fcntl`` (Windows) nothing is
-    locked.
+    An advisory ``flock`` on ``<work_dir>/.train.lock`` recording its
+    holder; the system releases it when the process ends, however it ends.
+    No-op without ``fcntl`` (Windows).
 
     Args:
         work_dir (str): The folder to lock (created if missing).
@@ -42,11 +38,10 @@ class WorkDirLock:
         self.path = osp.join(self.work_dir, LOCK_NAME)
 
     def acquire(self) -> None:
-        """Take the lock.
+        """Take the lock (again, in the process that holds it).
 
         Raises:
-            WorkDirLockedError: Another process holds it; the message names
-                that process and the fix.
+            WorkDirLockedError: Another process holds it.
         """
         if fcntl is None or self.work_dir in self._held:
             return

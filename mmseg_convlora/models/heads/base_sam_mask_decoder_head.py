@@ -257,24 +257,24 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                 'in_index=-1.')
         return embedding
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        """Refuse trained weights of the other token sequence.
+    def state_dict_mismatch(self, state_dict, prefix: str = ''):
+        """Why trained weights of this head cannot load (None if they can):
+        a checkpoint of this head (with ``query_tokens``) holds
+        ``sam_multimask_tokens`` exactly when it was trained with SAM's
+        multi-mask tokens in the sequence."""
+        if prefix + 'query_tokens' not in state_dict:
+            return None
+        had = prefix + 'sam_multimask_tokens' in state_dict
+        if had == self.keep_sam_multimask_tokens:
+            return None
+        return (f"its decode head was trained {'with' if had else 'without'}"
+                " SAM's three multi-mask tokens in its token sequence, this "
+                f"model is built {'without' if had else 'with'} them: set "
+                f'model.decode_head.keep_sam_multimask_tokens={had} to load '
+                'it')
 
-        Raises:
-            SAMCheckpointError: The checkpoint (it holds
-                ``sam_multimask_tokens`` exactly when trained with them) and
-                the head disagree on ``keep_sam_multimask_tokens``.
-        """
-        if prefix + 'query_tokens' in state_dict:
-            had = prefix + 'sam_multimask_tokens' in state_dict
-            if had != self.keep_sam_multimask_tokens:
-                with_had = 'with' if had else 'without'
-                with_own = 'with' if self.keep_sam_multimask_tokens \
-                    else 'without'
-                raise SAMCheckpointError(
-                    f"The checkpoint's decode head was trained {with_had} "
-                    "SAM's three multi-mask tokens in its token sequence, "
-                    f'this model is built {with_own} them. Set '
-                    'model.decode_head.keep_sam_multimask_tokens='
-                    f'{had} in the config to load it.')
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        mismatch = self.state_dict_mismatch(state_dict, prefix)
+        if mismatch:
+            raise SAMCheckpointError(f'The checkpoint: {mismatch}.')
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

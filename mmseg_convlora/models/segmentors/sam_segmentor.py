@@ -4,7 +4,6 @@ import inspect
 import logging
 from typing import Dict, List, Optional
 
-import torch
 from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
@@ -15,8 +14,7 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from ..backbones.base_sam_backbone import BaseSAMBackbone
-from ..utils.peft_checkpoint import (WRAPPER_PARTS, check_state_dict,
-                                     fill_frozen_weights)
+from ..utils.peft_checkpoint import prepare_state_dict
 
 
 def takes_checkpoint(cfg: Optional[dict]) -> bool:
@@ -66,40 +64,14 @@ def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
 class SAMSegmentor(EncoderDecoder):
     """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
 
-    The backbone is a SAM encoder (``SAMViT``, ``SAMTinyViT``) or any mmseg
-    backbone wrapped in ``PEFTBackbone``; the decode head is a SAM head or
-    any mmseg head (``UPerHead``, ``FCNHead``, ``SegformerHead``, ... on the
-    backbone's ``out_indices`` maps), auxiliary heads included.
-    Differences from mmseg's ``EncoderDecoder``:
-
-    * The data samples reach the backbone: ``loss``, ``predict`` and
-      ``_forward`` call :meth:`extract_feat` with them, and it passes them on
-      to a backbone whose ``forward`` takes ``data_samples`` (``SAMViT``
-      reads cached embeddings and CAD's input image from them). mmseg's
-      ``encode_decode`` path (images only) still works for backbones that do
-      not need them.
-    * ``loss`` adds the auxiliary losses the backbone's adapters produced in
-      the same forward pass (Conv-LoRA's load-balancing ``loss_moe``).
-    * ``predict`` runs whole-image inference on a SAM backbone: SAM takes
-      one fixed square input, so ``test_cfg=dict(mode='slide')`` is refused
-      there (other backbones may slide, as in mmseg).
-    * ``postprocess_result`` turns the head's output into probabilities
-      (sigmoid for one channel; softmax of an mmseg head's logits; the
-      multi-class SAM head returns probabilities already) *before* undoing
-      padding/flip and resizing to the original image size (bilinear), so
-      ``seg_logits`` holds probabilities at the ground truth's resolution
-      for the metrics, and ``pred_sem_seg`` thresholds (binary) or takes the
-      argmax (multi-class) of those.
-    * A ``decode_head`` config naming the multi-class head
-      ``SAMMaskDecoderHead`` builds ``SAMMaskClassificationHead``
-      (:func:`multi_class_head_cfg`).
-    * Loading a state dict (``load_state_dict``, mmseg's ``init_model``,
-      ``MMSegInferencer``, ``load_from``) refuses one that does not fit the
-      trainable weights (missing, extra or reshaped ones, or none at all:
-      e.g. a checkpoint of another adapter or number of classes, or the SAM
-      weights file) and completes a trainable-only one with the frozen
-      weights loaded at construction (SAM's, or those of PEFTBackbone's
-      ``init_cfg``).
+    The backbone is a SAM encoder or an mmseg backbone in ``PEFTBackbone``;
+    the decode head is a SAM head or any mmseg head. Unlike mmseg's
+    ``EncoderDecoder`` it passes the data samples to a backbone whose
+    ``forward`` takes them, adds the backbone's auxiliary losses (Conv-LoRA's
+    ``loss_moe``), runs whole-image inference on SAM backbones, returns
+    probabilities at the original size in ``seg_logits``, and checks and
+    completes every state dict loaded into it
+    (:func:`~mmseg_convlora.models.utils.prepare_state_dict`).
 
     Args:
         sam_checkpoint (str, optional): Official SAM checkpoint file, passed
@@ -260,29 +232,12 @@ class SAMSegmentor(EncoderDecoder):
             })
         return data_samples
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        # Under FSDP the names and shapes of the wrapped modules differ from
-        # the checkpoint's; TrainableCheckpointHook checked the checkpoint
-        # against the unwrapped names before FSDP loads it.
-        if not self._inside_fsdp(prefix):
-            own = {
-                k[len(prefix):]: v
-                for k, v in state_dict.items() if k.startswith(prefix)
-            }
-            check_state_dict(self, own)
-            fill_frozen_weights(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
-
-    def _inside_fsdp(self, prefix: str) -> bool:
-        if any(p in prefix for p in WRAPPER_PARTS):
-            return True
-        if not torch.distributed.is_available():
-            return False
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        return any(isinstance(m, FSDP) for m in self.modules())
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the checkpoint contract of the whole model, checked once where a
+        # load starts (a wrapper's load, e.g. FSDP's, passes a prefix)
+        if not prefix:
+            prepare_state_dict(self, state_dict)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable and total parameter counts (shared tensors once)."""

@@ -1,0 +1,30 @@
+import torch
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+
+@HOOKS.register_module()
+class FSDPClipGradHook(Hook):
+    """Clip gradients by the norm over all FSDP shards.
+
+    mmengine's optimizer wrapper clips with ``clip_grad_norm_`` over the
+    parameters it holds, under FSDP each process's shard. This hook makes
+    the wrapper's norm clipping use the FSDP model's ``clip_grad_norm_``,
+    which all-reduces the norm first. Nothing changes when the model is not
+    FSDP or ``clip_grad`` is not a norm clip.
+    """
+
+    def before_train(self, runner) -> None:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        model, wrapper = runner.model, runner.optim_wrapper
+        if not isinstance(model, FullyShardedDataParallel) or getattr(
+                wrapper, 'clip_func', None) is not \
+                torch.nn.utils.clip_grad_norm_:
+            return
+
+        def clip_global_norm(params, max_norm, norm_type=2.0, **kwargs):
+            return model.clip_grad_norm_(max_norm, norm_type)
+
+        wrapper.clip_func = clip_global_norm
+        runner.logger.info('FSDPClipGradHook: gradients are clipped by '
+                           'the global norm over all shards.')

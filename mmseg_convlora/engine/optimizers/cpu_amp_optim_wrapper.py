@@ -1,0 +1,63 @@
+from contextlib import contextmanager
+from typing import Union
+
+import torch
+import torch.nn as nn
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmseg.registry import OPTIM_WRAPPERS
+
+from ..mmengine_private import set_loss_scale_update
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAmpOptimWrapper(AmpOptimWrapper):
+    """mmengine's ``AmpOptimWrapper`` on the CPU, which mmengine's refuses.
+
+    Autocasts to ``bfloat16`` (default) or ``float16`` on the CPU and scales
+    the loss with ``torch.amp.GradScaler('cpu')``. ``tools/train.py --amp``
+    selects it when no GPU is available.
+
+    Args:
+        loss_scale (str | float | dict): ``'dynamic'``, a fixed scale, or
+            ``GradScaler`` keyword arguments. Defaults to 'dynamic'.
+        dtype (str | torch.dtype, optional): Autocast dtype. Defaults to
+            None (``bfloat16``).
+        **kwargs: See :class:`mmengine.optim.OptimWrapper`.
+    """
+
+    def __init__(self,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 **kwargs):
+        # AmpOptimWrapper.__init__ refuses CPUs: set up what it would
+        OptimWrapper.__init__(self, **kwargs)
+        set_loss_scale_update(self, None)
+        if loss_scale == 'dynamic':
+            self.loss_scaler = torch.amp.GradScaler('cpu')
+        elif isinstance(loss_scale, float):
+            set_loss_scale_update(self, loss_scale)
+            self.loss_scaler = torch.amp.GradScaler(
+                'cpu', init_scale=loss_scale)
+        elif isinstance(loss_scale, dict):
+            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
+        else:
+            raise TypeError('loss_scale must be a float, a dict or '
+                            f"'dynamic', got {loss_scale!r}.")
+        if isinstance(dtype, str):
+            if dtype not in ('float16', 'bfloat16'):
+                raise ValueError("dtype must be 'float16' or 'bfloat16', "
+                                 f'got {dtype!r}.')
+            dtype = getattr(torch, dtype)
+        self.cast_dtype = dtype or torch.bfloat16
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        param = next(model.parameters(), None)
+        if param is not None and param.device.type != 'cpu':
+            raise ValueError(
+                f'CPUAmpOptimWrapper autocasts on the CPU, but the model is '
+                f"on {param.device}: use optim_wrapper.type='AmpOptimWrapper'."
+            )
+        with OptimWrapper.optim_context(self, model), torch.autocast(
+                device_type='cpu', dtype=self.cast_dtype):
+            yield
