@@ -105,7 +105,13 @@ class ONNXSegPredictor:
                  model: str,
                  providers: Sequence[str] = ('CPUExecutionProvider', ),
                  session_options=None):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ModuleNotFoundError as err:
+            raise ModuleNotFoundError(
+                f'{err}: install the deploy requirements (pip install -r '
+                'requirements-deploy.txt, or the package\'s [deploy] extra)'
+            ) from err
         self.session = ort.InferenceSession(
             model, session_options, providers=list(providers))
         found = self.session.get_modelmeta().custom_metadata_map

@@ -1,17 +1,20 @@
 """ONNXSegPredictor's own steps: resizing as mmcv and PyTorch do, padding
 and cropping, refusals (a small hand-made ONNX model, no export)."""
 import json
+import sys
 
 import numpy as np
-import onnx
 import pytest
 import torch
 import torch.nn.functional as F
 from mmcv.transforms import Resize
-from onnx import TensorProto, helper
 
 from mmseg_convlora.deploy import (META_KEY, ONNXSegPredictor, resize_bilinear,
                                    resize_image)
+
+onnx = pytest.importorskip('onnx')  # requirements-deploy.txt: Python >= 3.11
+pytest.importorskip('onnxruntime')
+TensorProto, helper = onnx.TensorProto, onnx.helper
 
 
 @pytest.mark.parametrize('align_corners', [False, True])
@@ -111,3 +114,9 @@ def test_refusals(tmp_path):
         predictor(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(ValueError, match='larger than the network input'):
         predictor(np.zeros((9, 8, 3), np.uint8))
+
+
+def test_missing_onnxruntime_names_the_requirements(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)
+    with pytest.raises(ModuleNotFoundError, match='requirements-deploy.txt'):
+        ONNXSegPredictor(str(tmp_path / 'model.onnx'))

@@ -1,6 +1,8 @@
 """tools/deploy/export_onnx.py: the processing it records from the config,
 and the test-pipeline steps it refuses (the export itself:
 tests/deploy/test_onnx_equivalence.py)."""
+import sys
+
 import pytest
 
 from helpers import build_tiny_model, load_tool, tiny_config
@@ -27,3 +29,11 @@ def test_unsupported_test_pipeline_step_is_refused(tiny_ckpt):
     model = build_tiny_model(tiny_ckpt, dict(type='LoRA'))
     with pytest.raises(ValueError, match='RandomCrop.*remove it'):
         load_tool('deploy', 'export_onnx.py').processing(cfg, model)
+
+
+def test_missing_exporter_names_the_requirements(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, 'onnxscript', None)
+    with pytest.raises(SystemExit, match='requirements-deploy.txt'):
+        load_tool('deploy', 'export_onnx.py').main(
+            ['cfg.py', 'ckpt.pth', '--out',
+             str(tmp_path / 'm.onnx')])

@@ -206,6 +206,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        import onnxscript  # noqa: F401  the dynamo exporter's backend
+    except ModuleNotFoundError as err:
+        raise SystemExit(f'{err}: install the deploy requirements: pip '
+                         'install -r requirements-deploy.txt')
     model = init_segmentor(args.config, args.checkpoint, 'cpu',
                            args.cfg_options)
     meta = processing(model.cfg, model)
