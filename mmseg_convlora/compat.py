@@ -18,6 +18,23 @@ __all__ = [
 MMCV_FULL_AVAILABLE = has_compiled_mmcv_ops()
 
 
+def import_torchvision() -> None:
+    """Import torchvision (``segment_anything`` needs it), or fail in one
+    line naming both versions when it was built for another torch."""
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError as err:  # operator torchvision::nms does not exist
+        from importlib.metadata import version
+        base, _, build = torch.__version__.partition('+')
+        index = build and f' --index-url https://download.pytorch.org/whl/' \
+            f'{build}'
+        raise ImportError(
+            f'torchvision {version("torchvision")} does not match torch '
+            f'{torch.__version__} ({err}); install both in one command from '
+            f'one index: pip install --force-reinstall torch=={base} '
+            f'torchvision{index}') from None
+
+
 def mmengine_checkpoint_types() -> list:
     """The types mmengine 0.10 pickles into checkpoints besides tensors:
     message-hub history buffers and numpy arrays, scalars and dtypes."""
@@ -59,3 +76,4 @@ def safe_torch_load(path: str, map_location='cpu'):
 
 
 install()
+import_torchvision()

@@ -4,6 +4,8 @@ import io
 import os
 import os.path as osp
 import pickle
+import re
+import shlex
 import shutil
 import site
 import subprocess
@@ -170,3 +172,41 @@ def test_safety_is_not_switched_off():
     buf.seek(0)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(buf, weights_only=True)
+
+
+def _install_check_command():
+    """The one-line install check of docs/get_started.md (the README's
+    is the same)."""
+    with open(osp.join(REPO, 'docs', 'get_started.md')) as f:
+        text = f.read()
+    section = text[text.index('### Check the install'):]
+    command = re.search(r'```bash\n(python -c .*)\n```', section).group(1)
+    with open(osp.join(REPO, 'README.md')) as f:
+        assert command in f.read()
+    return shlex.split(command)
+
+
+def test_install_check_names_mismatched_torch_and_torchvision(tmp_path):
+    """A torchvision built for another torch fails on import with the
+    RuntimeError below; the check reports it in one line with both
+    versions and the reinstall command."""
+    command = _install_check_command()
+    ok = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=True)
+    import torchvision
+    assert ok.stdout.split() == [
+        'torch', torch.__version__, 'torchvision', torchvision.__version__
+    ]
+    fake = tmp_path / 'torchvision'
+    fake.mkdir()
+    (fake / '__init__.py').write_text(
+        'raise RuntimeError("operator torchvision::nms does not exist")\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+    bad = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0
+    last = bad.stderr.strip().splitlines()[-1]
+    base = torch.__version__.split('+')[0]
+    assert last.startswith('ImportError: torchvision ')
+    assert f'does not match torch {torch.__version__} ' in last
+    assert f'pip install --force-reinstall torch=={base} torchvision' in last

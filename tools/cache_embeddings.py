@@ -3,9 +3,8 @@ horizontal flips), for training without the encoder (CAD, decoder-only).
 
     python tools/cache_embeddings.py CONFIG [--out DIR] [--splits ...]
 
-``--out`` defaults to the config's ``model.backbone.embedding_source.dir``.
-Running it again adds missing images; a stale cache (other checkpoint,
-arch or size) is replaced. See docs/speed_and_memory.md.
+``--out`` defaults to ``model.backbone.embedding_source.dir``. A rerun adds
+missing images and replaces a stale cache; see docs/speed_and_memory.md.
 """
 import argparse
 import copy

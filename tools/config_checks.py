@@ -1,14 +1,20 @@
 """Checks of tools/train.py and tools/test.py (not a script): typos in a
 config or in ``--cfg-options`` stop the run before anything is built, with
-one line that names the key and the nearest valid one."""
+one line that names the key and the nearest valid one; :func:`user_errors`
+ends the tools' other errors a user can fix in one line."""
+import contextlib
 import copy
 import difflib
+import importlib.util
 import inspect
 import logging
+import os.path as osp
+import traceback
 import warnings
 from typing import Iterable, List, Optional, Set
 
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop, Runner,
                              TestLoop, ValLoop)
 
@@ -29,6 +35,38 @@ _DEFAULT_LOOPS = dict(val_cfg=ValLoop, test_cfg=TestLoop)
 
 class ConfigError(ValueError):
     """A config setting or override that would fail late or do nothing."""
+
+
+# Raised on purpose by the package or the tools, these name the file or
+# setting and the fix; the same types raised elsewhere are bugs.
+USER_ERRORS = (ValueError, OSError, RuntimeError, ImportError,
+               FloatingPointError)
+_OUR_DIRS = tuple(
+    osp.dirname(path) + osp.sep
+    for path in (importlib.util.find_spec('mmseg_convlora').origin, __file__))
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool = False):
+    """Exit with ``error: <message>`` instead of a traceback when the
+    package or the tools raise a :data:`USER_ERRORS` error; the run's log
+    file, if any, gets the traceback. ``debug`` keeps the traceback."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        tb = err.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        if debug or not tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
+            raise
+        record = logging.LogRecord(
+            'mmengine', logging.ERROR, '', 0, ''.join(
+                traceback.format_exception(type(err), err, err.__traceback__)),
+            None, None)
+        for handler in MMLogger.get_current_instance().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+        raise SystemExit(f'error: {err}') from None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -9,6 +9,7 @@ from typing import Iterator, List, Optional
 
 from mmengine.config import Config
 
+from mmseg_convlora.engine import named_sets
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
 from tools.config_checks import ConfigError, check_overrides, did_you_mean
 
@@ -42,16 +43,10 @@ METHOD_ADAPTERS = {
 _CAD_REFERENCE_SIZE = 1024
 
 
-def _loaders(loaders) -> List[dict]:
-    """A dataloader config (and its named ``extra_sets``) or a list."""
-    loaders = list(loaders) if isinstance(loaders, list) else [loaders]
-    return loaders + list(loaders[0].get('extra_sets', []))
-
-
 def loader_datasets(loaders) -> Iterator[dict]:
     """Every dataset dict of dataloader config(s), wrappers and the
     datasets they wrap (``ConcatDataset``, ``RepeatDataset``, ...)."""
-    for loader in _loaders(loaders):
+    for _, loader in named_sets(loaders):
         stack = [loader.get('dataset')]
         while stack:
             dataset = stack.pop()
@@ -158,7 +153,7 @@ def set_trial(cfg: Config, iters: int) -> None:
 
 def _take_batches(cfg: Config, key: str, batches: int) -> None:
     """Read the first ``batches`` batches of each dataset of ``key``."""
-    for loader in _loaders(cfg[key]):
+    for _, loader in named_sets(cfg[key]):
         dataset = loader['dataset']
         if 'datasets' in dataset or 'dataset' in dataset:
             raise ConfigError(

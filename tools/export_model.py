@@ -2,11 +2,9 @@
 
     python tools/export_model.py CONFIG CHECKPOINT OUT [--format mmseg|sam]
 
-``mmseg`` (default): the deployable model's full state dict (LoRA merged
-into SAM's weights) and, beside it, the config that builds it with no SAM
-file. ``sam``: an official SAM checkpoint (merged LoRA or decoder-only,
-binary head with ``keep_sam_multimask_tokens=True``). The exported model is
-checked against the trained one first. See docs/inference.md.
+``mmseg``: full state dict (LoRA merged) and its config; ``sam``: an
+official SAM checkpoint. Outputs are checked against the trained model;
+see docs/inference.md.
 """
 import argparse
 import copy

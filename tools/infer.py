@@ -18,13 +18,17 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from tools.config_checks import user_errors
+
+with user_errors('--debug' in sys.argv):  # e.g. a broken torch install
+    import mmseg_convlora  # noqa: F401  registers the plugin
+
 import mmcv
 import numpy as np
 import torch
 from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
-import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.apis import (InferencePipeline, config_test_dataset,
                                  get_test_pipeline, inference_config,
                                  init_segmentor)
@@ -66,6 +70,10 @@ def parse_args(argv=None):
         action=DictAction,
         help='override config settings, e.g. '
         'model.sam_checkpoint=/path/to/sam_vit_b_01ec64.pth')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors (they end in one line otherwise)')
     return parser.parse_args(argv)
 
 
@@ -204,6 +212,11 @@ def onnxruntime_backend(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    with user_errors(args.debug):
+        infer(args)
+
+
+def infer(args):
     images = find_images(args.inputs)
     backend = onnxruntime_backend if args.backend == 'onnxruntime' \
         else pytorch_backend

@@ -2,14 +2,9 @@
 
     python tools/make_demo_data.py [--task shadow|multiclass] [--out DIR]
 
-``--task shadow`` (default, into ``data/demo_shadow``): ``train/`` and
-``val/`` with ``images/*.jpg`` and 0/255 ``masks/*.png`` (dark elliptical
-"shadows" on textured bright ground). ``--task multiclass`` (into
-``data/demo_multiclass``): bright squares (class 1) and dark discs (class 2);
-masks hold class ids. Both get ``tiny_sam.pth``, a randomly initialised
-small SAM in the official checkpoint layout. Nothing is downloaded.
-``tools/train.py`` and ``tools/test.py`` build what a demo config
-(``demo_data = dict(task=...)``) misses with :func:`build_missing_demo_data`.
+Writes ``data/demo_<task>/{train,val}/{images,masks}`` (shadow: dark
+ellipses, 0/255 masks; multiclass: squares = 1, discs = 2) and
+``tiny_sam.pth``, a random small SAM in the official layout.
 """
 import argparse
 import os
@@ -47,8 +42,8 @@ def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
                    embed_dim: int = TINY_EMBED_DIM,
                    decoder: Optional[dict] = None,
                    seed: int = 0) -> Sam:
-    """A small ``segment_anything`` SAM with random weights (its position
-    embeddings too), in eval mode; the global RNG is left as it was.
+    """A small random ``segment_anything`` SAM in eval mode (global RNG
+    untouched).
 
     Args:
         img_size (int): Square input size.
@@ -178,9 +173,8 @@ def make_demo_data(out: str,
 
 
 def build_missing_demo_data(cfg) -> List[str]:
-    """Build what a demo config (``demo_data = dict(task=...)``) reads and
-    is not there: data roots without ``train/images``, and a missing
-    ``model.sam_checkpoint``. Other configs are left alone.
+    """Build the missing data and tiny SAM of a demo config
+    (``demo_data = dict(task=...)``); other configs are left alone.
 
     Returns:
         list[str]: What was built, for the log.

@@ -3,7 +3,7 @@
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show-dir DIR [--show-interval N] [--show-alpha A]]
-        [--method METHOD] [--cfg-options k=v ...] [--launcher ...]
+        [--method METHOD] [--cfg-options k=v ...] [--launcher ...] [--debug]
 
 Checkpoints written by training hold only the trainable weights; the frozen
 SAM weights are read from the config's ``model.sam_checkpoint``.
@@ -21,16 +21,19 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from tools.config_checks import check_config, user_errors
+
+with user_errors('--debug' in sys.argv):  # e.g. a broken torch install
+    import mmseg_convlora  # noqa: F401  registers the plugin
+
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import RUNNERS
 
-import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.compat import allow_mmengine_checkpoint_types
 from mmseg_convlora.engine import init_dist_on_cpu, shutdown_distributed
 from mmseg_convlora.models.utils import CheckpointMismatchError
-from tools.config_checks import ConfigError, check_config
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -88,6 +91,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors (they end in one line otherwise; '
+        'the log file of the run keeps it)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -115,18 +123,20 @@ def trigger_visualization_hook(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
+    with user_errors(args.debug):
+        return test(args)
+
+
+def test(args):
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} not found. Pass a .pth written '
             'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    try:
-        for note in apply_overrides(cfg, args.cfg_options, args.method):
-            print_log(note, logger='current')
-        check_config(cfg, training=False)
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
+    for note in apply_overrides(cfg, args.cfg_options, args.method):
+        print_log(note, logger='current')
+    check_config(cfg, training=False)
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
     if args.launcher == 'none':  # one process: nothing races for the files
@@ -152,7 +162,7 @@ def main(argv=None):
             return runner.test()
     except CheckpointMismatchError as err:
         err.source = f'The checkpoint {args.checkpoint!r}'
-        sys.exit(f'error: {err}')
+        raise
     finally:
         shutdown_distributed()
 

@@ -4,7 +4,7 @@ Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--amp-dtype {float16,bfloat16}] [--nonfinite {raise,skip}]
         [--method METHOD] [--trial N] [--cfg-options k=v ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--launcher {none,pytorch,slurm,mpi}] [--debug]
 """
 import argparse
 import logging
@@ -14,21 +14,22 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.device import get_device  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-from mmseg.registry import RUNNERS  # noqa: E402
+from tools.config_checks import check_config, user_errors
 
-import mmseg_convlora  # noqa: F401,E402  registers the plugin
-from mmseg_convlora.compat import allow_mmengine_checkpoint_types  # noqa
-from mmseg_convlora.engine import CheckpointFileError  # noqa: E402
-from mmseg_convlora.engine import (WorkDirLockedError, find_resume_checkpoint,
-                                   init_dist_on_cpu, shutdown_distributed)
-from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import \
-    RESUME_ADVICE  # noqa: E402
-from mmseg_convlora.models.utils import CheckpointMismatchError  # noqa: E402
-from tools.config_checks import ConfigError, check_config  # noqa: E402
+with user_errors('--debug' in sys.argv):  # e.g. a broken torch install
+    import mmseg_convlora  # noqa: F401  registers the plugin
+
+from mmengine.config import Config, DictAction
+from mmengine.device import get_device
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
+
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types
+from mmseg_convlora.engine import (find_resume_checkpoint, init_dist_on_cpu,
+                                   shutdown_distributed)
+from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import RESUME_ADVICE
+from mmseg_convlora.models.utils import CheckpointMismatchError
 from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
                                     config_warnings)
 from tools.make_demo_data import build_missing_demo_data
@@ -87,6 +88,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors (they end in one line otherwise; '
+        'the log file of the run keeps it)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if args.trial is not None and args.trial < 1:
@@ -134,15 +140,17 @@ def setup_nonfinite(cfg: Config, action: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    with user_errors(args.debug):
+        train(args)
+
+
+def train(args):
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    try:
-        for note in apply_overrides(cfg, args.cfg_options, args.method,
-                                    args.trial):
-            print_log(note, logger='current')
-        check_config(cfg)
-    except ConfigError as err:
-        sys.exit(f'error: {err}')
+    for note in apply_overrides(cfg, args.cfg_options, args.method,
+                                args.trial):
+        print_log(note, logger='current')
+    check_config(cfg)
     for warning in config_warnings(cfg):
         print_log(warning, logger='current', level=logging.WARNING)
     if args.launcher == 'none':  # one process: nothing races for the files
@@ -180,9 +188,7 @@ def main(argv=None):
             err.source = f'The checkpoint {cfg.load_from!r}'
         if cfg.get('resume'):
             err.advice = RESUME_ADVICE
-        sys.exit(f'error: {err}')
-    except (CheckpointFileError, WorkDirLockedError) as err:
-        sys.exit(f'error: {err}')
+        raise
     finally:
         shutdown_distributed()
 

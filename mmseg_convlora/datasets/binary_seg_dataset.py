@@ -13,17 +13,13 @@ from .transforms.binary_loading import (MASK_ENCODINGS, decide_encoding,
 
 @DATASETS.register_module()
 class BinarySegDataset(FolderSegDataset):
-    """Images and binary masks (0 background, 1 foreground, 255 void),
-    loaded with :class:`LoadBinaryAnnotations`.
+    """Images and binary masks (0 background, 1 foreground, 255 void).
 
-    When built, every mask is read once: ``'auto'`` is decided for the
-    whole dataset, non-binary or disagreeing masks are refused, and a
-    foreground covering most of every mask is warned about (a dark object
-    needs ``invert_masks=True``); see :class:`FolderSegDataset`.
+    Every mask is read once when built: ``'auto'`` is decided for the whole
+    dataset and non-binary or disagreeing masks are refused.
 
     Args:
-        mask_encoding (str): ``'auto'``, ``'0-255'`` or ``'0-1'`` (255 =
-            void); see :func:`label_lut`.
+        mask_encoding (str): ``'auto'``, ``'0-255'`` or ``'0-1'``.
         void_value (int, optional): Stored value of void pixels.
         invert_masks (bool): The stored low value (0) is the object.
         **kwargs: See :class:`FolderSegDataset`.

@@ -5,11 +5,10 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class CamouflageDataset(BinarySegDataset):
-    """Camouflaged object detection: COD10K + CAMO training, CAMO, COD10K and
-    CHAMELEON test sets (the SINet-V2 release).
+    """Camouflaged objects: COD10K + CAMO train, CAMO/COD10K/CHAMELEON test.
 
     Written as ``{train,val,test}/{images,masks}`` by
-    ``tools/dataset_converters/camouflage.py``; evaluated with ``SODMetric``.
+    ``image_mask_folders.py`` (docs/own_data.md); evaluated with ``SODMetric``.
     """
 
     METAINFO = dict(

@@ -18,18 +18,13 @@ class FolderSegDataset(BaseSegDataset):
         data_root/<img_path>/[sub/]x{img_suffix}
         data_root/<seg_map_path>/[sub/]x{seg_map_suffix}
 
-    When built (the validation set: when training starts) it refuses
-    missing masks, unreadable files, masks of another size than their
-    image (file headers) and labels outside the classes; it warns once about
-    unread files, EXIF-rotated images and the depth of 16-bit images.
+    The checks it runs when built are listed in ``docs/own_data.md``.
 
     Args:
         img_suffix (str | tuple[str]): Image extension(s).
         seg_map_suffix (str): Mask suffix, e.g. ``'_mask.png'``.
-        exif_orientation (str): ``'ignore'`` (images read as stored, like
-            masks) or ``'apply'``; see :class:`CheckImage`.
-        bit_depth (int, optional): Bit depth of 16-bit images. Default: the
-            PNG's ``sBIT``, else the one holding the dataset's maximum.
+        exif_orientation (str): ``'ignore'`` or ``'apply'``.
+        bit_depth (int, optional): Bit depth of 16-bit images.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
 

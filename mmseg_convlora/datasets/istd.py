@@ -5,8 +5,7 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class ISTDShadowDataset(BinarySegDataset):
-    """ISTD shadow detection (Wang et al., CVPR 2018): shadow images and
-    masks.
+    """ISTD shadow detection (Wang et al., CVPR 2018).
 
     Written as ``{train,val,test}/{images,masks}`` by
     ``tools/dataset_converters/istd.py``; evaluated with ``BERMetric``.

@@ -5,8 +5,7 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class MassRoadsDataset(BinarySegDataset):
-    """Massachusetts Roads (Mnih 2013): roads in 1500x1500 aerial TIFF
-    tiles.
+    """Massachusetts Roads (Mnih 2013): 1500x1500 aerial TIFF tiles.
 
     Written as ``{train,val,test}/{images,masks}`` by
     ``tools/dataset_converters/mass_roads.py``; evaluated with

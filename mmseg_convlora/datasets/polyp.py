@@ -5,11 +5,10 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class PolypDataset(BinarySegDataset):
-    """Polyps in colonoscopy images: PraNet's Kvasir + CVC-ClinicDB training
-    split, five test sets.
+    """Polyps in colonoscopy images (PraNet split, five test sets).
 
     Written as ``{train,val,test}/{images,masks}`` by
-    ``tools/dataset_converters/polyp.py``; evaluated with ``SODMetric``.
+    ``image_mask_folders.py`` (docs/own_data.md); evaluated with ``SODMetric``.
     """
 
     METAINFO = dict(

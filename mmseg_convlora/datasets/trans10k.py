@@ -30,26 +30,20 @@ _LAYOUTS = {
 
 @DATASETS.register_module()
 class Trans10KDataset(BaseSegDataset):
-    """Trans10K transparent-object segmentation: v1 (TransLab, 3 classes:
-    background, things, stuff; colour-coded masks) or v2 (Trans2Seg, 12
-    classes; class-id masks in ``masks_12``), read in the official layout
-    (``_LAYOUTS``); image ``x.jpg`` pairs with mask ``x_mask.png``. Load the
-    masks with :class:`LoadTrans10KAnnotations`. Items carry
-    ``trans10k_version`` and ``subset`` ('easy', 'hard' or None).
+    """Trans10K v1 (3 classes, colour masks) or v2 (12 classes, ``masks_12``)
+    in the official layout; load masks with :class:`LoadTrans10KAnnotations`.
 
     Args:
         version (str): 'v1' or 'v2'. Defaults to 'v1'.
         split (str): Sub-folder of ``data_root`` ('train', 'validation',
             'test'); ignored when ``data_prefix`` names folders.
-        subsets (Sequence[str], optional): v1 levels to read. Default: both
-            of ('easy', 'hard').
+        subsets (Sequence[str], optional): v1 levels. Default both.
         data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
             relative to ``data_root``, instead of ``split``.
         img_suffix (str): Defaults to '.jpg'.
         seg_map_suffix (str): Defaults to '_mask.png'.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
-    # Class-level default; the instance uses the METAINFO of its ``version``.
     METAINFO = TRANS10K_METAINFO['v1']
 
     def __init__(self,
@@ -89,9 +83,7 @@ class Trans10KDataset(BaseSegDataset):
             **kwargs)
 
     def _version_class(self) -> type:
-        # BaseDataset/BaseSegDataset read METAINFO in classmethods
-        # (_load_metainfo, get_label_map); hand them a class carrying this
-        # instance's version, so their logic is reused unchanged.
+        # mmengine reads METAINFO in classmethods: give them this version's
         return type(f'Trans10K{self.version.upper()}Meta', (BaseSegDataset, ),
                     {'METAINFO': TRANS10K_METAINFO[self.version]})
 
@@ -103,8 +95,7 @@ class Trans10KDataset(BaseSegDataset):
 
     @property
     def mask_colours(self) -> Optional[List[tuple]]:
-        """The RGB colour of each class id in the mask files (v1), or None
-        when they hold class ids (v2)."""
+        """The RGB colour of each class id in v1 masks; None for v2."""
         if self.version != 'v1':
             return None
         colours: dict = {}

@@ -10,9 +10,8 @@ from .cache_format import EmbeddingCacheError, check_manifest, read_manifest
 
 @MODELS.register_module()
 class CachedEmbeddings(nn.Module):
-    """The embeddings :class:`LoadCachedEmbedding` attached to the data
-    samples, in place of the frozen encoder (a backbone's
-    ``embedding_source``).
+    """The cached embeddings of the data samples, as a backbone's
+    ``embedding_source``.
 
     Args:
         dir (str, optional): The cache, checked against the backbone (None:

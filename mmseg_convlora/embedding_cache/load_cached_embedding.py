@@ -13,10 +13,8 @@ from .cache_format import (EmbeddingCacheError, find_entry, flip_tag,
 
 @TRANSFORMS.register_module()
 class LoadCachedEmbedding(BaseTransform):
-    """Attach the cached embedding of the image (and its flip) to the packed
-    data sample as ``sam_embedding``, (C, h, w).
-
-    Place it after ``PackSegInputs``, whose ``flip`` it reads.
+    """Attach the cached (C, h, w) embedding of the image (and its flip) as
+    ``sam_embedding``; place it after ``PackSegInputs``.
 
     Args:
         cache_dir (str): The cache directory (``--out`` of the tool).

@@ -8,13 +8,11 @@ import torch.nn.functional as F
 
 
 class LinearMultiheadAttention(nn.Module):
-    """Multi-head attention with called ``q_proj``, ``k_proj``, ``v_proj``
-    and ``out_proj`` Linear layers, which adapters can wrap.
+    """``nn.MultiheadAttention`` with ``q_proj``, ``k_proj``, ``v_proj`` and
+    ``out_proj`` Linear layers that adapters can wrap.
 
-    Arguments, call, results (up to float rounding) and loadable state
-    dicts are ``nn.MultiheadAttention``'s, except that the attention weights
-    are not returned (None) and ``add_bias_kv``/``add_zero_attn`` are not
-    supported.
+    Same arguments, results and state dicts, but no attention weights are
+    returned and ``add_bias_kv``/``add_zero_attn`` are not supported.
     """
 
     def __init__(self,

@@ -18,9 +18,8 @@ from .token_grids import attach_token_grids
 class PEFTBackbone(BaseModule):
     """Parameter-efficient fine-tuning of any mmseg backbone.
 
-    The backbone is built, loaded (its ``init_cfg``) and frozen at once,
-    its ``nn.MultiheadAttention`` replaced by :class:`LinearMultiheadAttention`
-    and Conv-LoRA told its token grids (:func:`attach_token_grids`).
+    The backbone is built, loaded and frozen at once; see
+    ``docs/compose_with_mmseg.md``.
 
     Args:
         backbone (dict): Config of the mmseg backbone.

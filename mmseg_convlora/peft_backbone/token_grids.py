@@ -170,30 +170,19 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
             for layer, grid, names in entries:
                 layer.set_token_grid(*grid(scope, None, None, names))
         elif hook == 'pre':
-            handles.append(scope.register_forward_pre_hook(_PreHook(entries)))
+            handles.append(scope.register_forward_pre_hook(_GridHook(entries)))
         else:
-            handles.append(scope.register_forward_hook(_PostHook(entries)))
+            handles.append(scope.register_forward_hook(_GridHook(entries)))
     return handles
 
 
-class _PreHook:
-    """Forward pre-hook: grids from the scope's inputs."""
+class _GridHook:
+    """Forward (pre-)hook setting the grids from the scope's inputs (and
+    output, e.g. a patch embedding's ``(tokens, hw_shape)``)."""
 
     def __init__(self, entries):
         self.entries = entries
 
-    def __call__(self, module, inputs):
-        for layer, grid, names in self.entries:
-            layer.set_token_grid(*grid(module, inputs, None, names))
-
-
-class _PostHook:
-    """Forward hook: grids from the scope's output (e.g. a patch
-    embedding's ``(tokens, hw_shape)``)."""
-
-    def __init__(self, entries):
-        self.entries = entries
-
-    def __call__(self, module, inputs, output):
+    def __call__(self, module, inputs, output=None):
         for layer, grid, names in self.entries:
             layer.set_token_grid(*grid(module, inputs, output, names))

@@ -6,8 +6,7 @@ import torch.nn as nn
 
 
 class AdaptedImageEncoder(nn.Module):
-    """A segmentor's backbone (adapters included) and neck in the place of
-    ``Sam.image_encoder``; ``data_samples``, when set, reach the backbone.
+    """A segmentor's backbone and neck in the place of ``Sam.image_encoder``.
 
     Args:
         segmentor (SAMSegmentor): The fine-tuned model (shared, not copied).

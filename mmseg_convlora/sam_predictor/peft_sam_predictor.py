@@ -54,13 +54,7 @@ class PEFTSamPredictor(SamPredictor):
                               if t.get('type') == 'ResizeCADImage'), None)
 
     def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
-        """``SamPredictor.set_image``, with CAD's input image resized from
-        ``image`` as the config's ``ResizeCADImage`` does.
-
-        Args:
-            image (np.ndarray): (H, W, 3) uint8.
-            image_format (str): 'RGB' or 'BGR'.
-        """
+        """``SamPredictor.set_image``, also making CAD's input image."""
         encoder = self.model.image_encoder
         if self.cad_step is not None:
             rgb = image if image_format == 'RGB' else image[..., ::-1]
@@ -101,17 +95,8 @@ class PEFTSamPredictor(SamPredictor):
 
 
 def promptable_sam(segmentor: nn.Module, decoder: str = 'finetuned') -> Sam:
-    """A ``segment_anything`` ``Sam`` sharing a fine-tuned segmentor's
-    modules.
-
-    Args:
-        segmentor (SAMSegmentor): The model.
-        decoder (str): 'finetuned' or 'original' (see
-            :class:`PEFTSamPredictor`).
-
-    Returns:
-        Sam: In eval mode, nothing trainable.
-    """
+    """A ``segment_anything`` ``Sam`` in eval mode sharing a fine-tuned
+    segmentor's modules; ``decoder`` as in :class:`PEFTSamPredictor`."""
     head = segmentor.decode_head
     sam_file = segmentor.frozen_weights_from.get('decode_head')
     if decoder == 'original':

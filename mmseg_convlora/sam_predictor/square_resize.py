@@ -8,9 +8,7 @@ import torch.nn.functional as F
 
 
 class SquareResize:
-    """The configs' resize to ``size`` x ``size`` (bilinear, aspect ratio
-    ignored) with the methods of ``segment_anything``'s
-    ``ResizeLongestSide``, which it replaces in ``SamPredictor``.
+    """``ResizeLongestSide`` replaced by the configs' square resize.
 
     Args:
         size (int): The model's square input size.

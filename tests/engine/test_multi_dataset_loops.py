@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 
 from mmseg_convlora.engine.runner import (MultiDatasetTestLoop,
-                                          MultiDatasetValLoop)
+                                          MultiDatasetValLoop, named_sets)
 from helpers import REPO, demo_config, run_tool
 
 TEST_PIPELINE = [
@@ -180,9 +180,23 @@ def test_loop_refuses_bad_sets(loaders, names, match):
 
 def test_polyp_config_has_five_named_test_sets():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'convlora', 'polyp.py'))
-    loaders = [cfg.test_dataloader] + cfg.test_dataloader.extra_sets
-    assert [d['name'] for d in loaders] == [
+    sets = named_sets(cfg.test_dataloader)
+    assert [name for name, _ in sets] == [
         'Kvasir', 'CVC-ClinicDB', 'CVC-ColonDB', 'ETIS-LaribPolypDB', 'CVC-300'
     ]
+    assert sets[0][1] is cfg.test_dataloader  # uncopied: overrides reach it
+    assert sets[4][1]['dataset']['data_prefix']['img_path'].endswith(
+        'CVC-300/images')
     assert cfg.test_cfg.type == 'MultiDatasetTestLoop'
     assert cfg.test_evaluator == dict(type='SODMetric', beta2=0.3)
+
+
+@pytest.mark.parametrize('loaders, names', [
+    (dict(batch_size=1), ['test']),
+    ([dict(), dict(name='b')], ['test0', 'b']),
+    (dict(name='a', extra_sets=[dict(), dict(name='c')]), ['a', 'test1', 'c']),
+])
+def test_named_sets_names_unnamed_sets(loaders, names):
+    assert [name for name, _ in named_sets(loaders)] == names
+    assert [name for name, _ in named_sets(loaders, default=None)
+            ] == [n if n in ('a', 'b', 'c') else None for n in names]

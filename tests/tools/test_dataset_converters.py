@@ -1,9 +1,12 @@
 """tools/dataset_converters: a tiny fake of each official download becomes
 the layout the configs read (checked by building the config's datasets on
 it and loading a sample through its pipeline), and a folder that is not the
-dataset is refused with a message naming what is missing."""
+dataset is refused with a message naming what is missing. Polyp and
+camouflage run the image_mask_folders.py commands of docs/own_data.md."""
 import os
 import os.path as osp
+import re
+import shlex
 import sys
 
 import cv2
@@ -19,6 +22,25 @@ CONVERTERS = osp.join(REPO, 'tools', 'dataset_converters')
 
 def load_converter(name):
     return load_tool('dataset_converters', name + '.py')
+
+
+def doc_command(data_dir, src, out):
+    """The arguments of the docs/own_data.md command writing ``data_dir``."""
+    with open(osp.join(REPO, 'docs', 'own_data.md')) as f:
+        blocks = re.findall(r'```shell\n(.*?)```', f.read(), re.S)
+    cmd = next(b for b in blocks if f'--out {data_dir}' in b)
+    args = shlex.split(cmd.replace('\\\n', ' '))
+    assert args[:2] == [
+        'python', 'tools/dataset_converters/image_mask_folders.py'
+    ]
+    return [a.replace('SRC', src).replace(data_dir, out) for a in args[2:]]
+
+
+def convert(name, src, out):
+    if name.startswith('docs:'):
+        main = load_converter('image_mask_folders').main
+        return main(doc_command(name[5:], src, out))
+    return load_converter(name).main([src, '--out', out])
 
 
 def layout_error():
@@ -151,7 +173,7 @@ def fake_mass_roads_kaggle(root):
 
 # converter, fake, dataset base config, {split folder: number of images}
 CASES = {
-    'polyp': ('polyp', fake_polyp, 'polyp', {
+    'polyp': ('docs:data/polyp', fake_polyp, 'polyp', {
         'train': 18,
         'val': 2,
         'test/Kvasir': 2,
@@ -160,7 +182,7 @@ CASES = {
         'test/ETIS-LaribPolypDB': 2,
         'test/CVC-300': 2
     }),
-    'camouflage': ('camouflage', fake_camouflage, 'camouflage', {
+    'camouflage': ('docs:data/camouflage', fake_camouflage, 'camouflage', {
         'train': 9,
         'val': 1,
         'test/CAMO': 2,
@@ -211,7 +233,7 @@ def test_converter_writes_config_layout(case, tmp_path, capsys):
     name, make_fake, base, expected = CASES[case]
     src, out = str(tmp_path / 'download'), str(tmp_path / 'out')
     make_fake(src)
-    load_converter(name).main([src, '--out', out])
+    convert(name, src, out)
     printed = capsys.readouterr().out
     for split, num in expected.items():
         images = sorted(os.listdir(osp.join(out, split, 'images')))
@@ -265,26 +287,51 @@ def test_mass_roads_keeps_tiff(tmp_path):
 
 def test_random_split_is_seeded(tmp_path):
     src = str(tmp_path / 'download')
-    fake_polyp(src)
-    polyp = load_converter('polyp')
+    fake_istd(src)
+    istd = load_converter('istd')
     vals = []
     for run, seed in (('a', 0), ('b', 0), ('c', 1)):
         out = str(tmp_path / run)
-        polyp.main(
-            [src, '--out', out, '--seed',
-             str(seed), '--val-fraction', '0.25'])
+        istd.main([src, '--out', out, '--seed',
+                   str(seed)] + ['--val-fraction', '0.5'])
         with open(osp.join(out, 'splits', 'val.txt')) as f:
             vals.append(f.read().split())
     assert vals[0] == vals[1] and len(vals[0]) == 5
     assert vals[0] != vals[2]
 
 
-@pytest.mark.parametrize('case', sorted(CASES))
+def test_polyp_command_keeps_the_former_converters_val_split(tmp_path):
+    """The docs' command holds out the images the removed polyp.py did:
+    ``_common.random_split(train pairs, 0.1, seed 0)``."""
+    src, out = str(tmp_path / 'download'), str(tmp_path / 'out')
+    fake_polyp(src)
+    fake_pairs(src, 'TrainDataset/image', 'TrainDataset/mask',
+               [f'x{i:02d}' for i in range(30)])
+    convert('docs:data/polyp', src, out)
+    sys.path.insert(0, CONVERTERS)
+    try:
+        import _common
+    finally:
+        sys.path.remove(CONVERTERS)
+    pairs = _common.pair_files(
+        osp.join(src, 'TrainDataset', 'image'),
+        osp.join(src, 'TrainDataset', 'mask'))
+    _, picked = _common.random_split(pairs, 0.1, 0)
+    with open(osp.join(out, 'splits', 'val.txt')) as f:
+        val = f.read().split()
+    assert val == ['PraNet_' + stem for stem, _, _ in picked]
+    assert len(val) == 5
+
+
+@pytest.mark.parametrize(
+    'case', sorted(c for c in CASES if not CASES[c][0].startswith('docs:')))
 def test_converter_refuses_other_folder(case, tmp_path):
     name = CASES[case][0]
     wrong = str(tmp_path / 'not_it')
     # another dataset's download, or an empty folder
     other = 'istd' if name != 'istd' else 'polyp'
+    if name.startswith('docs:'):
+        return
     CASES[other][1](wrong)
     with pytest.raises(layout_error(), match='does not look like'):
         load_converter(name).main([wrong, '--out', str(tmp_path / 'o')])
@@ -297,15 +344,28 @@ def test_converter_refuses_other_folder(case, tmp_path):
 
 def test_refusal_names_missing_entries(tmp_path):
     src = str(tmp_path / 'download')
+    fake_isic2017(src)
+    import shutil
+    shutil.rmtree(osp.join(src, 'ISIC-2017_Test_v2_Part1_GroundTruth'))
+    with pytest.raises(layout_error()) as err:
+        load_converter('isic2017').main([src, '--out', str(tmp_path / 'o')])
+    msg = str(err.value)
+    assert "'ISIC-2017_Test_v2_Part1_GroundTruth'" in msg
+    assert 'Training_Data' not in msg.split('(found')[0]
+    assert 'challenge.isic-archive.com' in msg
+
+
+def test_docs_command_refuses_a_missing_test_set(tmp_path):
+    src = str(tmp_path / 'download')
     fake_polyp(src)
     import shutil
     shutil.rmtree(osp.join(src, 'TestDataset', 'ETIS-LaribPolypDB'))
-    with pytest.raises(layout_error()) as err:
-        load_converter('polyp').main([src, '--out', str(tmp_path / 'o')])
-    msg = str(err.value)
-    assert "'TestDataset/ETIS-LaribPolypDB/images'" in msg
-    assert 'Kvasir/images' not in msg.split('Expected')[0]
-    assert 'github.com/DengPingFan/PraNet' in msg
+    with pytest.raises(layout_error(), match='ETIS-LaribPolypDB'):
+        convert('docs:data/polyp', src, str(tmp_path / 'o'))
+    shutil.rmtree(osp.join(src, 'TrainDataset', 'mask'))
+    with pytest.raises(layout_error(), match="'PraNet'.*TrainDataset/mask"):
+        convert('docs:data/polyp', src, str(tmp_path / 'o'))
+    assert not osp.exists(tmp_path / 'o')
 
 
 def test_missing_mask_and_existing_output_are_refused(tmp_path):
@@ -325,11 +385,11 @@ def test_missing_mask_and_existing_output_are_refused(tmp_path):
 
 def test_cli_prints_error_and_exits_1(tmp_path):
     proc = run_tool([
-        osp.join(CONVERTERS, 'camouflage.py'),
+        osp.join(CONVERTERS, 'istd.py'),
         str(tmp_path), '--out',
         str(tmp_path / 'out')
     ])
     assert proc.returncode == 1
     assert proc.stderr.startswith('error: ')
-    assert "'TrainDataset/Imgs'" in proc.stderr
+    assert "'train/train_A'" in proc.stderr
     assert 'Traceback' not in proc.stderr

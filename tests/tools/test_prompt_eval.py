@@ -18,15 +18,6 @@ prompt_eval = load_tool('analysis', 'prompt_eval.py')
 paired_bootstrap = load_tool('analysis', 'paired_bootstrap.py')
 
 
-def test_every_test_set_of_the_config_is_evaluated():
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs/lora/kvasir-cvc_mobile-sam.py'))
-    sets = prompt_eval.test_sets(cfg)
-    assert list(sets) == ['Kvasir', 'CVC-ClinicDB']
-    assert sets['CVC-ClinicDB']['data_prefix']['img_path'].endswith(
-        'CVC-ClinicDB/images')
-
-
 def test_centre_point_is_farthest_from_the_boundary():
     mask = np.zeros((9, 12), dtype=bool)
     mask[2:7, 5:10] = True  # 5 x 5: the centre pixel is row 4, column 7

@@ -1,7 +1,5 @@
-"""How often each Conv-LoRA expert (scale) is selected, per layer and
-overall (the Conv-LoRA paper's Figure 8), over a config's test (or val)
-sets; writes ``expert_usage.png`` and ``expert_usage.json`` and prints a
-table. See docs/train_test.md.
+"""How often each Conv-LoRA expert (scale) is selected (the paper's Fig. 8);
+writes ``expert_usage.{png,json}``. See docs/train_test.md.
 
     python tools/analysis/expert_usage.py CONFIG CHECKPOINT [--out DIR]
 """

@@ -22,6 +22,7 @@ from segment_anything.utils.amg import batched_mask_to_box
 
 import mmseg_convlora  # noqa: F401  registers the datasets and models
 from mmseg_convlora.apis import init_segmentor
+from mmseg_convlora.engine import named_sets
 from mmseg_convlora.evaluation.metrics.functional import (binary_counts,
                                                           dice_from_counts,
                                                           iou_from_counts,
@@ -186,18 +187,6 @@ def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
     return out
 
 
-def test_sets(cfg: Config) -> Dict[str, dict]:
-    """Dataset config of each (named) test set, ``extra_sets`` included."""
-    loaders = cfg.test_dataloader
-    if not isinstance(loaders, (list, tuple)):
-        loaders = [loaders] + list(loaders.get('extra_sets', []))
-    return {
-        loader.get('name', 'test' if len(loaders) == 1 else f'test{i}'):
-        loader['dataset']
-        for i, loader in enumerate(loaders)
-    }
-
-
 def markdown(results: Dict[str, dict]) -> str:
     lines = [
         '| test set | prompt | images | Dice | IoU | Sm |',
@@ -226,8 +215,8 @@ def main(argv=None):
         resize=args.resize,
         device=args.device)
     results = {}
-    for name, dataset_cfg in test_sets(cfg).items():
-        res = evaluate_set(dataset_cfg, segmentor, predictor, args)
+    for name, loader in named_sets(cfg.test_dataloader):
+        res = evaluate_set(loader['dataset'], segmentor, predictor, args)
         res['mean'] = {
             kind: {
                 m: float(np.mean(v)) if v else float('nan')

@@ -1,8 +1,7 @@
 """One table of the test results of several work dirs.
 
-Each WORK_DIR (or quoted glob) is searched, sub-folders included, for the
-newest ``<timestamp>/<timestamp>.json`` of ``tools/test.py``; rows are
-labelled by the parts of the paths that differ. See docs/train_test.md.
+Reads the newest ``tools/test.py`` result JSON under each WORK_DIR (or
+quoted glob). See docs/train_test.md.
 """
 import argparse
 import csv

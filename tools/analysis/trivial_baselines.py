@@ -8,7 +8,7 @@ import argparse
 import copy
 import json
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
 import mmseg_convlora  # noqa: F401  registers the datasets and metrics
+from mmseg_convlora.engine import named_sets
 
 
 def parse_args(argv=None):
@@ -40,22 +41,6 @@ def parse_args(argv=None):
         action=DictAction,
         help='override settings of the config, as in tools/test.py')
     return parser.parse_args(argv)
-
-
-def _loader_entries(cfg) -> List[Tuple[str, dict, dict]]:
-    """(name, dataset config, evaluator config) of every test set."""
-    loaders = cfg.test_dataloader
-    entries = list(loaders) if isinstance(
-        loaders,
-        (list, tuple)) else [loaders] + list(loaders.get('extra_sets', []))
-    out = []
-    for i, entry in enumerate(entries):
-        name = entry.get('name') or ('test'
-                                     if len(entries) == 1 else f'test{i}')
-        out.append(
-            (name, entry['dataset'], entry.get('evaluator',
-                                               cfg.test_evaluator)))
-    return out
 
 
 def mean_training_mask(dataset_cfg: dict, size: int) -> torch.Tensor:
@@ -140,8 +125,10 @@ def main(argv=None):
     results: Dict[str, Dict[str, float]] = {}
     for baseline, prob_map in baselines.items():
         results[baseline] = {}
-        for name, ds_cfg, ev_cfg in _loader_entries(cfg):
-            results[baseline].update(score(name, ds_cfg, ev_cfg, prob_map))
+        for name, loader in named_sets(cfg.test_dataloader):
+            ev_cfg = loader.get('evaluator', cfg.test_evaluator)
+            results[baseline].update(
+                score(name, loader['dataset'], ev_cfg, prob_map))
     print(markdown(results))
     if args.out:
         with open(args.out, 'w') as f:

@@ -1,15 +1,7 @@
 """Shared helpers of the dataset converters (no mmseg import: fast to run).
 
-Every converter writes the same layout, the one the configs read::
-
-    OUT/<split>/images/<stem><image ext>
-    OUT/<split>/masks/<stem><mask ext>
-    OUT/splits/<split>.txt            the stems of each split, one a line
-
-(``<split>`` may be nested, e.g. ``test/Kvasir``). Files are copied, or
-symlinked with ``--symlink``. A source folder that does not look like the
-dataset is refused with :class:`LayoutError`, naming the missing entries and
-the expected layout.
+Every converter writes ``OUT/<split>/{images,masks}/`` and
+``OUT/splits/<split>.txt`` (``<split>`` may be nested, e.g. ``test/Kvasir``).
 """
 import argparse
 import os

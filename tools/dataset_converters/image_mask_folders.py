@@ -1,36 +1,25 @@
 """Convert folders of images + binary masks into train/val/test splits.
 
-Give one or more named sources, each a folder with an images folder and a
-masks folder whose files match by stem (any image extension; masks in any
-binary encoding the package's loader accepts: 0/1, 0/255, anti-aliased or
-lossy JPEG 0/255, gray stored as RGB)::
+Give one or more named sources, each ``NAME=SRC`` (a folder with images and
+masks folders whose files match by stem) or ``NAME=IMAGES,MASKS`` (the two
+folders)::
 
     SRC/images/<stem>.<jpg|png|...>
     SRC/masks/<stem>.<jpg|png|...>
 
-Each source is split at random (seeded; the split depends only on the file
-names and ``--seed``) into train, val and test. The train and val parts of
-all sources are pooled; each source keeps its own test set, so one
-``tools/test.py`` run reports every source separately::
+Each source is split at random (seeded by ``--seed``) into train, val and
+test; the train and val parts are pooled, each source keeps its own test
+set. Sources given after ``--test`` are whole test sets (official ones)::
 
     OUT/train/{images,masks}/<source>_<stem>.*   pooled training images
     OUT/val/{images,masks}/<source>_<stem>.*     pooled validation images
     OUT/test/<source>/{images,masks}/<stem>.*    one test set per source
     OUT/splits/*.txt                             stems of each split
 
-Images are copied (or symlinked with ``--symlink``); masks are decoded as
-the loader decodes them, with one encoding per source, and written as
-lossless 0/255 PNGs (``--invert-masks`` when the object is stored dark).
-Every mask that is not binary or not of its image's size is listed before
-anything is written; ``--resize-masks nearest`` resizes those of the
-image's aspect ratio.
-
-Example (Kvasir-SEG and CVC-ClinicDB, the Conv-LoRA paper's polyp training
-sets)::
-
-    python tools/dataset_converters/image_mask_folders.py \\
-        Kvasir=/data/Kvasir-SEG CVC-ClinicDB=/data/CVC-ClinicDB \\
-        --out data/kvasir_cvc --val-fraction 0.1 --test-fraction 0.2 --seed 0
+Images are copied (or symlinked); masks are decoded as the loader decodes
+them and written as lossless 0/255 PNGs. Bad masks are all listed before
+anything is written. Examples, including the paper benchmarks: see
+``docs/own_data.md``.
 """
 import argparse
 import os
@@ -46,10 +35,12 @@ from _common import (IMG_EXTS, LayoutError, Pair, check_entries, pair_files,
                      prepare_out, run_cli, write_split)
 
 
-def parse_sources(specs: List[str]) -> Dict[str, str]:
-    """``['Name=DIR', ...]`` -> ``{name: dir}``, names unique and usable as
-    folder names."""
-    sources: Dict[str, str] = {}
+def parse_sources(specs: List[str],
+                  img_dir: str = 'images',
+                  mask_dir: str = 'masks') -> Dict[str, Tuple[str, str, str]]:
+    """``['Name=DIR' or 'Name=IMAGES,MASKS', ...]`` -> ``{name: (root,
+    images, masks)}``, names unique and usable as folder names."""
+    sources: Dict[str, Tuple[str, str, str]] = {}
     for spec in specs:
         name, sep, folder = spec.partition('=')
         if not sep or not name or not folder:
@@ -60,7 +51,9 @@ def parse_sources(specs: List[str]) -> Dict[str, str]:
                               'name (it names the test set)')
         if name in sources:
             raise LayoutError(f'source name {name!r} is given twice')
-        sources[name] = folder
+        images, comma, masks = folder.partition(',')
+        sources[name] = ('', images, masks) if comma else (folder, img_dir,
+                                                           mask_dir)
     return sources
 
 
@@ -191,7 +184,14 @@ def main(argv=None):
         'sources',
         nargs='+',
         metavar='NAME=FOLDER',
-        help='named source folders, each with the images and masks folders')
+        help='named source folders, each with the images and masks folders '
+        '(NAME=FOLDER) or the two folders (NAME=IMAGES,MASKS)')
+    parser.add_argument(
+        '--test',
+        nargs='+',
+        default=[],
+        metavar='NAME=FOLDER',
+        help='sources used whole as test sets, named like the others')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument(
         '--symlink',
@@ -237,20 +237,26 @@ def main(argv=None):
         action='store_true',
         help='the stored low value (0) is the object, e.g. dark membranes')
     args = parser.parse_args(argv)
-    sources = parse_sources(args.sources)
+    sources = parse_sources(args.sources + args.test, args.img_dir,
+                            args.mask_dir)
     layout = (f'SRC/{args.img_dir}/<stem>.<ext>\nSRC/{args.mask_dir}/'
-              f'<stem>.<ext>   (images: {", ".join(IMG_EXTS)})')
+              f'<stem>.<ext>   (images: {", ".join(IMG_EXTS)}), or '
+              'NAME=IMAGES,MASKS')
     splits, plan = {}, {}
-    for name, folder in sources.items():
-        check_entries(folder, [args.img_dir, args.mask_dir],
-                      f'image/mask folder pair {name!r}', layout)
-        pairs = pair_files(
-            osp.join(folder, args.img_dir), osp.join(folder, args.mask_dir))
+    for i, (name, (root, images, masks)) in enumerate(sources.items()):
+        absent = [d for d in (images, masks) if not osp.isdir(d)]
+        if root:
+            check_entries(root, [images, masks],
+                          f'image/mask folder pair {name!r}', layout)
+        elif absent:
+            raise LayoutError(f'source {name!r}: {absent} is not a folder')
+        pairs = pair_files(osp.join(root, images), osp.join(root, masks))
         plan.update(
             plan_masks(name, pairs, args.mask_encoding, args.invert_masks,
                        args.resize_masks))
-        splits[name] = split_three(pairs, args.val_fraction,
-                                   args.test_fraction, args.seed)
+        splits[name] = ([], [], pairs) if i >= len(args.sources) else \
+            split_three(pairs, args.val_fraction, args.test_fraction,
+                        args.seed)
     prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)
     print(f'{len(sources)} source(s) -> {args.out} (seed {args.seed}; per '
           f'source {args.val_fraction:.0%} val, {args.test_fraction:.0%} '
@@ -258,7 +264,7 @@ def main(argv=None):
     pooled = {'train': [], 'val': []}
     for name, (train, val, test) in splits.items():
         print(f'  {name}: {len(train)} train, {len(val)} val, {len(test)} '
-              f'test from {sources[name]}')
+              f'test from {osp.join(*sources[name][:2])}')
         for split, part in (('train', train), ('val', val)):
             pooled[split] += [(f'{name}_{stem}', img, mask)
                               for stem, img, mask in part]

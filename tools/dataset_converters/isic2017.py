@@ -1,28 +1,9 @@
 """Convert ISIC 2017 (part 1) to the layout of configs/*/isic2017*.py.
 
-Download the six part-1 archives of the ISIC 2017 challenge
-(https://challenge.isic-archive.com/data/#2017: training, validation and
-test data with their "Part 1" ground truth) and unzip them into one folder
-``SRC``::
-
-    SRC/ISIC-2017_Training_Data/ISIC_0000000.jpg          2000 images
-        (its *_superpixels.png and metadata .csv are ignored)
-    SRC/ISIC-2017_Training_Part1_GroundTruth/ISIC_0000000_segmentation.png
-    SRC/ISIC-2017_Validation_Data/                          150
-    SRC/ISIC-2017_Validation_Part1_GroundTruth/
-    SRC/ISIC-2017_Test_v2_Data/                             600
-    SRC/ISIC-2017_Test_v2_Part1_GroundTruth/
-
-The official splits are kept; this script writes::
-
-    OUT/{train,val,test}/images/ISIC_xxxxxxx.jpg
-    OUT/{train,val,test}/masks/ISIC_xxxxxxx.png     ("_segmentation" dropped)
-    OUT/splits/*.txt
-
-Usage::
-
     python tools/dataset_converters/isic2017.py SRC [--out data/isic2017]
-        [--symlink] [--overwrite]
+
+SRC holds the six unzipped part-1 archives; the official splits are kept
+(layout: ``LAYOUT`` below and docs/own_data.md).
 """
 import os.path as osp
 import sys

@@ -1,28 +1,9 @@
 """Convert ISTD to the layout of configs/*/istd*.py.
 
-Download ISTD (Wang et al., CVPR 2018; link in
-https://github.com/DeepInsight-PCALab/ST-CGAN) and unzip it; ``SRC`` is the
-``ISTD_Dataset`` folder::
-
-    SRC/train/train_A/*.png    1330 shadow images
-    SRC/train/train_B/*.png    0/255 shadow masks
-    SRC/train/train_C/*.png    shadow-free images (not used)
-    SRC/test/test_{A,B,C}/     540
-
-This script writes::
-
-    OUT/train/{images,masks}   90% of the training set
-    OUT/val/{images,masks}     10%, seeded random
-    OUT/test/{images,masks}
-    OUT/splits/*.txt
-
-The validation split is this package's choice (``--val-fraction``,
-``--seed``).
-
-Usage::
-
     python tools/dataset_converters/istd.py SRC [--out data/istd]
-        [--val-fraction 0.1] [--seed 0] [--symlink] [--overwrite]
+
+SRC is the unzipped ``ISTD_Dataset`` folder; a seeded 10% of the training
+set becomes the validation split (layout: docs/own_data.md).
 """
 import os.path as osp
 import sys

@@ -1,33 +1,9 @@
 """Convert the leaf disease dataset to the layout of configs/*/leaf-disease*.
 
-Download the Kaggle "Leaf disease segmentation dataset"
-(https://www.kaggle.com/datasets/fakhrealam9537/leaf-disease-segmentation-dataset)
-and unzip it into ``SRC``. The images and masks are looked for in the first
-of these that exists::
+    python tools/dataset_converters/leaf_disease.py SRC [--out DIR]
 
-    SRC/data/data/{images,masks}/    the Kaggle archive's original images
-    SRC/data/{images,masks}/
-    SRC/{images,masks}/
-
-with images ``*.jpg`` and 0/255 masks ``*.png`` of the same stems (588
-pairs). The archive's ``aug_data/`` (augmented copies) is not used: random
-splits of augmented copies would leak test images into training.
-
-The release has no split; this script draws a seeded random one::
-
-    OUT/test/{images,masks}    --test-fraction (default 0.15) of all images
-    OUT/val/{images,masks}     --val-fraction (default 0.1) of the rest
-    OUT/train/{images,masks}   the remainder
-    OUT/splits/*.txt
-
-The Conv-LoRA paper's exact split is not published with it, so numbers are
-comparable with the paper only approximately.
-
-Usage::
-
-    python tools/dataset_converters/leaf_disease.py SRC
-        [--out data/leaf_disease] [--test-fraction 0.15]
-        [--val-fraction 0.1] [--seed 0] [--symlink] [--overwrite]
+SRC is the unzipped Kaggle archive; a seeded random split is drawn (test
+15%, val 10% of the rest) from the original images only (docs/own_data.md).
 """
 import os.path as osp
 import sys

@@ -1,31 +1,9 @@
 """Convert Massachusetts Roads to the layout of configs/*/mass-roads*.py.
 
-Either release is accepted as ``SRC``:
-
-* the author's (Mnih, https://www.cs.toronto.edu/~vmnih/data/, downloaded
-  tile by tile, e.g. with a script)::
-
-      SRC/{train,valid,test}/sat/*.tiff     aerial images
-      SRC/{train,valid,test}/map/*.tif      0/255 road masks
-
-* the Kaggle mirror
-  (https://www.kaggle.com/datasets/balraj98/massachusetts-roads-dataset)::
-
-      SRC/tiff/{train,val,test}/*.tiff
-      SRC/tiff/{train,val,test}_labels/*.tif
-      (SRC/png/... is not used)
-
-Official splits: 1108 train, 14 validation, 49 test tiles of 1500x1500. This
-script writes (TIFF files copied unchanged; masks named ``<stem>.tif``)::
-
-    OUT/{train,val,test}/images/*.tiff
-    OUT/{train,val,test}/masks/*.tif
-    OUT/splits/*.txt
-
-Usage::
-
     python tools/dataset_converters/mass_roads.py SRC [--out data/mass_roads]
-        [--symlink] [--overwrite]
+
+SRC is the Toronto release or the Kaggle mirror (``LAYOUTS`` below); the
+official splits are kept and the TIFF files copied unchanged.
 """
 import os.path as osp
 import sys

@@ -1,7 +1,7 @@
 # Camouflaged object detection: trained on COD10K train + CAMO train, tested
 # on CAMO, COD10K and CHAMELEON. See CamouflageDataset for the layouts; make
-# this one with tools/dataset_converters/camouflage.py. Validation: a seeded
-# random 10% of the training set.
+# this one with the image_mask_folders.py command in docs/own_data.md.
+# Validation: a seeded random 10% of the training set.
 dataset_type = 'CamouflageDataset'
 data_root = 'data/camouflage'
 img_scale = (1024, 1024)

@@ -1,8 +1,8 @@
 # Polyp segmentation: trained on PraNet's Kvasir + CVC-ClinicDB split, tested
 # on Kvasir, CVC-ClinicDB, CVC-ColonDB, ETIS-LaribPolypDB and CVC-300
 # (EndoScene, "CVC-T"). See PolypDataset for the layouts; make this one with
-# tools/dataset_converters/polyp.py. Validation: a seeded random 10% of the
-# training set (the paper's validation split is not published).
+# the image_mask_folders.py command in docs/own_data.md. Validation: a
+# seeded random 10% of the training set (the paper's is not published).
 dataset_type = 'PolypDataset'
 data_root = 'data/polyp'
 img_scale = (1024, 1024)

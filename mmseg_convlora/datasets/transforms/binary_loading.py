@@ -1,5 +1,4 @@
-"""Loading binary masks as 0/1 labels, refusing what cannot be meant as
-one."""
+"""Loading binary masks as 0/1 labels."""
 import io
 from typing import List, Optional, Tuple
 
@@ -102,14 +101,9 @@ def label_lut(values: np.ndarray,
               invert: bool = False,
               min_extreme_fraction: float = 0.9,
               ignore_index: int = 255) -> np.ndarray:
-    """The label (0, 1 or ``ignore_index``) of each stored value of a mask,
-    or a ValueError naming ``path``.
+    """The label (0, 1 or ``ignore_index``) of each stored mask value.
 
-    ``'0-1'``: 0/1 labels, ``void_value`` (default ``full``) void.
-    ``'0-255'``: 0/``full``, anti-aliased/JPEG 0/``full`` (at least
-    ``min_extreme_fraction`` of the pixels within ``full/8`` of an end,
-    thresholded at half), or 0/1 labels. ``'auto'``: one of these, refusing
-    the ambiguous 0/1/``full``. ``invert``: the low value is the object.
+    The encodings are described in ``docs/own_data.md``.
 
     Args:
         values (np.ndarray): The stored values; ``counts`` their pixels.
@@ -201,10 +195,9 @@ def decide_encoding(kinds: List[Tuple[str, str]]) -> str:
 
 @TRANSFORMS.register_module()
 class LoadBinaryAnnotations(LoadAnnotations):
-    """Load a binary mask as (H, W) uint8 ``gt_seg_map`` 0/1 (255 void),
-    checking it against its image's size; the encoding is the dataset's
-    (set in each sample) unless given here (see :func:`label_lut`). Samples
-    without ``seg_map_path`` (images given to mmseg's inferencers) pass.
+    """Load a binary mask as (H, W) uint8 ``gt_seg_map`` 0/1 (255 void).
+
+    The encoding is the dataset's unless given here.
 
     Args:
         mask_encoding (str, optional): ``'auto'``, ``'0-255'`` or ``'0-1'``.

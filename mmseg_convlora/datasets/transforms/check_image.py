@@ -1,5 +1,4 @@
-"""Bring a loaded image to 8-bit, 3-channel BGR, refusing what has no clear
-meaning."""
+"""Bring a loaded image to 8-bit, 3-channel BGR."""
 import logging
 import math
 import struct
@@ -105,13 +104,7 @@ def exif_message(what: str, orientation_mode: str) -> str:
 @TRANSFORMS.register_module()
 class CheckImage(BaseTransform):
     """Bring an image to (H, W, 3) uint8 BGR after
-    ``dict(type='LoadImageFromFile', color_type='unchanged')``.
-
-    Gray is repeated over 3 channels and alpha dropped (as mmcv's default
-    loading); 16-bit images are scaled by the transform's ``bit_depth``,
-    else the sample's (set by the dataset), else the PNG's ``sBIT``, else
-    their own maximum (warned); EXIF orientation is applied with
-    ``'apply'``; floating-point images are refused.
+    ``LoadImageFromFile(color_type='unchanged')``; see ``docs/own_data.md``.
 
     Args:
         exif_orientation (str, optional): ``'ignore'`` or ``'apply'``.

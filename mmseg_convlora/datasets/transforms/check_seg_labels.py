@@ -5,10 +5,7 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class CheckSegLabels:
-    """Refuse label maps with values that are neither a class id in [0, K)
-    nor ``ignore_index``, naming the file; put it after mmseg's
-    ``LoadAnnotations``. Samples without ``gt_seg_map`` and
-    ``seg_map_path`` (images given to mmseg's inferencers) pass unchanged.
+    """Refuse label maps with values neither in [0, K) nor ``ignore_index``.
 
     Args:
         num_classes (int): K.

@@ -22,9 +22,8 @@ def unreadable_image_error(path: str) -> ValueError:
 
 @TRANSFORMS.register_module()
 class LoadImageChecked(LoadImageFromFile):
-    """Deprecated: use ``dict(type='LoadImageFromFile',
-    color_type='unchanged')`` and ``dict(type='CheckImage')``, which mmseg's
-    ``MMSegInferencer`` and ``inference_model`` can read.
+    """Deprecated: use ``LoadImageFromFile(color_type='unchanged')`` and
+    ``CheckImage``.
 
     Args:
         exif_orientation (str, optional): See :class:`CheckImage`.

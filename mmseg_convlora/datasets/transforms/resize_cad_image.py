@@ -6,15 +6,11 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class ResizeCADImage(BaseTransform):
-    """Keep a copy of the original image resized straight to ``size x
-    size`` as ``cad_img`` (RGB with ``to_rgb``), CAD's input as in its
-    reference code; put it right after the image is loaded and pack with
-    :class:`PackCADInputs`.
+    """Keep the image resized to ``size x size`` as ``cad_img`` (CAD's input).
 
     Args:
         size (int): Square output size, the CAD adapter's ``input_size``.
-        to_rgb (bool): BGR -> RGB, as ``SegDataPreProcessor(bgr_to_rgb=True)``
-            gives the network input.
+        to_rgb (bool): BGR -> RGB.
         interpolation (str): ``mmcv.imresize`` interpolation.
     """
 

@@ -1,9 +1,4 @@
-"""Loading Trans10K v1 (colour-coded) and v2 (class-id) masks as class ids.
-
-v1: black = background, a pure primary colour = things, white = stuff (the
-official loader's channel mean 85 -> 1, 255 -> 2); any other colour is
-refused. v2: class ids 0..11, 255 ignored; any other value is refused.
-"""
+"""Loading Trans10K v1 (colour-coded) and v2 (class-id) masks as class ids."""
 import io
 from typing import Dict, Optional, Sequence
 
@@ -18,8 +13,7 @@ __all__ = [
     'TRANS10K_V1_COLORS'
 ]
 
-# Ids follow the order of the official loaders (TransLab ``TransSegmentation``
-# and Trans2Seg ``TransparentSegmentation``).
+# ids in the order of the official loaders
 TRANS10K_METAINFO: Dict[str, dict] = {
     'v1':
     dict(
@@ -124,9 +118,7 @@ def _read_pil(path: str, backend_args: Optional[dict]) -> Image.Image:
 
 @TRANSFORMS.register_module()
 class LoadTrans10KAnnotations(BaseTransform):
-    """Load a Trans10K mask as (H, W) uint8 class ids ``gt_seg_map``,
-    checking its size against the image's; samples without
-    ``seg_map_path`` pass unchanged.
+    """Load a Trans10K mask as (H, W) uint8 class ids ``gt_seg_map``.
 
     Args:
         version (str, optional): 'v1' or 'v2'. Default: the sample's

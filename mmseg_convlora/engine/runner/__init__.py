@@ -1,11 +1,12 @@
 from .checkpoint_files import (CheckpointFileError, find_resume_checkpoint,
                                verify_checkpoint)
-from .multi_dataset_loops import MultiDatasetTestLoop, MultiDatasetValLoop
+from .multi_dataset_loops import (MultiDatasetTestLoop, MultiDatasetValLoop,
+                                  named_sets)
 from .quiet_runner import QuietRunner
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
 __all__ = [
     'CheckpointFileError', 'find_resume_checkpoint', 'verify_checkpoint',
-    'MultiDatasetTestLoop', 'MultiDatasetValLoop', 'QuietRunner',
+    'MultiDatasetTestLoop', 'MultiDatasetValLoop', 'named_sets', 'QuietRunner',
     'WorkDirLock', 'WorkDirLockedError'
 ]

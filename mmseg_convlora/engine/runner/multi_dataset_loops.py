@@ -1,6 +1,6 @@
 import copy
 import logging
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -10,20 +10,36 @@ from torch.utils.data import DataLoader
 
 from ..mmengine_private import mean_losses, randomness_cfg
 
-__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop']
+__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop', 'named_sets']
 
 _LoaderCfg = Union[DataLoader, Dict]
 
 
-def _as_list(dataloader) -> list:
-    """The sets of a list, or of one dataloader config and its
-    ``extra_sets`` (further named dataloader configs)."""
+def named_sets(dataloader,
+               default: Optional[str] = 'test') -> List[Tuple[str, object]]:
+    """(name, dataloader) of every set of a ``test_dataloader`` (or
+    ``val_dataloader``): a list of dataloaders, or one with further ones in
+    ``extra_sets`` (left in the first, uncopied).
+
+    Args:
+        dataloader (dict | list | DataLoader): The config value.
+        default (str, optional): Name of an unnamed set: ``default`` when it
+            is the only one, else ``f'{default}{i}'``; None leaves it None.
+    """
     if isinstance(dataloader, (list, tuple)):
-        return list(dataloader)
-    if isinstance(dataloader, dict) and 'extra_sets' in dataloader:
-        first = copy.deepcopy(dataloader)
-        return [first] + list(first.pop('extra_sets'))
-    return [dataloader]
+        sets = list(dataloader)
+    else:
+        sets = [dataloader]
+        if isinstance(dataloader, dict):
+            sets += list(dataloader.get('extra_sets', []))
+
+    def name(i: int, loader) -> Optional[str]:
+        given = loader.get('name') if isinstance(loader, dict) else None
+        if given or default is None:
+            return given
+        return default if len(sets) == 1 else f'{default}{i}'
+
+    return [(name(i, loader), loader) for i, loader in enumerate(sets)]
 
 
 class _MultiDatasetMixin:
@@ -55,7 +71,7 @@ class _MultiDatasetMixin:
 
     def _build_sets(self, runner, dataloader, evaluator,
                     names: Optional[Sequence[str]]) -> None:
-        entries = _as_list(dataloader)
+        entries = named_sets(dataloader, default=None)
         if not entries:
             raise ValueError(
                 f'{type(self).__name__}: {self._mode}_dataloader is an empty '
@@ -67,11 +83,12 @@ class _MultiDatasetMixin:
         self.names: List[str] = []
         self.dataloaders: List[DataLoader] = []
         self.evaluators: List[Evaluator] = []
-        for i, entry in enumerate(entries):
-            name, ev_cfg = None, evaluator
+        for i, (name, entry) in enumerate(entries):
+            ev_cfg = evaluator
             if isinstance(entry, dict):
                 entry = copy.deepcopy(entry)
-                name = entry.pop('name', None)
+                for key in ('name', 'extra_sets'):
+                    entry.pop(key, None)
                 ev_cfg = entry.pop('evaluator', evaluator)
                 loader = runner.build_dataloader(
                     entry, seed=runner.seed, diff_rank_seed=diff_rank_seed)

@@ -25,8 +25,10 @@ class BERMetric(BaseMetric):
             the GT's.
         ignore_index (int): GT label left out. Default 255.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names.
+        prefix (str, optional): Prefix of the metric names. Default none.
     """
+
+    default_prefix = ''  # metric names as they are: IoU, not x/IoU
 
     def __init__(self,
                  threshold: float = 125 / 255,

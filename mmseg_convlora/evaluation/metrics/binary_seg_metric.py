@@ -23,6 +23,8 @@ class BinarySegMetric(BaseMetric):
             :class:`BERMetric`.
     """
 
+    default_prefix = ''  # metric names as they are: IoU, not x/IoU
+
     def __init__(self,
                  threshold: float = 0.5,
                  jaccard_threshold: float = 0.65,

@@ -24,6 +24,8 @@ class MultiClassSegMetric(BaseMetric):
             :class:`BERMetric`.
     """
 
+    default_prefix = ''  # metric names as they are: IoU, not x/IoU
+
     def __init__(self,
                  num_classes: Optional[int] = None,
                  eval_size: EvalSize = None,

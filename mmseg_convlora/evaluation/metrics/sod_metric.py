@@ -25,6 +25,8 @@ class SODMetric(BaseMetric):
     """
     ALL_METRICS = ('Sm', 'Em', 'wFm', 'MAE')
 
+    default_prefix = ''  # metric names as they are: IoU, not x/IoU
+
     def __init__(self,
                  sod_metrics: Sequence[str] = ALL_METRICS,
                  alpha: float = 0.5,

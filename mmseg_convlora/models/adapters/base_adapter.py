@@ -15,17 +15,14 @@ ENCODER_KINDS = {
 
 
 class BaseSAMAdapter(BaseModule):
-    """Base class of the adapters of a frozen encoder: the backbone calls
-    :meth:`apply_to` once and :meth:`forward_embedding` on every embedding.
+    """Base class of the adapters of a frozen encoder.
 
     Attributes:
-        applies_to (str): The encoders :meth:`apply_to` works on, a key of
-            :data:`ENCODER_KINDS`.
+        applies_to (str): A key of :data:`ENCODER_KINDS`.
         needs_encoder_grad (bool): Trainable parameters live inside the
-            encoder; without such an adapter the encoder runs under
-            ``no_grad``.
-        replaces_modules (bool): :meth:`apply_to` replaces encoder modules;
-            these adapters are applied first (:func:`apply_adapters`).
+            encoder.
+        replaces_modules (bool): :meth:`apply_to` replaces encoder modules
+            (these adapters are applied first).
     """
 
     applies_to: str = 'sam_vit'
@@ -53,14 +50,7 @@ class BaseSAMAdapter(BaseModule):
 
 def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
                    owner: str, accepted: Sequence[str]) -> List[nn.Module]:
-    """Apply ``adapters`` to ``encoder``, the module-replacing ones first
-    (so hooks land on the final modules), each group in config order.
-
-    Args:
-        adapters (Sequence[BaseSAMAdapter]): The built adapters.
-        encoder (nn.Module): The frozen encoder.
-        owner (str): The backbone's name, for messages.
-        accepted (Sequence[str]): The ``applies_to`` values it takes.
+    """Apply ``adapters`` to ``encoder``, module-replacing ones first.
 
     Returns:
         list[nn.Module]: The modules the adapters placed in the encoder.

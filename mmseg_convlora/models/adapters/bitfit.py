@@ -14,9 +14,6 @@ BITFIT_TARGETS = r'(.+\.)?bias'
 class BitFit(BaseSAMAdapter):
     """Unfreeze the encoder's parameters whose names match ``targets``.
 
-    Nothing is added or replaced, so the model starts as the pretrained one
-    and keeps its state-dict keys.
-
     Args:
         targets (str | list[str]): Regex(es) over the encoder's parameter
             names (``re.fullmatch``). Default: every ``*.bias``.

@@ -16,8 +16,7 @@ _ACTIVATIONS = dict(GELU=nn.GELU, ReLU=nn.ReLU, SiLU=nn.SiLU)
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(act(down(h)))`` on channels-last tokens; ``up`` starts at
-    zero (the identity).
+    """``h + up(act(down(h)))`` on channels-last tokens, ``up`` zero-init.
 
     Args:
         dim (int): Token channels C.

@@ -23,8 +23,7 @@ class SAMAdapter(BaseSAMAdapter):
         f   = Conv16x16/16(HFC(image)) + Linear(C, c)(patch_embed(image))
         x_i = x_i + Linear_shared(c, C)(GELU(Linear_i(c, c)(f)))
 
-    before block i, through hooks (:class:`EncoderHooks`). Not the identity
-    at initialisation unless ``zero_init``.
+    before block i, through hooks (:class:`EncoderHooks`).
 
     Args:
         scale_factor (int): C / c. Default 16.

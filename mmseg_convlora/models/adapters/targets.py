@@ -24,12 +24,8 @@ def match_targets(names: Sequence[str],
                   examples: Optional[Sequence[str]] = None,
                   every_pattern: bool = True) -> Dict[str, re.Match]:
     """Each name that ``re.fullmatch``-es a pattern of ``targets`` -> the
-    match of its first such pattern, in the order of ``names``.
-
-    Empty or invalid patterns, and (``every_pattern``) a pattern matching
-    no name, are refused with a ValueError naming ``owner``, ``what`` the
-    names are, ``where`` they are, the ``fix`` and some ``examples``.
-    """
+    match of its first such pattern; bad or (``every_pattern``) unused
+    patterns raise a ValueError."""
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns:
         raise ValueError(f'{owner}: targets is empty; give at least one '

@@ -32,9 +32,6 @@ class PromptedAttention(nn.Module):
     """SAM's ``Attention`` whose keys and values also hold the block's
     ``prompt`` (n, C), normalised by the block's ``norm1``.
 
-    It takes over the frozen ``qkv``, ``proj`` and relative position tables
-    of the attention it replaces, so their state-dict keys stay SAM's.
-
     Args:
         attn (nn.Module): The ``segment_anything`` ``Attention`` to replace.
         norm (nn.Module): The block's ``norm1`` (not a sub-module).

@@ -13,7 +13,6 @@ from ..utils.config_check import check_config_keys
 from ..utils.sam_checkpoint import (SAMCheckpointError, load_sam_state_dict,
                                     sub_state_dict)
 
-# Every SAM-family encoder maps an S x S image to an S/16 x S/16 embedding.
 EMBEDDING_STRIDE = 16
 
 
@@ -29,12 +28,10 @@ class BaseSAMBackbone(BaseModule):
         frozen (bool): Freeze the encoder (in eval mode). Default True.
         adapter (dict | list[dict], optional): Adapter config(s).
         with_cp (bool): Activation checkpointing of the encoder's blocks.
-        embedding_source (dict, optional): Config of a module that gives
-            the embedding from the data samples instead of the encoder
-            (then not built): ``bind(backbone, checkpoint)``, then
-            ``source(inputs, data_samples)``.
+        embedding_source (dict, optional): Module giving the embedding
+            from the data samples instead of the encoder (not built then).
         out_indices (Sequence[int], optional): Blocks (or stages) whose
-            outputs are also returned, as (B, C, H, W) maps.
+            (B, C, H, W) outputs are also returned.
         out_embedding (bool): Return the neck's embedding. Default True.
         init_cfg (dict, optional): Unused.
 
@@ -153,19 +150,16 @@ class BaseSAMBackbone(BaseModule):
     def check_encoder_state(
             self, path: str,
             state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """The ``image_encoder.*`` weights of ``path`` to load; raises
-        :class:`SAMCheckpointError` for another encoder's."""
+        """The ``image_encoder.*`` weights of ``path`` to load."""
 
     @abstractmethod
     def forward_encoder(
             self, x: torch.Tensor
     ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-        """The :attr:`out_indices` maps (B, C, H, W) of ``x`` (B, 3, S, S)
-        and the embedding (B, C_out, S / 16, S / 16) or None."""
+        """The :attr:`out_indices` maps and the embedding (or None)."""
 
     def load_sam_checkpoint(self, path: str) -> None:
-        """Load the ``image_encoder.*`` weights of an official file, or
-        raise :class:`SAMCheckpointError`."""
+        """Load the ``image_encoder.*`` weights of an official file."""
         state = sub_state_dict(
             load_sam_state_dict(path, self.arch_name), 'image_encoder.')
         state = self.check_encoder_state(path, state)
@@ -191,8 +185,7 @@ class BaseSAMBackbone(BaseModule):
     def train(self, mode: bool = True) -> 'BaseSAMBackbone':
         super().train(mode)
         if self.frozen and self.encoder is not None:
-            # The frozen encoder keeps its inference behaviour (TinyViT's
-            # batch norms); the adapter modules inside it follow ``mode``.
+            # frozen batch norms stay in eval; adapters inside follow mode
             self.encoder.eval()
             for module in self._adapter_modules:
                 module.train(mode)
@@ -213,8 +206,7 @@ class BaseSAMBackbone(BaseModule):
             x: torch.Tensor,
             data_samples: Optional[Sequence] = None
     ) -> Tuple[torch.Tensor, ...]:
-        """See the class's Shapes; ``data_samples`` reach the embedding
-        source and the adapters."""
+        """See the class's Shapes."""
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
                 f'{type(self).__name__} expects {self.img_size}x'

@@ -12,8 +12,7 @@ from ..utils.sam_checkpoint import (SAM_ARCHS, TINY_VIT_ARCHS,
 from .base_sam_backbone import BaseSAMBackbone
 from .tiny_vit import TinyViTEncoder
 
-# Weights of TinyViT's ImageNet classifier that MobileSAM's file still
-# carries; the encoder does not use them.
+# TinyViT's ImageNet classifier, still in mobile_sam.pt
 _UNUSED_PREFIXES = ('head.', 'norm_head.')
 
 DEFAULT_TINY_VIT_QKV = r'layers\.\d+\.blocks\.\d+\.attn\.qkv'
@@ -21,12 +20,9 @@ DEFAULT_TINY_VIT_QKV = r'layers\.\d+\.blocks\.\d+\.attn\.qkv'
 
 @MODELS.register_module()
 class SAMTinyViT(BaseSAMBackbone):
-    """MobileSAM's image encoder (TinyViT-5M distilled from SAM ViT-H).
+    """MobileSAM's TinyViT image encoder, a drop-in for :class:`SAMViT`.
 
-    A drop-in replacement for :class:`SAMViT` (same embedding, same
-    official checkpoint layout, ``mobile_sam.pt``) for the adapters that
-    need no ViT blocks. LoRA and Conv-LoRA take
-    ``targets=DEFAULT_TINY_VIT_QKV``. Its batch norms stay in eval mode.
+    LoRA and Conv-LoRA take ``targets=DEFAULT_TINY_VIT_QKV``.
 
     Args:
         arch (str | dict): ``'mobile_sam'``, or a dict with ``embed_dims``,

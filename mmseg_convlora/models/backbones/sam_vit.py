@@ -18,8 +18,7 @@ from .base_sam_backbone import BaseSAMBackbone
 
 def resize_abs_pos_embed(pos_embed: torch.Tensor,
                          size: Tuple[int, int]) -> torch.Tensor:
-    """SAM's absolute position embedding (1, H0, W0, C) resized to
-    (1, *size, C) (bicubic)."""
+    """Resize a (1, H0, W0, C) position embedding to (1, *size, C)."""
     if tuple(pos_embed.shape[1:3]) == tuple(size):
         return pos_embed
     x = pos_embed.permute(0, 3, 1, 2).float()
@@ -28,8 +27,7 @@ def resize_abs_pos_embed(pos_embed: torch.Tensor,
 
 
 def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
-    """A relative position table (L0, head_dim) resized to (length,
-    head_dim) (linear), as SAM's ``get_rel_pos`` does on the fly."""
+    """Resize a (L0, head_dim) relative position table to length rows."""
     if rel_pos.shape[0] == length:
         return rel_pos
     x = rel_pos.float().t().unsqueeze(0)  # (1, head_dim, L0)
@@ -39,11 +37,9 @@ def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
 
 @MODELS.register_module()
 class SAMViT(BaseSAMBackbone):
-    """The image encoder of the Segment Anything Model (Kirillov et al. 2023).
+    """SAM's ViT image encoder (``ImageEncoderViT`` as ``self.encoder``).
 
-    Wraps ``segment_anything``'s ``ImageEncoderViT`` as ``self.encoder``, so
-    the official ``image_encoder.*`` weights load into it unchanged. Other
-    input sizes than the checkpoint's resize the position embeddings.
+    Position embeddings are resized for other input sizes.
 
     Args:
         arch (str | dict): ``'vit_b'``, ``'vit_l'``, ``'vit_h'``, or a dict
@@ -145,8 +141,6 @@ class SAMViT(BaseSAMBackbone):
         x = enc.patch_embed(x)
         if enc.pos_embed is not None:
             x = x + enc.pos_embed
-        # Block 0 is checkpointed too: non-reentrant checkpointing needs no
-        # input that requires grad to reach the adapters inside.
         checkpointing = self.checkpointing
         outs = {}
         last = len(enc.blocks) if self.out_embedding else \

@@ -1,9 +1,10 @@
 """What the binary and the multi-class SAM heads share."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS
 from segment_anything.modeling import (MaskDecoder, PromptEncoder,
                                        TwoWayTransformer)
 from torch import Tensor
@@ -14,11 +15,8 @@ from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
 class BaseSAMMaskDecoderHead(BaseDecodeHead):
     """SAM's prompt encoder and mask decoder driven by learned query tokens.
 
-    The decoder's token sequence is ``[IoU token, N query tokens]`` (plus
-    SAM's three frozen multi-mask tokens if kept), then the prompt tokens,
-    if any. Every query token starts as SAM's single-mask token 0 and is
-    decoded by hypernetwork MLP #0; the prompt encoder and the IoU head are
-    frozen. See ``docs/prompts.md`` for the design.
+    Tokens: ``[IoU token, N query tokens (, SAM's 3 multi-mask tokens)]``,
+    then prompt tokens; see ``docs/prompts.md``.
 
     Args:
         num_classes (int): See :class:`BaseDecodeHead`.
@@ -26,6 +24,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         num_queries (int): Number of query tokens N.
         keep_sam_multimask_tokens (bool): Keep SAM's multi-mask tokens 1..3
             in the sequence (frozen buffer ``sam_multimask_tokens``).
+        loss_decode (dict | list[dict]): Loss config(s).
         img_size (int): Square network input size (1024 for SAM).
         checkpoint (str, optional): Official SAM checkpoint; its
             ``prompt_encoder.*`` and ``mask_decoder.*`` weights are loaded.
@@ -33,13 +32,11 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads`` of
             the two-way transformer (2, 2048, 8) and ``iou_head_hidden_dim``
             (256).
-        sampler (None): Must be None (mmseg's pixel samplers weight
-            per-pixel losses, which these heads' losses are not).
+        sampler (None): Must be None.
         in_index (int): Backbone output holding the image embedding.
             Default -1.
         input_transform (None): Must be None.
-        init_cfg (dict, optional): mmengine init config. Default None (the
-            weights come from SAM).
+        init_cfg (dict, optional): Default None (weights come from SAM).
         **kwargs: Passed to :class:`BaseDecodeHead`.
     """
 
@@ -48,6 +45,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                  out_channels: Optional[int],
                  num_queries: int,
                  keep_sam_multimask_tokens: bool,
+                 loss_decode: Union[dict, Sequence[dict]],
                  img_size: int = 1024,
                  checkpoint: Optional[str] = None,
                  embed_dim: int = 256,
@@ -81,7 +79,15 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             out_channels=out_channels,
             in_index=in_index,
             init_cfg=init_cfg,
+            loss_decode=[],
             **kwargs)
+        # built here, not by BaseDecodeHead's deprecated ``build_loss``
+        losses = [
+            MODELS.build(cfg) for cfg in
+            ([loss_decode] if isinstance(loss_decode, dict) else loss_decode)
+        ]
+        self.loss_decode = losses[0] if isinstance(loss_decode, dict) \
+            else nn.ModuleList(losses)
         # BaseDecodeHead's 1x1 classifier has no role in SAM's decoder.
         del self.conv_seg
         decoder = dict(
@@ -128,12 +134,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             [md.output_hypernetworks_mlps[0]])
 
     def load_sam_checkpoint(self, path: str) -> None:
-        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file
-        (the unused mask-prompt branch only where the shapes agree).
-
-        Raises:
-            SAMCheckpointError: The file's decoder does not fit this head.
-        """
+        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file;
+        raise :class:`SAMCheckpointError` if they do not fit."""
         full = load_sam_state_dict(path)
         for name in ('prompt_encoder', 'mask_decoder'):
             module = getattr(self, name)
@@ -170,9 +172,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         Args:
             inputs (Sequence[Tensor]): Backbone outputs;
                 ``inputs[in_index]`` is the image embedding (B, C, h, w).
-            prompts (Sequence[dict | None], optional): Per image None (no
-                prompt) or SAM's point / box prompt in the decoder's input
-                frame (see :class:`GTPromptSampler`).
+            prompts (Sequence[dict | None], optional): Per image None or a
+                point / box prompt (see :class:`GTPromptSampler`).
 
         Returns:
             tuple[Tensor, Tensor]: The query tokens' outputs (B, N, C) and
@@ -238,13 +239,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         return query_out, masks
 
     def image_embedding(self, inputs: Sequence[Tensor]) -> Tensor:
-        """``inputs[in_index]``, checked to be an embedding of this decoder.
-
-        Raises:
-            ValueError: The chosen input has another number of channels
-                (e.g. a block map of ``out_indices`` instead of the neck's
-                embedding).
-        """
+        """``inputs[in_index]``, checked to have ``embed_dim`` channels."""
         embedding = inputs[self.in_index]
         if embedding.dim() != 4 or embedding.shape[1] != self.embed_dim:
             raise ValueError(
@@ -258,10 +253,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         return embedding
 
     def state_dict_mismatch(self, state_dict, prefix: str = ''):
-        """Why trained weights of this head cannot load (None if they can):
-        a checkpoint of this head (with ``query_tokens``) holds
-        ``sam_multimask_tokens`` exactly when it was trained with SAM's
-        multi-mask tokens in the sequence."""
+        """Why trained weights of this head cannot load, or None."""
         if prefix + 'query_tokens' not in state_dict:
             return None
         had = prefix + 'sam_multimask_tokens' in state_dict

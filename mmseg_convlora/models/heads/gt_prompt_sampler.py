@@ -8,20 +8,10 @@ from torch import Tensor
 
 @TASK_UTILS.register_module()
 class GTPromptSampler:
-    """Sample a box or points from each image's ground-truth mask.
+    """Sample a noisy box or points from each image's ground-truth mask.
 
-    Each image gets, with probability ``prob``, one prompt: with
-    probability ``box_prob`` the mask's tight box with Gaussian noise on
-    each coordinate, otherwise 1 to ``max_points`` points, the first on
-    the mask and each further one on the mask or off it (valid pixels
-    only) with equal chance, uniformly over those pixels. Images with an
-    empty mask get no prompt. Random numbers come from torch's global CPU
-    generator (seeded by the runner, saved for exact resume).
-
-    Coordinates are in the mask's pixel frame, x (column) first, as SAM's
-    prompt encoder reads them: a point ``(x, y)`` is the pixel
-    ``mask[y, x]``, a box is ``(x0, y0, x1, y1)`` with inclusive pixel
-    indices (``segment_anything.utils.amg.batched_mask_to_box``).
+    Coordinates are (x, y) pixel indices of the mask, as SAM reads them;
+    see ``docs/prompts.md`` for the sampling.
 
     Args:
         prob (float): Chance that an image gets a prompt. Default 0.5.
@@ -31,9 +21,8 @@ class GTPromptSampler:
         box_noise_std (float): Standard deviation of each box coordinate's
             noise, as a fraction of the box's width (x) or height (y).
             Default 0.1.
-        box_noise_max (float): Largest noise in pixels of a 1024-pixel
-            input, scaled to the mask's longer side (5 px at 256).
-            Default 20.
+        box_noise_max (float): Largest noise in pixels at 1024 px, scaled
+            to the mask's longer side. Default 20.
     """
 
     def __init__(self,
@@ -66,8 +55,7 @@ class GTPromptSampler:
 
         Returns:
             list[dict | None]: Per image None, ``dict(boxes=(4,))`` or
-            ``dict(point_coords=(N, 2), point_labels=(N,))`` (labels 1 on
-            the mask, 0 off it), float / long CPU tensors.
+            ``dict(point_coords=(N, 2), point_labels=(N,))``.
         """
         masks, valid = masks.cpu(), valid.cpu()
         prompts = []
@@ -82,8 +70,7 @@ class GTPromptSampler:
         return prompts
 
     def box(self, mask: Tensor) -> Tensor:
-        """The tight box of a non-empty (H, W) mask with noise, clipped to
-        the image: (x0, y0, x1, y1)."""
+        """Noisy tight box (x0, y0, x1, y1) of a non-empty (H, W) mask."""
         H, W = mask.shape
         ys, xs = torch.nonzero(mask, as_tuple=True)
         tight = torch.stack([xs.min(), ys.min(), xs.max(), ys.max()]).float()
@@ -97,8 +84,7 @@ class GTPromptSampler:
         return torch.stack([x0, y0, x1, y1])
 
     def points(self, mask: Tensor, background: Tensor) -> dict:
-        """1 to ``max_points`` points: the first on ``mask``, the others on
-        ``mask`` or ``background`` (if it has pixels) with equal chance."""
+        """1 to ``max_points`` points, the first on ``mask``."""
         n = int(torch.randint(1, self.max_points + 1, ()))
         labels = torch.ones(n, dtype=torch.long)
         if background.any():

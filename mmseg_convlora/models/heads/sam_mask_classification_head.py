@@ -1,5 +1,4 @@
-"""SAM's mask decoder as a multi-class (mask classification) mmseg decode
-head."""
+"""SAM's mask decoder as a multi-class mmseg decode head."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -12,10 +11,7 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 
 
 def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
-    """Per-class scores from (class, mask) pairs.
-
-    ``out[b, c] = sum_q softmax(cls_logits[b, q])[c] * sigmoid(mask[b, q])``
-    for the K real classes (the "no object" probability is dropped).
+    """Per-class scores ``sum_q softmax(cls)[c] * sigmoid(mask)``, c < K.
 
     Args:
         cls_logits (Tensor): Class logits, shape (B, N, K+1).
@@ -30,13 +26,9 @@ def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
-    """Multi-class prompt-free SAM head (Mask2Former-style mask
-    classification).
+    """Multi-class prompt-free SAM head (Mask2Former-style).
 
-    Each of the ``num_queries`` query outputs gives a mask and, through
-    ``cls_embed = Linear(embed_dim, K + 1)``, class logits (index K = "no
-    object"); the semantic map is :func:`semantic_inference`. Train it with
-    :class:`MaskClassificationLoss`.
+    Each query gives a mask and K + 1 class logits (K: "no object").
 
     Args:
         num_classes (int): Number of classes K (> 1).
@@ -45,10 +37,8 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
         keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask tokens
             in the sequence. Default False.
         threshold (None): Must be None: the prediction is the argmax.
-        loss_decode (dict | list[dict], optional): Loss config(s), each
-            called as ``loss(cls_logits, mask_logits, labels)`` and returning
-            a dict of named losses. Default: ``MaskClassificationLoss`` with
-            this head's ``num_classes`` and ``ignore_index``.
+        loss_decode (dict | list[dict], optional): Loss config(s) returning
+            dicts of losses. Default ``MaskClassificationLoss``.
         ignore_index (int): Label that is never a segment. Default 255.
         **kwargs: See :class:`BaseSAMMaskDecoderHead`.
     """
@@ -113,24 +103,13 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
         return [self.loss_decode]
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w) of the
-        image embedding ``inputs[in_index]`` (B, C, h, w)."""
+        """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w)."""
         query_out, masks = self.decode_queries(inputs)
         return self.cls_embed(query_out), masks
 
     def loss_by_feat(self, seg_logits: Tuple[Tensor, Tensor],
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Mask-classification losses.
-
-        Args:
-            seg_logits (tuple[Tensor, Tensor]): Class logits (B, N, K + 1)
-                and mask logits (B, N, 4h, 4w).
-            batch_data_samples (list[SegDataSample]): With ``gt_sem_seg``
-                (labels at the padded input size).
-
-        Returns:
-            dict[str, Tensor]: The losses by name.
-        """
+        """Losses by name of (class logits, mask logits)."""
         seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
         cls_logits, mask_logits = seg_logits
         loss = dict()
@@ -142,9 +121,7 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
 
     def predict_by_feat(self, seg_logits: Tuple[Tensor, Tensor],
                         batch_img_metas: List[dict]) -> Tensor:
-        """Semantic scores (B, K, H, W) at the padded input size:
-        :func:`semantic_inference` at the decoder's 4h x 4w, resized
-        bilinearly."""
+        """Semantic scores (B, K, H, W) at the padded input size."""
         cls_logits, mask_logits = seg_logits
         scores = semantic_inference(cls_logits, mask_logits)
         return super().predict_by_feat(scores, batch_img_metas)

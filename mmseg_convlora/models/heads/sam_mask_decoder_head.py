@@ -15,25 +15,21 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
     """Binary SAM head: one learned mask token, one mask.
 
-    Prompt-free by default. With ``prompt_sampler`` (prompt-aware
-    training), each training image gets a box or point prompt sampled from
-    its ground truth with the sampler's probability; prediction stays
-    prompt-free.
+    Prompt-free; with ``prompt_sampler``, training images get prompts
+    sampled from their ground truth.
 
     Args:
         num_classes (int): Must be 2.
         out_channels (int): Must be 1.
         keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask
-            tokens, frozen, in the sequence (then the head equals
-            ``Sam(multimask_output=False)`` at initialisation). Default
-            False (the Conv-LoRA reference).
+            tokens, frozen, in the sequence. Default False.
         threshold (float): Foreground threshold on the probability.
             Default 0.5.
-        loss_decode (dict | list[dict]): Binary loss config(s), each called
-            as ``loss(logits (B, 1, H, W), labels (B, H, W),
-            ignore_index=...)``. Default ``StructureLoss``.
-        prompt_sampler (dict, optional): A :class:`GTPromptSampler` config
-            (``TASK_UTILS``). Default None: no prompts.
+        loss_decode (dict | list[dict]): Binary loss config(s), called on
+            logits (B, 1, H, W) and labels (B, H, W). Default
+            ``StructureLoss``.
+        prompt_sampler (dict, optional): A :class:`GTPromptSampler` config.
+            Default None: no prompts.
         **kwargs: See :class:`BaseSAMMaskDecoderHead`.
     """
 
@@ -67,15 +63,12 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
     def forward(self,
                 inputs: Sequence[Tensor],
                 prompts: Optional[Sequence[Optional[dict]]] = None) -> Tensor:
-        """Mask logits (B, 1, 4h, 4w) of the image embedding
-        ``inputs[in_index]``, with an optional prompt per image (see
-        :meth:`decode_queries`)."""
+        """Mask logits (B, 1, 4h, 4w); see :meth:`decode_queries`."""
         return self.decode_queries(inputs, prompts)[1]
 
     def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
              train_cfg: dict) -> Dict[str, Tensor]:
-        """Losses of a training step, with prompts sampled from the ground
-        truth if the head has a ``prompt_sampler``."""
+        """Training losses, with prompts if ``prompt_sampler`` is set."""
         if self.prompt_sampler is None:
             return super().loss(inputs, batch_data_samples, train_cfg)
         gt = self._stack_batch_gt(batch_data_samples).squeeze(1)
@@ -92,17 +85,10 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
 
     def loss_by_feat(self, seg_logits: Tensor,
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Binary losses at the (padded) input size.
-
-        Args:
-            seg_logits (Tensor): Mask logits (B, 1, 4h, 4w), upsampled
-                bilinearly to the ground truth's (H, W).
-            batch_data_samples (list[SegDataSample]): With ``gt_sem_seg``.
+        """Binary losses of logits (B, 1, 4h, 4w), upsampled to the GT.
 
         Returns:
-            dict[str, Tensor]: The ``loss_decode`` losses (summed by
-            ``loss_name``) and ``acc_seg``, the pixel accuracy of
-            ``sigmoid(logit) > threshold`` over non-ignored pixels.
+            dict[str, Tensor]: The losses by ``loss_name`` and ``acc_seg``.
         """
         seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
         seg_logits = resize(

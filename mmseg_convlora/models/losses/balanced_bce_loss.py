@@ -9,10 +9,7 @@ from .utils import binary_target_and_mask
 
 @MODELS.register_module()
 class BalancedBCELoss(torch.nn.Module):
-    """BCE with each class weighted by the other class's share of the pixels.
-
-    A batch with one class only gets the weight 0.5 for every pixel (half the
-    plain BCE). Pixels equal to ``ignore_index`` are left out.
+    """BCE with each class weighted by the other class's pixel share.
 
     Args:
         loss_weight (float): Multiplier of the loss. Default 1.

@@ -11,14 +11,11 @@ from .utils import binary_target_and_mask
 class StructureLoss(torch.nn.Module):
     """BCE + boundary-weighted IoU (Fan et al., PraNet).
 
-    ``w = 1 + boundary_weight * |avg_pool(t, 31) - t|`` and
-    ``wIoU = 1 - (sum(s t w) + e) / (sum((s + t) w) - sum(s t w) + e)`` per
-    image; the loss is ``BCE + mean(wIoU)``. Pixels equal to ``ignore_index``
-    are left out of both terms.
+    ``w = 1 + boundary_weight * |avg_pool(t, 31) - t|``; the loss is
+    ``BCE + mean(weighted IoU)``, ignored pixels left out.
 
     Args:
-        weighted_bce (bool): Weight the BCE by ``w`` (PraNet's intent) instead
-            of the plain mean (the Conv-LoRA reference). Default False.
+        weighted_bce (bool): Weight the BCE by ``w``. Default False.
         boundary_weight (float): The 5 in ``w``; 0 gives BCE + soft IoU.
             Default 5.
         iou_smooth (float): The smoothing ``e`` (> 0). Default 1.
