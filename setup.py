@@ -27,10 +27,17 @@ class BuildPyWithPth(build_py):
 
 def read_requirements(path):
     with open(path) as f:
-        return [
+        lines = [
             line.strip() for line in f
             if line.strip() and not line.startswith('#')
         ]
+    found = []
+    for line in lines:  # '-r other.txt' includes that file
+        if line.startswith('-r '):
+            found += read_requirements(line[3:].strip())
+        else:
+            found.append(line)
+    return found
 
 
 setup(
@@ -51,5 +58,8 @@ setup(
         r for r in read_requirements('requirements.txt')
         if not r.startswith('mmcv')
     ],
-    extras_require={'tests': read_requirements('requirements-test.txt')},
+    extras_require={
+        'tests': read_requirements('requirements-test.txt'),
+        'deploy': read_requirements('requirements-deploy.txt')
+    },
 )

@@ -4,11 +4,18 @@ MMSegmentation.
 Importing this package registers every model, dataset, transform, metric and
 hook into mmseg's registries, those of the optional features
 (``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
-first so that mmseg imports on mmcv-lite.
+first so that mmseg imports on mmcv-lite. Without torch (a deployment with
+onnxruntime) only :mod:`.deploy` is usable.
 """
-from . import compat  # noqa: F401  (must stay first)
-from . import (datasets, embedding_cache, engine, evaluation, models,
-               peft_backbone)
+try:
+    import torch  # noqa: F401
+except ModuleNotFoundError as err:  # see mmseg_convlora.deploy
+    if err.name != 'torch':
+        raise
+else:
+    from . import compat  # noqa: F401  (must stay first)
+    from . import (datasets, embedding_cache, engine, evaluation, models,
+                   peft_backbone)
 
 __version__ = '0.1.0'
 __all__ = [

@@ -6,6 +6,8 @@
 * ``models``: training step, inference, peak memory and trainable
   parameters of every fine-tuning method, with ratios to LoRA.
 * ``layers``: one ``qkv`` layer: frozen Linear, LoRA and Conv-LoRA.
+* ``deploy``: inference of PyTorch eager vs onnxruntime (and
+  ``torch.compile``) on one exported model.
 
 They report measurements only; what a figure should be is stated where the
 figure is used (docs/speed_and_memory.md), not here. Run
@@ -21,9 +23,9 @@ sys.path[:0] = [
     osp.dirname(osp.dirname(osp.abspath(__file__))),
     osp.dirname(osp.abspath(__file__))
 ]
-from benchmarks import layers, metrics, models
+from benchmarks import deploy, layers, metrics, models
 
-SUBCOMMANDS = (metrics, models, layers)
+SUBCOMMANDS = (metrics, models, layers, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,10 +1,13 @@
 """Predict masks for your own images with a trained model.
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
+    python tools/infer.py CONFIG MODEL.onnx INPUT ... --out DIR \
+        --backend onnxruntime
 
 INPUT: image files, folders or glob patterns. DIR gets ``masks/`` (in the
 dataset's mask encoding), ``probs/`` and ``overlays/``, at each image's
-size; see docs/inference.md.
+size; see docs/inference.md. With ``--backend onnxruntime`` the model is
+the one tools/deploy/export_onnx.py wrote for CONFIG (docs/deploy.md).
 """
 import argparse
 import glob
@@ -27,7 +30,8 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from mmseg_convlora.apis import (InferencePipeline, config_test_dataset,
-                                 get_test_pipeline, init_segmentor)
+                                 get_test_pipeline, inference_config,
+                                 init_segmentor)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -49,6 +53,12 @@ def parse_args(argv=None):
         '--device',
         default='cuda' if torch.cuda.is_available() else 'cpu',
         help='cpu or cuda (default: cuda if available)')
+    parser.add_argument(
+        '--backend',
+        choices=['pytorch', 'onnxruntime'],
+        default='pytorch',
+        help='onnxruntime: CHECKPOINT is a model.onnx written by '
+        'tools/deploy/export_onnx.py for CONFIG')
     parser.add_argument(
         '--opacity',
         type=float,
@@ -151,6 +161,55 @@ def write_prediction(sample, name: str, out: str, classes, palette,
         osp.join(out, 'overlays', name + '.png'))
 
 
+def pytorch_backend(args):
+    """``predict(path) -> SegDataSample``, the config, the dataset meta
+    and the number of output channels of the PyTorch model."""
+    model = init_segmentor(args.config, args.checkpoint, args.device,
+                           args.cfg_options)
+    pipeline = InferencePipeline(get_test_pipeline(model.cfg))
+
+    def predict(path):
+        data = pipeline(path)
+        batch = dict(
+            inputs=[data['inputs']], data_samples=[data['data_samples']])
+        with torch.no_grad():
+            return model.test_step(batch)[0]
+
+    meta = getattr(model, 'dataset_meta', None) or {}
+    return predict, model.cfg, meta, model.decode_head.out_channels
+
+
+def onnxruntime_backend(args):
+    """:func:`pytorch_backend` for an exported model: images loaded by the
+    config's loader, then ``ONNXSegPredictor``."""
+    from mmcv.transforms import LoadImageFromFile
+    from mmengine.dataset import Compose
+    from mmengine.structures import PixelData
+    from mmseg.registry import TRANSFORMS
+    from mmseg.structures import SegDataSample
+
+    from mmseg_convlora.deploy import ONNXSegPredictor
+    cfg = inference_config(args.config, args.cfg_options)
+    predictor = ONNXSegPredictor(args.checkpoint)
+    # the pipeline's leading loading (and checking) steps: 8-bit BGR
+    steps = get_test_pipeline(cfg)
+    end = next(
+        i for i, t in enumerate(steps) if t['type'] != 'CheckImage'
+        and not issubclass(TRANSFORMS.get(t['type']), LoadImageFromFile))
+    load = Compose(steps[:end])
+
+    def predict(path):
+        pred = predictor(load(dict(img_path=path))['img'])
+        sample = SegDataSample(metainfo=dict(img_path=path))
+        sample.seg_logits = PixelData(data=torch.from_numpy(pred.probs))
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred.mask)[None])
+        return sample
+
+    meta = dict(
+        classes=predictor.meta['classes'], palette=predictor.meta['palette'])
+    return predict, cfg, meta, predictor.num_outputs
+
+
 def main(argv=None):
     args = parse_args(argv)
     with user_errors(args.debug):
@@ -159,31 +218,26 @@ def main(argv=None):
 
 def infer(args):
     images = find_images(args.inputs)
-    model = init_segmentor(args.config, args.checkpoint, args.device,
-                           args.cfg_options)
-    pipeline = InferencePipeline(get_test_pipeline(model.cfg))
-    meta = getattr(model, 'dataset_meta', None) or {}
-    num_classes = max(2, model.decode_head.out_channels)
+    backend = onnxruntime_backend if args.backend == 'onnxruntime' \
+        else pytorch_backend
+    predict, cfg, meta, out_channels = backend(args)
+    num_classes = max(2, out_channels)
     classes = meta.get('classes') or tuple(f'class{i}'
                                            for i in range(num_classes))
     palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
         num_classes - 1)
-    colours = mask_colours(model.cfg)
+    colours = mask_colours(cfg)
     os.makedirs(args.out, exist_ok=True)
     print(f'Predicting {len(images)} images with {args.checkpoint} '
           f'({args.device}) into {args.out}/')
     progress = ProgressBar(len(images), file=sys.stdout)
     for name, path in images.items():
-        data = pipeline(path)
-        batch = dict(
-            inputs=[data['inputs']], data_samples=[data['data_samples']])
-        with torch.no_grad():
-            sample = model.test_step(batch)[0]
+        sample = predict(path)
         write_prediction(sample, name, args.out, classes, palette, colours,
                          args.opacity)
         progress.update()
     encoding = 'colour-coded' if colours is not None else (
-        '0/255' if model.decode_head.out_channels == 1 else 'class ids')
+        '0/255' if out_channels == 1 else 'class ids')
     print(f'\nWrote masks/ ({encoding} PNG), probs/ and overlays/ for '
           f'{len(images)} images in {args.out}/')
 

@@ -5,6 +5,7 @@ tools/benchmark.py models --arch vit_b --size 1024 --depth 4 --device cpu``
 or ``--device cuda --amp fp16``."""
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os.path as osp
@@ -13,6 +14,7 @@ import sys
 from typing import List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .common import (add_clock_argument, fmt, get_clock, interleaved_medians,
                      print_table, ratio)
@@ -30,6 +32,8 @@ _BASE_METHODS = {
     'convlora': ('convlora', True, False),
     'cad': ('cad', True, False),
     'cad_cached': ('cad', True, True),
+    # not run by default: LoRA's training forward before the fused GEMM
+    'lora_unfused': ('lora', True, False),
 }
 _RESULT_TAG = 'BENCH_MODELS_RESULT '
 
@@ -48,11 +52,19 @@ def scaled_global_indexes(full_depth: int, full_global: Sequence[int],
     return [round((k + 1) * depth / n_global) - 1 for k in range(n_global)]
 
 
+def three_step_lora(layer, x: torch.Tensor) -> torch.Tensor:
+    """``W x + b + s B A x`` as three products: ``LoRALinear``'s training
+    forward before it used the fused GEMM (the ``lora_unfused`` row)."""
+    out = F.linear(x, layer.weight, layer.bias)
+    return out + layer.scaling * F.linear(
+        F.linear(layer.lora_dropout(x), layer.lora_A), layer.lora_B)
+
+
 def _method_parts(name: str):
     base, _, suffix = name.partition('+')
     if base not in _BASE_METHODS or suffix not in ('', 'cp', 'guard'):
         raise SystemExit(f'unknown method {name!r}; choose from '
-                         f'{list(MODEL_METHODS)}, optionally with "+cp" '
+                         f'{list(_BASE_METHODS)}, optionally with "+cp" '
                          '(activation checkpointing) or "+guard" (the '
                          'non-finite gradient check), e.g. lora+cp')
     return base, suffix == 'cp'
@@ -174,6 +186,10 @@ class _Case:
         if base == 'lora_merged':
             for adapter in backbone.adapters:
                 adapter.merge()
+        if base == 'lora_unfused':
+            for adapter in backbone.adapters:
+                for layer in adapter.layers:
+                    layer.forward = functools.partial(three_step_lora, layer)
         self.trainable = [
             p for p in self.model.parameters() if p.requires_grad
         ]
@@ -297,7 +313,9 @@ def add_parser(subparsers) -> None:
         'CPU: peak RSS growth, each method and mode in a fresh process) and '
         'trainable parameters, with random weights. Methods: ' +
         ', '.join(MODEL_METHODS) + '; "+cp" adds activation '
-        'checkpointing (e.g. lora+cp).')
+        'checkpointing (e.g. lora+cp); lora_unfused (on request) is LoRA '
+        'with its training forward as three products, as before the fused '
+        'GEMM.')
     parser.add_argument(
         '--arch',
         default='vit_b',

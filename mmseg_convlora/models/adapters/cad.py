@@ -186,25 +186,30 @@ class CAD(BaseSAMAdapter):
 
     def adapter_input(self,
                       inputs: torch.Tensor,
-                      data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """The input image (:meth:`input_image`) and its high-frequency
-        components, each channel divided by its per-sample maximum + 1e-5.
+                      data_samples: Optional[Sequence] = None,
+                      image: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The input image (:meth:`input_image`, or ``image`` (B, 3,
+        input_size, input_size) RGB 0..255 when given, as an exported model
+        receives it) and its high-frequency components, each channel divided
+        by its per-sample maximum + 1e-5.
 
         Returns:
             Tensor: (B, 6, input_size, input_size).
         """
-        x = self.input_image(inputs, data_samples)
+        x = self.input_image(inputs, data_samples) if image is None \
+            else image.float()
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
         return x / (x.amax(dim=(2, 3), keepdim=True) + 1e-5)
 
-    def adapter_output(
-            self,
-            inputs: torch.Tensor,
-            size: Sequence[int],
-            data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size).
+    def adapter_output(self,
+                       inputs: torch.Tensor,
+                       size: Sequence[int],
+                       data_samples: Optional[Sequence] = None,
+                       image: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size);
+        ``image`` as in :meth:`adapter_input`.
         """
-        x = self.stem(self.adapter_input(inputs, data_samples))
+        x = self.stem(self.adapter_input(inputs, data_samples, image))
         out = 0
         for block in self.blocks:
             x = block(x)

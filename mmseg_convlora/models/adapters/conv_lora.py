@@ -1,6 +1,7 @@
 """Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
 convolutional experts between A and B."""
 import contextlib
+import functools
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmseg.registry import MODELS
 
-from ..utils.fused_lora_linear import fused_lora_linear
+from ..utils.fused_lora_linear import (autocast_off, fused_lora_linear,
+                                       matmul_dtype)
 from ..utils.recompute import is_recomputing
 from .lora import DEFAULT_TARGETS, LowRankAdapter, LowRankLinear
 
@@ -32,23 +34,94 @@ def moe_balance_loss(importance: torch.Tensor,
     return 0.01 * (cv_squared(importance) + cv_squared(load))
 
 
-def _autocast_off(device: torch.device):
-    """Disable autocast so routing and experts run in float32."""
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except RuntimeError:  # a device type autocast does not know
-        return contextlib.nullcontext()
+def _cached_unless_tracing(build):
+    """``build`` with its results cached, except while torch.compile or
+    torch.export trace: tensors made there must not outlive the trace."""
+    cached = functools.lru_cache(maxsize=None)(build)
+
+    @functools.wraps(build)
+    def get(*args):
+        return build(*args) if torch.compiler.is_compiling() else cached(*args)
+
+    return get
 
 
-def _matmul_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype ``F.linear(x, ...)`` computes in: autocast's, if on."""
-    device = x.device.type
-    try:
-        if torch.is_autocast_enabled(device):
-            return torch.get_autocast_dtype(device)
-    except RuntimeError:  # a device type autocast does not know
-        pass
-    return x.dtype
+@_cached_unless_tracing
+def _bicubic_matrix(size_in: int, size_out: int,
+                    device: torch.device) -> torch.Tensor:
+    """(size_out, size_in) float32 matrix of 1-D bicubic resizing as
+    ``F.interpolate(mode='bicubic', align_corners=False)`` computes it:
+    Keys' cubic with a = -0.75, source indices clamped at the borders."""
+    a = -0.75
+    # source coordinates in float32, as PyTorch's kernel computes them
+    scale = torch.tensor(size_in / size_out, dtype=torch.float32)
+    src = (torch.arange(size_out, dtype=torch.float32) + 0.5) * scale - 0.5
+    start = src.floor()
+    t = (src - start).double().unsqueeze(1)
+    d = torch.cat([t + 1, t, 1 - t, 2 - t], dim=1)  # distance to each tap
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    weights = torch.where(d <= 1, near, far)
+    cols = (start.long().unsqueeze(1) + torch.arange(-1, 3)).clamp(
+        0, size_in - 1)
+    rows = torch.arange(size_out).unsqueeze(1).expand_as(cols)
+    matrix = torch.zeros(size_out, size_in, dtype=torch.float64)
+    matrix.index_put_((rows, cols), weights, accumulate=True)
+    return matrix.float().to(device)
+
+
+@_cached_unless_tracing
+def _conv_taps(size_in: int, scale: int, device: torch.device) -> torch.Tensor:
+    """Bicubic upsampling by ``scale`` followed by each tap d = 0, 1, 2 of
+    a zero-padded 3-tap convolution (row y of tap d is upsampled row
+    y + d - 1): the three (S, s) matrices side by side, (S, 3 s)."""
+    up = _bicubic_matrix(size_in, size_in * scale, device)
+    pad = up.new_zeros(1, size_in)
+    padded = torch.cat([pad, up, pad])
+    return torch.cat([padded[d:d + up.shape[0]] for d in range(3)], dim=1)
+
+
+def bicubic_resize(z: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(z, size, mode='bicubic', align_corners=False)`` of
+    float32 maps (n, c, h, w) as two matrix products (equal up to float
+    rounding): on CPU they run forward and backward several times faster
+    than the interpolation kernels, and they export to ONNX as MatMul."""
+    h, w = z.shape[-2:]
+    rows = _bicubic_matrix(h, size[0], z.device)
+    cols = _bicubic_matrix(w, size[1], z.device)
+    return rows @ z @ cols.t()
+
+
+def upsampled_conv3x3(z: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor, scale: int) -> torch.Tensor:
+    """``F.conv2d(bicubic_resize(z, (h s, w s)), weight, bias, padding=1)``
+    without the upsampled input (equal up to float rounding).
+
+    Each of the 3 x 3 taps reads a shifted copy of the upsampled map, i.e.
+    the small map through shifted bicubic matrices, so the conv is three
+    matrix products on the small maps: about twice as fast forward and
+    backward on CPU as upsampling and then convolving r channels.
+
+    Args:
+        z (Tensor): (n, c, h, w) float32.
+        weight (Tensor): (o, c, 3, 3).
+        bias (Tensor): (o, ).
+        scale (int): Upsampling factor s.
+
+    Returns:
+        Tensor: (n, o, h s, w s).
+    """
+    n, c, h, w = z.shape
+    o = weight.shape[0]
+    # channels mixed per tap (dy, dx) on the small maps: (n, o, (dy, h),
+    # (dx, w))
+    taps = z.permute(0, 2, 3, 1) @ weight.transpose(0, 1).reshape(c, -1)
+    taps = taps.view(n, h, w, o, 3, 3).permute(0, 3, 4, 1, 5,
+                                               2).reshape(n, o, 3 * h, 3 * w)
+    rows = _conv_taps(h, scale, z.device)  # (H, 3 h)
+    cols = _conv_taps(w, scale, z.device)  # (W, 3 w)
+    v = taps @ cols.t()  # (n, o, (dy, h), W)
+    return rows @ v + bias.view(1, -1, 1, 1)
 
 
 class ConvLoRALinear(LowRankLinear):
@@ -59,11 +132,13 @@ class ConvLoRALinear(LowRankLinear):
 
         E_s(z) = resize_to(h, w)(GELU(Conv3x3(upsample_by(s)(z))))
 
-    Each forward records ``last_moe_loss`` (unweighted load-balancing
-    loss), ``last_expert_ids`` (N, k) and ``last_grid`` (h, w), except
-    while activation checkpointing recomputes it. Token sequences
-    (N, P + h w, C) are accepted once their grid is set
-    (:meth:`set_token_grid`); the P prefix tokens get no expert term.
+    (bicubic resizes computed as matrix products on the small maps:
+    :func:`upsampled_conv3x3`, :func:`bicubic_resize`). Each forward
+    records ``last_moe_loss`` (unweighted load-balancing loss),
+    ``last_expert_ids`` (N, k) and ``last_grid`` (h, w), except while
+    activation checkpointing recomputes it. Token sequences (N, P + h w, C)
+    are accepted once their grid is set (:meth:`set_token_grid`); the P
+    prefix tokens get no expert term.
 
     Args:
         base (nn.Linear): The frozen layer.
@@ -153,17 +228,14 @@ class ConvLoRALinear(LowRankLinear):
         conv = self.experts[index]
         scale = self.scales[index]
         h, w = z.shape[-2:]
+        weight, bias = conv.weight.float(), conv.bias.float()
         if scale > 1:
-            z = F.interpolate(
-                z,
-                size=(h * scale, w * scale),
-                mode='bicubic',
-                align_corners=False)
-        y = F.gelu(
-            F.conv2d(z, conv.weight.float(), conv.bias.float(), padding=1))
+            y = upsampled_conv3x3(z, weight, bias, scale)
+        else:
+            y = F.conv2d(z, weight, bias, padding=1)
+        y = F.gelu(y)
         if scale > 1:
-            y = F.interpolate(
-                y, size=(h, w), mode='bicubic', align_corners=False)
+            y = bicubic_resize(y, (h, w))
         return y
 
     def route(self, z: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -315,9 +387,9 @@ class ConvLoRALinear(LowRankLinear):
         h, w = grid
         tokens = x.reshape(-1, C)
         z = F.linear(tokens, self.lora_A)  # (N L, r)
-        dtype = _matmul_dtype(x)
+        dtype = matmul_dtype(x)
         dispatch = self.dispatch_on(z.device)
-        with _autocast_off(z.device):
+        with autocast_off(z.device):
             zf = z.float().view(N, L, self.rank)
             maps = zf[:, prefix:].reshape(N, h, w,
                                           self.rank).permute(0, 3, 1,

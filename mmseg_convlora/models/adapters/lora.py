@@ -7,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from ..utils.fused_lora_linear import (autocast_off, fused_lora_linear,
+                                       matmul_dtype)
 from .base_adapter import BaseSAMAdapter
 from .targets import encoder_description, match_targets
 
@@ -72,8 +74,10 @@ class LowRankLinear(nn.Module):
 class LoRALinear(LowRankLinear):
     """``y = W x + b + (alpha / r) B A dropout(x)`` around a frozen Linear.
 
-    In eval mode ``W + (alpha / r) B A`` is formed on the fly (``weight`` is
-    never written); :meth:`merge` writes it into ``weight`` for deployment.
+    In training the frozen product, the bias and the low-rank update are one
+    GEMM (:func:`fused_lora_linear`). In eval mode ``W + (alpha / r) B A``
+    is formed on the fly (``weight`` is never written); :meth:`merge` writes
+    it into ``weight`` for deployment.
 
     Args: see :class:`LowRankLinear`.
 
@@ -119,10 +123,17 @@ class LoRALinear(LowRankLinear):
             weight = torch.addmm(
                 self.weight, self.lora_B, self.lora_A, alpha=self.scaling)
             return F.linear(x, weight, self.bias)
-        result = F.linear(x, self.weight, self.bias)
-        lora = F.linear(
-            F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)
-        return result + lora * self.scaling
+        # Frozen product, bias and low-rank update in one GEMM, in the
+        # dtype F.linear would use (autocast's, if on).
+        tokens = x.reshape(-1, self.in_features)
+        u = F.linear(self.lora_dropout(tokens), self.lora_A)
+        dtype = matmul_dtype(x)
+        with autocast_off(x.device):
+            bias = None if self.bias is None else self.bias.to(dtype)
+            out = fused_lora_linear(
+                tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
+                self.lora_B.to(dtype), self.scaling)
+        return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', merged={self.merged}'

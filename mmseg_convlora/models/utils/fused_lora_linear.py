@@ -10,9 +10,11 @@ against a column of ones) and multiplied once, so the frozen output, the
 bias and the update are produced in one pass; the backward pass gets the
 gradients of ``x`` and ``u`` from one GEMM as well.
 """
+import contextlib
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 # Inner widths that are not a multiple of this run the backward GEMM about
 # 40% slower on CPU (MKL); the padding columns are zeros in both factors.
@@ -91,7 +93,9 @@ def fused_lora_linear(x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor,
     Equal to the three-step formula up to float rounding. All tensors must
     have one dtype (cast them before, e.g. to the autocast dtype); the
     gradients of every input that requires one are returned, so a frozen
-    ``weight`` and ``bias`` cost nothing in backward.
+    ``weight`` and ``bias`` cost nothing in backward. Without autograd
+    (inference, ONNX export) the rank-r term is added by ``addmm`` onto the
+    frozen product instead: no concatenated copy of ``x``.
 
     Args:
         x (Tensor): (T, in_features).
@@ -104,4 +108,28 @@ def fused_lora_linear(x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor,
     Returns:
         Tensor: (T, out_features).
     """
-    return _FusedLoRALinear.apply(x, u, weight, bias, lora_B, scaling)
+    if torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad
+            for t in (x, u, weight, bias, lora_B)):
+        return _FusedLoRALinear.apply(x, u, weight, bias, lora_B, scaling)
+    return torch.addmm(F.linear(x, weight, bias), u, lora_B.t(), alpha=scaling)
+
+
+def autocast_off(device: torch.device):
+    """Disable autocast on ``device`` (a no-op context for device types
+    autocast does not know)."""
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
+
+
+def matmul_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype ``F.linear(x, ...)`` computes in: autocast's, if on."""
+    device = x.device.type
+    try:
+        if torch.is_autocast_enabled(device):
+            return torch.get_autocast_dtype(device)
+    except RuntimeError:  # a device type autocast does not know
+        pass
+    return x.dtype

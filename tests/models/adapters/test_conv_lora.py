@@ -467,3 +467,42 @@ def test_deepcopy_and_pickle_after_backward(tiny_sam_file):
         ref = model.backbone(inputs)[0]
         torch.testing.assert_close(clone.backbone(inputs)[0], ref)
         torch.testing.assert_close(restored.backbone(inputs)[0], ref)
+
+
+@pytest.mark.parametrize('size_in,size_out', [((7, 7), (56, 56)),
+                                              ((56, 56), (7, 7)),
+                                              ((14, 9), (70, 45)),
+                                              ((70, 45), (14, 9)),
+                                              ((5, 5), (5, 5))])
+def test_bicubic_resize_equals_interpolate_with_gradients(size_in, size_out):
+    from mmseg_convlora.models.adapters.conv_lora import bicubic_resize
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, 3, *size_in, generator=g, requires_grad=True)
+    grad = torch.randn(2, 3, *size_out, generator=g)
+    got = bicubic_resize(z, size_out)
+    want = F.interpolate(z, size_out, mode='bicubic', align_corners=False)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    (got_grad, ) = torch.autograd.grad(got, z, grad)
+    (want_grad, ) = torch.autograd.grad(want, z, grad)
+    torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize('shape,scale', [((3, 3, 7, 7), 2), ((2, 3, 14, 9), 5),
+                                         ((1, 2, 6, 6), 8)])
+def test_upsampled_conv_equals_conv_of_upsampled_map(shape, scale):
+    from mmseg_convlora.models.adapters.conv_lora import upsampled_conv3x3
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(*shape, generator=g, requires_grad=True)
+    c = shape[1]
+    weight = torch.randn(c + 1, c, 3, 3, generator=g, requires_grad=True)
+    bias = torch.randn(c + 1, generator=g, requires_grad=True)
+    got = upsampled_conv3x3(z, weight, bias, scale)
+    up = F.interpolate(
+        z, scale_factor=scale, mode='bicubic', align_corners=False)
+    want = F.conv2d(up, weight, bias, padding=1)
+    torch.testing.assert_close(got, want, rtol=0, atol=3e-5)
+    grad = torch.randn(want.shape, generator=g)
+    got_grads = torch.autograd.grad(got, (z, weight, bias), grad)
+    want_grads = torch.autograd.grad(want, (z, weight, bias), grad)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3)

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import mmseg_convlora  # noqa: F401
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
@@ -191,3 +192,31 @@ def test_lora_bf16_autocast_forward_backward(tiny_ckpt):
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         out = model.backbone(torch.randn(1, 3, SIZE, SIZE))[0]
     assert torch.isfinite(out.float()).all()
+
+
+@pytest.mark.parametrize('dropout', [0.0, 0.5])
+def test_lora_training_path_is_one_fused_gemm_with_exact_gradients(dropout):
+    """Training runs the fused GEMM; its output and the gradients of x, A
+    and B equal the three-step formula (float64, same dropout mask)."""
+    torch.manual_seed(0)
+    base = nn.Linear(16, 48).double().requires_grad_(False)
+    layer = LoRALinear(base, rank=3, alpha=32, dropout=dropout).train()
+    with torch.no_grad():
+        layer.lora_B.normal_(0, 0.1)
+    x = torch.randn(4, 5, 6, 16, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    out = layer(x)
+    fused = out.grad_fn.next_functions[0][0]  # under the reshape
+    assert type(fused).__name__ == '_FusedLoRALinearBackward'
+    torch.manual_seed(1)  # the same dropout mask
+    expected = base(x) + layer.scaling * F.linear(
+        F.linear(layer.lora_dropout(x), layer.lora_A), layer.lora_B)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    params = [x, layer.lora_A, layer.lora_B]
+    got = torch.autograd.grad(out, params, grad)
+    want = torch.autograd.grad(expected, params, grad)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # F.linear's dtype
+        assert layer.float()(x.float()).dtype == torch.bfloat16
