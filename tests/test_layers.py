@@ -22,7 +22,7 @@ LAYERS = [
     ('datasets', 'evaluation'),
     ('engine', ),
     ('apis', ),
-    ('embedding_cache', 'peft_backbone', 'sam_predictor'),  # optional
+    ('deploy', 'embedding_cache', 'peft_backbone', 'sam_predictor'),  # optional
     ('', ),  # the package itself: registers everything
 ]
 RANK = {
