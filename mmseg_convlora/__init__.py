@@ -1,11 +1,9 @@
 """mmseg-convlora: SAM fine-tuning with Conv-LoRA, LoRA and CAD in
 MMSegmentation.
 
-Importing this package registers every model, dataset, transform, metric and
-hook into mmseg's registries, those of the optional features
-(``embedding_cache``, ``peft_backbone``) included. :mod:`.compat` comes
-first so that mmseg imports on mmcv-lite. Without torch (a deployment with
-onnxruntime) only :mod:`.deploy` is usable.
+Importing it registers everything into mmseg's registries. :mod:`.compat`
+comes first so that mmseg imports on mmcv-lite. Without torch only
+:mod:`.deploy` is usable.
 """
 try:
     import torch  # noqa: F401

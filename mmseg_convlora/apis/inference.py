@@ -23,9 +23,7 @@ def _loaders(cfg: Config, key: str) -> list:
 
 def inference_config(config: ConfigLike,
                      cfg_options: Optional[dict] = None) -> Config:
-    """The config of a model that predicts on new images: a backbone's
-    ``embedding_source``, which knows only its dataset's images, and the
-    pipeline steps that feed it (``pipeline_steps``) are dropped.
+    """The config without ``embedding_source`` and the steps feeding it.
 
     Args:
         config (str | Config): Config file or object (not modified).
@@ -93,10 +91,7 @@ def init_segmentor(config: ConfigLike,
                    checkpoint: Optional[str] = None,
                    device: str = 'cpu',
                    cfg_options: Optional[dict] = None) -> torch.nn.Module:
-    """mmseg's ``init_model`` for this plugin: the model of
-    :func:`inference_config` with the checkpoint loaded by
-    :func:`load_peft_checkpoint`, ``cfg`` and ``dataset_meta`` (from the
-    checkpoint, else the config's dataset) set, in eval mode.
+    """mmseg's ``init_model`` for this plugin, via :func:`inference_config`.
 
     Args:
         config (str | Config): The config the checkpoint was trained with.

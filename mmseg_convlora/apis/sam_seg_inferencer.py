@@ -10,11 +10,8 @@ from .inference_pipeline import InferencePipeline
 
 
 class SAMSegInferencer(MMSegInferencer):
-    """:class:`mmseg.apis.MMSegInferencer` for this plugin's configs: any
-    ``LoadImageFromFile`` subclass loads images, the first of several test
-    sets gives the pipeline, checkpoints load with
-    :func:`load_peft_checkpoint` and classes come from the checkpoint or the
-    config's dataset (see :func:`init_segmentor`).
+    """:class:`mmseg.apis.MMSegInferencer` for this plugin's configs and
+    checkpoints (see :func:`init_segmentor`).
 
     Args: those of ``MMSegInferencer``.
     """

@@ -136,11 +136,9 @@ def check_pairs(dataset: str,
                 data_list: List[dict],
                 exif_mode: str = 'ignore',
                 bit_depth: Optional[int] = None) -> None:
-    """Check every pair's sizes from the file headers (a ValueError lists
-    the wrong ones) and add ``img_orientation`` and, for 16-bit images,
-    ``bit_depth`` (``bit_depth``, else the PNG's ``sBIT``, else the depth
-    holding the dataset's maximum) to each item; warn once about EXIF
-    orientations and derived depths."""
+    """Check every pair's sizes from the file headers (ValueError) and add
+    ``img_orientation`` and, for 16-bit images, ``bit_depth`` to each item;
+    warn once about EXIF orientations and derived depths."""
 
     def header(info):
         img = image_header(info['img_path'])

@@ -21,9 +21,8 @@ class Prediction(NamedTuple):
     """One image's prediction at its original size.
 
     Attributes:
-        probs (np.ndarray): (C, H, W) float32: the foreground probability
-            (binary, C = 1) or the per-class scores (multi-class).
-        mask (np.ndarray): (H, W) int64 class ids (binary: 0/1).
+        probs (np.ndarray): (C, H, W) float32 probabilities (binary: C = 1).
+        mask (np.ndarray): (H, W) int64 class ids.
     """
     probs: np.ndarray
     mask: np.ndarray
@@ -34,7 +33,7 @@ def resize_image(image: np.ndarray, resize: Optional[dict]) -> np.ndarray:
 
     Args:
         image (np.ndarray): (H, W, 3) uint8.
-        resize (dict, optional): ``scale`` (w, h), ``keep_ratio`` and
+        resize (dict, optional): ``scale`` (w, h), ``keep_ratio``,
             ``interpolation``; None leaves the image as it is.
     """
     if resize is None:
@@ -80,13 +79,7 @@ def resize_bilinear(x: np.ndarray,
 class ONNXSegPredictor:
     """Run an exported model with onnxruntime: images in, masks out.
 
-    Pre-processing, as the config's test pipeline and data preprocessor:
-    ``Resize`` (cv2), BGR -> RGB, ``(x - mean) / std``, zero padding at the
-    bottom and right to the network's square input; CAD models also get
-    the original image resized straight to CAD's input size (RGB, 0..255).
-    Post-processing, as ``SAMSegmentor.postprocess_result``: the padding is
-    cropped off the probabilities, they are resized bilinearly to the
-    original size, then thresholded (binary) or arg-maxed (multi-class).
+    Pre- and post-processing as the PyTorch path (see docs/deploy.md).
 
     Args:
         model (str): The ``.onnx`` file.
@@ -96,9 +89,7 @@ class ONNXSegPredictor:
 
     Attributes:
         meta (dict): The processing recorded at export (``size``,
-            ``resize``, ``mean``, ``std``, ``bgr_to_rgb``, ``pad_val``,
-            ``cad_image``, ``threshold``, ``align_corners``, ``classes``,
-            ``palette``).
+            ``resize``, ``mean``, ``std``, ``threshold``, ``classes``...).
     """
 
     def __init__(self,
@@ -169,7 +160,7 @@ class ONNXSegPredictor:
         """Crop the padding, resize to ``shape`` (H, W), threshold/argmax.
 
         Args:
-            probs (np.ndarray): (C, S, S), the network output of one image.
+            probs (np.ndarray): (C, S, S) network output of one image.
             valid (tuple): (h, w) of the image inside the padded input.
             shape (tuple): The original (H, W).
         """

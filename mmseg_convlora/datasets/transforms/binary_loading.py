@@ -101,9 +101,7 @@ def label_lut(values: np.ndarray,
               invert: bool = False,
               min_extreme_fraction: float = 0.9,
               ignore_index: int = 255) -> np.ndarray:
-    """The label (0, 1 or ``ignore_index``) of each stored mask value.
-
-    The encodings are described in ``docs/own_data.md``.
+    """The label of each stored mask value (see ``docs/own_data.md``).
 
     Args:
         values (np.ndarray): The stored values; ``counts`` their pixels.

@@ -25,11 +25,8 @@ class _AllReduceSum(torch.autograd.Function):
 class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Synchronised BatchNorm for CPU tensors (gloo).
 
-    PyTorch's ``SyncBatchNorm`` refuses CPU tensors. In training, under a
-    process group of more than one rank, the per-channel sums are
-    all-reduced (differentiably, in float64): statistics and gradients are
-    those of BatchNorm over the union of the ranks' batches. Otherwise it is
-    plain BatchNorm.
+    In training with more than one rank the per-channel sums are
+    all-reduced (float64); otherwise it is plain BatchNorm.
 
     Args:
         num_features, eps, momentum, affine, track_running_stats: As
@@ -87,9 +84,7 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     @classmethod
     def convert(cls, module: nn.Module, process_group=None) -> nn.Module:
-        """Replace every PyTorch ``SyncBatchNorm`` of ``module`` (what the
-        runner's ``sync_bn='torch'`` makes) by this class, keeping
-        parameters and statistics.
+        """Replace every ``SyncBatchNorm`` of ``module`` by this class.
 
         Returns:
             nn.Module: ``module`` (changed in place), or its replacement

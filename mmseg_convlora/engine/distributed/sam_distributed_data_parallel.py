@@ -25,10 +25,8 @@ class SAMDistributedDataParallel(MMDistributedDataParallel):
     and device.
 
     ``find_unused_parameters='auto'`` is True only for Conv-LoRA with
-    grouped dispatch; on the CPU it drops ``device_ids`` (which mmengine
-    fills in and DDP refuses there) and replaces the SyncBatchNorm layers of
-    the runner's ``sync_bn='torch'`` by :class:`CPUSyncBatchNorm` (PyTorch's
-    refuses CPU tensors).
+    grouped dispatch; on the CPU it drops ``device_ids`` and uses
+    :class:`CPUSyncBatchNorm` for SyncBatchNorm.
 
     Args:
         module (nn.Module): The model, on its device.

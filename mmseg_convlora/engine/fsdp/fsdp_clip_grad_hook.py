@@ -7,11 +7,8 @@ from mmseg.registry import HOOKS
 class FSDPClipGradHook(Hook):
     """Clip gradients by the norm over all FSDP shards.
 
-    mmengine's optimizer wrapper clips with ``clip_grad_norm_`` over the
-    parameters it holds, under FSDP each process's shard. This hook makes
-    the wrapper's norm clipping use the FSDP model's ``clip_grad_norm_``,
-    which all-reduces the norm first. Nothing changes when the model is not
-    FSDP or ``clip_grad`` is not a norm clip.
+    Makes the wrapper's norm clipping use the FSDP model's
+    ``clip_grad_norm_`` (mmengine's would clip each shard on its own).
     """
 
     def before_train(self, runner) -> None:

@@ -63,13 +63,8 @@ def set_rng_state(state: dict, torch_only: bool = False) -> None:
 class ExactResumeHook(Hook):
     """Make ``--resume`` continue exactly where training stopped.
 
-    Saves the random generators' state in each checkpoint
-    (``checkpoint['rng_state']``) and restores it where the uninterrupted
-    run was: before the next epoch (epoch loops: torch, CUDA, numpy,
-    Python) or iteration (iteration loops: torch and CUDA; mmengine replays
-    the data pipeline). Validation does not consume the training RNG, and
-    the training dataloader seeds its workers from its own generator.
-    What is exact and what is not: ``docs/faults.md``.
+    Saves the RNG state in ``checkpoint['rng_state']`` and restores it
+    where the uninterrupted run was; see ``docs/faults.md``.
 
     Args:
         rng (bool): Save and restore the RNG state. Defaults to True.

@@ -40,8 +40,7 @@ class FiniteGradientCheck:
     """Optimizer step pre-hook that drops a step with non-finite gradients.
 
     With a NaN/inf gradient norm all gradients are set to None, so the step
-    leaves weights and optimizer state untouched. One host synchronisation
-    per step (plus one all-reduce if ``reduce``).
+    leaves weights and optimizer state untouched.
 
     Args:
         check (bool): Check the gradients (False: a loss scaler does).
@@ -72,15 +71,7 @@ class FiniteGradientCheck:
 class NonFiniteLossHook(Hook):
     """Keep NaN/inf and diverged weights out of the model and checkpoints.
 
-    A non-finite gradient norm (as a NaN/inf loss gives) skips the optimizer
-    step of the whole accumulation window (:class:`FiniteGradientCheck`;
-    with AMP the loss scaler skips it). ``action='raise'`` then stops
-    training with :class:`NonFiniteLossError` naming the iteration, loss
-    terms and images; ``'skip'`` warns and goes on, and stops after
-    ``max_consecutive_skips`` in a row. A checkpoint is refused, and
-    training stopped, when the trainable weights are not finite or their
-    norm grew more than ``max_weight_growth`` times since the last
-    checkpoint (or the start).
+    See docs/faults.md for what each fault does.
 
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.

@@ -11,10 +11,7 @@ class ProgressLogHook(Hook):
     """Log mmengine's progress line (iteration, ETA, losses) whenever the
     :class:`LoggerHook` printed none for ``max_silence`` seconds.
 
-    ``LoggerHook`` counts iterations; on a slow machine its ``interval``
-    can mean many silent minutes (an epoch shorter than the interval logs
-    only at its end, validation only its metrics). Lines printed here go
-    to the console and log file only, not to ``scalars.json``.
+    Lines printed here do not go to ``scalars.json``.
 
     Args:
         max_silence (float): Seconds without a progress line after which

@@ -42,14 +42,8 @@ class SafeCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` whose checkpoints survive a kill at any
     moment.
 
-    Same arguments and files as mmengine's hook, plus: atomic writes; a new
-    checkpoint is verified before ``last_checkpoint`` names it and before
-    older (``max_keep_ckpts``) or best checkpoints are deleted; paths stored
-    in the work dir are relative to it; ``--resume`` picks the newest
-    complete checkpoint and validates it if its validation was cut short,
-    so the best checkpoint is the uninterrupted run's; one training run per
-    work dir; checkpoints hold only types that
-    ``torch.load(weights_only=True)`` accepts. See ``docs/faults.md``.
+    Same arguments and files as mmengine's hook, written atomically and
+    verified before older ones are deleted; see ``docs/faults.md``.
     """
 
     def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs):

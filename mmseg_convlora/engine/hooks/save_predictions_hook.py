@@ -11,11 +11,8 @@ from mmseg.registry import HOOKS
 class SavePredictionsHook(Hook):
     """Write each test prediction as a PNG named after its image.
 
-    Binary models write the foreground probability scaled to 0-255 (the
-    format the SOD/shadow evaluation toolkits read); multi-class models write
-    the predicted class index. Under :class:`MultiDatasetTestLoop` each test
-    set writes into its own sub-folder ``out_dir/<test set name>/`` (the
-    polyp test sets share file names such as ``1.png``).
+    Binary: the probability as 0-255; multi-class: the class index. Each
+    set of :class:`MultiDatasetTestLoop` writes into ``out_dir/<name>/``.
 
     Args:
         out_dir (str): Output folder (created if missing).

@@ -23,13 +23,8 @@ def unwrap(model):
 class TrainableCheckpointHook(Hook):
     """Save only the trainable weights and the model's signature.
 
-    The frozen weights are rebuilt from the SAM checkpoint the config names
-    (``model.sam_checkpoint``); the model completes and checks what it loads
-    (:func:`~mmseg_convlora.models.utils.prepare_state_dict`) against the
-    hash of the trainable weights and the fingerprint of the frozen ones
-    recorded in the state dict's metadata. A checkpoint of another arch,
-    adapter or class count is refused here, by its signature
-    (``meta['peft']``).
+    The frozen weights come from ``model.sam_checkpoint`` on load; see
+    ``docs/faults.md``.
 
     Args:
         save_frozen (bool): Keep the full state dict (e.g. to export a

@@ -11,10 +11,7 @@ from ..runner.quiet_runner import quiet
 class PEFTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """mmengine's default constructor without a log line per parameter.
 
-    The default constructor logs every frozen tensor it skips (hundreds for
-    a frozen SAM ViT-H) and every ``paramwise_cfg`` option it applies; here
-    only their number is logged, at DEBUG level. Everything else is
-    unchanged.
+    Only the number of skipped tensors and options is logged, at DEBUG.
     """
 
     def __call__(self, model):

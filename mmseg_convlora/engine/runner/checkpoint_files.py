@@ -28,9 +28,7 @@ def _is_local(path: str) -> bool:
 
 
 def verify_checkpoint(path: str) -> None:
-    """Check that ``path`` is a complete checkpoint, without loading it:
-    a torch zip whose every member matches its CRC (files
-    in torch's legacy format are only checked to exist).
+    """Check the zip CRCs of checkpoint ``path`` without loading it.
 
     Raises:
         CheckpointFileError: Missing, empty, truncated or corrupt.
@@ -72,10 +70,8 @@ def stored_path(path: str, work_dir: str) -> str:
 def resolve_stored_path(path: Optional[str],
                         work_dir: str,
                         out_dir: Optional[str] = None) -> Optional[str]:
-    """A path read from ``work_dir`` (pointer, message hub) as a usable
-    path: relative ones are in ``work_dir``; an absolute one outside it
-    (the work dir was copied or moved) is taken by its file name in
-    ``out_dir`` (default ``work_dir``)."""
+    """A path stored in ``work_dir``, relative to it or, if elsewhere, by
+    its file name in ``out_dir`` (default ``work_dir``)."""
     if not path:
         return None
     path = str(path).strip()
@@ -127,8 +123,7 @@ def find_resume_checkpoint(work_dir: str,
         ``iter_N.pth`` (logged unless ``last_checkpoint`` names it).
 
     Raises:
-        CheckpointFileError: ``checkpoint`` is incomplete, or the work dir
-            holds no complete training checkpoint.
+        CheckpointFileError: No complete checkpoint to resume from.
     """
     work_dir = osp.abspath(work_dir)
     if checkpoint is not None:

@@ -17,9 +17,7 @@ _LoaderCfg = Union[DataLoader, Dict]
 
 def named_sets(dataloader,
                default: Optional[str] = 'test') -> List[Tuple[str, object]]:
-    """(name, dataloader) of every set of a ``test_dataloader`` (or
-    ``val_dataloader``): a list of dataloaders, or one with further ones in
-    ``extra_sets`` (left in the first, uncopied).
+    """(name, dataloader) of every set: a list, or one with ``extra_sets``.
 
     Args:
         dataloader (dict | list | DataLoader): The config value.
@@ -208,12 +206,9 @@ def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
 class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
     """Test one model on several named test sets in one run.
 
-    ``test_dataloader`` is one dataloader config with a ``name`` and its
-    ``extra_sets`` (further ones), or a list of them, each optionally with
-    its own ``evaluator`` (else ``test_evaluator``, built once per set).
-    Metrics are reported as ``<name>/<metric>`` (e.g. ``Kvasir/Sm``), with a
-    table of all sets at the end; hooks see one test epoch,
-    ``test_loop.current_name`` naming the current set.
+    Each set may have its own ``evaluator``; metrics are reported as
+    ``<name>/<metric>``. Hooks see one test epoch; ``current_name`` names
+    the current set.
 
     Args:
         runner (Runner): The runner.

@@ -41,11 +41,8 @@ class quiet:
 class QuietRunner(Runner):
     """:class:`mmengine.runner.Runner` whose console shows what users need.
 
-    mmengine's set-up messages (environment and config dumps, hook order,
-    the SyncBN note of single-process runs, the metric-prefix notice) are
-    dropped unless ``log_level='DEBUG'``; the runner's own public steps
-    mark where they are logged. Progress, results, checkpoints and every
-    warning about data or config remain.
+    mmengine's set-up messages (environment, config, hook order...) are
+    dropped unless ``log_level='DEBUG'``; every warning remains.
     """
 
     def __init__(self, *args, **kwargs):

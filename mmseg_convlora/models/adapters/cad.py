@@ -188,10 +188,8 @@ class CAD(BaseSAMAdapter):
                       inputs: torch.Tensor,
                       data_samples: Optional[Sequence] = None,
                       image: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The input image (:meth:`input_image`, or ``image`` (B, 3,
-        input_size, input_size) RGB 0..255 when given, as an exported model
-        receives it) and its high-frequency components, each channel divided
-        by its per-sample maximum + 1e-5.
+        """The image (``image`` if given, else :meth:`input_image`) and its
+        high-frequency components, each channel max-normalised.
 
         Returns:
             Tensor: (B, 6, input_size, input_size).

@@ -1,5 +1,4 @@
-"""Conv-LoRA (Zhong et al., ICLR 2024): LoRA with a mixture of multi-scale
-convolutional experts between A and B."""
+"""Conv-LoRA (Zhong et al., ICLR 2024): LoRA with multi-scale conv experts."""
 import contextlib
 import functools
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -19,8 +18,7 @@ DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
 
 
 def cv_squared(values: torch.Tensor) -> torch.Tensor:
-    """``var(v) / (mean(v)^2 + 1e-10)`` (unbiased; 0 for one value) of
-    (M, ) per-expert statistics, a float32 scalar."""
+    """Unbiased ``var(v) / (mean(v)^2 + 1e-10)`` of (M, ) values (0 if M=1)."""
     values = values.float()
     if values.numel() <= 1:
         return values.new_zeros(())
@@ -29,14 +27,12 @@ def cv_squared(values: torch.Tensor) -> torch.Tensor:
 
 def moe_balance_loss(importance: torch.Tensor,
                      load: torch.Tensor) -> torch.Tensor:
-    """Load-balancing loss of one layer, ``0.01 (cv2(imp) + cv2(load))``.
-    """
+    """Load-balancing loss of one layer, ``0.01 (cv2(imp) + cv2(load))``."""
     return 0.01 * (cv_squared(importance) + cv_squared(load))
 
 
 def _cached_unless_tracing(build):
-    """``build`` with its results cached, except while torch.compile or
-    torch.export trace: tensors made there must not outlive the trace."""
+    """``build`` cached, except while tracing (tensors must not outlive it)."""
     cached = functools.lru_cache(maxsize=None)(build)
 
     @functools.wraps(build)
@@ -49,9 +45,7 @@ def _cached_unless_tracing(build):
 @_cached_unless_tracing
 def _bicubic_matrix(size_in: int, size_out: int,
                     device: torch.device) -> torch.Tensor:
-    """(size_out, size_in) float32 matrix of 1-D bicubic resizing as
-    ``F.interpolate(mode='bicubic', align_corners=False)`` computes it:
-    Keys' cubic with a = -0.75, source indices clamped at the borders."""
+    """(size_out, size_in) matrix of PyTorch's 1-D bicubic resizing."""
     a = -0.75
     # source coordinates in float32, as PyTorch's kernel computes them
     scale = torch.tensor(size_in / size_out, dtype=torch.float32)
@@ -72,9 +66,7 @@ def _bicubic_matrix(size_in: int, size_out: int,
 
 @_cached_unless_tracing
 def _conv_taps(size_in: int, scale: int, device: torch.device) -> torch.Tensor:
-    """Bicubic upsampling by ``scale`` followed by each tap d = 0, 1, 2 of
-    a zero-padded 3-tap convolution (row y of tap d is upsampled row
-    y + d - 1): the three (S, s) matrices side by side, (S, 3 s)."""
+    """Upsampling by ``scale``, then conv taps 0..2: (S, 3 s) matrix."""
     up = _bicubic_matrix(size_in, size_in * scale, device)
     pad = up.new_zeros(1, size_in)
     padded = torch.cat([pad, up, pad])
@@ -82,10 +74,7 @@ def _conv_taps(size_in: int, scale: int, device: torch.device) -> torch.Tensor:
 
 
 def bicubic_resize(z: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """``F.interpolate(z, size, mode='bicubic', align_corners=False)`` of
-    float32 maps (n, c, h, w) as two matrix products (equal up to float
-    rounding): on CPU they run forward and backward several times faster
-    than the interpolation kernels, and they export to ONNX as MatMul."""
+    """Bicubic ``F.interpolate`` of (n, c, h, w) maps as two matmuls."""
     h, w = z.shape[-2:]
     rows = _bicubic_matrix(h, size[0], z.device)
     cols = _bicubic_matrix(w, size[1], z.device)
@@ -95,12 +84,7 @@ def bicubic_resize(z: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 def upsampled_conv3x3(z: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor, scale: int) -> torch.Tensor:
     """``F.conv2d(bicubic_resize(z, (h s, w s)), weight, bias, padding=1)``
-    without the upsampled input (equal up to float rounding).
-
-    Each of the 3 x 3 taps reads a shifted copy of the upsampled map, i.e.
-    the small map through shifted bicubic matrices, so the conv is three
-    matrix products on the small maps: about twice as fast forward and
-    backward on CPU as upsampling and then convolving r channels.
+    as matrix products on the small maps.
 
     Args:
         z (Tensor): (n, c, h, w) float32.
@@ -127,18 +111,9 @@ def upsampled_conv3x3(z: torch.Tensor, weight: torch.Tensor,
 class ConvLoRALinear(LowRankLinear):
     """A frozen Linear with Conv-LoRA: ``y = W x + b + s B (z + E_e(z))``.
 
-    ``z = A x`` is viewed as maps (N, r, h, w); a noisy top-k gate routes
-    each of the N samples to experts ``E_i`` (scale ``i + 1``)::
-
-        E_s(z) = resize_to(h, w)(GELU(Conv3x3(upsample_by(s)(z))))
-
-    (bicubic resizes computed as matrix products on the small maps:
-    :func:`upsampled_conv3x3`, :func:`bicubic_resize`). Each forward
-    records ``last_moe_loss`` (unweighted load-balancing loss),
-    ``last_expert_ids`` (N, k) and ``last_grid`` (h, w), except while
-    activation checkpointing recomputes it. Token sequences (N, P + h w, C)
-    are accepted once their grid is set (:meth:`set_token_grid`); the P
-    prefix tokens get no expert term.
+    ``z = A x`` as maps (N, r, h, w) is routed per sample by a noisy top-k
+    gate to experts at scales 1..M (see docs/methods.md). Each forward
+    records ``last_moe_loss``, ``last_expert_ids`` (N, k) and ``last_grid``.
 
     Args:
         base (nn.Linear): The frozen layer.
@@ -149,9 +124,8 @@ class ConvLoRALinear(LowRankLinear):
             'grouped', 'dense' or 'loop' (reference); same results.
 
     Shapes:
-        input (N, h, w, in_features) -> output (N, h, w, out_features);
-        input (N, P + h w, in_features) -> output (N, P + h w,
-        out_features) with the grid set.
+        (N, h, w, C_in) -> (N, h, w, C_out); (N, P + h w, C_in) ->
+        (N, P + h w, C_out) once :meth:`set_token_grid` is called.
     """
 
     def __init__(self,
@@ -192,8 +166,7 @@ class ConvLoRALinear(LowRankLinear):
         """Declare the layout of the (N, L, C) sequences this layer gets.
 
         Args:
-            grid (tuple[int, int], optional): (h, w) of the token map; None
-                forgets it.
+            grid (tuple[int, int], optional): (h, w); None forgets it.
             num_prefix_tokens (int): Tokens before the map. Default 0.
         """
         if grid is not None:
@@ -202,8 +175,7 @@ class ConvLoRALinear(LowRankLinear):
         self.num_prefix_tokens = int(num_prefix_tokens)
 
     def __getstate__(self) -> dict:
-        """The state for ``copy.deepcopy`` and pickling, without the last
-        forward's ``loss_moe`` (a non-leaf tensor ``deepcopy`` refuses)."""
+        """The state without ``last_moe_loss`` (``deepcopy`` refuses it)."""
         state = self.__dict__.copy()
         state['last_moe_loss'] = None
         return state
@@ -216,15 +188,13 @@ class ConvLoRALinear(LowRankLinear):
 
     def may_leave_experts_without_grad(
             self, device: Union[str, torch.device]) -> bool:
-        """Whether a training step on ``device`` can leave a trainable
-        expert without a gradient (every dispatch but 'dense')."""
+        """Whether a step on ``device`` can leave an expert without grad."""
         trainable = any(p.requires_grad for p in self.experts.parameters())
         return trainable and self.dispatch_on(device) != 'dense'
 
     # ------------------------------------------------------------------ #
     def run_expert(self, index: int, z: torch.Tensor) -> torch.Tensor:
-        """Expert ``index`` (scale ``index + 1``) on float32 maps (n, r, h, w).
-        """
+        """Expert ``index`` on float32 maps (n, r, h, w)."""
         conv = self.experts[index]
         scale = self.scales[index]
         h, w = z.shape[-2:]
@@ -245,9 +215,8 @@ class ConvLoRALinear(LowRankLinear):
             z (Tensor): Float32 maps (N, r, h, w).
 
         Returns:
-            dict: ``top_idx`` (N, k) long, ``top_gates`` (N, k), ``gates``
-            (N, M) (the top-k softmax scattered), ``mask`` (N, M) 0/1 float
-            route mask, ``loss`` (scalar, unweighted).
+            dict: ``top_idx`` (N, k), ``top_gates`` (N, k), ``gates`` and
+            0/1 ``mask`` (N, M), ``loss`` (scalar, unweighted).
         """
         M, k = self.num_experts, self.top_k
         p = z.mean(dim=(2, 3))
@@ -337,8 +306,7 @@ class ConvLoRALinear(LowRankLinear):
 
     @contextlib.contextmanager
     def plain_low_rank(self):
-        """Within this context the layer computes ``W x + b + s B A x``
-        (no experts, no routing record) on tokens of any shape (..., C)."""
+        """Compute plain LoRA ``W x + b + s B A x`` within this context."""
         self._plain = True
         try:
             yield self
@@ -381,8 +349,7 @@ class ConvLoRALinear(LowRankLinear):
 
     def _forward_tokens(self, x: torch.Tensor, grid: Tuple[int, int],
                         prefix: int) -> torch.Tensor:
-        """(N, P + h w, C) -> (N, P + h w, out_features); the P prefix
-        tokens get no expert term."""
+        """(N, P + h w, C) -> (N, P + h w, C_out); no experts on prefix."""
         N, L, C = x.shape
         h, w = grid
         tokens = x.reshape(-1, C)
@@ -433,16 +400,13 @@ def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
 
 @MODELS.register_module()
 class ConvLoRA(LowRankAdapter):
-    """Conv-LoRA on the Linear layers named by ``targets``
-    (:class:`ConvLoRALinear`); :meth:`aux_losses` returns ``loss_moe``,
-    ``loss_weight`` times the layers' summed load-balancing losses.
+    """Conv-LoRA on the Linear layers named by ``targets``; adds ``loss_moe``.
 
     Args:
         rank, alpha, targets: As :class:`LoRA`'s.
         num_experts (int): M; expert i works at scale i + 1. Default 8.
         top_k (int): Experts per sample. Default 1.
-        multiply_gate (bool): Multiply the expert output by the gate value.
-            Default False (the reference's behaviour).
+        multiply_gate (bool): Scale expert outputs by the gate. Default False.
         loss_weight (float): Weight of ``loss_moe``. Default 1.0.
         noise_epsilon, dispatch: See :class:`ConvLoRALinear`.
         init_cfg (dict, optional): Unused.
@@ -496,8 +460,7 @@ class ConvLoRA(LowRankAdapter):
         """The routing of the last forward pass, per adapted layer.
 
         Returns:
-            dict: encoder module name -> ``dict(expert_ids=(N, k) long
-            tensor, grid=(h, w))``; N = batch x windows in windowed blocks.
+            dict: module name -> ``dict(expert_ids=(N, k), grid=(h, w))``.
         """
         return {
             name: dict(expert_ids=layer.last_expert_ids, grid=layer.last_grid)

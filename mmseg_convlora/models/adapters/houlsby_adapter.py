@@ -42,10 +42,7 @@ class BottleneckAdapter(nn.Module):
 
 @MODELS.register_module()
 class HoulsbyAdapter(BaseSAMAdapter):
-    """A :class:`BottleneckAdapter` on the output of ``blocks.i.attn``
-    and/or ``blocks.i.mlp`` of SAM's ViT, before the residual additions.
-
-    Forward hooks (:class:`EncoderHooks`); identity at initialisation.
+    """A :class:`BottleneckAdapter` after each block's ``attn`` and/or ``mlp``.
 
     Args:
         hidden_dim (int): Bottleneck width d. Default 2.

@@ -23,11 +23,7 @@ def check_rank(rank, owner: str) -> None:
 
 
 class LowRankLinear(nn.Module):
-    """A frozen ``nn.Linear`` plus trainable factors ``lora_A`` (r, in) and
-    ``lora_B`` (out, r), initialised as in HF peft (B = 0).
-
-    It takes over the wrapped layer's ``weight`` and ``bias`` Parameters
-    (their state-dict keys stay the layer's).
+    """A frozen Linear plus ``lora_A`` (r, in) and ``lora_B`` (out, r).
 
     Args:
         base (nn.Linear): The frozen layer to wrap.
@@ -73,11 +69,6 @@ class LowRankLinear(nn.Module):
 
 class LoRALinear(LowRankLinear):
     """``y = W x + b + (alpha / r) B A dropout(x)`` around a frozen Linear.
-
-    In training the frozen product, the bias and the low-rank update are one
-    GEMM (:func:`fused_lora_linear`). In eval mode ``W + (alpha / r) B A``
-    is formed on the fly (``weight`` is never written); :meth:`merge` writes
-    it into ``weight`` for deployment.
 
     Args: see :class:`LowRankLinear`.
 
@@ -143,12 +134,9 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                                                               Sequence[str]],
                            factory: Callable[[nn.Linear], nn.Module],
                            adapter_name: str) -> Dict[str, nn.Module]:
-    """Replace each Linear of ``encoder`` named by ``targets`` by
-    ``factory(linear)``; return name -> new layer, in module order.
+    """Replace each Linear named by ``targets`` by ``factory(linear)``.
 
-    Refuses (ValueError) what :func:`match_targets` refuses, and matches
-    that are no plain ``nn.Linear`` or are never called (inside
-    ``nn.MultiheadAttention``).
+    Returns name -> new layer; refuses non-Linear or never-called matches.
     """
     named = [(n, m) for n, m in encoder.named_modules() if n]
     modules = dict(named)

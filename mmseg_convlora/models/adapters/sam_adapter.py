@@ -16,14 +16,7 @@ from .encoder_hooks import EncoderHooks, encoder_factory
 
 @MODELS.register_module()
 class SAMAdapter(BaseSAMAdapter):
-    """SAM-Adapter's prompt generator on SAM's frozen ViT.
-
-    With C the ViT width and c = C / ``scale_factor``::
-
-        f   = Conv16x16/16(HFC(image)) + Linear(C, c)(patch_embed(image))
-        x_i = x_i + Linear_shared(c, C)(GELU(Linear_i(c, c)(f)))
-
-    before block i, through hooks (:class:`EncoderHooks`).
+    """SAM-Adapter's prompt generator on SAM's frozen ViT (docs/methods.md).
 
     Args:
         scale_factor (int): C / c. Default 16.

@@ -60,8 +60,7 @@ class ScaleShift(nn.Module):
 
 @MODELS.register_module()
 class SSF(BaseSAMAdapter):
-    """A :class:`ScaleShift` on the output of each module named by
-    ``targets``.
+    """A :class:`ScaleShift` on the output of each module named by targets.
 
     Args:
         targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).

@@ -14,12 +14,7 @@ from .conv_lora import ConvLoRALinear
 
 
 def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """``module`` (a possibly adapted Linear) on tokens (n, C) without a
-    spatial layout; Conv-LoRA runs without its experts there.
-
-    Returns:
-        Tensor: (n, C_out).
-    """
+    """A (possibly adapted) Linear on tokens (n, C) without a grid."""
     x = tokens.reshape(1, 1, *tokens.shape)
     plain = module.plain_low_rank() if isinstance(
         module, ConvLoRALinear) else contextlib.nullcontext()
@@ -107,9 +102,7 @@ class PromptedAttention(nn.Module):
 
 @MODELS.register_module()
 class VPT(BaseSAMAdapter):
-    """Deep visual prompt tuning: each block's ``attn`` becomes a
-    :class:`PromptedAttention` with ``num_tokens`` prompts, uniform in
-    ``+-sqrt(6 / (3 p^2 + C))`` (p: patch size).
+    """Deep visual prompt tuning (:class:`PromptedAttention` per block).
 
     Args:
         num_tokens (int): Prompts per block. Default 12.

@@ -201,8 +201,7 @@ class TinyViTStage(nn.Module):
 
 
 class TinyViTEncoder(nn.Module):
-    """MobileSAM's TinyViT image encoder with SAM's neck: four stages
-    (the first convolutional), patch merging with stride 2, 2 and 1.
+    """MobileSAM's TinyViT image encoder (four stages) with SAM's neck.
 
     Args:
         img_size (int): Square input size (a multiple of 16).
@@ -271,8 +270,7 @@ class TinyViTEncoder(nn.Module):
             x (Tensor): Normalised images, (B, 3, H, W).
             run_block (Callable, optional): ``run_block(block, x)`` runs one
                 block; default ``block(x)``.
-            out_indices (Sequence[int]): Stages whose outputs (before their
-                patch merging) are returned.
+            out_indices (Sequence[int]): Stages returned (before merging).
             with_neck (bool): Run the neck.
 
         Returns:

@@ -29,12 +29,10 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         checkpoint (str, optional): Official SAM checkpoint; its
             ``prompt_encoder.*`` and ``mask_decoder.*`` weights are loaded.
         embed_dim (int): Decoder width (SAM: 256).
-        decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads`` of
-            the two-way transformer (2, 2048, 8) and ``iou_head_hidden_dim``
-            (256).
+        decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads``,
+            ``iou_head_hidden_dim`` (SAM: 2, 2048, 8, 256).
         sampler (None): Must be None.
-        in_index (int): Backbone output holding the image embedding.
-            Default -1.
+        in_index (int): Backbone output of the embedding. Default -1.
         input_transform (None): Must be None.
         init_cfg (dict, optional): Default None (weights come from SAM).
         **kwargs: Passed to :class:`BaseDecodeHead`.

@@ -10,17 +10,15 @@ from torch import Tensor
 class GTPromptSampler:
     """Sample a noisy box or points from each image's ground-truth mask.
 
-    Coordinates are (x, y) pixel indices of the mask, as SAM reads them;
-    see ``docs/prompts.md`` for the sampling.
+    Coordinates are (x, y) pixel indices; see ``docs/prompts.md``.
 
     Args:
         prob (float): Chance that an image gets a prompt. Default 0.5.
         box_prob (float): Chance that a prompt is a box, not points.
             Default 0.5.
         max_points (int): Most points in a point prompt. Default 3.
-        box_noise_std (float): Standard deviation of each box coordinate's
-            noise, as a fraction of the box's width (x) or height (y).
-            Default 0.1.
+        box_noise_std (float): Box noise std, as a fraction of the box's
+            width or height. Default 0.1.
         box_noise_max (float): Largest noise in pixels at 1024 px, scaled
             to the mask's longer side. Default 20.
     """

@@ -23,11 +23,9 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
         out_channels (int): Must be 1.
         keep_sam_multimask_tokens (bool): Keep SAM's three multi-mask
             tokens, frozen, in the sequence. Default False.
-        threshold (float): Foreground threshold on the probability.
-            Default 0.5.
-        loss_decode (dict | list[dict]): Binary loss config(s), called on
-            logits (B, 1, H, W) and labels (B, H, W). Default
-            ``StructureLoss``.
+        threshold (float): Foreground probability threshold. Default 0.5.
+        loss_decode (dict | list[dict]): Binary loss config(s) on logits
+            (B, 1, H, W). Default ``StructureLoss``.
         prompt_sampler (dict, optional): A :class:`GTPromptSampler` config.
             Default None: no prompts.
         **kwargs: See :class:`BaseSAMMaskDecoderHead`.

@@ -26,14 +26,12 @@ def sem_seg_to_segments(gt_sem_seg: Tensor,
     """Split a label map into one binary segment per class present.
 
     Args:
-        gt_sem_seg (Tensor): Class ids or ``ignore_index``, (H, W) or
-            (1, H, W).
+        gt_sem_seg (Tensor): (H, W) or (1, H, W) class ids.
         num_classes (int): K.
         ignore_index (int): Label that is never a segment. Default 255.
 
     Returns:
-        tuple[Tensor, Tensor]: Ascending class ids (M,) and bool masks
-        (M, H, W).
+        tuple[Tensor, Tensor]: Class ids (M,) and bool masks (M, H, W).
     """
     if gt_sem_seg.dim() == 3 and gt_sem_seg.shape[0] == 1:
         gt_sem_seg = gt_sem_seg[0]
@@ -109,10 +107,7 @@ def sample_targets(gt_masks: Tensor,
                    valid: Tensor,
                    point_coords: Tensor,
                    owner: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """(R, P) GT values over valid pixels only, and the point weights.
-
-    ``gt_masks`` is (R, H, W); other arguments as :func:`point_weights`.
-    """
+    """(R, P) GT values of (R, H, W) ``gt_masks`` and the point weights."""
     num = gt_masks.shape[0]
     valid = valid.to(point_coords.dtype)
     gt = gt_masks.to(point_coords.dtype)
@@ -219,10 +214,7 @@ def get_uncertain_point_coords_with_randomness(
         importance_sample_ratio: float,
         valid: Optional[Tensor] = None,
         owner: Optional[Tensor] = None) -> Tensor:
-    """(R, P, 2) points where (R, 1, h, w) masks are most uncertain, + random.
-
-    detectron2's function; zero-weight points are never picked as uncertain.
-    """
+    """detectron2's uncertain (R, P, 2) points; zero-weight ones never."""
     assert oversample_ratio >= 1
     assert 0 <= importance_sample_ratio <= 1
     num_rois = mask_logits.shape[0]
@@ -267,8 +259,7 @@ class MaskClassificationLoss(nn.Module):
         no_object_weight (float): CE weight of "no object". Default 0.1.
         num_points (int): Points per mask. Default 12544.
         oversample_ratio (float): Candidate oversampling. Default 3.
-        importance_sample_ratio (float): Share of points chosen by
-            uncertainty. Default 0.75.
+        importance_sample_ratio (float): Uncertain share. Default 0.75.
     """
 
     def __init__(self,
@@ -312,8 +303,7 @@ class MaskClassificationLoss(nn.Module):
         Args:
             cls_logits (Tensor): (B, N, K + 1) class logits.
             mask_logits (Tensor): (B, N, h, w) mask logits.
-            gt_sem_segs (Tensor): (B, H, W) or (B, 1, H, W) labels at the
-                padded input size.
+            gt_sem_segs (Tensor): (B, H, W) or (B, 1, H, W) padded labels.
         """
         if gt_sem_segs.dim() == 4:
             gt_sem_segs = gt_sem_segs[:, 0]
@@ -371,11 +361,7 @@ class MaskClassificationLoss(nn.Module):
     @torch.no_grad()
     def assign(self, cls_logits: Tensor, mask_logits: Tensor,
                gt_sem_segs: Tensor) -> dict:
-        """GT segments of each image and their matched queries.
-
-        Returns ``cls_targets`` (B, N) and per-image lists ``pred_inds``,
-        ``gt_inds``, ``gt_labels``, ``gt_masks``, ``valid``.
-        """
+        """``cls_targets`` (B, N) and per-image matches and GT segments."""
         if gt_sem_segs.dim() == 4:
             gt_sem_segs = gt_sem_segs[:, 0]
         batch_size, num_queries = cls_logits.shape[:2]

@@ -38,13 +38,8 @@ def takes_checkpoint(cfg: Optional[dict]) -> bool:
 
 
 def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
-    """The head config, with ``SAMMaskClassificationHead`` for configs that
-    name the multi-class head ``SAMMaskDecoderHead`` (``out_channels=K``).
-
-    Before the binary and the multi-class heads were split, one
-    ``SAMMaskDecoderHead`` did both; configs and exported models of that
-    time keep working (same arguments, same checkpoint keys).
-    """
+    """The head config, mapping a multi-class ``SAMMaskDecoderHead``
+    (``out_channels=K``, older configs) to ``SAMMaskClassificationHead``."""
     if cfg is None:
         return cfg
     name = str(cfg.get('type', '')).split('.')[-1]
@@ -64,23 +59,15 @@ def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
 class SAMSegmentor(EncoderDecoder):
     """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
 
-    The backbone is a SAM encoder or an mmseg backbone in ``PEFTBackbone``;
-    the decode head is a SAM head or any mmseg head. Unlike mmseg's
-    ``EncoderDecoder`` it passes the data samples to a backbone whose
-    ``forward`` takes them, adds the backbone's auxiliary losses (Conv-LoRA's
-    ``loss_moe``), runs whole-image inference on SAM backbones, returns
-    probabilities at the original size in ``seg_logits``, and checks and
-    completes every state dict loaded into it
-    (:func:`~mmseg_convlora.models.utils.prepare_state_dict`).
+    Adds the backbone's auxiliary losses (``loss_moe``), returns
+    probabilities in ``seg_logits`` and checks every state dict loaded into
+    it (:func:`~mmseg_convlora.models.utils.prepare_state_dict`).
 
     Args:
         sam_checkpoint (str, optional): Official SAM checkpoint file, passed
-            to the backbone and the heads that take a ``checkpoint`` (SAM's)
-            unless they name their own. This is the one line a config
-            changes to point at the weights.
+            to the backbone and heads that take a ``checkpoint``.
         check_frozen_weights (bool): Refuse a checkpoint trained on other
-            frozen weights than the model holds (False: warn). Defaults to
-            True.
+            frozen weights (False: warn). Defaults to True.
         **kwargs: See :class:`mmseg.models.EncoderDecoder`.
     """
 
@@ -135,8 +122,8 @@ class SAMSegmentor(EncoderDecoder):
 
         Args:
             inputs (Tensor): Normalised images, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): Passed to a
-                backbone whose ``forward`` takes ``data_samples``.
+            data_samples (list[SegDataSample], optional): For backbones
+                that take them.
 
         Returns:
             list[Tensor]: The features.
@@ -196,10 +183,8 @@ class SAMSegmentor(EncoderDecoder):
                            data_samples: OptSampleList = None) -> SampleList:
         """Convert the head's (B, C, H, W) output into ``SegDataSample``s.
 
-        Binary (C = 1): logits -> sigmoid probabilities. Multi-class: a head
-        with ``returns_probabilities`` (the multi-class SAM head) gives
-        per-class scores in [0, 1] already; other (mmseg) heads give logits,
-        turned into probabilities by a softmax over the classes.
+        Binary logits get a sigmoid; multi-class ones a softmax, unless the
+        head ``returns_probabilities``.
         """
         batch_size, C, H, W = seg_logits.shape
         probs = seg_logits.float()

@@ -1,14 +1,4 @@
-"""A frozen Linear plus a scaled rank-r term, ``x W^T + b + s u B^T``, as
-one matrix product.
-
-The rank-r term on its own is a GEMM with an inner dimension of r (3 in
-Conv-LoRA), which BLAS runs far below its peak, followed by a full-size
-multiply by ``s`` and a full-size add to the frozen output: three passes
-over an (tokens, out_features) tensor. Here ``[x, u]`` and ``[W, s B]`` are
-concatenated along the inner dimension (with the bias as a column of ``W``
-against a column of ones) and multiplied once, so the frozen output, the
-bias and the update are produced in one pass; the backward pass gets the
-gradients of ``x`` and ``u`` from one GEMM as well.
+"""``x W^T + b + s u B^T`` as one matrix product (docs/speed_and_memory.md).
 """
 import contextlib
 from typing import Optional
@@ -90,12 +80,8 @@ def fused_lora_linear(x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor,
                       scaling: float) -> torch.Tensor:
     """``x W^T + b + scaling * u B^T`` in one GEMM.
 
-    Equal to the three-step formula up to float rounding. All tensors must
-    have one dtype (cast them before, e.g. to the autocast dtype); the
-    gradients of every input that requires one are returned, so a frozen
-    ``weight`` and ``bias`` cost nothing in backward. Without autograd
-    (inference, ONNX export) the rank-r term is added by ``addmm`` onto the
-    frozen product instead: no concatenated copy of ``x``.
+    All tensors must have one dtype. Without autograd the rank-r term is
+    added by ``addmm`` instead (no concatenated copy of ``x``).
 
     Args:
         x (Tensor): (T, in_features).

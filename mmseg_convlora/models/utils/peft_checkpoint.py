@@ -1,11 +1,6 @@
 """Trainable-only (PEFT) checkpoints: what they hold and how they load.
 
-Training saves the weights training changes (:func:`trainable_state_keys`)
-and the model's signature in ``meta['peft']`` (:func:`peft_signature`);
-the frozen SAM weights come from ``model.sam_checkpoint`` when the model is
-built. :class:`SAMSegmentor` checks and completes every state dict loaded
-into it with :func:`prepare_state_dict`, against the hash and fingerprint
-the state dict's metadata records (:func:`integrity_record`).
+See docs/faults.md for what is saved and checked.
 """
 import hashlib
 import logging
@@ -29,11 +24,7 @@ _warned_unhashed = False
 
 
 class CheckpointMismatchError(RuntimeError):
-    """A checkpoint does not fit the model its config builds.
-
-    Rendered as ``'<source> <problem> <advice>'``; whoever knows the file
-    sets :attr:`source` (e.g. ``"The checkpoint 'x.pth'"``) and
-    :attr:`advice` before reporting it.
+    """A checkpoint does not fit the model: ``'<source> <problem> <advice>'``.
     """
 
     def __init__(self, problem: str, advice: Optional[str] = DEFAULT_ADVICE):
@@ -54,16 +45,12 @@ def _unwrapped(name: str) -> str:
 def trainable_state_keys(
         model: torch.nn.Module,
         state_keys: Optional[Iterable[str]] = None) -> Set[str]:
-    """State-dict keys that training can change.
-
-    Trainable parameters, plus the buffers of modules that own one (e.g.
-    CAD's BatchNorm statistics).
+    """Keys of trainable parameters and of their modules' buffers.
 
     Args:
-        model (nn.Module): The model, or a wrapper that names its
-            parameters like the model (``module.`` prefixes are removed).
-        state_keys (Iterable[str], optional): The keys to choose from.
-            Defaults to ``model.state_dict()``'s.
+        model (nn.Module): The model or a wrapper (``module.`` is removed).
+        state_keys (Iterable[str], optional): Keys to choose from. Default:
+            ``model.state_dict()``'s.
 
     Returns:
         set[str]: Keys of the unwrapped model.
@@ -84,12 +71,7 @@ def trainable_state_keys(
 
 
 def peft_signature(model: torch.nn.Module) -> Dict[str, object]:
-    """What a checkpoint must match to load onto ``model``.
-
-    Returns:
-        dict: ``arch``, ``adapters`` (class names), ``num_classes`` (as in
-        the config: 2 for a binary head) and ``out_channels``.
-    """
+    """``arch``, ``adapters``, ``num_classes`` and ``out_channels``."""
     backbone = getattr(model, 'backbone', None)
     head = getattr(model, 'decode_head', None)
     adapters = [type(a).__name__ for a in getattr(backbone, 'adapters', [])]
@@ -115,9 +97,6 @@ def check_peft_signature(saved: Optional[Mapping],
         saved (dict, optional): The checkpoint's ``meta['peft']``; None
             (checkpoints of other tools) passes.
         model (nn.Module): The model built from the config.
-
-    Raises:
-        CheckpointMismatchError: arch, adapters or classes differ.
     """
     if saved is None:
         return
@@ -146,15 +125,10 @@ def _examples(keys, n: int = 4) -> str:
 
 def check_state_dict(model: torch.nn.Module,
                      state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Refuse a state dict that does not fit ``model``'s trainable weights.
+    """Refuse missing or reshaped trainable weights and unknown keys.
 
-    Frozen weights may be absent; every trainable weight must be present
-    with the model's shape, and nothing the model lacks may be present.
     Submodules with a ``state_dict_mismatch(state_dict, prefix)`` method
     add their own explanation.
-
-    Raises:
-        CheckpointMismatchError: With what is missing, extra or reshaped.
     """
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     trainable = trainable_state_keys(model, own)
@@ -199,8 +173,7 @@ def check_state_dict(model: torch.nn.Module,
 
 def _digest(items: Iterable[Tuple[str, torch.Tensor]],
             sample: bool = False) -> str:
-    """sha256 of named tensors (names, shapes, dtypes, bytes); ``sample``:
-    of up to 64 evenly spaced elements of each (a cheap fingerprint)."""
+    """sha256 of named tensors (``sample``: 64 elements of each)."""
     sha = hashlib.sha256()
     for key, value in sorted(items, key=lambda kv: kv[0]):
         flat = value.detach().reshape(-1)
@@ -228,9 +201,7 @@ def integrity_record(state_dict, trainable, sources) -> dict:
             file or None).
 
     Returns:
-        dict: ``trainable_sha256`` (of the kept weights), ``frozen_sha256``
-        (of a sample of the frozen weights read from files) and
-        ``frozen_from`` (those files).
+        dict: ``trainable_sha256``, ``frozen_sha256`` and ``frozen_from``.
     """
     kept = [(k, v) for k, v in state_dict.items() if k in trainable]
     return dict(
@@ -244,9 +215,7 @@ def integrity_record(state_dict, trainable, sources) -> dict:
 def with_record(state_dict: Mapping[str, torch.Tensor],
                 record: Optional[Mapping] = None,
                 source: Optional[Mapping] = None) -> 'OrderedDict':
-    """``state_dict`` as an ``OrderedDict`` keeping the metadata of
-    ``source`` (default ``state_dict``), with ``record`` added to the root
-    module's."""
+    """``state_dict`` with ``source``'s metadata plus ``record`` at root."""
     out = OrderedDict(state_dict)
     metadata = getattr(state_dict if source is None else source, '_metadata',
                        None)
@@ -260,9 +229,7 @@ def with_record(state_dict: Mapping[str, torch.Tensor],
 def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
                      record: Mapping, own: Mapping, trainable: Set[str],
                      filled: bool) -> None:
-    """Refuse non-finite trainable weights, weights that differ from the
-    recorded hash, and (when frozen weights are filled in from the model)
-    frozen weights other than those the checkpoint was trained with."""
+    """Refuse non-finite or altered trainable weights, other frozen ones."""
     global _warned_unhashed
     bad = [
         f'{k} ({int((~torch.isfinite(v)).sum())} values)'
@@ -326,12 +293,7 @@ def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
 def prepare_state_dict(model: torch.nn.Module,
                        state_dict: Dict[str, torch.Tensor],
                        metadata: Optional[Mapping] = None) -> None:
-    """Check ``state_dict`` against ``model`` and add the frozen weights it
-    lacks (in place).
-
-    Frozen weights come from the model itself, which read them at
-    construction; parts built without a SAM file
-    (``model.frozen_weights_from[part] is None``) have none to give.
+    """Check ``state_dict`` and add the frozen weights it lacks, in place.
 
     Args:
         model (nn.Module): The model loading ``state_dict``.
@@ -340,11 +302,8 @@ def prepare_state_dict(model: torch.nn.Module,
             :func:`integrity_record` of checkpoints saved by training.
 
     Raises:
-        CheckpointMismatchError: See :func:`check_state_dict`; or NaN/inf
-            or corrupt trainable weights, or frozen weights other than the
-            checkpoint's (unless ``model.check_frozen_weights`` is False);
-            or frozen weights are missing and ``model.sam_checkpoint`` is
-            not set.
+        CheckpointMismatchError: Mismatched keys, NaN/inf or corrupt
+            weights, other frozen weights, or no frozen weights to add.
     """
     check_state_dict(model, state_dict)
     own = model.state_dict()
@@ -400,10 +359,6 @@ def load_peft_checkpoint(model: torch.nn.Module,
 
     Returns:
         dict: The checkpoint's ``meta`` (empty for a bare state dict).
-
-    Raises:
-        CheckpointMismatchError: The checkpoint does not fit the model; the
-            message names the file.
     """
     source = 'The checkpoint'
     if not isinstance(checkpoint, dict):

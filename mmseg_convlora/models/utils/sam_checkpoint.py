@@ -91,16 +91,14 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
 
 def load_sam_state_dict(path: str,
                         arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """The flat state dict of a SAM file (memory-mapped when possible; also
-    inside ``state_dict`` or ``model``).
+    """The flat state dict of a SAM file (memory-mapped when possible).
 
     Args:
         path (str): The checkpoint file.
         arch (str, optional): The arch the caller expects, for messages.
 
     Raises:
-        SAMCheckpointError: The file is missing, unreadable or holds no SAM
-            weights.
+        SAMCheckpointError: Missing, unreadable or no SAM weights.
     """
     path = os.fspath(path)
     if not osp.isfile(path):
