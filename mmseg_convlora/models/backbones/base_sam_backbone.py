@@ -1,9 +1,11 @@
 """What the SAM-family image-encoder backbones share."""
+import logging
 from abc import abstractmethod
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
@@ -34,6 +36,8 @@ class BaseSAMBackbone(BaseModule):
             (B, C, H, W) outputs are also returned.
         out_embedding (bool): Return the neck's embedding. Default True.
         init_cfg (dict, optional): Unused.
+        embedding_cache (dict | str, optional): Deprecated name of
+            ``embedding_source=dict(type='CachedEmbeddings', dir=...)``.
 
     Shapes:
         (B, 3, img_size, img_size) -> the ``out_indices`` maps, then the
@@ -56,8 +60,12 @@ class BaseSAMBackbone(BaseModule):
                  embedding_source: Optional[dict] = None,
                  out_indices: Optional[Sequence[int]] = None,
                  out_embedding: bool = True,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 embedding_cache: Optional[Union[dict, str]] = None):
         super().__init__(init_cfg=init_cfg)
+        if embedding_cache is not None:
+            embedding_source = self._renamed_embedding_cache(
+                embedding_cache, embedding_source)
         if img_size % EMBEDDING_STRIDE:
             raise ValueError(
                 f'{type(self).__name__}: img_size={img_size} must be a '
@@ -99,6 +107,22 @@ class BaseSAMBackbone(BaseModule):
                         f'{type(adp).__name__} adds to the neck embedding, '
                         'but out_embedding=False drops it; set '
                         'out_embedding=True.')
+
+    @staticmethod
+    def _renamed_embedding_cache(embedding_cache, embedding_source):
+        # configs written before the cache moved to its own subpackage
+        if embedding_source is not None:
+            raise ValueError('model.backbone: give embedding_source only '
+                             '(embedding_cache is its deprecated name).')
+        if isinstance(embedding_cache, str):
+            embedding_cache = dict(dir=embedding_cache)
+        new = dict(type='CachedEmbeddings', **embedding_cache)
+        print_log(
+            'model.backbone.embedding_cache is deprecated: write '
+            f'embedding_source={new!r}.',
+            logger='current',
+            level=logging.WARNING)
+        return new
 
     def _check_out_indices(
             self, out_indices: Optional[Sequence[int]]) -> Tuple[int, ...]:

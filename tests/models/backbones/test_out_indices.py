@@ -5,6 +5,7 @@ import pytest
 import torch
 from mmseg.registry import MODELS
 
+from mmseg_convlora.models.backbones import base_sam_backbone
 from helpers import TINY_EMBED_DIM, TINY_ENCODER, TINY_IMG_SIZE, TINY_TINY_VIT
 
 
@@ -140,3 +141,24 @@ def test_block_maps_at_zero_init_equal_the_plain_backbone(adapter):
     with torch.no_grad():
         for a, b in zip(adapted(x), plain(x)):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('old', [dict(dir='cache_dir'), 'cache_dir'])
+def test_embedding_cache_is_the_deprecated_name_of_embedding_source(
+        old, monkeypatch):
+    """Configs written before the rename build the same backbone, with a
+    deprecation message naming the new setting."""
+    messages = []
+    monkeypatch.setattr(base_sam_backbone, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    backbone = vit(embedding_cache=old)
+    assert backbone.encoder is None
+    assert type(backbone.embedding_source).__name__ == 'CachedEmbeddings'
+    assert backbone.embedding_source.dir == 'cache_dir'
+    assert messages == [
+        'model.backbone.embedding_cache is deprecated: write '
+        "embedding_source={'type': 'CachedEmbeddings', 'dir': 'cache_dir'}."
+    ]
+    with pytest.raises(ValueError, match='give embedding_source only'):
+        vit(embedding_cache=old,
+            embedding_source=dict(type='CachedEmbeddings', dir='x'))
