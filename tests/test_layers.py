@@ -22,7 +22,8 @@ LAYERS = [
     ('datasets', 'evaluation'),
     ('engine', ),
     ('apis', ),
-    ('deploy', 'embedding_cache', 'peft_backbone', 'sam_predictor'),  # optional
+    # optional features
+    ('deploy', 'embedding_cache', 'peft_backbone', 'sam_predictor'),
     ('', ),  # the package itself: registers everything
 ]
 RANK = {
