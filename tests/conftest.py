@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import init_default_scope
 from mmseg.registry import METRICS
@@ -19,6 +20,17 @@ from helpers import REPO, demo_config, load_tool, save_tiny_sam_checkpoint
 def _mmseg_scope():
     init_default_scope('mmseg')
     yield
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    # a tool run in-process (e.g. benchmark.py --threads 1) sets torch's
+    # thread count for the whole session, and the bit-exact resume tests
+    # compare runs made before and after it: CPU float reductions differ
+    # with the number of threads
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')
