@@ -68,21 +68,16 @@ class LinearMultiheadAttention(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Accept ``nn.MultiheadAttention``'s keys (fused or per input)."""
-        fused = prefix + 'in_proj_weight'
-        if fused in state_dict:
-            for name, part in zip(('q', 'k', 'v'),
-                                  state_dict.pop(fused).chunk(3)):
-                state_dict[f'{prefix}{name}_proj.weight'] = part
-        for name in ('q', 'k', 'v'):
+        for kind in ('weight', 'bias'):
+            fused = f'{prefix}in_proj_{kind}'
+            if fused in state_dict:
+                for name, part in zip('qkv', state_dict.pop(fused).chunk(3)):
+                    state_dict[f'{prefix}{name}_proj.{kind}'] = part
+        for name in 'qkv':
             separate = f'{prefix}{name}_proj_weight'
             if separate in state_dict:
                 state_dict[f'{prefix}{name}_proj.weight'] = \
                     state_dict.pop(separate)
-        fused_bias = prefix + 'in_proj_bias'
-        if fused_bias in state_dict:
-            for name, part in zip(('q', 'k', 'v'),
-                                  state_dict.pop(fused_bias).chunk(3)):
-                state_dict[f'{prefix}{name}_proj.bias'] = part
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _attention_mask(self, attn_mask: Optional[torch.Tensor],
