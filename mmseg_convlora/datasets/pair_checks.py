@@ -4,7 +4,7 @@ import logging
 import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
@@ -36,11 +36,15 @@ def list_files(folder: str) -> List[str]:
 
 
 def report_unused(dataset: str, img_dir: str, ann_dir: Optional[str],
-                  used: Iterable[str], img_suffixes: Sequence[str],
+                  data_list: List[dict], img_suffixes: Sequence[str],
                   seg_map_suffix: str) -> None:
-    """Warn about files in the folders that the dataset does not read:
+    """Warn about files in the folders that ``data_list`` does not read:
     other suffixes in ``img_dir`` and masks without an image."""
-    used = {osp.normpath(p) for p in used}
+    used = {
+        osp.normpath(d[k])
+        for d in data_list
+        for k in ('img_path', 'seg_map_path') if d.get(k)
+    }
     same = ann_dir is not None and osp.normpath(ann_dir) == osp.normpath(
         img_dir)
     other = [
@@ -111,16 +115,15 @@ def image_header(path: str) -> Tuple[Tuple[int, int], int, int, Optional[int]]:
                 f'{path!r} is {what}. Re-download or re-export it, or remove '
                 'it and its pair from the dataset.')
         return (img.shape[1], img.shape[0]), 1, img.dtype.itemsize * 8, None
-    sbit = None
-    if mode.startswith('I;16') or (bits == 16):
-        bits = 16
-    elif path.lower().endswith('.png'):
+    head = b''
+    if path.lower().endswith('.png'):
         with open(path, 'rb') as f:
             head = f.read(1 << 16)
+    if mode.startswith('I;16'):
+        bits = 16
+    elif head and bits != 16:
         bits = head[24] if len(head) > 24 else 8  # IHDR bit depth
-    if bits == 16 and path.lower().endswith('.png'):
-        with open(path, 'rb') as f:
-            sbit = png_significant_bits(f.read(1 << 16))
+    sbit = png_significant_bits(head) if bits == 16 else None
     return size, orientation, bits, sbit
 
 

@@ -107,6 +107,9 @@ class Trans10KDataset(BaseSegDataset):
         return f'Expected the Trans10K {self.version} layout:\n' + \
             _LAYOUTS[self.version]
 
+    def _isdir(self, path: str) -> bool:
+        return fileio.isdir(path, backend_args=self.backend_args)
+
     def _dir_pairs(self) -> List[tuple]:
         """(image dir, mask dir, subset) triples to read."""
         if not self._use_split:
@@ -116,27 +119,25 @@ class Trans10KDataset(BaseSegDataset):
         if not self.data_root:
             raise ValueError('Trans10KDataset needs data_root (or '
                              'data_prefix with img_path and seg_map_path).')
-        if not fileio.isdir(self.data_root, backend_args=self.backend_args):
+        if not self._isdir(self.data_root):
             raise FileNotFoundError(
                 f'Trans10K data_root {self.data_root} does not exist or is '
                 f'not a folder. {self._layout_hint()}')
         split_dir = osp.join(self.data_root, self.split)
         mask_name = _MASK_DIRS[self.version]
-        if fileio.isdir(
-                osp.join(split_dir, 'images'), backend_args=self.backend_args):
-            return [(osp.join(split_dir,
-                              'images'), osp.join(split_dir, mask_name), None)]
-        if self.version == 'v1':
-            found = [
-                s for s in self.subsets if fileio.isdir(
-                    osp.join(split_dir, s, 'images'),
-                    backend_args=self.backend_args)
-            ]
-            if found:
-                return [(osp.join(split_dir, s,
-                                  'images'), osp.join(split_dir, s,
-                                                      mask_name), s)
-                        for s in found]
+
+        def triple(folder, subset=None):
+            return (osp.join(folder, 'images'), osp.join(folder,
+                                                         mask_name), subset)
+
+        if self._isdir(osp.join(split_dir, 'images')):
+            return [triple(split_dir)]
+        found = [
+            s for s in self.subsets if self.version == 'v1'
+            and self._isdir(osp.join(split_dir, s, 'images'))
+        ]
+        if found:
+            return [triple(osp.join(split_dir, s), s) for s in found]
         alternatives = ' (nor easy/images, hard/images)' \
             if self.version == 'v1' else ''
         raise FileNotFoundError(
@@ -147,7 +148,7 @@ class Trans10KDataset(BaseSegDataset):
     def load_data_list(self) -> List[dict]:
         data_list = []
         for img_dir, mask_dir, subset in self._dir_pairs():
-            if not fileio.isdir(mask_dir, backend_args=self.backend_args):
+            if not self._isdir(mask_dir):
                 raise FileNotFoundError(
                     f'Trans10K mask folder {mask_dir} (for images in '
                     f'{img_dir}) does not exist. {self._layout_hint()}')
@@ -185,10 +186,8 @@ class Trans10KDataset(BaseSegDataset):
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
             if '://' not in str(img_dir):
                 report_unused(f'Trans10KDataset ({self.version})', img_dir,
-                              mask_dir, [
-                                  p for d in data_list
-                                  for p in (d['img_path'], d['seg_map_path'])
-                              ], (self.img_suffix, ), self.seg_map_suffix)
+                              mask_dir, data_list, (self.img_suffix, ),
+                              self.seg_map_suffix)
         if '://' not in str(self.data_root):
             check_pairs(f'Trans10KDataset ({self.version}, {self.split})',
                         data_list)

@@ -55,17 +55,22 @@ def to_8_bit(img: np.ndarray, bits: Optional[int] = None) -> np.ndarray:
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip ``img`` (H, W, C) as viewers show EXIF ``orientation``."""
-    if orientation in (5, 6, 7, 8):
-        img = np.swapaxes(img, 0, 1)  # transpose: orientation 5
-        img = {
-            5: img,
-            6: img[:, ::-1],
-            7: img[::-1, ::-1],
-            8: img[::-1]
-        }[orientation]
-    elif orientation in (2, 3, 4):
-        img = {2: img[:, ::-1], 3: img[::-1, ::-1], 4: img[::-1]}[orientation]
-    return np.ascontiguousarray(img)
+    if orientation in (5, 6, 7, 8):  # transposed, then flipped as 1..4
+        img, orientation = np.swapaxes(img, 0, 1), orientation - 4
+    rows, cols = {2: (1, -1), 3: (-1, -1), 4: (-1, 1)}.get(orientation, (1, 1))
+    return np.ascontiguousarray(img[::rows, ::cols])
+
+
+def check_settings(exif_orientation: str, bit_depth: Optional[int],
+                   who: str) -> None:
+    """Refuse an unknown ``exif_orientation`` or a ``bit_depth`` outside
+    8..16 given to ``who``."""
+    if exif_orientation not in EXIF_MODES:
+        raise ValueError(f'{who}: exif_orientation must be one of '
+                         f'{EXIF_MODES}, got {exif_orientation!r}.')
+    if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
+        raise ValueError(f'{who}: bit_depth must be in 8..16, got '
+                         f'{bit_depth}.')
 
 
 def orientation_of(pil) -> int:
@@ -115,11 +120,10 @@ class CheckImage(BaseTransform):
     def __init__(self,
                  exif_orientation: Optional[str] = None,
                  bit_depth: Optional[int] = None):
-        if exif_orientation not in (None, ) + EXIF_MODES:
-            raise ValueError(f'exif_orientation must be one of '
-                             f'{EXIF_MODES}, got {exif_orientation!r}.')
-        if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
-            raise ValueError(f'bit_depth must be in 8..16, got {bit_depth}.')
+        check_settings(
+            'ignore' if exif_orientation is None else exif_orientation,
+            bit_depth,
+            type(self).__name__)
         self.exif_orientation = exif_orientation
         self.bit_depth = bit_depth
 
