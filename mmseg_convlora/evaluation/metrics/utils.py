@@ -70,13 +70,9 @@ def resize_for_eval(
 
 
 def _field(data_sample: Union[dict, BaseDataElement], key: str):
-    if isinstance(data_sample, BaseDataElement):
-        data_sample = data_sample.to_dict()
     value = data_sample.get(key)
-    if value is None:
-        return None
     if isinstance(value, BaseDataElement):
-        value = value.to_dict()
+        return value.data
     return value['data'] if isinstance(value, dict) else value
 
 
