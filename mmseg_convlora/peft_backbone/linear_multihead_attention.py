@@ -51,16 +51,9 @@ class LinearMultiheadAttention(nn.Module):
                 'LinearMultiheadAttention does not support nn.'
                 'MultiheadAttention with add_bias_kv or add_zero_attn.')
         weight = mha.out_proj.weight
-        new = cls(
-            mha.embed_dim,
-            mha.num_heads,
-            dropout=mha.dropout,
-            bias=mha.in_proj_bias is not None,
-            kdim=mha.kdim,
-            vdim=mha.vdim,
-            batch_first=mha.batch_first,
-            device=weight.device,
-            dtype=weight.dtype)
+        bias = mha.in_proj_bias is not None
+        new = cls(mha.embed_dim, mha.num_heads, mha.dropout, bias, mha.kdim,
+                  mha.vdim, mha.batch_first, weight.device, weight.dtype)
         new.load_state_dict(mha.state_dict())
         new.requires_grad_(weight.requires_grad)
         new.train(mha.training)
@@ -126,14 +119,10 @@ class LinearMultiheadAttention(nn.Module):
         v = self.v_proj(value).view(B, S, heads, dim).transpose(1, 2)
         mask = self._attention_mask(attn_mask, key_padding_mask, B, L, S,
                                     q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        causal = is_causal and mask is None
         out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal and mask is None,
-            scale=1 / math.sqrt(dim))
+            q, k, v, mask, dropout, causal, scale=1 / math.sqrt(dim))
         out = self.out_proj(out.transpose(1, 2).reshape(B, L, -1))
         if not self.batch_first:
             out = out.transpose(0, 1)

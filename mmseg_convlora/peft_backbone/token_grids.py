@@ -121,17 +121,15 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
             f'{sorted(layers)[:4]}). Use LoRA on this backbone, or Conv-LoRA '
             'on SAMViT/SAMTinyViT, whose layers see (N, h, w, C) maps.')
     names = list(layers)
+    patterns = [r.pattern for r in rules]
     matches = match_targets(
-        names, [r.pattern for r in rules],
-        'Conv-LoRA',
-        where=kind,
-        every_pattern=False)
+        names, patterns, 'Conv-LoRA', where=kind, every_pattern=False)
     unknown = [n for n in names if n not in matches]
     if unknown:
         raise ValueError(
             f'Conv-LoRA cannot know the h x w token grid of {unknown[:4]} '
             f'in {kind}: its grids are known for '
-            f'{[r.pattern for r in rules]}. Target only those layers with '
+            f'{patterns}. Target only those layers with '
             'Conv-LoRA (LoRA works on any Linear layer).')
     rule_of = {r.pattern: r for r in rules}
     groups: Dict[Tuple[str, str], List] = {}
