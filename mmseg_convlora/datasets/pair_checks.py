@@ -9,7 +9,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from mmengine.logging import print_log
 
 from .transforms.check_image import (depth_holding, exif_message,
-                                     orientation_of, png_significant_bits)
+                                     orientation_of, png_significant_bits,
+                                     unreadable_error)
 
 
 def warn(message: str) -> None:
@@ -108,12 +109,7 @@ def image_header(path: str) -> Tuple[Tuple[int, int], int, int, Optional[int]]:
         import cv2
         img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if img is None:
-            size = osp.getsize(path) if osp.isfile(path) else 0
-            what = 'an empty file (0 bytes)' if not size else \
-                f'not an image that can be read ({size} bytes)'
-            raise ValueError(
-                f'{path!r} is {what}. Re-download or re-export it, or remove '
-                'it and its pair from the dataset.')
+            raise unreadable_error(path, 'File')
         return (img.shape[1], img.shape[0]), 1, img.dtype.itemsize * 8, None
     head = b''
     if path.lower().endswith('.png'):

@@ -65,11 +65,10 @@ class Trans10KDataset(BaseSegDataset):
             raise ValueError('Trans10KDataset lists its folders and does not '
                              'read an ann_file; use split/subsets or '
                              'data_prefix instead.')
-        if subsets is not None:
-            unknown = set(subsets) - set(_SUBSETS)
-            if unknown:
-                raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)};'
-                                 f' choose from {_SUBSETS}.')
+        unknown = set(subsets or ()) - set(_SUBSETS)
+        if unknown:
+            raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)}; '
+                             f'choose from {_SUBSETS}.')
         self.version = version
         self.split = split
         self.subsets = tuple(subsets) if subsets is not None else _SUBSETS
@@ -98,10 +97,8 @@ class Trans10KDataset(BaseSegDataset):
         """The RGB colour of each class id in v1 masks; None for v2."""
         if self.version != 'v1':
             return None
-        colours: dict = {}
-        for colour, class_id in TRANS10K_V1_COLORS.items():
-            colours.setdefault(class_id, colour)
-        return [colours[i] for i in sorted(colours)]
+        first = {i: c for c, i in reversed(TRANS10K_V1_COLORS.items())}
+        return [first[i] for i in sorted(first)]
 
     def _layout_hint(self) -> str:
         return f'Expected the Trans10K {self.version} layout:\n' + \

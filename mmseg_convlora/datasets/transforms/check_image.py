@@ -1,6 +1,7 @@
 """Bring a loaded image to 8-bit, 3-channel BGR."""
 import logging
 import math
+import os.path as osp
 import struct
 from typing import Optional, Set
 
@@ -18,6 +19,16 @@ def warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         print_log(message, logger='current', level=logging.WARNING)
+
+
+def unreadable_error(path: str, what: str = 'Image') -> ValueError:
+    """The error for an image (or mask) file that does not decode."""
+    size = osp.getsize(path) if osp.isfile(path) else 0
+    why = 'is an empty file (0 bytes)' if not size else \
+        f'could not be decoded ({size} bytes): it is truncated, corrupt or ' \
+        'not an image'
+    return ValueError(f'{what} {path!r} {why}. Re-download or re-export it, '
+                      'or remove it and its pair from the dataset.')
 
 
 def png_significant_bits(data: bytes) -> Optional[int]:
