@@ -70,12 +70,11 @@ class FolderSegDataset(BaseSegDataset):
                 'config, or run a converter in tools/dataset_converters/.')
         else:
             same = ann_dir and osp.normpath(ann_dir) == osp.normpath(img_dir)
-            data_list = []
+            exts, data_list = [s.lower() for s in suffixes], []
             for rel in list_files(img_dir):
                 stem, ext = osp.splitext(rel)
-                if ext.lower() not in [
-                        s.lower() for s in suffixes
-                ] or (same and rel.endswith(self.seg_map_suffix)):
+                if ext.lower() not in exts or (same and rel.endswith(
+                        self.seg_map_suffix)):
                     continue
                 info = dict(
                     img_path=osp.join(img_dir, rel),

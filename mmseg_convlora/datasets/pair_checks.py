@@ -160,6 +160,9 @@ def check_pairs(dataset: str,
             if info['bit_depth'] is None:
                 undeclared.append(info)
     if wrong:
+        listed = '; '.join(
+            f'{osp.basename(i["seg_map_path"])} {s[0]}x{s[1]} vs {z[0]}x{z[1]}'
+            for i, z, s in wrong[:10]) + (' ...' if len(wrong) > 10 else '')
         info, size, seg = wrong[0]
         aspect = sum(
             abs(s[0] * size[1] - s[1] * size[0]) <= max(size)
@@ -171,7 +174,7 @@ def check_pairs(dataset: str,
             f'{size[1]} (WxH); {aspect} of them have the image\'s aspect '
             'ratio. Resize those masks (nearest) with '
             'tools/dataset_converters/image_mask_folders.py --resize-masks '
-            f'nearest, or fix the pairs: {_wrong_list(wrong)}')
+            f'nearest, or fix the pairs: {listed}')
     if rotated:
         warn(
             exif_message(
@@ -192,11 +195,3 @@ def check_pairs(dataset: str,
              f'images, the depth holding the largest value {top} over this '
              'dataset. Set bit_depth on the dataset to choose it (and to '
              'give every split the same one).')
-
-
-def _wrong_list(wrong: list, n: int = 10) -> str:
-    shown = [
-        f'{osp.basename(i["seg_map_path"])} {s[0]}x{s[1]} vs {z[0]}x{z[1]}'
-        for i, z, s in wrong[:n]
-    ]
-    return '; '.join(shown) + (' ...' if len(wrong) > n else '')

@@ -9,8 +9,6 @@ from mmseg.registry import DATASETS
 from .pair_checks import check_pairs, report_unused
 from .transforms.trans10k_loading import TRANS10K_METAINFO, TRANS10K_V1_COLORS
 
-__all__ = ['Trans10KDataset']
-
 _MASK_DIRS = {'v1': 'masks', 'v2': 'masks_12'}
 _SUBSETS = ('easy', 'hard')
 
@@ -34,14 +32,12 @@ class Trans10KDataset(BaseSegDataset):
     in the official layout; load masks with :class:`LoadTrans10KAnnotations`.
 
     Args:
-        version (str): 'v1' or 'v2'. Defaults to 'v1'.
+        version (str): 'v1' or 'v2'.
         split (str): Sub-folder of ``data_root`` ('train', 'validation',
             'test'); ignored when ``data_prefix`` names folders.
         subsets (Sequence[str], optional): v1 levels. Default both.
         data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
             relative to ``data_root``, instead of ``split``.
-        img_suffix (str): Defaults to '.jpg'.
-        seg_map_suffix (str): Defaults to '_mask.png'.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
     METAINFO = TRANS10K_METAINFO['v1']

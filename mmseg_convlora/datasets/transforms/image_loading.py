@@ -11,14 +11,8 @@ from .check_image import CheckImage, unreadable_error, warn_once
 
 @TRANSFORMS.register_module()
 class LoadImageChecked(LoadImageFromFile):
-    """Deprecated: use ``LoadImageFromFile(color_type='unchanged')`` and
-    ``CheckImage``.
-
-    Args:
-        exif_orientation (str, optional): See :class:`CheckImage`.
-        bit_depth (int, optional): See :class:`CheckImage`.
-        **kwargs: See mmcv's ``LoadImageFromFile``.
-    """
+    """Deprecated: ``LoadImageFromFile(color_type='unchanged', **kwargs)``
+    then ``CheckImage(exif_orientation, bit_depth)``."""
 
     def __init__(self,
                  exif_orientation: Optional[str] = None,

@@ -8,11 +8,6 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-__all__ = [
-    'LoadTrans10KAnnotations', 'decode_trans10k_mask', 'TRANS10K_METAINFO',
-    'TRANS10K_V1_COLORS'
-]
-
 # ids in the order of the official loaders
 TRANS10K_METAINFO: Dict[str, dict] = {
     'v1':
@@ -62,8 +57,9 @@ def _decode_v1(mask: np.ndarray, filename: str) -> np.ndarray:
     return lut[inverse.reshape(codes.shape)]
 
 
-def _decode_v2(mask: np.ndarray, filename: str, num_classes: int,
+def _decode_v2(mask: np.ndarray, filename: str,
                ignore_index: int) -> np.ndarray:
+    num_classes = len(TRANS10K_METAINFO['v2']['classes'])
     if mask.ndim == 3:
         # a grey index map saved as RGB(A) is fine; colours are not ids
         rgb = mask[..., :3]
@@ -102,9 +98,7 @@ def decode_trans10k_mask(mask: np.ndarray,
     if version == 'v1':
         return _decode_v1(mask, filename)
     if version == 'v2':
-        return _decode_v2(mask, filename,
-                          len(TRANS10K_METAINFO['v2']['classes']),
-                          ignore_index)
+        return _decode_v2(mask, filename, ignore_index)
     raise ValueError(f"Trans10K version must be 'v1' or 'v2', got {version!r}")
 
 
@@ -159,13 +153,10 @@ class LoadTrans10KAnnotations(BaseTransform):
                              'Trans10K: 0 is the real background class.')
         seg_path = results['seg_map_path']
         with _read_pil(seg_path, self.backend_args) as pil:
-            if version == 'v1' or pil.mode not in ('L', 'P', 'I', 'I;16'):
-                # Dropping alpha like the official loader's ``[:, :, :3]``;
-                # P / L / 1 become their displayed colours.
-                raw = np.asarray(pil.convert('RGB'))
-            else:
-                # v2 index maps: palette indices / grey levels are the ids.
-                raw = np.asarray(pil)
+            # v2 index maps: palette indices / grey levels are the ids; else
+            # the displayed RGB, alpha dropped as by the official ``[..., :3]``
+            rgb = version == 'v1' or pil.mode not in ('L', 'P', 'I', 'I;16')
+            raw = np.asarray(pil.convert('RGB') if rgb else pil)
         gt = decode_trans10k_mask(raw, version, seg_path, self.ignore_index)
 
         img_hw = self._image_hw(results)
