@@ -6,13 +6,12 @@ import cv2
 import numpy as np
 
 META_KEY = 'mmseg_convlora'
-_CV2_INTERPOLATION = {
-    'nearest': cv2.INTER_NEAREST,
-    'bilinear': cv2.INTER_LINEAR,
-    'bicubic': cv2.INTER_CUBIC,
-    'area': cv2.INTER_AREA,
-    'lanczos': cv2.INTER_LANCZOS4,
-}
+_CV2_INTERPOLATION = dict(
+    nearest=cv2.INTER_NEAREST,
+    bilinear=cv2.INTER_LINEAR,
+    bicubic=cv2.INTER_CUBIC,
+    area=cv2.INTER_AREA,
+    lanczos=cv2.INTER_LANCZOS4)
 
 
 class Prediction(NamedTuple):

@@ -81,9 +81,8 @@ class LinearMultiheadAttention(nn.Module):
 
         def additive(mask: torch.Tensor) -> torch.Tensor:
             if mask.dtype == torch.bool:
-                return torch.zeros(
-                    mask.shape, dtype=dtype,
-                    device=mask.device).masked_fill(mask, float('-inf'))
+                return torch.zeros_like(
+                    mask, dtype=dtype).masked_fill(mask, float('-inf'))
             return mask.to(dtype)
 
         mask = None

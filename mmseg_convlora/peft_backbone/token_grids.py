@@ -39,19 +39,12 @@ def _patch_grid(prefix: int, embed, inputs, output, groups) -> Grid:
 
 
 def _vit_rules(backbone: nn.Module) -> List[GridRule]:
-    prefix = 1 if backbone.with_cls_token else 0
-    return [
-        GridRule(
-            r'layers\.\d+\..+',
-            'post',
-            partial(_patch_grid, prefix),
-            scope='patch_embed')
-    ]
+    grid = partial(_patch_grid, 1 if backbone.with_cls_token else 0)
+    return [GridRule(r'layers\.\d+\..+', 'post', grid, scope='patch_embed')]
 
 
 def _mit_grid(block, inputs, output, groups) -> Grid:
-    hw_shape = inputs[1]
-    attn = block.attn
+    hw_shape, attn = inputs[1], block.attn
     if groups['proj'] in ('k_proj', 'v_proj') and attn.sr_ratio > 1:
         return conv_output_size(hw_shape, attn.sr), 0
     return tuple(hw_shape), 0

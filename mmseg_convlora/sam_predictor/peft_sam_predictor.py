@@ -23,13 +23,10 @@ class PEFTSamPredictor(SamPredictor):
     """``segment_anything.SamPredictor`` on a fine-tuned model.
 
     Args:
-        config (str | Config): The config the checkpoint was trained with.
-        checkpoint (str, optional): Checkpoint written by training.
+        config, checkpoint, device, cfg_options: As :func:`init_segmentor`.
         decoder (str): 'finetuned' (binary models: the trained mask token
             is SAM's token 0) or 'original' (the SAM file's decoder).
         resize (str): 'square' (the configs' resize) or 'longest_side'.
-        device (str): E.g. 'cpu', 'cuda:0'.
-        cfg_options (dict, optional): Config overrides.
     """
 
     def __init__(self,

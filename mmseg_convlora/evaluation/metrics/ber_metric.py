@@ -55,11 +55,8 @@ class BERMetric(EvalMetric):
 
 @METRICS.register_module()
 class BERPerImageMetric(BERMetric):
-    """Mean of the per-image BERs (the Conv-LoRA code's), in percent.
-
-    Error terms an image does not define are left out of the means; keys end
-    in ``_per_image``. Args as :class:`BERMetric`.
-    """
+    """Mean of the per-image BERs (the Conv-LoRA code's), in percent; terms
+    an image does not define are left out, keys end in ``_per_image``."""
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Average the per-image error rates."""

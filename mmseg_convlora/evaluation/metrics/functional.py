@@ -23,8 +23,7 @@ def prepare_sod_inputs(pred: np.ndarray,
     p_min, p_max = pred.min(), pred.max()
     if p_max > p_min:
         pred = (pred - p_min) / (p_max - p_min)
-    gt = np.asarray(gt) > 0.5
-    return pred, gt
+    return pred, np.asarray(gt) > 0.5
 
 
 def _object_score(values: np.ndarray) -> float:
