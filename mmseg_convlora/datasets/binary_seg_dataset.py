@@ -1,5 +1,4 @@
-"""The binary (foreground/background) datasets: the base class and the
-papers' datasets."""
+"""Base class of the binary (foreground/background) datasets."""
 from typing import List, Optional
 
 from mmengine.fileio import get
@@ -83,81 +82,3 @@ class BinarySegDataset(FolderSegDataset):
                 mask_encoding=encoding,
                 void_value=self.void_value,
                 invert_masks=self.invert_masks)
-
-
-@DATASETS.register_module()
-class SBUShadowDataset(BinarySegDataset):
-    """SBU shadow detection (Vicente et al., ECCV 2016), official layout."""
-
-    METAINFO = dict(
-        classes=('non-shadow', 'shadow'), palette=[[0, 0, 0], [220, 20, 60]])
-
-
-@DATASETS.register_module()
-class ISTDShadowDataset(BinarySegDataset):
-    """ISTD shadow detection (Wang et al., CVPR 2018)."""
-
-    METAINFO = dict(
-        classes=('non-shadow', 'shadow'), palette=[[0, 0, 0], [220, 20, 60]])
-
-    def __init__(self, img_suffix=('.png', '.jpg'), **kwargs):
-        super().__init__(img_suffix=img_suffix, **kwargs)
-
-
-@DATASETS.register_module()
-class ISIC2017Dataset(BinarySegDataset):
-    """ISIC 2017 skin lesion segmentation (part 1), official splits."""
-
-    METAINFO = dict(
-        classes=('background', 'lesion'), palette=[[0, 0, 0], [220, 20, 60]])
-
-
-@DATASETS.register_module()
-class PolypDataset(BinarySegDataset):
-    """Polyps in colonoscopy images (PraNet split, five test sets)."""
-
-    METAINFO = dict(
-        classes=('background', 'polyp'), palette=[[0, 0, 0], [220, 20, 60]])
-
-    def __init__(self,
-                 img_suffix=('.png', '.jpg', '.jpeg', '.bmp', '.tif'),
-                 **kwargs):
-        super().__init__(img_suffix=img_suffix, **kwargs)
-
-
-@DATASETS.register_module()
-class CamouflageDataset(BinarySegDataset):
-    """Camouflaged objects: COD10K + CAMO train, CAMO/COD10K/CHAMELEON test."""
-
-    METAINFO = dict(
-        classes=('background', 'camouflaged'),
-        palette=[[0, 0, 0], [220, 20, 60]])
-
-    def __init__(self, img_suffix=('.jpg', '.jpeg', '.png', '.bmp'), **kwargs):
-        super().__init__(img_suffix=img_suffix, **kwargs)
-
-
-@DATASETS.register_module()
-class LeafDiseaseDataset(BinarySegDataset):
-    """Leaf disease segmentation (Kaggle): diseased regions on leaves."""
-
-    METAINFO = dict(
-        classes=('background', 'disease'), palette=[[0, 0, 0], [220, 20, 60]])
-
-    def __init__(self, img_suffix=('.jpg', '.jpeg', '.png'), **kwargs):
-        super().__init__(img_suffix=img_suffix, **kwargs)
-
-
-@DATASETS.register_module()
-class MassRoadsDataset(BinarySegDataset):
-    """Massachusetts Roads (Mnih 2013): 1500x1500 aerial TIFF tiles."""
-
-    METAINFO = dict(
-        classes=('background', 'road'), palette=[[0, 0, 0], [220, 20, 60]])
-
-    def __init__(self,
-                 img_suffix=('.tiff', '.tif', '.png', '.jpg'),
-                 seg_map_suffix='.tif',
-                 **kwargs):
-        super().__init__(
-            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
