@@ -1,10 +1,6 @@
 """mmseg-convlora: SAM fine-tuning with Conv-LoRA, LoRA and CAD in
-MMSegmentation.
-
-Importing it registers everything into mmseg's registries. :mod:`.compat`
-comes first so that mmseg imports on mmcv-lite. Without torch only
-:mod:`.deploy` is usable.
-"""
+MMSegmentation. Importing it registers everything into mmseg's registries;
+without torch only :mod:`.deploy` is usable."""
 try:
     import torch  # noqa: F401
 except ModuleNotFoundError as err:  # see mmseg_convlora.deploy

@@ -23,16 +23,10 @@ def _loaders(cfg: Config, key: str) -> list:
 
 def inference_config(config: ConfigLike,
                      cfg_options: Optional[dict] = None) -> Config:
-    """The config without ``embedding_source`` and the steps feeding it.
-
-    Args:
-        config (str | Config): Config file or object (not modified).
-        cfg_options (dict, optional): Overrides, as ``--cfg-options``.
-    """
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        cfg = Config.fromfile(os.fspath(config))
+    """A copy of ``config`` (file or Config) with ``cfg_options`` merged,
+    without ``embedding_source`` and the pipeline steps feeding it."""
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
+        Config.fromfile(os.fspath(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     source = cfg.model.backbone.pop('embedding_source', None)
@@ -41,13 +35,12 @@ def inference_config(config: ConfigLike,
     source_cls = MODELS.get(source['type']) if isinstance(
         source['type'], str) else source['type']
     feeders = getattr(source_cls, 'pipeline_steps', ())
-    pipelines = [cfg.get('train_pipeline'),
-                 cfg.get('test_pipeline')] + [
-                     loader.dataset.get('pipeline')
-                     for key in ('train_dataloader', 'val_dataloader',
-                                 'test_dataloader')
-                     for loader in _loaders(cfg, key) if 'dataset' in loader
-                 ]
+    pipelines = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        pipelines += [
+            loader.dataset.get('pipeline') for loader in _loaders(cfg, key)
+            if 'dataset' in loader
+        ]
     for pipeline in pipelines:
         if pipeline:
             pipeline[:] = [t for t in pipeline if t.get('type') not in feeders]
@@ -55,8 +48,7 @@ def inference_config(config: ConfigLike,
 
 
 def get_test_pipeline(cfg: Config) -> list:
-    """The test pipeline: of the (first) test dataloader, else
-    ``cfg.test_pipeline``."""
+    """The (first) test dataloader's pipeline, else ``cfg.test_pipeline``."""
     for loader in _loaders(cfg, 'test_dataloader'):
         pipeline = loader.get('dataset', {}).get('pipeline')
         if pipeline:
@@ -95,8 +87,8 @@ def init_segmentor(config: ConfigLike,
 
     Args:
         config (str | Config): The config the checkpoint was trained with.
-        checkpoint (str, optional): A checkpoint written by training or
-            exported; None keeps the weights the config builds.
+        checkpoint (str, optional): Written by training or exported; None
+            keeps the weights the config builds.
         device (str): E.g. 'cpu', 'cuda:0'.
         cfg_options (dict, optional): Config overrides.
     """

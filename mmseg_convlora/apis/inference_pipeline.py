@@ -9,16 +9,8 @@ from mmseg.registry import TRANSFORMS
 
 
 class InferencePipeline:
-    """A config's test pipeline on an image path (with the config's image
-    loader) or a loaded image (with ``LoadImageFromNDArray``); annotation
-    loaders are dropped.
-
-    Args:
-        pipeline (list[dict]): A test pipeline config.
-
-    Raises:
-        ValueError: The pipeline has no ``LoadImageFromFile`` (subclass).
-    """
+    """A test pipeline (list[dict]) without annotation loaders, on an image
+    path or on an array (``LoadImageFromNDArray`` for its image loader)."""
 
     def __init__(self, pipeline: Sequence[dict]):
         pipeline = [
@@ -39,8 +31,7 @@ class InferencePipeline:
                                   pipeline[loader + 1:])
 
     def __call__(self, image: Union[str, os.PathLike, np.ndarray]) -> dict:
-        """``inputs`` and ``data_samples`` of ``image``, a file or an
-        (H, W, 3) uint8 BGR array."""
+        """``inputs`` and ``data_samples`` of a file or (H, W, 3) BGR array."""
         if isinstance(image, np.ndarray):
             return self.from_array(dict(img=image))
         return self.from_file(dict(img_path=os.fspath(image)))

@@ -10,11 +10,7 @@ from .inference_pipeline import InferencePipeline
 
 
 class SAMSegInferencer(MMSegInferencer):
-    """:class:`mmseg.apis.MMSegInferencer` for this plugin's configs and
-    checkpoints (see :func:`init_segmentor`).
-
-    Args: those of ``MMSegInferencer``.
-    """
+    """``MMSegInferencer`` (same args) on :func:`init_segmentor`'s model."""
 
     def _init_model(self,
                     cfg: ConfigType,

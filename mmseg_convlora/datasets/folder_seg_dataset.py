@@ -8,7 +8,7 @@ from mmseg.registry import DATASETS
 
 from .pair_checks import (check_pairs, list_files, mask_suffix_hint,
                           parallel_map, report_unused)
-from .transforms.check_image import EXIF_MODES
+from .transforms.check_image import check_settings
 
 
 @DATASETS.register_module()
@@ -34,13 +34,7 @@ class FolderSegDataset(BaseSegDataset):
                  exif_orientation: str = 'ignore',
                  bit_depth: Optional[int] = None,
                  **kwargs):
-        if exif_orientation not in EXIF_MODES:
-            raise ValueError(f'{type(self).__name__}: exif_orientation must '
-                             f'be one of {EXIF_MODES}, got '
-                             f'{exif_orientation!r}.')
-        if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
-            raise ValueError(f'{type(self).__name__}: bit_depth must be in '
-                             f'8..16, got {bit_depth}.')
+        check_settings(exif_orientation, bit_depth, type(self).__name__)
         self.exif_orientation = exif_orientation
         self.bit_depth = bit_depth
         if not isinstance(img_suffix, str):
@@ -76,12 +70,11 @@ class FolderSegDataset(BaseSegDataset):
                 'config, or run a converter in tools/dataset_converters/.')
         else:
             same = ann_dir and osp.normpath(ann_dir) == osp.normpath(img_dir)
-            data_list = []
+            exts, data_list = [s.lower() for s in suffixes], []
             for rel in list_files(img_dir):
                 stem, ext = osp.splitext(rel)
-                if ext.lower() not in [
-                        s.lower() for s in suffixes
-                ] or (same and rel.endswith(self.seg_map_suffix)):
+                if ext.lower() not in exts or (same and rel.endswith(
+                        self.seg_map_suffix)):
                     continue
                 info = dict(
                     img_path=osp.join(img_dir, rel),
@@ -108,10 +101,8 @@ class FolderSegDataset(BaseSegDataset):
                                  img_dir))
         if not self.ann_file:
             report_unused(
-                type(self).__name__, img_dir, ann_dir, [
-                    p for d in data_list
-                    for p in (d['img_path'], d.get('seg_map_path')) if p
-                ], suffixes, self.seg_map_suffix)
+                type(self).__name__, img_dir, ann_dir, data_list, suffixes,
+                self.seg_map_suffix)
         return data_list
 
     def check_masks(self, data_list: List[dict]) -> None:

@@ -5,12 +5,7 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class MassRoadsDataset(BinarySegDataset):
-    """Massachusetts Roads (Mnih 2013): 1500x1500 aerial TIFF tiles.
-
-    Written as ``{train,val,test}/{images,masks}`` by
-    ``tools/dataset_converters/mass_roads.py``; evaluated with
-    ``BinarySegMetric``.
-    """
+    """Massachusetts Roads (Mnih 2013): 1500x1500 aerial TIFF tiles."""
 
     METAINFO = dict(
         classes=('background', 'road'), palette=[[0, 0, 0], [220, 20, 60]])

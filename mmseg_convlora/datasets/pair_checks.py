@@ -4,12 +4,13 @@ import logging
 import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
 from .transforms.check_image import (depth_holding, exif_message,
-                                     orientation_of, png_significant_bits)
+                                     orientation_of, png_significant_bits,
+                                     unreadable_error)
 
 
 def warn(message: str) -> None:
@@ -36,11 +37,15 @@ def list_files(folder: str) -> List[str]:
 
 
 def report_unused(dataset: str, img_dir: str, ann_dir: Optional[str],
-                  used: Iterable[str], img_suffixes: Sequence[str],
+                  data_list: List[dict], img_suffixes: Sequence[str],
                   seg_map_suffix: str) -> None:
-    """Warn about files in the folders that the dataset does not read:
+    """Warn about files in the folders that ``data_list`` does not read:
     other suffixes in ``img_dir`` and masks without an image."""
-    used = {osp.normpath(p) for p in used}
+    used = {
+        osp.normpath(d[k])
+        for d in data_list
+        for k in ('img_path', 'seg_map_path') if d.get(k)
+    }
     same = ann_dir is not None and osp.normpath(ann_dir) == osp.normpath(
         img_dir)
     other = [
@@ -104,23 +109,17 @@ def image_header(path: str) -> Tuple[Tuple[int, int], int, int, Optional[int]]:
         import cv2
         img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if img is None:
-            size = osp.getsize(path) if osp.isfile(path) else 0
-            what = 'an empty file (0 bytes)' if not size else \
-                f'not an image that can be read ({size} bytes)'
-            raise ValueError(
-                f'{path!r} is {what}. Re-download or re-export it, or remove '
-                'it and its pair from the dataset.')
+            raise unreadable_error(path, 'File')
         return (img.shape[1], img.shape[0]), 1, img.dtype.itemsize * 8, None
-    sbit = None
-    if mode.startswith('I;16') or (bits == 16):
-        bits = 16
-    elif path.lower().endswith('.png'):
+    head = b''
+    if path.lower().endswith('.png'):
         with open(path, 'rb') as f:
             head = f.read(1 << 16)
+    if mode.startswith('I;16'):
+        bits = 16
+    elif head and bits != 16:
         bits = head[24] if len(head) > 24 else 8  # IHDR bit depth
-    if bits == 16 and path.lower().endswith('.png'):
-        with open(path, 'rb') as f:
-            sbit = png_significant_bits(f.read(1 << 16))
+    sbit = png_significant_bits(head) if bits == 16 else None
     return size, orientation, bits, sbit
 
 
@@ -161,6 +160,9 @@ def check_pairs(dataset: str,
             if info['bit_depth'] is None:
                 undeclared.append(info)
     if wrong:
+        listed = '; '.join(
+            f'{osp.basename(i["seg_map_path"])} {s[0]}x{s[1]} vs {z[0]}x{z[1]}'
+            for i, z, s in wrong[:10]) + (' ...' if len(wrong) > 10 else '')
         info, size, seg = wrong[0]
         aspect = sum(
             abs(s[0] * size[1] - s[1] * size[0]) <= max(size)
@@ -172,7 +174,7 @@ def check_pairs(dataset: str,
             f'{size[1]} (WxH); {aspect} of them have the image\'s aspect '
             'ratio. Resize those masks (nearest) with '
             'tools/dataset_converters/image_mask_folders.py --resize-masks '
-            f'nearest, or fix the pairs: {_wrong_list(wrong)}')
+            f'nearest, or fix the pairs: {listed}')
     if rotated:
         warn(
             exif_message(
@@ -193,11 +195,3 @@ def check_pairs(dataset: str,
              f'images, the depth holding the largest value {top} over this '
              'dataset. Set bit_depth on the dataset to choose it (and to '
              'give every split the same one).')
-
-
-def _wrong_list(wrong: list, n: int = 10) -> str:
-    shown = [
-        f'{osp.basename(i["seg_map_path"])} {s[0]}x{s[1]} vs {z[0]}x{z[1]}'
-        for i, z, s in wrong[:n]
-    ]
-    return '; '.join(shown) + (' ...' if len(wrong) > n else '')

@@ -5,18 +5,12 @@ from .binary_seg_dataset import BinarySegDataset
 
 @DATASETS.register_module()
 class PolypDataset(BinarySegDataset):
-    """Polyps in colonoscopy images (PraNet split, five test sets).
-
-    Written as ``{train,val,test}/{images,masks}`` by
-    ``image_mask_folders.py`` (docs/own_data.md); evaluated with ``SODMetric``.
-    """
+    """Polyps in colonoscopy images (PraNet split, five test sets)."""
 
     METAINFO = dict(
         classes=('background', 'polyp'), palette=[[0, 0, 0], [220, 20, 60]])
 
     def __init__(self,
                  img_suffix=('.png', '.jpg', '.jpeg', '.bmp', '.tif'),
-                 seg_map_suffix='.png',
                  **kwargs):
-        super().__init__(
-            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+        super().__init__(img_suffix=img_suffix, **kwargs)

@@ -9,8 +9,6 @@ from mmseg.registry import DATASETS
 from .pair_checks import check_pairs, report_unused
 from .transforms.trans10k_loading import TRANS10K_METAINFO, TRANS10K_V1_COLORS
 
-__all__ = ['Trans10KDataset']
-
 _MASK_DIRS = {'v1': 'masks', 'v2': 'masks_12'}
 _SUBSETS = ('easy', 'hard')
 
@@ -34,14 +32,12 @@ class Trans10KDataset(BaseSegDataset):
     in the official layout; load masks with :class:`LoadTrans10KAnnotations`.
 
     Args:
-        version (str): 'v1' or 'v2'. Defaults to 'v1'.
+        version (str): 'v1' or 'v2'.
         split (str): Sub-folder of ``data_root`` ('train', 'validation',
             'test'); ignored when ``data_prefix`` names folders.
         subsets (Sequence[str], optional): v1 levels. Default both.
         data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
             relative to ``data_root``, instead of ``split``.
-        img_suffix (str): Defaults to '.jpg'.
-        seg_map_suffix (str): Defaults to '_mask.png'.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`.
     """
     METAINFO = TRANS10K_METAINFO['v1']
@@ -65,11 +61,10 @@ class Trans10KDataset(BaseSegDataset):
             raise ValueError('Trans10KDataset lists its folders and does not '
                              'read an ann_file; use split/subsets or '
                              'data_prefix instead.')
-        if subsets is not None:
-            unknown = set(subsets) - set(_SUBSETS)
-            if unknown:
-                raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)};'
-                                 f' choose from {_SUBSETS}.')
+        unknown = set(subsets or ()) - set(_SUBSETS)
+        if unknown:
+            raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)}; '
+                             f'choose from {_SUBSETS}.')
         self.version = version
         self.split = split
         self.subsets = tuple(subsets) if subsets is not None else _SUBSETS
@@ -98,14 +93,15 @@ class Trans10KDataset(BaseSegDataset):
         """The RGB colour of each class id in v1 masks; None for v2."""
         if self.version != 'v1':
             return None
-        colours: dict = {}
-        for colour, class_id in TRANS10K_V1_COLORS.items():
-            colours.setdefault(class_id, colour)
-        return [colours[i] for i in sorted(colours)]
+        first = {i: c for c, i in reversed(TRANS10K_V1_COLORS.items())}
+        return [first[i] for i in sorted(first)]
 
     def _layout_hint(self) -> str:
         return f'Expected the Trans10K {self.version} layout:\n' + \
             _LAYOUTS[self.version]
+
+    def _isdir(self, path: str) -> bool:
+        return fileio.isdir(path, backend_args=self.backend_args)
 
     def _dir_pairs(self) -> List[tuple]:
         """(image dir, mask dir, subset) triples to read."""
@@ -116,27 +112,25 @@ class Trans10KDataset(BaseSegDataset):
         if not self.data_root:
             raise ValueError('Trans10KDataset needs data_root (or '
                              'data_prefix with img_path and seg_map_path).')
-        if not fileio.isdir(self.data_root, backend_args=self.backend_args):
+        if not self._isdir(self.data_root):
             raise FileNotFoundError(
                 f'Trans10K data_root {self.data_root} does not exist or is '
                 f'not a folder. {self._layout_hint()}')
         split_dir = osp.join(self.data_root, self.split)
         mask_name = _MASK_DIRS[self.version]
-        if fileio.isdir(
-                osp.join(split_dir, 'images'), backend_args=self.backend_args):
-            return [(osp.join(split_dir,
-                              'images'), osp.join(split_dir, mask_name), None)]
-        if self.version == 'v1':
-            found = [
-                s for s in self.subsets if fileio.isdir(
-                    osp.join(split_dir, s, 'images'),
-                    backend_args=self.backend_args)
-            ]
-            if found:
-                return [(osp.join(split_dir, s,
-                                  'images'), osp.join(split_dir, s,
-                                                      mask_name), s)
-                        for s in found]
+
+        def triple(folder, subset=None):
+            return (osp.join(folder, 'images'), osp.join(folder,
+                                                         mask_name), subset)
+
+        if self._isdir(osp.join(split_dir, 'images')):
+            return [triple(split_dir)]
+        found = [
+            s for s in self.subsets if self.version == 'v1'
+            and self._isdir(osp.join(split_dir, s, 'images'))
+        ]
+        if found:
+            return [triple(osp.join(split_dir, s), s) for s in found]
         alternatives = ' (nor easy/images, hard/images)' \
             if self.version == 'v1' else ''
         raise FileNotFoundError(
@@ -147,7 +141,7 @@ class Trans10KDataset(BaseSegDataset):
     def load_data_list(self) -> List[dict]:
         data_list = []
         for img_dir, mask_dir, subset in self._dir_pairs():
-            if not fileio.isdir(mask_dir, backend_args=self.backend_args):
+            if not self._isdir(mask_dir):
                 raise FileNotFoundError(
                     f'Trans10K mask folder {mask_dir} (for images in '
                     f'{img_dir}) does not exist. {self._layout_hint()}')
@@ -185,10 +179,8 @@ class Trans10KDataset(BaseSegDataset):
                     f'mask xxx{self.seg_map_suffix}). {self._layout_hint()}')
             if '://' not in str(img_dir):
                 report_unused(f'Trans10KDataset ({self.version})', img_dir,
-                              mask_dir, [
-                                  p for d in data_list
-                                  for p in (d['img_path'], d['seg_map_path'])
-                              ], (self.img_suffix, ), self.seg_map_suffix)
+                              mask_dir, data_list, (self.img_suffix, ),
+                              self.seg_map_suffix)
         if '://' not in str(self.data_root):
             check_pairs(f'Trans10KDataset ({self.version}, {self.split})',
                         data_list)

@@ -1,6 +1,4 @@
-"""Inference without PyTorch: a model exported by
-``tools/deploy/export_onnx.py`` run with onnxruntime (imports only numpy,
-opencv and onnxruntime)."""
+"""Inference without PyTorch (imports only numpy, opencv, onnxruntime)."""
 from .predictor import (META_KEY, ONNXSegPredictor, Prediction,
                         resize_bilinear, resize_image)
 

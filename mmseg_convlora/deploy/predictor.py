@@ -1,41 +1,29 @@
-"""Predict with a model exported by ``tools/deploy/export_onnx.py``, using
-only numpy, opencv and onnxruntime (no torch, mmengine or mmseg)."""
+"""Predict with an exported model; numpy, opencv and onnxruntime only."""
 import json
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-# The ONNX metadata entry holding the pre- and post-processing (JSON).
 META_KEY = 'mmseg_convlora'
-_CV2_INTERPOLATION = {
-    'nearest': cv2.INTER_NEAREST,
-    'bilinear': cv2.INTER_LINEAR,
-    'bicubic': cv2.INTER_CUBIC,
-    'area': cv2.INTER_AREA,
-    'lanczos': cv2.INTER_LANCZOS4,
-}
+_CV2_INTERPOLATION = dict(
+    nearest=cv2.INTER_NEAREST,
+    bilinear=cv2.INTER_LINEAR,
+    bicubic=cv2.INTER_CUBIC,
+    area=cv2.INTER_AREA,
+    lanczos=cv2.INTER_LANCZOS4)
 
 
 class Prediction(NamedTuple):
-    """One image's prediction at its original size.
-
-    Attributes:
-        probs (np.ndarray): (C, H, W) float32 probabilities (binary: C = 1).
-        mask (np.ndarray): (H, W) int64 class ids.
-    """
+    """(C, H, W) float32 ``probs`` (binary: C = 1) and (H, W) int64 class
+    ids ``mask`` of one image at its original size."""
     probs: np.ndarray
     mask: np.ndarray
 
 
 def resize_image(image: np.ndarray, resize: Optional[dict]) -> np.ndarray:
-    """The config's ``Resize`` step, as mmcv computes it with cv2.
-
-    Args:
-        image (np.ndarray): (H, W, 3) uint8.
-        resize (dict, optional): ``scale`` (w, h), ``keep_ratio``,
-            ``interpolation``; None leaves the image as it is.
-    """
+    """The config's ``Resize`` (``scale`` (w, h), ``keep_ratio``,
+    ``interpolation``; None: none) of an (H, W, 3) uint8 image, as mmcv."""
     if resize is None:
         return image
     h, w = image.shape[:2]
@@ -48,8 +36,8 @@ def resize_image(image: np.ndarray, resize: Optional[dict]) -> np.ndarray:
 
 
 def _source_index(size_in: int, size_out: int, align_corners: bool):
-    """Source rows (i0, i1) and weight of i1 for each output row, as
-    PyTorch's bilinear interpolation computes them (float32)."""
+    """Source rows (i0, i1) and float32 weight of i1 per output row, as
+    PyTorch's bilinear interpolation computes them."""
     dst = np.arange(size_out, dtype=np.float64)
     if align_corners:
         scale = np.float32((size_in - 1) / (size_out - 1)) \
@@ -66,8 +54,8 @@ def _source_index(size_in: int, size_out: int, align_corners: bool):
 def resize_bilinear(x: np.ndarray,
                     size: Tuple[int, int],
                     align_corners: bool = False) -> np.ndarray:
-    """``F.interpolate(x, size, mode='bilinear')`` of (C, h, w) float32 maps,
-    no antialiasing (opencv's float resize differs by up to 5e-5)."""
+    """``F.interpolate(x, size, mode='bilinear')`` of (C, h, w) float32
+    maps (opencv's float resize differs by up to 5e-5)."""
     if tuple(x.shape[1:]) == tuple(size):
         return x
     r0, r1, wr = _source_index(x.shape[1], size[0], align_corners)
@@ -77,19 +65,13 @@ def resize_bilinear(x: np.ndarray,
 
 
 class ONNXSegPredictor:
-    """Run an exported model with onnxruntime: images in, masks out.
-
-    Pre- and post-processing as the PyTorch path (see docs/deploy.md).
+    """Run an exported model with onnxruntime (see docs/deploy.md).
 
     Args:
-        model (str): The ``.onnx`` file.
+        model (str): The ``.onnx`` file; its ``meta`` (dict) holds the
+            processing recorded at export.
         providers (Sequence[str]): onnxruntime execution providers.
-        session_options (onnxruntime.SessionOptions, optional): E.g. the
-            number of threads.
-
-    Attributes:
-        meta (dict): The processing recorded at export (``size``,
-            ``resize``, ``mean``, ``std``, ``threshold``, ``classes``...).
+        session_options (onnxruntime.SessionOptions, optional): Options.
     """
 
     def __init__(self,
@@ -115,15 +97,8 @@ class ONNXSegPredictor:
         self.num_outputs = self.session.get_outputs()[0].shape[1]
 
     def preprocess(self, image: np.ndarray) -> Tuple[Dict, Tuple[int, int]]:
-        """The network input(s) of one image.
-
-        Args:
-            image (np.ndarray): (H, W, 3) uint8, BGR (as ``cv2.imread``).
-
-        Returns:
-            tuple: ``{input name: (3, S, S) float32}`` and the (h, w) of the
-            resized image inside the padded input.
-        """
+        """``{input name: (3, S, S) float32}`` of an (H, W, 3) uint8 BGR
+        image and the (h, w) of the resized image inside the padding."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 'ONNXSegPredictor takes (H, W, 3) uint8 BGR images (as '
@@ -157,13 +132,8 @@ class ONNXSegPredictor:
 
     def postprocess(self, probs: np.ndarray, valid: Tuple[int, int],
                     shape: Tuple[int, int]) -> Prediction:
-        """Crop the padding, resize to ``shape`` (H, W), threshold/argmax.
-
-        Args:
-            probs (np.ndarray): (C, S, S) network output of one image.
-            valid (tuple): (h, w) of the image inside the padded input.
-            shape (tuple): The original (H, W).
-        """
+        """Crop (C, S, S) ``probs`` to ``valid`` (h, w), resize to ``shape``
+        (H, W), threshold or argmax."""
         probs = resize_bilinear(probs[:, :valid[0], :valid[1]], shape,
                                 self.meta['align_corners'])
         if probs.shape[0] == 1:
@@ -175,14 +145,8 @@ class ONNXSegPredictor:
     def __call__(
         self, images: Union[np.ndarray, List[np.ndarray]]
     ) -> Union[Prediction, List[Prediction]]:
-        """Predict one image or a list of images (run as one batch).
-
-        Args:
-            images (np.ndarray | list[np.ndarray]): (H, W, 3) uint8 BGR.
-
-        Returns:
-            Prediction | list[Prediction]: At each image's own size.
-        """
+        """The :class:`Prediction` of one (H, W, 3) uint8 BGR image, or of
+        each in a list (run as one batch)."""
         batch = images if isinstance(images, (list, tuple)) else [images]
         prepared = [self.preprocess(image) for image in batch]
         feeds = {

@@ -1,5 +1,4 @@
-"""Training from cached frozen-encoder embeddings (optional): the cache
-format, the pipeline step that reads it and the backbone's source."""
+"""Training from cached frozen-encoder embeddings (optional)."""
 from .cache_format import EmbeddingCacheError
 from .cached_embeddings import CachedEmbeddings
 from .load_cached_embedding import LoadCachedEmbedding

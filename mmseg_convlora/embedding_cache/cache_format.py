@@ -1,9 +1,5 @@
-"""The on-disk cache of frozen SAM image embeddings.
-
-``DIR/manifest.json`` records what the embeddings were computed with;
-``DIR/emb/<hash>_<flip>.npy`` holds one (C, h, w) array per image and flip.
-Entries are keyed by the image path relative to the dataset's ``data_root``.
-"""
+"""The on-disk cache of frozen SAM image embeddings: ``DIR/manifest.json``
+and one ``DIR/emb/<hash>_<flip>.npy`` (C, h, w) array per image and flip."""
 import hashlib
 import json
 import os
@@ -134,8 +130,7 @@ def check_manifest(manifest: dict, cache_dir: str, sam_checkpoint: str,
 
 
 def find_entry(entries: Dict[str, dict], img_path: str) -> Optional[dict]:
-    """The manifest entry of ``img_path``: the longest trailing part of the
-    path that is a key."""
+    """The entry of the longest tail of ``img_path`` that is a key."""
     parts = osp.normpath(os.fspath(img_path)).replace(os.sep, '/').split('/')
     for start in range(len(parts)):
         entry = entries.get('/'.join(parts[start:]))

@@ -10,12 +10,10 @@ from .cache_format import EmbeddingCacheError, check_manifest, read_manifest
 
 @MODELS.register_module()
 class CachedEmbeddings(nn.Module):
-    """The cached embeddings of the data samples, as a backbone's
-    ``embedding_source``.
+    """A backbone's ``embedding_source`` reading the samples' embeddings.
 
     Args:
-        dir (str, optional): The cache, checked against the backbone (None:
-            no check).
+        dir (str, optional): The cache to check against the backbone.
     """
 
     #: Pipeline steps that feed this source (dropped for new images).
@@ -47,8 +45,7 @@ class CachedEmbeddings(nn.Module):
                 "('sam_embedding'): add dict(type='LoadCachedEmbedding', "
                 'cache_dir=...) after PackSegInputs in the train and test '
                 'pipelines (see configs/cad/sbu_vit-b_cached.py).')
-        # float32 before stacking: autocast's type promotion of stack does
-        # not accept float16 inputs under a bfloat16 autocast (CPU)
+        # float32 first: stack refuses float16 under a bfloat16 autocast
         embedding = torch.stack([
             ds.sam_embedding.to(device=inputs.device, dtype=torch.float32)
             for ds in data_samples

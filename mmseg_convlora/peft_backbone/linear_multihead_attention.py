@@ -51,16 +51,9 @@ class LinearMultiheadAttention(nn.Module):
                 'LinearMultiheadAttention does not support nn.'
                 'MultiheadAttention with add_bias_kv or add_zero_attn.')
         weight = mha.out_proj.weight
-        new = cls(
-            mha.embed_dim,
-            mha.num_heads,
-            dropout=mha.dropout,
-            bias=mha.in_proj_bias is not None,
-            kdim=mha.kdim,
-            vdim=mha.vdim,
-            batch_first=mha.batch_first,
-            device=weight.device,
-            dtype=weight.dtype)
+        bias = mha.in_proj_bias is not None
+        new = cls(mha.embed_dim, mha.num_heads, mha.dropout, bias, mha.kdim,
+                  mha.vdim, mha.batch_first, weight.device, weight.dtype)
         new.load_state_dict(mha.state_dict())
         new.requires_grad_(weight.requires_grad)
         new.train(mha.training)
@@ -68,21 +61,16 @@ class LinearMultiheadAttention(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Accept ``nn.MultiheadAttention``'s keys (fused or per input)."""
-        fused = prefix + 'in_proj_weight'
-        if fused in state_dict:
-            for name, part in zip(('q', 'k', 'v'),
-                                  state_dict.pop(fused).chunk(3)):
-                state_dict[f'{prefix}{name}_proj.weight'] = part
-        for name in ('q', 'k', 'v'):
+        for kind in ('weight', 'bias'):
+            fused = f'{prefix}in_proj_{kind}'
+            if fused in state_dict:
+                for name, part in zip('qkv', state_dict.pop(fused).chunk(3)):
+                    state_dict[f'{prefix}{name}_proj.{kind}'] = part
+        for name in 'qkv':
             separate = f'{prefix}{name}_proj_weight'
             if separate in state_dict:
                 state_dict[f'{prefix}{name}_proj.weight'] = \
                     state_dict.pop(separate)
-        fused_bias = prefix + 'in_proj_bias'
-        if fused_bias in state_dict:
-            for name, part in zip(('q', 'k', 'v'),
-                                  state_dict.pop(fused_bias).chunk(3)):
-                state_dict[f'{prefix}{name}_proj.bias'] = part
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _attention_mask(self, attn_mask: Optional[torch.Tensor],
@@ -93,9 +81,8 @@ class LinearMultiheadAttention(nn.Module):
 
         def additive(mask: torch.Tensor) -> torch.Tensor:
             if mask.dtype == torch.bool:
-                return torch.zeros(
-                    mask.shape, dtype=dtype,
-                    device=mask.device).masked_fill(mask, float('-inf'))
+                return torch.zeros_like(
+                    mask, dtype=dtype).masked_fill(mask, float('-inf'))
             return mask.to(dtype)
 
         mask = None
@@ -131,14 +118,10 @@ class LinearMultiheadAttention(nn.Module):
         v = self.v_proj(value).view(B, S, heads, dim).transpose(1, 2)
         mask = self._attention_mask(attn_mask, key_padding_mask, B, L, S,
                                     q.dtype)
+        dropout = self.dropout if self.training else 0.0
+        causal = is_causal and mask is None
         out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal and mask is None,
-            scale=1 / math.sqrt(dim))
+            q, k, v, mask, dropout, causal, scale=1 / math.sqrt(dim))
         out = self.out_proj(out.transpose(1, 2).reshape(B, L, -1))
         if not self.batch_first:
             out = out.transpose(0, 1)

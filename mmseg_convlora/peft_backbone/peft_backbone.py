@@ -127,9 +127,7 @@ class PEFTBackbone(BaseModule):
         if self._call_check is not None:
             self._call_check.verify()
             self._call_check = None
-        self._aux_pending = training and any(
-            type(adp).aux_losses is not BaseSAMAdapter.aux_losses
-            for adp in self.adapters)
+        self._aux_pending = training and bool(self._aux_loss_names())
         return out
 
     def _aux_loss_names(self) -> str:

@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 import torch.nn as nn
 from mmseg.models.backbones import (MixVisionTransformer, SwinTransformer,
                                     VisionTransformer)
+from torch.nn.modules.utils import _pair
 
 from ..models.adapters.targets import match_targets
 
@@ -24,34 +25,13 @@ class GridRule(NamedTuple):
 
 
 def conv_output_size(size: Tuple[int, int],
-                     conv: nn.Conv2d) -> Tuple[int, int]:
-    """(h, w) of ``conv``'s output for an input of ``size``."""
-    out = []
-    for i, n in enumerate(size):
-        span = conv.dilation[i] * (conv.kernel_size[i] - 1) + 1
-        out.append((n + 2 * conv.padding[i] - span) // conv.stride[i] + 1)
-    return tuple(out)
-
-
-def patch_merging_size(merging: nn.Module,
-                       size: Tuple[int, int]) -> Tuple[int, int]:
-    """(h, w) after mmseg's ``PatchMerging`` (adaptive padding, unfold)."""
-    h, w = size
-    if merging.adap_padding is not None:
-        pad_h, pad_w = merging.adap_padding.get_pad_shape((h, w))
-        h, w = h + pad_h, w + pad_w
-    unfold = merging.sampler
-    out = []
-    for i, n in enumerate((h, w)):
-        k, s, p, d = (
-            _pair(getattr(unfold, a))[i]
-            for a in ('kernel_size', 'stride', 'padding', 'dilation'))
-        out.append((n + 2 * p - d * (k - 1) - 1) // s + 1)
-    return tuple(out)
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+                     conv: nn.Module) -> Tuple[int, int]:
+    """(h, w) of the output of ``conv`` (Conv2d, Unfold) for ``size``."""
+    k, s, p, d = (
+        _pair(getattr(conv, a))
+        for a in ('kernel_size', 'stride', 'padding', 'dilation'))
+    return tuple((n + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1
+                 for i, n in enumerate(size))
 
 
 def _patch_grid(prefix: int, embed, inputs, output, groups) -> Grid:
@@ -59,19 +39,12 @@ def _patch_grid(prefix: int, embed, inputs, output, groups) -> Grid:
 
 
 def _vit_rules(backbone: nn.Module) -> List[GridRule]:
-    prefix = 1 if backbone.with_cls_token else 0
-    return [
-        GridRule(
-            r'layers\.\d+\..+',
-            'post',
-            partial(_patch_grid, prefix),
-            scope='patch_embed')
-    ]
+    grid = partial(_patch_grid, 1 if backbone.with_cls_token else 0)
+    return [GridRule(r'layers\.\d+\..+', 'post', grid, scope='patch_embed')]
 
 
 def _mit_grid(block, inputs, output, groups) -> Grid:
-    hw_shape = inputs[1]
-    attn = block.attn
+    hw_shape, attn = inputs[1], block.attn
     if groups['proj'] in ('k_proj', 'v_proj') and attn.sr_ratio > 1:
         return conv_output_size(hw_shape, attn.sr), 0
     return tuple(hw_shape), 0
@@ -94,7 +67,11 @@ def _block_grid(block, inputs, output, groups) -> Grid:
 
 
 def _merged_grid(merging, inputs, output, groups) -> Grid:
-    return patch_merging_size(merging, inputs[1]), 0
+    h, w = inputs[1]  # mmseg's PatchMerging: adaptive padding, unfold
+    if merging.adap_padding is not None:
+        pad_h, pad_w = merging.adap_padding.get_pad_shape((h, w))
+        h, w = h + pad_h, w + pad_w
+    return conv_output_size((h, w), merging.sampler), 0
 
 
 def _swin_rules(backbone: nn.Module) -> List[GridRule]:
@@ -118,14 +95,6 @@ def supported_backbones() -> List[str]:
     return [cls.__name__ for cls, _ in RULES]
 
 
-def grid_rules(backbone: nn.Module) -> Optional[List[GridRule]]:
-    """The rules for ``backbone``, or None for a backbone without them."""
-    for cls, rules in RULES:
-        if isinstance(backbone, cls):
-            return rules(backbone)
-    return None
-
-
 def attach_token_grids(backbone: nn.Module, layers: Dict[str,
                                                          nn.Module]) -> List:
     """Make ``backbone`` (its attention replaced) call
@@ -134,7 +103,8 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
     backbone, or a layer no rule covers, is refused (ValueError)."""
     if not layers:
         return []
-    rules = grid_rules(backbone)
+    rules = next((rules(backbone)
+                  for cls, rules in RULES if isinstance(backbone, cls)), None)
     kind = type(backbone).__name__
     if rules is None:
         raise ValueError(
@@ -144,17 +114,15 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
             f'{sorted(layers)[:4]}). Use LoRA on this backbone, or Conv-LoRA '
             'on SAMViT/SAMTinyViT, whose layers see (N, h, w, C) maps.')
     names = list(layers)
+    patterns = [r.pattern for r in rules]
     matches = match_targets(
-        names, [r.pattern for r in rules],
-        'Conv-LoRA',
-        where=kind,
-        every_pattern=False)
+        names, patterns, 'Conv-LoRA', where=kind, every_pattern=False)
     unknown = [n for n in names if n not in matches]
     if unknown:
         raise ValueError(
             f'Conv-LoRA cannot know the h x w token grid of {unknown[:4]} '
             f'in {kind}: its grids are known for '
-            f'{[r.pattern for r in rules]}. Target only those layers with '
+            f'{patterns}. Target only those layers with '
             'Conv-LoRA (LoRA works on any Linear layer).')
     rule_of = {r.pattern: r for r in rules}
     groups: Dict[Tuple[str, str], List] = {}
@@ -169,10 +137,10 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
         if hook == 'static':
             for layer, grid, names in entries:
                 layer.set_token_grid(*grid(scope, None, None, names))
-        elif hook == 'pre':
-            handles.append(scope.register_forward_pre_hook(_GridHook(entries)))
         else:
-            handles.append(scope.register_forward_hook(_GridHook(entries)))
+            register = scope.register_forward_pre_hook if hook == 'pre' \
+                else scope.register_forward_hook
+            handles.append(register(_GridHook(entries)))
     return handles
 
 

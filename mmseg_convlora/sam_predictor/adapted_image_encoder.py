@@ -6,14 +6,8 @@ import torch.nn as nn
 
 
 class AdaptedImageEncoder(nn.Module):
-    """A segmentor's backbone and neck in the place of ``Sam.image_encoder``.
-
-    Args:
-        segmentor (SAMSegmentor): The fine-tuned model (shared, not copied).
-
-    Shapes:
-        input (B, 3, S, S), normalised -> (B, C, S / 16, S / 16).
-    """
+    """A segmentor's (shared) backbone and neck as ``Sam.image_encoder``:
+    normalised (B, 3, S, S) -> (B, C, S / 16, S / 16)."""
 
     def __init__(self, segmentor: nn.Module):
         super().__init__()

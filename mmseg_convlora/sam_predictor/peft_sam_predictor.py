@@ -2,10 +2,10 @@
 import copy
 from typing import Optional
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn as nn
+from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
 from segment_anything import SamPredictor
 from segment_anything.modeling import MaskDecoder, Sam
@@ -23,13 +23,10 @@ class PEFTSamPredictor(SamPredictor):
     """``segment_anything.SamPredictor`` on a fine-tuned model.
 
     Args:
-        config (str | Config): The config the checkpoint was trained with.
-        checkpoint (str, optional): Checkpoint written by training.
+        config, checkpoint, device, cfg_options: As :func:`init_segmentor`.
         decoder (str): 'finetuned' (binary models: the trained mask token
             is SAM's token 0) or 'original' (the SAM file's decoder).
         resize (str): 'square' (the configs' resize) or 'longest_side'.
-        device (str): E.g. 'cpu', 'cuda:0'.
-        cfg_options (dict, optional): Config overrides.
     """
 
     def __init__(self,
@@ -50,20 +47,17 @@ class PEFTSamPredictor(SamPredictor):
         if resize == 'square':
             self.transform = SquareResize(segmentor.backbone.img_size)
         self.decoder = decoder
-        self.cad_step = next((dict(t) for t in get_test_pipeline(segmentor.cfg)
-                              if t.get('type') == 'ResizeCADImage'), None)
+        self.cad_resize = next((TRANSFORMS.build(t)
+                                for t in get_test_pipeline(segmentor.cfg)
+                                if t.get('type') == 'ResizeCADImage'), None)
 
     def set_image(self, image: np.ndarray, image_format: str = 'RGB') -> None:
         """``SamPredictor.set_image``, also making CAD's input image."""
         encoder = self.model.image_encoder
-        if self.cad_step is not None:
-            rgb = image if image_format == 'RGB' else image[..., ::-1]
-            size = self.cad_step.get('size', 512)
-            cad = mmcv.imresize(
-                np.ascontiguousarray(rgb), (size, size),
-                interpolation=self.cad_step.get('interpolation', 'bilinear'))
-            if not self.cad_step.get('to_rgb', True):
-                cad = cad[..., ::-1]
+        if self.cad_resize is not None:
+            bgr = image[..., ::-1] if image_format == 'RGB' else image
+            cad = self.cad_resize(dict(img=np.ascontiguousarray(bgr)))
+            cad = cad['cad_img']
             encoder.data_samples = [
                 SegDataSample(
                     cad_image=torch.from_numpy(
@@ -122,23 +116,25 @@ def promptable_sam(segmentor: nn.Module, decoder: str = 'finetuned') -> Sam:
     return sam.eval().requires_grad_(False)
 
 
-def _sam_mask_decoder_state(sam_file: Optional[str]) -> dict:
-    if sam_file is None:
-        raise ValueError(
-            'SAM\'s original mask decoder (its multi-mask tokens and '
-            'outputs) is read from the SAM checkpoint, but the config sets '
-            'no model.sam_checkpoint.')
-    return sub_state_dict(load_sam_state_dict(sam_file), 'mask_decoder.')
+def _with_tokens(head: nn.Module, num_tokens: int) -> MaskDecoder:
+    """A copy of ``head``'s decoder with ``num_tokens`` new mask tokens."""
+    dec = copy.deepcopy(head.mask_decoder)
+    dec.num_mask_tokens = num_tokens
+    dec.mask_tokens = nn.Embedding(num_tokens, head.embed_dim)
+    return dec
 
 
 def original_mask_decoder(head: nn.Module,
                           sam_file: Optional[str]) -> MaskDecoder:
     """SAM's mask decoder as in the SAM file, shaped like ``head``'s."""
-    state = _sam_mask_decoder_state(sam_file)
-    dec = copy.deepcopy(head.mask_decoder)
+    if sam_file is None:
+        raise ValueError(
+            'SAM\'s original mask decoder (its multi-mask tokens and '
+            'outputs) is read from the SAM checkpoint, but the config sets '
+            'no model.sam_checkpoint.')
+    state = sub_state_dict(load_sam_state_dict(sam_file), 'mask_decoder.')
     num_tokens = state['mask_tokens.weight'].shape[0]
-    dec.num_mask_tokens = num_tokens
-    dec.mask_tokens = nn.Embedding(num_tokens, head.embed_dim)
+    dec = _with_tokens(head, num_tokens)
     dec.output_hypernetworks_mlps = nn.ModuleList(
         copy.deepcopy(dec.output_hypernetworks_mlps[0])
         for _ in range(num_tokens))
@@ -151,9 +147,7 @@ def finetuned_mask_decoder(head: nn.Module,
     """The binary head's decoder with its mask token as SAM's token 0."""
     tokens = head.query_tokens.detach()
     if head.sam_multimask_tokens is None:
-        dec = copy.deepcopy(head.mask_decoder)
-        dec.num_mask_tokens = 1
-        dec.mask_tokens = nn.Embedding(1, head.embed_dim)
+        dec = _with_tokens(head, 1)
         dec.mask_tokens.weight.data.copy_(tokens)
         last = dec.iou_prediction_head.layers[-1]
         iou_out = nn.Linear(last.in_features, 1)

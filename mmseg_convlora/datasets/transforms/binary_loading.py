@@ -98,10 +98,9 @@ def label_lut(values: np.ndarray,
               path: str = '<array>',
               encoding: str = 'auto',
               void_value: Optional[int] = None,
-              invert: bool = False,
-              min_extreme_fraction: float = 0.9,
-              ignore_index: int = 255) -> np.ndarray:
-    """The label of each stored mask value (see ``docs/own_data.md``).
+              invert: bool = False) -> np.ndarray:
+    """The label (0, 1, 255 void) of each stored mask value (see
+    ``docs/own_data.md``).
 
     Args:
         values (np.ndarray): The stored values; ``counts`` their pixels.
@@ -138,7 +137,7 @@ def label_lut(values: np.ndarray,
         margin = full / 8
         near = counts[(values <= margin) | (values >= full - margin)].sum()
         if values.max() < full - margin or \
-                near < min_extreme_fraction * counts.sum():
+                near < 0.9 * counts.sum():
             raise _refuse(
                 path, values, 'is not a binary mask. Binary datasets accept '
                 f'0/1, 0/{full}, or anti-aliased 0/{full} masks '
@@ -148,23 +147,21 @@ def label_lut(values: np.ndarray,
     if invert:
         lut = 1 - lut
     if void_value is not None:
-        lut[void_value] = ignore_index
+        lut[void_value] = 255
     return lut
 
 
 def binarize_mask(mask: np.ndarray,
                   path: str = '<array>',
-                  min_extreme_fraction: float = 0.9,
                   encoding: str = 'auto',
                   void_value: Optional[int] = None,
-                  ignore_index: int = 255,
                   invert: bool = False) -> np.ndarray:
-    """A (H, W) mask as stored -> (H, W) uint8 labels 0/1 (and
-    ``ignore_index``); see :func:`label_lut`."""
+    """A (H, W) mask as stored -> (H, W) uint8 labels 0/1 (and 255 void);
+    see :func:`label_lut`."""
     full = 65535 if mask.dtype == np.uint16 else 255
     values, counts = value_counts(mask)
-    return label_lut(values, counts, full, path, encoding, void_value, invert,
-                     min_extreme_fraction, ignore_index)[mask]
+    return label_lut(values, counts, full, path, encoding, void_value,
+                     invert)[mask]
 
 
 def decide_encoding(kinds: List[Tuple[str, str]]) -> str:

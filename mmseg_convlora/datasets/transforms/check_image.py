@@ -1,6 +1,7 @@
 """Bring a loaded image to 8-bit, 3-channel BGR."""
 import logging
 import math
+import os.path as osp
 import struct
 from typing import Optional, Set
 
@@ -18,6 +19,16 @@ def warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         print_log(message, logger='current', level=logging.WARNING)
+
+
+def unreadable_error(path: str, what: str = 'Image') -> ValueError:
+    """The error for an image (or mask) file that does not decode."""
+    size = osp.getsize(path) if osp.isfile(path) else 0
+    why = 'is an empty file (0 bytes)' if not size else \
+        f'could not be decoded ({size} bytes): it is truncated, corrupt or ' \
+        'not an image'
+    return ValueError(f'{what} {path!r} {why}. Re-download or re-export it, '
+                      'or remove it and its pair from the dataset.')
 
 
 def png_significant_bits(data: bytes) -> Optional[int]:
@@ -55,17 +66,22 @@ def to_8_bit(img: np.ndarray, bits: Optional[int] = None) -> np.ndarray:
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip ``img`` (H, W, C) as viewers show EXIF ``orientation``."""
-    if orientation in (5, 6, 7, 8):
-        img = np.swapaxes(img, 0, 1)  # transpose: orientation 5
-        img = {
-            5: img,
-            6: img[:, ::-1],
-            7: img[::-1, ::-1],
-            8: img[::-1]
-        }[orientation]
-    elif orientation in (2, 3, 4):
-        img = {2: img[:, ::-1], 3: img[::-1, ::-1], 4: img[::-1]}[orientation]
-    return np.ascontiguousarray(img)
+    if orientation in (5, 6, 7, 8):  # transposed, then flipped as 1..4
+        img, orientation = np.swapaxes(img, 0, 1), orientation - 4
+    rows, cols = {2: (1, -1), 3: (-1, -1), 4: (-1, 1)}.get(orientation, (1, 1))
+    return np.ascontiguousarray(img[::rows, ::cols])
+
+
+def check_settings(exif_orientation: str, bit_depth: Optional[int],
+                   who: str) -> None:
+    """Refuse an unknown ``exif_orientation`` or a ``bit_depth`` outside
+    8..16 given to ``who``."""
+    if exif_orientation not in EXIF_MODES:
+        raise ValueError(f'{who}: exif_orientation must be one of '
+                         f'{EXIF_MODES}, got {exif_orientation!r}.')
+    if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
+        raise ValueError(f'{who}: bit_depth must be in 8..16, got '
+                         f'{bit_depth}.')
 
 
 def orientation_of(pil) -> int:
@@ -115,11 +131,10 @@ class CheckImage(BaseTransform):
     def __init__(self,
                  exif_orientation: Optional[str] = None,
                  bit_depth: Optional[int] = None):
-        if exif_orientation not in (None, ) + EXIF_MODES:
-            raise ValueError(f'exif_orientation must be one of '
-                             f'{EXIF_MODES}, got {exif_orientation!r}.')
-        if bit_depth is not None and not 8 <= int(bit_depth) <= 16:
-            raise ValueError(f'bit_depth must be in 8..16, got {bit_depth}.')
+        check_settings(
+            'ignore' if exif_orientation is None else exif_orientation,
+            bit_depth,
+            type(self).__name__)
         self.exif_orientation = exif_orientation
         self.bit_depth = bit_depth
 

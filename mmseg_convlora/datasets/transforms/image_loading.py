@@ -6,30 +6,13 @@ import cv2
 from mmcv.transforms import LoadImageFromFile
 from mmseg.registry import TRANSFORMS
 
-from .check_image import CheckImage, warn_once
-
-
-def unreadable_image_error(path: str) -> ValueError:
-    """The error for an image file that does not decode."""
-    with open(path, 'rb') as f:
-        size = len(f.read())
-    what = 'is an empty file (0 bytes)' if not size else \
-        f'could not be decoded ({size} bytes): it is truncated, corrupt or ' \
-        'not an image'
-    return ValueError(f'Image {path!r} {what}. Re-download or re-export it, '
-                      'or remove it (and its mask) from the dataset.')
+from .check_image import CheckImage, unreadable_error, warn_once
 
 
 @TRANSFORMS.register_module()
 class LoadImageChecked(LoadImageFromFile):
-    """Deprecated: use ``LoadImageFromFile(color_type='unchanged')`` and
-    ``CheckImage``.
-
-    Args:
-        exif_orientation (str, optional): See :class:`CheckImage`.
-        bit_depth (int, optional): See :class:`CheckImage`.
-        **kwargs: See mmcv's ``LoadImageFromFile``.
-    """
+    """Deprecated: ``LoadImageFromFile(color_type='unchanged', **kwargs)``
+    then ``CheckImage(exif_orientation, bit_depth)``."""
 
     def __init__(self,
                  exif_orientation: Optional[str] = None,
@@ -48,15 +31,13 @@ class LoadImageChecked(LoadImageFromFile):
         path = results['img_path']
         try:
             loaded = super().transform(results)
-        except FileNotFoundError as err:
+        except (FileNotFoundError, AssertionError, cv2.error) as err:
             if self.ignore_empty:
                 return None
+            if not isinstance(err, FileNotFoundError):
+                raise unreadable_error(path) from err
             raise FileNotFoundError(
                 f'Image file {path!r} not found. Check data_root and '
                 'data_prefix in the config (or the annotation file), or '
                 'remove the entry.') from err
-        except (AssertionError, cv2.error) as err:
-            if self.ignore_empty:
-                return None
-            raise unreadable_image_error(path) from err
         return self.check(loaded) if loaded is not None else None

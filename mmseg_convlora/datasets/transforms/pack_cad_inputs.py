@@ -8,11 +8,9 @@ from mmseg.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class PackCADInputs(PackSegInputs):
-    """``PackSegInputs`` that also packs the image kept by
-    :class:`ResizeCADImage`, flipped as ``RandomFlip`` flipped the network
-    input, as the data sample's ``cad_image`` ((3, size, size) uint8).
-    Transforms other than flips between the two steps are not followed.
-    """
+    """Also packs :class:`ResizeCADImage`'s image as ``cad_image`` ((3, S, S)
+    uint8), flipped as ``RandomFlip`` flipped the input (no other step
+    between the two is followed)."""
 
     def transform(self, results: dict) -> dict:
         if 'cad_img' not in results:

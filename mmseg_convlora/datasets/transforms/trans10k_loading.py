@@ -8,11 +8,6 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-__all__ = [
-    'LoadTrans10KAnnotations', 'decode_trans10k_mask', 'TRANS10K_METAINFO',
-    'TRANS10K_V1_COLORS'
-]
-
 # ids in the order of the official loaders
 TRANS10K_METAINFO: Dict[str, dict] = {
     'v1':
@@ -35,10 +30,12 @@ TRANS10K_V1_COLORS: Dict[tuple, int] = {
     (255, 0, 0): 1,
     (0, 255, 0): 1,
     (0, 0, 255): 1,
-    (255, 255, 255): 2,
+    (255, 255, 255): 2
 }
 
-_MAX_LISTED = 10
+
+def _listed(values: list, n: int = 10) -> str:
+    return f'{values[:n]}{" ..." if len(values) > n else ""}'
 
 
 def _decode_v1(mask: np.ndarray, filename: str) -> np.ndarray:
@@ -48,27 +45,23 @@ def _decode_v1(mask: np.ndarray, filename: str) -> np.ndarray:
     # One int per colour so that the lookup is a vectorised np.unique.
     codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     uniq, inverse = np.unique(codes, return_inverse=True)
-    lut = np.full(len(uniq), -1, dtype=np.int64)
-    for i, code in enumerate(uniq):
-        color = (int(code) >> 16, (int(code) >> 8) & 255, int(code) & 255)
-        lut[i] = TRANS10K_V1_COLORS.get(color, -1)
-    if (lut < 0).any():
-        bad = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255)
-               for c in uniq[lut < 0]]
+    colours = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in uniq]
+    bad = [c for c in colours if c not in TRANS10K_V1_COLORS]
+    if bad:
         raise ValueError(
             f'Trans10K v1 mask {filename} contains {len(bad)} unknown RGB '
-            f'colour(s) {bad[:_MAX_LISTED]}'
-            f'{" ..." if len(bad) > _MAX_LISTED else ""}; expected only '
+            f'colour(s) {_listed(bad)}; expected only '
             f'{sorted(TRANS10K_V1_COLORS)} (black = background, a pure '
             'primary = things, white = stuff).')
-    return lut[inverse.reshape(codes.shape)].astype(np.uint8)
+    lut = np.array([TRANS10K_V1_COLORS[c] for c in colours], np.uint8)
+    return lut[inverse.reshape(codes.shape)]
 
 
-def _decode_v2(mask: np.ndarray, filename: str, num_classes: int,
+def _decode_v2(mask: np.ndarray, filename: str,
                ignore_index: int) -> np.ndarray:
+    num_classes = len(TRANS10K_METAINFO['v2']['classes'])
     if mask.ndim == 3:
-        # Tolerate a grey index map saved as RGB(A); a real colour mask is not
-        # an index map and must not be guessed at.
+        # a grey index map saved as RGB(A) is fine; colours are not ids
         rgb = mask[..., :3]
         if not ((rgb == rgb[..., :1]).all()):
             raise ValueError(
@@ -84,9 +77,8 @@ def _decode_v2(mask: np.ndarray, filename: str, num_classes: int,
     if bad:
         raise ValueError(
             f'Trans10K v2 mask {filename} contains unknown value(s) '
-            f'{bad[:_MAX_LISTED]}{" ..." if len(bad) > _MAX_LISTED else ""}; '
-            f'expected class ids 0..{num_classes - 1} or ignore_index '
-            f'{ignore_index}.')
+            f'{_listed(bad)}; expected class ids 0..{num_classes - 1} or '
+            f'ignore_index {ignore_index}.')
     return mask.astype(np.uint8)
 
 
@@ -106,9 +98,7 @@ def decode_trans10k_mask(mask: np.ndarray,
     if version == 'v1':
         return _decode_v1(mask, filename)
     if version == 'v2':
-        return _decode_v2(mask, filename,
-                          len(TRANS10K_METAINFO['v2']['classes']),
-                          ignore_index)
+        return _decode_v2(mask, filename, ignore_index)
     raise ValueError(f"Trans10K version must be 'v1' or 'v2', got {version!r}")
 
 
@@ -163,13 +153,10 @@ class LoadTrans10KAnnotations(BaseTransform):
                              'Trans10K: 0 is the real background class.')
         seg_path = results['seg_map_path']
         with _read_pil(seg_path, self.backend_args) as pil:
-            if version == 'v1' or pil.mode not in ('L', 'P', 'I', 'I;16'):
-                # Dropping alpha like the official loader's ``[:, :, :3]``;
-                # P / L / 1 become their displayed colours.
-                raw = np.asarray(pil.convert('RGB'))
-            else:
-                # v2 index maps: palette indices / grey levels are the ids.
-                raw = np.asarray(pil)
+            # v2 index maps: palette indices / grey levels are the ids; else
+            # the displayed RGB, alpha dropped as by the official ``[..., :3]``
+            rgb = version == 'v1' or pil.mode not in ('L', 'P', 'I', 'I;16')
+            raw = np.asarray(pil.convert('RGB') if rgb else pil)
         gt = decode_trans10k_mask(raw, version, seg_path, self.ignore_index)
 
         img_hw = self._image_hw(results)

@@ -1,19 +1,18 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
 import re
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
-from .functional import ber_from_counts, binary_counts
-from .utils import EvalSize, get_binary_prob_and_label, parse_eval_size
+from .functional import ber_from_counts, binary_counts, stack_counts
+from .utils import EvalMetric, get_binary_prob_and_label
 
 
 @METRICS.register_module()
-class BERMetric(BaseMetric):
+class BERMetric(EvalMetric):
     """Dataset-level balance error rate (SBU convention), in percent.
 
     TP/TN/FP/FN at ``threshold`` are summed over the test set; the per-class
@@ -21,26 +20,12 @@ class BERMetric(BaseMetric):
 
     Args:
         threshold (float): Threshold on the [0, 1] scale. Default 125 / 255.
-        eval_size (int | tuple[int, int], optional): Evaluation size; None is
-            the GT's.
-        ignore_index (int): GT label left out. Default 255.
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
-        prefix (str, optional): Prefix of the metric names. Default none.
+        **kwargs: ``eval_size``, ``ignore_index``... of :class:`EvalMetric`.
     """
 
-    default_prefix = ''  # metric names as they are: IoU, not x/IoU
-
-    def __init__(self,
-                 threshold: float = 125 / 255,
-                 eval_size: EvalSize = None,
-                 ignore_index: int = 255,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, threshold: float = 125 / 255, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.threshold = threshold
-        self.eval_size = parse_eval_size(eval_size)
-        self.ignore_index = ignore_index
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Count TP / FP / FN / TN of each image."""
@@ -53,10 +38,7 @@ class BERMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Sum the counts into ``BER``, ``<fg>_BER``, ``<bg>_BER``."""
-        totals = {
-            k: sum(r[k] for r in results)
-            for k in ('tp', 'fp', 'fn', 'tn')
-        }
+        totals = {k: v.sum() for k, v in stack_counts(results).items()}
         ber, pos_err, neg_err = ber_from_counts(**totals)
         fg, bg = self.class_key_names()
         return {'BER': ber, f'{fg}_BER': pos_err, f'{bg}_BER': neg_err}
@@ -73,19 +55,12 @@ class BERMetric(BaseMetric):
 
 @METRICS.register_module()
 class BERPerImageMetric(BERMetric):
-    """Mean of the per-image BERs (the Conv-LoRA code's), in percent.
-
-    Error terms an image does not define are left out of the means; keys end
-    in ``_per_image``. Args as :class:`BERMetric`.
-    """
+    """Mean of the per-image BERs (the Conv-LoRA code's), in percent; terms
+    an image does not define are left out, keys end in ``_per_image``."""
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Average the per-image error rates."""
-        counts = {
-            k: np.array([r[k] for r in results], dtype=np.float64)
-            for k in ('tp', 'fp', 'fn', 'tn')
-        }
-        _, pos_err, neg_err = ber_from_counts(**counts)
+        _, pos_err, neg_err = ber_from_counts(**stack_counts(results))
         no_pos = int(np.isnan(pos_err).sum())
         no_neg = int(np.isnan(neg_err).sum())
         fg, bg = self.class_key_names()

@@ -1,43 +1,32 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
 from .functional import (acc_from_counts, binary_counts, dice_from_counts,
-                         iou_from_counts, threshold_jaccard)
-from .utils import EvalSize, get_binary_prob_and_label, parse_eval_size
+                         iou_from_counts, stack_counts, threshold_jaccard)
+from .utils import EvalMetric, get_binary_prob_and_label
 
 
 @METRICS.register_module()
-class BinarySegMetric(BaseMetric):
+class BinarySegMetric(EvalMetric):
     """Per-image IoU, Dice, accuracy and ISIC Jaccard scores, averaged, in %.
 
     Args:
         threshold (float): Foreground threshold. Default 0.5.
         jaccard_threshold (float): Cut of ``threshold_Jaccard``, in [0, 1].
             Default 0.65.
-        eval_size, ignore_index, collect_device, prefix: As
-            :class:`BERMetric`.
+        **kwargs: ``eval_size``, ``ignore_index``... of :class:`EvalMetric`.
     """
-
-    default_prefix = ''  # metric names as they are: IoU, not x/IoU
 
     def __init__(self,
                  threshold: float = 0.5,
                  jaccard_threshold: float = 0.65,
-                 eval_size: EvalSize = None,
-                 ignore_index: int = 255,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(**kwargs)
         self.threshold = threshold
         self.jaccard_threshold = jaccard_threshold
-        self.eval_size = parse_eval_size(eval_size)
-        self.ignore_index = ignore_index
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Count TP / FP / FN / TN of each image."""
@@ -61,13 +50,10 @@ class BinarySegMetric(BaseMetric):
         results = [r for r in results if not r.get('skipped')]
         if not results:
             return dict()
-        c = {
-            k: np.array([r[k] for r in results], dtype=np.float64)
-            for k in ('tp', 'fp', 'fn', 'tn')
-        }
+        c = stack_counts(results)
         iou = iou_from_counts(c['tp'], c['fp'], c['fn'])
         dice = dice_from_counts(c['tp'], c['fp'], c['fn'])
-        acc = acc_from_counts(c['tp'], c['fp'], c['fn'], c['tn'])
+        acc = acc_from_counts(**c)
         t_jac = threshold_jaccard(iou, self.jaccard_threshold)
         return dict(
             IoU=float(iou.mean() * 100),

@@ -23,8 +23,7 @@ def prepare_sod_inputs(pred: np.ndarray,
     p_min, p_max = pred.min(), pred.max()
     if p_max > p_min:
         pred = (pred - p_min) / (p_max - p_min)
-    gt = np.asarray(gt) > 0.5
-    return pred, gt
+    return pred, np.asarray(gt) > 0.5
 
 
 def _object_score(values: np.ndarray) -> float:
@@ -36,12 +35,9 @@ def _object_score(values: np.ndarray) -> float:
 
 def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     """SSIM of one S-measure quadrant (MATLAB's ``N - 1 + eps``)."""
-    n = pred.size
-    x = pred.mean()
-    y = gt.mean()
-    dx = pred - x
-    dy = gt - y
-    norm = n - 1 + EPS
+    x, y = pred.mean(), gt.mean()
+    dx, dy = pred - x, gt - y
+    norm = pred.size - 1 + EPS
     sigma_x = (dx * dx).sum() / norm
     sigma_y = (dy * dy).sum() / norm
     sigma_xy = (dx * dy).sum() / norm
@@ -49,9 +45,7 @@ def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     beta = (x * x + y * y) * (sigma_x + sigma_y)
     if alpha != 0:
         return alpha / (beta + EPS)
-    if beta == 0:
-        return 1.0
-    return 0.0
+    return 1.0 if beta == 0 else 0.0
 
 
 def _centroid(gt: np.ndarray) -> Tuple[int, int]:
@@ -59,10 +53,9 @@ def _centroid(gt: np.ndarray) -> Tuple[int, int]:
     h, w = gt.shape
     area = gt.sum()
     if area == 0:
-        x, y = np.round(w / 2), np.round(h / 2)
-    else:
-        x = np.round((gt.sum(axis=0) * np.arange(w)).sum() / area)
-        y = np.round((gt.sum(axis=1) * np.arange(h)).sum() / area)
+        return int(np.round(w / 2)) + 1, int(np.round(h / 2)) + 1
+    x = np.round((gt.sum(axis=0) * np.arange(w)).sum() / area)
+    y = np.round((gt.sum(axis=1) * np.arange(h)).sum() / area)
     return int(x) + 1, int(y) + 1
 
 
@@ -75,12 +68,8 @@ def _s_region(pred: np.ndarray, gt: np.ndarray) -> float:
     w2 = y * (w - x) / area
     w3 = (h - y) * x / area
     w4 = 1.0 - w1 - w2 - w3
-    quadrants = (
-        (w1, np.s_[0:y, 0:x]),
-        (w2, np.s_[0:y, x:w]),
-        (w3, np.s_[y:h, 0:x]),
-        (w4, np.s_[y:h, x:w]),
-    )
+    quadrants = ((w1, np.s_[0:y, 0:x]), (w2, np.s_[0:y, x:w]),
+                 (w3, np.s_[y:h, 0:x]), (w4, np.s_[y:h, x:w]))
     score = 0.0
     for weight, sl in quadrants:
         # A quadrant is empty only when the centroid sits on the last row or
@@ -118,12 +107,11 @@ def _enhanced_alignment_sum(tp: ArrayOrFloat, fp: ArrayOrFloat, n_fg: int,
         return pred_fg
     fn = n_fg - tp
     tn = pred_bg - fn
-    mu_pred = pred_fg / n
-    mu_gt = n_fg / n
+    mu_pred, mu_gt = pred_fg / n, n_fg / n
+    terms = ((tp, 1 - mu_pred, 1 - mu_gt), (fp, 1 - mu_pred, -mu_gt),
+             (fn, -mu_pred, 1 - mu_gt), (tn, -mu_pred, -mu_gt))
     total = 0.0
-    for count, a, b in ((tp, 1 - mu_pred, 1 - mu_gt), (fp, 1 - mu_pred,
-                                                       -mu_gt),
-                        (fn, -mu_pred, 1 - mu_gt), (tn, -mu_pred, -mu_gt)):
+    for count, a, b in terms:
         align = 2.0 * a * b / (a * a + b * b + EPS)
         total = total + count * (align + 1.0)**2 / 4.0
     return total
@@ -131,8 +119,7 @@ def _enhanced_alignment_sum(tp: ArrayOrFloat, fp: ArrayOrFloat, n_fg: int,
 
 def e_measure_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """(256,) E-measures (Fan et al., IJCAI 2018) at thresholds 255..0."""
-    n = gt.size
-    n_fg = int(np.count_nonzero(gt))
+    n, n_fg = gt.size, int(np.count_nonzero(gt))
     q = (pred * 255).astype(np.uint8).ravel().astype(np.intp)
     # Joint histogram: bins 0..255 are GT background, 256..511 foreground.
     hist = np.bincount(q + 256 * gt.ravel(), minlength=512)
@@ -145,8 +132,7 @@ def e_measure_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def e_measure_adaptive(pred: np.ndarray, gt: np.ndarray) -> float:
     """E-measure at the threshold ``min(2 * mean(pred), 1)``."""
-    n = gt.size
-    n_fg = int(np.count_nonzero(gt))
+    n, n_fg = gt.size, int(np.count_nonzero(gt))
     binary = pred >= min(2.0 * pred.mean(), 1.0)
     tp = float(np.count_nonzero(binary & gt))
     fp = float(np.count_nonzero(binary & ~gt))
@@ -197,8 +183,7 @@ def binary_counts(pred: np.ndarray,
                   valid: np.ndarray = None) -> Dict[str, int]:
     """``tp``, ``fp``, ``fn``, ``tn`` of two bool maps over ``valid``."""
     if valid is not None:
-        pred = pred[valid]
-        gt = gt[valid]
+        pred, gt = pred[valid], gt[valid]
     tp = int(np.count_nonzero(pred & gt))
     fp = int(np.count_nonzero(pred)) - tp
     fn = int(np.count_nonzero(gt)) - tp
@@ -206,18 +191,32 @@ def binary_counts(pred: np.ndarray,
     return dict(tp=tp, fp=fp, fn=fn, tn=tn)
 
 
+def _float64(*counts) -> tuple:
+    return tuple(np.asarray(v, dtype=np.float64) for v in counts)
+
+
+def _ratio(num: np.ndarray, denom: np.ndarray, empty: float) -> np.ndarray:
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(denom > 0, num / denom, empty)
+
+
+def stack_counts(results: list) -> Dict[str, np.ndarray]:
+    """``tp``, ``fp``, ``fn``, ``tn`` of per-image count dicts as (N, )
+    float64 arrays."""
+    return {
+        k: np.array([r[k] for r in results], dtype=np.float64)
+        for k in ('tp', 'fp', 'fn', 'tn')
+    }
+
+
 def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
                     tn: ArrayOrFloat) -> Tuple[ArrayOrFloat, ...]:
     """``(ber, pos_err, neg_err)`` in percent, element-wise; NaN for an absent
     class.
     """
-    tp, fp, fn, tn = (
-        np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
-    n_pos = tp + fn
-    n_neg = tn + fp
-    with np.errstate(divide='ignore', invalid='ignore'):
-        pos_err = np.where(n_pos > 0, 100.0 * (1.0 - tp / n_pos), np.nan)
-        neg_err = np.where(n_neg > 0, 100.0 * (1.0 - tn / n_neg), np.nan)
+    tp, fp, fn, tn = _float64(tp, fp, fn, tn)
+    pos_err = 100.0 * (1.0 - _ratio(tp, tp + fn, np.nan))
+    neg_err = 100.0 * (1.0 - _ratio(tn, tn + fp, np.nan))
     ber = (pos_err + neg_err) / 2.0
     if ber.ndim == 0:
         return float(ber), float(pos_err), float(neg_err)
@@ -226,27 +225,20 @@ def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
 
 def iou_from_counts(tp, fp, fn):
     """IoU ``TP / (TP + FP + FN)``; 1.0 when both maps are empty."""
-    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
-    union = tp + fp + fn
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(union > 0, tp / union, 1.0)
+    tp, fp, fn = _float64(tp, fp, fn)
+    return _ratio(tp, tp + fp + fn, 1.0)
 
 
 def dice_from_counts(tp, fp, fn):
     """Dice ``2 TP / (2 TP + FP + FN)``; 1.0 when both are empty."""
-    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
-    denom = 2 * tp + fp + fn
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(denom > 0, 2 * tp / denom, 1.0)
+    tp, fp, fn = _float64(tp, fp, fn)
+    return _ratio(2 * tp, 2 * tp + fp + fn, 1.0)
 
 
 def acc_from_counts(tp, fp, fn, tn):
     """Pixel accuracy ``(TP + TN) / N``; NaN without pixels."""
-    tp, fp, fn, tn = (
-        np.asarray(v, dtype=np.float64) for v in (tp, fp, fn, tn))
-    n = tp + fp + fn + tn
-    with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(n > 0, (tp + tn) / n, np.nan)
+    tp, fp, fn, tn = _float64(tp, fp, fn, tn)
+    return _ratio(tp + tn, tp + fp + fn + tn, np.nan)
 
 
 def threshold_jaccard(jaccard, threshold: float = 0.65):

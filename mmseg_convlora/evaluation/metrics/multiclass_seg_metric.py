@@ -1,50 +1,35 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
 import warnings
-from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
 from .functional import ber_from_counts, confusion_matrix
-from .utils import EvalSize, get_scores_and_gt, parse_eval_size
+from .utils import EvalMetric, get_scores_and_gt
 
 
 @METRICS.register_module()
-class MultiClassSegMetric(BaseMetric):
+class MultiClassSegMetric(EvalMetric):
     """``aAcc``, ``mIoU``, ``mBER`` (%) and ``MAE`` from one confusion matrix.
 
     Args:
         num_classes (int, optional): K; None takes it from the dataset's
             classes, else from the score channels.
-        eval_size, ignore_index, collect_device, prefix: As
-            :class:`BERMetric`.
+        **kwargs: ``eval_size``, ``ignore_index``... of :class:`EvalMetric`.
     """
 
-    default_prefix = ''  # metric names as they are: IoU, not x/IoU
-
-    def __init__(self,
-                 num_classes: Optional[int] = None,
-                 eval_size: EvalSize = None,
-                 ignore_index: int = 255,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
-                 **kwargs) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, num_classes: Optional[int] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.num_classes = num_classes
-        self.eval_size = parse_eval_size(eval_size)
-        self.ignore_index = ignore_index
 
     def _num_classes(self, num_channels: int) -> int:
         if self.num_classes is not None:
             return self.num_classes
         classes = (self.dataset_meta or {}).get('classes')
-        if classes:
-            return len(classes)
-        return num_channels
+        return len(classes) if classes else num_channels
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Accumulate one confusion matrix per image."""
@@ -84,15 +69,10 @@ class MultiClassSegMetric(BaseMetric):
         classes = (self.dataset_meta or {}).get('classes')
         if not classes or len(classes) != len(tp):
             classes = [str(i) for i in range(len(tp))]
-        table = OrderedDict(
-            Class=list(classes),
-            IoU=np.round(iou * 100, 2),
-            Acc=np.round(recall * 100, 2),
-            BER=np.round(ber, 2))
         class_table = PrettyTable()
-        for key, val in table.items():
-            class_table.add_column(key, list(val))
-        logger: MMLogger = MMLogger.get_current_instance()
-        print_log('per class results:', logger)
-        print_log('\n' + class_table.get_string(), logger=logger)
+        class_table.add_column('Class', list(classes))
+        for key, val in dict(IoU=iou * 100, Acc=recall * 100, BER=ber).items():
+            class_table.add_column(key, list(np.round(val, 2)))
+        print_log('per class results:', 'current')
+        print_log('\n' + class_table.get_string(), logger='current')
         return metrics

@@ -1,18 +1,17 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmseg.registry import METRICS
 
 from .functional import (e_measure_adaptive, e_measure_curve, mae,
                          prepare_sod_inputs, s_measure, weighted_f_measure)
-from .utils import EvalSize, get_binary_prob_and_label, parse_eval_size
+from .utils import EvalMetric, get_binary_prob_and_label
 
 
 @METRICS.register_module()
-class SODMetric(BaseMetric):
+class SODMetric(EvalMetric):
     """S-measure, E-measure, weighted F-measure and MAE, as the SOD toolkits.
 
     Args:
@@ -20,23 +19,17 @@ class SODMetric(BaseMetric):
             ``'Em'`` gives ``meanEm``, ``maxEm``, ``adpEm``. Default all.
         alpha (float): S-measure balance. Default 0.5.
         beta2 (float): beta^2 of the weighted F-measure. Default 1.0.
-        ignore_index (int): GT label scored as background. Default 255.
-        eval_size, collect_device, prefix: As :class:`BERMetric`.
+        **kwargs: As :class:`EvalMetric`; ``ignore_index`` pixels are
+            scored as background.
     """
     ALL_METRICS = ('Sm', 'Em', 'wFm', 'MAE')
-
-    default_prefix = ''  # metric names as they are: IoU, not x/IoU
 
     def __init__(self,
                  sod_metrics: Sequence[str] = ALL_METRICS,
                  alpha: float = 0.5,
                  beta2: float = 1.0,
-                 eval_size: EvalSize = None,
-                 ignore_index: int = 255,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None,
                  **kwargs) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+        super().__init__(**kwargs)
         if isinstance(sod_metrics, str):
             sod_metrics = [sod_metrics]
         unknown = set(sod_metrics) - set(self.ALL_METRICS)
@@ -46,8 +39,6 @@ class SODMetric(BaseMetric):
         self.metrics = tuple(m for m in self.ALL_METRICS if m in sod_metrics)
         self.alpha = alpha
         self.beta2 = beta2
-        self.eval_size = parse_eval_size(eval_size)
-        self.ignore_index = ignore_index
         self._warned_ignore = False
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -79,15 +70,12 @@ class SODMetric(BaseMetric):
         metrics = dict()
         if not results:
             return metrics
-        if 'Sm' in self.metrics:
-            metrics['Sm'] = float(np.mean([r['Sm'] for r in results]))
-        if 'Em' in self.metrics:
+        for key in self.metrics:
+            if key != 'Em':
+                metrics[key] = float(np.mean([r[key] for r in results]))
+                continue
             curve = np.mean(np.stack([r['Em_curve'] for r in results]), 0)
             metrics['meanEm'] = float(curve.mean())
             metrics['maxEm'] = float(curve.max())
             metrics['adpEm'] = float(np.mean([r['adpEm'] for r in results]))
-        if 'wFm' in self.metrics:
-            metrics['wFm'] = float(np.mean([r['wFm'] for r in results]))
-        if 'MAE' in self.metrics:
-            metrics['MAE'] = float(np.mean([r['MAE'] for r in results]))
         return metrics

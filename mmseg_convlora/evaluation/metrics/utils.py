@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.evaluator import BaseMetric
 from mmengine.structures import BaseDataElement
 
 EvalSize = Optional[Union[int, Sequence[int]]]
@@ -21,6 +22,30 @@ def parse_eval_size(eval_size: EvalSize) -> Optional[Tuple[int, int]]:
         raise ValueError(f'eval_size must be None, an int or (H, W), '
                          f'got {eval_size}')
     return eval_size
+
+
+class EvalMetric(BaseMetric):
+    """Base of the metrics: samples read at ``eval_size``, names unprefixed.
+
+    Args:
+        eval_size (int | tuple[int, int], optional): Evaluation size; None is
+            the GT's.
+        ignore_index (int): GT label left out. Default 255.
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Default ``'cpu'``.
+        prefix (str, optional): Prefix of the metric names. Default none.
+    """
+
+    default_prefix = ''  # metric names as they are: IoU, not x/IoU
+
+    def __init__(self,
+                 eval_size: EvalSize = None,
+                 ignore_index: int = 255,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.eval_size = parse_eval_size(eval_size)
+        self.ignore_index = ignore_index
 
 
 def resize_for_eval(
@@ -45,13 +70,9 @@ def resize_for_eval(
 
 
 def _field(data_sample: Union[dict, BaseDataElement], key: str):
-    if isinstance(data_sample, BaseDataElement):
-        data_sample = data_sample.to_dict()
     value = data_sample.get(key)
-    if value is None:
-        return None
     if isinstance(value, BaseDataElement):
-        value = value.to_dict()
+        return value.data
     return value['data'] if isinstance(value, dict) else value
 
 
