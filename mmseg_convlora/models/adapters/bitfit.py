@@ -17,7 +17,6 @@ class BitFit(BaseSAMAdapter):
     Args:
         targets (str | list[str]): Regex(es) over the encoder's parameter
             names (``re.fullmatch``). Default: every ``*.bias``.
-        init_cfg (dict, optional): Unused.
     """
 
     applies_to = 'any'

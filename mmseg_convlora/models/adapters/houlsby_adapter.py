@@ -16,13 +16,8 @@ _ACTIVATIONS = dict(GELU=nn.GELU, ReLU=nn.ReLU, SiLU=nn.SiLU)
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(act(down(h)))`` on channels-last tokens, ``up`` zero-init.
-
-    Args:
-        dim (int): Token channels C.
-        hidden_dim (int): Bottleneck width d.
-        act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
-    """
+    """``h + up(act(down(h)))`` on channels-last tokens of width ``dim``;
+    ``up`` zero-init, ``act`` 'GELU', 'ReLU' or 'SiLU'."""
 
     def __init__(self,
                  dim: int,
@@ -48,7 +43,6 @@ class HoulsbyAdapter(BaseSAMAdapter):
         hidden_dim (int): Bottleneck width d. Default 2.
         positions (Sequence[str]): Any of 'attn', 'mlp'. Default both.
         act (str): Bottleneck activation. Default 'GELU'.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -75,8 +69,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
         self.hidden_dim = hidden_dim
         self.positions = positions
         self.act = act
-        # blocks[i][position]; built in apply_to (depth known there)
-        self.blocks = nn.ModuleList()
+        self.blocks = nn.ModuleList()  # [i][position], built in apply_to
         self._hooks = EncoderHooks()
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
@@ -108,7 +101,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
 
     def hooked_modules(self) -> Dict[str, nn.Module]:
         """Encoder module name -> the module currently hooked."""
-        return {n: self._hooks.module(n) for n in self._hooks.names}
+        return self._hooks.modules()
 
 
 register_deprecated_alias(MODELS, 'Adapter', 'HoulsbyAdapter')

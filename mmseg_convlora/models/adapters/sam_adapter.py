@@ -24,7 +24,6 @@ class SAMAdapter(BaseSAMAdapter):
         handcrafted_tune (bool): Use the high-frequency branch. Default True.
         embedding_tune (bool): Use the patch-embedding branch. Default True.
         zero_init (bool): Start at SAM (zero up projection). Default False.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -102,13 +101,11 @@ class SAMAdapter(BaseSAMAdapter):
             nn.init.zeros_(self.shared_mlp.bias)
 
     def __getstate__(self) -> dict:
-        """The state for ``copy.deepcopy`` and pickling, without ``f`` (a
-        non-leaf tensor of the last forward, which ``deepcopy`` refuses)."""
+        """The state without ``_feature`` (``deepcopy`` refuses it)."""
         state = self.__dict__.copy()
         state['_feature'] = None
         return state
 
-    # ------------------------------------------------------------------ #
     def _patch_embed_hook(self, module: nn.Module, args,
                           output: torch.Tensor) -> None:
         """``f`` from the image (the hook's input) and its patch tokens."""

@@ -24,18 +24,9 @@ def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class PromptedAttention(nn.Module):
-    """SAM's ``Attention`` whose keys and values also hold the block's
-    ``prompt`` (n, C), normalised by the block's ``norm1``.
-
-    Args:
-        attn (nn.Module): The ``segment_anything`` ``Attention`` to replace.
-        norm (nn.Module): The block's ``norm1`` (not a sub-module).
-        num_tokens (int): n.
-        dropout (float): Dropout on the prompts in training. Default 0.
-
-    Shapes:
-        (B, H, W, C) -> (B, H, W, C).
-    """
+    """SAM's ``Attention`` ``attn``, (B, H, W, C) -> (B, H, W, C), whose
+    keys and values also hold ``num_tokens`` prompts normalised by the
+    block's ``norm`` (not a sub-module), ``dropout`` on them in training."""
 
     def __init__(self,
                  attn: nn.Module,
@@ -107,7 +98,6 @@ class VPT(BaseSAMAdapter):
     Args:
         num_tokens (int): Prompts per block. Default 12.
         dropout (float): Dropout on the prompts in training. Default 0.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
