@@ -12,7 +12,7 @@ from mmseg.registry import MODELS
 from ..adapters.base_adapter import (BaseSAMAdapter, apply_adapters,
                                      collect_aux_losses)
 from ..utils.config_check import check_config_keys
-from ..utils.sam_checkpoint import (SAMCheckpointError, load_sam_state_dict,
+from ..utils.sam_checkpoint import (load_sam_part, load_sam_state_dict,
                                     sub_state_dict)
 
 EMBEDDING_STRIDE = 16
@@ -202,19 +202,10 @@ class BaseSAMBackbone(BaseModule):
         """Load the ``image_encoder.*`` weights of an official file."""
         state = sub_state_dict(
             load_sam_state_dict(path, self.arch_name), 'image_encoder.')
-        state = self.check_encoder_state(path, state)
-        try:
-            missing, unexpected = self.encoder.load_state_dict(
-                state, strict=False)
-        except RuntimeError as err:  # shape mismatch
-            raise SAMCheckpointError(
-                f'{path!r} does not fit the {self.arch_name} image encoder '
-                f'of this config: {err}') from err
-        if missing or unexpected:
-            raise SAMCheckpointError(
-                f'{path!r} does not fit the {self.arch_name} image encoder: '
-                f'missing keys {missing[:8]}, unexpected keys '
-                f'{unexpected[:8]}.')
+        load_sam_part(
+            self.encoder, self.check_encoder_state(path, state),
+            f'{path!r} does not fit the {self.arch_name} image encoder of '
+            'this config')
 
     @property
     def embedding_shape(self) -> Tuple[int, int, int]:

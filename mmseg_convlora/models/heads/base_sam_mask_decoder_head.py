@@ -9,7 +9,8 @@ from segment_anything.modeling import (MaskDecoder, PromptEncoder,
                                        TwoWayTransformer)
 from torch import Tensor
 
-from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
+from ..utils.sam_checkpoint import (SAMCheckpointError, load_sam_part,
+                                    load_sam_state_dict, sub_state_dict)
 
 
 class BaseSAMMaskDecoderHead(BaseDecodeHead):
@@ -138,20 +139,10 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                     for k, v in state.items()
                     if k in own and own[k].shape == v.shape
                 }
-            try:
-                missing, unexpected = module.load_state_dict(
-                    state, strict=False)
-            except RuntimeError as err:
-                raise SAMCheckpointError(
-                    f'The {name} weights in {path!r} do not fit this head '
-                    f'(embed_dim={self.embed_dim}): {err}') from err
-            missing = [
-                k for k in missing if not k.startswith('mask_downscaling')
-            ]
-            if missing or unexpected:
-                raise SAMCheckpointError(
-                    f'The {name} weights in {path!r} do not fit this head: '
-                    f'missing {missing[:8]}, unexpected {unexpected[:8]}.')
+            load_sam_part(
+                module, state,
+                f'The {name} weights in {path!r} do not fit this head '
+                f'(embed_dim={self.embed_dim})', ('mask_downscaling', ))
 
     def decode_queries(
         self,

@@ -48,13 +48,12 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
                  loss_decode: Optional[Union[dict, Sequence[dict]]] = None,
                  ignore_index: int = 255,
                  **kwargs):
-        if kwargs.get('prompt_sampler') is not None:
+        if kwargs.pop('prompt_sampler', None) is not None:
             raise ValueError(
                 'SAMMaskClassificationHead has no prompt-aware training: a '
                 'SAM prompt asks for one object, this head answers all K '
                 'classes at once (see docs/prompts.md). Remove '
                 'prompt_sampler, or train the binary SAMMaskDecoderHead.')
-        kwargs.pop('prompt_sampler', None)
         if num_classes < 2 or out_channels not in (None, num_classes):
             raise ValueError(
                 'SAMMaskClassificationHead needs num_classes=K >= 2 and '
