@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 
 from ..utils.fused_lora_linear import autocast_off, matmul_dtype
 from ..utils.recompute import is_recomputing
+from .base_adapter import check_positive_int
 from .lora import DEFAULT_TARGETS, LowRankAdapter, LowRankLinear
 
 DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
@@ -345,9 +346,7 @@ class ConvLoRALinear(LowRankLinear):
 
 
 def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
-    if not isinstance(num_experts, int) or num_experts < 1:
-        raise ValueError(f'Conv-LoRA num_experts must be a positive integer, '
-                         f'got {num_experts!r}.')
+    check_positive_int(num_experts, 'Conv-LoRA num_experts')
     if not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
         raise ValueError(f'Conv-LoRA top_k must be in [1, num_experts='
                          f'{num_experts}], got {top_k!r}.')

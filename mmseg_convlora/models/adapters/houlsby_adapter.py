@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 
 from ...utils.deprecated_alias import register_deprecated_alias
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .encoder_hooks import EncoderHooks, encoder_factory
 
 ADAPTER_POSITIONS = ('attn', 'mlp')
@@ -53,9 +53,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
                  act: str = 'GELU',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(hidden_dim, int) or hidden_dim <= 0:
-            raise ValueError(f'HoulsbyAdapter hidden_dim must be a positive '
-                             f'integer, got {hidden_dim!r}.')
+        check_positive_int(hidden_dim, 'HoulsbyAdapter hidden_dim')
         positions = (positions, ) if isinstance(positions, str) \
             else tuple(positions)
         bad = [p for p in positions if p not in ADAPTER_POSITIONS]

@@ -9,17 +9,10 @@ from mmseg.registry import MODELS
 
 from ..utils.fused_lora_linear import (autocast_off, fused_lora_linear,
                                        matmul_dtype)
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .targets import encoder_description, match_targets
 
 DEFAULT_TARGETS = r'blocks\.\d+\.attn\.qkv'
-
-
-def check_rank(rank, owner: str) -> None:
-    """Refuse a rank that is not a positive integer."""
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
-        raise ValueError(f'{owner} rank must be a positive integer, got '
-                         f'rank={rank!r}.')
 
 
 class LowRankLinear(nn.Module):
@@ -32,7 +25,7 @@ class LowRankLinear(nn.Module):
                  alpha: float = 32,
                  dropout: float = 0.0):
         super().__init__()
-        check_rank(rank, type(self).__name__)
+        check_positive_int(rank, f'{type(self).__name__} rank')
         self.in_features = base.in_features
         self.out_features = base.out_features
         self.weight = base.weight
@@ -188,7 +181,8 @@ class LowRankAdapter(BaseSAMAdapter):
                  layer_args: dict,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        check_rank(layer_args.get('rank'), type(self).__name__)
+        check_positive_int(
+            layer_args.get('rank'), f'{type(self).__name__} rank')
         self.targets = targets
         self.layer_args = dict(layer_args)
         # a plain dict: the layers are the encoder's sub-modules, not ours

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .cad import high_frequency_components
 from .encoder_hooks import EncoderHooks, encoder_factory
 
@@ -36,9 +36,7 @@ class SAMAdapter(BaseSAMAdapter):
                  zero_init: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(scale_factor, int) or scale_factor <= 0:
-            raise ValueError(f'SAMAdapter scale_factor must be a positive '
-                             f'integer, got {scale_factor!r}.')
+        check_positive_int(scale_factor, 'SAMAdapter scale_factor')
         if not (handcrafted_tune or embedding_tune):
             raise ValueError('SAMAdapter needs handcrafted_tune and/or '
                              'embedding_tune.')

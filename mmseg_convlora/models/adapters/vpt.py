@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .conv_lora import ConvLoRALinear
 
 
@@ -108,9 +108,7 @@ class VPT(BaseSAMAdapter):
                  dropout: float = 0.0,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(num_tokens, int) or num_tokens <= 0:
-            raise ValueError(f'VPT num_tokens must be a positive integer, '
-                             f'got {num_tokens!r}.')
+        check_positive_int(num_tokens, 'VPT num_tokens')
         self.num_tokens = num_tokens
         self.dropout = dropout
         self._layers: List[PromptedAttention] = []

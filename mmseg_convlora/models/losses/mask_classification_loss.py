@@ -1,6 +1,5 @@
 """Hungarian-matched mask-classification loss (Mask2Former) with ignored
-pixels weighted out of the sampled points; see docs/methods.md.
-"""
+pixels weighted out of the sampled points; see docs/methods.md."""
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -39,11 +38,9 @@ def sem_seg_to_segments(gt_sem_seg: Tensor,
 def point_weights(valid: Tensor,
                   point_coords: Tensor,
                   owner: Optional[Tensor] = None) -> Tensor:
-    """(R, P) share of valid pixels at (R, P, 2) points; 1 away from ignored.
-
-    ``valid`` is (R or 1, 1, H, W), or (V, 1, H, W) with the (R,) ``owner``
-    index of each row's map.
-    """
+    """(R, P) share of valid pixels at (R, P, 2) points, 1 away from ignored
+    ones; ``valid`` (R or 1, 1, H, W), or (V, 1, H, W) with the (R,)
+    ``owner`` index of each row's map."""
     valid = valid.to(point_coords.dtype)
     sampled = _sample_shared_maps(
         torch.cat([valid, 1 - valid], dim=1),
@@ -146,17 +143,10 @@ def hungarian_match(cls_logits: Tensor,
                     cost_mask: float = 5.0,
                     cost_dice: float = 5.0,
                     num_points: int = 12544) -> Tuple[Tensor, Tensor]:
-    """Match the N predictions of one image to its M GT segments.
-
-    Args:
-        cls_logits (Tensor): (N, K + 1) class logits.
-        mask_logits (Tensor): (N, h, w) mask logits.
-        gt_labels, gt_masks (Tensor): (M,) class ids, (M, H, W) masks.
-        valid (Tensor, optional): (H, W) non-ignored pixels. Default all.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``(pred_idx, gt_idx)``, (min(N, M),) long.
-    """
+    """``(pred_idx, gt_idx)``, (min(N, M),) long, matching the N
+    predictions of one image, class logits (N, K + 1) and mask logits (N,
+    h, w), to its M GT segments, (M,) class ids and (M, H, W) masks;
+    ``valid`` (H, W) marks the non-ignored pixels (default all)."""
     device = cls_logits.device
     num_gts = gt_labels.numel()
     if num_gts == 0:
