@@ -26,8 +26,7 @@ class BitFit(BaseSAMAdapter):
                  targets: Union[str, Sequence[str]] = BITFIT_TARGETS,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.targets = [targets] if isinstance(targets, str) \
-            else list(targets)
+        self.targets = targets
         # a plain list: these parameters belong to the encoder
         self._params: List[Tuple[str, nn.Parameter]] = []
 

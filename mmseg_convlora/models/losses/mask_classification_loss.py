@@ -366,9 +366,8 @@ class MaskClassificationLoss(nn.Module):
 
         bce = F.binary_cross_entropy_with_logits(
             point_logits, targets, reduction='none')
-        # Weighted mean over the valid points of each mask; clamp(min=1)
-        # keeps a mask with hardly any valid sampled point from being
-        # amplified.
+        # weighted mean over each mask's valid points; clamp(min=1) keeps a
+        # mask with hardly any valid sampled point from being amplified
         loss_mask = ((bce * weights).sum(1) /
                      weights.sum(1).clamp(min=1)).sum() / num_masks
 

@@ -94,10 +94,9 @@ class SAMSegmentor(EncoderDecoder):
                 f"'whole') on SAM backbones; got mode={mode!r}. SAM takes "
                 'one fixed square input: set model.test_cfg=dict('
                 "mode='whole').")
-        # The SAM file each SAM part's frozen weights were read from (None:
-        # they are random), for completing trainable-only checkpoints. The
-        # other parts (PEFTBackbone, mmseg's heads) hold their frozen
-        # weights from construction.
+        # the SAM file each SAM part's frozen weights came from (None:
+        # random), to complete trainable-only checkpoints; other parts hold
+        # theirs from construction
         self.frozen_weights_from = {
             part: kwargs[part].get('checkpoint')
             for part in ('backbone', 'decode_head')

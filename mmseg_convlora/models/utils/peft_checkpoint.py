@@ -15,9 +15,8 @@ from ...utils.deprecated_alias import RENAMED
 SAM_FILE_PREFIXES = ('image_encoder.', 'prompt_encoder.', 'mask_decoder.')
 DEFAULT_ADVICE = ('Use the config the checkpoint was trained with (its '
                   'training work dir holds a copy of it).')
-# the integrity record is kept in the root module's metadata
-# (state_dict._metadata['']), which every loader hands to
-# _load_from_state_dict
+# the integrity record is kept in state_dict._metadata[''], which every
+# loader hands to the root module's _load_from_state_dict
 _warned_unhashed = False
 
 
