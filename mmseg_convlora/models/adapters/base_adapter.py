@@ -14,6 +14,13 @@ ENCODER_KINDS = {
 }
 
 
+def check_positive_int(value, what: str) -> None:
+    """Refuse a ``value`` (``what``, e.g. 'VPT num_tokens') that is not a
+    positive integer."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f'{what} must be a positive integer, got {value!r}.')
+
+
 class BaseSAMAdapter(BaseModule):
     """Base class of the adapters of a frozen encoder.
 
@@ -50,11 +57,8 @@ class BaseSAMAdapter(BaseModule):
 
 def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
                    owner: str, accepted: Sequence[str]) -> List[nn.Module]:
-    """Apply ``adapters`` to ``encoder``, module-replacing ones first.
-
-    Returns:
-        list[nn.Module]: The modules the adapters placed in the encoder.
-    """
+    """Apply ``adapters`` to ``encoder``, module-replacing ones first;
+    return the modules they placed in it."""
     for adp in adapters:
         if adp.applies_to not in accepted:
             fitting = sorted(

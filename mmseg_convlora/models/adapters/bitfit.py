@@ -17,7 +17,6 @@ class BitFit(BaseSAMAdapter):
     Args:
         targets (str | list[str]): Regex(es) over the encoder's parameter
             names (``re.fullmatch``). Default: every ``*.bias``.
-        init_cfg (dict, optional): Unused.
     """
 
     applies_to = 'any'
@@ -27,8 +26,7 @@ class BitFit(BaseSAMAdapter):
                  targets: Union[str, Sequence[str]] = BITFIT_TARGETS,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.targets = [targets] if isinstance(targets, str) \
-            else list(targets)
+        self.targets = targets
         # a plain list: these parameters belong to the encoder
         self._params: List[Tuple[str, nn.Parameter]] = []
 

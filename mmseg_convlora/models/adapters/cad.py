@@ -51,10 +51,8 @@ class CADBlock(nn.Module):
 
 @MODELS.register_module()
 class CAD(BaseSAMAdapter):
-    """A parallel CNN whose output is added to the frozen image embedding.
-
-    :meth:`adapter_input` -> 1x1 conv -> ``num_blocks`` :class:`CADBlock`;
-    ``out_scale * tanh(sum of the blocks' pooled outputs)`` is added.
+    """A parallel CNN whose output is added to the frozen image embedding:
+    :meth:`adapter_input` -> 1x1 conv -> ``num_blocks`` :class:`CADBlock`.
 
     Args:
         channels (int): Hidden width = the embedding's channels. Default 256.
@@ -64,11 +62,9 @@ class CAD(BaseSAMAdapter):
         out_scale (float): Output bound. Default 0.1.
         mean, std (Sequence[float]): The network input's normalisation.
         norm_cfg (dict): Norm layer config. Default ``dict(type='BN')``.
-        init_cfg (dict, optional): Unused (initialisation is fixed).
     """
 
     applies_to = 'sam'
-    needs_encoder_grad = False
 
     def __init__(self,
                  channels: int = 256,
@@ -92,15 +88,11 @@ class CAD(BaseSAMAdapter):
         self.hf_rate = hf_rate
         self.out_scale = out_scale
         self.norm_cfg = dict(norm_cfg or dict(type='BN'))
-        # Non-persistent: they come from the config, not from training.
-        self.register_buffer(
-            'mean',
-            torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1),
-            persistent=False)
-        self.register_buffer(
-            'std',
-            torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1),
-            persistent=False)
+        # non-persistent: they come from the config, not from training
+        for name, value in (('mean', mean), ('std', std)):
+            value = torch.tensor(value, dtype=torch.float32)
+            self.register_buffer(
+                name, value.view(1, -1, 1, 1), persistent=False)
         self._warned_fallback = False
         self.stem = nn.Conv2d(6, channels, 1)
         self.blocks = nn.ModuleList(
@@ -119,14 +111,12 @@ class CAD(BaseSAMAdapter):
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         neck = getattr(encoder, 'neck', None)
-        out_channels = getattr(neck[0], 'out_channels', None) \
-            if isinstance(neck, nn.Sequential) and len(neck) else None
-        if out_channels is not None:
-            self._check_channels(out_channels)
+        if isinstance(neck, nn.Sequential) and len(neck):
+            self._check_channels(getattr(neck[0], 'out_channels', None))
         return []
 
-    def _check_channels(self, embed_channels: int) -> None:
-        if embed_channels != self.channels:
+    def _check_channels(self, embed_channels: Optional[int]) -> None:
+        if embed_channels not in (None, self.channels):
             raise ValueError(
                 f'CAD adds a {self.channels}-channel map to the image '
                 f'embedding, but the embedding has {embed_channels} '
@@ -189,11 +179,8 @@ class CAD(BaseSAMAdapter):
                       data_samples: Optional[Sequence] = None,
                       image: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The image (``image`` if given, else :meth:`input_image`) and its
-        high-frequency components, each channel max-normalised.
-
-        Returns:
-            Tensor: (B, 6, input_size, input_size).
-        """
+        high-frequency components, each channel max-normalised, (B, 6, S,
+        S)."""
         x = self.input_image(inputs, data_samples) if image is None \
             else image.float()
         x = torch.cat([x, high_frequency_components(x, self.hf_rate)], dim=1)
@@ -205,8 +192,7 @@ class CAD(BaseSAMAdapter):
                        data_samples: Optional[Sequence] = None,
                        image: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``out_scale * tanh(sum of pooled block outputs)``, (B, C, *size);
-        ``image`` as in :meth:`adapter_input`.
-        """
+        ``image`` as in :meth:`adapter_input`."""
         x = self.stem(self.adapter_input(inputs, data_samples, image))
         out = 0
         for block in self.blocks:

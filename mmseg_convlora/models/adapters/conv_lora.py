@@ -9,9 +9,9 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmseg.registry import MODELS
 
-from ..utils.fused_lora_linear import (autocast_off, fused_lora_linear,
-                                       matmul_dtype)
+from ..utils.fused_lora_linear import autocast_off, matmul_dtype
 from ..utils.recompute import is_recomputing
+from .base_adapter import check_positive_int
 from .lora import DEFAULT_TARGETS, LowRankAdapter, LowRankLinear
 
 DISPATCH_MODES = ('auto', 'grouped', 'dense', 'loop')
@@ -84,21 +84,11 @@ def bicubic_resize(z: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 def upsampled_conv3x3(z: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor, scale: int) -> torch.Tensor:
     """``F.conv2d(bicubic_resize(z, (h s, w s)), weight, bias, padding=1)``
-    as matrix products on the small maps.
-
-    Args:
-        z (Tensor): (n, c, h, w) float32.
-        weight (Tensor): (o, c, 3, 3).
-        bias (Tensor): (o, ).
-        scale (int): Upsampling factor s.
-
-    Returns:
-        Tensor: (n, o, h s, w s).
-    """
+    as matrix products on the small maps: float32 z (n, c, h, w), weight
+    (o, c, 3, 3), bias (o, ) -> (n, o, h s, w s)."""
     n, c, h, w = z.shape
     o = weight.shape[0]
-    # channels mixed per tap (dy, dx) on the small maps: (n, o, (dy, h),
-    # (dx, w))
+    # channels mixed per tap (dy, dx): (n, o, (dy, h), (dx, w))
     taps = z.permute(0, 2, 3, 1) @ weight.transpose(0, 1).reshape(c, -1)
     taps = taps.view(n, h, w, o, 3, 3).permute(0, 3, 4, 1, 5,
                                                2).reshape(n, o, 3 * h, 3 * w)
@@ -112,20 +102,15 @@ class ConvLoRALinear(LowRankLinear):
     """A frozen Linear with Conv-LoRA: ``y = W x + b + s B (z + E_e(z))``.
 
     ``z = A x`` as maps (N, r, h, w) is routed per sample by a noisy top-k
-    gate to experts at scales 1..M (see docs/methods.md). Each forward
-    records ``last_moe_loss``, ``last_expert_ids`` (N, k) and ``last_grid``.
+    gate to experts at scales 1..M (docs/methods.md). Takes (N, h, w, C_in)
+    maps, or (N, P + h w, C_in) sequences after :meth:`set_token_grid`.
 
     Args:
         base (nn.Linear): The frozen layer.
-        rank, alpha: As :class:`LoRALinear`'s (s = alpha / r).
-        num_experts, top_k, multiply_gate: See :class:`ConvLoRA`.
+        rank, alpha, num_experts, top_k, multiply_gate: See :class:`ConvLoRA`.
         noise_epsilon (float): Added to the softplus noise std. Default 0.01.
         dispatch (str): 'auto' (dense on CUDA, grouped elsewhere),
             'grouped', 'dense' or 'loop' (reference); same results.
-
-    Shapes:
-        (N, h, w, C_in) -> (N, h, w, C_out); (N, P + h w, C_in) ->
-        (N, P + h w, C_out) once :meth:`set_token_grid` is called.
     """
 
     def __init__(self,
@@ -163,12 +148,8 @@ class ConvLoRALinear(LowRankLinear):
     def set_token_grid(self,
                        grid: Optional[Tuple[int, int]],
                        num_prefix_tokens: int = 0) -> None:
-        """Declare the layout of the (N, L, C) sequences this layer gets.
-
-        Args:
-            grid (tuple[int, int], optional): (h, w); None forgets it.
-            num_prefix_tokens (int): Tokens before the map. Default 0.
-        """
+        """Declare the (h, w) grid (None: forget it) and the number of
+        tokens before it of the (N, L, C) sequences this layer gets."""
         if grid is not None:
             grid = (int(grid[0]), int(grid[1]))
         self.token_grid = grid
@@ -192,41 +173,29 @@ class ConvLoRALinear(LowRankLinear):
         trainable = any(p.requires_grad for p in self.experts.parameters())
         return trainable and self.dispatch_on(device) != 'dense'
 
-    # ------------------------------------------------------------------ #
     def run_expert(self, index: int, z: torch.Tensor) -> torch.Tensor:
         """Expert ``index`` on float32 maps (n, r, h, w)."""
         conv = self.experts[index]
         scale = self.scales[index]
         h, w = z.shape[-2:]
         weight, bias = conv.weight.float(), conv.bias.float()
-        if scale > 1:
-            y = upsampled_conv3x3(z, weight, bias, scale)
-        else:
-            y = F.conv2d(z, weight, bias, padding=1)
-        y = F.gelu(y)
-        if scale > 1:
-            y = bicubic_resize(y, (h, w))
-        return y
+        if scale == 1:
+            return F.gelu(F.conv2d(z, weight, bias, padding=1))
+        y = F.gelu(upsampled_conv3x3(z, weight, bias, scale))
+        return bicubic_resize(y, (h, w))
 
     def route(self, z: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Noisy top-k gating and the load-balancing loss.
-
-        Args:
-            z (Tensor): Float32 maps (N, r, h, w).
-
-        Returns:
-            dict: ``top_idx`` (N, k), ``top_gates`` (N, k), ``gates`` and
-            0/1 ``mask`` (N, M), ``loss`` (scalar, unweighted).
-        """
+        """Noisy top-k gating of float32 maps (N, r, h, w): ``top_idx`` and
+        ``top_gates`` (N, k), ``gates`` and 0/1 ``mask`` (N, M), ``loss``
+        (the unweighted load-balancing loss)."""
         M, k = self.num_experts, self.top_k
         p = z.mean(dim=(2, 3))
         clean = p @ self.w_gate.float()
         noisy = self.training
+        logits = clean
         if noisy:
             std = F.softplus(p @ self.w_noise.float()) + self.noise_epsilon
             logits = clean + torch.randn_like(clean) * std
-        else:
-            logits = clean
         top_logits, top_idx = logits.topk(min(k + 1, M), dim=1)
         top_k_logits, top_k_idx = top_logits[:, :k], top_idx[:, :k]
         top_k_gates = top_k_logits.softmax(dim=1)
@@ -244,15 +213,13 @@ class ConvLoRALinear(LowRankLinear):
             load = torch.where(mask > 0, prob_if_in, prob_if_out).sum(0)
         else:
             load = mask.sum(0)
-        loss = moe_balance_loss(importance, load)
         return dict(
             top_idx=top_k_idx,
             top_gates=top_k_gates,
             gates=gates,
             mask=mask,
-            loss=loss)
+            loss=moe_balance_loss(importance, load))
 
-    # ------------------------------------------------------------------ #
     def _mix_loop(self, z: torch.Tensor, route: dict) -> torch.Tensor:
         """Reference: each sample through each of its experts, one by one."""
         outs = []
@@ -315,9 +282,8 @@ class ConvLoRALinear(LowRankLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._plain:
-            out = F.linear(x, self.weight, self.bias)
-            return out + self.scaling * F.linear(
-                F.linear(x, self.lora_A), self.lora_B)
+            return F.linear(x, self.weight, self.bias) + self.scaling * \
+                F.linear(F.linear(x, self.lora_A), self.lora_B)
         if x.dim() == 4:
             N, h, w, C = x.shape
             out = self._forward_tokens(x.reshape(N, h * w, C), (h, w), 0)
@@ -355,26 +321,19 @@ class ConvLoRALinear(LowRankLinear):
         tokens = x.reshape(-1, C)
         z = F.linear(tokens, self.lora_A)  # (N L, r)
         dtype = matmul_dtype(x)
-        dispatch = self.dispatch_on(z.device)
+        mix_fn = getattr(self, f'_mix_{self.dispatch_on(z.device)}')
         with autocast_off(z.device):
             zf = z.float().view(N, L, self.rank)
-            maps = zf[:, prefix:].reshape(N, h, w,
-                                          self.rank).permute(0, 3, 1,
-                                                             2).contiguous()
+            maps = zf[:, prefix:].reshape(N, h, w, self.rank)
+            maps = maps.permute(0, 3, 1, 2).contiguous()
             route = self.route(maps)
-            mix = getattr(self, f'_mix_{dispatch}')(maps, route)
-            mix = mix.permute(0, 2, 3, 1).reshape(N, h * w, self.rank)
-            if prefix:
-                mix = F.pad(mix, (0, 0, prefix, 0))
-            u = (zf + mix).view(-1, self.rank)
-            bias = None if self.bias is None else self.bias.to(dtype)
-            out = fused_lora_linear(
-                tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
-                self.lora_B.to(dtype), self.scaling)
+            mix = mix_fn(maps, route).permute(0, 2, 3, 1)
+            mix = F.pad(mix.reshape(N, h * w, self.rank), (0, 0, prefix, 0))
+            out = self.fused_linear(tokens, (zf + mix).view(-1, self.rank),
+                                    dtype)
         if not is_recomputing():
-            # Under activation checkpointing the block runs again in
-            # backward (same RNG state, so the same routing); the loss that
-            # the segmentor added to the total is the first pass's.
+            # recomputed in backward (same RNG state, same routing): the
+            # loss the segmentor added up is the first pass's
             self.last_moe_loss = route['loss']
             self.last_expert_ids = route['top_idx'].detach()
             self.last_grid = (h, w)
@@ -387,9 +346,7 @@ class ConvLoRALinear(LowRankLinear):
 
 
 def _check_moe_args(num_experts: int, top_k: int, dispatch: str) -> None:
-    if not isinstance(num_experts, int) or num_experts < 1:
-        raise ValueError(f'Conv-LoRA num_experts must be a positive integer, '
-                         f'got {num_experts!r}.')
+    check_positive_int(num_experts, 'Conv-LoRA num_experts')
     if not isinstance(top_k, int) or not 1 <= top_k <= num_experts:
         raise ValueError(f'Conv-LoRA top_k must be in [1, num_experts='
                          f'{num_experts}], got {top_k!r}.')
@@ -409,7 +366,6 @@ class ConvLoRA(LowRankAdapter):
         multiply_gate (bool): Scale expert outputs by the gate. Default False.
         loss_weight (float): Weight of ``loss_moe``. Default 1.0.
         noise_epsilon, dispatch: See :class:`ConvLoRALinear`.
-        init_cfg (dict, optional): Unused.
     """
 
     layer_type = ConvLoRALinear
@@ -457,11 +413,8 @@ class ConvLoRA(LowRankAdapter):
         return {'loss_moe': self.loss_weight * torch.stack(losses).sum()}
 
     def last_routing(self) -> Dict[str, Dict[str, object]]:
-        """The routing of the last forward pass, per adapted layer.
-
-        Returns:
-            dict: module name -> ``dict(expert_ids=(N, k), grid=(h, w))``.
-        """
+        """Module name -> ``dict(expert_ids=(N, k), grid=(h, w))`` of the
+        last forward pass."""
         return {
             name: dict(expert_ids=layer.last_expert_ids, grid=layer.last_grid)
             for name, layer in self._layers.items()

@@ -1,6 +1,6 @@
 """Forward hooks on encoder modules addressed by name, for the adapters
 that change what a module returns without replacing it."""
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Sequence, Union
 
 import torch.nn as nn
 
@@ -40,7 +40,7 @@ class EncoderHooks:
         """Register ``fn`` as a forward hook (``pre``: forward pre-hook) on
         the encoder module called ``name``."""
         module = self._encoder[0].get_submodule(name)
-        entry = dict(name=name, fn=fn, pre=pre, module=module, handle=None)
+        entry = dict(name=name, fn=fn, pre=pre, handle=None)
         self._attach(entry, module)
         self._entries.append(entry)
 
@@ -48,10 +48,9 @@ class EncoderHooks:
     def _attach(entry: dict, module: nn.Module) -> None:
         if entry['handle'] is not None:
             entry['handle'].remove()
-        if entry['pre']:
-            entry['handle'] = module.register_forward_pre_hook(entry['fn'])
-        else:
-            entry['handle'] = module.register_forward_hook(entry['fn'])
+        register = module.register_forward_pre_hook if entry['pre'] \
+            else module.register_forward_hook
+        entry['handle'] = register(entry['fn'])
         entry['module'] = module
 
     def _sync_once(self, module: nn.Module, args) -> None:
@@ -72,22 +71,15 @@ class EncoderHooks:
     def remove(self) -> None:
         """Remove all hooks (the adapter stops acting)."""
         for entry in self._entries:
-            if entry['handle'] is not None:
-                entry['handle'].remove()
+            entry['handle'].remove()
         self._entries = []
         if self._trigger is not None:
             self._trigger.remove()
             self._trigger = None
 
-    @property
-    def names(self) -> List[str]:
-        return [e['name'] for e in self._entries]
-
-    def module(self, name: str) -> Optional[nn.Module]:
-        for entry in self._entries:
-            if entry['name'] == name:
-                return entry['module']
-        return None
+    def modules(self) -> Dict[str, nn.Module]:
+        """Encoder module name -> the module currently hooked."""
+        return {entry['name']: entry['module'] for entry in self._entries}
 
 
 def out_channels_of(module: nn.Module) -> int:

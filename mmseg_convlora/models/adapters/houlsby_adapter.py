@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 
 from ...utils.deprecated_alias import register_deprecated_alias
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .encoder_hooks import EncoderHooks, encoder_factory
 
 ADAPTER_POSITIONS = ('attn', 'mlp')
@@ -16,13 +16,8 @@ _ACTIVATIONS = dict(GELU=nn.GELU, ReLU=nn.ReLU, SiLU=nn.SiLU)
 
 
 class BottleneckAdapter(nn.Module):
-    """``h + up(act(down(h)))`` on channels-last tokens, ``up`` zero-init.
-
-    Args:
-        dim (int): Token channels C.
-        hidden_dim (int): Bottleneck width d.
-        act (str): 'GELU' (default), 'ReLU' or 'SiLU'.
-    """
+    """``h + up(act(down(h)))`` on channels-last tokens of width ``dim``;
+    ``up`` zero-init, ``act`` 'GELU', 'ReLU' or 'SiLU'."""
 
     def __init__(self,
                  dim: int,
@@ -48,7 +43,6 @@ class HoulsbyAdapter(BaseSAMAdapter):
         hidden_dim (int): Bottleneck width d. Default 2.
         positions (Sequence[str]): Any of 'attn', 'mlp'. Default both.
         act (str): Bottleneck activation. Default 'GELU'.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -59,9 +53,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
                  act: str = 'GELU',
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(hidden_dim, int) or hidden_dim <= 0:
-            raise ValueError(f'HoulsbyAdapter hidden_dim must be a positive '
-                             f'integer, got {hidden_dim!r}.')
+        check_positive_int(hidden_dim, 'HoulsbyAdapter hidden_dim')
         positions = (positions, ) if isinstance(positions, str) \
             else tuple(positions)
         bad = [p for p in positions if p not in ADAPTER_POSITIONS]
@@ -75,8 +67,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
         self.hidden_dim = hidden_dim
         self.positions = positions
         self.act = act
-        # blocks[i][position]; built in apply_to (depth known there)
-        self.blocks = nn.ModuleList()
+        self.blocks = nn.ModuleList()  # [i][position], built in apply_to
         self._hooks = EncoderHooks()
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
@@ -108,7 +99,7 @@ class HoulsbyAdapter(BaseSAMAdapter):
 
     def hooked_modules(self) -> Dict[str, nn.Module]:
         """Encoder module name -> the module currently hooked."""
-        return {n: self._hooks.module(n) for n in self._hooks.names}
+        return self._hooks.modules()
 
 
 register_deprecated_alias(MODELS, 'Adapter', 'HoulsbyAdapter')

@@ -9,28 +9,15 @@ from mmseg.registry import MODELS
 
 from ..utils.fused_lora_linear import (autocast_off, fused_lora_linear,
                                        matmul_dtype)
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .targets import encoder_description, match_targets
 
 DEFAULT_TARGETS = r'blocks\.\d+\.attn\.qkv'
 
 
-def check_rank(rank, owner: str) -> None:
-    """Refuse a rank that is not a positive integer."""
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
-        raise ValueError(f'{owner} rank must be a positive integer, got '
-                         f'rank={rank!r}.')
-
-
 class LowRankLinear(nn.Module):
-    """A frozen Linear plus ``lora_A`` (r, in) and ``lora_B`` (out, r).
-
-    Args:
-        base (nn.Linear): The frozen layer to wrap.
-        rank (int): Rank r (> 0). Default 3.
-        alpha (float): The update is scaled by ``alpha / rank``. Default 32.
-        dropout (float): Dropout on the low-rank path's input. Default 0.
-    """
+    """A frozen Linear ``base`` plus ``lora_A`` (r, in) and ``lora_B``
+    (out, r), scaled by ``alpha / rank``; ``dropout`` on their input."""
 
     def __init__(self,
                  base: nn.Linear,
@@ -38,7 +25,7 @@ class LowRankLinear(nn.Module):
                  alpha: float = 32,
                  dropout: float = 0.0):
         super().__init__()
-        check_rank(rank, type(self).__name__)
+        check_positive_int(rank, f'{type(self).__name__} rank')
         self.in_features = base.in_features
         self.out_features = base.out_features
         self.weight = base.weight
@@ -53,12 +40,19 @@ class LowRankLinear(nn.Module):
             torch.empty(self.out_features, rank, **factory))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 \
             else nn.Identity()
-        self.reset_lora_parameters()
-
-    def reset_lora_parameters(self) -> None:
-        """A like ``nn.Linear``'s weight, B zeros."""
+        # A like nn.Linear's weight, B zeros
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
+
+    def fused_linear(self, tokens: torch.Tensor, u: torch.Tensor,
+                     dtype: torch.dtype) -> torch.Tensor:
+        """``tokens W^T + b + s u B^T`` in one GEMM in ``dtype`` (the one
+        F.linear would use: autocast's, if on), (T, out_features)."""
+        with autocast_off(tokens.device):
+            bias = None if self.bias is None else self.bias.to(dtype)
+            return fused_lora_linear(
+                tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
+                self.lora_B.to(dtype), self.scaling)
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, '
@@ -68,37 +62,27 @@ class LowRankLinear(nn.Module):
 
 
 class LoRALinear(LowRankLinear):
-    """``y = W x + b + (alpha / r) B A dropout(x)`` around a frozen Linear.
-
-    Args: see :class:`LowRankLinear`.
-
-    Shapes:
-        input (..., in_features) -> output (..., out_features).
-    """
+    """``y = W x + b + (alpha / r) B A dropout(x)`` around a frozen Linear,
+    (..., in_features) -> (..., out_features)."""
 
     merged = False  # set per instance by merge/unmerge
 
-    def delta_weight(self) -> torch.Tensor:
-        """``scaling * B @ A``, (out_features, in_features)."""
-        return self.scaling * (self.lora_B @ self.lora_A)
-
     @torch.no_grad()
+    def _set_merged(self, merged: bool) -> None:
+        if merged == self.merged:
+            return
+        delta = (self.scaling * (self.lora_B @ self.lora_A)).float()
+        weight = self.weight.float() + (delta if merged else -delta)
+        self.weight.copy_(weight.to(self.weight.dtype))
+        self.merged = merged
+
     def merge(self) -> None:
         """Add the low-rank update into the frozen weight (in place)."""
-        if self.merged:
-            return
-        delta = self.delta_weight().to(torch.float32)
-        self.weight.copy_((self.weight.float() + delta).to(self.weight.dtype))
-        self.merged = True
+        self._set_merged(True)
 
-    @torch.no_grad()
     def unmerge(self) -> None:
         """Undo :meth:`merge` (exact up to float rounding)."""
-        if not self.merged:
-            return
-        delta = self.delta_weight().to(torch.float32)
-        self.weight.copy_((self.weight.float() - delta).to(self.weight.dtype))
-        self.merged = False
+        self._set_merged(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:
@@ -114,16 +98,9 @@ class LoRALinear(LowRankLinear):
             weight = torch.addmm(
                 self.weight, self.lora_B, self.lora_A, alpha=self.scaling)
             return F.linear(x, weight, self.bias)
-        # Frozen product, bias and low-rank update in one GEMM, in the
-        # dtype F.linear would use (autocast's, if on).
         tokens = x.reshape(-1, self.in_features)
         u = F.linear(self.lora_dropout(tokens), self.lora_A)
-        dtype = matmul_dtype(x)
-        with autocast_off(x.device):
-            bias = None if self.bias is None else self.bias.to(dtype)
-            out = fused_lora_linear(
-                tokens.to(dtype), u.to(dtype), self.weight.to(dtype), bias,
-                self.lora_B.to(dtype), self.scaling)
+        out = self.fused_linear(tokens, u, matmul_dtype(x))
         return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -160,25 +137,24 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
                             fix=fix,
                             examples=linear_names)
     for name, match in matches.items():
-        module, pattern = modules[name], match.re.pattern
+        module = modules[name]
+        hit = (f'{adapter_name}: target pattern "{match.re.pattern}" '
+               f'matches {name!r}')
         if isinstance(module, LowRankLinear):
             raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches '
-                f'{name!r}, which another adapter already wrapped '
+                f'{hit}, which another adapter already wrapped '
                 f'({type(module).__name__}); give each Linear layer at '
                 f'most one LoRA/Conv-LoRA adapter.')
         if name in inside_mha:
             raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches '
-                f'{name!r} inside an nn.MultiheadAttention, which never '
+                f'{hit} inside an nn.MultiheadAttention, which never '
                 'calls its forward (it passes the weight to F.multi_head_'
                 'attention_forward), so the adapter would train nothing. '
                 'Replace the attention by one whose projections are called '
                 'Linear layers, as docs/compose_with_mmseg.md shows.')
         if not isinstance(module, nn.Linear):
             raise ValueError(
-                f'{adapter_name}: target pattern "{pattern}" matches '
-                f'{name!r}, a {type(module).__name__}, but only nn.Linear '
+                f'{hit}, a {type(module).__name__}, but only nn.Linear '
                 f'layers can be adapted; make the pattern match Linear '
                 f'layers only, e.g. {example}.')
         chosen[name] = module
@@ -192,14 +168,8 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
 
 
 class LowRankAdapter(BaseSAMAdapter):
-    """Replaces each Linear layer whose name matches ``targets`` by
-    ``layer_type(linear, **layer_args)``.
-
-    Args:
-        targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
-        layer_args (dict): Keyword arguments of ``layer_type``.
-        init_cfg (dict, optional): Unused (initialisation is fixed).
-    """
+    """Replaces each Linear layer whose name ``re.fullmatch``-es a regex of
+    ``targets`` by ``layer_type(linear, **layer_args)``."""
 
     applies_to = 'any'
     needs_encoder_grad = True
@@ -211,7 +181,8 @@ class LowRankAdapter(BaseSAMAdapter):
                  layer_args: dict,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        check_rank(layer_args.get('rank'), type(self).__name__)
+        check_positive_int(
+            layer_args.get('rank'), f'{type(self).__name__} rank')
         self.targets = targets
         self.layer_args = dict(layer_args)
         # a plain dict: the layers are the encoder's sub-modules, not ours
@@ -245,7 +216,6 @@ class LoRA(LowRankAdapter):
         dropout (float): Dropout on the low-rank input. Default 0.
         targets (str | list[str]): Module-name regex(es) (``re.fullmatch``).
             Default: the fused ``qkv`` of every block of SAM's ViT.
-        init_cfg (dict, optional): Unused (initialisation is fixed).
     """
 
     layer_type = LoRALinear
@@ -267,6 +237,5 @@ class LoRA(LowRankAdapter):
             layer.merge()
 
     def unmerge(self) -> None:
-        """Undo :meth:`merge` on every layer."""
         for layer in self.layers:
             layer.unmerge()

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .cad import high_frequency_components
 from .encoder_hooks import EncoderHooks, encoder_factory
 
@@ -24,7 +24,6 @@ class SAMAdapter(BaseSAMAdapter):
         handcrafted_tune (bool): Use the high-frequency branch. Default True.
         embedding_tune (bool): Use the patch-embedding branch. Default True.
         zero_init (bool): Start at SAM (zero up projection). Default False.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -37,9 +36,7 @@ class SAMAdapter(BaseSAMAdapter):
                  zero_init: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(scale_factor, int) or scale_factor <= 0:
-            raise ValueError(f'SAMAdapter scale_factor must be a positive '
-                             f'integer, got {scale_factor!r}.')
+        check_positive_int(scale_factor, 'SAMAdapter scale_factor')
         if not (handcrafted_tune or embedding_tune):
             raise ValueError('SAMAdapter needs handcrafted_tune and/or '
                              'embedding_tune.')
@@ -102,13 +99,11 @@ class SAMAdapter(BaseSAMAdapter):
             nn.init.zeros_(self.shared_mlp.bias)
 
     def __getstate__(self) -> dict:
-        """The state for ``copy.deepcopy`` and pickling, without ``f`` (a
-        non-leaf tensor of the last forward, which ``deepcopy`` refuses)."""
+        """The state without ``_feature`` (``deepcopy`` refuses it)."""
         state = self.__dict__.copy()
         state['_feature'] = None
         return state
 
-    # ------------------------------------------------------------------ #
     def _patch_embed_hook(self, module: nn.Module, args,
                           output: torch.Tensor) -> None:
         """``f`` from the image (the hook's input) and its patch tokens."""

@@ -27,13 +27,9 @@ SSF_NECK_TARGETS = (r'neck\.\d+', )
 
 
 class ScaleShift(nn.Module):
-    """``y = x * scale + shift`` per channel.
-
-    Args:
-        dim (int): Channels.
-        channel_dim (int): -1 for channels-last tokens, 1 for (N, C, H, W).
-        init_std (float): ``scale ~ N(1, std)``, ``shift ~ N(0, std)``.
-    """
+    """``y = x * scale + shift`` per channel (``channel_dim`` -1: tokens,
+    1: (N, C, H, W)); ``scale ~ N(1, init_std)``, ``shift ~ N(0,
+    init_std)``."""
 
     def __init__(self,
                  dim: int,
@@ -68,7 +64,6 @@ class SSF(BaseSAMAdapter):
             the neck.
         init_std (float): Std of the initial scale (around 1) and shift
             (around 0); 0 starts exactly at SAM. Default 0.02.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -86,7 +81,6 @@ class SSF(BaseSAMAdapter):
 
     @staticmethod
     def key(name: str) -> str:
-        """The ModuleDict key of the encoder module ``name``."""
         return name.replace('.', '_')
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
@@ -111,4 +105,4 @@ class SSF(BaseSAMAdapter):
 
     def hooked_modules(self) -> Dict[str, nn.Module]:
         """Encoder module name -> the module currently hooked."""
-        return {n: self._hooks.module(n) for n in self._hooks.names}
+        return self._hooks.modules()

@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 
-from .base_adapter import BaseSAMAdapter
+from .base_adapter import BaseSAMAdapter, check_positive_int
 from .conv_lora import ConvLoRALinear
 
 
@@ -24,18 +24,9 @@ def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class PromptedAttention(nn.Module):
-    """SAM's ``Attention`` whose keys and values also hold the block's
-    ``prompt`` (n, C), normalised by the block's ``norm1``.
-
-    Args:
-        attn (nn.Module): The ``segment_anything`` ``Attention`` to replace.
-        norm (nn.Module): The block's ``norm1`` (not a sub-module).
-        num_tokens (int): n.
-        dropout (float): Dropout on the prompts in training. Default 0.
-
-    Shapes:
-        (B, H, W, C) -> (B, H, W, C).
-    """
+    """SAM's ``Attention`` ``attn``, (B, H, W, C) -> (B, H, W, C), whose
+    keys and values also hold ``num_tokens`` prompts normalised by the
+    block's ``norm`` (not a sub-module), ``dropout`` on them in training."""
 
     def __init__(self,
                  attn: nn.Module,
@@ -107,7 +98,6 @@ class VPT(BaseSAMAdapter):
     Args:
         num_tokens (int): Prompts per block. Default 12.
         dropout (float): Dropout on the prompts in training. Default 0.
-        init_cfg (dict, optional): Unused.
     """
 
     needs_encoder_grad = True
@@ -118,9 +108,7 @@ class VPT(BaseSAMAdapter):
                  dropout: float = 0.0,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(num_tokens, int) or num_tokens <= 0:
-            raise ValueError(f'VPT num_tokens must be a positive integer, '
-                             f'got {num_tokens!r}.')
+        check_positive_int(num_tokens, 'VPT num_tokens')
         self.num_tokens = num_tokens
         self.dropout = dropout
         self._layers: List[PromptedAttention] = []

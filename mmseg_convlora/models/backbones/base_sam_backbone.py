@@ -12,18 +12,39 @@ from mmseg.registry import MODELS
 from ..adapters.base_adapter import (BaseSAMAdapter, apply_adapters,
                                      collect_aux_losses)
 from ..utils.config_check import check_config_keys
-from ..utils.sam_checkpoint import (SAMCheckpointError, load_sam_state_dict,
+from ..utils.sam_checkpoint import (load_sam_part, load_sam_state_dict,
                                     sub_state_dict)
 
 EMBEDDING_STRIDE = 16
 
 
+def resolve_arch(arch: Union[str, dict], presets: dict, family: str,
+                 required: Sequence[str], other: Tuple[str, dict, str]):
+    """The preset name (None for a dict) and spec of ``arch``; ``other``
+    names the other SAM encoder: (description, its presets, its type)."""
+    if not isinstance(arch, str):
+        spec = dict(arch)
+        missing = set(required) - set(spec)
+        if missing:
+            raise ValueError(f'Custom {family} arch dict lacks {missing}.')
+        return None, spec
+    if arch not in presets:
+        what, other_presets, other_type = other
+        hint = (f' ({arch!r} is {what}: use type={other_type!r}, '
+                f'arch={arch!r})') if arch in other_presets else ''
+        raise ValueError(f'Unknown {family} arch {arch!r}; choose one of '
+                         f'{sorted(presets)} or pass a dict{hint}.')
+    return arch, dict(presets[arch])
+
+
 class BaseSAMBackbone(BaseModule):
-    """A frozen SAM-family image encoder with parameter-efficient adapters.
+    """A frozen SAM-family image encoder with parameter-efficient adapters:
+    (B, 3, S, S) -> the ``out_indices`` maps, then the embedding (B,
+    out_channels, S / 16, S / 16).
 
     Args:
         arch_name (str): Name of the encoder arch (recorded in checkpoints).
-        img_size (int): Square input size, a multiple of 16.
+        img_size (int): Square input size S, a multiple of 16.
         out_channels (int): Channels of the embedding (SAM: 256).
         checkpoint (str, optional): Official SAM file whose
             ``image_encoder.*`` weights are loaded; None: random weights.
@@ -35,13 +56,8 @@ class BaseSAMBackbone(BaseModule):
         out_indices (Sequence[int], optional): Blocks (or stages) whose
             (B, C, H, W) outputs are also returned.
         out_embedding (bool): Return the neck's embedding. Default True.
-        init_cfg (dict, optional): Unused.
         embedding_cache (dict | str, optional): Deprecated name of
             ``embedding_source=dict(type='CachedEmbeddings', dir=...)``.
-
-    Shapes:
-        (B, 3, img_size, img_size) -> the ``out_indices`` maps, then the
-        embedding (B, out_channels, img_size / 16, img_size / 16).
     """
 
     #: What ``out_indices`` counts, for messages.
@@ -186,19 +202,10 @@ class BaseSAMBackbone(BaseModule):
         """Load the ``image_encoder.*`` weights of an official file."""
         state = sub_state_dict(
             load_sam_state_dict(path, self.arch_name), 'image_encoder.')
-        state = self.check_encoder_state(path, state)
-        try:
-            missing, unexpected = self.encoder.load_state_dict(
-                state, strict=False)
-        except RuntimeError as err:  # shape mismatch
-            raise SAMCheckpointError(
-                f'{path!r} does not fit the {self.arch_name} image encoder '
-                f'of this config: {err}') from err
-        if missing or unexpected:
-            raise SAMCheckpointError(
-                f'{path!r} does not fit the {self.arch_name} image encoder: '
-                f'missing keys {missing[:8]}, unexpected keys '
-                f'{unexpected[:8]}.')
+        load_sam_part(
+            self.encoder, self.check_encoder_state(path, state),
+            f'{path!r} does not fit the {self.arch_name} image encoder of '
+            'this config')
 
     @property
     def embedding_shape(self) -> Tuple[int, int, int]:
@@ -230,7 +237,6 @@ class BaseSAMBackbone(BaseModule):
             x: torch.Tensor,
             data_samples: Optional[Sequence] = None
     ) -> Tuple[torch.Tensor, ...]:
-        """See the class's Shapes."""
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
                 f'{type(self).__name__} expects {self.img_size}x'

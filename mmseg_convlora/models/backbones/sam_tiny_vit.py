@@ -9,7 +9,7 @@ from ..utils.recompute import checkpoint_block
 from ..utils.sam_checkpoint import (SAM_ARCHS, TINY_VIT_ARCHS,
                                     SAMCheckpointError, describe_tiny_vit,
                                     encoder_family, tiny_vit_arch_name)
-from .base_sam_backbone import BaseSAMBackbone
+from .base_sam_backbone import BaseSAMBackbone, resolve_arch
 from .tiny_vit import TinyViTEncoder
 
 # TinyViT's ImageNet classifier, still in mobile_sam.pt
@@ -41,23 +41,11 @@ class SAMTinyViT(BaseSAMBackbone):
                  arch: Union[str, dict] = 'mobile_sam',
                  img_size: int = 1024,
                  **kwargs):
-        if isinstance(arch, str):
-            if arch not in TINY_VIT_ARCHS:
-                hint = ''
-                if arch in SAM_ARCHS:
-                    hint = (f" ({arch!r} is SAM's ViT: use type='SAMViT', "
-                            f'arch={arch!r})')
-                raise ValueError(
-                    f'Unknown TinyViT arch {arch!r}; choose one of '
-                    f'{sorted(TINY_VIT_ARCHS)} or pass a dict{hint}.')
-            name = arch
-            spec = dict(TINY_VIT_ARCHS[arch])
-        else:
-            spec = dict(arch)
-            need = {'embed_dims', 'depths', 'num_heads', 'window_sizes'}
-            if need - set(spec):
-                raise ValueError(
-                    f'Custom TinyViT arch dict lacks {need - set(spec)}.')
+        name, spec = resolve_arch(
+            arch, TINY_VIT_ARCHS, 'TinyViT',
+            ('embed_dims', 'depths', 'num_heads', 'window_sizes'),
+            ("SAM's ViT", SAM_ARCHS, 'SAMViT'))
+        if name is None:
             name = tiny_vit_arch_name(spec['embed_dims'], spec['depths'])
         self.arch_spec = spec
         super().__init__(arch_name=name, img_size=img_size, **kwargs)

@@ -13,7 +13,7 @@ from ..utils.sam_checkpoint import (OFFICIAL_CHECKPOINTS, SAM_ARCHS,
                                     TINY_VIT_ARCHS, SAMCheckpointError,
                                     arch_name, describe_encoder,
                                     encoder_family)
-from .base_sam_backbone import BaseSAMBackbone
+from .base_sam_backbone import BaseSAMBackbone, resolve_arch
 
 
 def resize_abs_pos_embed(pos_embed: torch.Tensor,
@@ -37,9 +37,8 @@ def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
 
 @MODELS.register_module()
 class SAMViT(BaseSAMBackbone):
-    """SAM's ViT image encoder (``ImageEncoderViT`` as ``self.encoder``).
-
-    Position embeddings are resized for other input sizes.
+    """SAM's ViT image encoder (``ImageEncoderViT`` as ``self.encoder``);
+    position embeddings are resized for other input sizes.
 
     Args:
         arch (str | dict): ``'vit_b'``, ``'vit_l'``, ``'vit_h'``, or a dict
@@ -54,22 +53,10 @@ class SAMViT(BaseSAMBackbone):
                  arch: Union[str, dict] = 'vit_b',
                  img_size: int = 1024,
                  **kwargs):
-        if isinstance(arch, str):
-            if arch not in SAM_ARCHS:
-                hint = ''
-                if arch in TINY_VIT_ARCHS:
-                    hint = (f' ({arch!r} is a TinyViT encoder: use '
-                            f"type='SAMTinyViT', arch={arch!r})")
-                raise ValueError(f'Unknown SAM arch {arch!r}; choose one of '
-                                 f'{sorted(SAM_ARCHS)} or pass a dict'
-                                 f'{hint}.')
-            name = arch
-            spec = dict(SAM_ARCHS[arch])
-        else:
-            spec = dict(arch)
-            missing = {'embed_dim', 'depth', 'num_heads'} - set(spec)
-            if missing:
-                raise ValueError(f'Custom SAM arch dict lacks {missing}.')
+        name, spec = resolve_arch(
+            arch, SAM_ARCHS, 'SAM', ('embed_dim', 'depth', 'num_heads'),
+            ('a TinyViT encoder', TINY_VIT_ARCHS, 'SAMTinyViT'))
+        if name is None:
             spec.setdefault('global_attn_indexes', ())
             name = arch_name(spec['embed_dim'], spec['depth'])
         patch_size = spec.get('patch_size', 16)

@@ -22,20 +22,17 @@ class Conv2dBN(nn.Sequential):
                  groups: int = 1,
                  bn_weight_init: float = 1.0):
         super().__init__()
-        self.add_module(
-            'c',
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                groups=groups,
-                bias=False))
-        bn = nn.BatchNorm2d(out_channels)
-        nn.init.constant_(bn.weight, bn_weight_init)
-        nn.init.zeros_(bn.bias)
-        self.add_module('bn', bn)
+        self.c = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            groups=groups,
+            bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
 
 
 class TinyViTPatchEmbed(nn.Module):
@@ -233,17 +230,12 @@ class TinyViTEncoder(nn.Module):
         self.patch_embed = TinyViTPatchEmbed(3, embed_dims[0])
         strides = (2, 2, 1)
         stages: List[nn.Module] = []
-        for i in range(n):
-            dim = embed_dims[i]
-            if i == 0:
-                blocks = [
-                    MBConv(dim, mbconv_expand_ratio) for _ in range(depths[i])
-                ]
-            else:
-                blocks = [
-                    TinyViTBlock(dim, num_heads[i], window_sizes[i], mlp_ratio,
-                                 local_conv_size) for _ in range(depths[i])
-                ]
+        for i, dim in enumerate(embed_dims):
+            blocks = [
+                MBConv(dim, mbconv_expand_ratio) if i == 0 else TinyViTBlock(
+                    dim, num_heads[i], window_sizes[i], mlp_ratio,
+                    local_conv_size) for _ in range(depths[i])
+            ]
             downsample = PatchMerging(dim, embed_dims[i + 1], strides[i]) \
                 if i < n - 1 else None
             stages.append(TinyViTStage(blocks, i > 0, downsample))
@@ -266,17 +258,10 @@ class TinyViTEncoder(nn.Module):
         out_indices: Sequence[int] = (),
         with_neck: bool = True
     ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-        """Args:
-            x (Tensor): Normalised images, (B, 3, H, W).
-            run_block (Callable, optional): ``run_block(block, x)`` runs one
-                block; default ``block(x)``.
-            out_indices (Sequence[int]): Stages returned (before merging).
-            with_neck (bool): Run the neck.
-
-        Returns:
-            tuple: The ``out_indices`` stage outputs (B, C_i, H_i, W_i), and
-            the embedding (B, out_channels, H / 16, W / 16) or None.
-        """
+        """The ``out_indices`` stage outputs (B, C_i, H_i, W_i) (before
+        merging) of images (B, 3, H, W), and the embedding (B, out_channels,
+        H / 16, W / 16) or None (``with_neck=False``); ``run_block(block,
+        x)`` runs one block (default ``block(x)``)."""
         last = len(self.layers) if with_neck else max(out_indices) + 1
         outs = {}
         x = self.patch_embed(x)

@@ -1,5 +1,5 @@
 """What the binary and the multi-class SAM heads share."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -9,18 +9,16 @@ from segment_anything.modeling import (MaskDecoder, PromptEncoder,
                                        TwoWayTransformer)
 from torch import Tensor
 
-from ..utils import SAMCheckpointError, load_sam_state_dict, sub_state_dict
+from ..utils.sam_checkpoint import (SAMCheckpointError, load_sam_part,
+                                    load_sam_state_dict, sub_state_dict)
 
 
 class BaseSAMMaskDecoderHead(BaseDecodeHead):
-    """SAM's prompt encoder and mask decoder driven by learned query tokens.
-
-    Tokens: ``[IoU token, N query tokens (, SAM's 3 multi-mask tokens)]``,
-    then prompt tokens; see ``docs/prompts.md``.
+    """SAM's prompt encoder and mask decoder driven by learned query tokens:
+    ``[IoU token, N query tokens (, SAM's 3 multi-mask tokens)]``, then
+    prompt tokens (docs/prompts.md).
 
     Args:
-        num_classes (int): See :class:`BaseDecodeHead`.
-        out_channels (int): See :class:`BaseDecodeHead`.
         num_queries (int): Number of query tokens N.
         keep_sam_multimask_tokens (bool): Keep SAM's multi-mask tokens 1..3
             in the sequence (frozen buffer ``sam_multimask_tokens``).
@@ -31,10 +29,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         embed_dim (int): Decoder width (SAM: 256).
         decoder (dict, optional): ``depth``, ``mlp_dim``, ``num_heads``,
             ``iou_head_hidden_dim`` (SAM: 2, 2048, 8, 256).
-        sampler (None): Must be None.
         in_index (int): Backbone output of the embedding. Default -1.
-        input_transform (None): Must be None.
-        init_cfg (dict, optional): Default None (weights come from SAM).
+        sampler, input_transform (None): Must be None.
         **kwargs: Passed to :class:`BaseDecodeHead`.
     """
 
@@ -80,12 +76,10 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             loss_decode=[],
             **kwargs)
         # built here, not by BaseDecodeHead's deprecated ``build_loss``
-        losses = [
-            MODELS.build(cfg) for cfg in
-            ([loss_decode] if isinstance(loss_decode, dict) else loss_decode)
-        ]
-        self.loss_decode = losses[0] if isinstance(loss_decode, dict) \
-            else nn.ModuleList(losses)
+        if isinstance(loss_decode, dict):
+            self.loss_decode = MODELS.build(loss_decode)
+        else:
+            self.loss_decode = nn.ModuleList(map(MODELS.build, loss_decode))
         # BaseDecodeHead's 1x1 classifier has no role in SAM's decoder.
         del self.conv_seg
         decoder = dict(
@@ -145,38 +139,20 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                     for k, v in state.items()
                     if k in own and own[k].shape == v.shape
                 }
-            try:
-                missing, unexpected = module.load_state_dict(
-                    state, strict=False)
-            except RuntimeError as err:
-                raise SAMCheckpointError(
-                    f'The {name} weights in {path!r} do not fit this head '
-                    f'(embed_dim={self.embed_dim}): {err}') from err
-            missing = [
-                k for k in missing if not k.startswith('mask_downscaling')
-            ]
-            if missing or unexpected:
-                raise SAMCheckpointError(
-                    f'The {name} weights in {path!r} do not fit this head: '
-                    f'missing {missing[:8]}, unexpected {unexpected[:8]}.')
+            load_sam_part(
+                module, state,
+                f'The {name} weights in {path!r} do not fit this head '
+                f'(embed_dim={self.embed_dim})', ('mask_downscaling', ))
 
     def decode_queries(
         self,
         inputs: Sequence[Tensor],
         prompts: Optional[Sequence[Optional[dict]]] = None
     ) -> Tuple[Tensor, Tensor]:
-        """Run the mask decoder, without prompts or with one per image.
-
-        Args:
-            inputs (Sequence[Tensor]): Backbone outputs;
-                ``inputs[in_index]`` is the image embedding (B, C, h, w).
-            prompts (Sequence[dict | None], optional): Per image None or a
-                point / box prompt (see :class:`GTPromptSampler`).
-
-        Returns:
-            tuple[Tensor, Tensor]: The query tokens' outputs (B, N, C) and
-            their mask logits (B, N, 4h, 4w).
-        """
+        """The query tokens' outputs (B, N, C) and mask logits (B, N, 4h,
+        4w) of the embedding ``inputs[in_index]`` (B, C, h, w), without
+        prompts or with one per image (None or a :class:`GTPromptSampler`
+        point / box prompt)."""
         embedding = self.image_embedding(inputs)
         if prompts is None or all(p is None for p in prompts):
             return self._decode(embedding, None)
@@ -235,6 +211,12 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         b, c, H, W = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, H * W)).view(b, -1, H, W)
         return query_out, masks
+
+    def loss_modules(self) -> List[nn.Module]:
+        """The loss modules of ``loss_decode``."""
+        if isinstance(self.loss_decode, nn.ModuleList):
+            return list(self.loss_decode)
+        return [self.loss_decode]
 
     def image_embedding(self, inputs: Sequence[Tensor]) -> Tensor:
         """``inputs[in_index]``, checked to have ``embed_dim`` channels."""

@@ -8,9 +8,8 @@ from torch import Tensor
 
 @TASK_UTILS.register_module()
 class GTPromptSampler:
-    """Sample a noisy box or points from each image's ground-truth mask.
-
-    Coordinates are (x, y) pixel indices; see ``docs/prompts.md``.
+    """Sample a noisy box or points, (x, y) pixel indices, from each image's
+    ground-truth mask (docs/prompts.md).
 
     Args:
         prob (float): Chance that an image gets a prompt. Default 0.5.
@@ -45,16 +44,9 @@ class GTPromptSampler:
         self.box_noise_max = box_noise_max
 
     def __call__(self, masks: Tensor, valid: Tensor) -> List[Optional[dict]]:
-        """Sample one prompt (or none) per image.
-
-        Args:
-            masks (Tensor): Foreground, bool (B, H, W).
-            valid (Tensor): Pixels that are not ignored, bool (B, H, W).
-
-        Returns:
-            list[dict | None]: Per image None, ``dict(boxes=(4,))`` or
-            ``dict(point_coords=(N, 2), point_labels=(N,))``.
-        """
+        """Per image of bool foreground ``masks`` and non-ignored ``valid``
+        (B, H, W): None, ``dict(boxes=(4,))`` or ``dict(point_coords=(N,
+        2), point_labels=(N,))``."""
         masks, valid = masks.cpu(), valid.cpu()
         prompts = []
         for mask, ok in zip(masks, valid):

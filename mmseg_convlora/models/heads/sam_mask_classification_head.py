@@ -11,24 +11,17 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 
 
 def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
-    """Per-class scores ``sum_q softmax(cls)[c] * sigmoid(mask)``, c < K.
-
-    Args:
-        cls_logits (Tensor): Class logits, shape (B, N, K+1).
-        mask_logits (Tensor): Mask logits, shape (B, N, h, w).
-
-    Returns:
-        Tensor: Semantic scores in [0, 1], shape (B, K, h, w).
-    """
+    """Per-class scores ``sum_q softmax(cls)[c] * sigmoid(mask)``, c < K,
+    (B, K, h, w) in [0, 1], of class logits (B, N, K + 1) and mask logits
+    (B, N, h, w)."""
     probs = cls_logits.softmax(-1)[..., :-1]
     return torch.einsum('bqc,bqhw->bchw', probs, mask_logits.sigmoid())
 
 
 @MODELS.register_module()
 class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
-    """Multi-class prompt-free SAM head (Mask2Former-style).
-
-    Each query gives a mask and K + 1 class logits (K: "no object").
+    """Multi-class prompt-free SAM head (Mask2Former-style): each query
+    gives a mask and K + 1 class logits (K: "no object").
 
     Args:
         num_classes (int): Number of classes K (> 1).
@@ -55,13 +48,12 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
                  loss_decode: Optional[Union[dict, Sequence[dict]]] = None,
                  ignore_index: int = 255,
                  **kwargs):
-        if kwargs.get('prompt_sampler') is not None:
+        if kwargs.pop('prompt_sampler', None) is not None:
             raise ValueError(
                 'SAMMaskClassificationHead has no prompt-aware training: a '
                 'SAM prompt asks for one object, this head answers all K '
                 'classes at once (see docs/prompts.md). Remove '
                 'prompt_sampler, or train the binary SAMMaskDecoderHead.')
-        kwargs.pop('prompt_sampler', None)
         if num_classes < 2 or out_channels not in (None, num_classes):
             raise ValueError(
                 'SAMMaskClassificationHead needs num_classes=K >= 2 and '
@@ -87,7 +79,7 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
             loss_decode=loss_decode,
             ignore_index=ignore_index,
             **kwargs)
-        for loss_module in self._loss_modules():
+        for loss_module in self.loss_modules():
             loss_classes = getattr(loss_module, 'num_classes', num_classes)
             if loss_classes != num_classes:
                 raise ValueError(
@@ -96,11 +88,6 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
                     'the same K in decode_head.loss_decode (or leave '
                     'loss_decode out to get the default).')
         self.cls_embed = nn.Linear(self.embed_dim, num_classes + 1)
-
-    def _loss_modules(self) -> List[nn.Module]:
-        if isinstance(self.loss_decode, nn.ModuleList):
-            return list(self.loss_decode)
-        return [self.loss_decode]
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Class logits (B, N, K + 1) and mask logits (B, N, 4h, 4w)."""
@@ -113,7 +100,7 @@ class SAMMaskClassificationHead(BaseSAMMaskDecoderHead):
         seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
         cls_logits, mask_logits = seg_logits
         loss = dict()
-        for loss_module in self._loss_modules():
+        for loss_module in self.loss_modules():
             for name, value in loss_module(cls_logits, mask_logits,
                                            seg_label).items():
                 loss[name] = loss[name] + value if name in loss else value

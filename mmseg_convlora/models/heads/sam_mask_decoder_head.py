@@ -2,7 +2,6 @@
 from typing import Dict, Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS, TASK_UTILS
 from mmseg.utils import SampleList
@@ -13,10 +12,8 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 
 @MODELS.register_module()
 class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
-    """Binary SAM head: one learned mask token, one mask.
-
-    Prompt-free; with ``prompt_sampler``, training images get prompts
-    sampled from their ground truth.
+    """Binary SAM head: one learned mask token, one mask; prompt-free, or
+    with ``prompt_sampler`` prompts sampled from the training ground truth.
 
     Args:
         num_classes (int): Must be 2.
@@ -83,21 +80,16 @@ class SAMMaskDecoderHead(BaseSAMMaskDecoderHead):
 
     def loss_by_feat(self, seg_logits: Tensor,
                      batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Binary losses of logits (B, 1, 4h, 4w), upsampled to the GT.
-
-        Returns:
-            dict[str, Tensor]: The losses by ``loss_name`` and ``acc_seg``.
-        """
+        """The losses by ``loss_name`` and ``acc_seg`` of logits (B, 1, 4h,
+        4w), upsampled to the GT."""
         seg_label = self._stack_batch_gt(batch_data_samples).squeeze(1)
         seg_logits = resize(
             seg_logits,
             size=seg_label.shape[-2:],
             mode='bilinear',
             align_corners=self.align_corners)
-        losses_decode = self.loss_decode if isinstance(
-            self.loss_decode, nn.ModuleList) else [self.loss_decode]
         loss = dict()
-        for loss_module in losses_decode:
+        for loss_module in self.loss_modules():
             value = loss_module(
                 seg_logits, seg_label, ignore_index=self.ignore_index)
             name = loss_module.loss_name

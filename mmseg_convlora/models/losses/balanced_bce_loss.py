@@ -4,11 +4,11 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .utils import binary_target_and_mask
+from .utils import BinaryLoss
 
 
 @MODELS.register_module()
-class BalancedBCELoss(torch.nn.Module):
+class BalancedBCELoss(BinaryLoss):
     """BCE with each class weighted by the other class's pixel share.
 
     Args:
@@ -17,18 +17,9 @@ class BalancedBCELoss(torch.nn.Module):
     """
 
     def __init__(self, loss_weight: float = 1.0, loss_name: str = 'loss_bbce'):
-        super().__init__()
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        super().__init__(loss_weight, loss_name)
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight=None,
-                ignore_index: int = 255,
-                **kwargs) -> Tensor:
-        """Scalar loss of logits (B, 1, H, W) or (B, H, W) and 0/1 labels."""
-        logits, t, valid = binary_target_and_mask(pred, target, ignore_index)
+    def compute(self, logits: Tensor, t: Tensor, valid: Tensor) -> Tensor:
         pos = (t * valid).sum() + 1e-10
         neg = ((1 - t) * valid).sum()
         # one class only (no host sync: a tensor condition)
@@ -42,7 +33,3 @@ class BalancedBCELoss(torch.nn.Module):
             (1 - t) * F.logsigmoid(-logits))
         return self.loss_weight * (loss *
                                    valid).sum() / valid.sum().clamp(min=1)
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name

@@ -1,6 +1,5 @@
 """Hungarian-matched mask-classification loss (Mask2Former) with ignored
-pixels weighted out of the sampled points; see docs/methods.md.
-"""
+pixels weighted out of the sampled points; see docs/methods.md."""
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -13,26 +12,12 @@ from torch import Tensor
 
 from mmseg_convlora.compat import point_sample
 
-__all__ = [
-    'MaskClassificationLoss', 'hungarian_match', 'sem_seg_to_segments',
-    'get_uncertain_point_coords_with_randomness', 'point_weights',
-    'sample_targets'
-]
-
 
 def sem_seg_to_segments(gt_sem_seg: Tensor,
                         num_classes: int,
                         ignore_index: int = 255) -> Tuple[Tensor, Tensor]:
-    """Split a label map into one binary segment per class present.
-
-    Args:
-        gt_sem_seg (Tensor): (H, W) or (1, H, W) class ids.
-        num_classes (int): K.
-        ignore_index (int): Label that is never a segment. Default 255.
-
-    Returns:
-        tuple[Tensor, Tensor]: Class ids (M,) and bool masks (M, H, W).
-    """
+    """Class ids (M,) and bool masks (M, H, W) of the classes present in a
+    (H, W) or (1, H, W) label map (``ignore_index`` is never a segment)."""
     if gt_sem_seg.dim() == 3 and gt_sem_seg.shape[0] == 1:
         gt_sem_seg = gt_sem_seg[0]
     if gt_sem_seg.dim() != 2:
@@ -53,11 +38,9 @@ def sem_seg_to_segments(gt_sem_seg: Tensor,
 def point_weights(valid: Tensor,
                   point_coords: Tensor,
                   owner: Optional[Tensor] = None) -> Tensor:
-    """(R, P) share of valid pixels at (R, P, 2) points; 1 away from ignored.
-
-    ``valid`` is (R or 1, 1, H, W), or (V, 1, H, W) with the (R,) ``owner``
-    index of each row's map.
-    """
+    """(R, P) share of valid pixels at (R, P, 2) points, 1 away from ignored
+    ones; ``valid`` (R or 1, 1, H, W), or (V, 1, H, W) with the (R,)
+    ``owner`` index of each row's map."""
     valid = valid.to(point_coords.dtype)
     sampled = _sample_shared_maps(
         torch.cat([valid, 1 - valid], dim=1),
@@ -76,8 +59,7 @@ def _sample_shared_maps(maps: Tensor,
                         owner: Optional[Tensor] = None,
                         padding_mode: str = 'zeros') -> Tensor:
     """``point_sample`` of row ``i``'s points on ``maps[owner[i]]``, (R, C, P),
-    sampling each (V, C, H, W) map once.
-    """
+    sampling each (V, C, H, W) map once."""
     num_rows, num_points = point_coords.shape[:2]
     if owner is None and maps.shape[0] == num_rows:
         return point_sample(
@@ -110,11 +92,8 @@ def sample_targets(gt_masks: Tensor,
     """(R, P) GT values of (R, H, W) ``gt_masks`` and the point weights."""
     num = gt_masks.shape[0]
     valid = valid.to(point_coords.dtype)
-    gt = gt_masks.to(point_coords.dtype)
-    if owner is not None:
-        gt = gt * valid[owner]
-    else:
-        gt = gt * valid
+    gt = gt_masks.to(point_coords.dtype) * (
+        valid if owner is None else valid[owner])
     if point_coords.shape[0] == 1 and owner is None and valid.shape[0] == 1:
         # One set of points and one validity map for every mask: sample
         # the masks as the channels of one image, the weights once.
@@ -164,18 +143,10 @@ def hungarian_match(cls_logits: Tensor,
                     cost_mask: float = 5.0,
                     cost_dice: float = 5.0,
                     num_points: int = 12544) -> Tuple[Tensor, Tensor]:
-    """Match the N predictions of one image to its M GT segments.
-
-    Args:
-        cls_logits (Tensor): (N, K + 1) class logits.
-        mask_logits (Tensor): (N, h, w) mask logits.
-        gt_labels (Tensor): (M,) GT class ids.
-        gt_masks (Tensor): (M, H, W) GT masks.
-        valid (Tensor, optional): (H, W) non-ignored pixels. Default all.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``(pred_idx, gt_idx)``, (min(N, M),) long.
-    """
+    """``(pred_idx, gt_idx)``, (min(N, M),) long, matching the N
+    predictions of one image, class logits (N, K + 1) and mask logits (N,
+    h, w), to its M GT segments, (M,) class ids and (M, H, W) masks;
+    ``valid`` (H, W) marks the non-ignored pixels (default all)."""
     device = cls_logits.device
     num_gts = gt_labels.numel()
     if num_gts == 0:
@@ -192,9 +163,8 @@ def hungarian_match(cls_logits: Tensor,
         mask_logits.float()[:, None],
         point_coords.expand(mask_logits.shape[0], -1, -1),
         align_corners=False)[:, 0]
-    weights = weights[0]
-    cost = cost + cost_mask * _pairwise_sigmoid_ce(pred, targets, weights)
-    cost = cost + cost_dice * _pairwise_dice(pred, targets, weights)
+    cost = cost + cost_mask * _pairwise_sigmoid_ce(pred, targets, weights[0])
+    cost = cost + cost_dice * _pairwise_dice(pred, targets, weights[0])
 
     cost = cost.cpu()
     if not torch.isfinite(cost).all():
@@ -249,13 +219,10 @@ class MaskClassificationLoss(nn.Module):
     Args:
         num_classes (int): K; the logits have K + 1, the last "no object".
         ignore_index (int): Label left out of segments and mask losses.
-            Default 255.
-        loss_weight_cls (float): Weight of the cross entropy. Default 1.
-        loss_weight_mask (float): Weight of the sigmoid BCE. Default 1.
-        loss_weight_dice (float): Weight of the dice loss. Default 1.
-        cost_class (float): Matching weight of the class cost. Default 2.
-        cost_mask (float): Matching weight of the BCE cost. Default 5.
-        cost_dice (float): Matching weight of the dice cost. Default 5.
+        loss_weight_cls, loss_weight_mask, loss_weight_dice (float): Weights
+            of the cross entropy, sigmoid BCE and dice losses. Default 1.
+        cost_class, cost_mask, cost_dice (float): Matching weights of the
+            class, BCE and dice costs. Default 2, 5, 5.
         no_object_weight (float): CE weight of "no object". Default 0.1.
         num_points (int): Points per mask. Default 12544.
         oversample_ratio (float): Candidate oversampling. Default 3.
@@ -298,15 +265,9 @@ class MaskClassificationLoss(nn.Module):
 
     def forward(self, cls_logits: Tensor, mask_logits: Tensor,
                 gt_sem_segs: Tensor) -> Dict[str, Tensor]:
-        """Weighted ``loss_cls``, ``loss_mask`` and ``loss_dice``.
-
-        Args:
-            cls_logits (Tensor): (B, N, K + 1) class logits.
-            mask_logits (Tensor): (B, N, h, w) mask logits.
-            gt_sem_segs (Tensor): (B, H, W) or (B, 1, H, W) padded labels.
-        """
-        if gt_sem_segs.dim() == 4:
-            gt_sem_segs = gt_sem_segs[:, 0]
+        """Weighted ``loss_cls``, ``loss_mask`` and ``loss_dice`` of class
+        logits (B, N, K + 1), mask logits (B, N, h, w) and padded labels
+        (B, H, W) or (B, 1, H, W)."""
         batch_size, num_queries = cls_logits.shape[:2]
         if cls_logits.shape[-1] != self.num_classes + 1:
             raise ValueError(
@@ -369,13 +330,8 @@ class MaskClassificationLoss(nn.Module):
                                  self.num_classes,
                                  dtype=torch.long,
                                  device=cls_logits.device)
-        out = dict(
-            cls_targets=cls_targets,
-            pred_inds=[],
-            gt_inds=[],
-            gt_labels=[],
-            gt_masks=[],
-            valid=[])
+        keys = ('pred_inds', 'gt_inds', 'gt_labels', 'gt_masks', 'valid')
+        out = dict(cls_targets=cls_targets, **{key: [] for key in keys})
         for i in range(batch_size):
             labels, masks = sem_seg_to_segments(gt_sem_segs[i],
                                                 self.num_classes,
@@ -386,11 +342,9 @@ class MaskClassificationLoss(nn.Module):
                                                self.cost_class, self.cost_mask,
                                                self.cost_dice, self.num_points)
             cls_targets[i, pred_idx] = labels[gt_idx].to(cls_targets.device)
-            out['pred_inds'].append(pred_idx)
-            out['gt_inds'].append(gt_idx)
-            out['gt_labels'].append(labels)
-            out['gt_masks'].append(masks)
-            out['valid'].append(valid)
+            for key, value in zip(keys,
+                                  (pred_idx, gt_idx, labels, masks, valid)):
+                out[key].append(value)
         return out
 
     def _mask_losses(self,
@@ -412,9 +366,8 @@ class MaskClassificationLoss(nn.Module):
 
         bce = F.binary_cross_entropy_with_logits(
             point_logits, targets, reduction='none')
-        # Weighted mean over the valid points of each mask; clamp(min=1)
-        # keeps a mask with hardly any valid sampled point from being
-        # amplified.
+        # weighted mean over each mask's valid points; clamp(min=1) keeps a
+        # mask with hardly any valid sampled point from being amplified
         loss_mask = ((bce * weights).sum(1) /
                      weights.sum(1).clamp(min=1)).sum() / num_masks
 

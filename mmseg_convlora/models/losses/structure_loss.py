@@ -4,11 +4,11 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .utils import binary_target_and_mask
+from .utils import BinaryLoss
 
 
 @MODELS.register_module()
-class StructureLoss(torch.nn.Module):
+class StructureLoss(BinaryLoss):
     """BCE + boundary-weighted IoU (Fan et al., PraNet).
 
     ``w = 1 + boundary_weight * |avg_pool(t, 31) - t|``; the loss is
@@ -30,7 +30,7 @@ class StructureLoss(torch.nn.Module):
                  iou_smooth: float = 1.0,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_structure'):
-        super().__init__()
+        super().__init__(loss_weight, loss_name)
         if not iou_smooth > 0:
             raise ValueError(
                 f'StructureLoss iou_smooth must be > 0, got {iou_smooth!r} '
@@ -38,17 +38,8 @@ class StructureLoss(torch.nn.Module):
         self.weighted_bce = weighted_bce
         self.boundary_weight = boundary_weight
         self.iou_smooth = iou_smooth
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight=None,
-                ignore_index: int = 255,
-                **kwargs) -> Tensor:
-        """Scalar loss of logits (B, 1, H, W) or (B, H, W) and 0/1 labels."""
-        logits, t, valid = binary_target_and_mask(pred, target, ignore_index)
+    def compute(self, logits: Tensor, t: Tensor, valid: Tensor) -> Tensor:
         w = 1 + self.boundary_weight * torch.abs(
             F.avg_pool2d(t, kernel_size=31, stride=1, padding=15) - t)
         w = w * valid
@@ -64,7 +55,3 @@ class StructureLoss(torch.nn.Module):
         smooth = self.iou_smooth
         wiou = 1 - (inter + smooth) / (union - inter + smooth)
         return self.loss_weight * (bce + wiou.mean())
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name

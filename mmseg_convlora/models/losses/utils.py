@@ -23,3 +23,27 @@ def binary_target_and_mask(pred: Tensor, target: Tensor,
             'Load masks with LoadBinaryAnnotations, which maps 0/255 masks '
             'to 0/1.')
     return pred.float(), t.float(), valid.float()
+
+
+class BinaryLoss(torch.nn.Module):
+    """Base of the scalar losses of logits (B, 1, H, W) or (B, H, W) and 0/1
+    labels: :meth:`compute` gets :func:`binary_target_and_mask`'s tensors.
+    """
+
+    def __init__(self, loss_weight: float, loss_name: str):
+        super().__init__()
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def forward(self,
+                pred: Tensor,
+                target: Tensor,
+                weight=None,
+                ignore_index: int = 255,
+                **kwargs) -> Tensor:
+        return self.compute(
+            *binary_target_and_mask(pred, target, ignore_index))
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name

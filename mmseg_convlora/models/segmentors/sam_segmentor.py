@@ -19,8 +19,7 @@ from ..utils.peft_checkpoint import prepare_state_dict
 
 def takes_checkpoint(cfg: Optional[dict]) -> bool:
     """Whether the class ``cfg`` builds takes a ``checkpoint`` argument
-    (SAM's backbones and heads do; mmseg's heads and PEFTBackbone do not).
-    """
+    (SAM's backbones and heads do; mmseg's heads and PEFTBackbone do not)."""
     if not isinstance(cfg, dict) or 'type' not in cfg:
         return False
     cls = cfg['type'] if inspect.isclass(cfg['type']) else MODELS.get(
@@ -57,9 +56,8 @@ def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
 
 @MODELS.register_module()
 class SAMSegmentor(EncoderDecoder):
-    """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters.
-
-    Adds the backbone's auxiliary losses (``loss_moe``), returns
+    """An :class:`EncoderDecoder` for SAM with parameter-efficient adapters:
+    adds the backbone's auxiliary losses (``loss_moe``), returns
     probabilities in ``seg_logits`` and checks every state dict loaded into
     it (:func:`~mmseg_convlora.models.utils.prepare_state_dict`).
 
@@ -80,11 +78,9 @@ class SAMSegmentor(EncoderDecoder):
         kwargs['decode_head'] = multi_class_head_cfg(kwargs.get('decode_head'))
         for part in ('backbone', 'decode_head', 'auxiliary_head'):
             cfg = kwargs.get(part)
-            if sam_checkpoint is None or cfg is None:
-                continue
             if isinstance(cfg, (list, tuple)):
                 kwargs[part] = [self._with_checkpoint(c) for c in cfg]
-            else:
+            elif cfg is not None:
                 kwargs[part] = self._with_checkpoint(cfg)
         super().__init__(**kwargs)
         self.backbone_reads_samples = 'data_samples' in inspect.signature(
@@ -98,10 +94,9 @@ class SAMSegmentor(EncoderDecoder):
                 f"'whole') on SAM backbones; got mode={mode!r}. SAM takes "
                 'one fixed square input: set model.test_cfg=dict('
                 "mode='whole').")
-        # The SAM file each SAM part's frozen weights were read from (None:
-        # they are random), for completing trainable-only checkpoints. The
-        # other parts (PEFTBackbone, mmseg's heads) hold their frozen
-        # weights from construction.
+        # the SAM file each SAM part's frozen weights came from (None:
+        # random), to complete trainable-only checkpoints; other parts hold
+        # theirs from construction
         self.frozen_weights_from = {
             part: kwargs[part].get('checkpoint')
             for part in ('backbone', 'decode_head')
@@ -111,23 +106,16 @@ class SAMSegmentor(EncoderDecoder):
     def _with_checkpoint(self, cfg: dict) -> dict:
         """``cfg`` with ``checkpoint=sam_checkpoint`` if its class takes
         one and it names none."""
-        if takes_checkpoint(cfg) and cfg.get('checkpoint') is None:
+        if self.sam_checkpoint is not None and takes_checkpoint(cfg) and \
+                cfg.get('checkpoint') is None:
             return dict(cfg, checkpoint=self.sam_checkpoint)
         return cfg
 
     def extract_feat(self,
                      inputs: Tensor,
                      data_samples: OptSampleList = None) -> List[Tensor]:
-        """Backbone (and neck) features of ``inputs``.
-
-        Args:
-            inputs (Tensor): Normalised images, (B, 3, H, W).
-            data_samples (list[SegDataSample], optional): For backbones
-                that take them.
-
-        Returns:
-            list[Tensor]: The features.
-        """
+        """Backbone (and neck) features of normalised images (B, 3, H, W);
+        ``data_samples`` go to backbones that take them."""
         if self.backbone_reads_samples:
             x = self.backbone(inputs, data_samples)
         else:
@@ -181,11 +169,8 @@ class SAMSegmentor(EncoderDecoder):
     def postprocess_result(self,
                            seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
-        """Convert the head's (B, C, H, W) output into ``SegDataSample``s.
-
-        Binary logits get a sigmoid; multi-class ones a softmax, unless the
-        head ``returns_probabilities``.
-        """
+        """``SegDataSample``s of the head's (B, C, H, W) output: a sigmoid
+        (C = 1) or a softmax, unless the head ``returns_probabilities``."""
         batch_size, C, H, W = seg_logits.shape
         probs = seg_logits.float()
         if C == 1:
@@ -235,9 +220,7 @@ class SAMSegmentor(EncoderDecoder):
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable and total parameter counts (shared tensors once)."""
-        trainable = total = 0
-        for p in self.parameters():
-            total += p.numel()
-            if p.requires_grad:
-                trainable += p.numel()
-        return dict(trainable=trainable, total=total)
+        params = list(self.parameters())
+        return dict(
+            trainable=sum(p.numel() for p in params if p.requires_grad),
+            total=sum(p.numel() for p in params))

@@ -9,11 +9,9 @@ from mmengine.registry import Registry
 def check_config_keys(registry: Registry,
                       cfg: dict,
                       where: str = 'the config') -> None:
-    """Refuse keys of ``cfg`` that its class's ``__init__`` does not take,
-    naming the class's arguments and the nearest one (``rnak`` -> ``rank``).
-
-    ``where`` names the config's place (``model.backbone.adapter``).
-    """
+    """Refuse keys of ``cfg`` (at ``where``, e.g. model.backbone.adapter)
+    that its class's ``__init__`` does not take, naming its arguments and
+    the nearest one (``rnak`` -> ``rank``)."""
     cls = registry.get(cfg.get('type')) if isinstance(cfg.get('type'),
                                                       str) else cfg.get('type')
     if not inspect.isclass(cls):

@@ -78,22 +78,10 @@ class _FusedLoRALinear(torch.autograd.Function):
 def fused_lora_linear(x: torch.Tensor, u: torch.Tensor, weight: torch.Tensor,
                       bias: Optional[torch.Tensor], lora_B: torch.Tensor,
                       scaling: float) -> torch.Tensor:
-    """``x W^T + b + scaling * u B^T`` in one GEMM.
-
-    All tensors must have one dtype. Without autograd the rank-r term is
-    added by ``addmm`` instead (no concatenated copy of ``x``).
-
-    Args:
-        x (Tensor): (T, in_features).
-        u (Tensor): (T, r), the low-rank activations.
-        weight (Tensor): (out_features, in_features).
-        bias (Tensor, optional): (out_features, ).
-        lora_B (Tensor): (out_features, r).
-        scaling (float): s.
-
-    Returns:
-        Tensor: (T, out_features).
-    """
+    """``x W^T + b + scaling * u B^T`` in one GEMM, (T, out_features), of
+    x (T, in_features), low-rank activations u (T, r), weight (out, in),
+    bias (out, ) or None and lora_B (out, r), all of one dtype. Without
+    autograd ``addmm`` adds the rank-r term (no concatenated copy of x)."""
     if torch.is_grad_enabled() and any(
             t is not None and t.requires_grad
             for t in (x, u, weight, bias, lora_B)):

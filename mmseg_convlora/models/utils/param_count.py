@@ -9,14 +9,9 @@ SAM_DECODER_BINARY_TRAINABLE = 3_505_536
 def decoder_trainable_formula(num_queries: int = 1,
                               num_classes: int = 1,
                               embed_dim: int = 256) -> int:
-    """Trainable parameters of the SAM decoder head: 3,505,536 (binary),
-    plus ``256 (N - 1) + 257 (K + 1)`` for N queries and K > 1 classes.
-
-    Args:
-        num_queries (int): N (1 in binary mode).
-        num_classes (int): K (1 = binary, no classifier).
-        embed_dim (int): Must be SAM's 256.
-    """
+    """Trainable parameters of the SAM decoder head (``embed_dim`` 256):
+    3,505,536 (binary), plus ``256 (N - 1) + 257 (K + 1)`` for N queries
+    and K > 1 classes (K = 1: binary, no classifier)."""
     if embed_dim != 256:
         raise ValueError(
             'The formula is for SAM mask decoders (embed dim 256), got '

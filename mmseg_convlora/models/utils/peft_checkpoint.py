@@ -1,7 +1,5 @@
-"""Trainable-only (PEFT) checkpoints: what they hold and how they load.
-
-See docs/faults.md for what is saved and checked.
-"""
+"""Trainable-only (PEFT) checkpoints: what they hold and how they load
+(docs/faults.md)."""
 import hashlib
 import logging
 import os
@@ -17,15 +15,13 @@ from ...utils.deprecated_alias import RENAMED
 SAM_FILE_PREFIXES = ('image_encoder.', 'prompt_encoder.', 'mask_decoder.')
 DEFAULT_ADVICE = ('Use the config the checkpoint was trained with (its '
                   'training work dir holds a copy of it).')
-# the integrity record is kept in the root module's metadata
-# (state_dict._metadata['']), which every loader hands to
-# _load_from_state_dict
+# the integrity record is kept in state_dict._metadata[''], which every
+# loader hands to the root module's _load_from_state_dict
 _warned_unhashed = False
 
 
 class CheckpointMismatchError(RuntimeError):
-    """A checkpoint does not fit the model: ``'<source> <problem> <advice>'``.
-    """
+    """A checkpoint does not fit the model: '<source> <problem> <advice>'."""
 
     def __init__(self, problem: str, advice: Optional[str] = DEFAULT_ADVICE):
         super().__init__(problem)
@@ -45,16 +41,8 @@ def _unwrapped(name: str) -> str:
 def trainable_state_keys(
         model: torch.nn.Module,
         state_keys: Optional[Iterable[str]] = None) -> Set[str]:
-    """Keys of trainable parameters and of their modules' buffers.
-
-    Args:
-        model (nn.Module): The model or a wrapper (``module.`` is removed).
-        state_keys (Iterable[str], optional): Keys to choose from. Default:
-            ``model.state_dict()``'s.
-
-    Returns:
-        set[str]: Keys of the unwrapped model.
-    """
+    """Keys (of ``state_keys``, default the state dict's) of trainable
+    parameters and of their modules' buffers, ``module.`` removed."""
     params = {
         _unwrapped(n): p
         for n, p in model.named_parameters(remove_duplicate=False)
@@ -91,13 +79,8 @@ def describe_model(model: torch.nn.Module) -> str:
 
 def check_peft_signature(saved: Optional[Mapping],
                          model: torch.nn.Module) -> None:
-    """Refuse a checkpoint whose ``meta['peft']`` differs from ``model``'s.
-
-    Args:
-        saved (dict, optional): The checkpoint's ``meta['peft']``; None
-            (checkpoints of other tools) passes.
-        model (nn.Module): The model built from the config.
-    """
+    """Refuse a checkpoint whose ``meta['peft']`` differs from ``model``'s
+    (None, from other tools, passes)."""
     if saved is None:
         return
     saved = dict(saved)
@@ -125,11 +108,8 @@ def _examples(keys, n: int = 4) -> str:
 
 def check_state_dict(model: torch.nn.Module,
                      state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Refuse missing or reshaped trainable weights and unknown keys.
-
-    Submodules with a ``state_dict_mismatch(state_dict, prefix)`` method
-    add their own explanation.
-    """
+    """Refuse missing or reshaped trainable weights and unknown keys;
+    children's ``state_dict_mismatch(state_dict, prefix)`` add reasons."""
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     trainable = trainable_state_keys(model, own)
     if not trainable & set(state_dict):
@@ -161,10 +141,9 @@ def check_state_dict(model: torch.nn.Module,
         problems.append(f'{len(shapes)} weights have another shape '
                         f'({"; ".join(shapes[:3])})')
     for name, child in model.named_children():
-        explain = getattr(child, 'state_dict_mismatch', None)
-        hint = explain(state_dict, name + '.') if explain else None
-        if hint:
-            problems.append(hint)
+        if hasattr(child, 'state_dict_mismatch'):
+            problems.append(child.state_dict_mismatch(state_dict, name + '.'))
+    problems = [p for p in problems if p]
     if problems:
         raise CheckpointMismatchError(
             f'does not fit the model this config builds '
@@ -184,32 +163,30 @@ def _digest(items: Iterable[Tuple[str, torch.Tensor]],
     return sha.hexdigest()
 
 
-def _frozen(state_dict: Mapping, trainable: Set[str],
-            sources: Mapping) -> list:
-    """The frozen weights that were read from a SAM file."""
-    return [(k, v) for k, v in state_dict.items()
-            if k not in trainable and sources.get(k.split('.', 1)[0])]
+def _trainable_sha(state_dict: Mapping, trainable: Set[str]) -> str:
+    return _digest((k, v) for k, v in state_dict.items() if k in trainable)
+
+
+def _frozen_sha(state_dict: Mapping, trainable: Set[str],
+                sources: Mapping) -> str:
+    """Sampled hash of the frozen weights that were read from a SAM file."""
+    return _digest(((k, v) for k, v in state_dict.items()
+                    if k not in trainable and sources.get(k.split('.', 1)[0])),
+                   sample=True)
+
+
+def _frozen_from(sources: Mapping) -> list:
+    return sorted({str(f) for f in sources.values() if f})
 
 
 def integrity_record(state_dict, trainable, sources) -> dict:
-    """What a checkpoint's loads are checked against.
-
-    Args:
-        state_dict (dict): The model's full state dict.
-        trainable (set[str]): Its keys that the checkpoint keeps.
-        sources (dict): The model's ``frozen_weights_from`` (part: SAM
-            file or None).
-
-    Returns:
-        dict: ``trainable_sha256``, ``frozen_sha256`` and ``frozen_from``.
-    """
-    kept = [(k, v) for k, v in state_dict.items() if k in trainable]
+    """``trainable_sha256``, ``frozen_sha256`` and ``frozen_from`` of the
+    model's full ``state_dict``, the keys the checkpoint keeps and the
+    model's ``frozen_weights_from`` (part: SAM file or None)."""
     return dict(
-        trainable_sha256=_digest(kept),
-        frozen_sha256=_digest(
-            _frozen(state_dict, trainable, sources), sample=True),
-        frozen_from=sorted({str(f)
-                            for f in sources.values() if f}))
+        trainable_sha256=_trainable_sha(state_dict, trainable),
+        frozen_sha256=_frozen_sha(state_dict, trainable, sources),
+        frozen_from=_frozen_from(sources))
 
 
 def with_record(state_dict: Mapping[str, torch.Tensor],
@@ -254,8 +231,7 @@ def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
                 logger='current',
                 level=logging.WARNING)
         return
-    saved = [(k, v) for k, v in state_dict.items() if k in trainable]
-    if _digest(saved) != record['trainable_sha256']:
+    if _trainable_sha(state_dict, trainable) != record['trainable_sha256']:
         raise CheckpointMismatchError(
             'is corrupt: its trainable weights differ from the hash recorded '
             'when it was saved (a flipped bit on disk or in a copy). Copy it '
@@ -263,20 +239,18 @@ def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
             'the run (e.g. its epoch_N.pth).',
             advice=None)
     sources = getattr(model, 'frozen_weights_from', None) or {}
-    ours = sorted({str(f) for f in sources.values() if f})
+    ours = _frozen_from(sources)
     # frozen weights not read from a SAM file (in the checkpoint's run or
     # here) are random: nothing to compare
     if not (filled and ours and record.get('frozen_from')):
         return
-    frozen = _digest(_frozen(own, trainable, sources), sample=True)
-    if frozen == record.get('frozen_sha256'):
+    if _frozen_sha(own, trainable, sources) == record.get('frozen_sha256'):
         return
     problem = (
         'was trained on other frozen SAM weights than this model holds: it '
-        f'was trained with {record["frozen_from"]}, this model read '
-        f'{ours}. Its predictions '
-        'would be wrong. Set model.sam_checkpoint to the file it was trained '
-        'with')
+        f'was trained with {record["frozen_from"]}, this model read {ours}. '
+        'Its predictions would be wrong. Set model.sam_checkpoint to the '
+        'file it was trained with')
     if getattr(model, 'check_frozen_weights', True):
         raise CheckpointMismatchError(
             problem + '; if these are the same weights in another file, set '
@@ -293,18 +267,9 @@ def _check_integrity(model: torch.nn.Module, state_dict: Mapping,
 def prepare_state_dict(model: torch.nn.Module,
                        state_dict: Dict[str, torch.Tensor],
                        metadata: Optional[Mapping] = None) -> None:
-    """Check ``state_dict`` and add the frozen weights it lacks, in place.
-
-    Args:
-        model (nn.Module): The model loading ``state_dict``.
-        state_dict (dict): What is loaded.
-        metadata (dict, optional): The root module's metadata, holding the
-            :func:`integrity_record` of checkpoints saved by training.
-
-    Raises:
-        CheckpointMismatchError: Mismatched keys, NaN/inf or corrupt
-            weights, other frozen weights, or no frozen weights to add.
-    """
+    """Check ``state_dict`` and add the frozen weights it lacks, in place;
+    ``metadata`` (the root module's) holds the :func:`integrity_record` of
+    checkpoints saved by training. Raises CheckpointMismatchError."""
     check_state_dict(model, state_dict)
     own = model.state_dict()
     filled = [k for k in own if k not in state_dict]
@@ -350,12 +315,8 @@ def read_checkpoint(path: str) -> dict:
 def load_peft_checkpoint(model: torch.nn.Module,
                          checkpoint: Union[str, dict],
                          advice: str = DEFAULT_ADVICE) -> dict:
-    """Load a training checkpoint onto a model built from its config.
-
-    Args:
-        model (nn.Module): The model built from the config.
-        checkpoint (str | dict): A checkpoint file or its loaded content.
-        advice (str): What the user should do on a mismatch.
+    """Load a training checkpoint (file or loaded dict) onto a model built
+    from its config; ``advice`` says what to do on a mismatch.
 
     Returns:
         dict: The checkpoint's ``meta`` (empty for a bare state dict).
@@ -372,12 +333,8 @@ def load_peft_checkpoint(model: torch.nn.Module,
         state = checkpoint.get('state_dict', checkpoint)
         if not isinstance(state, Mapping):
             raise CheckpointMismatchError('holds no state dict.', None)
-        model.load_state_dict(
-            with_record({
-                _unwrapped(k): v
-                for k, v in state.items()
-            },
-                        source=state))
+        unwrapped = {_unwrapped(k): v for k, v in state.items()}
+        model.load_state_dict(with_record(unwrapped, source=state))
     except CheckpointMismatchError as err:
         err.source = source
         err.advice = advice if err.advice else None

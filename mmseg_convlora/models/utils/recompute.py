@@ -25,18 +25,13 @@ def recomputing():
         _STATE.depth -= 1
 
 
-def checkpoint_context_fn():
-    """``context_fn`` of ``torch.utils.checkpoint.checkpoint``: nothing
-    around the forward, :func:`recomputing` around the recomputation."""
-    return contextlib.nullcontext(), recomputing()
-
-
 def checkpoint_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``block(x)`` under non-reentrant activation checkpointing, RNG state
-    kept (Conv-LoRA's gate noise replays exactly)."""
+    kept (Conv-LoRA's gate noise replays exactly), :func:`recomputing`
+    around the recomputation."""
     return cp.checkpoint(
         block,
         x,
         use_reentrant=False,
         preserve_rng_state=True,
-        context_fn=checkpoint_context_fn)
+        context_fn=lambda: (contextlib.nullcontext(), recomputing()))

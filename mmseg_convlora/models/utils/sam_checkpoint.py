@@ -1,7 +1,7 @@
 """Reading official SAM checkpoints with errors a user can act on."""
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -91,15 +91,9 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
 
 def load_sam_state_dict(path: str,
                         arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """The flat state dict of a SAM file (memory-mapped when possible).
-
-    Args:
-        path (str): The checkpoint file.
-        arch (str, optional): The arch the caller expects, for messages.
-
-    Raises:
-        SAMCheckpointError: Missing, unreadable or no SAM weights.
-    """
+    """The flat state dict of a SAM file (memory-mapped when possible);
+    ``arch``, the one the caller expects, is for messages. Raises
+    SAMCheckpointError: missing, unreadable or no SAM weights."""
     path = os.fspath(path)
     if not osp.isfile(path):
         raise SAMCheckpointError(_missing_file_message(path, arch))
@@ -134,6 +128,22 @@ def load_sam_state_dict(path: str,
             f'({", ".join(OFFICIAL_CHECKPOINTS.values())}) or MobileSAM\'s '
             '(mobile_sam.pt), or convert your weights to that key layout.')
     return ckpt
+
+
+def load_sam_part(module: torch.nn.Module,
+                  state: Dict[str, torch.Tensor],
+                  what: str,
+                  ignore_missing: Tuple[str, ...] = ()) -> None:
+    """Load ``state`` into ``module``; a SAMCheckpointError starting with
+    ``what`` ('<file> does not fit ...') if it does not fit."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch
+        raise SAMCheckpointError(f'{what}: {err}') from err
+    missing = [k for k in missing if not k.startswith(ignore_missing)]
+    if missing or unexpected:
+        raise SAMCheckpointError(f'{what}: missing keys {missing[:8]}, '
+                                 f'unexpected keys {unexpected[:8]}.')
 
 
 def sub_state_dict(state_dict: Dict[str, torch.Tensor],
