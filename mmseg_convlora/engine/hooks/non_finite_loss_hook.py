@@ -2,7 +2,7 @@ import math
 from typing import List, Optional
 
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
@@ -14,18 +14,16 @@ class NonFiniteLossError(FloatingPointError):
     """Training stopped by :class:`NonFiniteLossHook`."""
 
 
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and \
-        dist.is_initialized() else 1
-
-
 def _count(flag: bool, reduce: bool) -> int:
     """On how many processes ``flag`` holds (all-reduced if ``reduce``)."""
     count = torch.tensor([float(flag)])
     if reduce:
-        count = count.cuda() if dist.get_backend() == 'nccl' else count
-        dist.all_reduce(count)
+        all_reduce(count)
     return int(count.item())
+
+
+def _head(items: list, n: int) -> str:
+    return f'{items[:n]}' + (' ...' if len(items) > n else '')
 
 
 def _total_norm(tensors: List[torch.Tensor]) -> torch.Tensor:
@@ -110,7 +108,7 @@ class NonFiniteLossHook(Hook):
         # DDP averages the gradients: every process sees the same
         self._check = FiniteGradientCheck(
             check=not hasattr(wrapper, 'loss_scaler'),
-            reduce=_world() > 1
+            reduce=get_world_size() > 1
             and not isinstance(runner.model, DistributedDataParallel))
         self._handle = wrapper.optimizer.register_step_pre_hook(self._check)
         self._norm = self._weights(runner)[0]
@@ -121,8 +119,8 @@ class NonFiniteLossHook(Hook):
         if self.skipped_iters:
             runner.logger.warning(
                 f'NonFiniteLossHook skipped {len(self.skipped_iters)} '
-                f'optimizer steps (iterations {self.skipped_iters[:20]}'
-                f'{" ..." if len(self.skipped_iters) > 20 else ""}).')
+                f'optimizer steps (iterations {_head(self.skipped_iters, 20)}'
+                ').')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         samples = data_batch.get('data_samples', []) if isinstance(
@@ -154,16 +152,16 @@ class NonFiniteLossHook(Hook):
             self._consecutive = 0
             return
         # rare: which processes had a non-finite loss
-        bad = _count(bool(bad_terms), _world() > 1)
+        world = get_world_size()
+        bad = _count(bool(bad_terms), world > 1)
         if not bad and not check.check:
             return  # a loss scaler finding its scale: normal with AMP
         it, epoch = runner.iter + 1, runner.epoch + 1
         values = ', '.join(f'{k}={v:.4g}' for k, v in losses.items())
         if bad:
             named = [t for t in bad_terms if t != 'loss'] or bad_terms
-            where = '' if _world() == 1 else (
-                f' on {bad} of {_world()} processes (this is rank '
-                f'{dist.get_rank()})')
+            where = '' if world == 1 else (
+                f' on {bad} of {world} processes (this is rank {get_rank()})')
             what = (f'Non-finite loss at iteration {it} (epoch {epoch}): '
                     f'{", ".join(named) or "on another process"}{where}; '
                     f'values here: {values}.')
@@ -171,8 +169,7 @@ class NonFiniteLossHook(Hook):
             what = (f'Non-finite gradient at iteration {it} (epoch {epoch}): '
                     f'gradient norm {check.dropped} with a finite loss; '
                     f'values here: {values}.')
-        images = f' Images of this batch: {self._img_paths[:8]}' + (
-            ' ...' if len(self._img_paths) > 8 else '') + '.' \
+        images = f' Images of this batch: {_head(self._img_paths, 8)}.' \
             if self._img_paths else ''
         self._consecutive += 1
         if self.action == 'skip' and \
