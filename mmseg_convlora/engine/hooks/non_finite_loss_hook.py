@@ -1,5 +1,5 @@
 import math
-from typing import List, Optional
+from typing import List
 
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
@@ -47,15 +47,12 @@ class FiniteGradientCheck:
 
     def __init__(self, check: bool = True, reduce: bool = False):
         self.check, self.reduce = check, reduce
-        self.stepped = False
-        self.dropped: Optional[float] = None
+        self.stepped, self.dropped = False, None
 
     def __call__(self, optimizer, args, kwargs) -> None:
         self.stepped = True
-        params = [
-            p for group in optimizer.param_groups for p in group['params']
-            if p.grad is not None
-        ]
+        params = [p for g in optimizer.param_groups for p in g['params']]
+        params = [p for p in params if p.grad is not None]
         if not self.check or not params:
             return
         norm = _total_norm([p.grad for p in params])
@@ -95,13 +92,10 @@ class NonFiniteLossHook(Hook):
         self.max_consecutive_skips = max_consecutive_skips
         self.max_weight_growth = max_weight_growth
         self.skipped_iters: List[int] = []
-        self._check: Optional[FiniteGradientCheck] = None
-        self._handle = None
-        self._consecutive = 0
         self._bad_terms: List[str] = []
         self._img_paths: List[str] = []
-        self._norm: Optional[float] = None
-        self._last_good: Optional[str] = None
+        self._consecutive = 0
+        self._check = self._handle = self._norm = self._last_good = None
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
@@ -123,11 +117,9 @@ class NonFiniteLossHook(Hook):
                 ').')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        samples = data_batch.get('data_samples', []) if isinstance(
-            data_batch, dict) else []
-        self._img_paths = [
-            str(s.img_path) for s in samples or [] if 'img_path' in s
-        ]
+        batch = data_batch if isinstance(data_batch, dict) else {}
+        samples = batch.get('data_samples') or []
+        self._img_paths = [str(s.img_path) for s in samples if 'img_path' in s]
 
     def after_train_iter(self,
                          runner,
@@ -136,14 +128,10 @@ class NonFiniteLossHook(Hook):
                          outputs=None) -> None:
         # the losses RuntimeInfoHook has logged: no host synchronisation
         hub, check = runner.message_hub, self._check
-        losses = {
-            k: hub.get_scalar(f'train/{k}').current()
-            for k in outputs or {} if 'loss' in k
-        }
-        self._bad_terms += [
-            k for k, v in losses.items()
-            if not math.isfinite(v) and k not in self._bad_terms
-        ]
+        terms = [k for k in outputs or {} if 'loss' in k]
+        losses = {k: hub.get_scalar(f'train/{k}').current() for k in terms}
+        nonfinite = [k for k in terms if not math.isfinite(losses[k])]
+        self._bad_terms += [k for k in nonfinite if k not in self._bad_terms]
         if not runner.optim_wrapper.should_update():
             return  # within an accumulation window: decide at its end
         skipped, check.stepped = not check.stepped, False
