@@ -14,9 +14,9 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
 
     Args:
         launcher (str): ``--launcher`` of the tool.
-        cfg (Config): The run's config (``env_cfg.dist_cfg`` is used; an
-            ``nccl`` backend becomes ``gloo``, with a warning). An
-            ``FSDPStrategy`` gets ``model_wrapper.device_id='cpu'``.
+        cfg (Config): The run's config: ``env_cfg.dist_cfg`` (``nccl``
+            becomes ``gloo``, warned); an ``FSDPStrategy`` gets
+            ``model_wrapper.device_id='cpu'``.
 
     Returns:
         bool: Whether a process group was started here.
@@ -51,10 +51,8 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
 
 
 def shutdown_distributed() -> None:
-    """End a distributed run (call it in a ``finally``): the ranks wait for
-    each other, unless an exception is on its way out, then the process
-    group is destroyed before the interpreter exits (gloo's threads can
-    abort a finished run otherwise)."""
+    """End a distributed run (in a ``finally``): wait for the other ranks
+    (unless an exception is on its way out), destroy the process group."""
     if not dist.is_available() or not dist.is_initialized():
         return
     if sys.exc_info()[0] is None:  # a failed rank may never meet the others

@@ -1,9 +1,9 @@
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...models.utils import decoder_trainable_formula, trainable_breakdown
 from ...models.utils.peft_checkpoint import describe_model
+from .trainable_checkpoint_hook import unwrap
 
 
 @HOOKS.register_module()
@@ -14,8 +14,7 @@ class ParamCountHook(Hook):
     (+ 257 (K + 1) with K > 1 classes) next to the measured one."""
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap(runner.model)
         runner.logger.info(f'Model: {type(model).__name__}, '
                            f'{describe_model(model)}')
         trainable = sum(p.numel() for p in model.parameters()

@@ -1,6 +1,5 @@
 """A progress line (with ETA) when the logger has been silent too long."""
 import time
-from typing import Optional
 
 from mmengine.hooks import Hook, LoggerHook
 from mmseg.registry import HOOKS
@@ -27,17 +26,14 @@ class ProgressLogHook(Hook):
     def _before_epoch(self, runner, mode: str = 'train') -> None:
         self._last = time.monotonic()
 
-    def _logger_hook(self, runner) -> Optional[LoggerHook]:
-        return next((h for h in runner.hooks if isinstance(h, LoggerHook)),
-                    None)
-
     def _after_iter(self,
                     runner,
-                    batch_idx: int,
+                    batch_idx,
                     data_batch=None,
                     outputs=None,
                     mode: str = 'train') -> None:
-        hook = self._logger_hook(runner)
+        hook = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
+                    None)
         if hook is not None:
             logged = hook.every_n_inner_iters(batch_idx, hook.interval)
             if mode == 'train' and not logged:

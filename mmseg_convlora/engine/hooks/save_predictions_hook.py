@@ -26,11 +26,8 @@ class SavePredictionsHook(Hook):
                         batch_idx,
                         data_batch=None,
                         outputs=None) -> None:
-        out_dir = self.out_dir
-        test_set = getattr(
-            getattr(runner, 'test_loop', None), 'current_name', None)
-        if isinstance(test_set, str) and test_set:
-            out_dir = osp.join(out_dir, test_set)
+        test_set = getattr(runner.test_loop, 'current_name', None)
+        out_dir = osp.join(self.out_dir, test_set or '')
         os.makedirs(out_dir, exist_ok=True)
         for sample in outputs or []:
             stem = osp.splitext(osp.basename(sample.img_path))[0]

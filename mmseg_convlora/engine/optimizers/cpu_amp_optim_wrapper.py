@@ -11,11 +11,8 @@ from ..mmengine_private import set_loss_scale_update
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(AmpOptimWrapper):
-    """mmengine's ``AmpOptimWrapper`` on the CPU, which mmengine's refuses.
-
-    Autocasts to ``bfloat16`` (default) or ``float16`` on the CPU and scales
-    the loss with ``torch.amp.GradScaler('cpu')``. ``tools/train.py --amp``
-    selects it when no GPU is available.
+    """mmengine's ``AmpOptimWrapper`` on the CPU (``GradScaler('cpu')``),
+    which mmengine's refuses; ``tools/train.py --amp`` without a GPU.
 
     Args:
         loss_scale (str | float | dict): ``'dynamic'``, a fixed scale, or
