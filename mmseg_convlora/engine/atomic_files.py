@@ -9,8 +9,6 @@ from mmengine.fileio import LocalBackend, register_backend
 
 from .runner.checkpoint_files import CheckpointFileError
 
-__all__ = ['atomic_write', 'AtomicLocalBackend', 'TMP_MARK']
-
 TMP_MARK = '.tmp-'
 
 _UMASK = os.umask(0)
@@ -39,12 +37,11 @@ _DISK_ERRORS = {
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file
-    (``.<name>.tmp-XXXX``, fsynced) renamed over it.
+    """Write ``data`` to ``path`` through a hidden fsynced temporary file
+    (``.<name>.tmp-XXXX``) renamed over it.
 
     Raises:
-        CheckpointFileError: The disk is full or read-only (``path`` is
-            left as it was).
+        CheckpointFileError: Full or read-only disk (``path`` unchanged).
     """
     dirname = osp.dirname(osp.abspath(path))
     try:

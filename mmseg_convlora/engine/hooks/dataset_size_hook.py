@@ -16,9 +16,7 @@ def _loop_sizes(loop) -> str:
 @HOOKS.register_module()
 class DatasetSizeHook(Hook):
     """Log how many images training, validation and testing read, e.g.
-    ``Data: train 32 images, val 8, test 8`` (per test set for several
-    named sets). Training builds the test sets too, checking them before
-    it starts."""
+    ``Data: train 32 images, val 8, test 8`` (per named set)."""
 
     priority = 'LOW'
 

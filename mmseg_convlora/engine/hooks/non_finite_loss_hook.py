@@ -35,10 +35,8 @@ def _total_norm(tensors: List[torch.Tensor]) -> torch.Tensor:
 
 
 class FiniteGradientCheck:
-    """Optimizer step pre-hook that drops a step with non-finite gradients.
-
-    With a NaN/inf gradient norm all gradients are set to None, so the step
-    leaves weights and optimizer state untouched.
+    """Optimizer step pre-hook that drops a step with a NaN/inf gradient
+    norm: all gradients become None, so weights and state stay untouched.
 
     Args:
         check (bool): Check the gradients (False: a loss scaler does).
@@ -64,9 +62,8 @@ class FiniteGradientCheck:
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Keep NaN/inf and diverged weights out of the model and checkpoints.
-
-    See docs/faults.md for what each fault does.
+    """Keep NaN/inf and diverged weights out of the model and checkpoints
+    (see docs/faults.md).
 
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.

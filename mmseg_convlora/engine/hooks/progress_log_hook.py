@@ -7,10 +7,8 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class ProgressLogHook(Hook):
-    """Log mmengine's progress line (iteration, ETA, losses) whenever the
-    :class:`LoggerHook` printed none for ``max_silence`` seconds.
-
-    Lines printed here do not go to ``scalars.json``.
+    """Log mmengine's progress line (iteration, ETA, losses; not to
+    ``scalars.json``) when the :class:`LoggerHook` has been silent too long.
 
     Args:
         max_silence (float): Seconds without a progress line after which

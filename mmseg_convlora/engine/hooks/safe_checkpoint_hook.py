@@ -2,7 +2,6 @@ import glob
 import math
 import os
 import os.path as osp
-from typing import Optional
 
 import numpy as np
 from mmengine.dist import is_main_process
@@ -22,8 +21,7 @@ from ..runner.checkpoint_files import (POINTER, CheckpointFileError,
 from ..runner.work_dir_lock import WorkDirLock
 
 _PATH_KEYS = ('last_ckpt', 'best_ckpt')
-#: runtime info: the last epoch/iteration whose validation is recorded (no
-#: ``val`` prefix: mmengine would log it with the metrics)
+#: runtime info: the last validated epoch/iteration (no ``val`` prefix: logged)
 VALIDATED = 'last_validated'
 
 
@@ -39,15 +37,12 @@ class SafeCheckpointHook(CheckpointHook):
     arguments and files; see ``docs/faults.md``)."""
 
     def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs):
-        # mmengine deletes the oldest checkpoint before writing the new one:
-        # it keeps one more, and the extra goes once the new one is verified
+        # mmengine deletes the oldest checkpoint before it writes the new one:
+        # it keeps one more, deleted here once the new one is verified
         self.keep = max_keep_ckpts
-        super().__init__(
-            *args,
-            max_keep_ckpts=max_keep_ckpts + (max_keep_ckpts > 0),
-            **kwargs)
-        self._lock: Optional[WorkDirLock] = None
-        self._pointer: Optional[str] = None
+        kwargs['max_keep_ckpts'] = max_keep_ckpts + (max_keep_ckpts > 0)
+        super().__init__(*args, **kwargs)
+        self._lock = self._pointer = None
         self._saved = self._warned_nan = False
 
     def before_run(self, runner) -> None:
@@ -147,16 +142,14 @@ class SafeCheckpointHook(CheckpointHook):
         # last checkpoint it does not save it again (done below)
         self._set_best_paths({k: None for k in previous})
         last, self.last_ckpt = self.last_ckpt, None
+        current = {}  # stays empty if mmengine fails: previous paths back
         try:
             super().after_val_epoch(runner, metrics)
-        except BaseException:
-            self._set_best_paths(previous)
-            raise
+            current = self._best_paths()
         finally:
             self.last_ckpt = last
-        current = self._best_paths()
-        merged = {k: current.get(k) or p for k, p in previous.items()}
-        self._set_best_paths(merged)
+            merged = {k: current.get(k) or p for k, p in previous.items()}
+            self._set_best_paths(merged)
         for key, old in previous.items():
             new = current.get(key)
             if new and is_main_process():

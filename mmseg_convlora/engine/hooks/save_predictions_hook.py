@@ -9,10 +9,9 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class SavePredictionsHook(Hook):
-    """Write each test prediction as a PNG named after its image.
-
-    Binary: the probability as 0-255; multi-class: the class index. Each
-    set of :class:`MultiDatasetTestLoop` writes into ``out_dir/<name>/``.
+    """Write each test prediction as a PNG named after its image (binary:
+    probability x 255; else class index), per named test set in
+    ``out_dir/<name>/``.
 
     Args:
         out_dir (str): Output folder (created if missing).

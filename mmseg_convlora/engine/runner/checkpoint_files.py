@@ -9,11 +9,6 @@ from typing import List, Optional
 
 from mmengine.logging import print_log
 
-__all__ = [
-    'CheckpointFileError', 'verify_checkpoint', 'stored_path',
-    'resolve_stored_path', 'training_checkpoints', 'find_resume_checkpoint'
-]
-
 POINTER = 'last_checkpoint'
 _TRAINING_CKPT = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 

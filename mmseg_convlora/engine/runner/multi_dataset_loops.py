@@ -1,6 +1,6 @@
 import copy
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
@@ -10,10 +10,6 @@ from prettytable import PrettyTable
 from torch.utils.data import DataLoader
 
 from ..mmengine_private import mean_losses, randomness_cfg
-
-__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop', 'named_sets']
-
-_LoaderCfg = Union[DataLoader, Dict]
 
 
 def named_sets(dataloader,
@@ -46,12 +42,7 @@ class _MultiDatasetMixin:
 
     _mode = 'test'
 
-    def __init__(self,
-                 runner,
-                 dataloader: Union[_LoaderCfg, Sequence[_LoaderCfg]],
-                 evaluator,
-                 names: Optional[Sequence[str]] = None,
-                 fp16: bool = False) -> None:
+    def __init__(self, runner, dataloader, evaluator, names=None, fp16=False):
         self._runner = runner
         self._build_sets(runner, dataloader, evaluator, names)
         self.fp16 = fp16
@@ -179,11 +170,8 @@ def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
 
 @LOOPS.register_module()
 class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
-    """Test one model on several named test sets in one run.
-
-    Each set may have its own ``evaluator``; metrics are reported as
-    ``<name>/<metric>``. Hooks see one test epoch; ``current_name`` names
-    the current set.
+    """Test one model on several named test sets in one run: metrics as
+    ``<name>/<metric>``, one test epoch for hooks (``current_name``: the set).
 
     Args:
         runner (Runner): The runner.

@@ -26,11 +26,8 @@ def quiet(logger: logging.Logger, level: int = logging.WARNING):
 
 @RUNNERS.register_module()
 class QuietRunner(Runner):
-    """:class:`mmengine.runner.Runner` whose console shows what users need.
-
-    mmengine's set-up messages (environment, config, hook order...) are
-    dropped unless ``log_level='DEBUG'``; every warning remains.
-    """
+    """:class:`mmengine.runner.Runner` without mmengine's set-up messages
+    (environment, config, hook order...) unless ``log_level='DEBUG'``."""
 
     def __init__(self, *args, **kwargs):
         # set-up steps enter quiet contexts here; leaving closes any left

@@ -11,8 +11,6 @@ try:
 except ImportError:  # Windows: no advisory locks, no protection
     fcntl = None
 
-__all__ = ['WorkDirLock', 'WorkDirLockedError']
-
 LOCK_NAME = '.train.lock'
 
 
