@@ -77,7 +77,7 @@ def resolve_stored_path(path: Optional[str],
     if not osp.isabs(path):
         return osp.normpath(osp.join(osp.abspath(work_dir), path))
     if _inside(path, work_dir) or (out_dir and _inside(path, out_dir)):
-        return path
+        return osp.abspath(path)
     return osp.join(osp.abspath(out_dir or work_dir), osp.basename(path))
 
 
@@ -91,8 +91,7 @@ def training_checkpoints(folder: str) -> List[str]:
     return [p for _, _, p in sorted(found, reverse=True)]
 
 
-def _first_complete(candidates: List[str], skipped: List[str]) -> \
-        Optional[str]:
+def _first_complete(candidates: List[str], skipped: List[str]):
     for path in candidates:
         try:
             verify_checkpoint(path)
@@ -114,10 +113,9 @@ def find_resume_checkpoint(work_dir: str,
     """
     work_dir = osp.abspath(work_dir)
     if checkpoint is not None:
-        if not _is_local(checkpoint):
-            return checkpoint
         try:
-            verify_checkpoint(checkpoint)
+            if _is_local(checkpoint):
+                verify_checkpoint(checkpoint)
             return checkpoint
         except CheckpointFileError as err:
             folder = osp.dirname(osp.abspath(checkpoint))
@@ -135,8 +133,6 @@ def find_resume_checkpoint(work_dir: str,
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = resolve_stored_path(f.read(), work_dir)
-        if named and _is_local(named):
-            named = osp.abspath(named)
     candidates = training_checkpoints(work_dir)
     if named is not None and named not in candidates:  # e.g. in out_dir
         candidates.insert(0, named)

@@ -1,12 +1,18 @@
+"""Optimizer wrappers: mixed precision on the CPU, a quiet constructor."""
+import logging
 from contextlib import contextmanager
-from typing import Union
 
 import torch
 import torch.nn as nn
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmseg.registry import OPTIM_WRAPPERS
+from mmengine.logging import MMLogger
+from mmengine.optim import (AmpOptimWrapper, DefaultOptimWrapperConstructor,
+                            OptimWrapper)
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
-from ..mmengine_private import set_loss_scale_update
+from .mmengine_private import set_loss_scale_update
+from .runner.quiet_runner import quiet
+
+__all__ = ['CPUAmpOptimWrapper', 'PEFTOptimWrapperConstructor']
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -22,24 +28,19 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
         **kwargs: See :class:`mmengine.optim.OptimWrapper`.
     """
 
-    def __init__(self,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
+    def __init__(self, loss_scale='dynamic', dtype=None, **kwargs):
         # AmpOptimWrapper.__init__ refuses CPUs: set up what it would
         OptimWrapper.__init__(self, **kwargs)
         set_loss_scale_update(self, None)
         if loss_scale == 'dynamic':
-            self.loss_scaler = torch.amp.GradScaler('cpu')
+            loss_scale = {}
         elif isinstance(loss_scale, float):
             set_loss_scale_update(self, loss_scale)
-            self.loss_scaler = torch.amp.GradScaler(
-                'cpu', init_scale=loss_scale)
-        elif isinstance(loss_scale, dict):
-            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
-        else:
+            loss_scale = dict(init_scale=loss_scale)
+        elif not isinstance(loss_scale, dict):
             raise TypeError('loss_scale must be a float, a dict or '
                             f"'dynamic', got {loss_scale!r}.")
+        self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
         if isinstance(dtype, str):
             if dtype not in ('float16', 'bfloat16'):
                 raise ValueError("dtype must be 'float16' or 'bfloat16', "
@@ -58,3 +59,18 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
         with OptimWrapper.optim_context(self, model), torch.autocast(
                 device_type='cpu', dtype=self.cast_dtype):
             yield
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class PEFTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """mmengine's default constructor without a log line per parameter
+    (only the number of frozen tensors is logged, at DEBUG)."""
+
+    def __call__(self, model):
+        logger = MMLogger.get_current_instance()
+        with quiet(logger, logging.ERROR):
+            optim_wrapper = super().__call__(model)
+        frozen = sum(not p.requires_grad for p in model.parameters())
+        logger.debug(f'{frozen} frozen parameter tensors are not passed to '
+                     'the optimizer.')
+        return optim_wrapper
