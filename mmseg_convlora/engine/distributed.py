@@ -25,8 +25,7 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
     Args:
         launcher (str): ``--launcher`` of the tool.
         cfg (Config): The run's config: ``env_cfg.dist_cfg`` (``nccl``
-            becomes ``gloo``, warned); an ``FSDPStrategy`` gets
-            ``model_wrapper.device_id='cpu'``.
+            becomes ``gloo``); ``FSDPStrategy`` gets ``device_id='cpu'``.
 
     Returns:
         bool: Whether a process group was started here.
@@ -149,14 +148,11 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                       module.affine, module.track_running_stats, process_group)
             if module.affine:
                 new.weight, new.bias = module.weight, module.bias
-            new.running_mean = module.running_mean
-            new.running_var = module.running_var
-            new.num_batches_tracked = module.num_batches_tracked
+            for key in ('running_mean', 'running_var', 'num_batches_tracked'):
+                setattr(new, key, getattr(module, key))
             return new.train(module.training)
         for name, child in module.named_children():
-            new_child = cls.convert(child, process_group)
-            if new_child is not child:
-                module.add_module(name, new_child)
+            module.add_module(name, cls.convert(child, process_group))
         return module
 
 

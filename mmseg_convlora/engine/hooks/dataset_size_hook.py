@@ -5,8 +5,7 @@ from mmseg.registry import HOOKS
 
 def _loop_sizes(loop) -> str:
     """``8`` or ``Kvasir 100, CVC-300 60`` for several named sets."""
-    names = getattr(loop, 'names', None)
-    loaders = getattr(loop, 'dataloaders', None)
+    names, loaders = (getattr(loop, k, None) for k in ('names', 'dataloaders'))
     if names and loaders:
         return ', '.join(f'{name} {len(loader.dataset)}'
                          for name, loader in zip(names, loaders))

@@ -103,9 +103,8 @@ def _first_complete(candidates: List[str], skipped: List[str]):
 
 def find_resume_checkpoint(work_dir: str,
                            checkpoint: Optional[str] = None) -> str:
-    """The checkpoint ``--resume`` continues from: ``checkpoint``
-    (``--resume CKPT``, must be complete), else the newest complete
-    ``epoch_N`` / ``iter_N.pth`` of ``work_dir`` (logged unless
+    """The checkpoint ``--resume`` continues from: ``checkpoint`` (must be
+    complete), else the newest complete one of ``work_dir`` (logged unless
     ``last_checkpoint`` names it).
 
     Raises:

@@ -18,8 +18,8 @@ def named_sets(dataloader,
 
     Args:
         dataloader (dict | list | DataLoader): The config value.
-        default (str, optional): Name of an unnamed set: ``default`` when it
-            is the only one, else ``f'{default}{i}'``; None leaves it None.
+        default (str, optional): Name of an unnamed set (``f'{default}{i}'``
+            among several); None leaves it None.
     """
     if isinstance(dataloader, (list, tuple)):
         sets = list(dataloader)
@@ -89,9 +89,7 @@ class _MultiDatasetMixin:
             raise ValueError(f'{cls}: {len(names)} names for '
                              f'{len(entries)} dataloaders.')
         diff_rank_seed = randomness_cfg(runner).get('diff_rank_seed', False)
-        self.names: List[str] = []
-        self.dataloaders: List[DataLoader] = []
-        self.evaluators: List[Evaluator] = []
+        self.names, self.dataloaders, self.evaluators = [], [], []
         for i, (name, entry) in enumerate(entries):
             ev_cfg = evaluator
             if isinstance(entry, dict):
