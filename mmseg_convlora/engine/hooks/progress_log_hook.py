@@ -32,19 +32,16 @@ class ProgressLogHook(Hook):
                     mode: str = 'train') -> None:
         hook = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
                     None)
-        if hook is not None:
-            logged = hook.every_n_inner_iters(batch_idx, hook.interval)
-            if mode == 'train' and not logged:
-                loader = runner.train_dataloader
-                logged = hook.end_of_epoch(
-                    loader, batch_idx) and (not hook.ignore_last
-                                            or len(loader) <= hook.interval)
-            if logged:
-                self._last = time.monotonic()
-                return
-        if time.monotonic() - self._last < self.max_silence:
-            return
-        _, line = runner.log_processor.get_log_after_iter(
-            runner, batch_idx, mode)
-        runner.logger.info(line)
-        self._last = time.monotonic()
+        logged = hook and hook.every_n_inner_iters(batch_idx, hook.interval)
+        if hook and mode == 'train' and not logged:
+            loader = runner.train_dataloader
+            logged = hook.end_of_epoch(
+                loader, batch_idx) and (not hook.ignore_last
+                                        or len(loader) <= hook.interval)
+        if not logged and time.monotonic() - self._last >= self.max_silence:
+            _, line = runner.log_processor.get_log_after_iter(
+                runner, batch_idx, mode)
+            runner.logger.info(line)
+            logged = True
+        if logged:
+            self._last = time.monotonic()
