@@ -1,18 +1,11 @@
-"""Optimizer wrappers: mixed precision on the CPU, a quiet constructor."""
-import logging
 from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
-from mmengine.logging import MMLogger
-from mmengine.optim import (AmpOptimWrapper, DefaultOptimWrapperConstructor,
-                            OptimWrapper)
-from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmseg.registry import OPTIM_WRAPPERS
 
-from .mmengine_private import set_loss_scale_update
-from .runner.quiet_runner import quiet
-
-__all__ = ['CPUAmpOptimWrapper', 'PEFTOptimWrapperConstructor']
+from ..mmengine_private import set_loss_scale_update
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -59,18 +52,3 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
         with OptimWrapper.optim_context(self, model), torch.autocast(
                 device_type='cpu', dtype=self.cast_dtype):
             yield
-
-
-@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
-class PEFTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """mmengine's default constructor without a log line per parameter
-    (only the number of frozen tensors is logged, at DEBUG)."""
-
-    def __call__(self, model):
-        logger = MMLogger.get_current_instance()
-        with quiet(logger, logging.ERROR):
-            optim_wrapper = super().__call__(model)
-        frozen = sum(not p.requires_grad for p in model.parameters())
-        logger.debug(f'{frozen} frozen parameter tensors are not passed to '
-                     'the optimizer.')
-        return optim_wrapper
