@@ -13,7 +13,7 @@ def needs_find_unused_parameters(module: nn.Module,
                                  device: Union[str, torch.device]) -> bool:
     """Whether a Conv-LoRA layer can leave a trainable expert without a
     gradient on ``device`` (grouped dispatch)."""
-    from ..models.adapters.conv_lora import ConvLoRALinear
+    from ...models.adapters.conv_lora import ConvLoRALinear
     return any(
         m.may_leave_experts_without_grad(device) for m in module.modules()
         if isinstance(m, ConvLoRALinear))
