@@ -1,4 +1,5 @@
 """Files that are always either the old or the complete new version."""
+import contextlib
 import errno
 import os
 import os.path as osp
@@ -8,18 +9,11 @@ from mmengine.fileio import LocalBackend, register_backend
 
 from .runner.checkpoint_files import CheckpointFileError
 
-__all__ = ['atomic_write', 'AtomicLocalBackend', 'TMP_MARK']
-
 TMP_MARK = '.tmp-'
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 def _write_all(f, data: bytes) -> None:  # a seam for tests
@@ -27,16 +21,12 @@ def _write_all(f, data: bytes) -> None:  # a seam for tests
 
 
 def _fsync_dir(dirname: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # Windows cannot open directories
         fd = os.open(dirname, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 _DISK_ERRORS = {
@@ -47,16 +37,29 @@ _DISK_ERRORS = {
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is always either the old
-    file or the complete new one: a hidden temporary file
-    (``.<name>.tmp-XXXX``, fsynced) is renamed over it.
+    """Write ``data`` to ``path`` through a hidden fsynced temporary file
+    (``.<name>.tmp-XXXX``) renamed over it.
 
     Raises:
-        CheckpointFileError: The disk is full or read-only (``path`` is
-            left as it was).
+        CheckpointFileError: Full or read-only disk (``path`` unchanged).
     """
+    dirname = osp.dirname(osp.abspath(path))
     try:
-        _atomic_write(str(path), data)
+        os.makedirs(dirname, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix='.' + osp.basename(path) + TMP_MARK, dir=dirname)
+        os.close(fd)
+        try:
+            with open(tmp, 'wb') as f:
+                _write_all(f, data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     except OSError as err:
         if err.errno not in _DISK_ERRORS:
             raise
@@ -64,27 +67,6 @@ def atomic_write(path: str, data: bytes) -> None:
             f'Cannot write {path!r}: {_DISK_ERRORS[err.errno]} ({err}). '
             'Free space there (or make it writable), then continue the run '
             'with --resume.') from err
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    dirname = osp.dirname(osp.abspath(path))
-    os.makedirs(dirname, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + TMP_MARK, dir=dirname)
-    os.close(fd)
-    try:
-        with open(tmp, 'wb') as f:
-            _write_all(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     _fsync_dir(dirname)
 
 

@@ -7,14 +7,10 @@ from typing import Optional, Tuple
 
 from mmengine.runner.loops import _parse_losses
 
-__all__ = [
-    'SUPPORTED_MMENGINE', 'randomness_cfg', 'resume_request',
-    'set_resume_checkpoint', 'save_checkpoint_at', 'mean_losses',
-    'set_loss_scale_update'
-]
-
 #: mmengine versions whose private API this module was checked against.
 SUPPORTED_MMENGINE = ('0.10.7', )
+#: loss averages of a val/test loop as mmengine's loops report them
+mean_losses = _parse_losses
 
 
 def randomness_cfg(runner) -> dict:
@@ -23,16 +19,14 @@ def randomness_cfg(runner) -> dict:
 
 
 def resume_request(runner) -> Tuple[bool, Optional[str]]:
-    """``(resume, checkpoint)`` as ``load_or_resume`` will act on them
-    (``Runner._resume``, ``Runner._load_from``)."""
+    """``(resume, checkpoint)`` as ``load_or_resume`` will act on them."""
     if isinstance(runner._resume, str):  # FlexibleRunner
         return True, runner._resume
     return bool(runner._resume), runner._load_from
 
 
 def set_resume_checkpoint(runner, path: str) -> None:
-    """Make ``load_or_resume`` resume from ``path`` (called in
-    ``before_run``, which ``Runner`` calls before loading)."""
+    """Make ``load_or_resume`` (after ``before_run``) resume from ``path``."""
     if isinstance(runner._resume, str):
         runner._resume = path
     else:
@@ -40,20 +34,12 @@ def set_resume_checkpoint(runner, path: str) -> None:
 
 
 def save_checkpoint_at(hook, runner, step: int, meta: dict) -> None:
-    """Save ``hook``'s regular checkpoint of ``step`` (a
-    ``CheckpointHook``), as it does itself after a new best
-    (``CheckpointHook._save_checkpoint_with_step``)."""
+    """Save a ``CheckpointHook``'s regular checkpoint of ``step``, as it does
+    itself after a new best."""
     hook._save_checkpoint_with_step(runner, step, meta)
 
 
-def mean_losses(losses: dict, stage: str) -> dict:
-    """Loss averages of a validation/test loop as mmengine's loops report
-    them (``mmengine.runner.loops._parse_losses``)."""
-    return _parse_losses(losses, stage)
-
-
 def set_loss_scale_update(wrapper, value: Optional[float]) -> None:
-    """What ``AmpOptimWrapper.step`` passes to ``GradScaler.update``
-    (``_scale_update_param``), for a wrapper that bypasses its
-    ``__init__``."""
+    """What ``AmpOptimWrapper.step`` passes to ``GradScaler.update``, for a
+    wrapper that bypasses its ``__init__``."""
     wrapper._scale_update_param = value

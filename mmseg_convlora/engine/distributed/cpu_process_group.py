@@ -14,18 +14,15 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
 
     Args:
         launcher (str): ``--launcher`` of the tool.
-        cfg (Config): The run's config (``env_cfg.dist_cfg`` is used; an
-            ``nccl`` backend becomes ``gloo``, with a warning). An
-            ``FSDPStrategy`` gets ``model_wrapper.device_id='cpu'``.
+        cfg (Config): The run's config: ``env_cfg.dist_cfg`` (``nccl``
+            becomes ``gloo``); ``FSDPStrategy`` gets ``device_id='cpu'``.
 
     Returns:
         bool: Whether a process group was started here.
     """
-    if launcher != 'pytorch' or torch.cuda.is_available():
-        return False
-    if not dist.is_available() or dist.is_initialized():
-        return False
-    if 'RANK' not in os.environ or 'WORLD_SIZE' not in os.environ:
+    torchrun = {'RANK', 'WORLD_SIZE'} <= set(os.environ)
+    if launcher != 'pytorch' or torch.cuda.is_available() or not torchrun \
+            or not dist.is_available() or dist.is_initialized():
         return False
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}) or {})
     backend = dist_cfg.pop('backend', 'gloo')
@@ -35,7 +32,6 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
             f'{backend!r} for this CPU run.',
             logger='current',
             level=logging.WARNING)
-        backend = 'gloo'
     strategy = cfg.get('strategy')
     if isinstance(strategy, dict) and strategy.get('type') == 'FSDPStrategy':
         # mmengine passes the local rank as a CUDA device id
@@ -46,15 +42,13 @@ def init_dist_on_cpu(launcher: str, cfg) -> bool:
     timeout = dist_cfg.get('timeout')
     if timeout is not None and not isinstance(timeout, datetime.timedelta):
         dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
-    dist.init_process_group(backend=backend, **dist_cfg)
+    dist.init_process_group(backend='gloo', **dist_cfg)
     return True
 
 
 def shutdown_distributed() -> None:
-    """End a distributed run (call it in a ``finally``): the ranks wait for
-    each other, unless an exception is on its way out, then the process
-    group is destroyed before the interpreter exits (gloo's threads can
-    abort a finished run otherwise)."""
+    """End a distributed run (in a ``finally``): wait for the other ranks
+    (unless an exception is on its way out), destroy the process group."""
     if not dist.is_available() or not dist.is_initialized():
         return
     if sys.exc_info()[0] is None:  # a failed rank may never meet the others

@@ -23,10 +23,8 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """Synchronised BatchNorm for CPU tensors (gloo).
-
-    In training with more than one rank the per-channel sums are
-    all-reduced (float64); otherwise it is plain BatchNorm.
+    """Synchronised BatchNorm for CPU tensors (gloo): in training with more
+    than one rank the per-channel sums are all-reduced (float64).
 
     Args:
         num_features, eps, momentum, affine, track_running_stats: As
@@ -71,10 +69,8 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                 factor = 1.0 / float(self.num_batches_tracked) \
                     if self.momentum is None else self.momentum
                 unbiased = var * n / (n - 1).clamp(min=1)
-                self.running_mean.mul_(1 - factor).add_(
-                    mean.to(self.running_mean.dtype), alpha=factor)
-                self.running_var.mul_(1 - factor).add_(
-                    unbiased.to(self.running_var.dtype), alpha=factor)
+                self.running_mean.lerp_(mean.to(self.running_mean), factor)
+                self.running_var.lerp_(unbiased.to(self.running_var), factor)
         shape = [1, C] + [1] * (input.dim() - 2)
         out = (x - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
         out = out.to(input.dtype)
@@ -84,23 +80,16 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     @classmethod
     def convert(cls, module: nn.Module, process_group=None) -> nn.Module:
-        """Replace every ``SyncBatchNorm`` of ``module`` by this class.
-
-        Returns:
-            nn.Module: ``module`` (changed in place), or its replacement
-            when it is a BatchNorm itself.
-        """
+        """Replace every ``SyncBatchNorm`` of ``module`` (in place) by this
+        class; returns ``module`` or, for a SyncBatchNorm, its replacement."""
         if isinstance(module, nn.SyncBatchNorm):
             new = cls(module.num_features, module.eps, module.momentum,
                       module.affine, module.track_running_stats, process_group)
             if module.affine:
                 new.weight, new.bias = module.weight, module.bias
-            new.running_mean = module.running_mean
-            new.running_var = module.running_var
-            new.num_batches_tracked = module.num_batches_tracked
+            for key in ('running_mean', 'running_var', 'num_batches_tracked'):
+                setattr(new, key, getattr(module, key))
             return new.train(module.training)
         for name, child in module.named_children():
-            new_child = cls.convert(child, process_group)
-            if new_child is not child:
-                module.add_module(name, new_child)
+            module.add_module(name, cls.convert(child, process_group))
         return module

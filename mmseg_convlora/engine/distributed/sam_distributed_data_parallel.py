@@ -21,17 +21,13 @@ def needs_find_unused_parameters(module: nn.Module,
 
 @MODEL_WRAPPERS.register_module()
 class SAMDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` that decides what depends on the model
-    and device.
-
-    ``find_unused_parameters='auto'`` is True only for Conv-LoRA with
-    grouped dispatch; on the CPU it drops ``device_ids`` and uses
-    :class:`CPUSyncBatchNorm` for SyncBatchNorm.
+    """``MMDistributedDataParallel`` choosing what depends on model and
+    device: on the CPU no ``device_ids`` and :class:`CPUSyncBatchNorm`.
 
     Args:
         module (nn.Module): The model, on its device.
-        find_unused_parameters (bool | str): ``'auto'``, True or False.
-            Defaults to 'auto'.
+        find_unused_parameters (bool | str): ``'auto'`` (default): True only
+            for Conv-LoRA with grouped dispatch.
         device_ids (list[int], optional): Filled in by mmengine.
         **kwargs: Other ``DistributedDataParallel`` arguments.
     """

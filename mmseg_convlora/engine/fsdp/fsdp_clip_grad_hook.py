@@ -5,11 +5,8 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class FSDPClipGradHook(Hook):
-    """Clip gradients by the norm over all FSDP shards.
-
-    Makes the wrapper's norm clipping use the FSDP model's
-    ``clip_grad_norm_`` (mmengine's would clip each shard on its own).
-    """
+    """Clip gradients by the norm over all FSDP shards (the model's
+    ``clip_grad_norm_``; mmengine's clips each shard on its own)."""
 
     def before_train(self, runner) -> None:
         from torch.distributed.fsdp import FullyShardedDataParallel

@@ -5,8 +5,7 @@ from mmseg.registry import HOOKS
 
 def _loop_sizes(loop) -> str:
     """``8`` or ``Kvasir 100, CVC-300 60`` for several named sets."""
-    names = getattr(loop, 'names', None)
-    loaders = getattr(loop, 'dataloaders', None)
+    names, loaders = (getattr(loop, k, None) for k in ('names', 'dataloaders'))
     if names and loaders:
         return ', '.join(f'{name} {len(loader.dataset)}'
                          for name, loader in zip(names, loaders))
@@ -16,9 +15,7 @@ def _loop_sizes(loop) -> str:
 @HOOKS.register_module()
 class DatasetSizeHook(Hook):
     """Log how many images training, validation and testing read, e.g.
-    ``Data: train 32 images, val 8, test 8`` (per test set for several
-    named sets). Training builds the test sets too, checking them before
-    it starts."""
+    ``Data: train 32 images, val 8, test 8`` (per named set)."""
 
     priority = 'LOW'
 

@@ -1,5 +1,4 @@
 import random
-from typing import Optional
 
 import numpy as np
 import torch
@@ -11,37 +10,26 @@ from mmseg.registry import HOOKS
 
 from ..mmengine_private import randomness_cfg
 
+_NUMPY_STATE = ('kind', 'keys', 'pos', 'has_gauss', 'gauss')
+
 
 def get_rng_state() -> dict:
-    """The state of torch's (CPU, CUDA), numpy's and Python's global
-    generators, as tensors and plain Python values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    """torch's (CPU, CUDA), numpy's and Python's generator states, as
+    tensors and plain Python values."""
+    numpy = dict(zip(_NUMPY_STATE, np.random.get_state()))  # plain values
+    numpy['keys'] = torch.from_numpy(numpy['keys'].astype(np.int64))
     version, internal, gauss_next = random.getstate()
-    state = dict(
-        torch=torch.get_rng_state(),
-        numpy=dict(
-            kind=str(kind),
-            keys=torch.from_numpy(keys.astype(np.int64)),
-            pos=int(pos),
-            has_gauss=int(has_gauss),
-            gauss=float(gauss)),
-        python=dict(
-            version=int(version),
-            internal=list(internal),
-            gauss_next=gauss_next))
+    python = dict(
+        version=version, internal=list(internal), gauss_next=gauss_next)
+    state = dict(torch=torch.get_rng_state(), numpy=numpy, python=python)
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict, torch_only: bool = False) -> None:
-    """Restore what :func:`get_rng_state` returned.
-
-    Args:
-        state (dict): The saved state.
-        torch_only (bool): Restore torch's generators only (leave numpy's and
-            Python's, which drive the data pipeline, alone).
-    """
+    """Restore what :func:`get_rng_state` returned (``torch_only``: not
+    numpy's and Python's, which drive the data pipeline)."""
     torch.set_rng_state(state['torch'])
     cuda = state.get('cuda')
     if cuda is not None and torch.cuda.is_available():
@@ -51,20 +39,17 @@ def set_rng_state(state: dict, torch_only: bool = False) -> None:
             torch.cuda.set_rng_state(cuda[0])
     if torch_only:
         return
-    np_state = state['numpy']
-    np.random.set_state(
-        (np_state['kind'], np_state['keys'].numpy().astype(np.uint32),
-         np_state['pos'], np_state['has_gauss'], np_state['gauss']))
+    np_state = dict(state['numpy'])
+    np_state['keys'] = np_state['keys'].numpy().astype(np.uint32)
+    np.random.set_state(tuple(np_state[k] for k in _NUMPY_STATE))
     py = state['python']
     random.setstate((py['version'], tuple(py['internal']), py['gauss_next']))
 
 
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
-    """Make ``--resume`` continue exactly where training stopped.
-
-    Saves the RNG state in ``checkpoint['rng_state']`` and restores it
-    where the uninterrupted run was; see ``docs/faults.md``.
+    """Make ``--resume`` continue exactly where training stopped (the RNG
+    state in ``checkpoint['rng_state']``; see ``docs/faults.md``).
 
     Args:
         rng (bool): Save and restore the RNG state. Defaults to True.
@@ -74,9 +59,7 @@ class ExactResumeHook(Hook):
 
     def __init__(self, rng: bool = True):
         self.rng = rng
-        self._loaded: Optional[dict] = None
-        self._pending: Optional[dict] = None
-        self._val_stash: Optional[dict] = None
+        self._loaded = self._pending = self._val_stash = None
 
     def before_run(self, runner) -> None:
         for hook in runner.hooks:
@@ -95,16 +78,14 @@ class ExactResumeHook(Hook):
         loaded, self._loaded = self._loaded, None
         resumed = runner.iter > 0 or runner.epoch > 0
         if resumed and loaded is not None:
-            state = loaded.get('rng_state')
-            if state is None:
+            self._pending = loaded.get('rng_state')
+            if self._pending is None:
                 print_log(
                     'The resumed checkpoint holds no RNG state (written '
                     'without ExactResumeHook): training continues with fresh '
                     'random numbers, so it will not repeat the interrupted '
                     'run exactly.',
                     logger='current')
-            else:
-                self._pending = state
         loader = getattr(runner.train_loop, 'dataloader', None)
         if not isinstance(loader, torch.utils.data.DataLoader):
             return
@@ -118,15 +99,10 @@ class ExactResumeHook(Hook):
                 'repeat the interrupted one exactly. Set '
                 'persistent_workers=False for an exact resume.')
         if loader.generator is None:
-            # Worker base seeds from the loader's own generator: starting an
-            # epoch then leaves the global RNG (the model's) untouched.
-            # mmengine's worker_init_fn re-seeds each worker from the run's
-            # seed anyway, so the data are unchanged.
-            gen = torch.Generator()
-            seed = runner.seed if runner.seed is not None else \
-                torch.initial_seed()
-            gen.manual_seed(int(seed) % (2**63))
-            loader.generator = gen
+            # workers seeded from the loader's own generator leave the global
+            # (model's) RNG alone; worker_init_fn reseeds them from the seed
+            seed = torch.initial_seed() if runner.seed is None else runner.seed
+            loader.generator = torch.Generator().manual_seed(int(seed) % 2**63)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.rng:
@@ -157,10 +133,7 @@ class ExactResumeHook(Hook):
                                                     EpochBasedTrainLoop):
             self._restore(runner, torch_only=False)
 
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch=None) -> None:
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if self._pending is not None:
             self._restore(runner, torch_only=True)
 

@@ -1,8 +1,8 @@
 import math
-from typing import List, Optional
+from typing import List
 
 import torch
-import torch.distributed as dist
+from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
@@ -14,18 +14,16 @@ class NonFiniteLossError(FloatingPointError):
     """Training stopped by :class:`NonFiniteLossHook`."""
 
 
-def _world() -> int:
-    return dist.get_world_size() if dist.is_available() and \
-        dist.is_initialized() else 1
-
-
 def _count(flag: bool, reduce: bool) -> int:
     """On how many processes ``flag`` holds (all-reduced if ``reduce``)."""
     count = torch.tensor([float(flag)])
     if reduce:
-        count = count.cuda() if dist.get_backend() == 'nccl' else count
-        dist.all_reduce(count)
+        all_reduce(count)
     return int(count.item())
+
+
+def _head(items: list, n: int) -> str:
+    return f'{items[:n]}' + (' ...' if len(items) > n else '')
 
 
 def _total_norm(tensors: List[torch.Tensor]) -> torch.Tensor:
@@ -37,10 +35,8 @@ def _total_norm(tensors: List[torch.Tensor]) -> torch.Tensor:
 
 
 class FiniteGradientCheck:
-    """Optimizer step pre-hook that drops a step with non-finite gradients.
-
-    With a NaN/inf gradient norm all gradients are set to None, so the step
-    leaves weights and optimizer state untouched.
+    """Optimizer step pre-hook that drops a step with a NaN/inf gradient
+    norm: all gradients become None, so weights and state stay untouched.
 
     Args:
         check (bool): Check the gradients (False: a loss scaler does).
@@ -49,15 +45,12 @@ class FiniteGradientCheck:
 
     def __init__(self, check: bool = True, reduce: bool = False):
         self.check, self.reduce = check, reduce
-        self.stepped = False
-        self.dropped: Optional[float] = None
+        self.stepped, self.dropped = False, None
 
     def __call__(self, optimizer, args, kwargs) -> None:
         self.stepped = True
-        params = [
-            p for group in optimizer.param_groups for p in group['params']
-            if p.grad is not None
-        ]
+        params = [p for g in optimizer.param_groups for p in g['params']]
+        params = [p for p in params if p.grad is not None]
         if not self.check or not params:
             return
         norm = _total_norm([p.grad for p in params])
@@ -69,9 +62,8 @@ class FiniteGradientCheck:
 
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
-    """Keep NaN/inf and diverged weights out of the model and checkpoints.
-
-    See docs/faults.md for what each fault does.
+    """Keep NaN/inf and diverged weights out of the model and checkpoints
+    (see docs/faults.md).
 
     Args:
         action (str): ``'raise'`` or ``'skip'``. Defaults to 'raise'.
@@ -97,20 +89,17 @@ class NonFiniteLossHook(Hook):
         self.max_consecutive_skips = max_consecutive_skips
         self.max_weight_growth = max_weight_growth
         self.skipped_iters: List[int] = []
-        self._check: Optional[FiniteGradientCheck] = None
-        self._handle = None
-        self._consecutive = 0
         self._bad_terms: List[str] = []
         self._img_paths: List[str] = []
-        self._norm: Optional[float] = None
-        self._last_good: Optional[str] = None
+        self._consecutive = 0
+        self._check = self._handle = self._norm = self._last_good = None
 
     def before_train(self, runner) -> None:
         wrapper = runner.optim_wrapper
         # DDP averages the gradients: every process sees the same
         self._check = FiniteGradientCheck(
             check=not hasattr(wrapper, 'loss_scaler'),
-            reduce=_world() > 1
+            reduce=get_world_size() > 1
             and not isinstance(runner.model, DistributedDataParallel))
         self._handle = wrapper.optimizer.register_step_pre_hook(self._check)
         self._norm = self._weights(runner)[0]
@@ -121,15 +110,13 @@ class NonFiniteLossHook(Hook):
         if self.skipped_iters:
             runner.logger.warning(
                 f'NonFiniteLossHook skipped {len(self.skipped_iters)} '
-                f'optimizer steps (iterations {self.skipped_iters[:20]}'
-                f'{" ..." if len(self.skipped_iters) > 20 else ""}).')
+                f'optimizer steps (iterations {_head(self.skipped_iters, 20)}'
+                ').')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        samples = data_batch.get('data_samples', []) if isinstance(
-            data_batch, dict) else []
-        self._img_paths = [
-            str(s.img_path) for s in samples or [] if 'img_path' in s
-        ]
+        batch = data_batch if isinstance(data_batch, dict) else {}
+        samples = batch.get('data_samples') or []
+        self._img_paths = [str(s.img_path) for s in samples if 'img_path' in s]
 
     def after_train_iter(self,
                          runner,
@@ -138,14 +125,10 @@ class NonFiniteLossHook(Hook):
                          outputs=None) -> None:
         # the losses RuntimeInfoHook has logged: no host synchronisation
         hub, check = runner.message_hub, self._check
-        losses = {
-            k: hub.get_scalar(f'train/{k}').current()
-            for k in outputs or {} if 'loss' in k
-        }
-        self._bad_terms += [
-            k for k, v in losses.items()
-            if not math.isfinite(v) and k not in self._bad_terms
-        ]
+        terms = [k for k in outputs or {} if 'loss' in k]
+        losses = {k: hub.get_scalar(f'train/{k}').current() for k in terms}
+        nonfinite = [k for k in terms if not math.isfinite(losses[k])]
+        self._bad_terms += [k for k in nonfinite if k not in self._bad_terms]
         if not runner.optim_wrapper.should_update():
             return  # within an accumulation window: decide at its end
         skipped, check.stepped = not check.stepped, False
@@ -154,16 +137,16 @@ class NonFiniteLossHook(Hook):
             self._consecutive = 0
             return
         # rare: which processes had a non-finite loss
-        bad = _count(bool(bad_terms), _world() > 1)
+        world = get_world_size()
+        bad = _count(bool(bad_terms), world > 1)
         if not bad and not check.check:
             return  # a loss scaler finding its scale: normal with AMP
         it, epoch = runner.iter + 1, runner.epoch + 1
         values = ', '.join(f'{k}={v:.4g}' for k, v in losses.items())
         if bad:
             named = [t for t in bad_terms if t != 'loss'] or bad_terms
-            where = '' if _world() == 1 else (
-                f' on {bad} of {_world()} processes (this is rank '
-                f'{dist.get_rank()})')
+            where = '' if world == 1 else (
+                f' on {bad} of {world} processes (this is rank {get_rank()})')
             what = (f'Non-finite loss at iteration {it} (epoch {epoch}): '
                     f'{", ".join(named) or "on another process"}{where}; '
                     f'values here: {values}.')
@@ -171,8 +154,7 @@ class NonFiniteLossHook(Hook):
             what = (f'Non-finite gradient at iteration {it} (epoch {epoch}): '
                     f'gradient norm {check.dropped} with a finite loss; '
                     f'values here: {values}.')
-        images = f' Images of this batch: {self._img_paths[:8]}' + (
-            ' ...' if len(self._img_paths) > 8 else '') + '.' \
+        images = f' Images of this batch: {_head(self._img_paths, 8)}.' \
             if self._img_paths else ''
         self._consecutive += 1
         if self.action == 'skip' and \

@@ -1,21 +1,18 @@
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
 from ...models.utils import decoder_trainable_formula, trainable_breakdown
 from ...models.utils.peft_checkpoint import describe_model
+from .trainable_checkpoint_hook import unwrap
 
 
 @HOOKS.register_module()
 class ParamCountHook(Hook):
-    """Log trainable and total parameters at the start of training, as the
-    PEFT papers' tables report them, with the per-part breakdown and, for
-    a SAM decoder head, the closed-form count 3,505,536 + 256 (N - 1)
-    (+ 257 (K + 1) with K > 1 classes) next to the measured one."""
+    """Log trainable and total parameters as PEFT papers report them, per
+    part, and a SAM decoder head's closed-form count next to the measured."""
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap(runner.model)
         runner.logger.info(f'Model: {type(model).__name__}, '
                            f'{describe_model(model)}')
         trainable = sum(p.numel() for p in model.parameters()
@@ -29,10 +26,9 @@ class ParamCountHook(Hook):
                            ', '.join(f'{k} {v:,}' for k, v in parts.items()))
         head = getattr(model, 'decode_head', None)
         if getattr(head, 'embed_dim', None) == 256:
-            n = head.num_queries
-            k = head.out_channels  # 1 for the binary head
-            formula = decoder_trainable_formula(n, k)
+            n, k = head.num_queries, head.out_channels  # k = 1: binary head
             runner.logger.info(
                 f'Decoder formula 3,505,536 + 256 x ({n} - 1) tokens' +
                 (f' + 257 x ({k} + 1) classifier' if k > 1 else '') +
-                f' = {formula:,} (measured {parts.get("decoder", 0):,})')
+                f' = {decoder_trainable_formula(n, k):,} (measured '
+                f'{parts.get("decoder", 0):,})')

@@ -1,6 +1,5 @@
 """A progress line (with ETA) when the logger has been silent too long."""
 import time
-from typing import Optional
 
 from mmengine.hooks import Hook, LoggerHook
 from mmseg.registry import HOOKS
@@ -8,10 +7,8 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class ProgressLogHook(Hook):
-    """Log mmengine's progress line (iteration, ETA, losses) whenever the
-    :class:`LoggerHook` printed none for ``max_silence`` seconds.
-
-    Lines printed here do not go to ``scalars.json``.
+    """Log mmengine's progress line (iteration, ETA, losses; not to
+    ``scalars.json``) when the :class:`LoggerHook` has been silent too long.
 
     Args:
         max_silence (float): Seconds without a progress line after which
@@ -27,30 +24,24 @@ class ProgressLogHook(Hook):
     def _before_epoch(self, runner, mode: str = 'train') -> None:
         self._last = time.monotonic()
 
-    def _logger_hook(self, runner) -> Optional[LoggerHook]:
-        return next((h for h in runner.hooks if isinstance(h, LoggerHook)),
-                    None)
-
     def _after_iter(self,
                     runner,
-                    batch_idx: int,
+                    batch_idx,
                     data_batch=None,
                     outputs=None,
                     mode: str = 'train') -> None:
-        hook = self._logger_hook(runner)
-        if hook is not None:
-            logged = hook.every_n_inner_iters(batch_idx, hook.interval)
-            if mode == 'train' and not logged:
-                loader = runner.train_dataloader
-                logged = hook.end_of_epoch(
-                    loader, batch_idx) and (not hook.ignore_last
-                                            or len(loader) <= hook.interval)
-            if logged:
-                self._last = time.monotonic()
-                return
-        if time.monotonic() - self._last < self.max_silence:
-            return
-        _, line = runner.log_processor.get_log_after_iter(
-            runner, batch_idx, mode)
-        runner.logger.info(line)
-        self._last = time.monotonic()
+        hook = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
+                    None)
+        logged = hook and hook.every_n_inner_iters(batch_idx, hook.interval)
+        if hook and mode == 'train' and not logged:
+            loader = runner.train_dataloader
+            logged = hook.end_of_epoch(
+                loader, batch_idx) and (not hook.ignore_last
+                                        or len(loader) <= hook.interval)
+        if not logged and time.monotonic() - self._last >= self.max_silence:
+            _, line = runner.log_processor.get_log_after_iter(
+                runner, batch_idx, mode)
+            runner.logger.info(line)
+            logged = True
+        if logged:
+            self._last = time.monotonic()

@@ -2,13 +2,13 @@ import glob
 import math
 import os
 import os.path as osp
-from typing import Optional
 
 import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import EpochBasedTrainLoop
+from mmengine.utils import apply_to
 from mmseg.registry import HOOKS
 
 from ..atomic_files import TMP_MARK, atomic_write
@@ -21,43 +21,29 @@ from ..runner.checkpoint_files import (POINTER, CheckpointFileError,
 from ..runner.work_dir_lock import WorkDirLock
 
 _PATH_KEYS = ('last_ckpt', 'best_ckpt')
-#: runtime info: the last epoch/iteration whose validation is recorded (no
-#: ``val`` prefix: mmengine would log it with the metrics)
+#: runtime info: the last validated epoch/iteration (no ``val`` prefix: logged)
 VALIDATED = 'last_validated'
 
 
 def _plain(obj):
     """``obj`` with numpy values turned into Python ones (recursively)."""
-    if isinstance(obj, dict):
-        return type(obj)((k, _plain(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return obj.tolist()
-    return obj
+    return apply_to(obj, lambda x: isinstance(x, (np.generic, np.ndarray)),
+                    lambda x: x.tolist())
 
 
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
-    """mmengine's ``CheckpointHook`` whose checkpoints survive a kill at any
-    moment.
-
-    Same arguments and files as mmengine's hook, written atomically and
-    verified before older ones are deleted; see ``docs/faults.md``.
-    """
+    """mmengine's ``CheckpointHook`` with atomic, verified checkpoints (same
+    arguments and files; see ``docs/faults.md``)."""
 
     def __init__(self, *args, max_keep_ckpts: int = -1, **kwargs):
-        # mmengine deletes the oldest checkpoint before writing the new one:
-        # it keeps one more, and the extra goes once the new one is verified
+        # mmengine deletes the oldest checkpoint before it writes the new one:
+        # it keeps one more, deleted here once the new one is verified
         self.keep = max_keep_ckpts
-        super().__init__(
-            *args,
-            max_keep_ckpts=max_keep_ckpts + (max_keep_ckpts > 0),
-            **kwargs)
-        self._lock: Optional[WorkDirLock] = None
-        self._saved = False
-        self._pointer: Optional[str] = None
-        self._warned_nan = False
+        kwargs['max_keep_ckpts'] = max_keep_ckpts + (max_keep_ckpts > 0)
+        super().__init__(*args, **kwargs)
+        self._lock = self._pointer = None
+        self._saved = self._warned_nan = False
 
     def before_run(self, runner) -> None:
         resume, load_from = resume_request(runner)
@@ -69,10 +55,8 @@ class SafeCheckpointHook(CheckpointHook):
         if is_main_process():
             self._lock = WorkDirLock(runner.work_dir)
             self._lock.acquire()
-        out_dir = self.out_dir if isinstance(self.out_dir, str) \
-            else runner.work_dir
         if (self.backend_args is None and self.file_client_args is None
-                and '://' not in str(out_dir)):
+                and '://' not in str(self.out_dir)):  # work_dir is local
             self.backend_args = dict(backend='atomic_local')
         super().before_train(runner)
 
@@ -83,10 +67,8 @@ class SafeCheckpointHook(CheckpointHook):
         for key in list(hub.runtime_info):
             if key.startswith(_PATH_KEYS) and hub.get_info(key):
                 hub.update_info(key, resolve(hub.get_info(key)))
-        if getattr(self, 'best_ckpt_path', None):
-            self.best_ckpt_path = resolve(self.best_ckpt_path)
-        for key, path in getattr(self, 'best_ckpt_path_dict', {}).items():
-            self.best_ckpt_path_dict[key] = resolve(path)
+        best = self._best_paths()
+        self._set_best_paths({k: resolve(p) for k, p in best.items()})
         if is_main_process():
             for folder in {runner.work_dir, self.out_dir}:
                 if '://' in folder:
@@ -120,20 +102,14 @@ class SafeCheckpointHook(CheckpointHook):
         self._saved = True
         hub = checkpoint.get('message_hub')
         if isinstance(hub, dict) and 'log_scalars' in hub:
-            info = {
-                k:
-                stored_path(v, runner.work_dir)
-                if k.startswith(_PATH_KEYS) and isinstance(v, str) else v
-                for k, v in hub['runtime_info'].items()
-            }
-            scalars = {
-                k:
-                dict(
-                    log_history=v.data[0],
-                    count_history=v.data[1],
-                    max_length=v.max_length)
-                for k, v in hub['log_scalars'].items()
-            }
+            info, scalars = dict(hub['runtime_info']), {}
+            for k, v in info.items():
+                if k.startswith(_PATH_KEYS) and isinstance(v, str):
+                    info[k] = stored_path(v, runner.work_dir)
+            for k, buf in hub['log_scalars'].items():
+                scalars[k] = dict(
+                    zip(('log_history', 'count_history'), buf.data),
+                    max_length=buf.max_length)
             checkpoint['message_hub'] = _plain(
                 dict(hub, runtime_info=info, log_scalars=scalars))
         checkpoint['meta'] = _plain(checkpoint.get('meta', {}))
@@ -166,18 +142,14 @@ class SafeCheckpointHook(CheckpointHook):
         # last checkpoint it does not save it again (done below)
         self._set_best_paths({k: None for k in previous})
         last, self.last_ckpt = self.last_ckpt, None
+        current = {}  # stays empty if mmengine fails: previous paths back
         try:
             super().after_val_epoch(runner, metrics)
-        except BaseException:
-            self._set_best_paths(previous)
-            raise
+            current = self._best_paths()
         finally:
             self.last_ckpt = last
-        current = self._best_paths()
-        self._set_best_paths({
-            k: current.get(k) or old
-            for k, old in previous.items()
-        })
+            merged = {k: current.get(k) or p for k, p in previous.items()}
+            self._set_best_paths(merged)
         for key, old in previous.items():
             new = current.get(key)
             if new and is_main_process():
@@ -199,8 +171,7 @@ class SafeCheckpointHook(CheckpointHook):
         self._finish_save(runner)
 
     def _validation_due(self, runner) -> tuple:
-        """``(step, due)``: the training loop's epoch (iteration) and
-        whether the loop validates after it."""
+        """``(train loop's epoch or iteration, whether it validates next)``."""
         loop = runner.train_loop
         step, last = (loop.epoch, loop.max_epochs) if isinstance(
             loop, EpochBasedTrainLoop) else (loop.iter, loop.max_iters)
@@ -250,18 +221,15 @@ class SafeCheckpointHook(CheckpointHook):
             self.file_backend.rmtree(path)
 
     def _best_paths(self) -> dict:
-        if not self.save_best:
-            return {}
-        if len(self.key_indicators) == 1:
+        if self.save_best and len(self.key_indicators) == 1:
             return {None: self.best_ckpt_path}
-        return dict(self.best_ckpt_path_dict)
+        return dict(getattr(self, 'best_ckpt_path_dict', {}))
 
     def _set_best_paths(self, paths: dict) -> None:
-        for key, path in paths.items():
-            if key is None:
-                self.best_ckpt_path = path
-            else:
-                self.best_ckpt_path_dict[key] = path
+        if None in paths:
+            self.best_ckpt_path = paths[None]
+        elif paths:
+            self.best_ckpt_path_dict.update(paths)
 
     def _warn_nan_best(self, runner, metrics: dict) -> None:
         if self._warned_nan or not self.save_best or not metrics:

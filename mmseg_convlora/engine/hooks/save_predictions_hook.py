@@ -9,10 +9,9 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class SavePredictionsHook(Hook):
-    """Write each test prediction as a PNG named after its image.
-
-    Binary: the probability as 0-255; multi-class: the class index. Each
-    set of :class:`MultiDatasetTestLoop` writes into ``out_dir/<name>/``.
+    """Write each test prediction as a PNG named after its image (binary:
+    probability x 255; else class index), per named test set in
+    ``out_dir/<name>/``.
 
     Args:
         out_dir (str): Output folder (created if missing).
@@ -26,11 +25,8 @@ class SavePredictionsHook(Hook):
                         batch_idx,
                         data_batch=None,
                         outputs=None) -> None:
-        out_dir = self.out_dir
-        test_set = getattr(
-            getattr(runner, 'test_loop', None), 'current_name', None)
-        if isinstance(test_set, str) and test_set:
-            out_dir = osp.join(out_dir, test_set)
+        test_set = getattr(runner.test_loop, 'current_name', None)
+        out_dir = osp.join(self.out_dir, test_set or '')
         os.makedirs(out_dir, exist_ok=True)
         for sample in outputs or []:
             stem = osp.splitext(osp.basename(sample.img_path))[0]

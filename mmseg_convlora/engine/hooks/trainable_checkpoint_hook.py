@@ -21,10 +21,8 @@ def unwrap(model):
 
 @HOOKS.register_module()
 class TrainableCheckpointHook(Hook):
-    """Save only the trainable weights and the model's signature.
-
-    The frozen weights come from ``model.sam_checkpoint`` on load; see
-    ``docs/faults.md``.
+    """Save only the trainable weights and the model's signature (the frozen
+    ones come from ``model.sam_checkpoint``; see ``docs/faults.md``).
 
     Args:
         save_frozen (bool): Keep the full state dict (e.g. to export a

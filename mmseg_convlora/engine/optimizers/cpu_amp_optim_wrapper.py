@@ -1,5 +1,4 @@
 from contextlib import contextmanager
-from typing import Union
 
 import torch
 import torch.nn as nn
@@ -11,11 +10,8 @@ from ..mmengine_private import set_loss_scale_update
 
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(AmpOptimWrapper):
-    """mmengine's ``AmpOptimWrapper`` on the CPU, which mmengine's refuses.
-
-    Autocasts to ``bfloat16`` (default) or ``float16`` on the CPU and scales
-    the loss with ``torch.amp.GradScaler('cpu')``. ``tools/train.py --amp``
-    selects it when no GPU is available.
+    """mmengine's ``AmpOptimWrapper`` on the CPU (``GradScaler('cpu')``),
+    which mmengine's refuses; ``tools/train.py --amp`` without a GPU.
 
     Args:
         loss_scale (str | float | dict): ``'dynamic'``, a fixed scale, or
@@ -25,24 +21,19 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
         **kwargs: See :class:`mmengine.optim.OptimWrapper`.
     """
 
-    def __init__(self,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
+    def __init__(self, loss_scale='dynamic', dtype=None, **kwargs):
         # AmpOptimWrapper.__init__ refuses CPUs: set up what it would
         OptimWrapper.__init__(self, **kwargs)
         set_loss_scale_update(self, None)
         if loss_scale == 'dynamic':
-            self.loss_scaler = torch.amp.GradScaler('cpu')
+            loss_scale = {}
         elif isinstance(loss_scale, float):
             set_loss_scale_update(self, loss_scale)
-            self.loss_scaler = torch.amp.GradScaler(
-                'cpu', init_scale=loss_scale)
-        elif isinstance(loss_scale, dict):
-            self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
-        else:
+            loss_scale = dict(init_scale=loss_scale)
+        elif not isinstance(loss_scale, dict):
             raise TypeError('loss_scale must be a float, a dict or '
                             f"'dynamic', got {loss_scale!r}.")
+        self.loss_scaler = torch.amp.GradScaler('cpu', **loss_scale)
         if isinstance(dtype, str):
             if dtype not in ('float16', 'bfloat16'):
                 raise ValueError("dtype must be 'float16' or 'bfloat16', "

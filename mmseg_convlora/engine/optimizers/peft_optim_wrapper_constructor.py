@@ -9,10 +9,8 @@ from ..runner.quiet_runner import quiet
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class PEFTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """mmengine's default constructor without a log line per parameter.
-
-    Only the number of skipped tensors and options is logged, at DEBUG.
-    """
+    """mmengine's default constructor without a log line per parameter
+    (only the number of frozen tensors is logged, at DEBUG)."""
 
     def __call__(self, model):
         logger = MMLogger.get_current_instance()

@@ -9,11 +9,6 @@ from typing import List, Optional
 
 from mmengine.logging import print_log
 
-__all__ = [
-    'CheckpointFileError', 'verify_checkpoint', 'stored_path',
-    'resolve_stored_path', 'training_checkpoints', 'find_resume_checkpoint'
-]
-
 POINTER = 'last_checkpoint'
 _TRAINING_CKPT = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
@@ -27,6 +22,10 @@ def _is_local(path: str) -> bool:
     return '://' not in str(path)
 
 
+def _inside(path: str, folder: str) -> bool:
+    return osp.abspath(path).startswith(osp.abspath(folder) + os.sep)
+
+
 def verify_checkpoint(path: str) -> None:
     """Check the zip CRCs of checkpoint ``path`` without loading it.
 
@@ -38,9 +37,8 @@ def verify_checkpoint(path: str) -> None:
     if osp.getsize(path) == 0:
         raise CheckpointFileError(f'Checkpoint {path!r} is empty (0 bytes).')
     with open(path, 'rb') as f:
-        magic = f.read(4)
-    if magic != b'PK\x03\x04':
-        return  # legacy (pickle) format: nothing cheap to check
+        if f.read(4) != b'PK\x03\x04':
+            return  # legacy (pickle) format: nothing cheap to check
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -61,10 +59,9 @@ def verify_checkpoint(path: str) -> None:
 def stored_path(path: str, work_dir: str) -> str:
     """``path`` as stored in ``work_dir``: relative to it when inside it,
     unchanged otherwise (another folder, a remote URI)."""
-    if not _is_local(path) or not osp.isabs(path):
-        return path
-    rel = osp.relpath(osp.abspath(path), osp.abspath(work_dir))
-    return path if rel.startswith(os.pardir) else rel
+    if _is_local(path) and osp.isabs(path) and _inside(path, work_dir):
+        return osp.relpath(osp.abspath(path), osp.abspath(work_dir))
+    return path
 
 
 def resolve_stored_path(path: Optional[str],
@@ -77,14 +74,10 @@ def resolve_stored_path(path: Optional[str],
     path = str(path).strip()
     if not _is_local(path):
         return path
-    work_dir = osp.abspath(work_dir)
     if not osp.isabs(path):
-        return osp.normpath(osp.join(work_dir, path))
-    if osp.abspath(path).startswith(work_dir + os.sep):
-        return path
-    if out_dir is not None and _is_local(out_dir) and osp.abspath(
-            path).startswith(osp.abspath(out_dir) + os.sep):
-        return path
+        return osp.normpath(osp.join(osp.abspath(work_dir), path))
+    if _inside(path, work_dir) or (out_dir and _inside(path, out_dir)):
+        return osp.abspath(path)
     return osp.join(osp.abspath(out_dir or work_dir), osp.basename(path))
 
 
@@ -98,8 +91,7 @@ def training_checkpoints(folder: str) -> List[str]:
     return [p for _, _, p in sorted(found, reverse=True)]
 
 
-def _first_complete(candidates: List[str], skipped: List[str]) -> \
-        Optional[str]:
+def _first_complete(candidates: List[str], skipped: List[str]):
     for path in candidates:
         try:
             verify_checkpoint(path)
@@ -111,34 +103,22 @@ def _first_complete(candidates: List[str], skipped: List[str]) -> \
 
 def find_resume_checkpoint(work_dir: str,
                            checkpoint: Optional[str] = None) -> str:
-    """The checkpoint ``--resume`` continues from.
-
-    Args:
-        work_dir (str): The run's work dir.
-        checkpoint (str, optional): A checkpoint given explicitly
-            (``--resume CKPT``); it must be complete.
-
-    Returns:
-        str: ``checkpoint``, else the newest complete ``epoch_N`` /
-        ``iter_N.pth`` (logged unless ``last_checkpoint`` names it).
+    """The checkpoint ``--resume`` continues from: ``checkpoint`` (must be
+    complete), else the newest complete one of ``work_dir`` (logged unless
+    ``last_checkpoint`` names it).
 
     Raises:
         CheckpointFileError: No complete checkpoint to resume from.
     """
     work_dir = osp.abspath(work_dir)
     if checkpoint is not None:
-        if not _is_local(checkpoint):
-            return checkpoint
         try:
-            verify_checkpoint(checkpoint)
+            if _is_local(checkpoint):
+                verify_checkpoint(checkpoint)
             return checkpoint
         except CheckpointFileError as err:
             folder = osp.dirname(osp.abspath(checkpoint))
-            others = [
-                p for p in training_checkpoints(folder)
-                if osp.abspath(p) != osp.abspath(checkpoint)
-            ]
-            usable = _first_complete(others, [])
+            usable = _first_complete(training_checkpoints(folder), [])
             fix = (f' Resume from the previous complete checkpoint with '
                    f'--resume {usable}' if usable else
                    ' No other complete training checkpoint is in '
@@ -152,8 +132,6 @@ def find_resume_checkpoint(work_dir: str,
     if osp.isfile(pointer):
         with open(pointer) as f:
             named = resolve_stored_path(f.read(), work_dir)
-        if named and _is_local(named):
-            named = osp.abspath(named)
     candidates = training_checkpoints(work_dir)
     if named is not None and named not in candidates:  # e.g. in out_dir
         candidates.insert(0, named)

@@ -1,18 +1,15 @@
 import copy
 import logging
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.evaluator import Evaluator
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop, ValLoop
 from mmseg.registry import LOOPS
+from prettytable import PrettyTable
 from torch.utils.data import DataLoader
 
 from ..mmengine_private import mean_losses, randomness_cfg
-
-__all__ = ['MultiDatasetTestLoop', 'MultiDatasetValLoop', 'named_sets']
-
-_LoaderCfg = Union[DataLoader, Dict]
 
 
 def named_sets(dataloader,
@@ -21,8 +18,8 @@ def named_sets(dataloader,
 
     Args:
         dataloader (dict | list | DataLoader): The config value.
-        default (str, optional): Name of an unnamed set: ``default`` when it
-            is the only one, else ``f'{default}{i}'``; None leaves it None.
+        default (str, optional): Name of an unnamed set (``f'{default}{i}'``
+            among several); None leaves it None.
     """
     if isinstance(dataloader, (list, tuple)):
         sets = list(dataloader)
@@ -45,12 +42,7 @@ class _MultiDatasetMixin:
 
     _mode = 'test'
 
-    def __init__(self,
-                 runner,
-                 dataloader: Union[_LoaderCfg, Sequence[_LoaderCfg]],
-                 evaluator,
-                 names: Optional[Sequence[str]] = None,
-                 fp16: bool = False) -> None:
+    def __init__(self, runner, dataloader, evaluator, names=None, fp16=False):
         self._runner = runner
         self._build_sets(runner, dataloader, evaluator, names)
         self.fp16 = fp16
@@ -58,11 +50,29 @@ class _MultiDatasetMixin:
 
     def run(self) -> dict:
         """Run every set; returns ``{'<name>/<metric>': value}``."""
-        mode = self._mode
+        mode, per_set = self._mode, {}
         self.runner.call_hook(f'before_{mode}')
         self.runner.call_hook(f'before_{mode}_epoch')
         self.runner.model.eval()
-        metrics = self._run_sets(f'{mode}_loss')
+        for i, name in enumerate(self.names):
+            self._select(i)
+            self.current_name, num = name, len(self.dataloader.dataset)
+            print_log(
+                f'{mode} set {name!r} ({i + 1}/{len(self.names)}, '
+                f'{num} images)', 'current')
+            setattr(self, f'{mode}_loss', dict())
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch)
+            metrics = per_set[name] = self.evaluator.evaluate(num)
+            losses = getattr(self, f'{mode}_loss')
+            if losses:
+                metrics.update(mean_losses(losses, mode))
+            values = ', '.join(f'{k}: {_fmt(v)}' for k, v in metrics.items())
+            print_log(f'{mode} set {name!r}: {values}', 'current')
+        self.current_name = None
+        print_log(summary_table(per_set, mode), logger='current')
+        metrics = dict(
+            (f'{n}/{k}', v) for n, m in per_set.items() for k, v in m.items())
         self.runner.call_hook(f'after_{mode}_epoch', metrics=metrics)
         self.runner.call_hook(f'after_{mode}')
         return metrics
@@ -70,17 +80,16 @@ class _MultiDatasetMixin:
     def _build_sets(self, runner, dataloader, evaluator,
                     names: Optional[Sequence[str]]) -> None:
         entries = named_sets(dataloader, default=None)
+        cls, mode = type(self).__name__, self._mode
         if not entries:
             raise ValueError(
-                f'{type(self).__name__}: {self._mode}_dataloader is an empty '
-                'list; give one dataloader config per test set.')
+                f'{cls}: {mode}_dataloader is an empty list; give one '
+                'dataloader config per test set.')
         if names is not None and len(names) != len(entries):
-            raise ValueError(f'{type(self).__name__}: {len(names)} names for '
+            raise ValueError(f'{cls}: {len(names)} names for '
                              f'{len(entries)} dataloaders.')
         diff_rank_seed = randomness_cfg(runner).get('diff_rank_seed', False)
-        self.names: List[str] = []
-        self.dataloaders: List[DataLoader] = []
-        self.evaluators: List[Evaluator] = []
+        self.names, self.dataloaders, self.evaluators = [], [], []
         for i, (name, entry) in enumerate(entries):
             ev_cfg = evaluator
             if isinstance(entry, dict):
@@ -94,36 +103,33 @@ class _MultiDatasetMixin:
                 loader = entry
             else:
                 raise TypeError(
-                    f'{type(self).__name__}: entry {i} of '
-                    f'{self._mode}_dataloader must be a dataloader config '
-                    f'(dict) or a DataLoader, got {type(entry).__name__}.')
-            if names is not None:
-                name = names[i]
+                    f'{cls}: entry {i} of {mode}_dataloader must be a '
+                    'dataloader config (dict) or a DataLoader, got '
+                    f'{type(entry).__name__}.')
+            name = names[i] if names is not None else name
             if not name:
                 raise ValueError(
-                    f'{type(self).__name__}: {self._mode} set {i} has no '
-                    "name; add name='...' to its dataloader config (it "
-                    'prefixes the metric keys, e.g. "Kvasir/Sm").')
+                    f"{cls}: {mode} set {i} has no name; add name='...' to "
+                    'its dataloader config (it prefixes the metric keys, e.g. '
+                    '"Kvasir/Sm").')
             name = str(name)
             if '/' in name:
-                raise ValueError(f'{self._mode} set name {name!r} must not '
+                raise ValueError(f'{mode} set name {name!r} must not '
                                  "contain '/' (it separates name and metric).")
             if name in self.names:
-                raise ValueError(f'{self._mode} set name {name!r} is used '
+                raise ValueError(f'{mode} set name {name!r} is used '
                                  'twice; names must be unique.')
             if ev_cfg is None:
                 raise ValueError(
-                    f'{type(self).__name__}: no evaluator for {self._mode} '
-                    f'set {name!r}; set {self._mode}_evaluator or '
-                    'evaluator=... in its dataloader config.')
-            if isinstance(ev_cfg, Evaluator):
-                built = ev_cfg
-            else:
-                # one Evaluator per test set: metrics keep per-set state
-                built = runner.build_evaluator(copy.deepcopy(ev_cfg))
+                    f'{cls}: no evaluator for {mode} set {name!r}; set '
+                    f'{mode}_evaluator or evaluator=... in its dataloader '
+                    'config.')
             self.names.append(name)
             self.dataloaders.append(loader)
-            self.evaluators.append(built)
+            # one Evaluator per test set: metrics keep per-set state
+            self.evaluators.append(
+                ev_cfg if isinstance(ev_cfg, Evaluator) else runner.
+                build_evaluator(copy.deepcopy(ev_cfg)))
         self._select(0)
         self.current_name: Optional[str] = None
 
@@ -142,73 +148,28 @@ class _MultiDatasetMixin:
                 logger='current',
                 level=logging.WARNING)
 
-    def _run_sets(self, loss_attr: str) -> dict:
-        all_metrics: Dict[str, object] = {}
-        per_set: Dict[str, dict] = {}
-        for i, name in enumerate(self.names):
-            self._select(i)
-            self.current_name = name
-            num = len(self.dataloader.dataset)
-            print_log(
-                f'{self._mode} set {name!r} ({i + 1}/{len(self.names)}'
-                f', {num} images)',
-                logger='current')
-            setattr(self, loss_attr, dict())
-            for idx, data_batch in enumerate(self.dataloader):
-                self.run_iter(idx, data_batch)
-            metrics = self.evaluator.evaluate(num)
-            losses = getattr(self, loss_attr)
-            if losses:
-                metrics.update(mean_losses(losses, self._mode))
-            per_set[name] = metrics
-            print_log(
-                f'{self._mode} set {name!r}: ' +
-                ', '.join(f'{k}: {_fmt(v)}' for k, v in metrics.items()),
-                logger='current')
-            for key, value in metrics.items():
-                all_metrics[f'{name}/{key}'] = value
-        self.current_name = None
-        print_log(summary_table(per_set, self._mode), logger='current')
-        return all_metrics
-
 
 def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f'{value:.4f}'
-    return str(value)
+    return f'{value:.4f}' if isinstance(value, float) else str(value)
 
 
 def summary_table(per_set: Dict[str, dict], mode: str = 'test') -> str:
     """One row per set, one column per scalar metric."""
-    keys: List[str] = []
-    for metrics in per_set.values():
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and k not in keys:
-                keys.append(k)
-    header = [f'{mode} set'] + keys
-    rows = [[name] + [_fmt(m[k]) if k in m else '-' for k in keys]
-            for name, m in per_set.items()]
-    widths = [
-        max(len(str(r[c])) for r in [header] + rows)
-        for c in range(len(header))
+    numbers = [
+        k for m in per_set.values() for k, v in m.items()
+        if isinstance(v, (int, float))
     ]
-
-    def line(cells):
-        return '| ' + ' | '.join(
-            str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
-
-    sep = '|' + '|'.join('-' * (w + 2) for w in widths) + '|'
-    return '\n'.join(
-        ['per-set results:', line(header), sep] + [line(r) for r in rows])
+    keys = list(dict.fromkeys(numbers))
+    table = PrettyTable([f'{mode} set'] + keys, align='l')
+    for name, m in per_set.items():
+        table.add_row([name] + [_fmt(m[k]) if k in m else '-' for k in keys])
+    return 'per-set results:\n' + table.get_string()
 
 
 @LOOPS.register_module()
 class MultiDatasetTestLoop(_MultiDatasetMixin, TestLoop):
-    """Test one model on several named test sets in one run.
-
-    Each set may have its own ``evaluator``; metrics are reported as
-    ``<name>/<metric>``. Hooks see one test epoch; ``current_name`` names
-    the current set.
+    """Test one model on several named test sets in one run: metrics as
+    ``<name>/<metric>``, one test epoch for hooks (``current_name``: the set).
 
     Args:
         runner (Runner): The runner.

@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import warnings
 
@@ -10,60 +11,39 @@ LIBRARY_WARNINGS = ('mmseg.models.builder',
                     'mmseg.engine.hooks.visualization_hook')
 
 
-class quiet:
-    """Drop the messages of an :class:`MMLogger` below ``level`` (a context,
-    or :meth:`start` / :meth:`stop`), unless it shows DEBUG messages
-    (``log_level='DEBUG'``)."""
-
-    def __init__(self, logger: logging.Logger, level: int = logging.WARNING):
-        self.logger, self.level, self.previous = logger, level, None
-
-    def start(self) -> 'quiet':
-        shows_debug = any(h.level <= logging.DEBUG
-                          for h in self.logger.handlers)
-        if not shows_debug and self.logger.level < self.level:
-            self.previous = self.logger.level
-            self.logger.setLevel(self.level)
-        return self
-
-    def stop(self) -> None:
-        if self.previous is not None:
-            self.logger.setLevel(self.previous)
-            self.previous = None
-
-    __enter__ = start
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+@contextlib.contextmanager
+def quiet(logger: logging.Logger, level: int = logging.WARNING):
+    """Drop the messages of an :class:`MMLogger` below ``level`` (a context),
+    unless it shows DEBUG messages (``log_level='DEBUG'``)."""
+    previous = logger.level
+    if not any(h.level <= logging.DEBUG for h in logger.handlers):
+        logger.setLevel(max(previous, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 @RUNNERS.register_module()
 class QuietRunner(Runner):
-    """:class:`mmengine.runner.Runner` whose console shows what users need.
-
-    mmengine's set-up messages (environment, config, hook order...) are
-    dropped unless ``log_level='DEBUG'``; every warning remains.
-    """
+    """:class:`mmengine.runner.Runner` without mmengine's set-up messages
+    (environment, config, hook order...) unless ``log_level='DEBUG'``."""
 
     def __init__(self, *args, **kwargs):
-        with warnings.catch_warnings():
+        # set-up steps enter quiet contexts here; leaving closes any left
+        with warnings.catch_warnings(), contextlib.ExitStack() as self._quiet:
             for module in LIBRARY_WARNINGS:
                 warnings.filterwarnings('ignore', module=module)
-            self._quiet = None
-            try:
-                super().__init__(*args, **kwargs)
-            finally:
-                if self._quiet is not None:
-                    self._quiet.stop()
+            super().__init__(*args, **kwargs)
 
     def build_logger(self, *args, **kwargs) -> MMLogger:
         logger = super().build_logger(*args, **kwargs)
         # the environment and config dump follow, until the message hub
-        self._quiet = quiet(logger).start()
+        self._quiet.enter_context(quiet(logger))
         return logger
 
     def build_message_hub(self, *args, **kwargs):
-        self._quiet.stop()
+        self._quiet.close()
         return super().build_message_hub(*args, **kwargs)
 
     def wrap_model(self, *args, **kwargs):
@@ -75,10 +55,10 @@ class QuietRunner(Runner):
     def register_hooks(self, *args, **kwargs) -> None:
         super().register_hooks(*args, **kwargs)
         # the hook order follows, until the config is dumped
-        self._quiet = quiet(self.logger).start()
+        self._quiet.enter_context(quiet(self.logger))
 
     def dump_config(self) -> None:
-        self._quiet.stop()
+        self._quiet.close()
         super().dump_config()
 
     def build_evaluator(self, *args, **kwargs):

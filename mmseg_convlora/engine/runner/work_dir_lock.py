@@ -11,8 +11,6 @@ try:
 except ImportError:  # Windows: no advisory locks, no protection
     fcntl = None
 
-__all__ = ['WorkDirLock', 'WorkDirLockedError']
-
 LOCK_NAME = '.train.lock'
 
 
@@ -21,11 +19,9 @@ class WorkDirLockedError(RuntimeError):
 
 
 class WorkDirLock:
-    """An exclusive lock on a work dir while a run trains in it.
-
-    An advisory ``flock`` on ``<work_dir>/.train.lock`` recording its
-    holder; the system releases it when the process ends, however it ends.
-    No-op without ``fcntl`` (Windows).
+    """An exclusive ``flock`` on ``<work_dir>/.train.lock`` (recording its
+    holder) while a run trains there; released when the process ends,
+    however it ends. No-op without ``fcntl`` (Windows).
 
     Args:
         work_dir (str): The folder to lock (created if missing).
@@ -38,7 +34,7 @@ class WorkDirLock:
         self.path = osp.join(self.work_dir, LOCK_NAME)
 
     def acquire(self) -> None:
-        """Take the lock (again, in the process that holds it).
+        """Take the lock (a no-op in the process that holds it).
 
         Raises:
             WorkDirLockedError: Another process holds it.
