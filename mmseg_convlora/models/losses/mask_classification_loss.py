@@ -148,8 +148,7 @@ def hungarian_match(cls_logits: Tensor,
     h, w), to its M GT segments, (M,) class ids and (M, H, W) masks;
     ``valid`` (H, W) marks the non-ignored pixels (default all)."""
     device = cls_logits.device
-    num_gts = gt_labels.numel()
-    if num_gts == 0:
+    if gt_labels.numel() == 0:
         empty = torch.empty(0, dtype=torch.long, device=device)
         return empty, empty
     probs = cls_logits.float().softmax(-1)

@@ -116,10 +116,8 @@ class SAMSegmentor(EncoderDecoder):
                      data_samples: OptSampleList = None) -> List[Tensor]:
         """Backbone (and neck) features of normalised images (B, 3, H, W);
         ``data_samples`` go to backbones that take them."""
-        if self.backbone_reads_samples:
-            x = self.backbone(inputs, data_samples)
-        else:
-            x = self.backbone(inputs)
+        samples = (data_samples, ) if self.backbone_reads_samples else ()
+        x = self.backbone(inputs, *samples)
         if self.with_neck:
             x = self.neck(x)
         return x
