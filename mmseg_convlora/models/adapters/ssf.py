@@ -9,7 +9,8 @@ from mmseg.registry import MODELS
 
 from .base_adapter import BaseSAMAdapter
 from .encoder_hooks import (EncoderHooks, channels_first, encoder_factory,
-                            match_module_names, out_channels_of)
+                            out_channels_of)
+from .targets import encoder_description, match_targets
 
 # SSF-ADA after: the patch embedding, and per block LN1, the fused qkv,
 # the attention projection, LN2, MLP fc1 (before the activation) and fc2.
@@ -79,24 +80,24 @@ class SSF(BaseSAMAdapter):
         self.scale_shift = nn.ModuleDict()
         self._hooks = EncoderHooks()
 
-    @staticmethod
-    def key(name: str) -> str:
-        return name.replace('.', '_')
-
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         if len(self.scale_shift):
             raise RuntimeError('SSF.apply_to was already called.')
-        names = match_module_names(encoder, self.targets, 'SSF')
+        names = match_targets([n for n, _ in encoder.named_modules() if n],
+                              self.targets,
+                              'SSF',
+                              where=encoder_description(encoder))
         factory = encoder_factory(encoder)
         self._hooks.bind(encoder)
         for name in names:
             module = encoder.get_submodule(name)
-            self.scale_shift[self.key(name)] = ScaleShift(
+            key = name.replace('.', '_')
+            self.scale_shift[key] = ScaleShift(
                 out_channels_of(module),
                 channel_dim=1 if channels_first(module) else -1,
                 init_std=self.init_std,
                 **factory)
-            self._hooks.add(name, partial(self._hook, self.key(name)))
+            self._hooks.add(name, partial(self._hook, key))
         return []
 
     def _hook(self, key: str, module: nn.Module, args,
