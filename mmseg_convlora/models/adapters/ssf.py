@@ -1,7 +1,7 @@
 """SSF (Lian et al., NeurIPS 2022): a learnable per-channel scale and
 shift after the operations of the frozen ViT."""
 from functools import partial
-from typing import Dict, List, Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -103,7 +103,3 @@ class SSF(BaseSAMAdapter):
     def _hook(self, key: str, module: nn.Module, args,
               output: torch.Tensor) -> torch.Tensor:
         return self.scale_shift[key](output)
-
-    def hooked_modules(self) -> Dict[str, nn.Module]:
-        """Encoder module name -> the module currently hooked."""
-        return self._hooks.modules()

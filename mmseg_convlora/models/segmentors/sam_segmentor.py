@@ -39,9 +39,7 @@ def takes_checkpoint(cfg: Optional[dict]) -> bool:
 def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
     """The head config, mapping a multi-class ``SAMMaskDecoderHead``
     (``out_channels=K``, older configs) to ``SAMMaskClassificationHead``."""
-    if cfg is None:
-        return cfg
-    name = str(cfg.get('type', '')).split('.')[-1]
+    name = str(cfg.get('type', '')).split('.')[-1] if cfg else ''
     if name == 'SAMMaskDecoderHead' and cfg.get('out_channels', 1) != 1:
         print_log(
             'decode_head: SAMMaskDecoderHead with out_channels='
