@@ -54,6 +54,11 @@ class BaseSAMAdapter(BaseModule):
         """Losses produced by the last forward pass (already weighted)."""
         return {}
 
+    def hooked_modules(self) -> Dict[str, nn.Module]:
+        """Encoder module name -> the module its forward hooks sit on."""
+        hooks = getattr(self, '_hooks', None)
+        return {} if hooks is None else hooks.modules()
+
 
 def apply_adapters(adapters: Sequence[BaseSAMAdapter], encoder: nn.Module,
                    owner: str, accepted: Sequence[str]) -> List[nn.Module]:

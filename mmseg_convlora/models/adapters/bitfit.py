@@ -1,5 +1,5 @@
 """BitFit (Ben Zaken et al., ACL 2022): train only the biases."""
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Union
 
 import torch.nn as nn
 from mmseg.registry import MODELS
@@ -27,8 +27,8 @@ class BitFit(BaseSAMAdapter):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.targets = targets
-        # a plain list: these parameters belong to the encoder
-        self._params: List[Tuple[str, nn.Parameter]] = []
+        #: Names (inside the encoder) of the parameters BitFit trains.
+        self.parameter_names: List[str] = []
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         params = dict(encoder.named_parameters())
@@ -38,12 +38,7 @@ class BitFit(BaseSAMAdapter):
             'BitFit',
             what='parameter',
             where=encoder_description(encoder))
-        self._params = [(name, params[name]) for name in names]
-        for _, param in self._params:
-            param.requires_grad_(True)
+        self.parameter_names = list(names)
+        for name in names:
+            params[name].requires_grad_(True)
         return []
-
-    @property
-    def parameter_names(self) -> List[str]:
-        """Names (inside the encoder) of the parameters BitFit trains."""
-        return [name for name, _ in self._params]

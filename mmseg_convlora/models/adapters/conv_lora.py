@@ -150,9 +150,7 @@ class ConvLoRALinear(LowRankLinear):
                        num_prefix_tokens: int = 0) -> None:
         """Declare the (h, w) grid (None: forget it) and the number of
         tokens before it of the (N, L, C) sequences this layer gets."""
-        if grid is not None:
-            grid = (int(grid[0]), int(grid[1]))
-        self.token_grid = grid
+        self.token_grid = None if grid is None else tuple(map(int, grid))
         self.num_prefix_tokens = int(num_prefix_tokens)
 
     def __getstate__(self) -> dict:

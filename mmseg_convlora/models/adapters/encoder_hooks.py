@@ -1,20 +1,8 @@
 """Forward hooks on encoder modules addressed by name, for the adapters
 that change what a module returns without replacing it."""
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, List
 
 import torch.nn as nn
-
-from .targets import encoder_description, match_targets
-
-
-def match_module_names(encoder: nn.Module, targets: Union[str, Sequence[str]],
-                       adapter_name: str) -> List[str]:
-    """Names of the encoder's modules that match ``targets``, in module
-    order (see :func:`match_targets`)."""
-    names = [n for n, _ in encoder.named_modules() if n]
-    return list(
-        match_targets(
-            names, targets, adapter_name, where=encoder_description(encoder)))
 
 
 class EncoderHooks:

@@ -1,7 +1,7 @@
 """Houlsby et al.'s Adapter (ICML 2019): bottleneck MLPs after the
 attention and the MLP of every block."""
 from functools import partial
-from typing import Dict, List, Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -96,10 +96,6 @@ class HoulsbyAdapter(BaseSAMAdapter):
     def extra_repr(self) -> str:
         return (f'hidden_dim={self.hidden_dim}, positions={self.positions}, '
                 f'act={self.act!r}')
-
-    def hooked_modules(self) -> Dict[str, nn.Module]:
-        """Encoder module name -> the module currently hooked."""
-        return self._hooks.modules()
 
 
 register_deprecated_alias(MODELS, 'Adapter', 'HoulsbyAdapter')

@@ -1,5 +1,6 @@
 """LoRA (Hu et al., ICLR 2022), and what LoRA and Conv-LoRA share."""
 import math
+from functools import partialmethod
 from typing import Callable, Dict, List, Sequence, Union
 
 import torch
@@ -76,13 +77,10 @@ class LoRALinear(LowRankLinear):
         self.weight.copy_(weight.to(self.weight.dtype))
         self.merged = merged
 
-    def merge(self) -> None:
-        """Add the low-rank update into the frozen weight (in place)."""
-        self._set_merged(True)
-
-    def unmerge(self) -> None:
-        """Undo :meth:`merge` (exact up to float rounding)."""
-        self._set_merged(False)
+    # merge() adds the low-rank update into the frozen weight (in place);
+    # unmerge() undoes it (exact up to float rounding)
+    merge = partialmethod(_set_merged, True)
+    unmerge = partialmethod(_set_merged, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:

@@ -1,7 +1,7 @@
 """SSF (Lian et al., NeurIPS 2022): a learnable per-channel scale and
 shift after the operations of the frozen ViT."""
 from functools import partial
-from typing import Dict, List, Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -9,7 +9,8 @@ from mmseg.registry import MODELS
 
 from .base_adapter import BaseSAMAdapter
 from .encoder_hooks import (EncoderHooks, channels_first, encoder_factory,
-                            match_module_names, out_channels_of)
+                            out_channels_of)
+from .targets import encoder_description, match_targets
 
 # SSF-ADA after: the patch embedding, and per block LN1, the fused qkv,
 # the attention projection, LN2, MLP fc1 (before the activation) and fc2.
@@ -79,30 +80,26 @@ class SSF(BaseSAMAdapter):
         self.scale_shift = nn.ModuleDict()
         self._hooks = EncoderHooks()
 
-    @staticmethod
-    def key(name: str) -> str:
-        return name.replace('.', '_')
-
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
         if len(self.scale_shift):
             raise RuntimeError('SSF.apply_to was already called.')
-        names = match_module_names(encoder, self.targets, 'SSF')
+        names = match_targets([n for n, _ in encoder.named_modules() if n],
+                              self.targets,
+                              'SSF',
+                              where=encoder_description(encoder))
         factory = encoder_factory(encoder)
         self._hooks.bind(encoder)
         for name in names:
             module = encoder.get_submodule(name)
-            self.scale_shift[self.key(name)] = ScaleShift(
+            key = name.replace('.', '_')
+            self.scale_shift[key] = ScaleShift(
                 out_channels_of(module),
                 channel_dim=1 if channels_first(module) else -1,
                 init_std=self.init_std,
                 **factory)
-            self._hooks.add(name, partial(self._hook, self.key(name)))
+            self._hooks.add(name, partial(self._hook, key))
         return []
 
     def _hook(self, key: str, module: nn.Module, args,
               output: torch.Tensor) -> torch.Tensor:
         return self.scale_shift[key](output)
-
-    def hooked_modules(self) -> Dict[str, nn.Module]:
-        """Encoder module name -> the module currently hooked."""
-        return self._hooks.modules()

@@ -39,8 +39,7 @@ def match_targets(names: Sequence[str],
                              f'valid regular expression: {err}') from err
     matched: Dict[str, re.Match] = {}
     for regex in regexes:
-        hits = [(n, regex.fullmatch(n)) for n in names]
-        hits = [(n, m) for n, m in hits if m]
+        hits = [(n, m) for n in names if (m := regex.fullmatch(n))]
         if not hits and every_pattern:
             shown = ', '.join(
                 repr(n)

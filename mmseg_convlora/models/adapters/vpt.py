@@ -72,8 +72,9 @@ class PromptedAttention(nn.Module):
         q, k, v = qkv.reshape(3, B * self.num_heads, L, -1).unbind(0)
         pk, pv = self.prompt_kv(q.dtype)
         n, hd = self.num_tokens, pk.shape[-1]
-        pk = pk.unsqueeze(0).expand(B, -1, -1, -1).reshape(-1, n, hd)
-        pv = pv.unsqueeze(0).expand(B, -1, -1, -1).reshape(-1, n, hd)
+        pk, pv = (
+            t.unsqueeze(0).expand(B, -1, -1, -1).reshape(-1, n, hd)
+            for t in (pk, pv))
 
         qs = q * self.scale
         attn = qs @ k.transpose(-2, -1)  # image keys (B*heads, L, L)

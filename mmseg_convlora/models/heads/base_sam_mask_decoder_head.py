@@ -114,13 +114,10 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         sam_tokens = md.mask_tokens.weight.detach()
         self.query_tokens = nn.Parameter(sam_tokens[0:1].repeat(
             num_queries, 1).clone())
-        if keep_sam_multimask_tokens:
-            self.register_buffer(
-                'sam_multimask_tokens',
-                sam_tokens[1:].clone(),
-                persistent=True)
-        else:
-            self.sam_multimask_tokens = None
+        # None (no buffer, not in the state dict) without the tokens
+        self.register_buffer(
+            'sam_multimask_tokens',
+            sam_tokens[1:].clone() if keep_sam_multimask_tokens else None)
         del md.mask_tokens
         md.output_hypernetworks_mlps = nn.ModuleList(
             [md.output_hypernetworks_mlps[0]])

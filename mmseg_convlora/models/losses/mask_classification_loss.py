@@ -40,49 +40,37 @@ def point_weights(valid: Tensor,
                   owner: Optional[Tensor] = None) -> Tensor:
     """(R, P) share of valid pixels at (R, P, 2) points, 1 away from ignored
     ones; ``valid`` (R or 1, 1, H, W), or (V, 1, H, W) with the (R,)
-    ``owner`` index of each row's map."""
+    ``owner`` index of each row's map (each map sampled once)."""
     valid = valid.to(point_coords.dtype)
-    sampled = _sample_shared_maps(
-        torch.cat([valid, 1 - valid], dim=1),
-        point_coords,
-        owner,
-        padding_mode='border')
+    maps = torch.cat([valid, 1 - valid], dim=1)
+    num_rows, num_points = point_coords.shape[:2]
+    if owner is None and maps.shape[0] == num_rows:
+        sampled = point_sample(
+            maps, point_coords, align_corners=False, padding_mode='border')
+    else:
+        if owner is None:
+            if maps.shape[0] != 1:
+                raise ValueError(
+                    f'{maps.shape[0]} maps for {num_rows} rows of points: '
+                    'give one map per row, one shared map, or owner.')
+            owner = point_coords.new_zeros(num_rows, dtype=torch.long)
+        sampled = point_coords.new_empty(num_rows, 2, num_points)
+        for v in range(maps.shape[0]):  # per image, never per mask or class
+            rows = (owner == v).nonzero()[:, 0]
+            if rows.numel() == 0:
+                continue
+            part = point_sample(
+                maps[v:v + 1],
+                point_coords[rows].reshape(1, -1, 2),
+                align_corners=False,
+                padding_mode='border')
+            sampled[rows] = part.view(2, rows.numel(),
+                                      num_points).transpose(0, 1)
     valid_share, ignored_share = sampled[:, 0], sampled[:, 1]
     # exactly 1 where nothing is ignored: the bilinear weights' sum may round
     # to just below 1
     return torch.where(ignored_share > 0, valid_share,
                        torch.ones_like(valid_share))
-
-
-def _sample_shared_maps(maps: Tensor,
-                        point_coords: Tensor,
-                        owner: Optional[Tensor] = None,
-                        padding_mode: str = 'zeros') -> Tensor:
-    """``point_sample`` of row ``i``'s points on ``maps[owner[i]]``, (R, C, P),
-    sampling each (V, C, H, W) map once."""
-    num_rows, num_points = point_coords.shape[:2]
-    if owner is None and maps.shape[0] == num_rows:
-        return point_sample(
-            maps, point_coords, align_corners=False, padding_mode=padding_mode)
-    if owner is None:
-        if maps.shape[0] != 1:
-            raise ValueError(
-                f'{maps.shape[0]} maps for {num_rows} rows of points: give '
-                'one map per row, one shared map, or owner.')
-        owner = point_coords.new_zeros(num_rows, dtype=torch.long)
-    out = point_coords.new_empty(num_rows, maps.shape[1], num_points)
-    for v in range(maps.shape[0]):  # per image, never per mask or class
-        rows = (owner == v).nonzero()[:, 0]
-        if rows.numel() == 0:
-            continue
-        sampled = point_sample(
-            maps[v:v + 1],
-            point_coords[rows].reshape(1, -1, 2),
-            align_corners=False,
-            padding_mode=padding_mode)
-        out[rows] = sampled.view(maps.shape[1], rows.numel(),
-                                 num_points).transpose(0, 1)
-    return out
 
 
 def sample_targets(gt_masks: Tensor,
@@ -148,8 +136,7 @@ def hungarian_match(cls_logits: Tensor,
     h, w), to its M GT segments, (M,) class ids and (M, H, W) masks;
     ``valid`` (H, W) marks the non-ignored pixels (default all)."""
     device = cls_logits.device
-    num_gts = gt_labels.numel()
-    if num_gts == 0:
+    if gt_labels.numel() == 0:
         empty = torch.empty(0, dtype=torch.long, device=device)
         return empty, empty
     probs = cls_logits.float().softmax(-1)
@@ -281,12 +268,9 @@ class MaskClassificationLoss(nn.Module):
                              f'{tuple(gt_sem_segs.shape)}')
 
         assigned = self.assign(cls_logits, mask_logits, gt_sem_segs)
-        cls_targets = assigned['cls_targets']
         matched_logits, matched_gts, owner = [], [], []
         for i, (pred_idx, gt_idx) in enumerate(
                 zip(assigned['pred_inds'], assigned['gt_inds'])):
-            if gt_idx.numel() == 0:
-                continue
             matched_logits.append(mask_logits[i, pred_idx])
             matched_gts.append(assigned['gt_masks'][i][gt_idx])
             owner.append(gt_idx.new_full((gt_idx.numel(), ), i))
@@ -294,7 +278,7 @@ class MaskClassificationLoss(nn.Module):
 
         loss_cls = F.cross_entropy(
             cls_logits.float().transpose(1, 2),
-            cls_targets,
+            assigned['cls_targets'],
             weight=self.class_weight.to(cls_logits.device))
 
         # Mask2Former: average over the GT masks of the whole (global) batch,
@@ -304,11 +288,12 @@ class MaskClassificationLoss(nn.Module):
         all_reduce(num_masks)
         num_masks = torch.clamp(num_masks / get_world_size(), min=1).item()
 
-        if matched_logits:
+        owner = torch.cat(owner)
+        if owner.numel():
             # one validity map per image, not a copy per matched mask
             loss_mask, loss_dice = self._mask_losses(
                 torch.cat(matched_logits), torch.cat(matched_gts),
-                torch.stack(assigned['valid']), num_masks, torch.cat(owner))
+                torch.stack(assigned['valid']), num_masks, owner)
         else:
             # Zero that still depends on mask_logits, so every parameter gets
             # a (zero) gradient and DDP does not see unused parameters.

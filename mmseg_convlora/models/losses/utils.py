@@ -33,7 +33,7 @@ class BinaryLoss(torch.nn.Module):
     def __init__(self, loss_weight: float, loss_name: str):
         super().__init__()
         self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        self.loss_name = loss_name
 
     def forward(self,
                 pred: Tensor,
@@ -43,7 +43,3 @@ class BinaryLoss(torch.nn.Module):
                 **kwargs) -> Tensor:
         return self.compute(
             *binary_target_and_mask(pred, target, ignore_index))
-
-    @property
-    def loss_name(self) -> str:
-        return self._loss_name

@@ -39,9 +39,7 @@ def takes_checkpoint(cfg: Optional[dict]) -> bool:
 def multi_class_head_cfg(cfg: Optional[dict]) -> Optional[dict]:
     """The head config, mapping a multi-class ``SAMMaskDecoderHead``
     (``out_channels=K``, older configs) to ``SAMMaskClassificationHead``."""
-    if cfg is None:
-        return cfg
-    name = str(cfg.get('type', '')).split('.')[-1]
+    name = str(cfg.get('type', '')).split('.')[-1] if cfg else ''
     if name == 'SAMMaskDecoderHead' and cfg.get('out_channels', 1) != 1:
         print_log(
             'decode_head: SAMMaskDecoderHead with out_channels='
@@ -116,10 +114,8 @@ class SAMSegmentor(EncoderDecoder):
                      data_samples: OptSampleList = None) -> List[Tensor]:
         """Backbone (and neck) features of normalised images (B, 3, H, W);
         ``data_samples`` go to backbones that take them."""
-        if self.backbone_reads_samples:
-            x = self.backbone(inputs, data_samples)
-        else:
-            x = self.backbone(inputs)
+        samples = (data_samples, ) if self.backbone_reads_samples else ()
+        x = self.backbone(inputs, *samples)
         if self.with_neck:
             x = self.neck(x)
         return x

@@ -27,16 +27,10 @@ def trainable_breakdown(model) -> dict:
     ``decode_head.``), 'backbone/adapters' (under ``backbone.``) or the
     top-level module's name, each shared tensor once, in parameter order."""
     parts = {}
-    seen = set()
-    for name, param in model.named_parameters():
-        if not param.requires_grad or id(param) in seen:
-            continue
-        seen.add(id(param))
-        if name.startswith('decode_head.'):
-            key = 'decoder'
-        elif name.startswith('backbone.'):
-            key = 'backbone/adapters'
-        else:
-            key = name.split('.')[0]
-        parts[key] = parts.get(key, 0) + param.numel()
+    names = {'decode_head': 'decoder', 'backbone': 'backbone/adapters'}
+    for name, param in model.named_parameters():  # each shared tensor once
+        if param.requires_grad:
+            top = name.split('.')[0]
+            key = names.get(top, top)
+            parts[key] = parts.get(key, 0) + param.numel()
     return parts

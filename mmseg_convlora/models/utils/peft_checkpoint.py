@@ -34,26 +34,23 @@ class CheckpointMismatchError(RuntimeError):
         return f'{self.source} {self.problem}{advice}'
 
 
-def _unwrapped(name: str) -> str:
-    return name[len('module.'):] if name.startswith('module.') else name
-
-
 def trainable_state_keys(
         model: torch.nn.Module,
         state_keys: Optional[Iterable[str]] = None) -> Set[str]:
     """Keys (of ``state_keys``, default the state dict's) of trainable
     parameters and of their modules' buffers, ``module.`` removed."""
     params = {
-        _unwrapped(n): p
+        n.removeprefix('module.'): p
         for n, p in model.named_parameters(remove_duplicate=False)
     }
     trainable = {n for n, p in params.items() if p.requires_grad}
     owners = {n.rpartition('.')[0] for n in trainable}
     if state_keys is None:
         state_keys = model.state_dict().keys()
+    keys = {k.removeprefix('module.') for k in state_keys}
     return {
         k
-        for k in map(_unwrapped, state_keys) if k in trainable or (
+        for k in keys if k in trainable or (
             k not in params and k.rpartition('.')[0] in owners)
     }
 
@@ -322,10 +319,9 @@ def load_peft_checkpoint(model: torch.nn.Module,
         dict: The checkpoint's ``meta`` (empty for a bare state dict).
     """
     source = 'The checkpoint'
-    if not isinstance(checkpoint, dict):
-        source = f'The checkpoint {os.fspath(checkpoint)!r}'
     try:
         if not isinstance(checkpoint, dict):
+            source = f'The checkpoint {os.fspath(checkpoint)!r}'
             checkpoint = read_checkpoint(checkpoint)
         meta = checkpoint.get('meta')
         meta = dict(meta) if isinstance(meta, Mapping) else {}
@@ -333,7 +329,7 @@ def load_peft_checkpoint(model: torch.nn.Module,
         state = checkpoint.get('state_dict', checkpoint)
         if not isinstance(state, Mapping):
             raise CheckpointMismatchError('holds no state dict.', None)
-        unwrapped = {_unwrapped(k): v for k, v in state.items()}
+        unwrapped = {k.removeprefix('module.'): v for k, v in state.items()}
         model.load_state_dict(with_record(unwrapped, source=state))
     except CheckpointMismatchError as err:
         err.source = source

@@ -7,24 +7,14 @@ import torch
 
 # The arch presets of segment_anything's ``build_sam.py``.
 SAM_ARCHS = {
-    'vit_b':
+    name:
     dict(
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
-        global_attn_indexes=(2, 5, 8, 11)),
-    'vit_l':
-    dict(
-        embed_dim=1024,
-        depth=24,
-        num_heads=16,
-        global_attn_indexes=(5, 11, 17, 23)),
-    'vit_h':
-    dict(
-        embed_dim=1280,
-        depth=32,
-        num_heads=16,
-        global_attn_indexes=(7, 15, 23, 31)),
+        embed_dim=dim, depth=depth, num_heads=heads, global_attn_indexes=glob)
+    for name, dim, depth, heads, glob in (
+        ('vit_b', 768, 12, 12, (2, 5, 8, 11)),
+        ('vit_l', 1024, 24, 16, (5, 11, 17, 23)),
+        ('vit_h', 1280, 32, 16, (7, 15, 23, 31)),
+    )
 }
 
 OFFICIAL_CHECKPOINTS = {
