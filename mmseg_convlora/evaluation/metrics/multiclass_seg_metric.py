@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from .functional import ber_from_counts, confusion_matrix
+from .functional import ber_from_counts, confusion_matrix, ratio
 from .utils import EvalMetric, get_scores_and_gt
 
 
@@ -54,9 +54,8 @@ class MultiClassSegMetric(EvalMetric):
         fp = conf.sum(axis=0) - tp
         fn = conf.sum(axis=1) - tp
         tn = n - tp - fp - fn
-        with np.errstate(divide='ignore', invalid='ignore'):
-            iou = tp / (tp + fp + fn)
-            recall = tp / (tp + fn)
+        iou = ratio(tp, tp + fp + fn, np.nan)
+        recall = ratio(tp, tp + fn, np.nan)
         ber = ber_from_counts(tp, fp, fn, tn)[0]
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)
