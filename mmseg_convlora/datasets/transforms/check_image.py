@@ -25,9 +25,12 @@ def warn_once(key: str, message: str) -> None:
         warn(message)
 
 
-def unreadable_error(path: str, what: str = 'Image') -> ValueError:
+def unreadable_error(path: str,
+                     what: str = 'Image',
+                     size: Optional[int] = None) -> ValueError:
     """The error for an image (or mask) file that does not decode."""
-    size = osp.getsize(path) if osp.isfile(path) else 0
+    if size is None:
+        size = osp.getsize(path) if osp.isfile(path) else 0
     why = 'is an empty file (0 bytes)' if not size else \
         f'could not be decoded ({size} bytes): it is truncated, corrupt or ' \
         'not an image'
