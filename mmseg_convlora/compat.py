@@ -11,8 +11,7 @@ from mmseg_convlora_mmcv_ops import (has_compiled_mmcv_ops, install,
 
 __all__ = [
     'MMCV_FULL_AVAILABLE', 'point_sample', 'sigmoid_focal_loss',
-    'mmengine_checkpoint_types', 'allow_mmengine_checkpoint_types',
-    'safe_torch_load'
+    'allow_mmengine_checkpoint_types', 'safe_torch_load'
 ]
 
 MMCV_FULL_AVAILABLE = has_compiled_mmcv_ops()

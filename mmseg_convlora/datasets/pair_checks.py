@@ -1,20 +1,13 @@
 """Checks of a dataset's image/mask pairs when it is built: file listing,
 sizes from the file headers, EXIF orientation, 16-bit depth, mask values."""
-import logging
 import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from mmengine.logging import print_log
-
 from .transforms.check_image import (depth_holding, exif_message,
                                      orientation_of, png_significant_bits,
-                                     unreadable_error)
-
-
-def warn(message: str) -> None:
-    print_log(message, logger='current', level=logging.WARNING)
+                                     unreadable_error, warn)
 
 
 def _examples(paths: Sequence[str], n: int = 3) -> str:

@@ -7,6 +7,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if mask.dtype == torch.bool:
+        return torch.zeros_like(
+            mask, dtype=dtype).masked_fill(mask, float('-inf'))
+    return mask.to(dtype)
+
+
 class LinearMultiheadAttention(nn.Module):
     """``nn.MultiheadAttention`` with ``q_proj``, ``k_proj``, ``v_proj`` and
     ``out_proj`` Linear layers that adapters can wrap.
@@ -73,28 +80,6 @@ class LinearMultiheadAttention(nn.Module):
                     state_dict.pop(separate)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _attention_mask(self, attn_mask: Optional[torch.Tensor],
-                        key_padding_mask: Optional[torch.Tensor], batch: int,
-                        length: int, source: int,
-                        dtype: torch.dtype) -> Optional[torch.Tensor]:
-        """Both masks as one additive (B, heads, L, S) (broadcastable)."""
-
-        def additive(mask: torch.Tensor) -> torch.Tensor:
-            if mask.dtype == torch.bool:
-                return torch.zeros_like(
-                    mask, dtype=dtype).masked_fill(mask, float('-inf'))
-            return mask.to(dtype)
-
-        mask = None
-        if attn_mask is not None:
-            mask = additive(attn_mask)
-            mask = mask.view(1, 1, length, source) if mask.dim() == 2 else \
-                mask.view(batch, self.num_heads, length, source)
-        if key_padding_mask is not None:
-            padding = additive(key_padding_mask).view(batch, 1, 1, source)
-            mask = padding if mask is None else mask + padding
-        return mask
-
     def forward(self,
                 query: torch.Tensor,
                 key: torch.Tensor,
@@ -116,8 +101,14 @@ class LinearMultiheadAttention(nn.Module):
         q = self.q_proj(query).view(B, L, heads, dim).transpose(1, 2)
         k = self.k_proj(key).view(B, S, heads, dim).transpose(1, 2)
         v = self.v_proj(value).view(B, S, heads, dim).transpose(1, 2)
-        mask = self._attention_mask(attn_mask, key_padding_mask, B, L, S,
-                                    q.dtype)
+        mask = None  # both masks as one additive (B, heads, L, S)
+        if attn_mask is not None:
+            mask = _additive(attn_mask, q.dtype)
+            mask = mask.view(1, 1, L, S) if mask.dim() == 2 else \
+                mask.view(B, heads, L, S)
+        if key_padding_mask is not None:
+            padding = _additive(key_padding_mask, q.dtype).view(B, 1, 1, S)
+            mask = padding if mask is None else mask + padding
         dropout = self.dropout if self.training else 0.0
         causal = is_causal and mask is None
         out = F.scaled_dot_product_attention(

@@ -57,8 +57,19 @@ class PEFTBackbone(BaseModule):
                 backbone,
                 init_cfg=dict(type='Pretrained', checkpoint=pretrained))
         self.backbone = MODELS.build(backbone)
-        self._init_backbone_weights()
-        self.replaced_attention = replace_multihead_attention(self.backbone)
+        cfg = getattr(self.backbone, 'init_cfg', None)
+        path = cfg.get('checkpoint') if isinstance(cfg, dict) else None
+        if isinstance(path, str) and '://' not in path and \
+                not osp.isfile(path):
+            raise FileNotFoundError(
+                f'PEFTBackbone: the pretrained weights of the '
+                f'{type(self.backbone).__name__} backbone, {path!r} '
+                '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
+                'Download them to that path (see docs/compose_with_mmseg.md), '
+                'point init_cfg at them, or set '
+                'model.backbone.backbone.init_cfg=None for random weights.')
+        self.backbone.init_weights()
+        replace_multihead_attention(self.backbone)
         self.backbone.requires_grad_(False)
 
         self.adapters = nn.ModuleList(MODELS.build(c) for c in adapter_cfgs)
@@ -79,21 +90,6 @@ class PEFTBackbone(BaseModule):
         # The weights are final; the runner's init_weights must not
         # re-initialise the backbone (mmengine skips initialised children).
         self._is_init = True
-
-    def _init_backbone_weights(self) -> None:
-        """The backbone's ``init_weights`` (its ``init_cfg``), now."""
-        cfg = getattr(self.backbone, 'init_cfg', None)
-        path = cfg.get('checkpoint') if isinstance(cfg, dict) else None
-        if isinstance(path, str) and '://' not in path and \
-                not osp.isfile(path):
-            raise FileNotFoundError(
-                f'PEFTBackbone: the pretrained weights of the '
-                f'{type(self.backbone).__name__} backbone, {path!r} '
-                '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
-                'Download them to that path (see docs/compose_with_mmseg.md), '
-                'point init_cfg at them, or set '
-                'model.backbone.backbone.init_cfg=None for random weights.')
-        self.backbone.init_weights()
 
     def init_weights(self) -> None:
         """Nothing to do: the weights were set at construction."""

@@ -36,12 +36,11 @@ class PEFTSamPredictor(SamPredictor):
                  resize: str = 'square',
                  device: str = 'cpu',
                  cfg_options: Optional[dict] = None):
-        if decoder not in DECODERS:
-            raise ValueError(f'decoder must be one of {DECODERS}, got '
-                             f'{decoder!r}.')
-        if resize not in RESIZES:
-            raise ValueError(f'resize must be one of {RESIZES}, got '
-                             f'{resize!r}.')
+        for name, value, allowed in (('decoder', decoder, DECODERS),
+                                     ('resize', resize, RESIZES)):
+            if value not in allowed:
+                raise ValueError(f'{name} must be one of {allowed}, got '
+                                 f'{value!r}.')
         segmentor = init_segmentor(config, checkpoint, 'cpu', cfg_options)
         super().__init__(promptable_sam(segmentor, decoder).to(device))
         if resize == 'square':

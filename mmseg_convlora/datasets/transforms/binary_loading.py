@@ -8,6 +8,8 @@ from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
+from .check_image import unreadable_error
+
 MASK_ENCODINGS = ('auto', '0-255', '0-1')
 
 
@@ -52,15 +54,11 @@ def read_binary_mask(data: bytes,
                      path: str,
                      backend: str = 'pillow') -> np.ndarray:
     """Decode a mask file's bytes to one (H, W) channel as stored."""
-    if not data:
-        raise ValueError(f'Mask {path!r} is an empty file (0 bytes). '
-                         'Re-export it or remove it and its image.')
     mask = read_palette_mask(data) if backend == 'pillow' else None
-    if mask is None:
+    if mask is None and data:
         mask = mmcv.imfrombytes(data, flag='unchanged', backend=backend)
     if mask is None:
-        raise ValueError(f'Mask {path!r} could not be decoded: the file is '
-                         'truncated or not an image. Re-export or remove it.')
+        raise unreadable_error(path, 'Mask', len(data))
     if mask.dtype == bool:  # 1-bit PNG
         mask = mask.astype(np.uint8)
     return to_single_channel(mask, path)

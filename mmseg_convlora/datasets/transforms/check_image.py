@@ -15,15 +15,22 @@ _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _warned: Set[str] = set()  # per process; datasets warn once when built
 
 
+def warn(message: str) -> None:
+    print_log(message, logger='current', level=logging.WARNING)
+
+
 def warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
-        print_log(message, logger='current', level=logging.WARNING)
+        warn(message)
 
 
-def unreadable_error(path: str, what: str = 'Image') -> ValueError:
+def unreadable_error(path: str,
+                     what: str = 'Image',
+                     size: Optional[int] = None) -> ValueError:
     """The error for an image (or mask) file that does not decode."""
-    size = osp.getsize(path) if osp.isfile(path) else 0
+    if size is None:
+        size = osp.getsize(path) if osp.isfile(path) else 0
     why = 'is an empty file (0 bytes)' if not size else \
         f'could not be decoded ({size} bytes): it is truncated, corrupt or ' \
         'not an image'
@@ -96,16 +103,6 @@ def orientation_of(pil) -> int:
     return int(exif.get(0x0112, 1) or 1)
 
 
-def read_orientation(path: str) -> int:
-    """The EXIF orientation of an image file (1, upright, if none)."""
-    try:
-        from PIL import Image
-        with Image.open(path) as pil:
-            return orientation_of(pil)
-    except Exception:  # no EXIF reader for it: cv2 read it as stored
-        return 1
-
-
 def exif_message(what: str, orientation_mode: str) -> str:
     done = ("read as stored, like the masks (exif_orientation='ignore')"
             if orientation_mode == 'ignore' else
@@ -159,7 +156,12 @@ class CheckImage(BaseTransform):
             'exif_orientation') or 'ignore'
         orientation = results.get('img_orientation')
         if orientation is None and path:  # not from one of our datasets
-            orientation = read_orientation(path)
+            try:
+                from PIL import Image
+                with Image.open(path) as pil:
+                    orientation = orientation_of(pil)
+            except Exception:  # no EXIF reader for it: cv2 read it as stored
+                orientation = 1
             if orientation != 1:
                 warn_once(
                     f'exif:{path}',

@@ -1,6 +1,6 @@
 """Loading Trans10K v1 (colour-coded) and v2 (class-id) masks as class ids."""
 import io
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 import mmengine.fileio as fileio
 import numpy as np
@@ -38,27 +38,40 @@ def _listed(values: list, n: int = 10) -> str:
     return f'{values[:n]}{" ..." if len(values) > n else ""}'
 
 
-def _decode_v1(mask: np.ndarray, filename: str) -> np.ndarray:
-    if mask.ndim == 2:
-        mask = np.repeat(mask[..., None], 3, axis=2)
-    rgb = mask[..., :3].astype(np.int64)
-    # One int per colour so that the lookup is a vectorised np.unique.
-    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    colours = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255) for c in uniq]
-    bad = [c for c in colours if c not in TRANS10K_V1_COLORS]
-    if bad:
+def decode_trans10k_mask(mask: np.ndarray,
+                         version: str,
+                         filename: str = '<array>',
+                         ignore_index: int = 255) -> np.ndarray:
+    """Decode a Trans10K mask to class ids.
+
+    Args:
+        mask (np.ndarray): (H, W) or (H, W, 3|4) RGB, as PIL reads it.
+        version (str): 'v1' or 'v2'.
+
+    Returns:
+        np.ndarray: (H, W) uint8 class ids (``ignore_index`` in v2).
+    """
+    if version == 'v1':
+        if mask.ndim == 2:
+            mask = np.repeat(mask[..., None], 3, axis=2)
+        rgb = mask[..., :3].astype(np.int64)
+        # One int per colour so that the lookup is a vectorised np.unique.
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        uniq, inverse = np.unique(codes, return_inverse=True)
+        colours = [(int(c) >> 16, (int(c) >> 8) & 255, int(c) & 255)
+                   for c in uniq]
+        bad = [c for c in colours if c not in TRANS10K_V1_COLORS]
+        if bad:
+            raise ValueError(
+                f'Trans10K v1 mask {filename} contains {len(bad)} unknown '
+                f'RGB colour(s) {_listed(bad)}; expected only '
+                f'{sorted(TRANS10K_V1_COLORS)} (black = background, a pure '
+                'primary = things, white = stuff).')
+        lut = np.array([TRANS10K_V1_COLORS[c] for c in colours], np.uint8)
+        return lut[inverse.reshape(codes.shape)]
+    if version != 'v2':
         raise ValueError(
-            f'Trans10K v1 mask {filename} contains {len(bad)} unknown RGB '
-            f'colour(s) {_listed(bad)}; expected only '
-            f'{sorted(TRANS10K_V1_COLORS)} (black = background, a pure '
-            'primary = things, white = stuff).')
-    lut = np.array([TRANS10K_V1_COLORS[c] for c in colours], np.uint8)
-    return lut[inverse.reshape(codes.shape)]
-
-
-def _decode_v2(mask: np.ndarray, filename: str,
-               ignore_index: int) -> np.ndarray:
+            f"Trans10K version must be 'v1' or 'v2', got {version!r}")
     num_classes = len(TRANS10K_METAINFO['v2']['classes'])
     if mask.ndim == 3:
         # a grey index map saved as RGB(A) is fine; colours are not ids
@@ -80,26 +93,6 @@ def _decode_v2(mask: np.ndarray, filename: str,
             f'{_listed(bad)}; expected class ids 0..{num_classes - 1} or '
             f'ignore_index {ignore_index}.')
     return mask.astype(np.uint8)
-
-
-def decode_trans10k_mask(mask: np.ndarray,
-                         version: str,
-                         filename: str = '<array>',
-                         ignore_index: int = 255) -> np.ndarray:
-    """Decode a Trans10K mask to class ids.
-
-    Args:
-        mask (np.ndarray): (H, W) or (H, W, 3|4) RGB, as PIL reads it.
-        version (str): 'v1' or 'v2'.
-
-    Returns:
-        np.ndarray: (H, W) uint8 class ids (``ignore_index`` in v2).
-    """
-    if version == 'v1':
-        return _decode_v1(mask, filename)
-    if version == 'v2':
-        return _decode_v2(mask, filename, ignore_index)
-    raise ValueError(f"Trans10K version must be 'v1' or 'v2', got {version!r}")
 
 
 def _read_pil(path: str, backend_args: Optional[dict]) -> Image.Image:
@@ -128,17 +121,6 @@ class LoadTrans10KAnnotations(BaseTransform):
         self.ignore_index = ignore_index
         self.backend_args = backend_args.copy() if backend_args else None
 
-    def _image_hw(self, results: dict) -> Optional[Sequence[int]]:
-        if results.get('ori_shape') is not None:
-            return tuple(results['ori_shape'][:2])
-        if results.get('img') is not None:
-            return tuple(results['img'].shape[:2])
-        if results.get('img_path'):
-            # PIL reads only the header here, not the pixels.
-            w, h = _read_pil(results['img_path'], self.backend_args).size
-            return h, w
-        return None
-
     def transform(self, results: dict) -> dict:
         if 'seg_map_path' not in results:
             return results
@@ -159,8 +141,14 @@ class LoadTrans10KAnnotations(BaseTransform):
             raw = np.asarray(pil.convert('RGB') if rgb else pil)
         gt = decode_trans10k_mask(raw, version, seg_path, self.ignore_index)
 
-        img_hw = self._image_hw(results)
-        if img_hw is not None and tuple(gt.shape) != tuple(img_hw):
+        img_hw = results.get('ori_shape')
+        if img_hw is None and results.get('img') is not None:
+            img_hw = results['img'].shape
+        if img_hw is None and results.get('img_path'):
+            # PIL reads only the header here, not the pixels.
+            pil = _read_pil(results['img_path'], self.backend_args)
+            img_hw = pil.size[::-1]
+        if img_hw is not None and tuple(gt.shape) != tuple(img_hw[:2]):
             raise ValueError(
                 f'Trans10K mask {seg_path} is {gt.shape[1]}x{gt.shape[0]} '
                 f'(WxH) but its image {results.get("img_path", "<unknown>")}'

@@ -191,13 +191,10 @@ def binary_counts(pred: np.ndarray,
     return dict(tp=tp, fp=fp, fn=fn, tn=tn)
 
 
-def _float64(*counts) -> tuple:
-    return tuple(np.asarray(v, dtype=np.float64) for v in counts)
-
-
-def _ratio(num: np.ndarray, denom: np.ndarray, empty: float) -> np.ndarray:
+def ratio(num: ArrayOrFloat, denom: ArrayOrFloat, empty: float) -> np.ndarray:
+    """``num / denom`` in float64, ``empty`` where ``denom`` is 0."""
     with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(denom > 0, num / denom, empty)
+        return np.where(denom > 0, np.float64(num) / denom, empty)
 
 
 def stack_counts(results: list) -> Dict[str, np.ndarray]:
@@ -214,9 +211,8 @@ def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
     """``(ber, pos_err, neg_err)`` in percent, element-wise; NaN for an absent
     class.
     """
-    tp, fp, fn, tn = _float64(tp, fp, fn, tn)
-    pos_err = 100.0 * (1.0 - _ratio(tp, tp + fn, np.nan))
-    neg_err = 100.0 * (1.0 - _ratio(tn, tn + fp, np.nan))
+    pos_err = 100.0 * (1.0 - ratio(tp, tp + fn, np.nan))
+    neg_err = 100.0 * (1.0 - ratio(tn, tn + fp, np.nan))
     ber = (pos_err + neg_err) / 2.0
     if ber.ndim == 0:
         return float(ber), float(pos_err), float(neg_err)
@@ -225,20 +221,17 @@ def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
 
 def iou_from_counts(tp, fp, fn):
     """IoU ``TP / (TP + FP + FN)``; 1.0 when both maps are empty."""
-    tp, fp, fn = _float64(tp, fp, fn)
-    return _ratio(tp, tp + fp + fn, 1.0)
+    return ratio(tp, tp + fp + fn, 1.0)
 
 
 def dice_from_counts(tp, fp, fn):
     """Dice ``2 TP / (2 TP + FP + FN)``; 1.0 when both are empty."""
-    tp, fp, fn = _float64(tp, fp, fn)
-    return _ratio(2 * tp, 2 * tp + fp + fn, 1.0)
+    return ratio(2 * tp, 2 * tp + fp + fn, 1.0)
 
 
 def acc_from_counts(tp, fp, fn, tn):
     """Pixel accuracy ``(TP + TN) / N``; NaN without pixels."""
-    tp, fp, fn, tn = _float64(tp, fp, fn, tn)
-    return _ratio(tp + tn, tp + fp + fn + tn, np.nan)
+    return ratio(tp + tn, tp + fp + fn + tn, np.nan)
 
 
 def threshold_jaccard(jaccard, threshold: float = 0.65):

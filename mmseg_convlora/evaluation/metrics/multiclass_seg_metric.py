@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from prettytable import PrettyTable
 
-from .functional import ber_from_counts, confusion_matrix
+from .functional import ber_from_counts, confusion_matrix, ratio
 from .utils import EvalMetric, get_scores_and_gt
 
 
@@ -25,18 +25,13 @@ class MultiClassSegMetric(EvalMetric):
         super().__init__(**kwargs)
         self.num_classes = num_classes
 
-    def _num_classes(self, num_channels: int) -> int:
-        if self.num_classes is not None:
-            return self.num_classes
-        classes = (self.dataset_meta or {}).get('classes')
-        return len(classes) if classes else num_channels
-
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
         """Accumulate one confusion matrix per image."""
         for data_sample in data_samples:
             scores, gt = get_scores_and_gt(
                 data_sample, self.eval_size, fallback_to_pred=True)
-            num_classes = self._num_classes(scores.shape[0])
+            classes = (self.dataset_meta or {}).get('classes')
+            num_classes = self.num_classes or len(classes or scores)
             # numpy's argmax over the leading axis is several times faster
             # than torch's on CPU; both take the first maximum on ties.
             pred = np.argmax(scores.numpy(), axis=0)
@@ -54,9 +49,8 @@ class MultiClassSegMetric(EvalMetric):
         fp = conf.sum(axis=0) - tp
         fn = conf.sum(axis=1) - tp
         tn = n - tp - fp - fn
-        with np.errstate(divide='ignore', invalid='ignore'):
-            iou = tp / (tp + fp + fn)
-            recall = tp / (tp + fn)
+        iou = ratio(tp, tp + fp + fn, np.nan)
+        recall = ratio(tp, tp + fn, np.nan)
         ber = ber_from_counts(tp, fp, fn, tn)[0]
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)
