@@ -126,9 +126,8 @@ class CAD(BaseSAMAdapter):
     def input_image(self,
                     inputs: torch.Tensor,
                     data_samples: Optional[Sequence] = None) -> torch.Tensor:
-        """The adapter's RGB input image, 0..255, (B, 3, S, S) float32:
-        the data samples' ``cad_image`` (:class:`ResizeCADImage`), else the
-        normalised input ``inputs`` (B, 3, H, W) undone and resized to S."""
+        """The RGB input (B, 3, S, S), 0..255 float32: the samples'
+        ``cad_image``, else ``inputs`` (B, 3, H, W) unnormalised, resized."""
         size = (self.input_size, self.input_size)
         kept = self._kept_images(data_samples)
         if kept is not None:
@@ -163,13 +162,10 @@ class CAD(BaseSAMAdapter):
         if not self._warned_fallback:
             self._warned_fallback = True
             print_log(
-                'CAD: the data samples carry no cad_image, so the adapter '
-                'input is the network input downsampled to '
-                f'{self.input_size}x{self.input_size}; the CAD reference '
-                'resizes the original image instead: add dict(type='
-                f"'ResizeCADImage', size={self.input_size}) right after "
-                'the image loading step and replace PackSegInputs by '
-                'PackCADInputs (see configs/cad/).',
+                'CAD: no cad_image in the data samples, so the adapter input '
+                'is the network input resized, not the original image: add '
+                f"dict(type='ResizeCADImage', size={self.input_size}) after "
+                'loading the image and PackCADInputs (see configs/cad/).',
                 logger='current',
                 level=logging.WARNING)
         return None

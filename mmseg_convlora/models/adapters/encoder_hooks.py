@@ -15,9 +15,11 @@ class EncoderHooks:
         self._entries: List[dict] = []
         self._trigger = None
 
-    def bind(self, encoder: nn.Module) -> None:
-        """Attach to ``encoder`` (sync at the first ``patch_embed`` call)."""
-        self.remove()
+    def bind(self, encoder: nn.Module, owner: str) -> None:
+        """Attach to ``encoder`` (sync at the first ``patch_embed`` call),
+        once: ``owner`` (the adapter's name) is for the error."""
+        if self._encoder:
+            raise RuntimeError(f'{owner}.apply_to was already called.')
         self._encoder = [encoder]
         patch_embed = getattr(encoder, 'patch_embed', None)
         if patch_embed is not None:

@@ -71,11 +71,9 @@ class HoulsbyAdapter(BaseSAMAdapter):
         self._hooks = EncoderHooks()
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        if len(self.blocks):
-            raise RuntimeError('HoulsbyAdapter.apply_to was already called.')
+        self._hooks.bind(encoder, 'HoulsbyAdapter')
         factory = encoder_factory(encoder)
         dim = encoder.patch_embed.proj.out_channels
-        self._hooks.bind(encoder)
         for i in range(len(encoder.blocks)):
             self.blocks.append(
                 nn.ModuleDict({

@@ -146,10 +146,8 @@ def inject_linear_adapters(encoder: nn.Module, targets: Union[str,
         if name in inside_mha:
             raise ValueError(
                 f'{hit} inside an nn.MultiheadAttention, which never '
-                'calls its forward (it passes the weight to F.multi_head_'
-                'attention_forward), so the adapter would train nothing. '
-                'Replace the attention by one whose projections are called '
-                'Linear layers, as docs/compose_with_mmseg.md shows.')
+                'calls its forward, so the adapter would train nothing. '
+                'Replace the attention as docs/compose_with_mmseg.md shows.')
         if not isinstance(module, nn.Linear):
             raise ValueError(
                 f'{hit}, a {type(module).__name__}, but only nn.Linear '

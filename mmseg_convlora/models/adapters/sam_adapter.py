@@ -53,14 +53,13 @@ class SAMAdapter(BaseSAMAdapter):
         self._feature: Optional[torch.Tensor] = None
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        if self.shared_mlp is not None:
-            raise RuntimeError('SAMAdapter.apply_to was already called.')
         factory = encoder_factory(encoder)
         proj = encoder.patch_embed.proj
         dim = proj.out_channels
         if dim % self.scale_factor:
             raise ValueError(f'SAMAdapter scale_factor={self.scale_factor} '
                              f'must divide the ViT width {dim}.')
+        self._hooks.bind(encoder, 'SAMAdapter')
         hidden = dim // self.scale_factor
         self.shared_mlp = nn.Linear(hidden, dim, **factory)
         if self.embedding_tune:
@@ -77,7 +76,6 @@ class SAMAdapter(BaseSAMAdapter):
             self.lightweight_mlps.append(
                 nn.Sequential(nn.Linear(hidden, hidden, **factory), nn.GELU()))
         self._init_parameters()
-        self._hooks.bind(encoder)
         self._hooks.add('patch_embed', self._patch_embed_hook)
         for i in range(len(encoder.blocks)):
             self._hooks.add(

@@ -81,14 +81,12 @@ class SSF(BaseSAMAdapter):
         self._hooks = EncoderHooks()
 
     def apply_to(self, encoder: nn.Module) -> List[nn.Module]:
-        if len(self.scale_shift):
-            raise RuntimeError('SSF.apply_to was already called.')
         names = match_targets([n for n, _ in encoder.named_modules() if n],
                               self.targets,
                               'SSF',
                               where=encoder_description(encoder))
         factory = encoder_factory(encoder)
-        self._hooks.bind(encoder)
+        self._hooks.bind(encoder, 'SSF')
         for name in names:
             module = encoder.get_submodule(name)
             key = name.replace('.', '_')

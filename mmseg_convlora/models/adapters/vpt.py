@@ -2,7 +2,7 @@
 SAM's ViT."""
 import contextlib
 import math
-from typing import List, Optional
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -24,9 +24,9 @@ def token_linear(module: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class PromptedAttention(nn.Module):
-    """SAM's ``Attention`` ``attn``, (B, H, W, C) -> (B, H, W, C), whose
-    keys and values also hold ``num_tokens`` prompts normalised by the
-    block's ``norm`` (not a sub-module), ``dropout`` on them in training."""
+    """SAM's ``Attention`` (B, H, W, C) -> (B, H, W, C) whose keys and
+    values also hold ``num_tokens`` prompts normalised by the block's
+    ``norm``."""
 
     def __init__(self,
                  attn: nn.Module,
@@ -142,9 +142,3 @@ class VPT(BaseSAMAdapter):
     def layers(self) -> List[PromptedAttention]:
         """The :class:`PromptedAttention` modules placed in the encoder."""
         return list(self._layers)
-
-    def prompts(self) -> Optional[torch.Tensor]:
-        """All prompts, (depth, n, C) (a copy)."""
-        if not self._layers:
-            return None
-        return torch.stack([layer.prompt.detach() for layer in self._layers])

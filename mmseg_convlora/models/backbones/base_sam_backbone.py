@@ -38,9 +38,8 @@ def resolve_arch(arch: Union[str, dict], presets: dict, family: str,
 
 
 class BaseSAMBackbone(BaseModule):
-    """A frozen SAM-family image encoder with parameter-efficient adapters:
-    (B, 3, S, S) -> the ``out_indices`` maps, then the embedding (B,
-    out_channels, S / 16, S / 16).
+    """A frozen SAM-family image encoder with adapters: (B, 3, S, S) -> the
+    ``out_indices`` maps, then the embedding (B, C_out, S / 16, S / 16).
 
     Args:
         arch_name (str): Name of the encoder arch (recorded in checkpoints).
@@ -173,9 +172,8 @@ class BaseSAMBackbone(BaseModule):
             if adp.needs_encoder_grad:
                 raise ValueError(
                     f'{type(adp).__name__} changes the image encoder, so its '
-                    'embeddings cannot be computed once and cached; remove '
-                    'embedding_source, or use an adapter outside the encoder '
-                    '(CAD) or none.')
+                    'embeddings cannot be cached; remove embedding_source, '
+                    'or use CAD or no adapter.')
 
     @property
     @abstractmethod
@@ -240,10 +238,8 @@ class BaseSAMBackbone(BaseModule):
         if x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
                 f'{type(self).__name__} expects {self.img_size}x'
-                f'{self.img_size} inputs, got {tuple(x.shape[-2:])}. Resize '
-                'images to the square input size in the pipeline (Resize('
-                'scale=(S, S), keep_ratio=False)) or set the data '
-                "preprocessor's size.")
+                f'{self.img_size} inputs, got {tuple(x.shape[-2:])}: Resize '
+                "them in the pipeline or set the data preprocessor's size.")
         features: List[torch.Tensor] = []
         if self.embedding_source is not None:
             embedding = self.embedding_source(x, data_samples)

@@ -94,9 +94,8 @@ class SAMViT(BaseSAMBackbone):
             raise SAMCheckpointError(
                 f'{path!r} holds a TinyViT image encoder (MobileSAM), but the '
                 f'backbone is SAM\'s ViT ({self.arch_name}). Use the backbone '
-                "type='SAMTinyViT' (arch='mobile_sam') for this file, e.g. "
-                'configs/_base_/models/mobile_sam.py, or give an official '
-                'SAM ViT checkpoint.')
+                "type='SAMTinyViT' (configs/_base_/models/mobile_sam.py) or "
+                'an official SAM ViT checkpoint.')
         found = describe_encoder(state)
         if (found['embed_dim'] != self.arch_spec['embed_dim']
                 or found['depth'] != self.arch_spec['depth']):

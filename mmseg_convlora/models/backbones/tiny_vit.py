@@ -258,10 +258,8 @@ class TinyViTEncoder(nn.Module):
         out_indices: Sequence[int] = (),
         with_neck: bool = True
     ) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-        """The ``out_indices`` stage outputs (B, C_i, H_i, W_i) (before
-        merging) of images (B, 3, H, W), and the embedding (B, out_channels,
-        H / 16, W / 16) or None (``with_neck=False``); ``run_block(block,
-        x)`` runs one block (default ``block(x)``)."""
+        """The ``out_indices`` stage outputs (before merging) and the
+        embedding (None without ``with_neck``); ``run_block(block, x)``."""
         last = len(self.layers) if with_neck else max(out_indices) + 1
         outs = {}
         x = self.patch_embed(x)

@@ -58,12 +58,9 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
                 'input_transform and give one index.')
         if sampler is not None:
             raise ValueError(
-                f'{type(self).__name__} does not support mmseg pixel '
-                f'samplers (got sampler={sampler!r}): they select pixels by '
-                'per-pixel loss, while the structure and balanced BCE losses '
-                'are image-level and the mask-classification loss samples '
-                'its own points. Remove `sampler` from the decode_head '
-                'config.')
+                f'{type(self).__name__} takes no mmseg pixel sampler (got '
+                f'sampler={sampler!r}): its losses are image-level or sample '
+                'their own points. Remove it from the decode_head config.')
         if num_queries < 1:
             raise ValueError(f'num_queries must be >= 1, got {num_queries}.')
         super().__init__(
@@ -123,8 +120,7 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             [md.output_hypernetworks_mlps[0]])
 
     def load_sam_checkpoint(self, path: str) -> None:
-        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file;
-        raise :class:`SAMCheckpointError` if they do not fit."""
+        """Load ``prompt_encoder.*`` and ``mask_decoder.*`` of a SAM file."""
         full = load_sam_state_dict(path)
         for name in ('prompt_encoder', 'mask_decoder'):
             module = getattr(self, name)
@@ -146,10 +142,8 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
         inputs: Sequence[Tensor],
         prompts: Optional[Sequence[Optional[dict]]] = None
     ) -> Tuple[Tensor, Tensor]:
-        """The query tokens' outputs (B, N, C) and mask logits (B, N, 4h,
-        4w) of the embedding ``inputs[in_index]`` (B, C, h, w), without
-        prompts or with one per image (None or a :class:`GTPromptSampler`
-        point / box prompt)."""
+        """Query outputs (B, N, C) and mask logits (B, N, 4h, 4w) of the
+        embedding (B, C, h, w); ``prompts``: None or one per image."""
         embedding = self.image_embedding(inputs)
         if prompts is None or all(p is None for p in prompts):
             return self._decode(embedding, None)
@@ -222,11 +216,9 @@ class BaseSAMMaskDecoderHead(BaseDecodeHead):
             raise ValueError(
                 f'{type(self).__name__} reads backbone output in_index='
                 f'{self.in_index} of {len(inputs)}, shape '
-                f'{tuple(embedding.shape)}, but SAM\'s mask decoder needs the '
-                f'image embedding (B, {self.embed_dim}, h, w). With '
-                'out_indices the SAM backbone returns the block maps first '
-                'and the embedding last: keep out_embedding=True and '
-                'in_index=-1.')
+                f'{tuple(embedding.shape)}, not the image embedding (B, '
+                f'{self.embed_dim}, h, w), which the SAM backbone returns '
+                'last: keep out_embedding=True and in_index=-1.')
         return embedding
 
     def state_dict_mismatch(self, state_dict, prefix: str = ''):

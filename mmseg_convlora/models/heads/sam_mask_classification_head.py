@@ -11,9 +11,8 @@ from .base_sam_mask_decoder_head import BaseSAMMaskDecoderHead
 
 
 def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
-    """Per-class scores ``sum_q softmax(cls)[c] * sigmoid(mask)``, c < K,
-    (B, K, h, w) in [0, 1], of class logits (B, N, K + 1) and mask logits
-    (B, N, h, w)."""
+    """Scores (B, K, h, w) ``sum_q softmax(cls)[c] * sigmoid(mask)`` of
+    logits (B, N, K + 1) and (B, N, h, w)."""
     probs = cls_logits.softmax(-1)[..., :-1]
     return torch.einsum('bqc,bqhw->bchw', probs, mask_logits.sigmoid())
 

@@ -131,10 +131,9 @@ def hungarian_match(cls_logits: Tensor,
                     cost_mask: float = 5.0,
                     cost_dice: float = 5.0,
                     num_points: int = 12544) -> Tuple[Tensor, Tensor]:
-    """``(pred_idx, gt_idx)``, (min(N, M),) long, matching the N
-    predictions of one image, class logits (N, K + 1) and mask logits (N,
-    h, w), to its M GT segments, (M,) class ids and (M, H, W) masks;
-    ``valid`` (H, W) marks the non-ignored pixels (default all)."""
+    """(min(N, M),) ``pred_idx``, ``gt_idx`` matching one image's class
+    (N, K + 1) and mask (N, h, w) logits to GT labels (M,) and masks (M, H,
+    W); ``valid`` (H, W): non-ignored pixels (default all)."""
     device = cls_logits.device
     if gt_labels.numel() == 0:
         empty = torch.empty(0, dtype=torch.long, device=device)
@@ -252,9 +251,8 @@ class MaskClassificationLoss(nn.Module):
 
     def forward(self, cls_logits: Tensor, mask_logits: Tensor,
                 gt_sem_segs: Tensor) -> Dict[str, Tensor]:
-        """Weighted ``loss_cls``, ``loss_mask`` and ``loss_dice`` of class
-        logits (B, N, K + 1), mask logits (B, N, h, w) and padded labels
-        (B, H, W) or (B, 1, H, W)."""
+        """Weighted ``loss_cls``, ``loss_mask``, ``loss_dice`` of logits
+        (B, N, K + 1), (B, N, h, w) and labels (B, H, W) or (B, 1, H, W)."""
         batch_size, num_queries = cls_logits.shape[:2]
         if cls_logits.shape[-1] != self.num_classes + 1:
             raise ValueError(

@@ -276,11 +276,10 @@ def prepare_state_dict(model: torch.nn.Module,
     ]
     if unloaded:
         raise CheckpointMismatchError(
-            'holds only the trainable weights, and the frozen SAM weights it '
-            f'needs ({_examples(unloaded, 2)}) come from the config\'s '
-            'model.sam_checkpoint, which is not set (None), so they would '
-            'stay random. Set model.sam_checkpoint to the SAM file the model '
-            'was trained on (e.g. --cfg-options '
+            'holds only the trainable weights; the frozen SAM weights '
+            f'({_examples(unloaded, 2)}) come from model.sam_checkpoint, '
+            'which is not set, so they would stay random. Set it to the SAM '
+            'file the model was trained on (--cfg-options '
             'model.sam_checkpoint=checkpoints/sam_vit_b_01ec64.pth).',
             advice=None)
     _check_integrity(model, state_dict, metadata or {}, own,

@@ -82,8 +82,7 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
 def load_sam_state_dict(path: str,
                         arch: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """The flat state dict of a SAM file (memory-mapped when possible);
-    ``arch``, the one the caller expects, is for messages. Raises
-    SAMCheckpointError: missing, unreadable or no SAM weights."""
+    ``arch``, the one expected, is for messages."""
     path = os.fspath(path)
     if not osp.isfile(path):
         raise SAMCheckpointError(_missing_file_message(path, arch))
@@ -124,8 +123,7 @@ def load_sam_part(module: torch.nn.Module,
                   state: Dict[str, torch.Tensor],
                   what: str,
                   ignore_missing: Tuple[str, ...] = ()) -> None:
-    """Load ``state`` into ``module``; a SAMCheckpointError starting with
-    ``what`` ('<file> does not fit ...') if it does not fit."""
+    """Load ``state`` into ``module``, or a SAMCheckpointError: ``what``."""
     try:
         missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch
@@ -146,8 +144,7 @@ def sub_state_dict(state_dict: Dict[str, torch.Tensor],
 
 
 def encoder_family(encoder_state: Dict[str, torch.Tensor]) -> str:
-    """'vit' (SAM's ViT), 'tiny_vit' (MobileSAM) or 'unknown', from the
-    ``image_encoder.*`` weights (prefix removed)."""
+    """'vit', 'tiny_vit' or 'unknown' from the encoder weights."""
     if 'patch_embed.proj.weight' in encoder_state or any(
             k.startswith('blocks.') for k in encoder_state):
         return 'vit'
@@ -158,8 +155,7 @@ def encoder_family(encoder_state: Dict[str, torch.Tensor]) -> str:
 
 
 def describe_tiny_vit(encoder_state: Dict[str, torch.Tensor]) -> dict:
-    """``embed_dims`` and ``depths`` of a TinyViT encoder from its weights
-    (prefix removed)."""
+    """``embed_dims`` and ``depths`` of TinyViT weights (prefix removed)."""
     embed_dims, depths = [], []
     for i in range(4):
         prefix = f'layers.{i}.blocks.'
