@@ -84,6 +84,14 @@ def mask_kind(values: np.ndarray, full: int) -> str:
     return 'other'
 
 
+def check_encoding(encoding: str, who: str = '') -> str:
+    """``encoding`` if it is in :data:`MASK_ENCODINGS`, else ValueError."""
+    if encoding not in MASK_ENCODINGS:
+        raise ValueError(f'{who}mask_encoding must be one of '
+                         f'{MASK_ENCODINGS}, got {encoding!r}.')
+    return encoding
+
+
 def _refuse(path: str, values: np.ndarray, why: str) -> ValueError:
     more = '...' if len(values) > 10 else ''
     return ValueError(f'Mask {path!r} {why}: it holds the values '
@@ -107,10 +115,7 @@ def label_lut(values: np.ndarray,
     Returns:
         np.ndarray: (full + 1, ) uint8.
     """
-    if encoding not in MASK_ENCODINGS:
-        raise ValueError(f'mask_encoding must be one of {MASK_ENCODINGS}, '
-                         f'got {encoding!r}.')
-    if encoding == '0-1' and void_value is None:
+    if check_encoding(encoding) == '0-1' and void_value is None:
         void_value = full
     keep = values != void_value
     values, counts = values[keep], counts[keep]
@@ -205,9 +210,8 @@ class LoadBinaryAnnotations(LoadAnnotations):
                  invert_masks: Optional[bool] = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if mask_encoding not in (None, ) + MASK_ENCODINGS:
-            raise ValueError(f'mask_encoding must be one of '
-                             f'{MASK_ENCODINGS}, got {mask_encoding!r}.')
+        if mask_encoding is not None:
+            check_encoding(mask_encoding)
         self.mask_encoding = mask_encoding
         self.void_value = void_value
         self.invert_masks = invert_masks

@@ -154,12 +154,9 @@ class LoadTrans10KAnnotations(BaseTransform):
                 f'(WxH) but its image {results.get("img_path", "<unknown>")}'
                 f' is {img_hw[1]}x{img_hw[0]}.')
 
-        label_map = results.get('label_map')
-        if label_map:
-            remapped = gt.copy()
-            for old_id, new_id in label_map.items():
-                remapped[gt == old_id] = new_id
-            gt = remapped
+        decoded = gt
+        for old_id, new_id in (results.get('label_map') or {}).items():
+            gt = np.where(decoded == old_id, new_id, gt)
         results['gt_seg_map'] = gt
         results.setdefault('seg_fields', []).append('gt_seg_map')
         return results
