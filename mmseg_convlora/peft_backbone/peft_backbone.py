@@ -62,12 +62,10 @@ class PEFTBackbone(BaseModule):
         if isinstance(path, str) and '://' not in path and \
                 not osp.isfile(path):
             raise FileNotFoundError(
-                f'PEFTBackbone: the pretrained weights of the '
-                f'{type(self.backbone).__name__} backbone, {path!r} '
-                '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
-                'Download them to that path (see docs/compose_with_mmseg.md), '
-                'point init_cfg at them, or set '
-                'model.backbone.backbone.init_cfg=None for random weights.')
+                f'PEFTBackbone: the {type(self.backbone).__name__} weights '
+                f'{path!r} (model.backbone.backbone.init_cfg.checkpoint) do '
+                'not exist. Download them (docs/compose_with_mmseg.md), or '
+                'set model.backbone.backbone.init_cfg=None for random ones.')
         self.backbone.init_weights()
         replace_multihead_attention(self.backbone)
         self.backbone.requires_grad_(False)
@@ -115,10 +113,8 @@ class PEFTBackbone(BaseModule):
             raise RuntimeError(
                 'PEFTBackbone: the auxiliary losses of the previous training '
                 f'step ({self._aux_loss_names()}) were never collected, so '
-                'they would not train (Conv-LoRA\'s router learns only from '
-                "loss_moe). Use model type='SAMSegmentor', which adds "
-                'backbone.aux_losses() to the loss, or call aux_losses() '
-                'after each training forward.')
+                "they train nothing. Use model type='SAMSegmentor' (it adds "
+                'them to the loss) or call aux_losses() after each forward.')
         out = self.backbone(x)
         if self._call_check is not None:
             self._call_check.verify()
