@@ -13,16 +13,9 @@ _MASK_DIRS = {'v1': 'masks', 'v2': 'masks_12'}
 _SUBSETS = ('easy', 'hard')
 
 _LAYOUTS = {
-    'v1':
-    ('Trans10K/\n'
-     '  train/images/xxx.jpg         train/masks/xxx_mask.png\n'
-     '  validation/{easy,hard}/images/xxx.jpg\n'
-     '  validation/{easy,hard}/masks/xxx_mask.png\n'
-     '  test/{easy,hard}/{images,masks}/...   (or <split>/{images,masks} '
-     'without the easy/hard level)'),
-    'v2': ('Trans10K_cls12/\n'
-           '  {train,validation,test}/images/xxx.jpg\n'
-           '  {train,validation,test}/masks_12/xxx_mask.png'),
+    'v1': ('Trans10K/<split>/[easy/|hard/]{images/xxx.jpg,'
+           'masks/xxx_mask.png}'),
+    'v2': 'Trans10K_cls12/<split>/{images/xxx.jpg,masks_12/xxx_mask.png}',
 }
 
 
@@ -97,8 +90,8 @@ class Trans10KDataset(BaseSegDataset):
         return [first[i] for i in sorted(first)]
 
     def _layout_hint(self) -> str:
-        return f'Expected the Trans10K {self.version} layout:\n' + \
-            _LAYOUTS[self.version]
+        return (f'Expected the Trans10K {self.version} layout '
+                f'{_LAYOUTS[self.version]} (docs/own_data.md).')
 
     def _isdir(self, path: str) -> bool:
         return fileio.isdir(path, backend_args=self.backend_args)
