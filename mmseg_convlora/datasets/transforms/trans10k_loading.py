@@ -127,9 +127,8 @@ class LoadTrans10KAnnotations(BaseTransform):
         version = self.version or results.get('trans10k_version')
         if version is None:
             raise ValueError(
-                'LoadTrans10KAnnotations needs version=\'v1\' or \'v2\' '
-                '(or a results[\'trans10k_version\'] set by '
-                'Trans10KDataset).')
+                "LoadTrans10KAnnotations needs version='v1' or "
+                "'v2' (or trans10k_version from Trans10KDataset).")
         if results.get('reduce_zero_label', False):
             raise ValueError('reduce_zero_label=True makes no sense for '
                              'Trans10K: 0 is the real background class.')

@@ -120,7 +120,6 @@ class SafeCheckpointHook(CheckpointHook):
             if isinstance(value, dict):
                 scalars[key] = HistoryBuffer(**value)
 
-    # -------------------------------------------------- after each save
     def after_train_iter(self, runner, *args, **kwargs) -> None:
         self._saved = False
         super().after_train_iter(runner, *args, **kwargs)
