@@ -43,10 +43,9 @@ def to_single_channel(mask: np.ndarray, path: str) -> np.ndarray:
         rgb = mask[..., :3]
         if (rgb == rgb[..., :1]).all():
             return rgb[..., 0]
-        raise ValueError(
-            f'Mask {path!r} is a colour image whose channels differ; a binary '
-            'mask must be grayscale (or gray stored as RGB). Convert it to a '
-            'single-channel 0/255 PNG.')
+        raise ValueError(f'Mask {path!r} is a colour image, not a gray '
+                         'binary mask: convert it to a single-channel 0/255 '
+                         'PNG.')
     raise ValueError(f'Mask {path!r} has an unsupported shape {mask.shape}.')
 
 
@@ -185,9 +184,9 @@ def decide_encoding(kinds: List[Tuple[str, str]]) -> str:
             f'{high!r} holds 0/255. {fix}')
     if either and not ones:
         raise ValueError(
-            f'Masks are ambiguous: {either!r} (and all others with values) '
-            'hold 0, 1 and 255: 0/1 labels with 255 = void, or 0/255 masks '
-            f'with stray 1s? {fix}')
+            f'Masks are ambiguous: {either!r} and all others with values '
+            'hold 0, 1 and 255 (0/1 labels, 255 = void, or 0/255 with stray '
+            f'1s?). {fix}')
     return '0-1' if ones else '0-255'
 
 
