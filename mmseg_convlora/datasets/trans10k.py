@@ -51,9 +51,8 @@ class Trans10KDataset(BaseSegDataset):
             raise ValueError('reduce_zero_label=True makes no sense for '
                              'Trans10K: 0 is the real background class.')
         if kwargs.get('ann_file'):
-            raise ValueError('Trans10KDataset lists its folders and does not '
-                             'read an ann_file; use split/subsets or '
-                             'data_prefix instead.')
+            raise ValueError('Trans10KDataset reads no ann_file; use split, '
+                             'subsets or data_prefix.')
         unknown = set(subsets or ()) - set(_SUBSETS)
         if unknown:
             raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)}; '
@@ -124,12 +123,8 @@ class Trans10KDataset(BaseSegDataset):
         ]
         if found:
             return [triple(osp.join(split_dir, s), s) for s in found]
-        alternatives = ' (nor easy/images, hard/images)' \
-            if self.version == 'v1' else ''
-        raise FileNotFoundError(
-            f'{split_dir} does not look like a Trans10K {self.version} '
-            f'split: no images/ folder{alternatives} in it. '
-            f'{self._layout_hint()}')
+        raise FileNotFoundError(f'No images/ folder in {split_dir}. '
+                                f'{self._layout_hint()}')
 
     def load_data_list(self) -> List[dict]:
         data_list = []
