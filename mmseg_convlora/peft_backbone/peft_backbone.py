@@ -36,9 +36,8 @@ class PEFTBackbone(BaseModule):
                  init_cfg: Optional[dict] = None):
         if init_cfg is not None:
             raise ValueError(
-                'PEFTBackbone: put init_cfg (e.g. the pretrained checkpoint) '
-                'into the wrapped backbone config, model.backbone.backbone.'
-                f'init_cfg, not on PEFTBackbone (got {init_cfg!r}).')
+                f'PEFTBackbone: init_cfg={init_cfg!r} belongs in the wrapped '
+                'backbone config, model.backbone.backbone.init_cfg.')
         super().__init__(init_cfg=None)
         adapter_cfgs = [adapter] if isinstance(adapter, dict) else \
             list(adapter or [])
@@ -49,10 +48,9 @@ class PEFTBackbone(BaseModule):
         if pretrained is not None:
             if backbone.get('init_cfg') is not None:
                 raise ValueError(
-                    'PEFTBackbone: both model.pretrained '
-                    f'({pretrained!r}) and the wrapped backbone\'s init_cfg '
-                    f"({backbone['init_cfg']!r}) say where the weights come "
-                    'from; keep one of them.')
+                    f'PEFTBackbone: model.pretrained ({pretrained!r}) and the '
+                    f"wrapped backbone's init_cfg ({backbone['init_cfg']!r}) "
+                    'both give the weights; keep one of them.')
             backbone = dict(
                 backbone,
                 init_cfg=dict(type='Pretrained', checkpoint=pretrained))
@@ -155,7 +153,6 @@ class _CallCheck:
         if missing:
             raise RuntimeError(
                 f'PEFTBackbone: the adapted layers {missing[:6]} were not '
-                'called in the forward pass (their parent module uses their '
-                'weights directly, or the backbone skips them), so their '
-                'adapters would train nothing. Choose targets whose forward '
-                'the backbone calls.')
+                'called in the forward pass (their parent uses their weights '
+                'directly, or skips them), so they train nothing: choose '
+                'targets whose forward the backbone calls.')
