@@ -22,10 +22,9 @@ class InferencePipeline:
                       None)
         if loader is None:
             raise ValueError(
-                'The test pipeline has no image loader (LoadImageChecked or '
-                'another LoadImageFromFile): '
-                f'{[t.get("type") for t in pipeline]}. Inference runs the '
-                'config\'s test pipeline on the images.')
+                'The test pipeline has no image loader (LoadImageFromFile or '
+                f'a subclass): {[t.get("type") for t in pipeline]}; inference '
+                'needs one to read the images.')
         self.from_file = Compose(pipeline)
         self.from_array = Compose([dict(type='LoadImageFromNDArray')] +
                                   pipeline[loader + 1:])

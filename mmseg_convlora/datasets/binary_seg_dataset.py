@@ -6,7 +6,7 @@ from mmseg.registry import DATASETS
 
 from .folder_seg_dataset import FolderSegDataset
 from .pair_checks import parallel_map, warn
-from .transforms.binary_loading import (MASK_ENCODINGS, decide_encoding,
+from .transforms.binary_loading import (check_encoding, decide_encoding,
                                         label_lut, mask_kind, read_binary_mask,
                                         value_counts)
 
@@ -34,11 +34,8 @@ class BinarySegDataset(FolderSegDataset):
                  void_value: Optional[int] = None,
                  invert_masks: bool = False,
                  **kwargs):
-        if mask_encoding not in MASK_ENCODINGS:
-            raise ValueError(f'{type(self).__name__}: mask_encoding must be '
-                             f'one of {MASK_ENCODINGS}, got '
-                             f'{mask_encoding!r}.')
-        self.mask_encoding = mask_encoding
+        self.mask_encoding = check_encoding(mask_encoding,
+                                            f'{type(self).__name__}: ')
         self.void_value = void_value
         self.invert_masks = bool(invert_masks)
         super().__init__(**kwargs)

@@ -141,6 +141,5 @@ class FolderSegDataset(BaseSegDataset):
                 f'{type(self).__name__}: {len(bad)} of {len(data_list)} '
                 f'masks are not class-index images of {num_classes} classes '
                 f'(ignore index {self.ignore_index}): e.g. {bad[0][0]!r} '
-                f'{bad[0][1]}. Check the classes, reduce_zero_label and '
-                'label_map in the config, or convert colour-coded masks to '
-                'class-index PNGs.')
+                f'{bad[0][1]}. Check classes, reduce_zero_label and label_map,'
+                ' or convert colour masks to class-index PNGs.')

@@ -164,10 +164,9 @@ def check_pairs(dataset: str,
             f'{dataset}: {len(wrong)} of {len(data_list)} masks differ in '
             f'size from their image, e.g. {info["seg_map_path"]!r} is '
             f'{seg[0]}x{seg[1]} but {info["img_path"]!r} is {size[0]}x'
-            f'{size[1]} (WxH); {aspect} of them have the image\'s aspect '
-            'ratio. Resize those masks (nearest) with '
-            'tools/dataset_converters/image_mask_folders.py --resize-masks '
-            f'nearest, or fix the pairs: {listed}')
+            f"{size[1]} (WxH); {aspect} have the image's aspect ratio. "
+            'Resize them with tools/dataset_converters/image_mask_folders.py'
+            f' --resize-masks nearest, or fix the pairs: {listed}')
     if rotated:
         warn(
             exif_message(
@@ -184,7 +183,6 @@ def check_pairs(dataset: str,
         for info in undeclared:
             info['bit_depth'] = depth
         warn(f'{dataset}: {len(undeclared)} 16-bit image(s) declare no bit '
-             f'depth (no PNG sBIT chunk): all are scaled as {depth}-bit '
-             f'images, the depth holding the largest value {top} over this '
-             'dataset. Set bit_depth on the dataset to choose it (and to '
-             'give every split the same one).')
+             f'depth (no PNG sBIT chunk): all are scaled as {depth}-bit, '
+             f'which holds their largest value {top}. Set bit_depth on the '
+             'dataset (the same for every split) to choose it.')

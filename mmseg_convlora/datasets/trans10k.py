@@ -13,16 +13,9 @@ _MASK_DIRS = {'v1': 'masks', 'v2': 'masks_12'}
 _SUBSETS = ('easy', 'hard')
 
 _LAYOUTS = {
-    'v1':
-    ('Trans10K/\n'
-     '  train/images/xxx.jpg         train/masks/xxx_mask.png\n'
-     '  validation/{easy,hard}/images/xxx.jpg\n'
-     '  validation/{easy,hard}/masks/xxx_mask.png\n'
-     '  test/{easy,hard}/{images,masks}/...   (or <split>/{images,masks} '
-     'without the easy/hard level)'),
-    'v2': ('Trans10K_cls12/\n'
-           '  {train,validation,test}/images/xxx.jpg\n'
-           '  {train,validation,test}/masks_12/xxx_mask.png'),
+    'v1': ('Trans10K/<split>/[easy/|hard/]{images/xxx.jpg,'
+           'masks/xxx_mask.png}'),
+    'v2': 'Trans10K_cls12/<split>/{images/xxx.jpg,masks_12/xxx_mask.png}',
 }
 
 
@@ -58,9 +51,8 @@ class Trans10KDataset(BaseSegDataset):
             raise ValueError('reduce_zero_label=True makes no sense for '
                              'Trans10K: 0 is the real background class.')
         if kwargs.get('ann_file'):
-            raise ValueError('Trans10KDataset lists its folders and does not '
-                             'read an ann_file; use split/subsets or '
-                             'data_prefix instead.')
+            raise ValueError('Trans10KDataset reads no ann_file; use split, '
+                             'subsets or data_prefix.')
         unknown = set(subsets or ()) - set(_SUBSETS)
         if unknown:
             raise ValueError(f'Unknown Trans10K subsets {sorted(unknown)}; '
@@ -97,8 +89,8 @@ class Trans10KDataset(BaseSegDataset):
         return [first[i] for i in sorted(first)]
 
     def _layout_hint(self) -> str:
-        return f'Expected the Trans10K {self.version} layout:\n' + \
-            _LAYOUTS[self.version]
+        return (f'Expected the Trans10K {self.version} layout '
+                f'{_LAYOUTS[self.version]} (docs/own_data.md).')
 
     def _isdir(self, path: str) -> bool:
         return fileio.isdir(path, backend_args=self.backend_args)
@@ -131,12 +123,8 @@ class Trans10KDataset(BaseSegDataset):
         ]
         if found:
             return [triple(osp.join(split_dir, s), s) for s in found]
-        alternatives = ' (nor easy/images, hard/images)' \
-            if self.version == 'v1' else ''
-        raise FileNotFoundError(
-            f'{split_dir} does not look like a Trans10K {self.version} '
-            f'split: no images/ folder{alternatives} in it. '
-            f'{self._layout_hint()}')
+        raise FileNotFoundError(f'No images/ folder in {split_dir}. '
+                                f'{self._layout_hint()}')
 
     def load_data_list(self) -> List[dict]:
         data_list = []

@@ -82,17 +82,15 @@ class ONNXSegPredictor:
             import onnxruntime as ort
         except ModuleNotFoundError as err:
             raise ModuleNotFoundError(
-                f'{err}: install the deploy requirements (pip install -r '
-                'requirements-deploy.txt, or the package\'s [deploy] extra)'
-            ) from err
+                f'{err}: pip install -r requirements-deploy.txt (or the '
+                "package's [deploy] extra).") from err
         self.session = ort.InferenceSession(
             model, session_options, providers=list(providers))
         found = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in found:
             raise ValueError(
-                f'{model!r} carries no {META_KEY!r} metadata (its pre- and '
-                'post-processing); export it with tools/deploy/export_onnx.py.'
-            )
+                f'{model!r} carries no {META_KEY!r} metadata (pre- and post-'
+                'processing): export it with tools/deploy/export_onnx.py.')
         self.meta = json.loads(found[META_KEY])
         self.num_outputs = self.session.get_outputs()[0].shape[1]
 

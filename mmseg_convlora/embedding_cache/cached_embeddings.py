@@ -40,11 +40,10 @@ class CachedEmbeddings(nn.Module):
         if not data_samples or any('sam_embedding' not in ds
                                    for ds in data_samples):
             raise EmbeddingCacheError(
-                f'This {self.owner} reads cached embeddings and builds no '
-                'encoder, so every data sample needs its cached embedding '
-                "('sam_embedding'): add dict(type='LoadCachedEmbedding', "
-                'cache_dir=...) after PackSegInputs in the train and test '
-                'pipelines (see configs/cad/sbu_vit-b_cached.py).')
+                f'This {self.owner} reads cached embeddings (no encoder): add '
+                "dict(type='LoadCachedEmbedding', cache_dir=...) after "
+                'PackSegInputs in the train and test pipelines (as '
+                'configs/cad/sbu_vit-b_cached.py).')
         # float32 first: stack refuses float16 under a bfloat16 autocast
         embedding = torch.stack([
             ds.sam_embedding.to(device=inputs.device, dtype=torch.float32)
@@ -52,8 +51,7 @@ class CachedEmbeddings(nn.Module):
         ])
         if tuple(embedding.shape) != (inputs.shape[0], ) + self.shape:
             raise EmbeddingCacheError(
-                f'Cached embeddings have shape {tuple(embedding.shape)}, '
-                f'expected {(inputs.shape[0], ) + self.shape} for this '
-                'backbone; rebuild the cache with tools/cache_embeddings.py '
-                'for this config.')
+                f'Cached embeddings have shape {tuple(embedding.shape)}, not '
+                f'{(inputs.shape[0], ) + self.shape}: rebuild the cache with '
+                'tools/cache_embeddings.py for this config.')
         return embedding

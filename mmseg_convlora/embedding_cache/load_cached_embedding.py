@@ -36,8 +36,7 @@ class LoadCachedEmbedding(BaseTransform):
         if sample is None:
             raise EmbeddingCacheError(
                 'LoadCachedEmbedding must come after PackSegInputs in the '
-                'pipeline (it attaches the embedding to the packed data '
-                'sample and reads the flip decision from it).')
+                'pipeline (it reads the flip from the packed data sample).')
         meta = sample.metainfo
         img_path = meta.get('img_path')
         tag = flip_tag(

@@ -1,5 +1,4 @@
 """``nn.MultiheadAttention`` whose projections are called Linear layers."""
-import math
 from typing import List, Optional, Tuple
 
 import torch
@@ -111,8 +110,7 @@ class LinearMultiheadAttention(nn.Module):
             mask = padding if mask is None else mask + padding
         dropout = self.dropout if self.training else 0.0
         causal = is_causal and mask is None
-        out = F.scaled_dot_product_attention(
-            q, k, v, mask, dropout, causal, scale=1 / math.sqrt(dim))
+        out = F.scaled_dot_product_attention(q, k, v, mask, dropout, causal)
         out = self.out_proj(out.transpose(1, 2).reshape(B, L, -1))
         if not self.batch_first:
             out = out.transpose(0, 1)

@@ -36,9 +36,8 @@ class PEFTBackbone(BaseModule):
                  init_cfg: Optional[dict] = None):
         if init_cfg is not None:
             raise ValueError(
-                'PEFTBackbone: put init_cfg (e.g. the pretrained checkpoint) '
-                'into the wrapped backbone config, model.backbone.backbone.'
-                f'init_cfg, not on PEFTBackbone (got {init_cfg!r}).')
+                f'PEFTBackbone: init_cfg={init_cfg!r} belongs in the wrapped '
+                'backbone config, model.backbone.backbone.init_cfg.')
         super().__init__(init_cfg=None)
         adapter_cfgs = [adapter] if isinstance(adapter, dict) else \
             list(adapter or [])
@@ -49,10 +48,9 @@ class PEFTBackbone(BaseModule):
         if pretrained is not None:
             if backbone.get('init_cfg') is not None:
                 raise ValueError(
-                    'PEFTBackbone: both model.pretrained '
-                    f'({pretrained!r}) and the wrapped backbone\'s init_cfg '
-                    f"({backbone['init_cfg']!r}) say where the weights come "
-                    'from; keep one of them.')
+                    f'PEFTBackbone: model.pretrained ({pretrained!r}) and the '
+                    f"wrapped backbone's init_cfg ({backbone['init_cfg']!r}) "
+                    'both give the weights; keep one of them.')
             backbone = dict(
                 backbone,
                 init_cfg=dict(type='Pretrained', checkpoint=pretrained))
@@ -62,12 +60,10 @@ class PEFTBackbone(BaseModule):
         if isinstance(path, str) and '://' not in path and \
                 not osp.isfile(path):
             raise FileNotFoundError(
-                f'PEFTBackbone: the pretrained weights of the '
-                f'{type(self.backbone).__name__} backbone, {path!r} '
-                '(model.backbone.backbone.init_cfg.checkpoint), do not exist. '
-                'Download them to that path (see docs/compose_with_mmseg.md), '
-                'point init_cfg at them, or set '
-                'model.backbone.backbone.init_cfg=None for random weights.')
+                f'PEFTBackbone: the {type(self.backbone).__name__} weights '
+                f'{path!r} (model.backbone.backbone.init_cfg.checkpoint) do '
+                'not exist. Download them (docs/compose_with_mmseg.md), or '
+                'set model.backbone.backbone.init_cfg=None for random ones.')
         self.backbone.init_weights()
         replace_multihead_attention(self.backbone)
         self.backbone.requires_grad_(False)
@@ -115,10 +111,8 @@ class PEFTBackbone(BaseModule):
             raise RuntimeError(
                 'PEFTBackbone: the auxiliary losses of the previous training '
                 f'step ({self._aux_loss_names()}) were never collected, so '
-                'they would not train (Conv-LoRA\'s router learns only from '
-                "loss_moe). Use model type='SAMSegmentor', which adds "
-                'backbone.aux_losses() to the loss, or call aux_losses() '
-                'after each training forward.')
+                "they train nothing. Use model type='SAMSegmentor' (it adds "
+                'them to the loss) or call aux_losses() after each forward.')
         out = self.backbone(x)
         if self._call_check is not None:
             self._call_check.verify()
@@ -159,7 +153,6 @@ class _CallCheck:
         if missing:
             raise RuntimeError(
                 f'PEFTBackbone: the adapted layers {missing[:6]} were not '
-                'called in the forward pass (their parent module uses their '
-                'weights directly, or the backbone skips them), so their '
-                'adapters would train nothing. Choose targets whose forward '
-                'the backbone calls.')
+                'called in the forward pass (their parent uses their weights '
+                'directly, or skips them), so they train nothing: choose '
+                'targets whose forward the backbone calls.')

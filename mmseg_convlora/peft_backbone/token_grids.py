@@ -121,9 +121,8 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
     if unknown:
         raise ValueError(
             f'Conv-LoRA cannot know the h x w token grid of {unknown[:4]} '
-            f'in {kind}: its grids are known for '
-            f'{patterns}. Target only those layers with '
-            'Conv-LoRA (LoRA works on any Linear layer).')
+            f'in {kind}; it knows those of {patterns}. Target only these '
+            'with Conv-LoRA (LoRA works on any Linear layer).')
     rule_of = {r.pattern: r for r in rules}
     groups: Dict[Tuple[str, str], List] = {}
     for name, match in matches.items():
@@ -140,17 +139,12 @@ def attach_token_grids(backbone: nn.Module, layers: Dict[str,
         else:
             register = scope.register_forward_pre_hook if hook == 'pre' \
                 else scope.register_forward_hook
-            handles.append(register(_GridHook(entries)))
+            handles.append(register(partial(_set_grids, entries)))
     return handles
 
 
-class _GridHook:
-    """Forward (pre-)hook setting the grids from the scope's inputs (and
-    output, e.g. a patch embedding's ``(tokens, hw_shape)``)."""
-
-    def __init__(self, entries):
-        self.entries = entries
-
-    def __call__(self, module, inputs, output=None):
-        for layer, grid, names in self.entries:
-            layer.set_token_grid(*grid(module, inputs, output, names))
+def _set_grids(entries, module, inputs, output=None) -> None:
+    """Forward (pre-)hook: the grids from the scope's inputs (and output,
+    e.g. a patch embedding's ``(tokens, hw_shape)``)."""
+    for layer, grid, names in entries:
+        layer.set_token_grid(*grid(module, inputs, output, names))

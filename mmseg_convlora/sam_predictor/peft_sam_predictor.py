@@ -78,10 +78,9 @@ class PEFTSamPredictor(SamPredictor):
         decoder that has none."""
         if multimask_output and self.model.mask_decoder.num_mask_tokens == 1:
             raise ValueError(
-                'This fine-tuned decoder was trained with one mask token '
-                '(keep_sam_multimask_tokens=False) and has no multi-mask '
-                'outputs: use multimask_output=False, or decoder=\'original\''
-                '.')
+                'This decoder has one mask token (trained with '
+                'keep_sam_multimask_tokens=False): use multimask_output=False'
+                ", or decoder='original'.")
         return super().predict_torch(point_coords, point_labels, boxes,
                                      mask_input, multimask_output,
                                      return_logits)
@@ -96,10 +95,9 @@ def promptable_sam(segmentor: nn.Module, decoder: str = 'finetuned') -> Sam:
         mask_decoder = original_mask_decoder(head, sam_file)
     elif head.out_channels != 1:
         raise ValueError(
-            'decoder=\'finetuned\' needs a binary head: the multi-class '
-            'head\'s queries and classifier are not SAM\'s prompt-driven '
-            'mask token. Use decoder=\'original\' (the fine-tuned encoder '
-            'with SAM\'s own decoder).')
+            "decoder='finetuned' needs a binary head (a multi-class head has "
+            "no prompt-driven mask token): use decoder='original' (the "
+            "fine-tuned encoder with SAM's own decoder).")
     else:
         mask_decoder = finetuned_mask_decoder(head, sam_file)
     pre = segmentor.data_preprocessor
@@ -128,9 +126,8 @@ def original_mask_decoder(head: nn.Module,
     """SAM's mask decoder as in the SAM file, shaped like ``head``'s."""
     if sam_file is None:
         raise ValueError(
-            'SAM\'s original mask decoder (its multi-mask tokens and '
-            'outputs) is read from the SAM checkpoint, but the config sets '
-            'no model.sam_checkpoint.')
+            "SAM's original mask decoder is read from the SAM checkpoint, "
+            'but the config sets no model.sam_checkpoint.')
     state = sub_state_dict(load_sam_state_dict(sam_file), 'mask_decoder.')
     num_tokens = state['mask_tokens.weight'].shape[0]
     dec = _with_tokens(head, num_tokens)

@@ -43,10 +43,9 @@ def to_single_channel(mask: np.ndarray, path: str) -> np.ndarray:
         rgb = mask[..., :3]
         if (rgb == rgb[..., :1]).all():
             return rgb[..., 0]
-        raise ValueError(
-            f'Mask {path!r} is a colour image whose channels differ; a binary '
-            'mask must be grayscale (or gray stored as RGB). Convert it to a '
-            'single-channel 0/255 PNG.')
+        raise ValueError(f'Mask {path!r} is a colour image, not a gray '
+                         'binary mask: convert it to a single-channel 0/255 '
+                         'PNG.')
     raise ValueError(f'Mask {path!r} has an unsupported shape {mask.shape}.')
 
 
@@ -84,6 +83,14 @@ def mask_kind(values: np.ndarray, full: int) -> str:
     return 'other'
 
 
+def check_encoding(encoding: str, who: str = '') -> str:
+    """``encoding`` if it is in :data:`MASK_ENCODINGS`, else ValueError."""
+    if encoding not in MASK_ENCODINGS:
+        raise ValueError(f'{who}mask_encoding must be one of '
+                         f'{MASK_ENCODINGS}, got {encoding!r}.')
+    return encoding
+
+
 def _refuse(path: str, values: np.ndarray, why: str) -> ValueError:
     more = '...' if len(values) > 10 else ''
     return ValueError(f'Mask {path!r} {why}: it holds the values '
@@ -107,10 +114,7 @@ def label_lut(values: np.ndarray,
     Returns:
         np.ndarray: (full + 1, ) uint8.
     """
-    if encoding not in MASK_ENCODINGS:
-        raise ValueError(f'mask_encoding must be one of {MASK_ENCODINGS}, '
-                         f'got {encoding!r}.')
-    if encoding == '0-1' and void_value is None:
+    if check_encoding(encoding) == '0-1' and void_value is None:
         void_value = full
     keep = values != void_value
     values, counts = values[keep], counts[keep]
@@ -180,9 +184,9 @@ def decide_encoding(kinds: List[Tuple[str, str]]) -> str:
             f'{high!r} holds 0/255. {fix}')
     if either and not ones:
         raise ValueError(
-            f'Masks are ambiguous: {either!r} (and all others with values) '
-            'hold 0, 1 and 255: 0/1 labels with 255 = void, or 0/255 masks '
-            f'with stray 1s? {fix}')
+            f'Masks are ambiguous: {either!r} and all others with values '
+            'hold 0, 1 and 255 (0/1 labels, 255 = void, or 0/255 with stray '
+            f'1s?). {fix}')
     return '0-1' if ones else '0-255'
 
 
@@ -205,9 +209,8 @@ class LoadBinaryAnnotations(LoadAnnotations):
                  invert_masks: Optional[bool] = None,
                  **kwargs):
         super().__init__(**kwargs)
-        if mask_encoding not in (None, ) + MASK_ENCODINGS:
-            raise ValueError(f'mask_encoding must be one of '
-                             f'{MASK_ENCODINGS}, got {mask_encoding!r}.')
+        if mask_encoding is not None:
+            check_encoding(mask_encoding)
         self.mask_encoding = mask_encoding
         self.void_value = void_value
         self.invert_masks = invert_masks

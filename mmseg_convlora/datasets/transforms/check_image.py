@@ -108,10 +108,9 @@ def exif_message(what: str, orientation_mode: str) -> str:
             if orientation_mode == 'ignore' else
             "rotated as displayed (exif_orientation='apply'); masks are "
             'read as stored')
-    return (f'{what} (viewers show it rotated or flipped): {done}. If the '
-            'masks were drawn on the images as displayed, '
-            "set exif_orientation='apply' on the dataset; if on the stored "
-            "pixels, 'ignore'.")
+    return (f'{what} (viewers show it rotated or flipped): {done}. Set '
+            "exif_orientation='apply' on the dataset if the masks were drawn "
+            "on the images as displayed, 'ignore' if on the stored pixels.")
 
 
 @TRANSFORMS.register_module()
@@ -140,10 +139,9 @@ class CheckImage(BaseTransform):
         name = repr(path) if path else 'The image array'
         if img.dtype not in (np.uint8, np.uint16):
             kind = 'floating-point' if img.dtype.kind == 'f' else 'integer'
-            raise ValueError(
-                f'Image {name} holds {kind} pixels ({img.dtype}), whose value '
-                'range is unknown. Convert it to an 8-bit (or 16-bit) '
-                'PNG/JPEG first.')
+            raise ValueError(f'Image {name} holds {kind} pixels ({img.dtype}'
+                             ') of unknown range: convert it to an 8-bit (or '
+                             '16-bit) PNG/JPEG.')
         if img.ndim == 2:
             img = img[..., None]
         if img.shape[2] in (2, 4):  # gray + alpha, BGRA: alpha dropped

@@ -35,10 +35,9 @@ class CheckSegLabels:
             raise ValueError(
                 f'Mask {results.get("seg_map_path")!r} holds label values '
                 f'{shown}{"..." if bad.size > 10 else ""} that are neither a '
-                f'class id in [0, {self.num_classes}) nor the ignore index '
-                f'{self.ignore_index}. Check num_classes, reduce_zero_label '
-                'and label_map in the config, or convert colour-coded masks '
-                'to class-index PNGs.')
+                f'class id in [0, {self.num_classes}) nor ignore index '
+                f'{self.ignore_index}: check num_classes, reduce_zero_label '
+                'and label_map, or convert colour masks to class-index PNGs.')
         return results
 
     def __repr__(self) -> str:

@@ -37,7 +37,6 @@ class LoadImageChecked(LoadImageFromFile):
             if not isinstance(err, FileNotFoundError):
                 raise unreadable_error(path) from err
             raise FileNotFoundError(
-                f'Image file {path!r} not found. Check data_root and '
-                'data_prefix in the config (or the annotation file), or '
-                'remove the entry.') from err
+                f'Image file {path!r} not found: check data_root, data_prefix '
+                'and the annotation file, or remove the entry.') from err
         return self.check(loaded) if loaded is not None else None

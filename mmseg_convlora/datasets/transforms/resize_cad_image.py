@@ -30,9 +30,8 @@ class ResizeCADImage(BaseTransform):
         if moved:
             raise ValueError(
                 'ResizeCADImage must come right after the image is loaded, '
-                'before Resize and RandomFlip (and only once): it keeps the '
-                f'original image, but the results already hold {moved}. '
-                'Move it up in the pipeline.')
+                'before Resize and RandomFlip (once): it keeps the original '
+                f'image, but the results already hold {moved}.')
         img = results['img']
         cad = mmcv.imresize(
             img, (self.size, self.size), interpolation=self.interpolation)

@@ -127,9 +127,8 @@ class LoadTrans10KAnnotations(BaseTransform):
         version = self.version or results.get('trans10k_version')
         if version is None:
             raise ValueError(
-                'LoadTrans10KAnnotations needs version=\'v1\' or \'v2\' '
-                '(or a results[\'trans10k_version\'] set by '
-                'Trans10KDataset).')
+                "LoadTrans10KAnnotations needs version='v1' or "
+                "'v2' (or trans10k_version from Trans10KDataset).")
         if results.get('reduce_zero_label', False):
             raise ValueError('reduce_zero_label=True makes no sense for '
                              'Trans10K: 0 is the real background class.')
@@ -154,12 +153,9 @@ class LoadTrans10KAnnotations(BaseTransform):
                 f'(WxH) but its image {results.get("img_path", "<unknown>")}'
                 f' is {img_hw[1]}x{img_hw[0]}.')
 
-        label_map = results.get('label_map')
-        if label_map:
-            remapped = gt.copy()
-            for old_id, new_id in label_map.items():
-                remapped[gt == old_id] = new_id
-            gt = remapped
+        decoded = gt
+        for old_id, new_id in (results.get('label_map') or {}).items():
+            gt = np.where(decoded == old_id, new_id, gt)
         results['gt_seg_map'] = gt
         results.setdefault('seg_fields', []).append('gt_seg_map')
         return results

@@ -65,12 +65,9 @@ class ExactResumeHook(Hook):
         for hook in runner.hooks:
             if type(hook) is CheckpointHook:
                 runner.logger.warning(
-                    "default_hooks.checkpoint is mmengine's CheckpointHook, "
-                    'which deletes old checkpoints before the new one is '
-                    'written and stores absolute paths; use '
-                    "type='SafeCheckpointHook' (as "
-                    'configs/_base_/default_runtime.py does) for crash-safe '
-                    'checkpoints.')
+                    "default_hooks.checkpoint is mmengine's CheckpointHook "
+                    "(not crash-safe); use type='SafeCheckpointHook' as "
+                    'configs/_base_/default_runtime.py does.')
 
     def before_train(self, runner) -> None:
         if not self.rng:
@@ -82,10 +79,8 @@ class ExactResumeHook(Hook):
             if self._pending is None:
                 print_log(
                     'The resumed checkpoint holds no RNG state (written '
-                    'without ExactResumeHook): training continues with fresh '
-                    'random numbers, so it will not repeat the interrupted '
-                    'run exactly.',
-                    logger='current')
+                    'without ExactResumeHook): the run continues, not '
+                    'exactly as the interrupted one would have.', 'current')
         loader = getattr(runner.train_loop, 'dataloader', None)
         if not isinstance(loader, torch.utils.data.DataLoader):
             return
@@ -93,10 +88,8 @@ class ExactResumeHook(Hook):
                 loader.num_workers > 0 and isinstance(
                     runner.train_loop, EpochBasedTrainLoop):
             runner.logger.warning(
-                'Resuming with persistent dataloader workers '
-                '(train_dataloader.persistent_workers=True): their random '
-                'augmentations restart from the seed, so the run will not '
-                'repeat the interrupted one exactly. Set '
+                'Persistent dataloader workers restart their augmentations '
+                'from the seed on resume: set train_dataloader.'
                 'persistent_workers=False for an exact resume.')
         if loader.generator is None:
             # workers seeded from the loader's own generator leave the global

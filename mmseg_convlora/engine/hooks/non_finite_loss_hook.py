@@ -88,9 +88,7 @@ class NonFiniteLossHook(Hook):
         self.action = action
         self.max_consecutive_skips = max_consecutive_skips
         self.max_weight_growth = max_weight_growth
-        self.skipped_iters: List[int] = []
-        self._bad_terms: List[str] = []
-        self._img_paths: List[str] = []
+        self.skipped_iters, self._bad_terms, self._img_paths = [], [], []
         self._consecutive = 0
         self._check = self._handle = self._norm = self._last_good = None
 
@@ -169,12 +167,11 @@ class NonFiniteLossHook(Hook):
         last = f' (last checkpoint: {self._last_good})' \
             if self._last_good else ''
         self._stop(
-            runner, f'{what}{why} Training stopped before the optimizer '
-            f'step, so the weights were not updated with it{last}.{images} '
-            'Common causes: a learning rate too high, float16 overflow (try '
-            '--amp-dtype bfloat16, or no --amp), a corrupt image or mask. To '
-            'skip such steps instead, use `tools/train.py --nonfinite skip` '
-            "(NonFiniteLossHook action='skip').")
+            runner, f'{what}{why} Stopped before the optimizer step: the '
+            f'weights were not updated with it{last}.{images} Lower the '
+            'learning rate, try --amp-dtype bfloat16 (or no --amp), check the '
+            'images and masks, or skip such steps with `tools/train.py '
+            "--nonfinite skip` (NonFiniteLossHook action='skip').")
 
     @staticmethod
     def _stop(runner, msg: str) -> None:

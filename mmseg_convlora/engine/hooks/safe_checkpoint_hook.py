@@ -120,7 +120,6 @@ class SafeCheckpointHook(CheckpointHook):
             if isinstance(value, dict):
                 scalars[key] = HistoryBuffer(**value)
 
-    # -------------------------------------------------- after each save
     def after_train_iter(self, runner, *args, **kwargs) -> None:
         self._saved = False
         super().after_train_iter(runner, *args, **kwargs)
@@ -249,10 +248,7 @@ class SafeCheckpointHook(CheckpointHook):
         data = (f'the validation masks in {where!r} ({len(dataset)} images)'
                 if where and dataset is not None else 'the validation set')
         runner.logger.warning(
-            f'{", ".join(nan)} is NaN after validation, so no best '
-            'checkpoint can be saved (NaN is never better). A metric is '
-            'NaN when the whole validation set has no foreground pixel (or '
-            f'only ignored pixels): check {data}. Give the validation split '
-            'some foreground images, or choose another metric with '
-            'default_hooks.checkpoint.save_best. The regular checkpoints '
-            'are saved as usual. (Warned once.)')
+            f'{", ".join(nan)} is NaN after validation (no foreground pixel '
+            f'in {data}?): no best checkpoint is saved, regular ones are. '
+            'Give the validation split foreground images, or choose another '
+            'metric (default_hooks.checkpoint.save_best). (Warned once.)')

@@ -45,10 +45,9 @@ class CPUAmpOptimWrapper(AmpOptimWrapper):
     def optim_context(self, model: nn.Module):
         param = next(model.parameters(), None)
         if param is not None and param.device.type != 'cpu':
-            raise ValueError(
-                f'CPUAmpOptimWrapper autocasts on the CPU, but the model is '
-                f"on {param.device}: use optim_wrapper.type='AmpOptimWrapper'."
-            )
+            raise ValueError(f'CPUAmpOptimWrapper: the model is on '
+                             f'{param.device}, not the CPU; use '
+                             "optim_wrapper.type='AmpOptimWrapper'.")
         with OptimWrapper.optim_context(self, model), torch.autocast(
                 device_type='cpu', dtype=self.cast_dtype):
             yield

@@ -102,16 +102,13 @@ class _MultiDatasetMixin:
             elif isinstance(entry, DataLoader):
                 loader = entry
             else:
-                raise TypeError(
-                    f'{cls}: entry {i} of {mode}_dataloader must be a '
-                    'dataloader config (dict) or a DataLoader, got '
-                    f'{type(entry).__name__}.')
+                raise TypeError(f'{cls}: entry {i} of {mode}_dataloader is '
+                                f'a {type(entry).__name__}, not a dict or '
+                                'DataLoader.')
             name = names[i] if names is not None else name
             if not name:
-                raise ValueError(
-                    f"{cls}: {mode} set {i} has no name; add name='...' to "
-                    'its dataloader config (it prefixes the metric keys, e.g. '
-                    '"Kvasir/Sm").')
+                raise ValueError(f"{cls}: {mode} set {i} has no name; add "
+                                 "name='...' to its dataloader config.")
             name = str(name)
             if '/' in name:
                 raise ValueError(f'{mode} set name {name!r} must not '
@@ -120,10 +117,9 @@ class _MultiDatasetMixin:
                 raise ValueError(f'{mode} set name {name!r} is used '
                                  'twice; names must be unique.')
             if ev_cfg is None:
-                raise ValueError(
-                    f'{cls}: no evaluator for {mode} set {name!r}; set '
-                    f'{mode}_evaluator or evaluator=... in its dataloader '
-                    'config.')
+                raise ValueError(f'{cls}: no evaluator for {mode} set '
+                                 f'{name!r}; set {mode}_evaluator or '
+                                 'evaluator=... in its dataloader config.')
             self.names.append(name)
             self.dataloaders.append(loader)
             # one Evaluator per test set: metrics keep per-set state

@@ -49,11 +49,10 @@ class WorkDirLock:
             owner = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip()
             os.close(fd)
             raise WorkDirLockedError(
-                f'Another training run is writing to the work dir '
-                f'{self.work_dir!r} ({owner or "owner unknown"}). Two runs '
-                'in one work dir would mix and delete each other\'s '
-                'checkpoints. Wait for it to finish or stop it, or give this '
-                'run another --work-dir.') from None
+                f'Another training run writes to the work dir '
+                f'{self.work_dir!r} ({owner or "owner unknown"}): wait for it '
+                'or stop it, or give this run another --work-dir (two runs '
+                "would delete each other's checkpoints).") from None
         owner = (f'pid {os.getpid()} on {socket.gethostname()}, started '
                  f'{time.strftime("%Y-%m-%d %H:%M:%S")}: '
                  f'{" ".join(sys.argv)[:300]}')

@@ -35,9 +35,8 @@ class BinarySegMetric(EvalMetric):
                 data_sample, self.eval_size, self.ignore_index)
             if not valid.any():
                 print_log(
-                    'BinarySegMetric: skipping an image without valid GT '
-                    'pixels',
-                    logger='current')
+                    'BinarySegMetric: skipping an image without valid '
+                    'GT pixels', 'current')
                 # A placeholder keeps one result per image: under DDP
                 # mmengine drops the sampler's padded duplicates by position.
                 self.results.append(dict(skipped=True))

@@ -208,9 +208,8 @@ def stack_counts(results: list) -> Dict[str, np.ndarray]:
 
 def ber_from_counts(tp: ArrayOrFloat, fp: ArrayOrFloat, fn: ArrayOrFloat,
                     tn: ArrayOrFloat) -> Tuple[ArrayOrFloat, ...]:
-    """``(ber, pos_err, neg_err)`` in percent, element-wise; NaN for an absent
-    class.
-    """
+    """``(ber, pos_err, neg_err)`` in percent, element-wise; NaN for an
+    absent class."""
     pos_err = 100.0 * (1.0 - ratio(tp, tp + fn, np.nan))
     neg_err = 100.0 * (1.0 - ratio(tn, tn + fp, np.nan))
     ber = (pos_err + neg_err) / 2.0

@@ -48,9 +48,8 @@ class SODMetric(EvalMetric):
                 data_sample, self.eval_size, self.ignore_index)
             if not valid.all() and not self._warned_ignore:
                 print_log(
-                    'SODMetric: GT contains ignore_index pixels; they are '
-                    'scored as background',
-                    logger='current')
+                    'SODMetric: GT contains ignore_index pixels; they '
+                    'are scored as background', 'current')
                 self._warned_ignore = True
             pred, gt = prepare_sod_inputs(prob, gt & valid)
             result = dict()
