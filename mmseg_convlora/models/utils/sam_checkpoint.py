@@ -66,16 +66,12 @@ def _missing_file_message(path: str, arch: Optional[str]) -> str:
                 'model.sam_checkpoint=/path/to/mobile_sam.pt).')
     elif arch in OFFICIAL_CHECKPOINTS:
         name = OFFICIAL_CHECKPOINTS[arch]
-        msg += (f' This config expects the official {arch} weights '
-                f'"{name}". Download them from {OFFICIAL_URL}{name} '
-                f'(listed at {OFFICIAL_PAGE}) and put the file at {path!r}, '
-                'or point the config\'s model.sam_checkpoint to where it is '
-                '(e.g. --cfg-options model.sam_checkpoint=/path/to/' + name +
-                ').')
+        msg += (f' Download the official {arch} weights from {OFFICIAL_URL}'
+                f'{name} ({OFFICIAL_PAGE}) to {path!r}, or pass --cfg-options '
+                f'model.sam_checkpoint=/path/to/{name}.')
     else:
-        msg += (' Official SAM weights are published at '
-                f'{OFFICIAL_PAGE}; a custom arch needs a checkpoint written '
-                'in the same key layout.')
+        msg += (f' Official SAM weights: {OFFICIAL_PAGE}; a custom arch needs '
+                'a checkpoint in the same key layout.')
     return msg
 
 
