@@ -172,8 +172,8 @@ class BaseSAMBackbone(BaseModule):
             if adp.needs_encoder_grad:
                 raise ValueError(
                     f'{type(adp).__name__} changes the image encoder, so its '
-                    'embeddings cannot be cached; remove embedding_source, '
-                    'or use CAD or no adapter.')
+                    'embeddings cannot be computed once and cached; remove '
+                    'embedding_source, or use CAD or no adapter.')
 
     @property
     @abstractmethod
