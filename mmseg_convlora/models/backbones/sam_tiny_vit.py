@@ -84,13 +84,9 @@ class SAMTinyViT(BaseSAMBackbone):
             depths=tuple(self.arch_spec['depths']))
         if found != want:
             raise SAMCheckpointError(
-                f'{path!r} holds a TinyViT with embed_dims='
-                f'{list(found["embed_dims"])}, depths='
-                f'{list(found["depths"])} '
-                f'({tiny_vit_arch_name(**found)}), but the backbone is '
-                f'{self.arch_name} (embed_dims={list(want["embed_dims"])}, '
-                f'depths={list(want["depths"])}). Use a matching file or '
-                'change the backbone arch.')
+                f'{path!r} holds the TinyViT {tiny_vit_arch_name(**found)}, '
+                f'but the backbone is {self.arch_name}. Use a matching file '
+                'or change the backbone arch.')
         return {
             k: v
             for k, v in state.items() if not k.startswith(_UNUSED_PREFIXES)
