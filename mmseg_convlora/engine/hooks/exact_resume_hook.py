@@ -49,16 +49,11 @@ def set_rng_state(state: dict, torch_only: bool = False) -> None:
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
     """Make ``--resume`` continue exactly where training stopped (the RNG
-    state in ``checkpoint['rng_state']``; see ``docs/faults.md``).
-
-    Args:
-        rng (bool): Save and restore the RNG state. Defaults to True.
-    """
+    state in ``checkpoint['rng_state']``; see ``docs/faults.md``)."""
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, rng: bool = True):
-        self.rng = rng
+    def __init__(self):
         self._loaded = self._pending = self._val_stash = None
 
     def before_run(self, runner) -> None:
@@ -70,8 +65,6 @@ class ExactResumeHook(Hook):
                     'configs/_base_/default_runtime.py does.')
 
     def before_train(self, runner) -> None:
-        if not self.rng:
-            return
         loaded, self._loaded = self._loaded, None
         resumed = runner.iter > 0 or runner.epoch > 0
         if resumed and loaded is not None:
@@ -98,8 +91,6 @@ class ExactResumeHook(Hook):
             loader.generator = torch.Generator().manual_seed(int(seed) % 2**63)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not self.rng:
-            return
         # a checkpoint saved during validation (best metric) records the
         # training RNG as it was before validation
         checkpoint['rng_state'] = self._val_stash if self._val_stash \
@@ -131,8 +122,7 @@ class ExactResumeHook(Hook):
             self._restore(runner, torch_only=True)
 
     def before_val(self, runner) -> None:
-        if self.rng:
-            self._val_stash = get_rng_state()
+        self._val_stash = get_rng_state()
 
     def after_val(self, runner) -> None:
         if self._val_stash is not None:
