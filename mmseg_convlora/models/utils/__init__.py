@@ -16,7 +16,7 @@ __all__ = [
     'SAM_ARCHS', 'TINY_VIT_ARCHS', 'TINY_VIT_CHECKPOINTS',
     'SAMCheckpointError', 'arch_name', 'describe_encoder', 'describe_tiny_vit',
     'encoder_family', 'load_sam_state_dict', 'sub_state_dict',
-    'CheckpointMismatchError', 'check_peft_signature',
-    'check_state_dict', 'load_peft_checkpoint', 'peft_signature',
-    'prepare_state_dict', 'trainable_state_keys'
+    'CheckpointMismatchError', 'check_peft_signature', 'check_state_dict',
+    'load_peft_checkpoint', 'peft_signature', 'prepare_state_dict',
+    'trainable_state_keys'
 ]
