@@ -245,7 +245,7 @@ def base_parser(description: str,
             f'--{name}-fraction',
             type=_fraction,
             default=default,
-            help=f'fraction of the images for {name} (default {default})')
+            help=f'fraction for the {name} split (default {default})')
     if fractions:
         parser.add_argument(
             '--seed',
