@@ -8,7 +8,7 @@ import os
 import os.path as osp
 import shutil
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -21,50 +21,47 @@ class LayoutError(Exception):
     """The source folder is not the expected dataset layout."""
 
 
-def check_entries(root: str, entries: Sequence[str], dataset: str,
-                  layout: str) -> None:
-    """Refuse ``root`` unless every relative path in ``entries`` exists."""
-    if not osp.isdir(root):
-        raise LayoutError(f'{root!r} is not a folder. Expected the {dataset} '
-                          f'download:\n{layout}')
-    missing = [e for e in entries if not osp.exists(osp.join(root, e))]
-    # name a missing folder once, not each entry below it
-    missing = [
-        e for e in missing
-        if not any(e.startswith(m.rstrip('/') + '/') for m in missing)
-    ]
-    if missing:
-        present = sorted(os.listdir(root))[:12]
-        raise LayoutError(
-            f'{root!r} does not look like the {dataset} download: missing '
-            f'{", ".join(repr(m) for m in missing)} (found: {present}). '
-            f'Expected:\n{layout}')
-
-
-def first_existing(root: str, candidates: Sequence[str]) -> Optional[str]:
-    """The first of ``candidates`` (relative paths) that is a folder."""
-    for cand in candidates:
-        if osp.isdir(osp.join(root, cand)):
-            return cand
-    return None
-
-
-def list_files(folder: str,
-               exts: Sequence[str] = IMG_EXTS,
-               strip: str = '',
-               skip: Sequence[str] = ()) -> Dict[str, str]:
-    """``{stem: path}`` of the files in ``folder`` with one of ``exts``.
+def check_layout(root: str, layouts: Union[Sequence[str], Dict[str, list]],
+                 dataset: str, expected: str) -> str:
+    """The first layout whose relative paths all exist in ``root``.
 
     Args:
-        strip (str): Suffix removed from the stem (e.g. '_segmentation').
-        skip (Sequence[str]): Stem endings to ignore (e.g. '_superpixels').
+        layouts (list | dict): The paths of the one layout, or
+            ``{name: paths}`` of layouts tried in order.
+
+    Returns:
+        str: The name of the layout found.
     """
+    if not osp.isdir(root):
+        raise LayoutError(f'{root!r} is not a folder. Expected the {dataset} '
+                          f'download:\n{expected}')
+    if not isinstance(layouts, dict):
+        layouts = {'': layouts}
+    missing = []
+    for name, entries in layouts.items():
+        absent = [e for e in entries if not osp.exists(osp.join(root, e))]
+        if not absent:
+            return name
+        # name a missing folder once, not each entry below it
+        absent = [
+            e for e in absent
+            if not any(e.startswith(m.rstrip('/') + '/') for m in absent)
+        ]
+        missing.append((f'{name}: ' if name else '') + 'missing ' +
+                       ', '.join(repr(e) for e in absent))
+    raise LayoutError(
+        f'{root!r} does not look like the {dataset} download: '
+        f'{"; ".join(missing)} (found: {sorted(os.listdir(root))[:12]}). '
+        f'Expected:\n{expected}')
+
+
+def _list_files(folder: str, exts: Sequence[str], strip: str,
+                skip: Sequence[str]) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for name in sorted(os.listdir(folder)):
         stem, ext = osp.splitext(name)
-        if ext.lower() not in exts or name.startswith('.'):
-            continue
-        if any(stem.endswith(s) for s in skip):
+        if ext.lower() not in exts or name.startswith('.') or \
+                stem.endswith(tuple(skip)):
             continue
         if strip and stem.endswith(strip):
             stem = stem[:-len(strip)]
@@ -81,9 +78,14 @@ def pair_files(img_dir: str,
                mask_strip: str = '',
                img_skip: Sequence[str] = (),
                img_exts: Sequence[str] = IMG_EXTS) -> List[Pair]:
-    """Match images and masks by stem; refuse images without a mask."""
-    images = list_files(img_dir, img_exts, skip=img_skip)
-    masks = list_files(mask_dir, strip=mask_strip)
+    """Match images and masks by stem; refuse images without a mask.
+
+    Args:
+        mask_strip (str): Suffix removed from the mask stems.
+        img_skip (Sequence[str]): Image stem endings to ignore.
+    """
+    images = _list_files(img_dir, img_exts, '', img_skip)
+    masks = _list_files(mask_dir, IMG_EXTS, mask_strip, ())
     if not images:
         raise LayoutError(f'no images ({"/".join(img_exts)}) in {img_dir!r}')
     missing = sorted(set(images) - set(masks))
@@ -94,145 +96,163 @@ def pair_files(img_dir: str,
     return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
 
-def random_split(pairs: Sequence[Pair], fraction: float,
-                 seed: int) -> Tuple[List[Pair], List[Pair]]:
-    """Split off ``round(fraction * n)`` items (at least 1 when fraction >
-    0), chosen with ``np.random.RandomState(seed)`` from the stem-sorted
-    list, so the split depends only on the file names and the seed.
+def random_split(pairs: Sequence[Pair], seed: int, *fractions:
+                 float) -> List[List[Pair]]:
+    """Seeded random split of the stem-sorted ``pairs``.
+
+    Each fraction takes ``round(fraction * n)`` items (at least 1 when
+    fraction > 0), the first from the start of one
+    ``np.random.RandomState(seed)`` permutation, the next after it.
 
     Returns:
-        (rest, picked), each sorted by stem.
+        list: The rest, then one part per fraction, each sorted by stem.
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f'split fraction must be in (0, 1), got {fraction}')
     items = sorted(pairs)
-    n_pick = max(1, int(round(fraction * len(items))))
-    if n_pick >= len(items):
-        raise LayoutError(f'cannot split {len(items)} images with fraction '
-                          f'{fraction}: nothing would be left')
-    order = np.random.RandomState(seed).permutation(len(items))
-    picked = set(order[:n_pick].tolist())
-    rest = [p for i, p in enumerate(items) if i not in picked]
-    chosen = [p for i, p in enumerate(items) if i in picked]
-    return rest, chosen
+    sizes = [max(1, round(f * len(items))) if f > 0 else 0 for f in fractions]
+    if sum(sizes) >= len(items):
+        raise LayoutError(
+            f'cannot split {len(items)} images into {sizes} held out: '
+            'nothing would be left to train on')
+    order = np.random.RandomState(seed).permutation(len(items)).tolist()
+    part = {}
+    for k, size in enumerate(sizes, 1):
+        part.update((i, k) for i in order[:size])
+        order = order[size:]
+    return [[p for i, p in enumerate(items) if part.get(i, 0) == k]
+            for k in range(len(sizes) + 1)]
 
 
-def _place(src: str, dst: str, symlink: bool) -> None:
-    if symlink:
-        os.symlink(osp.abspath(src), dst)
-    else:
-        shutil.copyfile(src, dst)
+def count_note(what: str, found: int,
+               expected: Optional[int]) -> Optional[str]:
+    """A line noting a split size other than the official one."""
+    if expected not in (None, found):
+        return (f'  note: the official {what} has {expected} images, found '
+                f'{found} (an incomplete download or another version?)')
+    return None
 
 
-def write_split(pairs: Sequence[Pair],
-                out: str,
-                split: str,
-                symlink: bool,
-                mask_ext: Optional[str] = '.png',
-                img_ext: Optional[str] = None,
-                convert_mask: Optional[Callable] = None) -> str:
-    """Write ``out/<split>/{images,masks}`` and ``out/splits/<split>.txt``.
+def write_splits(args: argparse.Namespace,
+                 splits: Dict[str, List[Pair]],
+                 header: str,
+                 counts: Optional[Dict[str, int]] = None,
+                 mask_ext: Optional[str] = '.png',
+                 img_ext: Optional[str] = None,
+                 read_mask: Optional[Callable] = None) -> None:
+    """Write ``OUT/<split>/{images,masks}`` and ``OUT/splits/<split>.txt``.
 
     Args:
-        mask_ext (str, optional): Extension of the written masks. A source
-            mask with another extension is re-encoded (lossless PNG) unless
-            only the name differs in case / tif-vs-tiff. None keeps it.
-        img_ext (str, optional): Extension of the written images (renaming
-            only, e.g. '.tif' -> '.tiff'). None keeps the source's.
-        convert_mask (Callable, optional): ``convert_mask(data, mask_path,
-            image_path)`` turns the decoded mask (as ``cv2.imread(...,
-            IMREAD_UNCHANGED)`` gives it) into what is written.
-
-    Returns:
-        str: A line saying what was written.
+        args (Namespace): ``out``, ``symlink`` and ``overwrite``.
+        splits (dict): ``{split: pairs}``; empty splits are not written, but
+            their top folder is replaced (``--overwrite``) like the others.
+        header (str): Printed before writing.
+        counts (dict, optional): The official number of images per split.
+        mask_ext (str, optional): Extension of the written masks; a mask
+            with another one (tif vs tiff aside) is re-encoded. None keeps
+            the source's.
+        img_ext (str, optional): Extension of the written images (a rename
+            only). None keeps the source's.
+        read_mask (Callable, optional): ``read_mask(path)`` gives the array
+            written for each mask.
     """
-    img_dir = osp.join(out, split, 'images')
-    mask_dir = osp.join(out, split, 'masks')
-    os.makedirs(img_dir, exist_ok=True)
-    os.makedirs(mask_dir, exist_ok=True)
-    for stem, img, mask in pairs:
-        ext = img_ext or osp.splitext(img)[1].lower()
-        _place(img, osp.join(img_dir, stem + ext), symlink)
-        src_ext = osp.splitext(mask)[1].lower()
-        dst_ext = mask_ext or src_ext
-        dst = osp.join(mask_dir, stem + dst_ext)
-        same = {src_ext, dst_ext} <= {'.tif', '.tiff'} or src_ext == dst_ext
-        if same and convert_mask is None:
-            _place(mask, dst, symlink)
-        else:
-            import cv2
-            data = cv2.imread(mask, cv2.IMREAD_UNCHANGED)
-            if data is None:
-                raise LayoutError(f'cannot read mask {mask!r}')
-            if convert_mask is not None:
-                data = convert_mask(data, mask, img)
-            if not cv2.imwrite(dst, data):
-                raise OSError(f'cannot write {dst!r}')
-    os.makedirs(osp.join(out, 'splits'), exist_ok=True)
-    list_name = split.replace('/', '_') + '.txt'
-    with open(osp.join(out, 'splits', list_name), 'w') as f:
-        f.writelines(stem + '\n' for stem, _, _ in pairs)
-    how = 'symlinked' if symlink else 'copied'
-    return (f'{split}: {len(pairs)} images {how} to '
-            f'{osp.join(out, split)}/{{images,masks}}')
-
-
-def prepare_out(out: str, splits: Sequence[str], overwrite: bool) -> None:
-    """Refuse to mix a new conversion into an old one unless asked."""
-    existing = [s for s in splits if osp.exists(osp.join(out, s))]
-    if existing and not overwrite:
+    tops = dict.fromkeys(s.split('/')[0] for s in splits)
+    existing = [s for s in tops if osp.exists(osp.join(args.out, s))]
+    if existing and not args.overwrite:
         raise LayoutError(
-            f'{out!r} already holds {existing}; pass --overwrite to replace '
-            'these folders and splits/ (nothing else in it is touched).')
-    for split in existing:
-        shutil.rmtree(osp.join(out, split))
+            f'{args.out!r} already holds {existing}; pass --overwrite to '
+            'replace these folders and splits/ (nothing else in it is '
+            'touched).')
     if existing:
-        splits_dir = osp.join(out, 'splits')
-        if osp.isdir(splits_dir):
-            shutil.rmtree(splits_dir)
+        for folder in existing + ['splits']:
+            shutil.rmtree(osp.join(args.out, folder), ignore_errors=True)
+    print(header)
+
+    def place(src, dst):
+        if args.symlink:
+            os.symlink(osp.abspath(src), dst)
+        else:
+            shutil.copyfile(src, dst)
+
+    for split, pairs in ((s, p) for s, p in splits.items() if p):
+        folder = osp.join(args.out, split)
+        os.makedirs(osp.join(folder, 'images'), exist_ok=True)
+        os.makedirs(osp.join(folder, 'masks'), exist_ok=True)
+        for stem, img, mask in pairs:
+            ext = img_ext or osp.splitext(img)[1].lower()
+            place(img, osp.join(folder, 'images', stem + ext))
+            src_ext = osp.splitext(mask)[1].lower()
+            dst_ext = mask_ext or src_ext
+            dst = osp.join(folder, 'masks', stem + dst_ext)
+            if read_mask is None and (src_ext == dst_ext or {src_ext, dst_ext}
+                                      <= {'.tif', '.tiff'}):
+                place(mask, dst)
+                continue
+            import cv2
+            data = read_mask(mask) if read_mask else cv2.imread(
+                mask, cv2.IMREAD_UNCHANGED)
+            if data is None or not cv2.imwrite(dst, data):
+                raise LayoutError(f'cannot convert {mask!r} to {dst!r}')
+        os.makedirs(osp.join(args.out, 'splits'), exist_ok=True)
+        list_name = split.replace('/', '_') + '.txt'
+        with open(osp.join(args.out, 'splits', list_name), 'w') as f:
+            f.writelines(stem + '\n' for stem, _, _ in pairs)
+        print(f'{split}: {len(pairs)} images '
+              f'{"symlinked" if args.symlink else "copied"} to {folder}/'
+              '{images,masks}')
+        note = count_note(split, len(pairs), (counts or {}).get(split))
+        if note:
+            print(note)
 
 
-def note_count(split: str, found: int, expected: Optional[int]) -> str:
-    if expected is None or found == expected:
-        return ''
-    return (f'  note: the official {split} has {expected} images, found '
-            f'{found} (an incomplete download or another version?)')
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f'{value} is not in [0, 1)')
+    return value
 
 
-def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+def base_parser(description: str,
+                default_out: Optional[str] = None,
+                **fractions: float) -> argparse.ArgumentParser:
+    """The arguments every converter has.
+
+    Args:
+        default_out (str, optional): Default of ``--out``; given for the
+            converters of one official download, which then take ``src``.
+        fractions: Defaults of ``--<name>-fraction`` of a random split
+            (with ``--seed``).
+    """
     parser = argparse.ArgumentParser(
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='the unpacked official download')
+    if default_out:
+        parser.add_argument('src', help='the unpacked official download')
     parser.add_argument(
         '--out',
         default=default_out,
-        help=f'output folder (default {default_out})')
+        required=not default_out,
+        help='output folder' +
+        (f' (default {default_out})' if default_out else ''))
     parser.add_argument(
         '--symlink',
         action='store_true',
-        help='symlink the files instead of copying them')
+        help='symlink the images (and unchanged masks) instead of copying')
     parser.add_argument(
         '--overwrite',
         action='store_true',
         help='replace split folders written before')
+    for name, default in fractions.items():
+        parser.add_argument(
+            f'--{name}-fraction',
+            type=_fraction,
+            default=default,
+            help=f'fraction for the {name} split (default {default})')
+    if fractions:
+        parser.add_argument(
+            '--seed',
+            type=int,
+            default=0,
+            help='seed of the random split (default 0)')
     return parser
-
-
-def add_split_args(parser: argparse.ArgumentParser,
-                   val_fraction: float,
-                   seed: int = 0) -> None:
-    parser.add_argument(
-        '--val-fraction',
-        type=float,
-        default=val_fraction,
-        help='fraction of the training images held out for validation '
-        f'(default {val_fraction})')
-    parser.add_argument(
-        '--seed',
-        type=int,
-        default=seed,
-        help=f'seed of the random split (default {seed})')
 
 
 def run_cli(main: Callable, argv=None) -> int:

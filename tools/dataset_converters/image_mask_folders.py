@@ -1,45 +1,33 @@
-"""Convert folders of images + binary masks into train/val/test splits.
+"""Split folders of images + binary masks into train/val/test.
 
-Give one or more named sources, each ``NAME=SRC`` (a folder with images and
-masks folders whose files match by stem) or ``NAME=IMAGES,MASKS`` (the two
-folders)::
+Each source, ``NAME=FOLDER`` (with ``images`` and ``masks`` folders) or
+``NAME=IMAGES,MASKS``, pairs images and masks by stem and is split at random
+(``--seed``); the train and val parts are pooled, each source keeps its own
+test set, and ``--test`` sources are whole test sets::
 
-    SRC/images/<stem>.<jpg|png|...>
-    SRC/masks/<stem>.<jpg|png|...>
+    OUT/{train,val}/{images,masks}/<source>_<stem>.*
+    OUT/test/<source>/{images,masks}/<stem>.*
+    OUT/splits/*.txt
 
-Each source is split at random (seeded by ``--seed``) into train, val and
-test; the train and val parts are pooled, each source keeps its own test
-set. Sources given after ``--test`` are whole test sets (official ones)::
-
-    OUT/train/{images,masks}/<source>_<stem>.*   pooled training images
-    OUT/val/{images,masks}/<source>_<stem>.*     pooled validation images
-    OUT/test/<source>/{images,masks}/<stem>.*    one test set per source
-    OUT/splits/*.txt                             stems of each split
-
-Images are copied (or symlinked); masks are decoded as the loader decodes
-them and written as lossless 0/255 PNGs. Bad masks are all listed before
-anything is written. Examples, including the paper benchmarks: see
-``docs/own_data.md``.
+Masks are decoded as the loader decodes them and written as 0/255 PNGs;
+every bad mask is listed before anything is written. Examples:
+docs/own_data.md.
 """
-import argparse
 import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (IMG_EXTS, LayoutError, Pair, check_entries, pair_files,
-                     prepare_out, run_cli, write_split)
+from _common import (IMG_EXTS, LayoutError, Pair, base_parser, check_layout,
+                     pair_files, random_split, run_cli, write_splits)
 
 
-def parse_sources(specs: List[str],
-                  img_dir: str = 'images',
-                  mask_dir: str = 'masks') -> Dict[str, Tuple[str, str, str]]:
-    """``['Name=DIR' or 'Name=IMAGES,MASKS', ...]`` -> ``{name: (root,
-    images, masks)}``, names unique and usable as folder names."""
+def parse_sources(specs: List[str], img_dir: str,
+                  mask_dir: str) -> Dict[str, Tuple[str, str, str]]:
+    """``['NAME=DIR' or 'NAME=IMAGES,MASKS', ...]`` -> ``{NAME: (root,
+    images, masks)}``."""
     sources: Dict[str, Tuple[str, str, str]] = {}
     for spec in specs:
         name, sep, folder = spec.partition('=')
@@ -55,32 +43,6 @@ def parse_sources(specs: List[str],
         sources[name] = ('', images, masks) if comma else (folder, img_dir,
                                                            mask_dir)
     return sources
-
-
-def split_three(pairs: List[Pair], val_fraction: float, test_fraction: float,
-                seed: int) -> Tuple[List[Pair], List[Pair], List[Pair]]:
-    """Seeded random (train, val, test) split of one source, each sorted by
-    stem: ``round(fraction * n)`` (at least 1) to test and val, drawn from
-    one ``np.random.RandomState(seed)`` permutation of the sorted pairs."""
-    for what, frac in (('val', val_fraction), ('test', test_fraction)):
-        if not 0 <= frac < 1:
-            raise ValueError(
-                f'--{what}-fraction must be in [0, 1), got {frac}')
-    items = sorted(pairs)
-    n = len(items)
-    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
-    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
-    if n_test + n_val >= n:
-        raise LayoutError(
-            f'cannot split {n} images into {n_val} val + {n_test} test: '
-            'nothing would be left to train on')
-    order = np.random.RandomState(seed).permutation(n).tolist()
-    test_ids = set(order[:n_test])
-    val_ids = set(order[n_test:n_test + n_val])
-    train = [p for i, p in enumerate(items) if i not in test_ids | val_ids]
-    val = [p for i, p in enumerate(items) if i in val_ids]
-    test = [p for i, p in enumerate(items) if i in test_ids]
-    return train, val, test
 
 
 def plan_masks(name: str, pairs: List[Pair], encoding: str, invert: bool,
@@ -157,14 +119,14 @@ def plan_masks(name: str, pairs: List[Pair], encoding: str, invert: bool,
     return plan
 
 
-def mask_writer(plan: Dict[str, tuple]):
-    """``convert_mask`` for :func:`write_split`: the planned 0/255 mask."""
+def mask_reader(plan: Dict[str, tuple]):
+    """``read_mask`` for :func:`write_split`: the planned 0/255 mask."""
     import cv2
 
     from mmseg_convlora.datasets.transforms.binary_loading import \
         read_binary_mask
 
-    def convert(data, path, image_path):
+    def read(path):
         lut, target = plan[path]
         with open(path, 'rb') as f:
             labels = lut[read_binary_mask(f.read(), path)]
@@ -173,13 +135,11 @@ def mask_writer(plan: Dict[str, tuple]):
                 labels, target, interpolation=cv2.INTER_NEAREST)
         return labels * 255
 
-    return convert
+    return read
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = base_parser(__doc__, val=0.1, test=0.2)
     parser.add_argument(
         'sources',
         nargs='+',
@@ -192,15 +152,6 @@ def main(argv=None):
         default=[],
         metavar='NAME=FOLDER',
         help='sources used whole as test sets, named like the others')
-    parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument(
-        '--symlink',
-        action='store_true',
-        help='symlink the images instead of copying them')
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='replace split folders written before')
     parser.add_argument(
         '--img-dir',
         default='images',
@@ -209,18 +160,6 @@ def main(argv=None):
         '--mask-dir',
         default='masks',
         help='masks folder inside each source (masks)')
-    parser.add_argument(
-        '--val-fraction',
-        type=float,
-        default=0.1,
-        help='fraction of each source for validation (0.1)')
-    parser.add_argument(
-        '--test-fraction',
-        type=float,
-        default=0.2,
-        help='fraction of each source for testing (0.2)')
-    parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the random split (0)')
     parser.add_argument(
         '--resize-masks',
         choices=['nearest'],
@@ -242,49 +181,37 @@ def main(argv=None):
     layout = (f'SRC/{args.img_dir}/<stem>.<ext>\nSRC/{args.mask_dir}/'
               f'<stem>.<ext>   (images: {", ".join(IMG_EXTS)}), or '
               'NAME=IMAGES,MASKS')
-    splits, plan = {}, {}
+    splits = dict(train=[], val=[], test=[])
+    lines = [
+        f'{len(sources)} source(s) -> {args.out} (seed {args.seed}; per '
+        f'source {args.val_fraction:.0%} val, {args.test_fraction:.0%} '
+        'test, the rest train)'
+    ]
+    plan = {}
     for i, (name, (root, images, masks)) in enumerate(sources.items()):
         absent = [d for d in (images, masks) if not osp.isdir(d)]
         if root:
-            check_entries(root, [images, masks],
-                          f'image/mask folder pair {name!r}', layout)
+            check_layout(root, [images, masks],
+                         f'image/mask folder pair {name!r}', layout)
         elif absent:
             raise LayoutError(f'source {name!r}: {absent} is not a folder')
         pairs = pair_files(osp.join(root, images), osp.join(root, masks))
         plan.update(
             plan_masks(name, pairs, args.mask_encoding, args.invert_masks,
                        args.resize_masks))
-        splits[name] = ([], [], pairs) if i >= len(args.sources) else \
-            split_three(pairs, args.val_fraction, args.test_fraction,
-                        args.seed)
-    prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)
-    print(f'{len(sources)} source(s) -> {args.out} (seed {args.seed}; per '
-          f'source {args.val_fraction:.0%} val, {args.test_fraction:.0%} '
-          'test, the rest train)')
-    pooled = {'train': [], 'val': []}
-    for name, (train, val, test) in splits.items():
-        print(f'  {name}: {len(train)} train, {len(val)} val, {len(test)} '
-              f'test from {osp.join(*sources[name][:2])}')
+        if i < len(args.sources):
+            train, test, val = random_split(pairs, args.seed,
+                                            args.test_fraction,
+                                            args.val_fraction)
+        else:
+            train, test, val = [], pairs, []
+        lines.append(f'  {name}: {len(train)} train, {len(val)} val, '
+                     f'{len(test)} test from {osp.join(root, images)}')
         for split, part in (('train', train), ('val', val)):
-            pooled[split] += [(f'{name}_{stem}', img, mask)
+            splits[split] += [(f'{name}_{stem}', img, mask)
                               for stem, img, mask in part]
-        if test:
-            print(
-                write_split(
-                    test,
-                    args.out,
-                    f'test/{name}',
-                    args.symlink,
-                    convert_mask=mask_writer(plan)))
-    for split, pairs in pooled.items():
-        if pairs:
-            print(
-                write_split(
-                    pairs,
-                    args.out,
-                    split,
-                    args.symlink,
-                    convert_mask=mask_writer(plan)))
+        splits[f'test/{name}'] = test
+    write_splits(args, splits, '\n'.join(lines), read_mask=mask_reader(plan))
 
 
 if __name__ == '__main__':

@@ -2,16 +2,15 @@
 
     python tools/dataset_converters/isic2017.py SRC [--out data/isic2017]
 
-SRC holds the six unzipped part-1 archives; the official splits are kept
-(layout: ``LAYOUT`` below and docs/own_data.md).
+SRC holds the six unzipped part-1 archives; the official splits are kept.
 """
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (base_parser, check_entries, note_count, pair_files,
-                     prepare_out, run_cli, write_split)
+from _common import (base_parser, check_layout, pair_files, run_cli,
+                     write_splits)
 
 SPLITS = {
     # our split: (image folder, mask folder, official count)
@@ -29,29 +28,25 @@ LAYOUT = '\n'.join(f'SRC/{img}/ISIC_xxxxxxx.jpg\nSRC/{mask}/'
 
 
 def main(argv=None):
-    parser = base_parser(__doc__.splitlines()[0], 'data/isic2017')
-    args = parser.parse_args(argv)
-    src = args.src
-    check_entries(src,
-                  [d for img, mask, _ in SPLITS.values() for d in (img, mask)],
-                  'ISIC 2017', LAYOUT)
-    pairs = {
+    args = base_parser(__doc__, 'data/isic2017').parse_args(argv)
+    check_layout(args.src, [d for s in SPLITS.values() for d in s[:2]],
+                 'ISIC 2017', LAYOUT)
+    splits = {
         split:
         pair_files(
-            osp.join(src, img),
-            osp.join(src, mask),
+            osp.join(args.src, img),
+            osp.join(args.src, mask),
             mask_strip='_segmentation',
             img_skip=('_superpixels', ),
             img_exts=('.jpg', '.jpeg', '.png'))
         for split, (img, mask, _) in SPLITS.items()
     }
-    prepare_out(args.out, list(SPLITS), args.overwrite)
-    print(f'ISIC 2017 from {src} -> {args.out} (official splits)')
-    for split, items in pairs.items():
-        print(write_split(items, args.out, split, args.symlink))
-        note = note_count(split, len(items), SPLITS[split][2])
-        if note:
-            print(note)
+    write_splits(args, splits,
+                 f'ISIC 2017 from {args.src} -> {args.out} (official splits)',
+                 {
+                     split: count
+                     for split, (_, _, count) in SPLITS.items()
+                 })
 
 
 if __name__ == '__main__':

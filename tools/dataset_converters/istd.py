@@ -3,16 +3,15 @@
     python tools/dataset_converters/istd.py SRC [--out data/istd]
 
 SRC is the unzipped ``ISTD_Dataset`` folder; a seeded 10% of the training
-set becomes the validation split (layout: docs/own_data.md).
+set becomes the validation split.
 """
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import (add_split_args, base_parser, check_entries, note_count,
-                     pair_files, prepare_out, random_split, run_cli,
-                     write_split)
+from _common import (base_parser, check_layout, count_note, pair_files,
+                     random_split, run_cli, write_splits)
 
 LAYOUT = """SRC/train/train_A/*.png   shadow images
 SRC/train/train_B/*.png   shadow masks
@@ -21,30 +20,21 @@ SRC/test/test_A/*.png, SRC/test/test_B/*.png
 
 
 def main(argv=None):
-    parser = base_parser(__doc__.splitlines()[0], 'data/istd')
-    add_split_args(parser, 0.1)
-    args = parser.parse_args(argv)
-    src = args.src
-    check_entries(
-        src, ['train/train_A', 'train/train_B', 'test/test_A', 'test/test_B'],
-        'ISTD', LAYOUT)
-    train = pair_files(
-        osp.join(src, 'train', 'train_A'), osp.join(src, 'train', 'train_B'))
-    test = pair_files(
-        osp.join(src, 'test', 'test_A'), osp.join(src, 'test', 'test_B'))
-    note = note_count('training set', len(train), 1330)
-    train, val = random_split(train, args.val_fraction, args.seed)
-    prepare_out(args.out, ['train', 'val', 'test'], args.overwrite)
-    print(f'ISTD from {src} -> {args.out} (validation: '
-          f'{args.val_fraction:.0%} of the training set, seed {args.seed})')
-    print(write_split(train, args.out, 'train', args.symlink))
-    print(write_split(val, args.out, 'val', args.symlink))
-    if note:
-        print(note)
-    print(write_split(test, args.out, 'test', args.symlink))
-    note = note_count('test set', len(test), 540)
-    if note:
-        print(note)
+    args = base_parser(__doc__, 'data/istd', val=0.1).parse_args(argv)
+    folders = {s: (f'{s}/{s}_A', f'{s}/{s}_B') for s in ('train', 'test')}
+    check_layout(args.src, [d for pair in folders.values() for d in pair],
+                 'ISTD', LAYOUT)
+    train, test = (pair_files(
+        osp.join(args.src, img), osp.join(args.src, mask))
+                   for img, mask in folders.values())
+    header = [
+        f'ISTD from {args.src} -> {args.out} (validation: '
+        f'{args.val_fraction:.0%} of the training set, seed {args.seed})',
+        count_note('training set', len(train), 1330)
+    ]
+    train, val = random_split(train, args.seed, args.val_fraction)
+    write_splits(args, dict(train=train, val=val, test=test),
+                 '\n'.join(filter(None, header)), dict(test=540))
 
 
 if __name__ == '__main__':
