@@ -146,16 +146,14 @@ def build_table(runs: List[Tuple[str, Dict[str, float]]],
     return header, rows
 
 
-def render(header: List[str],
-           rows: List[List[str]],
-           fmt: str = 'markdown') -> str:
+def render(header: List[str], rows: List[list], fmt: str = 'markdown') -> str:
     """A Markdown or CSV table; the analysis tools print theirs with it."""
     if fmt == 'csv':
         buf = io.StringIO()
         csv.writer(buf, lineterminator='\n').writerows([header] + rows)
         return buf.getvalue()
     lines = [header, ['---'] * len(header)] + rows
-    return ''.join('| ' + ' | '.join(row) + ' |\n' for row in lines)
+    return ''.join('| ' + ' | '.join(map(str, row)) + ' |\n' for row in lines)
 
 
 def main(argv=None) -> str:
