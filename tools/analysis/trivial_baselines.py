@@ -2,7 +2,6 @@
 dataset with its test metrics; see docs/results.md."""
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 from typing import Dict
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import DictAction
+from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
@@ -109,8 +109,7 @@ def main(argv=None):
             for baseline, values in results.items() for s in sets]
     print(render(['baseline', 'test set'] + metrics, rows), end='')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(results, f, indent=1)
+        dump(results, args.out, indent=1)
         print(f'written to {osp.abspath(args.out)}')
     return results
 
