@@ -21,8 +21,7 @@ from mmseg_convlora.models.adapters import ConvLoRA
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Conv-LoRA expert (scale) selection frequencies')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config with a ConvLoRA adapter')
     parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
     parser.add_argument(

@@ -1,11 +1,5 @@
 """Mean per-image difference A - B of ``prompt_eval.py --out`` files with a
-paired bootstrap 95% interval, per test set; see docs/prompts.md.
-
-Usage::
-
-    python tools/analysis/paired_bootstrap.py A.json[,A2.json] B.json \
-        [--metric Dice] [--prompt none] [--prompt-b box] [--n 10000]
-"""
+paired bootstrap 95% interval, per test set; see docs/prompts.md."""
 import argparse
 import os.path as osp
 import sys
@@ -20,13 +14,9 @@ from tools.analysis.results_table import render
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Mean per-image difference A - B with a paired '
-        'bootstrap 95%% interval, per test set.')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        'a',
-        help='prompt_eval JSON file(s), comma-separated (seeds '
-        'averaged per image)')
+        'a', help='prompt_eval JSON file(s), comma-separated (per-image mean)')
     parser.add_argument('b', help='the same for B')
     parser.add_argument('--metric', default='Dice', help='Dice, IoU or Sm')
     parser.add_argument(

@@ -1,11 +1,5 @@
 """Score a binary model on its test sets with no prompt, a GT box and 1 or 3
-GT points; see docs/prompts.md.
-
-Usage::
-
-    python tools/analysis/prompt_eval.py CONFIG [CKPT] [--zero-shot]
-        [--img-size 1024] [--decoder original] [--out eval.json]
-"""
+GT points; see docs/prompts.md."""
 import argparse
 import copy
 import os.path as osp
@@ -23,14 +17,9 @@ from segment_anything.utils.amg import batched_mask_to_box
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-import mmseg_convlora  # noqa: F401  registers the datasets and models
 from mmseg_convlora.apis import inference_config, init_segmentor
 from mmseg_convlora.engine import named_sets
-from mmseg_convlora.evaluation.metrics.functional import (binary_counts,
-                                                          dice_from_counts,
-                                                          iou_from_counts,
-                                                          prepare_sod_inputs,
-                                                          s_measure)
+from mmseg_convlora.evaluation.metrics import functional
 from mmseg_convlora.evaluation.metrics.utils import get_binary_prob_and_label
 from mmseg_convlora.sam_predictor import PEFTSamPredictor
 from tools.analysis.results_table import render
@@ -40,9 +29,7 @@ METRICS = ('Dice', 'IoU', 'Sm')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Score a binary model on its test sets with no prompt, '
-        'a GT box and 1 or 3 GT points.')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='trained checkpoint')
     parser.add_argument(
@@ -63,8 +50,7 @@ def parse_args(argv=None):
         '--prompts',
         nargs='+',
         choices=PROMPTS,
-        help='default: all '
-        '(without none for --zero-shot)')
+        help='default: all (without none for --zero-shot)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='write means and per-image values')
@@ -129,13 +115,13 @@ def gt_prompt(kind: str, mask: np.ndarray, rng: np.random.Generator) -> dict:
 
 
 def scores(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict:
-    counts = binary_counts(prob > 0.5, gt, valid)
-    dice = dice_from_counts(counts['tp'], counts['fp'], counts['fn'])
-    iou = iou_from_counts(counts['tp'], counts['fp'], counts['fn'])
+    counts = functional.binary_counts(prob > 0.5, gt, valid)
+    tp, fp, fn = counts['tp'], counts['fp'], counts['fn']
     return dict(
-        Dice=float(dice) * 100,
-        IoU=float(iou) * 100,
-        Sm=s_measure(*prepare_sod_inputs(prob, gt & valid)))
+        Dice=float(functional.dice_from_counts(tp, fp, fn)) * 100,
+        IoU=float(functional.iou_from_counts(tp, fp, fn)) * 100,
+        Sm=functional.s_measure(
+            *functional.prepare_sod_inputs(prob, gt & valid)))
 
 
 def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],

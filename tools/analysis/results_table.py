@@ -17,8 +17,7 @@ NOT_METRICS = ('time', 'data_time', 'memory', 'iter', 'epoch', 'step', 'lr')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='One table of the test results of several work dirs')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         'work_dirs',
         nargs='+',

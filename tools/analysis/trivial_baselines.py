@@ -19,16 +19,13 @@ from mmseg.structures import SegDataSample
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-import mmseg_convlora  # noqa: F401  registers the datasets and metrics
 from mmseg_convlora.apis import inference_config
 from mmseg_convlora.engine import named_sets
 from tools.analysis.results_table import render
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Score the all-background and mean-training-mask '
-        'predictions with the config\'s test metrics.')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='a binary dataset config')
     parser.add_argument(
         '--size',
