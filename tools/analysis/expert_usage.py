@@ -74,11 +74,9 @@ def count_experts(model, max_images=None):
     counts, seen, sets = {}, 0, []
     for name, entry in named_sets(model.cfg.test_dataloader):
         sets.append(name)
-        entry = {
-            k: v
-            for k, v in entry.items()
-            if k not in ('name', 'evaluator', 'extra_sets')
-        }
+        entry = dict(entry)
+        for key in ('name', 'evaluator', 'extra_sets'):
+            entry.pop(key, None)
         for batch in Runner.build_dataloader(entry):
             if max_images is not None:
                 if seen >= max_images:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.dataset import pseudo_collate
 from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, TRANSFORMS
@@ -149,10 +150,7 @@ def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
         for kind in args.prompts:
             if kind == 'none':
                 with torch.no_grad():
-                    pred = segmentor.test_step(
-                        dict(
-                            inputs=[data['inputs']],
-                            data_samples=[data['data_samples']]))[0]
+                    pred = segmentor.test_step(pseudo_collate([data]))[0]
                 prob = get_binary_prob_and_label(pred)[0]
             else:
                 kwargs = gt_prompt(kind, fg, rng)
