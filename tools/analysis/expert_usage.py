@@ -146,15 +146,13 @@ def plot(layers: dict, overall: list, path: str, title: str) -> None:
                 va='center',
                 fontsize=6,
                 color='white' if f < 0.5 else 'black')
-    ax1.bar(scales, total, color='tab:blue')
+    ax1.bar_label(ax1.bar(scales, total), fmt='%.2f', fontsize=7)
     ax1.set(
         xticks=scales,
         xlabel='expert scale',
         ylabel='fraction of routed samples',
         ylim=(0, 1),
         title='overall (all layers)')
-    for x, y in zip(scales, total):
-        ax1.text(x, y + 0.01, f'{y:.2f}', ha='center', fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
