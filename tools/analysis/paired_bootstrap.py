@@ -1,31 +1,26 @@
-"""Mean per-image difference A - B of two ``prompt_eval.py --out`` files
-with a paired bootstrap 95% interval, per test set; a side given as
-comma-separated files (seeds) is averaged per image. See docs/prompts.md.
-
-Usage::
-
-    python tools/analysis/paired_bootstrap.py A.json[,A2.json] B.json \
-        [--metric Dice] [--prompt none] [--prompt-b box] [--n 10000]
-"""
+"""Mean per-image difference A - B of ``prompt_eval.py --out`` files with a
+paired bootstrap 95% interval, per test set; see docs/prompts.md."""
 import argparse
-import json
+import os.path as osp
+import sys
 from typing import Dict, Tuple
 
 import numpy as np
+from mmengine.fileio import load
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+from tools.analysis.results_table import render
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Mean per-image difference A - B with a paired '
-        'bootstrap 95%% interval, per test set.')
-    parser.add_argument('a', help='prompt_eval JSON file(s), comma-separated')
-    parser.add_argument('b', help='prompt_eval JSON file(s), comma-separated')
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        'a', help='prompt_eval JSON file(s), comma-separated (per-image mean)')
+    parser.add_argument('b', help='the same for B')
     parser.add_argument('--metric', default='Dice', help='Dice, IoU or Sm')
     parser.add_argument(
-        '--prompt',
-        default='none',
-        help='prompt of A (and '
-        'of B unless --prompt-b)')
+        '--prompt', default='none', help='prompt of A (and of B)')
     parser.add_argument('--prompt-b', help='prompt of B')
     parser.add_argument('--n', type=int, default=10000)
     parser.add_argument('--seed', type=int, default=0)
@@ -35,8 +30,8 @@ def parse_args(argv=None):
 def bootstrap(diffs: np.ndarray,
               n: int = 10000,
               seed: int = 0) -> Tuple[float, float, float]:
-    """Mean of ``diffs`` and the 2.5 and 97.5 percentiles (numpy's linear
-    interpolation) of the means of ``n`` resamples with replacement."""
+    """Mean of ``diffs`` and the 2.5 and 97.5 percentiles of the means of
+    ``n`` resamples with replacement."""
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, len(diffs), (n, len(diffs)))].mean(1)
     low, high = np.percentile(means, [2.5, 97.5])
@@ -48,10 +43,8 @@ def per_image(files: str, metric: str,
     """``{test set: {image: value}}``, averaged over the files."""
     runs = []
     for path in files.split(','):
-        with open(path) as f:
-            results = json.load(f)['results']
         run = {}
-        for name, res in results.items():
+        for name, res in load(path)['results'].items():
             if prompt not in res['per_image']:
                 raise SystemExit(f'{path}: no prompt {prompt!r} in test set '
                                  f'{name} (has {list(res["per_image"])})')
@@ -75,9 +68,7 @@ def main(argv=None):
     args = parse_args(argv)
     a = per_image(args.a, args.metric, args.prompt)
     b = per_image(args.b, args.metric, args.prompt_b or args.prompt)
-    out = {}
-    print(f'| test set | images | {args.metric} A - B | 95% interval |')
-    print('| --- | --- | --- | --- |')
+    out, rows = {}, []
     for name in a:
         if name not in b or set(a[name]) != set(b[name]):
             raise SystemExit(f'test set {name}: A and B hold different '
@@ -86,8 +77,10 @@ def main(argv=None):
         diffs = np.array([a[name][i] - b[name][i] for i in images])
         mean, low, high = bootstrap(diffs, args.n, args.seed)
         out[name] = dict(mean=mean, low=low, high=high)
-        print(f'| {name} | {len(images)} | {mean:+.3f} | '
-              f'[{low:+.3f}, {high:+.3f}] |')
+        interval = f'[{low:+.3f}, {high:+.3f}]'
+        rows.append([name, len(images), f'{mean:+.3f}', interval])
+    header = ['test set', 'images', f'{args.metric} A - B', '95% interval']
+    print(render(header, rows), end='')
     return out
 
 

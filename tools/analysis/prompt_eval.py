@@ -1,44 +1,36 @@
 """Score a binary model on its test sets with no prompt, a GT box and 1 or 3
-GT points (Dice, IoU, S-measure, per image); see docs/prompts.md.
-
-Usage::
-
-    python tools/analysis/prompt_eval.py CONFIG [CKPT] [--zero-shot]
-        [--img-size 1024] [--decoder original] [--out eval.json]
-"""
+GT points; see docs/prompts.md."""
 import argparse
 import copy
-import json
 import os.path as osp
-from typing import Dict, Optional
+import sys
+from typing import Optional
 
 import cv2
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+from mmengine.dataset import pseudo_collate
+from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, TRANSFORMS
 from segment_anything.utils.amg import batched_mask_to_box
 
-import mmseg_convlora  # noqa: F401  registers the datasets and models
-from mmseg_convlora.apis import init_segmentor
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+from mmseg_convlora.apis import inference_config, init_segmentor
 from mmseg_convlora.engine import named_sets
-from mmseg_convlora.evaluation.metrics.functional import (binary_counts,
-                                                          dice_from_counts,
-                                                          iou_from_counts,
-                                                          prepare_sod_inputs,
-                                                          s_measure)
+from mmseg_convlora.evaluation.metrics import functional
 from mmseg_convlora.evaluation.metrics.utils import get_binary_prob_and_label
 from mmseg_convlora.sam_predictor import PEFTSamPredictor
+from tools.analysis.results_table import render
 
 PROMPTS = ('none', 'box', 'point1', 'point3')
 METRICS = ('Dice', 'IoU', 'Sm')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Score a binary model on its test sets with no prompt, '
-        'a GT box and 1 or 3 GT points.')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='trained checkpoint')
     parser.add_argument(
@@ -59,8 +51,7 @@ def parse_args(argv=None):
         '--prompts',
         nargs='+',
         choices=PROMPTS,
-        help='default: all '
-        '(without none for --zero-shot)')
+        help='default: all (without none for --zero-shot)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='write means and per-image values')
@@ -83,26 +74,23 @@ def parse_args(argv=None):
     return args
 
 
-def load_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+def load_config(args):
+    cfg = inference_config(args.config, args.cfg_options)
     if cfg.model.decode_head.get('out_channels', 1) != 1:
         raise SystemExit(f'{args.config}: prompts are evaluated on binary '
                          'models (out_channels=1).')
     if args.zero_shot:
         cfg.model.backbone.adapter = None
     if args.img_size:
-        size = args.img_size
-        cfg.model.backbone.img_size = size
+        size = cfg.model.backbone.img_size = args.img_size
         cfg.model.decode_head.img_size = size
         cfg.model.data_preprocessor.size = (size, size)
     return cfg
 
 
 def centre_point(mask: np.ndarray) -> np.ndarray:
-    """The (x, y) of the mask pixel farthest from the mask's boundary (the
-    image border counts as boundary), first in row-major order on ties."""
+    """(x, y) of the mask pixel farthest from the boundary (the image border
+    counts), first in row-major order on ties."""
     padded = np.pad(mask.astype(np.uint8), 1)
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
@@ -110,8 +98,8 @@ def centre_point(mask: np.ndarray) -> np.ndarray:
 
 
 def gt_prompt(kind: str, mask: np.ndarray, rng: np.random.Generator) -> dict:
-    """``SamPredictor.predict`` arguments of one GT prompt (original
-    frame), with SAM's choice of ``multimask_output``."""
+    """``SamPredictor.predict`` arguments of one GT prompt, with SAM's
+    choice of ``multimask_output``."""
     if kind == 'box':
         box = batched_mask_to_box(torch.from_numpy(mask)).numpy()
         return dict(box=box.astype(np.float64), multimask_output=False)
@@ -128,32 +116,25 @@ def gt_prompt(kind: str, mask: np.ndarray, rng: np.random.Generator) -> dict:
 
 
 def scores(prob: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> dict:
-    counts = binary_counts(prob > 0.5, gt, valid)
-    dice = dice_from_counts(counts['tp'], counts['fp'], counts['fn'])
-    iou = iou_from_counts(counts['tp'], counts['fp'], counts['fn'])
+    counts = functional.binary_counts(prob > 0.5, gt, valid)
+    tp, fp, fn = counts['tp'], counts['fp'], counts['fn']
     return dict(
-        Dice=float(dice) * 100,
-        IoU=float(iou) * 100,
-        Sm=s_measure(*prepare_sod_inputs(prob, gt & valid)))
+        Dice=float(functional.dice_from_counts(tp, fp, fn)) * 100,
+        IoU=float(functional.iou_from_counts(tp, fp, fn)) * 100,
+        Sm=functional.s_measure(
+            *functional.prepare_sod_inputs(prob, gt & valid)))
 
 
 def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
                  predictor: PEFTSamPredictor, args) -> dict:
     """Per-image scores of one test set: ``{images, skipped_empty,
-    per_image: {prompt: {metric: [...]}}}``."""
+    per_image: {prompt: {metric: [...]}}, mean: {prompt: {metric: x}}}``."""
     dataset = DATASETS.build(copy.deepcopy(dataset_cfg))
     load_image = TRANSFORMS.build(
         next(t for t in dataset_cfg['pipeline'] if 'LoadImage' in t['type']))
-    prompts, seed = args.prompts, args.seed
-    rng = np.random.default_rng(seed)
-    out = dict(
-        images=[],
-        skipped_empty=0,
-        per_image={p: {
-            m: []
-            for m in METRICS
-        }
-                   for p in prompts})
+    rng = np.random.default_rng(args.seed)
+    per_image = {p: {m: [] for m in METRICS} for p in args.prompts}
+    out = dict(images=[], skipped_empty=0, per_image=per_image)
     for i in range(len(dataset)):
         data = dataset[i]
         label = data['data_samples'].gt_sem_seg.data[0].numpy()
@@ -166,13 +147,10 @@ def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
         info = dataset.get_data_info(i)
         out['images'].append(osp.basename(info['img_path']))
         predictor.set_image(load_image(dict(info))['img'], 'BGR')
-        for kind in prompts:
+        for kind in args.prompts:
             if kind == 'none':
                 with torch.no_grad():
-                    pred = segmentor.test_step(
-                        dict(
-                            inputs=[data['inputs']],
-                            data_samples=[data['data_samples']]))[0]
+                    pred = segmentor.test_step(pseudo_collate([data]))[0]
                 prob = get_binary_prob_and_label(pred)[0]
             else:
                 kwargs = gt_prompt(kind, fg, rng)
@@ -183,21 +161,15 @@ def evaluate_set(dataset_cfg: dict, segmentor: Optional[torch.nn.Module],
                 logit = logits[int(np.argmax(iou_pred))]
                 prob = 1 / (1 + np.exp(-logit.astype(np.float64)))
             for name, value in scores(prob, gt, valid).items():
-                out['per_image'][kind][name].append(value)
+                per_image[kind][name].append(value)
+    out['mean'] = {
+        kind: {
+            m: float(np.mean(v)) if v else float('nan')
+            for m, v in values.items()
+        }
+        for kind, values in per_image.items()
+    }
     return out
-
-
-def markdown(results: Dict[str, dict]) -> str:
-    lines = [
-        '| test set | prompt | images | Dice | IoU | Sm |',
-        '| --- | --- | --- | --- | --- | --- |'
-    ]
-    for name, res in results.items():
-        for kind, means in res['mean'].items():
-            lines.append(f'| {name} | {kind} | {len(res["images"])} | ' +
-                         f'{means["Dice"]:.2f} | {means["IoU"]:.2f} | '
-                         f'{means["Sm"]:.4f} |')
-    return '\n'.join(lines)
 
 
 def main(argv=None):
@@ -214,18 +186,17 @@ def main(argv=None):
         decoder=args.decoder,
         resize=args.resize,
         device=args.device)
-    results = {}
-    for name, loader in named_sets(cfg.test_dataloader):
-        res = evaluate_set(loader['dataset'], segmentor, predictor, args)
-        res['mean'] = {
-            kind: {
-                m: float(np.mean(v)) if v else float('nan')
-                for m, v in values.items()
-            }
-            for kind, values in res['per_image'].items()
-        }
-        results[name] = res
-    print(markdown(results))
+    results = {
+        name: evaluate_set(loader['dataset'], segmentor, predictor, args)
+        for name, loader in named_sets(cfg.test_dataloader)
+    }
+    rows = [[
+        name, kind,
+        len(res['images']), f'{m["Dice"]:.2f}', f'{m["IoU"]:.2f}',
+        f'{m["Sm"]:.4f}'
+    ] for name, res in results.items() for kind, m in res['mean'].items()]
+    header = ['test set', 'prompt', 'images', *METRICS]
+    print(render(header, rows), end='')
     if args.out:
         summary = dict(
             config=args.config,
@@ -236,8 +207,7 @@ def main(argv=None):
             resize=args.resize,
             seed=args.seed,
             results=results)
-        with open(args.out, 'w') as f:
-            json.dump(summary, f, indent=1)
+        dump(summary, args.out, indent=1)
         print(f'written to {osp.abspath(args.out)}')
     return results
 

@@ -1,8 +1,5 @@
-"""One table of the test results of several work dirs.
-
-Reads the newest ``tools/test.py`` result JSON under each WORK_DIR (or
-quoted glob). See docs/train_test.md.
-"""
+"""One table of the newest ``tools/test.py`` results under several work
+dirs; see docs/train_test.md."""
 import argparse
 import csv
 import glob
@@ -13,19 +10,19 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from mmengine.fileio import put_text
+
 # what mmengine's test log adds besides the metrics
 NOT_METRICS = ('time', 'data_time', 'memory', 'iter', 'epoch', 'step', 'lr')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='One table of the test results of several work dirs')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         'work_dirs',
         nargs='+',
         metavar='WORK_DIR',
-        help='work dirs of tools/test.py (or above them), '
-        'or glob patterns')
+        help='work dirs of tools/test.py (or above them), or globs')
     parser.add_argument(
         '--metrics',
         nargs='+',
@@ -33,14 +30,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--labels',
         nargs='+',
-        help='one row label per work dir (default: the '
-        'parts of their paths that differ)')
+        help='one per work dir (default: where their paths differ)')
     parser.add_argument(
         '--layout',
         choices=['long', 'wide'],
         default='long',
-        help='long: a row per test set and run; wide: a row '
-        'per run, a column per test set and metric')
+        help='long: a row per test set and run; wide: a row per run')
     parser.add_argument(
         '--format', choices=['markdown', 'csv'], default='markdown')
     parser.add_argument(
@@ -63,8 +58,7 @@ def expand(patterns: List[str]) -> List[str]:
 
 
 def latest_results(work_dir: str) -> Tuple[str, Dict[str, float]]:
-    """The newest ``<timestamp>/<timestamp>.json`` under ``work_dir`` and its
-    metrics (numbers only, timing dropped)."""
+    """Path and metrics of the newest ``<timestamp>/<timestamp>.json``."""
     files = [
         p
         for p in glob.glob(osp.join(work_dir, '**', '*.json'), recursive=True)
@@ -103,29 +97,23 @@ def auto_labels(dirs: List[str]) -> List[str]:
         ['/'.join(p[head:]) for p in parts]
 
 
-def split_key(key: str) -> Tuple[str, str]:
-    """Test set and metric: ``'Kvasir/Sm'`` -> ``('Kvasir', 'Sm')``."""
-    test_set, _, metric = key.rpartition('/')
-    return test_set, metric
-
-
 def build_table(runs: List[Tuple[str, Dict[str, float]]],
                 metrics: Optional[List[str]] = None,
                 layout: str = 'long',
                 precision: int = 3) -> Tuple[List[str], List[List[str]]]:
-    """Header and rows of the table ('-' where a run lacks a value).
+    """Header and rows ('-' where a run lacks a value).
 
     Args:
         runs (list): (label, metrics) per work dir.
-        metrics (list[str], optional): Metric names without test set, in
-            this order. Default: all.
+        metrics (list[str], optional): Metric names without test set.
+            Default: all.
         layout (str): 'long' or 'wide'.
         precision (int): Decimals.
     """
     test_sets, names = [], []
     for _, values in runs:
         for key in values:
-            test_set, metric = split_key(key)
+            test_set, _, metric = key.rpartition('/')
             if test_set not in test_sets:
                 test_sets.append(test_set)
             if metric not in names:
@@ -157,19 +145,14 @@ def build_table(runs: List[Tuple[str, Dict[str, float]]],
     return header, rows
 
 
-def render(header: List[str], rows: List[List[str]], fmt: str) -> str:
+def render(header: List[str], rows: List[list], fmt: str = 'markdown') -> str:
+    """A Markdown or CSV table; the analysis tools print theirs with it."""
     if fmt == 'csv':
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator='\n')
-        writer.writerow(header)
-        writer.writerows(rows)
+        csv.writer(buf, lineterminator='\n').writerows([header] + rows)
         return buf.getvalue()
-    lines = [
-        '| ' + ' | '.join(header) + ' |',
-        '| ' + ' | '.join('---' for _ in header) + ' |'
-    ]
-    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-    return '\n'.join(lines) + '\n'
+    lines = [header, ['---'] * len(header)] + rows
+    return ''.join('| ' + ' | '.join(map(str, row)) + ' |\n' for row in lines)
 
 
 def main(argv=None) -> str:
@@ -188,9 +171,7 @@ def main(argv=None) -> str:
     table = render(header, rows, args.format)
     print(table, end='')
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            f.write(table)
+        put_text(table, args.out)
     return table
 
 

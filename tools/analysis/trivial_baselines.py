@@ -1,33 +1,31 @@
-"""Score the trivial predictions of a binary dataset with its own metrics.
-
-``all background`` (probability 0) and ``mean training mask`` (each pixel's
-foreground frequency over the training masks) on every test set of CONFIG,
-with its test evaluators; see docs/results.md.
-"""
+"""Score the all-background and mean-training-mask predictions of a binary
+dataset with its test metrics; see docs/results.md."""
 import argparse
 import copy
-import json
 import os.path as osp
+import sys
 from typing import Dict
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
 
-import mmseg_convlora  # noqa: F401  registers the datasets and metrics
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
+
+from mmseg_convlora.apis import inference_config
 from mmseg_convlora.engine import named_sets
+from tools.analysis.results_table import render
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Score the all-background and mean-training-mask '
-        'predictions with the config\'s test metrics.')
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='a binary dataset config')
     parser.add_argument(
         '--size',
@@ -44,28 +42,22 @@ def parse_args(argv=None):
 
 
 def mean_training_mask(dataset_cfg: dict, size: int) -> torch.Tensor:
-    """Foreground frequency per pixel over the training masks, (size,
-    size), each mask read by the package's binary mask loader."""
-    dataset_cfg = copy.deepcopy(dataset_cfg)
-    dataset_cfg['pipeline'] = []
-    dataset = DATASETS.build(dataset_cfg)
+    """Foreground frequency per pixel over the training masks (size, size),
+    read by the package's binary mask loader."""
+    dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
+    if len(dataset) == 0:
+        raise ValueError('the training set is empty')
     load = TRANSFORMS.build(dict(type='LoadBinaryAnnotations'))
     total = torch.zeros(size, size, dtype=torch.float64)
     for i in range(len(dataset)):
-        info = dataset.get_data_info(i)
         results = load(
             dict(
-                seg_map_path=info['seg_map_path'],
+                seg_map_path=dataset.get_data_info(i)['seg_map_path'],
                 seg_fields=[],
                 reduce_zero_label=False))
         mask = torch.from_numpy(results['gt_seg_map'].astype(np.float32))
         total += F.interpolate(
-            mask[None, None],
-            size=(size, size),
-            mode='bilinear',
-            align_corners=False)[0, 0].double()
-    if len(dataset) == 0:
-        raise ValueError('the training set is empty')
+            mask[None, None], size=(size, size), mode='bilinear')[0, 0]
     return (total / len(dataset)).float()
 
 
@@ -77,12 +69,8 @@ def score(name: str, dataset_cfg: dict, evaluator_cfg,
     evaluator.dataset_meta = dataset.metainfo
     for i in range(len(dataset)):
         gt = dataset[i]['data_samples'].gt_sem_seg
-        h, w = gt.shape
         prob = F.interpolate(
-            prob_map[None, None],
-            size=(h, w),
-            mode='bilinear',
-            align_corners=False)[0]
+            prob_map[None, None], size=gt.shape, mode='bilinear')[0]
         sample = SegDataSample(gt_sem_seg=gt)
         sample.seg_logits = PixelData(data=prob)
         sample.pred_sem_seg = PixelData(data=(prob > 0.5).long())
@@ -91,26 +79,9 @@ def score(name: str, dataset_cfg: dict, evaluator_cfg,
     return {f'{name}/{k}': float(v) for k, v in metrics.items()}
 
 
-def markdown(results: Dict[str, Dict[str, float]]) -> str:
-    keys = list(next(iter(results.values())))
-    sets = list(dict.fromkeys(k.split('/')[0] for k in keys))
-    metrics = list(dict.fromkeys(k.split('/', 1)[1] for k in keys))
-    lines = [
-        '| baseline | test set | ' + ' | '.join(metrics) + ' |',
-        '|' + ' --- |' * (len(metrics) + 2)
-    ]
-    for baseline, values in results.items():
-        for s in sets:
-            row = [f'{values[f"{s}/{m}"]:.4f}' for m in metrics]
-            lines.append(f'| {baseline} | {s} | ' + ' | '.join(row) + ' |')
-    return '\n'.join(lines)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = inference_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     out_channels = cfg.model.decode_head.get('out_channels', 1)
     if out_channels != 1:
@@ -129,10 +100,13 @@ def main(argv=None):
             ev_cfg = loader.get('evaluator', cfg.test_evaluator)
             results[baseline].update(
                 score(name, loader['dataset'], ev_cfg, prob_map))
-    print(markdown(results))
+    sets, metrics = zip(*(k.split('/', 1) for k in results['all background']))
+    sets, metrics = list(dict.fromkeys(sets)), list(dict.fromkeys(metrics))
+    rows = [[baseline, s] + [f'{values[f"{s}/{m}"]:.4f}' for m in metrics]
+            for baseline, values in results.items() for s in sets]
+    print(render(['baseline', 'test set'] + metrics, rows), end='')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(results, f, indent=1)
+        dump(results, args.out, indent=1)
         print(f'written to {osp.abspath(args.out)}')
     return results
 
