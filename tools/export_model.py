@@ -95,9 +95,8 @@ def main(argv=None):
     cfg = inference_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from mmseg.registry import MODELS
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(cfg.model).eval()
     meta = load_peft_checkpoint(model, args.checkpoint)
-    model.eval()
     size = model.backbone.img_size
     x = torch.randn(
         1, 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -113,9 +112,8 @@ def main(argv=None):
         adapter.merge()
     state = {k: v for k, v in model.state_dict().items() if k not in lora_keys}
     deploy_cfg = deploy_model_cfg(cfg.model, merged_lora=bool(loras))
-    deploy = MODELS.build(deploy_cfg)
+    deploy = MODELS.build(deploy_cfg).eval()
     deploy.load_state_dict(state, strict=True)
-    deploy.eval()
 
     mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
     if args.format == 'sam':
