@@ -185,9 +185,7 @@ def onnxruntime_backend(args):
         sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred.mask)[None])
         return sample
 
-    meta = dict(
-        classes=predictor.meta['classes'], palette=predictor.meta['palette'])
-    return predict, cfg, meta, predictor.num_outputs
+    return predict, cfg, predictor.meta, predictor.num_outputs
 
 
 def infer(args):
