@@ -88,7 +88,6 @@ def processing(cfg, model) -> dict:
         align_corners=model.align_corners)
     for step in get_test_pipeline(cfg):
         name = step['type']
-        cls = TRANSFORMS.get(name)
         if name == 'Resize' and step.get('scale') is not None:
             meta['resize'] = dict(
                 scale=list(step['scale']),
@@ -98,8 +97,8 @@ def processing(cfg, model) -> dict:
                 step.get('interpolation', 'bilinear') == 'bilinear':
             meta['cad_image'] = dict(
                 size=step.get('size', 512), to_rgb=step.get('to_rgb', True))
-        elif not (name in PASSIVE_STEPS
-                  or issubclass(cls, (LoadImageFromFile, LoadAnnotations))):
+        elif not (name in PASSIVE_STEPS or issubclass(
+                TRANSFORMS.get(name), (LoadImageFromFile, LoadAnnotations))):
             raise ValueError(
                 f'The test pipeline step {step} has no counterpart in the '
                 'ONNX predictor (Resize with scale, ResizeCADImage, loaders '
