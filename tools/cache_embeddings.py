@@ -1,14 +1,10 @@
 """Cache the frozen SAM encoder's embeddings of a config's datasets (both
-horizontal flips), for training without the encoder (CAD, decoder-only).
+horizontal flips) for training without the encoder (CAD, decoder-only).
 
-    python tools/cache_embeddings.py CONFIG [--out DIR] [--splits ...]
-
-``--out`` defaults to ``model.backbone.embedding_source.dir``. A rerun adds
-missing images and replaces a stale cache; see docs/speed_and_memory.md.
+A rerun adds missing images and replaces a stale cache; see
+docs/speed_and_memory.md.
 """
-import argparse
 import copy
-import os
 import os.path as osp
 import sys
 import time
@@ -17,12 +13,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.dataset import Compose
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
+from mmengine.utils import mkdir_or_exist
 
-import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.embedding_cache import cache_format
+from tools.infer import model_parser
 
 # Transforms that change the image deterministically (or not at all).
 DETERMINISTIC = ('LoadImageFromFile', 'CheckImage', 'LoadImageChecked',
@@ -30,16 +27,19 @@ DETERMINISTIC = ('LoadImageFromFile', 'CheckImage', 'LoadImageChecked',
                  'LoadBinaryAnnotations', 'LoadTrans10KAnnotations',
                  'ResizeCADImage')
 SPLITS = ('train', 'val', 'test')
+# what an embedding depends on besides the image
+FINGERPRINT = ('sam_sha256', 'arch', 'img_size', 'out_channels')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Cache frozen SAM image embeddings of a dataset')
-    parser.add_argument('config', help='train config (CAD or decoder-only)')
+    parser = model_parser(
+        'Cache frozen SAM image embeddings of a dataset',
+        config='train config (CAD or decoder-only)',
+        checkpoint=None,
+        device=True)
     parser.add_argument(
         '--out',
-        help='cache directory (default: the config\'s '
-        'model.backbone.embedding_source.dir)')
+        help='cache directory (default: model.backbone.embedding_source.dir)')
     parser.add_argument(
         '--splits',
         nargs='+',
@@ -47,8 +47,6 @@ def parse_args(argv=None):
         default=list(SPLITS),
         help='dataloaders whose datasets are cached (default: all three; '
         'a dataset shared by val and test is cached once)')
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument(
         '--dtype',
@@ -56,11 +54,6 @@ def parse_args(argv=None):
         default='float16',
         help='storage precision (float16 halves the disk use; SAM ViT '
         'embeddings are well inside its range)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config')
     return parser.parse_args(argv)
 
 
@@ -73,9 +66,7 @@ def build_encoder(cfg: Config, device: str):
         raise SystemExit('The config names no SAM checkpoint '
                          '(model.sam_checkpoint); the cache records its hash.')
     backbone.pop('embedding_source', None)
-    backbone['adapter'] = None
-    backbone['checkpoint'] = checkpoint
-    backbone['with_cp'] = False
+    backbone.update(adapter=None, checkpoint=checkpoint, with_cp=False)
     encoder = MODELS.build(backbone).to(device).eval()
     preprocessor = MODELS.build(cfg.model.data_preprocessor).to(device)
     return encoder, preprocessor, checkpoint
@@ -99,29 +90,31 @@ def cache_pipelines(pipeline):
 
 def unique_datasets(cfg: Config, splits):
     """(split, dataset cfg) of the chosen dataloaders, without repeats."""
-    seen, out = set(), []
+    found = {}
     for split in splits:
         loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        ds = loader['dataset']
-        ident = repr(
-            sorted((k, repr(v)) for k, v in ds.items() if k != 'pipeline'))
-        if ident in seen:
-            continue
-        seen.add(ident)
-        out.append((split, ds))
-    return out
+        if loader:
+            ds = loader['dataset']
+            ident = repr(
+                sorted((k, repr(v)) for k, v in ds.items() if k != 'pipeline'))
+            found.setdefault(ident, (split, ds))
+    return list(found.values())
 
 
-@torch.no_grad()
-def encode(encoder, preprocessor, packed, dtype):
-    data = preprocessor(
-        dict(
-            inputs=[p['inputs'] for p in packed],
-            data_samples=[p['data_samples'] for p in packed]), False)
-    emb = encoder(data['inputs'])[0]
-    return [e.float().cpu().numpy().astype(dtype) for e in emb]
+def old_manifest(out: str, want: dict, dtype: str) -> dict:
+    """The manifest of the cache in ``out`` if still valid, else a new one."""
+    try:
+        manifest = cache_format.read_manifest(out)
+    except cache_format.EmbeddingCacheError:  # none, or an old format
+        manifest = None
+    if manifest and any(manifest.get(k) != want[k] for k in FINGERPRINT):
+        print(f'{out}: replacing a stale cache (sha256 '
+              f'{manifest.get("sam_sha256")}, size '
+              f'{manifest.get("img_size")}) by one for sha256 '
+              f'{want["sam_sha256"]}, size {want["img_size"]}')
+    elif manifest and manifest.get('dtype') == dtype:
+        return manifest
+    return dict(version=cache_format.CACHE_VERSION, entries={}, datasets=[])
 
 
 def main(argv=None):
@@ -141,27 +134,9 @@ def main(argv=None):
     print(f'hashing {checkpoint} ...', flush=True)
     want = cache_format.fingerprint(checkpoint, encoder.arch_name,
                                     encoder.img_size, encoder.out_channels)
-    manifest = None
-    if osp.isfile(osp.join(out, cache_format.MANIFEST_NAME)):
-        try:
-            manifest = cache_format.read_manifest(out)
-        except cache_format.EmbeddingCacheError:
-            manifest = None
-        if manifest is not None and any(
-                manifest.get(k) != want[k]
-                for k in ('sam_sha256', 'arch', 'img_size', 'out_channels')):
-            print(f'{out}: replacing a stale cache (sha256 '
-                  f'{manifest.get("sam_sha256")}, size '
-                  f'{manifest.get("img_size")}) by one for sha256 '
-                  f'{want["sam_sha256"]}, size {want["img_size"]}')
-            manifest = None
-        elif manifest is not None and manifest.get('dtype') != args.dtype:
-            manifest = None
-    if manifest is None:
-        manifest = dict(
-            version=cache_format.CACHE_VERSION, entries={}, datasets=[])
-    manifest.update(want)
+    manifest = old_manifest(out, want, args.dtype)
     manifest.update(
+        want,
         config=osp.abspath(args.config),
         dtype=args.dtype,
         data_preprocessor={
@@ -169,8 +144,7 @@ def main(argv=None):
             for k in ('mean', 'std', 'bgr_to_rgb', 'size', 'pad_val')
         })
     entries = manifest['entries']
-    dtype = np.float16 if args.dtype == 'float16' else np.float32
-    os.makedirs(osp.join(out, 'emb'), exist_ok=True)
+    mkdir_or_exist(osp.join(out, 'emb'))
 
     start, done = time.time(), 0
     for split, ds_cfg in unique_datasets(cfg, args.splits):
@@ -184,22 +158,21 @@ def main(argv=None):
             entry = entries.setdefault(key, {})
             for tag, pipe in zip(('noflip', 'hflip'), pipes):
                 name = cache_format.entry_file(key, tag)
-                if entry.get(tag) == name and osp.isfile(osp.join(out, name)):
-                    continue
-                todo.append((key, tag, name, pipe, info))
+                if entry.get(tag) != name or not osp.isfile(
+                        osp.join(out, name)):
+                    todo.append((key, tag, name, pipe, info))
         print(
             f'{split}: {len(dataset)} images under {root!r}, '
             f'{len(todo)} embeddings to compute',
             flush=True)
         for i in range(0, len(todo), args.batch_size):
             chunk = todo[i:i + args.batch_size]
-            packed = [
-                pipe(copy.deepcopy(info)) for _, _, _, pipe, info in chunk
-            ]
-            for (key, tag, name, _,
-                 _), emb in zip(chunk,
-                                encode(encoder, preprocessor, packed, dtype)):
-                np.save(osp.join(out, name), emb)
+            packed = [pipe(copy.deepcopy(info)) for *_, pipe, info in chunk]
+            with torch.no_grad():
+                data = preprocessor(pseudo_collate(packed), False)
+                embs = encoder(data['inputs'])[0].float().cpu().numpy()
+            for (key, tag, name, *_), emb in zip(chunk, embs):
+                np.save(osp.join(out, name), emb.astype(args.dtype))
                 entries[key][tag] = name
             done += len(chunk)
         manifest['datasets'] = sorted(

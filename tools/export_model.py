@@ -1,38 +1,28 @@
-"""Export a trained model as one self-contained checkpoint for inference.
-
-    python tools/export_model.py CONFIG CHECKPOINT OUT [--format mmseg|sam]
-
-``mmseg``: full state dict (LoRA merged) and its config; ``sam``: an
-official SAM checkpoint. Outputs are checked against the trained model;
-see docs/inference.md.
-"""
-import argparse
+"""Export a trained model as one self-contained checkpoint for inference,
+checked against the trained model; see docs/inference.md."""
 import copy
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch
-from mmengine.config import ConfigDict, DictAction
+from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
+from mmengine.utils import mkdir_or_exist
 
-import mmseg_convlora  # noqa: F401  registers the plugin
 from mmseg_convlora.apis import inference_config
 from mmseg_convlora.models.adapters import LoRA, LoRALinear
 from mmseg_convlora.models.utils import (load_peft_checkpoint,
                                          load_sam_state_dict, peft_signature,
                                          sub_state_dict)
+from tools.infer import model_parser
+
+ATOL = 1e-4  # of the logits, relative to their largest magnitude if > 1
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Export a trained SAM segmentor as one checkpoint')
-    parser.add_argument(
-        'config', help='the config the model was trained '
-        'with')
-    parser.add_argument('checkpoint', help='checkpoint written by training')
+    parser = model_parser('Export a trained SAM segmentor as one checkpoint')
     parser.add_argument('out', help='output file (.pth)')
     parser.add_argument(
         '--format',
@@ -41,16 +31,6 @@ def parse_args(argv=None):
         help='mmseg: full state dict of the deployable model (+ its config); '
         'sam: official SAM checkpoint layout (merged LoRA / decoder-only, '
         'binary head)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config')
-    parser.add_argument(
-        '--atol',
-        type=float,
-        default=1e-4,
-        help='tolerance of the output check (logits)')
     return parser.parse_args(argv)
 
 
@@ -62,19 +42,11 @@ def deploy_model_cfg(model_cfg: ConfigDict, merged_lora: bool) -> ConfigDict:
     cfg.decode_head.checkpoint = None
     if merged_lora:
         adapters = cfg.backbone.get('adapter')
-        if isinstance(adapters, (list, tuple)):
-            rest = [a for a in adapters if a['type'] != 'LoRA']
-            cfg.backbone.adapter = rest or None
-        else:
-            cfg.backbone.adapter = None
+        rest = [a for a in adapters
+                if a['type'] != 'LoRA'] if isinstance(adapters,
+                                                      (list, tuple)) else None
+        cfg.backbone.adapter = rest or None
     return cfg
-
-
-@torch.no_grad()
-def reference_output(model, size: int) -> tuple:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 3, size, size, generator=gen)
-    return x, model._forward(x)
 
 
 def sam_layout(deploy, sam_checkpoint: str) -> dict:
@@ -96,18 +68,14 @@ def sam_layout(deploy, sam_checkpoint: str) -> dict:
                          '1-3 from the SAM checkpoint; the config names '
                          'none (model.sam_checkpoint).')
     official = load_sam_state_dict(sam_checkpoint)
-    out = {
-        f'image_encoder.{k}': v
-        for k, v in deploy.backbone.encoder.state_dict().items()
-    }
-    out.update({
-        f'prompt_encoder.{k}': v
-        for k, v in head.prompt_encoder.state_dict().items()
-    })
-    out.update({
-        f'mask_decoder.{k}': v
-        for k, v in head.mask_decoder.state_dict().items()
-    })
+    out = {}
+    for prefix, module in (('image_encoder', deploy.backbone.encoder),
+                           ('prompt_encoder', head.prompt_encoder),
+                           ('mask_decoder', head.mask_decoder)):
+        out.update({
+            f'{prefix}.{k}': v
+            for k, v in module.state_dict().items()
+        })
     out['mask_decoder.mask_tokens.weight'] = torch.cat(
         [head.query_tokens.detach(), head.sam_multimask_tokens])
     for k, v in sub_state_dict(official, 'mask_decoder.').items():
@@ -127,13 +95,13 @@ def main(argv=None):
     cfg = inference_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from mmseg.registry import MODELS
-
-    model_cfg = cfg.model
-    model = MODELS.build(model_cfg)
+    model = MODELS.build(cfg.model).eval()
     meta = load_peft_checkpoint(model, args.checkpoint)
-    model.eval()
     size = model.backbone.img_size
-    x, expected = reference_output(model, size)
+    x = torch.randn(
+        1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model._forward(x)
 
     loras = [a for a in model.backbone.adapters if isinstance(a, LoRA)]
     lora_keys = set()
@@ -143,35 +111,28 @@ def main(argv=None):
     for adapter in loras:
         adapter.merge()
     state = {k: v for k, v in model.state_dict().items() if k not in lora_keys}
-    deploy_cfg = deploy_model_cfg(model_cfg, merged_lora=bool(loras))
-    deploy = MODELS.build(deploy_cfg)
+    deploy_cfg = deploy_model_cfg(cfg.model, merged_lora=bool(loras))
+    deploy = MODELS.build(deploy_cfg).eval()
     deploy.load_state_dict(state, strict=True)
-    deploy.eval()
-    got = deploy._forward(x) if args.format == 'mmseg' else None
 
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    mkdir_or_exist(osp.dirname(osp.abspath(args.out)))
     if args.format == 'sam':
-        sam_state = sam_layout(deploy, model_cfg.get('sam_checkpoint'))
-        torch.save(sam_state, args.out)
-        check_cfg = copy.deepcopy(deploy_cfg)
-        check_cfg.sam_checkpoint = args.out
-        check = MODELS.build(check_cfg).eval()
-        with torch.no_grad():
-            got = check._forward(x)
+        torch.save(
+            sam_layout(deploy, cfg.model.get('sam_checkpoint')), args.out)
+        # the file as segment_anything's loader reads it
+        deploy_cfg.sam_checkpoint = args.out
+        deploy = MODELS.build(deploy_cfg).eval()
     else:
         out_cfg = copy.deepcopy(cfg)
         out_cfg.model = deploy_cfg
         out_cfg.load_from = None
         cfg_path = osp.splitext(args.out)[0] + '.py'
         out_cfg.dump(cfg_path)
-        peft = peft_signature(deploy)
-        peft['frozen_weights_saved'] = True
+        peft = dict(peft_signature(deploy), frozen_weights_saved=True)
+        state = {k: v.detach().clone() for k, v in deploy.state_dict().items()}
         torch.save(
             dict(
-                state_dict={
-                    k: v.detach().clone()
-                    for k, v in deploy.state_dict().items()
-                },
+                state_dict=state,
                 meta=dict(
                     peft=peft,
                     exported_from=osp.abspath(args.checkpoint),
@@ -179,7 +140,7 @@ def main(argv=None):
                     merged_lora=bool(loras),
                     cfg=out_cfg.pretty_text)), args.out)
     with torch.no_grad():
-        diff = (got.float() - expected.float()).abs().max().item()
+        diff = (deploy._forward(x) - expected).float().abs().max().item()
         scale = expected.float().abs().max().item()
     kind = 'merged LoRA' if loras else ('+'.join(
         type(a).__name__ for a in model.backbone.adapters) or 'decoder-only')
@@ -189,9 +150,9 @@ def main(argv=None):
     if args.format == 'mmseg':
         print(f'config: {cfg_path}  (python tools/test.py {cfg_path} '
               f'{args.out})')
-    if not diff <= args.atol * max(1.0, scale):
+    if not diff <= ATOL * max(1.0, scale):
         raise SystemExit(f'the exported model differs from the trained one '
-                         f'by {diff:.3g} (> {args.atol} x {max(1.0, scale)})')
+                         f'by {diff:.3g} (> {ATOL} x {max(1.0, scale)})')
     return diff
 
 

@@ -1,20 +1,12 @@
-"""Predict masks for your own images with a trained model.
+"""Predict masks for your own images with a trained (or ONNX) model.
 
-    python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out DIR
-    python tools/infer.py CONFIG MODEL.onnx INPUT ... --out DIR \
-        --backend onnxruntime
-
-INPUT: image files, folders or glob patterns. DIR gets ``masks/`` (in the
-dataset's mask encoding), ``probs/`` and ``overlays/``, at each image's
-size; see docs/inference.md. With ``--backend onnxruntime`` the model is
-the one tools/deploy/export_onnx.py wrote for CONFIG (docs/deploy.md).
+DIR gets ``masks/`` (in the dataset's mask encoding), ``probs/`` and
+``overlays/`` at each image's size; see docs/inference.md, docs/deploy.md.
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -27,7 +19,8 @@ import mmcv
 import numpy as np
 import torch
 from mmengine.config import DictAction
-from mmengine.utils import ProgressBar
+from mmengine.dataset import pseudo_collate
+from mmengine.utils import ProgressBar, mkdir_or_exist
 
 from mmseg_convlora.apis import (InferencePipeline, config_test_dataset,
                                  get_test_pipeline, inference_config,
@@ -36,23 +29,40 @@ from mmseg_convlora.apis import (InferencePipeline, config_test_dataset,
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Predict masks for images with a trained SAM segmentor')
+def model_parser(description: str,
+                 config: str = 'the config the model was trained with',
+                 checkpoint: str = 'checkpoint from tools/train.py',
+                 device: bool = False) -> argparse.ArgumentParser:
+    """The arguments of the tools that load a model: CONFIG, CHECKPOINT
+    (unless its help ``checkpoint`` is None), ``--device`` (if ``device``)
+    and ``--cfg-options``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help=config)
+    if checkpoint:
+        parser.add_argument('checkpoint', help=checkpoint)
+    if device:
+        parser.add_argument(
+            '--device',
+            default='cuda' if torch.cuda.is_available() else 'cpu',
+            help='cpu or cuda (default: cuda if available)')
     parser.add_argument(
-        'config', help='the config the model was trained '
-        'with')
-    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        'model.sam_checkpoint=/path/to/sam_vit_b_01ec64.pth')
+    return parser
+
+
+def parse_args(argv=None):
+    parser = model_parser(
+        'Predict masks for images with a trained SAM segmentor', device=True)
     parser.add_argument(
         'inputs',
         nargs='+',
         metavar='INPUT',
         help='image files, folders or glob patterns')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cpu or cuda (default: cuda if available)')
     parser.add_argument(
         '--backend',
         choices=['pytorch', 'onnxruntime'],
@@ -65,73 +75,48 @@ def parse_args(argv=None):
         default=0.5,
         help='opacity of the class colours in the overlays')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_b_01ec64.pth')
-    parser.add_argument(
         '--debug',
         action='store_true',
         help='show the traceback of errors (they end in one line otherwise)')
     return parser.parse_args(argv)
 
 
-def find_images(inputs: List[str]) -> Dict[str, str]:
-    """Output name (no extension) -> image file, for files, folders and
-    glob patterns.
+def find_images(inputs: list) -> dict:
+    """Output name (no extension) -> image file, of files, folders and glob
+    patterns.
 
     Raises:
-        FileNotFoundError: An input that is no file, folder or matching
-            pattern.
+        FileNotFoundError: An input that matches no image.
         ValueError: Two images that would get the same output name.
     """
-    found: Dict[str, str] = {}
-
-    def add(name: str, path: str) -> None:
-        if name in found and osp.abspath(found[name]) != osp.abspath(path):
-            raise ValueError(
-                f'{found[name]!r} and {path!r} would both be written as '
-                f'{name!r}; give them in separate runs or folders.')
-        found[name] = path
-
+    found = {}
     for item in inputs:
         if osp.isdir(item):
-            files = sorted(
-                p
-                for p in glob.glob(osp.join(item, '**', '*'), recursive=True)
-                if p.lower().endswith(IMAGE_SUFFIXES))
-            if not files:
-                raise FileNotFoundError(
-                    f'No images ({", ".join(IMAGE_SUFFIXES)}) in the folder '
-                    f'{item!r}.')
-            for path in files:
-                add(osp.splitext(osp.relpath(path, item))[0], path)
-        elif osp.isfile(item):
-            add(osp.splitext(osp.basename(item))[0], item)
+            paths = glob.glob(osp.join(item, '**', '*'), recursive=True)
+            files = {
+                p: osp.relpath(p, item)
+                for p in paths if p.lower().endswith(IMAGE_SUFFIXES)
+            }
         else:
-            files = sorted(
-                p for p in glob.glob(item, recursive=True) if osp.isfile(p))
-            if not files:
-                raise FileNotFoundError(
-                    f'{item!r} is no image file, folder or glob pattern '
-                    'that matches files.')
-            for path in files:
-                add(osp.splitext(osp.basename(path))[0], path)
+            paths = [item] if osp.isfile(item) else glob.glob(
+                item, recursive=True)
+            files = {p: osp.basename(p) for p in paths if osp.isfile(p)}
+        if not files:
+            raise FileNotFoundError(
+                f'{item!r} is no image file, glob pattern that matches files '
+                f'or folder with {"/".join(IMAGE_SUFFIXES)} images.')
+        for path in sorted(files):
+            name = osp.splitext(files[path])[0]
+            if osp.abspath(found.setdefault(name, path)) != osp.abspath(path):
+                raise ValueError(
+                    f'{found[name]!r} and {path!r} would both be written as '
+                    f'{name!r}; give them in separate runs or folders.')
     return found
-
-
-def mask_colours(cfg) -> Optional[np.ndarray]:
-    """The RGB colour of each class id in the dataset's mask files, for
-    datasets whose masks are colour-coded (``mask_colours``), else None."""
-    colours = getattr(config_test_dataset(cfg), 'mask_colours', None)
-    return None if colours is None else np.array(colours, np.uint8)
 
 
 def overlay(image: np.ndarray, pred: np.ndarray, palette,
             opacity: float) -> np.ndarray:
-    """The image (BGR) with every predicted class but 0 (background)
-    coloured (palette RGB) at ``opacity``."""
+    """The BGR image with each class but 0 in its (RGB) palette colour."""
     colours = np.asarray(palette, dtype=np.float32)[:, ::-1]
     out = image.astype(np.float32)
     fg = pred > 0
@@ -139,8 +124,8 @@ def overlay(image: np.ndarray, pred: np.ndarray, palette,
     return out.round().astype(np.uint8)
 
 
-def write_prediction(sample, name: str, out: str, classes, palette,
-                     colours: Optional[np.ndarray], opacity: float) -> None:
+def write_prediction(sample, name: str, out: str, classes, palette, colours,
+                     opacity: float) -> None:
     probs = sample.seg_logits.data.float().cpu()
     pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
     if probs.shape[0] == 1:  # binary: dataset masks are 0/255
@@ -155,33 +140,28 @@ def write_prediction(sample, name: str, out: str, classes, palette,
             mmcv.imwrite((probs[c].clamp(0, 1) * 255).round().byte().numpy(),
                          osp.join(out, 'probs', name, f'{class_name}.png'))
     mmcv.imwrite(mask, osp.join(out, 'masks', name + '.png'))
-    image = mmcv.imread(sample.img_path)
     mmcv.imwrite(
-        overlay(image, pred, palette, opacity),
+        overlay(mmcv.imread(sample.img_path), pred, palette, opacity),
         osp.join(out, 'overlays', name + '.png'))
 
 
 def pytorch_backend(args):
-    """``predict(path) -> SegDataSample``, the config, the dataset meta
-    and the number of output channels of the PyTorch model."""
+    """``predict(path) -> SegDataSample``, config, dataset meta, number of
+    output channels."""
     model = init_segmentor(args.config, args.checkpoint, args.device,
                            args.cfg_options)
     pipeline = InferencePipeline(get_test_pipeline(model.cfg))
 
+    @torch.no_grad()
     def predict(path):
-        data = pipeline(path)
-        batch = dict(
-            inputs=[data['inputs']], data_samples=[data['data_samples']])
-        with torch.no_grad():
-            return model.test_step(batch)[0]
+        return model.test_step(pseudo_collate([pipeline(path)]))[0]
 
     meta = getattr(model, 'dataset_meta', None) or {}
     return predict, model.cfg, meta, model.decode_head.out_channels
 
 
 def onnxruntime_backend(args):
-    """:func:`pytorch_backend` for an exported model: images loaded by the
-    config's loader, then ``ONNXSegPredictor``."""
+    """:func:`pytorch_backend` of an ``ONNXSegPredictor``."""
     from mmcv.transforms import LoadImageFromFile
     from mmengine.dataset import Compose
     from mmengine.structures import PixelData
@@ -205,15 +185,7 @@ def onnxruntime_backend(args):
         sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred.mask)[None])
         return sample
 
-    meta = dict(
-        classes=predictor.meta['classes'], palette=predictor.meta['palette'])
-    return predict, cfg, meta, predictor.num_outputs
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with user_errors(args.debug):
-        infer(args)
+    return predict, cfg, predictor.meta, predictor.num_outputs
 
 
 def infer(args):
@@ -222,24 +194,31 @@ def infer(args):
         else pytorch_backend
     predict, cfg, meta, out_channels = backend(args)
     num_classes = max(2, out_channels)
-    classes = meta.get('classes') or tuple(f'class{i}'
-                                           for i in range(num_classes))
+    classes = meta.get('classes') or [f'class{i}' for i in range(num_classes)]
     palette = meta.get('palette') or [[0, 0, 0]] + [[220, 20, 60]] * (
         num_classes - 1)
-    colours = mask_colours(cfg)
-    os.makedirs(args.out, exist_ok=True)
+    # datasets whose masks are colour-coded
+    colours = getattr(config_test_dataset(cfg), 'mask_colours', None)
+    colours = None if colours is None else np.array(colours, np.uint8)
+    mkdir_or_exist(args.out)
     print(f'Predicting {len(images)} images with {args.checkpoint} '
           f'({args.device}) into {args.out}/')
     progress = ProgressBar(len(images), file=sys.stdout)
     for name, path in images.items():
-        sample = predict(path)
-        write_prediction(sample, name, args.out, classes, palette, colours,
-                         args.opacity)
+        write_prediction(
+            predict(path), name, args.out, classes, palette, colours,
+            args.opacity)
         progress.update()
     encoding = 'colour-coded' if colours is not None else (
         '0/255' if out_channels == 1 else 'class ids')
     print(f'\nWrote masks/ ({encoding} PNG), probs/ and overlays/ for '
           f'{len(images)} images in {args.out}/')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with user_errors(args.debug):
+        infer(args)
 
 
 if __name__ == '__main__':

@@ -1,13 +1,10 @@
 """Generate the CPU demos: small synthetic datasets and a tiny SAM.
 
-    python tools/make_demo_data.py [--task shadow|multiclass] [--out DIR]
-
 Writes ``data/demo_<task>/{train,val}/{images,masks}`` (shadow: dark
 ellipses, 0/255 masks; multiclass: squares = 1, discs = 2) and
 ``tiny_sam.pth``, a random small SAM in the official layout.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from functools import partial
@@ -19,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn as nn
+from mmengine.utils import mkdir_or_exist
 from segment_anything.modeling import (ImageEncoderViT, MaskDecoder,
                                        PromptEncoder, Sam, TwoWayTransformer)
 
@@ -38,7 +36,6 @@ TINY_IMG_SIZE = 128
 
 
 def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
-                   encoder: Optional[dict] = None,
                    embed_dim: int = TINY_EMBED_DIM,
                    decoder: Optional[dict] = None,
                    seed: int = 0) -> Sam:
@@ -47,13 +44,12 @@ def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
 
     Args:
         img_size (int): Square input size.
-        encoder (dict, optional): Overrides of :data:`TINY_ENCODER`.
         embed_dim (int): Prompt/decoder dim (SAM: 256).
         decoder (dict, optional): Overrides of :data:`TINY_DECODER`.
         seed (int): Seed of the weights.
     """
-    enc = dict(TINY_ENCODER, **(encoder or {}))
     dec = dict(TINY_DECODER, **(decoder or {}))
+    iou_head_hidden_dim = dec.pop('iou_head_hidden_dim')
     grid = img_size // 16
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -61,16 +57,12 @@ def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
             image_encoder=ImageEncoderViT(
                 img_size=img_size,
                 patch_size=16,
-                embed_dim=enc['embed_dim'],
-                depth=enc['depth'],
-                num_heads=enc['num_heads'],
                 mlp_ratio=4,
                 out_chans=embed_dim,
                 qkv_bias=True,
                 norm_layer=partial(nn.LayerNorm, eps=1e-6),
                 use_rel_pos=True,
-                global_attn_indexes=tuple(enc['global_attn_indexes']),
-                window_size=enc['window_size']),
+                **TINY_ENCODER),
             prompt_encoder=PromptEncoder(
                 embed_dim=embed_dim,
                 image_embedding_size=(grid, grid),
@@ -78,17 +70,13 @@ def build_tiny_sam(img_size: int = TINY_IMG_SIZE,
                 mask_in_chans=16),
             mask_decoder=MaskDecoder(
                 num_multimask_outputs=3,
-                transformer=TwoWayTransformer(
-                    depth=dec['depth'],
-                    embedding_dim=embed_dim,
-                    mlp_dim=dec['mlp_dim'],
-                    num_heads=dec['num_heads']),
+                transformer=TwoWayTransformer(embedding_dim=embed_dim, **dec),
                 transformer_dim=embed_dim,
                 iou_head_depth=3,
-                iou_head_hidden_dim=dec['iou_head_hidden_dim']),
+                iou_head_hidden_dim=iou_head_hidden_dim),
             pixel_mean=[123.675, 116.28, 103.53],
             pixel_std=[58.395, 57.12, 57.375])
-        with torch.no_grad():
+        with torch.no_grad():  # SAM zero-initialises them
             for name, param in sam.image_encoder.named_parameters():
                 if name == 'pos_embed' or 'rel_pos' in name:
                     param.normal_(0, 0.02)
@@ -141,12 +129,9 @@ def make_multiclass_sample(rng: np.random.Generator, size: tuple) -> tuple:
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
-def make_demo_data(out: str,
-                   task: str = 'shadow',
-                   num_train: int = 32,
-                   num_val: int = 8,
-                   seed: int = 0) -> str:
-    """Write a demo dataset and its tiny SAM into ``out`` (overwriting).
+def make_demo_data(out: str, task: str = 'shadow', num_train: int = 32) -> str:
+    """Write a demo dataset (``num_train`` + 8 images) and its tiny SAM into
+    ``out`` (overwriting).
 
     Returns:
         str: The tiny SAM checkpoint's path.
@@ -155,10 +140,10 @@ def make_demo_data(out: str,
         raise ValueError(f'task must be one of {TASKS}, got {task!r}.')
     sample = make_shadow_sample if task == 'shadow' else \
         make_multiclass_sample
-    rng = np.random.default_rng(seed)
-    for split, num in (('train', num_train), ('val', num_val)):
-        for sub in ('images', 'masks'):
-            os.makedirs(osp.join(out, split, sub), exist_ok=True)
+    rng = np.random.default_rng(0)
+    for split, num in (('train', num_train), ('val', 8)):
+        mkdir_or_exist(osp.join(out, split, 'images'))
+        mkdir_or_exist(osp.join(out, split, 'masks'))
         for i in range(num):
             size = (int(rng.integers(96, 161)), int(rng.integers(96, 161)))
             img, mask = sample(rng, size)
@@ -168,7 +153,7 @@ def make_demo_data(out: str,
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(osp.join(out, split, 'masks', name + '.png'), mask)
     ckpt = osp.join(out, 'tiny_sam.pth')
-    save_tiny_sam_checkpoint(ckpt, seed=seed)
+    save_tiny_sam_checkpoint(ckpt)
     return ckpt
 
 
@@ -190,7 +175,7 @@ def build_missing_demo_data(cfg) -> List[str]:
             built.append(f'the {task} demo dataset and tiny SAM in {root}')
     sam = cfg.model.get('sam_checkpoint')
     if sam and not osp.isfile(sam):
-        os.makedirs(osp.dirname(osp.abspath(sam)), exist_ok=True)
+        mkdir_or_exist(osp.dirname(osp.abspath(sam)))
         save_tiny_sam_checkpoint(sam)
         built.append(f'the tiny SAM {sam}')
     return built
@@ -200,19 +185,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--task', choices=TASKS, default='shadow')
     parser.add_argument(
-        '--out',
-        help='output folder (default '
-        'data/demo_shadow or data/demo_multiclass)')
+        '--out', help='output folder (default: data/demo_<task>)')
     parser.add_argument('--num-train', type=int, default=32)
-    parser.add_argument('--num-val', type=int, default=8)
-    parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     out = args.out or f'data/demo_{args.task}'
-    ckpt = make_demo_data(out, args.task, args.num_train, args.num_val,
-                          args.seed)
-    print(f'Wrote {args.num_train} training and {args.num_val} validation '
-          f'images to {out}/{{train,val}}/{{images,masks}} and a tiny '
-          f'SAM checkpoint to {ckpt}.')
+    ckpt = make_demo_data(out, args.task, args.num_train)
+    print(f'Wrote {args.num_train} training and 8 validation images to '
+          f'{out}/{{train,val}}/{{images,masks}} and a tiny SAM checkpoint '
+          f'to {ckpt}.')
 
 
 if __name__ == '__main__':
