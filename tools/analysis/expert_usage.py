@@ -1,13 +1,11 @@
 """How often each Conv-LoRA expert (scale) is selected on the test sets (the
 paper's Fig. 8); writes ``expert_usage.{png,json}``. See docs/train_test.md.
 """
-import argparse
 import os.path as osp
 import sys
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from mmengine.fileio import dump
 from mmengine.runner import Runner
 from mmengine.utils import mkdir_or_exist
@@ -18,25 +16,17 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 from mmseg_convlora.apis import init_segmentor
 from mmseg_convlora.engine import named_sets
 from mmseg_convlora.models.adapters import ConvLoRA
+from tools.infer import model_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config', help='config with a ConvLoRA adapter')
-    parser.add_argument('checkpoint', help='checkpoint from tools/train.py')
+    parser = model_parser(
+        __doc__, config='config with a ConvLoRA adapter', device=True)
     parser.add_argument(
         '--out',
         help='output folder (default work_dirs/expert_usage/<config name>)')
     parser.add_argument(
         '--max-images', type=int, help='stop after this many images')
-    parser.add_argument(
-        '--device', help='default: cuda if available, else cpu')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
     return parser.parse_args(argv)
 
 
@@ -161,8 +151,7 @@ def plot(layers: dict, overall: list, path: str, title: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = init_segmentor(args.config, args.checkpoint, device,
+    model = init_segmentor(args.config, args.checkpoint, args.device,
                            args.cfg_options)
     counts, num_images, sets = count_experts(model, args.max_images)
     if num_images == 0:

@@ -1,6 +1,5 @@
 """Score a binary model on its test sets with no prompt, a GT box and 1 or 3
 GT points; see docs/prompts.md."""
-import argparse
 import copy
 import os.path as osp
 import sys
@@ -9,7 +8,6 @@ from typing import Optional
 import cv2
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
@@ -24,14 +22,14 @@ from mmseg_convlora.evaluation.metrics import functional
 from mmseg_convlora.evaluation.metrics.utils import get_binary_prob_and_label
 from mmseg_convlora.sam_predictor import PEFTSamPredictor
 from tools.analysis.results_table import render
+from tools.infer import model_parser
 
 PROMPTS = ('none', 'box', 'point1', 'point3')
 METRICS = ('Dice', 'IoU', 'Sm')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config')
+    parser = model_parser(__doc__, checkpoint=None)
     parser.add_argument('checkpoint', nargs='?', help='trained checkpoint')
     parser.add_argument(
         '--zero-shot',
@@ -55,7 +53,6 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='write means and per-image values')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if args.zero_shot:
         if args.checkpoint or args.decoder == 'finetuned':

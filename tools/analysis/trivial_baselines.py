@@ -1,6 +1,5 @@
 """Score the all-background and mean-training-mask predictions of a binary
 dataset with its test metrics; see docs/results.md."""
-import argparse
 import copy
 import os.path as osp
 import sys
@@ -9,7 +8,6 @@ from typing import Dict
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.config import DictAction
 from mmengine.fileio import dump
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -22,22 +20,18 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 from mmseg_convlora.apis import inference_config
 from mmseg_convlora.engine import named_sets
 from tools.analysis.results_table import render
+from tools.infer import model_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('config', help='a binary dataset config')
+    parser = model_parser(
+        __doc__, config='a binary dataset config', checkpoint=None)
     parser.add_argument(
         '--size',
         type=int,
         default=256,
         help='resolution of the mean training mask (default 256)')
     parser.add_argument('--out', help='write the metrics as JSON here')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as in tools/test.py')
     return parser.parse_args(argv)
 
 
