@@ -15,15 +15,20 @@ def add_common_args(parser,
                     steps: Optional[int] = None,
                     device: bool = False) -> None:
     """Add ``--json`` and ``--seed``; with ``steps`` the timing arguments,
-    with ``device`` also ``--device`` and ``--amp``."""
+    with ``device`` also ``--device``, ``--amp`` and ``--modes``."""
     if device:
+        parser.add_argument(
+            '--modes',
+            nargs='+',
+            default=['train', 'infer'],
+            choices=['train', 'infer'])
         parser.add_argument(
             '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
         parser.add_argument(
             '--amp',
             choices=['none', *AMP_DTYPES],
             default='none',
-            help='autocast dtype (training: with loss scaling for fp16, as '
+            help='autocast dtype (models: in the optimizer wrapper of '
             'tools/train.py --amp)')
     if steps is not None:
         parser.add_argument(
@@ -127,28 +132,28 @@ def fmt(value: Optional[float], spec: str = '.3f') -> str:
     return '-' if value is None else format(value, spec)
 
 
-def report(title: str, header: Sequence[str], table: List[Sequence],
-           rows: List[dict], args) -> List[dict]:
-    """Print ``title`` and ``table``; write ``rows`` and the arguments to
-    ``args.json`` if given.
+def report(title: str, columns: Sequence[tuple], rows: List[dict],
+           args) -> List[dict]:
+    """Print ``title`` and the table of ``rows``; write the rows and the
+    arguments to ``args.json`` if given.
+
+    Args:
+        columns (Sequence[tuple]): (header, row key or function of the
+            row, format spec) of each column.
 
     Returns:
         list[dict]: ``rows``.
     """
+    table = PrettyTable([header for header, _, _ in columns])
+    for row in rows:
+        table.add_row([
+            fmt(key(row) if callable(key) else row[key], spec)
+            for _, key, spec in columns
+        ])
     print(title)
-    pretty = PrettyTable(list(header))
-    pretty.add_rows(table)
-    print(pretty.get_string())
+    print(table.get_string())
     if args.json:
-        skip = ('func', 'argv')
+        kept = {k: v for k, v in vars(args).items() if k != 'func'}
         with open(args.json, 'w') as f:
-            json.dump(
-                dict(
-                    rows=rows,
-                    args={
-                        k: v
-                        for k, v in vars(args).items() if k not in skip
-                    }),
-                f,
-                indent=1)
+            json.dump(dict(rows=rows, args=kept), f, indent=1)
     return rows

@@ -10,29 +10,22 @@ import copy
 import functools
 import json
 import os.path as osp
-import sys
 import tempfile
 from typing import List
 
 import numpy as np
 import torch
 
-from .common import (add_common_args, fmt, interleaved_medians, ratio, report,
+from .common import (add_common_args, interleaved_medians, ratio, report,
                      setup, timed, timing_note)
 from .models import build_model, model_cfg
-
-
-def _export_tool():
-    tools = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    sys.path.insert(0, osp.join(tools, 'deploy'))
-    import export_onnx
-    return export_onnx
 
 
 def run_case(args, arch: str, size: int, workdir: str) -> dict:
     """Time the backends on one (arch, size); return the table row."""
     import onnxruntime as ort
-    tool = _export_tool()
+
+    from tools.deploy import export_onnx as tool
     model = build_model(model_cfg(args.method, arch, size), args.seed).eval()
     eager = tool.ExportedSegmentor(model).eval()
     path = osp.join(workdir, f'{arch}_{size}.onnx')
@@ -105,6 +98,11 @@ def profile(eager, image: torch.Tensor, path: str, options) -> dict:
     }
 
 
+def _masks(backend: str, row: dict) -> str:
+    return '{} ({})'.format(row[f'{backend}_mask_diffs'],
+                            row[f'{backend}_mask_diffs_off_threshold'])
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'deploy',
@@ -150,23 +148,17 @@ def run(args: argparse.Namespace) -> List[dict]:
             run_case(args, arch, int(size), workdir)
             for arch, _, size in (c.partition(':') for c in args.cases)
         ]
-    backends = ['onnxruntime'] + (['compile'] if args.compile else [])
-    header = ['case', 'eager img/s']
-    for b in backends:
-        header += [f'{b} img/s', f'{b}/eager', f'{b} max|dp|', f'{b} masks']
-    table = []
-    for r in rows:
-        table.append([r['case'], fmt(r['eager_img_s'], '.2f')])
-        for b in backends:
-            table[-1] += [
-                fmt(r[f'{b}_img_s'], '.2f'),
-                fmt(r[f'{b}_vs_eager'], '.2f'),
-                fmt(r[f'{b}_max_abs_diff'], '.1e'), f"{r[f'{b}_mask_diffs']} "
-                f"({r[f'{b}_mask_diffs_off_threshold']})"
-            ]
+    columns = [('case', 'case', ''), ('eager img/s', 'eager_img_s', '.2f')]
+    for b in ['onnxruntime'] + (['compile'] if args.compile else []):
+        columns += [
+            (f'{b} img/s', f'{b}_img_s', '.2f'),
+            (f'{b}/eager', f'{b}_vs_eager', '.2f'),
+            (f'{b} max|dp|', f'{b}_max_abs_diff', '.1e'),
+            (f'{b} masks', functools.partial(_masks, b), ''),
+        ]
     title = (f'deploy: {args.method}, batch {args.batch_size}, '
              f'{timing_note(args)}; diff and masks (p > 0.5) against eager')
-    report(title, header, table, rows, args)
+    report(title, columns, rows, args)
     print('masks: pixels whose mask differs from eager (in brackets: those '
           'farther than 1e-4 from 0.5 in eager)')
     for r in rows:

@@ -14,8 +14,8 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from .common import (add_common_args, add_ratios, autocast, fmt,
-                     interleaved_medians, report, timed, timing_note)
+from .common import (add_common_args, add_ratios, autocast,
+                     interleaved_medians, report, setup, timed, timing_note)
 
 LAYERS = ('linear', 'lora', 'convlora')
 INPUTS = ('windowed', 'global')
@@ -103,11 +103,6 @@ def add_parser(subparsers) -> None:
         choices=['auto', 'grouped', 'dense'],
         help='Conv-LoRA dispatch mode(s), one row each')
     parser.add_argument(
-        '--modes',
-        nargs='+',
-        default=['train', 'infer'],
-        choices=['train', 'infer'])
-    parser.add_argument(
         '--frozen-input',
         action='store_true',
         help='input without grad, as in the first block')
@@ -124,8 +119,7 @@ def run(args: argparse.Namespace) -> List[dict]:
         ``layer``, ``train_ms``, ``infer_ms`` (None where not measured) and
         their ratios ``*_vs_lora``, ``*_vs_linear``.
     """
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args)
     device = torch.device(args.device)
     names = []
     for kind in dict.fromkeys(args.layers):
@@ -154,15 +148,15 @@ def run(args: argparse.Namespace) -> List[dict]:
     title = (f'layers: arch {args.arch}, {args.size}x{args.size}, batch '
              f'{args.batch_size}, device {args.device}, amp {args.amp}, '
              f'input {grad} grad; {timing_note(args)}')
-    header = [
-        'input (N, h, w, C)', 'layer', 'train (ms)', 'infer (ms)',
-        'train/LoRA', 'infer/LoRA', 'train/Linear', 'infer/Linear'
+    columns = [
+        ('input (N, h, w, C)', lambda r: f"{r['input']} {tuple(r['shape'])}",
+         ''),
+        ('layer', 'layer', ''),
+        ('train (ms)', 'train_ms', '.1f'),
+        ('infer (ms)', 'infer_ms', '.1f'),
+        ('train/LoRA', 'train_ms_vs_lora', '.2f'),
+        ('infer/LoRA', 'infer_ms_vs_lora', '.2f'),
+        ('train/Linear', 'train_ms_vs_linear', '.2f'),
+        ('infer/Linear', 'infer_ms_vs_linear', '.2f'),
     ]
-    keys = ('train_ms_vs_lora', 'infer_ms_vs_lora', 'train_ms_vs_linear',
-            'infer_ms_vs_linear')
-    table = [[
-        f"{r['input']} {tuple(r['shape'])}", r['layer'],
-        fmt(r['train_ms'], '.1f'),
-        fmt(r['infer_ms'], '.1f')
-    ] + [fmt(r[k], '.2f') for k in keys] for r in rows]
-    return report(title, header, table, rows, args)
+    return report(title, columns, rows, args)

@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> List[dict]:
     title = (f'metrics: {args.num_images} image(s) of {args.size}x'
              f'{args.size}, torch {torch.__version__}, '
              f'{torch.get_num_threads()} threads')
-    table = [[
-        r['name'], f"{r['images_per_s']:.2f}",
-        f"{1000 * r['seconds'] / args.num_images:.1f}"
-    ] for r in rows]
-    return report(title, ['metric', 'images/s', 'ms/image'], table, rows, args)
+    columns = [('metric', 'name', ''), ('images/s', 'images_per_s', '.2f'),
+               ('ms/image', lambda r: 1000 * r['seconds'] / args.num_images,
+                '.1f')]
+    return report(title, columns, rows, args)

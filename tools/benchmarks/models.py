@@ -21,7 +21,7 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-from .common import (AMP_DTYPES, add_common_args, add_ratios, autocast, fmt,
+from .common import (AMP_DTYPES, add_common_args, add_ratios, autocast,
                      interleaved_medians, report, setup, timed, timing_note)
 
 SCRIPT = osp.join(
@@ -96,25 +96,16 @@ def model_cfg(method: str,
         spec['global_attn_indexes'] = scaled_global_indexes(
             spec['depth'], spec['global_attn_indexes'], depth)
         spec['depth'] = depth
-    adapter = {
-        None:
-        None,
-        'lora':
-        dict(type='LoRA', rank=3, alpha=32, **targets),
-        'convlora':
-        dict(
-            type='ConvLoRA',
-            rank=3,
-            alpha=32,
-            num_experts=8,
-            dispatch=dispatch,
-            **targets),
-        'cad':
-        dict(
+    adapter = None
+    if kind in ('lora', 'convlora'):
+        adapter = dict(type='LoRA', rank=3, alpha=32, **targets)
+    if kind == 'convlora':
+        adapter.update(type='ConvLoRA', num_experts=8, dispatch=dispatch)
+    elif kind == 'cad':
+        adapter = dict(
             type='CAD',
             channels=out_channels,
-            input_size=cad_size or size // 2),
-    }[kind]
+            input_size=cad_size or size // 2)
     backbone = dict(
         type='SAMTinyViT' if arch == 'mobile_sam' else 'SAMViT',
         arch=spec,
@@ -313,11 +304,6 @@ def add_parser(subparsers) -> None:
         default=['time', 'memory'],
         choices=['time', 'memory'])
     parser.add_argument(
-        '--modes',
-        nargs='+',
-        default=['train', 'infer'],
-        choices=['train', 'infer'])
-    parser.add_argument(
         '--memory-isolation',
         choices=['subprocess', 'none'],
         default='subprocess',
@@ -391,7 +377,6 @@ def run(args: argparse.Namespace) -> List[dict]:
         for (m, mode), seconds in interleaved_medians(jobs, args.warmup,
                                                       args.steps).items():
             by_method[m][f'{mode}_s'] = seconds
-    steps.clear()
     add_ratios(rows, keys, 'method', 'lora')
 
     depth = 'full' if args.depth is None else args.depth
@@ -401,19 +386,15 @@ def run(args: argparse.Namespace) -> List[dict]:
              f'{args.size}, batch {args.batch_size}, device {args.device}, '
              f'amp {args.amp}; memory: {memory} of one step; '
              f'{timing_note(args)}')
-    header = [
-        'method', 'trainable params', 'train step (s)', 'infer (s)',
-        'train peak (MiB)', 'infer peak (MiB)', 'step/LoRA', 'infer/LoRA',
-        'train mem/LoRA'
+    columns = [
+        ('method', 'method', ''),
+        ('trainable params', 'trainable', ','),
+        ('train step (s)', 'train_s', '.3f'),
+        ('infer (s)', 'infer_s', '.3f'),
+        ('train peak (MiB)', 'train_mem_mib', '.0f'),
+        ('infer peak (MiB)', 'infer_mem_mib', '.0f'),
+        ('step/LoRA', 'train_s_vs_lora', '.2f'),
+        ('infer/LoRA', 'infer_s_vs_lora', '.2f'),
+        ('train mem/LoRA', 'train_mem_mib_vs_lora', '.2f'),
     ]
-    table = [[
-        r['method'], f"{r['trainable']:,}",
-        fmt(r['train_s']),
-        fmt(r['infer_s']),
-        fmt(r['train_mem_mib'], '.0f'),
-        fmt(r['infer_mem_mib'], '.0f'),
-        fmt(r['train_s_vs_lora'], '.2f'),
-        fmt(r['infer_s_vs_lora'], '.2f'),
-        fmt(r['train_mem_mib_vs_lora'], '.2f')
-    ] for r in rows]
-    return report(title, header, table, rows, args)
+    return report(title, columns, rows, args)
