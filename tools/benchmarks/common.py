@@ -1,5 +1,6 @@
 """The harness of the benchmarks: arguments, interleaved timing, ratios and
 the report (table and JSON)."""
+import functools
 import json
 import statistics
 import time
@@ -59,45 +60,44 @@ def setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
+def spread_adapters(module: torch.nn.Module) -> None:
+    """Random non-zero LoRA ``B`` and spread Conv-LoRA routing (``w_gate``),
+    as after training."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith('w_gate'):
+                p.normal_(0, 1)
+            elif name.endswith('lora_B'):
+                p.normal_(0, 0.02)
+
+
 def autocast(amp: str, device: torch.device):
     """``torch.autocast`` to ``amp``'s dtype (disabled for 'none')."""
     return torch.autocast(
         device.type, AMP_DTYPES.get(amp), enabled=amp in AMP_DTYPES)
 
 
-def timed(fn: Callable,
-          clock: str,
-          device: Optional[torch.device] = None) -> Callable[[], float]:
-    """A job of :func:`interleaved_medians`: the seconds of one ``fn()``
-    (CUDA synchronised) on the 'wall' or 'cpu' ``clock``."""
-    tick = time.process_time if clock == 'cpu' else time.perf_counter
-    cuda = device is not None and device.type == 'cuda'
+def interleaved_medians(fns: Dict[Hashable, Callable],
+                        args,
+                        device=None) -> Dict[Hashable, float]:
+    """Median seconds (on ``args.clock``, CUDA synchronised) of each
+    ``fn()`` over ``args.steps`` rounds after ``args.warmup``.
 
-    def job() -> float:
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = tick()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        return tick() - start
-
-    return job
-
-
-def interleaved_medians(jobs: Dict[Hashable, Callable[[], float]], warmup: int,
-                        steps: int) -> Dict[Hashable, float]:
-    """Median seconds of each job over ``steps`` rounds after ``warmup``.
-
-    Every round runs every job once, in turn, so that a change of machine
-    load hits all jobs alike and their ratios stay meaningful.
+    Every round calls every function once, in turn, so that a change of
+    machine load hits all alike and their ratios stay meaningful.
     """
-    times = {name: [] for name in jobs}
-    for step in range(warmup + steps):
-        for name, job in jobs.items():
-            seconds = job()
-            if step >= warmup:
-                times[name].append(seconds)
+    tick = time.process_time if args.clock == 'cpu' else time.perf_counter
+    sync = functools.partial(torch.cuda.synchronize, device) \
+        if device is not None and device.type == 'cuda' else lambda: None
+    times = {name: [] for name in fns}
+    for step in range(args.warmup + args.steps):
+        for name, fn in fns.items():
+            sync()
+            start = tick()
+            fn()
+            sync()
+            if step >= args.warmup:
+                times[name].append(tick() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .common import (add_common_args, interleaved_medians, ratio, report,
-                     setup, timed, timing_note)
+                     setup, timing_note)
 from .models import build_model, model_cfg
 
 
@@ -40,16 +40,14 @@ def run_case(args, arch: str, size: int, workdir: str) -> dict:
     image = torch.randn(args.batch_size, 3, size, size, generator=gen)
     feed = {'image': image.numpy()}
     backends = dict(
-        eager=eager, onnxruntime=lambda _: session.run(None, feed)[0])
+        eager=lambda: eager(image),
+        onnxruntime=lambda: session.run(None, feed)[0])
+    if args.compile:
+        compiled = torch.compile(eager)
+        backends['compile'] = lambda: compiled(image)
     with torch.no_grad():
-        if args.compile:
-            backends['compile'] = torch.compile(eager)
-        outputs = {k: np.asarray(fn(image)) for k, fn in backends.items()}
-        seconds = interleaved_medians(
-            {
-                k: timed(functools.partial(fn, image), args.clock)
-                for k, fn in backends.items()
-            }, args.warmup, args.steps)
+        outputs = {k: np.asarray(fn()) for k, fn in backends.items()}
+        seconds = interleaved_medians(backends, args)
     row = dict(case=f'{arch}:{size}')
     ref = outputs['eager']
     for name, out in outputs.items():

@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from .common import (add_common_args, add_ratios, autocast,
-                     interleaved_medians, report, setup, timed, timing_note)
+                     interleaved_medians, report, setup, spread_adapters,
+                     timing_note)
 
 LAYERS = ('linear', 'lora', 'convlora')
 INPUTS = ('windowed', 'global')
@@ -52,11 +53,7 @@ def build_steps(args, kind: str, dispatch: str, shape: Tuple[int, ...],
     elif kind == 'convlora':
         layer = ConvLoRALinear(
             layer, rank=3, alpha=32, num_experts=8, dispatch=dispatch)
-    with torch.no_grad():
-        if kind != 'linear':
-            layer.lora_B.normal_(0, 0.02)
-        if kind == 'convlora':
-            layer.w_gate.normal_(0, 1)  # spread the routing
+    spread_adapters(layer)
     layer = layer.to(device)
     gen = torch.Generator().manual_seed(args.seed + 1)
     x = torch.randn(shape, generator=gen).to(device)
@@ -134,9 +131,8 @@ def run(args: argparse.Namespace) -> List[dict]:
             layer = kind if dispatch is None else f'{kind}[{dispatch}]'
             rows.append(dict(input=inp, shape=list(shape), layer=layer))
             for mode in args.modes:
-                jobs[len(rows) - 1, mode] = timed(steps[mode], args.clock,
-                                                  device)
-    medians = interleaved_medians(jobs, args.warmup, args.steps)
+                jobs[len(rows) - 1, mode] = steps[mode]
+    medians = interleaved_medians(jobs, args, device)
     for i, row in enumerate(rows):
         for mode in ('train', 'infer'):
             seconds = medians.get((i, mode))

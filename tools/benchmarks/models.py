@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .common import (AMP_DTYPES, add_common_args, add_ratios, autocast,
-                     interleaved_medians, report, setup, timed, timing_note)
+                     interleaved_medians, report, setup, spread_adapters,
+                     timing_note)
 
 SCRIPT = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmark.py')
@@ -133,17 +134,10 @@ def model_cfg(method: str,
 
 
 def build_model(cfg: dict, seed: int):
-    """The model of ``cfg`` with non-zero LoRA ``B`` and spread Conv-LoRA
-    routing."""
     from mmseg.registry import MODELS
     torch.manual_seed(seed)
     model = MODELS.build(cfg)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith('w_gate'):
-                p.normal_(0, 1)
-            elif name.endswith('lora_B'):
-                p.normal_(0, 0.02)
+    spread_adapters(model)
     return model
 
 
@@ -215,13 +209,9 @@ def build_steps(args, method: str, device):
 
 
 def _status_kib(field: str) -> int:
-    try:
-        with open('/proc/self/status') as f:
-            return next(
-                int(line.split()[1]) for line in f
-                if line.startswith(field + ':'))
-    except OSError:  # not Linux
-        return 0
+    with open('/proc/self/status') as f:
+        return next(
+            int(line.split()[1]) for line in f if line.startswith(field + ':'))
 
 
 def measure_memory(step, device) -> float:
@@ -237,18 +227,14 @@ def measure_memory(step, device) -> float:
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # reset the peak RSS mark, VmHWM
-        reset = True
     except OSError:
-        reset = False
+        import resource
+        step()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (2**20 if sys.platform == 'darwin' else 1024)
     before = _status_kib('VmRSS')
     step()
-    if reset:
-        peak = _status_kib('VmHWM')
-    else:  # not Linux: the lifetime peak of this (fresh) process
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak //= 1024 if sys.platform == 'darwin' else 1
-    return max(peak - before, 0) / 1024
+    return max(_status_kib('VmHWM') - before, 0) / 1024
 
 
 def _child_memory(args, method: str, mode: str) -> float:
@@ -370,13 +356,9 @@ def run(args: argparse.Namespace) -> List[dict]:
                 step, device) if args.memory_isolation == 'none' \
                 else _child_memory(args, m, mode)
     if 'time' in args.measure:
-        jobs = {
-            key: timed(step, args.clock, device)
-            for key, step in steps.items()
-        }
-        for (m, mode), seconds in interleaved_medians(jobs, args.warmup,
-                                                      args.steps).items():
-            by_method[m][f'{mode}_s'] = seconds
+        seconds = interleaved_medians(steps, args, device)
+        for (m, mode), value in seconds.items():
+            by_method[m][f'{mode}_s'] = value
     add_ratios(rows, keys, 'method', 'lora')
 
     depth = 'full' if args.depth is None else args.depth
