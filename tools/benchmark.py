@@ -1,17 +1,8 @@
 # Copyright (c) mmseg-convlora contributors. All rights reserved.
-"""Benchmarks of the plugin, one subcommand each (code in
-``tools/benchmarks/<name>.py``):
-
-* ``metrics``: images per second of every evaluation metric.
-* ``models``: training step, inference, peak memory and trainable
-  parameters of every fine-tuning method, with ratios to LoRA.
-* ``layers``: one ``qkv`` layer: frozen Linear, LoRA and Conv-LoRA.
-* ``deploy``: inference of PyTorch eager vs onnxruntime (and
-  ``torch.compile``) on one exported model.
-
-They report measurements only; what a figure should be is stated where the
-figure is used (docs/speed_and_memory.md), not here. Run
-``python tools/benchmark.py COMMAND --help`` for the options.
+"""Benchmarks of the plugin, one subcommand each (``tools/benchmarks/``):
+``metrics``, ``models``, ``layers`` and ``deploy``. They report
+measurements only; docs/speed_and_memory.md has the figures and goals.
+Run ``python tools/benchmark.py COMMAND --help`` for the options.
 """
 import argparse
 import os.path as osp
@@ -25,14 +16,12 @@ sys.path[:0] = [
 ]
 from benchmarks import deploy, layers, metrics, models
 
-SUBCOMMANDS = (metrics, models, layers, deploy)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='mmseg-convlora benchmarks')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     subparsers.required = True
-    for module in SUBCOMMANDS:
+    for module in (metrics, models, layers, deploy):
         module.add_parser(subparsers)
     return parser
 
@@ -40,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv  # for benchmarks that re-run themselves in children
+    args.argv = argv  # models re-runs itself in child processes
     return args.func(args)
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    main()

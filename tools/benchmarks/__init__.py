@@ -1,5 +1,3 @@
-"""The benchmarks of ``tools/benchmark.py``, one module per subcommand.
-
-Each module has ``add_parser(subparsers)`` (which sets ``func``) and a
-``run(args)`` that prints a table and returns its rows.
-"""
+"""The subcommands of ``tools/benchmark.py``: each module has
+``add_parser(subparsers)`` and ``run(args)``, which prints a table and
+returns its rows."""

@@ -1,85 +1,62 @@
 """``metrics``: images per second of every evaluation metric on random
 probability maps (one ``process`` call per image, ``compute_metrics``
-included), e.g. ``python tools/benchmark.py metrics --num-images 20 --size
-1024``."""
+included; best of ``--repeats``)."""
 import argparse
 import time
-from typing import Dict, List
+from typing import List
 
 import torch
+import torch.nn.functional as F
 
-from .common import print_table
+from .common import add_common_args, report, setup
+
+# SODMetric's components too, to show the expensive one
+METRICS = dict(
+    SODMetric=dict(type='SODMetric'),
+    **{
+        f'SODMetric[{m}]': dict(type='SODMetric', sod_metrics=[m])
+        for m in ('Sm', 'Em', 'wFm', 'MAE')
+    },
+    BERMetric=dict(type='BERMetric'),
+    BERPerImageMetric=dict(type='BERPerImageMetric'),
+    BinarySegMetric=dict(type='BinarySegMetric'),
+    MultiClassSegMetric=dict(type='MultiClassSegMetric'))
 
 
-def _random_binary_samples(num_images: int, size: int,
-                           seed: int) -> List[dict]:
-    """Smooth random probability maps with blob-shaped GTs, as data samples
-    in the form mmseg's evaluator hands to ``BaseMetric.process``."""
+def _sample(prob, pred, gt) -> dict:
+    return dict(
+        seg_logits=dict(data=prob),
+        pred_sem_seg=dict(data=pred),
+        gt_sem_seg=dict(data=gt))
+
+
+def random_samples(num_images: int, size: int, num_classes: int,
+                   seed: int) -> dict:
+    """Binary and multi-class data samples as mmseg's evaluator hands them
+    to ``BaseMetric.process``; the binary GTs are blobs (upsampled noise)
+    so that distance transforms and S-measure see real shapes."""
     gen = torch.Generator().manual_seed(seed)
-    samples = []
+    binary, multiclass = [], []
     for _ in range(num_images):
-        # Low-resolution noise upsampled: blobs rather than salt-and-pepper,
-        # so distance transforms and S-measure quadrants see real shapes.
         low = torch.rand(
             1, 1, max(size // 32, 2), max(size // 32, 2), generator=gen)
-        gt_field = torch.nn.functional.interpolate(
+        field = F.interpolate(
             low, size=(size, size), mode='bilinear', align_corners=False)[0]
-        gt = (gt_field > 0.5).long()
         noise = torch.rand(1, size, size, generator=gen)
-        prob = (0.7 * gt_field + 0.3 * noise).clamp(0, 1)
-        samples.append(
-            dict(
-                seg_logits=dict(data=prob),
-                pred_sem_seg=dict(data=(prob > 0.5).long()),
-                gt_sem_seg=dict(data=gt)))
-    return samples
-
-
-def _random_multiclass_samples(num_images: int, size: int, num_classes: int,
-                               seed: int) -> List[dict]:
-    gen = torch.Generator().manual_seed(seed)
-    samples = []
+        prob = (0.7 * field + 0.3 * noise).clamp(0, 1)
+        binary.append(_sample(prob, (prob > 0.5).long(), (field > 0.5).long()))
+    gen.manual_seed(seed)
     for _ in range(num_images):
         scores = torch.rand(num_classes, size, size, generator=gen)
         gt = torch.randint(0, num_classes, (1, size, size), generator=gen)
-        samples.append(
-            dict(
-                seg_logits=dict(data=scores),
-                pred_sem_seg=dict(data=scores.argmax(0, keepdim=True)),
-                gt_sem_seg=dict(data=gt)))
-    return samples
-
-
-def _metric_cases() -> Dict[str, dict]:
-    """Benchmarked metrics: name -> (config, kind). Components of
-    ``SODMetric`` are listed too, so the expensive one is visible."""
-    return {
-        'SODMetric':
-        dict(cfg=dict(type='SODMetric'), kind='binary'),
-        'SODMetric[Sm]':
-        dict(cfg=dict(type='SODMetric', sod_metrics=['Sm']), kind='binary'),
-        'SODMetric[Em]':
-        dict(cfg=dict(type='SODMetric', sod_metrics=['Em']), kind='binary'),
-        'SODMetric[wFm]':
-        dict(cfg=dict(type='SODMetric', sod_metrics=['wFm']), kind='binary'),
-        'SODMetric[MAE]':
-        dict(cfg=dict(type='SODMetric', sod_metrics=['MAE']), kind='binary'),
-        'BERMetric':
-        dict(cfg=dict(type='BERMetric'), kind='binary'),
-        'BERPerImageMetric':
-        dict(cfg=dict(type='BERPerImageMetric'), kind='binary'),
-        'BinarySegMetric':
-        dict(cfg=dict(type='BinarySegMetric'), kind='binary'),
-        'MultiClassSegMetric':
-        dict(cfg=dict(type='MultiClassSegMetric'), kind='multiclass'),
-    }
+        multiclass.append(_sample(scores, scores.argmax(0, keepdim=True), gt))
+    return dict(binary=binary, multiclass=multiclass)
 
 
 def _time_metric(metric, samples: List[dict], repeats: int) -> float:
-    """Best-of-``repeats`` seconds for ``process`` over all samples plus
+    """Best-of-``repeats`` seconds of ``process`` over all samples plus
     ``compute_metrics``."""
-    # One untimed image first: lazy imports and allocator warm-up would
-    # otherwise be charged to whichever metric runs first.
+    # an untimed image first: lazy imports and allocator warm-up
     metric.process({}, samples[:1])
     best = float('inf')
     for _ in range(repeats):
@@ -97,9 +74,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'metrics',
         help='images/s of each evaluation metric on random maps',
-        description='Images per second of every metric of '
-        'mmseg_convlora.evaluation.metrics on random probability maps '
-        '(one process() call per image, compute_metrics included).')
+        description=__doc__)
     parser.add_argument(
         '--num-images', type=int, default=10, help='images per run')
     parser.add_argument(
@@ -112,11 +87,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         '--repeats', type=int, default=1, help='runs per metric, best kept')
     parser.add_argument(
-        '--only',
-        nargs='+',
-        default=None,
-        help='benchmark only these metric names')
-    parser.add_argument('--seed', type=int, default=0)
+        '--only', nargs='+', choices=list(METRICS), help='only these metrics')
+    add_common_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -127,37 +99,28 @@ def run(args: argparse.Namespace) -> List[dict]:
         list[dict]: One row per metric: ``name``, ``seconds``,
         ``images_per_s``.
     """
-    from mmseg.registry import METRICS
-
-    import mmseg_convlora  # noqa: F401  (registers the metrics)
-
-    cases = _metric_cases()
-    if args.only:
-        unknown = set(args.only) - set(cases)
-        if unknown:
-            raise SystemExit(f'unknown metrics {sorted(unknown)}; '
-                             f'choose from {sorted(cases)}')
-        cases = {k: v for k, v in cases.items() if k in args.only}
-    binary = _random_binary_samples(args.num_images, args.size, args.seed)
-    multiclass = _random_multiclass_samples(args.num_images, args.size,
-                                            args.num_classes, args.seed)
+    from mmseg.registry import METRICS as REGISTRY
+    setup(args)
+    samples = random_samples(args.num_images, args.size, args.num_classes,
+                             args.seed)
     rows = []
-    for name, case in cases.items():
-        metric = METRICS.build(case['cfg'])
+    for name, cfg in METRICS.items():
+        if args.only and name not in args.only:
+            continue
+        metric = REGISTRY.build(cfg)
         metric.dataset_meta = dict(
             classes=[f'class{i}' for i in range(args.num_classes)])
-        samples = binary if case['kind'] == 'binary' else multiclass
-        seconds = _time_metric(metric, samples, args.repeats)
+        kind = 'multiclass' if name == 'MultiClassSegMetric' else 'binary'
+        seconds = _time_metric(metric, samples[kind], args.repeats)
         rows.append(
             dict(
                 name=name,
                 seconds=seconds,
-                images_per_s=len(samples) /
-                seconds if seconds else float('inf')))
-    print(f'metrics: {args.num_images} image(s) of {args.size}x{args.size}, '
-          f'torch {torch.__version__}, {torch.get_num_threads()} threads')
-    print_table(['metric', 'images/s', 'ms/image'], [[
-        r['name'], f"{r['images_per_s']:.2f}",
-        f"{1000 * r['seconds'] / args.num_images:.1f}"
-    ] for r in rows])
-    return rows
+                images_per_s=args.num_images / seconds))
+    title = (f'metrics: {args.num_images} image(s) of {args.size}x'
+             f'{args.size}, torch {torch.__version__}, '
+             f'{torch.get_num_threads()} threads')
+    columns = [('metric', 'name', ''), ('images/s', 'images_per_s', '.2f'),
+               ('ms/image', lambda r: 1000 * r['seconds'] / args.num_images,
+                '.1f')]
+    return report(title, columns, rows, args)

@@ -1,25 +1,30 @@
-"""``models``: training-step time, inference time, peak memory and
-trainable parameters of every fine-tuning method side by side, with ratios
-to LoRA (random weights, no checkpoint needed), e.g. ``python
-tools/benchmark.py models --arch vit_b --size 1024 --depth 4 --device cpu``
-or ``--device cuda --amp fp16``."""
+"""``models``: training step (``model.train_step`` with mmengine's optimizer
+wrappers, AdamW), inference (eval, ``no_grad``, predict), peak memory of
+one step and trainable parameters of every fine-tuning method, with random
+weights and ratios to LoRA.
+
+Memory is the CUDA peak allocated, or on the CPU the peak RSS growth, by
+default each method and mode in a fresh process. "+cp" adds activation
+checkpointing (e.g. lora+cp), "+guard" the non-finite gradient check of
+NonFiniteLossHook; ``lora_unfused`` (on request) is LoRA with its training
+forward as three products, as before the fused GEMM.
+"""
 import argparse
-import contextlib
 import functools
 import gc
 import json
 import os.path as osp
 import subprocess
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .common import (add_clock_argument, fmt, get_clock, interleaved_medians,
-                     print_table, ratio)
+from .common import (AMP_DTYPES, add_common_args, add_ratios, autocast,
+                     interleaved_medians, report, setup, spread_adapters,
+                     timing_note)
 
-# Memory is measured by re-running the tool in a fresh process per method.
 SCRIPT = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'benchmark.py')
 MODEL_METHODS = ('decoder_only', 'lora', 'lora_merged', 'convlora', 'cad',
@@ -32,7 +37,6 @@ _BASE_METHODS = {
     'convlora': ('convlora', True, False),
     'cad': ('cad', True, False),
     'cad_cached': ('cad', True, True),
-    # not run by default: LoRA's training forward before the fused GEMM
     'lora_unfused': ('lora', True, False),
 }
 _RESULT_TAG = 'BENCH_MODELS_RESULT '
@@ -40,12 +44,9 @@ _RESULT_TAG = 'BENCH_MODELS_RESULT '
 
 def scaled_global_indexes(full_depth: int, full_global: Sequence[int],
                           depth: int) -> List[int]:
-    """Global-attention blocks of a ``depth``-block ViT that keeps SAM's
-    ratio of global to windowed blocks (4 of 12 for ViT-B: 1/3) and its
-    spacing (global blocks evenly spaced, the last block global).
-
-    ``vit_b``: depth 12 -> [2, 5, 8, 11]; 6 -> [2, 5]; 4 -> [3]; 3 -> [2].
-    """
+    """Global-attention blocks of a ``depth``-block ViT with SAM's ratio of
+    global to windowed blocks, evenly spaced, the last block global
+    (``vit_b``: depth 12 -> [2, 5, 8, 11]; 6 -> [2, 5]; 4 -> [3])."""
     if depth >= full_depth:
         return list(full_global)
     n_global = max(1, round(depth * len(full_global) / full_depth))
@@ -53,8 +54,7 @@ def scaled_global_indexes(full_depth: int, full_global: Sequence[int],
 
 
 def three_step_lora(layer, x: torch.Tensor) -> torch.Tensor:
-    """``W x + b + s B A x`` as three products: ``LoRALinear``'s training
-    forward before it used the fused GEMM (the ``lora_unfused`` row)."""
+    """``W x + b + s B A x`` as three products (``lora_unfused``)."""
     out = F.linear(x, layer.weight, layer.bias)
     return out + layer.scaling * F.linear(
         F.linear(layer.lora_dropout(x), layer.lora_A), layer.lora_B)
@@ -70,55 +70,47 @@ def _method_parts(name: str):
     return base, suffix == 'cp'
 
 
-def _model_cfg(args, method: str) -> dict:
+def model_cfg(method: str,
+              arch: str,
+              size: int,
+              depth=None,
+              dispatch: str = 'auto',
+              cad_size=None) -> dict:
     """A SAMSegmentor config with random weights for ``method``."""
     from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
     from mmseg_convlora.models.utils import SAM_ARCHS
     from tools.make_demo_data import TINY_DECODER, TINY_EMBED_DIM, TINY_ENCODER
     base, with_cp = _method_parts(method)
     kind, _, cached = _BASE_METHODS[base]
-    targets = {}
-    if args.arch == 'tiny':
+    targets, out_channels, decoder = {}, 256, None
+    if arch == 'tiny':
         spec = dict(TINY_ENCODER)
         out_channels, decoder = TINY_EMBED_DIM, dict(TINY_DECODER)
-    elif args.arch == 'mobile_sam':
-        # TinyViT has no depth knob; LoRA/Conv-LoRA on its attention qkv
-        # layers, as configs/*/kvasir-cvc_mobile-sam.py
+    elif arch == 'mobile_sam':
+        # LoRA/Conv-LoRA on TinyViT's attention qkv, as the MobileSAM configs
         spec, targets = 'mobile_sam', dict(targets=DEFAULT_TINY_VIT_QKV)
-        out_channels, decoder = 256, None
-        if args.depth is not None:
+        if depth is not None:
             raise SystemExit('--depth applies to SAM ViT archs only')
     else:
-        spec = dict(SAM_ARCHS[args.arch])
-        out_channels, decoder = 256, None
-    if (args.depth is not None and isinstance(spec, dict)
-            and args.depth != spec['depth']):
+        spec = dict(SAM_ARCHS[arch])
+    if depth is not None and depth != spec['depth']:
         spec['global_attn_indexes'] = scaled_global_indexes(
-            spec['depth'], spec['global_attn_indexes'], args.depth)
-        spec['depth'] = args.depth
-    adapter = {
-        None:
-        None,
-        'lora':
-        dict(type='LoRA', rank=3, alpha=32, **targets),
-        'convlora':
-        dict(
-            type='ConvLoRA',
-            rank=3,
-            alpha=32,
-            num_experts=8,
-            dispatch=args.dispatch,
-            **targets),
-        'cad':
-        dict(
+            spec['depth'], spec['global_attn_indexes'], depth)
+        spec['depth'] = depth
+    adapter = None
+    if kind in ('lora', 'convlora'):
+        adapter = dict(type='LoRA', rank=3, alpha=32, **targets)
+    if kind == 'convlora':
+        adapter.update(type='ConvLoRA', num_experts=8, dispatch=dispatch)
+    elif kind == 'cad':
+        adapter = dict(
             type='CAD',
             channels=out_channels,
-            input_size=args.cad_size or args.size // 2),
-    }[kind]
+            input_size=cad_size or size // 2)
     backbone = dict(
-        type='SAMTinyViT' if args.arch == 'mobile_sam' else 'SAMViT',
+        type='SAMTinyViT' if arch == 'mobile_sam' else 'SAMViT',
         arch=spec,
-        img_size=args.size,
+        img_size=size,
         out_channels=out_channels,
         adapter=adapter,
         with_cp=with_cp)
@@ -128,7 +120,7 @@ def _model_cfg(args, method: str) -> dict:
         type='SAMMaskDecoderHead',
         num_classes=2,
         out_channels=1,
-        img_size=args.size,
+        img_size=size,
         embed_dim=out_channels,
         loss_decode=dict(type='StructureLoss'))
     if decoder is not None:
@@ -141,10 +133,17 @@ def _model_cfg(args, method: str) -> dict:
         test_cfg=dict(mode='whole'))
 
 
-def _fake_batch(args, out_channels: int, device):
-    """Normalised random images, blob GTs and (for the cached method)
-    random fp16 embeddings, as the data preprocessor would hand them."""
-    import torch.nn.functional as F
+def build_model(cfg: dict, seed: int):
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg)
+    spread_adapters(model)
+    return model
+
+
+def _fake_batch(args, out_channels: int, device) -> dict:
+    """Random images, blob GTs and fp16 embeddings (for the cached method),
+    as the data preprocessor would hand them."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = torch.Generator().manual_seed(args.seed)
@@ -153,147 +152,97 @@ def _fake_batch(args, out_channels: int, device):
     samples = []
     for _ in range(B):
         low = torch.rand(1, 1, 8, 8, generator=gen)
-        gt = (F.interpolate(
-            low, size=(S, S), mode='bilinear', align_corners=False)[0]
-              > 0.5).long()
-        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
+        gt = F.interpolate(low, size=(S, S), mode='bilinear')[0] > 0.5
+        sample = SegDataSample(gt_sem_seg=PixelData(data=gt.long()))
         sample.set_metainfo(
             dict(img_shape=(S, S), pad_shape=(S, S), ori_shape=(S, S)))
-        sample.set_field(
-            torch.randn(out_channels, S // 16, S // 16, generator=gen).half(),
-            'sam_embedding')
+        sample.sam_embedding = torch.randn(
+            out_channels, S // 16, S // 16, generator=gen).half()
         samples.append(sample.to(device))
-    return inputs.to(device), samples
+    return dict(inputs=inputs.to(device), data_samples=samples)
 
 
-class _Case:
-    """One benchmarked model with its optimizer and batch."""
+def _optim_wrapper(params, amp: str, device):
+    """AdamW in the wrapper ``tools/train.py --amp`` would use."""
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
-    def __init__(self, args, method: str, device):
-        from mmengine.config import ConfigDict
-        from mmseg.registry import MODELS
-        base, self.with_cp = _method_parts(method)
-        self.method, self.base = method, base
-        self.trains = _BASE_METHODS[base][1]
-        torch.manual_seed(args.seed)
-        self.model = MODELS.build(ConfigDict(_model_cfg(args,
-                                                        method))).to(device)
-        backbone = self.model.backbone
-        with torch.no_grad():  # spread Conv-LoRA's eval routing too
-            for name, p in self.model.named_parameters():
-                if name.endswith('w_gate'):
-                    p.normal_(0, 1)
+    from mmseg_convlora.engine.optimizers import CPUAmpOptimWrapper
+    optimizer = torch.optim.AdamW(params, lr=1e-6)
+    if amp == 'none':
+        return OptimWrapper(optimizer)
+    wrapper = CPUAmpOptimWrapper if device.type == 'cpu' else AmpOptimWrapper
+    return wrapper(
+        optimizer=optimizer,
+        dtype=AMP_DTYPES[amp],
+        loss_scale='dynamic' if amp == 'fp16' else 1.0)
+
+
+def build_steps(args, method: str, device):
+    """(trainable parameter count, {mode: step}) of ``method``."""
+    from mmseg_convlora.engine.hooks import FiniteGradientCheck
+    base = _method_parts(method)[0]
+    cfg = model_cfg(method, args.arch, args.size, args.depth, args.dispatch,
+                    args.cad_size)
+    model = build_model(cfg, args.seed).to(device)
+    for adapter in model.backbone.adapters:
         if base == 'lora_merged':
-            for adapter in backbone.adapters:
-                adapter.merge()
-        if base == 'lora_unfused':
-            for adapter in backbone.adapters:
-                for layer in adapter.layers:
-                    layer.forward = functools.partial(three_step_lora, layer)
-        self.trainable = [
-            p for p in self.model.parameters() if p.requires_grad
-        ]
-        self.num_trainable = sum(p.numel() for p in self.trainable)
-        self.inputs, self.samples = _fake_batch(args, backbone.out_channels,
-                                                device)
-        self.device = device
-        self.amp = args.amp
-        self.clock = get_clock(args.clock)
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=1e-6) \
-            if self.trains and self.trainable else None
-        self.scaler = torch.amp.GradScaler(device.type) \
-            if args.amp == 'fp16' else None
-        if method.endswith('+guard') and self.optimizer is not None:
-            # what NonFiniteLossHook adds to every optimizer step
-            from mmseg_convlora.engine.hooks import FiniteGradientCheck
-            self.optimizer.register_step_pre_hook(
-                FiniteGradientCheck(check=self.scaler is None))
+            adapter.merge()
+        elif base == 'lora_unfused':
+            for layer in adapter.layers:
+                layer.forward = functools.partial(three_step_lora, layer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    data = _fake_batch(args, model.backbone.out_channels, device)
 
-    def autocast(self):
-        if self.amp == 'none':
-            return contextlib.nullcontext()
-        dtype = torch.float16 if self.amp == 'fp16' else torch.bfloat16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+    def infer():
+        model.eval()
+        with torch.no_grad(), autocast(args.amp, device):
+            model.test_step(data)
 
-    def train_step(self) -> None:
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            losses = self.model.loss(self.inputs, self.samples)
-            loss, _ = self.model.parse_losses(losses)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
-
-    def infer_step(self) -> None:
-        self.model.eval()
-        with torch.no_grad(), self.autocast():
-            self.model.predict(self.inputs, self.samples)
-
-    def run(self, mode: str) -> float:
-        """Seconds of one training step or one inference."""
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-        start = self.clock()
-        self.train_step() if mode == 'train' else self.infer_step()
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-        return self.clock() - start
+    steps = dict(infer=infer)
+    if _BASE_METHODS[base][1] and params:
+        wrapper = _optim_wrapper(params, args.amp, device)
+        if method.endswith('+guard'):  # what NonFiniteLossHook adds
+            wrapper.optimizer.register_step_pre_hook(
+                FiniteGradientCheck(check=not hasattr(wrapper, 'loss_scaler')))
+        steps['train'] = lambda: model.train().train_step(data, wrapper)
+    return sum(p.numel() for p in params), steps
 
 
-def _proc_status_kib(field: str) -> Optional[int]:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+def _status_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        return next(
+            int(line.split()[1]) for line in f if line.startswith(field + ':'))
 
 
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux)."""
+def measure_memory(step, device) -> float:
+    """Peak memory growth (MiB) of one ``step()``: CUDA peak allocated, or
+    peak RSS (off Linux: the lifetime peak of this, fresh, process)."""
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
     try:
         with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
+            f.write('5')  # reset the peak RSS mark, VmHWM
     except OSError:
-        return False
-
-
-def _measure_memory(case: _Case, mode: str) -> float:
-    """Peak memory growth (MiB) of one step: CUDA peak allocated above what
-    was allocated before; on the CPU the peak RSS above the RSS before."""
-    gc.collect()
-    if case.device.type == 'cuda':
-        torch.cuda.synchronize(case.device)
-        torch.cuda.reset_peak_memory_stats(case.device)
-        before = torch.cuda.memory_allocated(case.device)
-        case.run(mode)
-        return (torch.cuda.max_memory_allocated(case.device) - before) / 2**20
-    import resource
-    reset = _reset_peak_rss()
-    before = _proc_status_kib('VmRSS')
-    if not reset or before is None:  # not Linux: lifetime peak, fresh child
-        before = before or 0
-        case.run(mode)
+        import resource
+        step()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if sys.platform == 'darwin':
-            peak //= 1024
-        return max(peak - before, 0) / 1024
-    case.run(mode)
-    return max(_proc_status_kib('VmHWM') - before, 0) / 1024
+        return peak / (2**20 if sys.platform == 'darwin' else 1024)
+    before = _status_kib('VmRSS')
+    step()
+    return max(_status_kib('VmHWM') - before, 0) / 1024
 
 
-def _child_memory(args, method: str, mode: str) -> Optional[float]:
-    """Memory of one (method, mode) measured in a fresh process."""
-    cmd = [sys.executable, SCRIPT] + list(
-        args.argv) + ['--child', method, '--child-mode', mode]
+def _child_memory(args, method: str, mode: str) -> float:
+    """:func:`measure_memory` of (method, mode) in a fresh process."""
+    cmd = [
+        sys.executable, SCRIPT, *args.argv, '--child', method, '--child-mode',
+        mode
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(_RESULT_TAG):
@@ -306,22 +255,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         'models',
         help='time, memory and parameters of every fine-tuning method',
-        description='Training step time (forward + backward + AdamW step, '
-        'median of --steps after --warmup, all methods interleaved so that '
-        'load changes hit them alike), inference time (eval, no_grad, '
-        'predict), peak memory of one step (CUDA: max_memory_allocated; '
-        'CPU: peak RSS growth, each method and mode in a fresh process) and '
-        'trainable parameters, with random weights. Methods: ' +
-        ', '.join(MODEL_METHODS) + '; "+cp" adds activation '
-        'checkpointing (e.g. lora+cp); lora_unfused (on request) is LoRA '
-        'with its training forward as three products, as before the fused '
-        'GEMM.')
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         '--arch',
         default='vit_b',
-        choices=['vit_b', 'vit_l', 'vit_h', 'mobile_sam', 'tiny'],
-        help="SAM's ViT, MobileSAM's TinyViT or a tiny ViT "
-        '(tests)')
+        choices=['vit_b', 'vit_l', 'vit_h', 'mobile_sam', 'tiny'])
     parser.add_argument(
         '--size', type=int, default=1024, help='square input size')
     parser.add_argument('--batch-size', type=int, default=1)
@@ -329,202 +268,115 @@ def add_parser(subparsers) -> None:
         '--cad-size',
         type=int,
         default=None,
-        help="CAD's input size (default: half the input size, as the SAM "
-        'ViT configs; the MobileSAM configs use the input size)')
-    parser.add_argument(
-        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+        help="CAD's input size (default: half the input size)")
     parser.add_argument(
         '--depth',
         type=int,
         default=None,
-        help='shrink the ViT to N blocks keeping SAM\'s ratio of global to '
-        'windowed blocks (quick CPU runs)')
-    parser.add_argument(
-        '--amp',
-        choices=['none', 'fp16', 'bf16'],
-        default='none',
-        help='autocast dtype (fp16 with loss scaling)')
+        help="shrink the ViT to N blocks keeping SAM's ratio of global to "
+        'windowed blocks')
     parser.add_argument(
         '--with-cp',
         action='store_true',
-        help='also run LoRA and Conv-LoRA with activation checkpointing '
-        '(rows lora+cp, convlora+cp)')
+        help='add rows lora+cp and convlora+cp (activation checkpointing)')
     parser.add_argument(
         '--nonfinite-guard',
         action='store_true',
-        help='also train every method with the non-finite gradient check '
-        'of NonFiniteLossHook (rows <method>+guard, next to the method)')
-    parser.add_argument(
-        '--methods',
-        nargs='+',
-        default=list(MODEL_METHODS),
-        help='methods (default: all)')
+        help='add a row <method>+guard after every training method')
+    parser.add_argument('--methods', nargs='+', default=list(MODEL_METHODS))
     parser.add_argument(
         '--measure',
         nargs='+',
         default=['time', 'memory'],
         choices=['time', 'memory'])
     parser.add_argument(
-        '--modes',
-        nargs='+',
-        default=['train', 'infer'],
-        choices=['train', 'infer'])
-    add_clock_argument(parser)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument(
-        '--steps',
-        type=int,
-        default=3,
-        help='timed steps per method and mode (median)')
-    parser.add_argument(
         '--memory-isolation',
         choices=['subprocess', 'none'],
         default='subprocess',
-        help='measure memory in a fresh process per method and mode '
-        '(default) or in this one (faster, peaks may mix)')
+        help='measure memory in a fresh process per method and mode, or in '
+        'this one (faster, peaks may mix)')
     parser.add_argument(
-        '--dispatch',
-        default='auto',
-        choices=['auto', 'grouped', 'dense'],
-        help='Conv-LoRA dispatch')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=None,
-        help='torch.set_num_threads (CPU)')
-    parser.add_argument('--json', default=None, help='also write rows here')
-    parser.add_argument('--seed', type=int, default=0)
+        '--dispatch', default='auto', choices=['auto', 'grouped', 'dense'])
+    add_common_args(parser, steps=3, device=True)
     parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--child-mode', default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
+def _expand_methods(args) -> List[str]:
+    """``--methods`` with the ``+cp`` and ``+guard`` rows of ``--with-cp``
+    and ``--nonfinite-guard`` after their method."""
+    methods = []
+    for m in dict.fromkeys(args.methods):
+        methods.append(m)
+        if args.nonfinite_guard and m in _BASE_METHODS and \
+                _BASE_METHODS[m][1]:
+            methods.append(f'{m}+guard')
+        if args.with_cp and m in ('lora', 'convlora'):
+            methods.append(f'{m}+cp')
+    for m in methods:
+        _method_parts(m)
+    return list(dict.fromkeys(methods))
+
+
 def run(args: argparse.Namespace) -> List[dict]:
-    """Benchmark the methods; print a table with the ratios to LoRA.
+    """Benchmark the methods; print them with their ratios to LoRA.
 
     Returns:
         list[dict]: One row per method: ``method``, ``trainable``,
         ``train_s``, ``infer_s``, ``train_mem_mib``, ``infer_mem_mib`` (None
-        where not measured) and the ratios to LoRA.
+        where not measured) and their ratios ``*_vs_lora``.
     """
-    from mmengine.registry import init_default_scope
-
-    import mmseg_convlora  # noqa: F401  (registers the models)
-    init_default_scope('mmseg')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args)
     device = torch.device(args.device)
-    if not hasattr(args, 'argv'):
-        args.argv = []
-
+    args.argv = getattr(args, 'argv', [])
     if args.child is not None:  # one memory measurement, fresh process
-        case = _Case(args, args.child, device)
-        mem = _measure_memory(case, args.child_mode)
+        mem = measure_memory(
+            build_steps(args, args.child, device)[1][args.child_mode], device)
         print(_RESULT_TAG + json.dumps(dict(memory_mib=mem)), flush=True)
         return [dict(method=args.child, memory_mib=mem)]
 
-    methods = list(dict.fromkeys(args.methods))
-    if args.with_cp:
-        for base in ('lora', 'convlora'):
-            if base in methods and f'{base}+cp' not in methods:
-                methods.insert(methods.index(base) + 1, f'{base}+cp')
-    if args.nonfinite_guard:
-        for base in [
-                m for m in methods
-                if m in _BASE_METHODS and _BASE_METHODS[m][1]
-        ]:
-            if f'{base}+guard' not in methods:
-                methods.insert(methods.index(base) + 1, f'{base}+guard')
-    for m in methods:
-        _method_parts(m)
-
-    def wants(method, mode):
-        base, with_cp = _method_parts(method)
-        if mode == 'train':
-            return _BASE_METHODS[base][1]
-        # checkpointing and the guard change nothing in inference
-        return not with_cp and not method.endswith('+guard')
-
-    rows = {
-        m:
-        dict(
-            method=m,
-            trainable=None,
-            train_s=None,
-            infer_s=None,
-            train_mem_mib=None,
-            infer_mem_mib=None)
-        for m in methods
-    }
-
-    # Parameters (and the models for timing): one model per method.
-    cases = {}
-    for m in methods:
-        case = _Case(args, m, device)
-        rows[m]['trainable'] = case.num_trainable
-        if 'time' in args.measure or args.memory_isolation == 'none':
-            cases[m] = case
-        else:
-            del case
+    keys = ('train_s', 'infer_s', 'train_mem_mib', 'infer_mem_mib')
+    # the steps hold the models; a child process builds its own
+    keep = 'time' in args.measure or args.memory_isolation == 'none'
+    rows, steps = [], {}
+    for m in _expand_methods(args):
+        trainable, m_steps = build_steps(args, m, device)
+        if m.endswith(('+cp', '+guard')):  # the same inference as m's
+            del m_steps['infer']
+        rows.append(dict(method=m, trainable=trainable, **dict.fromkeys(keys)))
+        steps.update({
+            (m, mode): m_steps[mode] if keep else None
+            for mode in args.modes if mode in m_steps
+        })
+    by_method = {r['method']: r for r in rows}
     if 'memory' in args.measure:
-        for m in methods:
-            for mode in args.modes:
-                if not wants(m, mode):
-                    continue
-                if args.memory_isolation == 'subprocess':
-                    mem = _child_memory(args, m, mode)
-                else:
-                    mem = _measure_memory(cases[m], mode)
-                rows[m][f'{mode}_mem_mib'] = mem
+        for (m, mode), step in steps.items():
+            by_method[m][f'{mode}_mem_mib'] = measure_memory(
+                step, device) if args.memory_isolation == 'none' \
+                else _child_memory(args, m, mode)
     if 'time' in args.measure:
-        jobs = {
-            (m, mode): (lambda m=m, mode=mode: cases[m].run(mode))
-            for mode in args.modes
-            for m in methods if wants(m, mode)
-        }
-        medians = interleaved_medians(jobs, args.warmup, args.steps)
-        for (m, mode), seconds in medians.items():
-            rows[m][f'{mode}_s'] = seconds
-    cases.clear()
+        seconds = interleaved_medians(steps, args, device)
+        for (m, mode), value in seconds.items():
+            by_method[m][f'{mode}_s'] = value
+    add_ratios(rows, keys, 'method', 'lora')
 
-    lora = rows.get('lora', {})
-    for row in rows.values():
-        for key in ('train_s', 'infer_s', 'train_mem_mib', 'infer_mem_mib'):
-            row[f'{key}_vs_lora'] = ratio(row[key], lora.get(key))
-    out = list(rows.values())
-
-    depth = args.depth if args.depth is not None else 'full'
-    print(f'models: arch {args.arch} (depth {depth}), {args.size}x'
-          f'{args.size}, batch {args.batch_size}, device {args.device}, amp '
-          f'{args.amp}, torch {torch.__version__}, '
-          f'{torch.get_num_threads()} threads; {args.clock} time: median of '
-          f'{args.steps} step(s) after {args.warmup} warm-up; memory: ' +
-          ('CUDA peak allocated' if device.type ==
-           'cuda' else 'peak RSS growth') + ' of one step')
-    print_table([
-        'method', 'trainable params', 'train step (s)', 'infer (s)',
-        'train peak (MiB)', 'infer peak (MiB)', 'step/LoRA', 'infer/LoRA',
-        'train mem/LoRA'
-    ], [[
-        r['method'], f"{r['trainable']:,}",
-        fmt(r['train_s']),
-        fmt(r['infer_s']),
-        fmt(r['train_mem_mib'], '.0f'),
-        fmt(r['infer_mem_mib'], '.0f'),
-        fmt(r['train_s_vs_lora'], '.2f'),
-        fmt(r['infer_s_vs_lora'], '.2f'),
-        fmt(r['train_mem_mib_vs_lora'], '.2f')
-    ] for r in out])
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(
-                dict(
-                    rows=out,
-                    args={
-                        k: v
-                        for k, v in vars(args).items()
-                        if k not in ('func', 'argv')
-                    }),
-                f,
-                indent=1)
-    return out
+    depth = 'full' if args.depth is None else args.depth
+    memory = 'CUDA peak allocated' if device.type == 'cuda' \
+        else 'peak RSS growth'
+    title = (f'models: arch {args.arch} (depth {depth}), {args.size}x'
+             f'{args.size}, batch {args.batch_size}, device {args.device}, '
+             f'amp {args.amp}; memory: {memory} of one step; '
+             f'{timing_note(args)}')
+    columns = [
+        ('method', 'method', ''),
+        ('trainable params', 'trainable', ','),
+        ('train step (s)', 'train_s', '.3f'),
+        ('infer (s)', 'infer_s', '.3f'),
+        ('train peak (MiB)', 'train_mem_mib', '.0f'),
+        ('infer peak (MiB)', 'infer_mem_mib', '.0f'),
+        ('step/LoRA', 'train_s_vs_lora', '.2f'),
+        ('infer/LoRA', 'infer_s_vs_lora', '.2f'),
+        ('train mem/LoRA', 'train_mem_mib_vs_lora', '.2f'),
+    ]
+    return report(title, columns, rows, args)
