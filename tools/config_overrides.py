@@ -1,8 +1,6 @@
-"""Helpers of tools/train.py and tools/test.py (not a script): their shared
-arguments, config loading and run; ``--cfg-options`` for ``data_root``,
-``max_epochs`` and ``split_folders`` that reach every place a config built
-from them, ``--method``, ``--trial``, and warnings for settings a child
-config changed in one place only."""
+"""What tools/train.py and tools/test.py share (not a script): arguments,
+config loading with the overrides that reach every place a config built
+from them, warnings for child configs, and the run."""
 import argparse
 import copy
 import logging
@@ -54,15 +52,13 @@ def tool_parser(description: str) -> argparse.ArgumentParser:
         '--cfg-options',
         nargs='+',
         action=DictAction,
-        help='override settings in the config, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth; data_root=DIR '
-        'and train_cfg.max_epochs=N reach every dataloader and the LR '
-        'schedule')
+        help='override settings in the config, e.g. data_root=DIR '
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
     parser.add_argument(
         '--method',
         choices=sorted(METHOD_ADAPTERS),
-        help='replace the config\'s adapter(s) (model.backbone.adapter) by '
-        'this method\'s, as in configs/<method>/; loss and schedule stay')
+        help='replace the config\'s adapter(s) by this method\'s, as in '
+        'configs/<method>/')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -71,8 +67,7 @@ def tool_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         '--debug',
         action='store_true',
-        help='show the traceback of errors (they end in one line otherwise; '
-        'the log file of the run keeps it)')
+        help='show the traceback of errors (the log file keeps it)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
@@ -145,12 +140,10 @@ def dataset_cfgs(cfg: Config) -> Iterator[dict]:
                         if 'data_root' in d)
 
 
-def set_data_root(cfg: Config,
-                  data_root: str,
-                  old: Optional[str] = None) -> int:
-    """Point the config and every dataset that read ``old`` (default: the
-    config's ``data_root``) at ``data_root``; return how many datasets."""
-    old = cfg.get('data_root') if old is None else old
+def set_data_root(cfg: Config, data_root: str) -> int:
+    """Point the config and every dataset that read its ``data_root`` at
+    ``data_root``; return how many datasets."""
+    old = cfg.get('data_root')
     datasets = [d for d in dataset_cfgs(cfg) if d['data_root'] == old]
     for dataset in datasets:
         dataset['data_root'] = data_root

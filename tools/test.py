@@ -1,10 +1,8 @@
 """Evaluate a checkpoint: mmseg's tools/test.py with the plugin's options.
 
-Checkpoints written by training hold only the trainable weights; the frozen
-SAM weights are read from the config's ``model.sam_checkpoint``. mmseg's
-``--tta`` is not offered: its ``SegTTAModel`` takes the segmentor's
-probabilities for logits and keeps only the hard mask, which the saliency
-metrics and ``--out`` cannot use.
+No ``--tta``: mmseg's ``SegTTAModel`` takes our probabilities for logits
+and keeps only the hard mask; the saliency metrics and ``--out`` need the
+probabilities.
 """
 import os.path as osp
 import sys

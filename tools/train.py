@@ -22,16 +22,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume',
         nargs='?',
-        type=str,
         const='auto',
         help='resume from the newest complete checkpoint in the work dir, or '
-        'from the checkpoint given; an error if there is none')
+        'from the checkpoint given')
     parser.add_argument(
         '--amp',
         action='store_true',
-        default=False,
-        help='enable automatic-mixed-precision training (fp16 with dynamic '
-        'loss scaling by default)')
+        help='enable automatic-mixed-precision training')
     parser.add_argument(
         '--amp-dtype',
         choices=['float16', 'bfloat16'],
@@ -40,16 +37,14 @@ def parse_args(argv=None):
     parser.add_argument(
         '--nonfinite',
         choices=['raise', 'skip'],
-        help='what a NaN/inf loss does: stop training naming the iteration '
-        'and loss term (raise, the configs\' default) or skip that '
-        'optimizer step (skip)')
+        help='on a NaN/inf loss stop training (raise, the configs\' '
+        'default) or skip that optimizer step')
     parser.add_argument(
         '--trial',
         type=int,
         metavar='N',
-        help='a trial run: N training iterations in one epoch, validation '
-        'on at most N batches, checkpoints saved (default work dir '
-        'work_dirs/<config>_trial)')
+        help='N training iterations in one epoch and at most N validation '
+        'batches (default work dir work_dirs/<config>_trial)')
     args = parser.parse_args(argv)
     if args.trial is not None and args.trial < 1:
         parser.error(f'--trial must be at least 1, got {args.trial}')
