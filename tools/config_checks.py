@@ -1,7 +1,7 @@
 """Checks of tools/train.py and tools/test.py (not a script): typos in a
-config or in ``--cfg-options`` stop the run before anything is built, with
-one line that names the key and the nearest valid one; :func:`user_errors`
-ends the tools' other errors a user can fix in one line."""
+config or in ``--cfg-options`` stop the run before anything is built, in
+one line with a did-you-mean; :func:`user_errors` ends the other errors a
+user can fix in one line."""
 import contextlib
 import copy
 import difflib
@@ -18,10 +18,8 @@ from mmengine.logging import MMLogger
 from mmengine.runner import (EpochBasedTrainLoop, IterBasedTrainLoop, Runner,
                              TestLoop, ValLoop)
 
-# Top-level keys read after the config file was parsed: the Runner's
-# arguments, what mmengine's Runner and mmseg's tools read from the config,
-# and the demo data of the package's tools. Any other top-level key is a
-# variable that the file's settings were built from when it was read.
+# Top-level keys read after the config file was parsed (by the Runner,
+# mmseg's tools or ours); any other one is a variable of the file.
 RUNTIME_KEYS = frozenset(
     set(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}
     | {
@@ -30,7 +28,6 @@ RUNTIME_KEYS = frozenset(
         'activation_checkpointing', 'tta_model', 'tta_pipeline',
         'test_pipeline', 'demo_data'
     })
-_DEFAULT_LOOPS = dict(val_cfg=ValLoop, test_cfg=TestLoop)
 
 
 class ConfigError(ValueError):
@@ -48,16 +45,14 @@ _OUR_DIRS = tuple(
 
 @contextlib.contextmanager
 def user_errors(debug: bool = False):
-    """Exit with ``error: <message>`` instead of a traceback when the
-    package or the tools raise a :data:`USER_ERRORS` error; the run's log
-    file, if any, gets the traceback. ``debug`` keeps the traceback."""
+    """Exit with ``error: <message>`` instead of a traceback (which goes
+    to the run's log file) when the package or the tools raise a
+    :data:`USER_ERRORS` error, unless ``debug``."""
     try:
         yield
     except USER_ERRORS as err:
-        tb = err.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        if debug or not tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
+        where = traceback.extract_tb(err.__traceback__, limit=-1)[0]
+        if debug or not where.filename.startswith(_OUR_DIRS):
             raise
         record = logging.LogRecord(
             'mmengine', logging.ERROR, '', 0, ''.join(
@@ -98,14 +93,8 @@ def check_overrides(cfg: Config,
                     keys: Iterable[str],
                     handled: Iterable[str] = ()) -> None:
     """Refuse ``--cfg-options`` keys that reach nothing: top-level keys the
-    config does not have, and the config's variables (read when the file
-    was parsed). ``handled`` are top-level keys the tools apply
-    themselves.
-
-    Raises:
-        ConfigError: Naming the key, the nearest known key and, for a
-            variable, the settings that hold its value.
-    """
+    config does not have, and its variables; ``handled`` are top-level keys
+    the tools apply themselves."""
     handled = set(handled)
     known = set(cfg.keys()) | RUNTIME_KEYS | handled
     for key in keys:
@@ -118,12 +107,12 @@ def check_overrides(cfg: Config,
                 f'{did_you_mean(top, known)}, so the override would reach '
                 'nothing.')
         value = cfg[top]
-        sources = sorted(RUNTIME_KEYS & set(cfg.keys()))
+        sources = RUNTIME_KEYS & set(cfg.keys())
         if 'data_preprocessor' in (cfg.get('model') or {}):
-            sources.remove('data_preprocessor')  # the model's own wins
+            sources -= {'data_preprocessor'}  # the model's own wins
         # numbers as common as 0 and 1 (or flags) would point anywhere
         holders = [] if value in (None, True, False, 0, 1) else [
-            p for k in sources for p in _paths_of(value, {k: cfg[k]})
+            p for k in sorted(sources) for p in _paths_of(value, {k: cfg[k]})
         ]
         hint = f' Override where its value went instead, e.g. ' \
             f'{", ".join(holders[:3])}.' if holders else ''
@@ -135,8 +124,7 @@ def check_overrides(cfg: Config,
 
 
 def _loop_class(key: str, loop: dict):
-    """The loop class ``key`` (``train_cfg``, ...) builds, as the Runner
-    does."""
+    """The loop class ``key`` (``train_cfg``, ...) builds."""
     from mmseg.registry import LOOPS
     if 'type' in loop:
         kind = loop['type']
@@ -150,7 +138,7 @@ def _loop_class(key: str, loop: dict):
                               f'{did_you_mean(kind, names)}.')
         return cls
     if key != 'train_cfg':
-        return _DEFAULT_LOOPS[key]
+        return ValLoop if key == 'val_cfg' else TestLoop
     if 'by_epoch' not in loop:
         raise ConfigError(
             f"{key} needs type='EpochBasedTrainLoop' (or another loop) or "
@@ -159,12 +147,8 @@ def _loop_class(key: str, loop: dict):
 
 
 def check_loops(cfg: Config) -> None:
-    """Refuse arguments that ``train_cfg``, ``val_cfg`` and ``test_cfg``
-    give a loop that does not take them.
-
-    Raises:
-        ConfigError: Naming the argument and the nearest the loop takes.
-    """
+    """Refuse arguments of ``train_cfg``, ``val_cfg`` and ``test_cfg``
+    that their loop does not take."""
     for key in ('train_cfg', 'val_cfg', 'test_cfg'):
         loop = cfg.get(key)
         if not isinstance(loop, dict):
@@ -180,13 +164,6 @@ def check_loops(cfg: Config) -> None:
                     f'{key}.{arg}: {cls.__name__} has no argument {arg!r}'
                     f'{did_you_mean(arg, takes)}; it takes '
                     f'{", ".join(sorted(takes - {"dataloader"}))}.')
-
-
-def _metric_cfgs(evaluator) -> list:
-    if isinstance(evaluator, dict) and 'metrics' in evaluator:
-        evaluator = evaluator['metrics']
-    return list(evaluator) if isinstance(evaluator, (list, tuple)) \
-        else [evaluator]
 
 
 def _dataset_meta(dataset: dict) -> dict:
@@ -229,9 +206,13 @@ def _dry_samples(num_classes: int) -> List[dict]:
 
 def metric_keys(evaluator, dataset: dict) -> Optional[Set[str]]:
     """The keys the ``evaluator`` config reports on ``dataset`` (a dataset
-    config), from a call of its metrics on a made-up 8x8 sample; None when
-    a metric cannot take one."""
+    config), from its metrics on a made-up 8x8 sample; None when a metric
+    cannot take one."""
     from mmseg.registry import METRICS
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']
+    if not isinstance(evaluator, (list, tuple)):
+        evaluator = [evaluator]
     meta = _dataset_meta(dataset)
     num_classes = len(meta.get('classes') or ()) or 2
     keys: Set[str] = set()
@@ -240,7 +221,7 @@ def metric_keys(evaluator, dataset: dict) -> Optional[Set[str]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            for metric_cfg in _metric_cfgs(evaluator):
+            for metric_cfg in evaluator:
                 metric = METRICS.build(copy.deepcopy(metric_cfg))
                 metric.dataset_meta = meta
                 for sample in _dry_samples(num_classes):
@@ -284,22 +265,15 @@ def validation_keys(cfg: Config) -> Optional[Set[str]]:
 
 def check_save_best(cfg: Config) -> None:
     """Refuse a checkpoint ``save_best`` that validation does not report
-    (mmengine's CheckpointHook would fail after the first epoch).
-
-    Raises:
-        ConfigError: Naming the key, the nearest reported key and all of
-            them.
-    """
+    (mmengine's CheckpointHook would fail after the first epoch)."""
     hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
-    save_best = hook.get('save_best')
-    if save_best is None:
-        return
-    names = [save_best] if isinstance(save_best, str) else list(save_best)
-    names = [n for n in names if n != 'auto']
+    names = hook.get('save_best') or []
+    names = [
+        n for n in ([names] if isinstance(names, str) else names)
+        if n != 'auto'
+    ]
     keys = validation_keys(cfg) if names else None
-    if not keys:
-        return
-    for name in names:
+    for name in names if keys else []:
         if name not in keys:
             raise ConfigError(
                 f'default_hooks.checkpoint.save_best={name!r} is not a '
@@ -308,12 +282,7 @@ def check_save_best(cfg: Config) -> None:
 
 
 def check_config(cfg: Config, training: bool = True) -> None:
-    """All checks of a config about to run: loop arguments and, for
-    training, the checkpoint's ``save_best`` metric.
-
-    Raises:
-        ConfigError: The first problem found.
-    """
+    """Check the loop arguments and, for training, ``save_best``."""
     check_loops(cfg)
     if training:
         check_save_best(cfg)

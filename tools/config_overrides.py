@@ -1,84 +1,154 @@
-"""Helpers of tools/train.py and tools/test.py (not a script):
-``--cfg-options`` for ``data_root``, ``max_epochs`` and ``split_folders``
-that reach every place a config built from them, ``--method``,
-``--trial``, and warnings for settings a child config changed in one place
-only."""
+"""What tools/train.py and tools/test.py share (not a script): arguments,
+config loading with the overrides that reach every place a config built
+from them, warnings for child configs, and the run."""
+import argparse
 import copy
+import logging
 import os
+import os.path as osp
 from typing import Iterator, List, Optional
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmseg.registry import RUNNERS
 
-from mmseg_convlora.engine import named_sets
+from mmseg_convlora.compat import allow_mmengine_checkpoint_types
+from mmseg_convlora.engine import (init_dist_on_cpu, named_sets,
+                                   shutdown_distributed)
+from mmseg_convlora.engine.hooks.trainable_checkpoint_hook import RESUME_ADVICE
 from mmseg_convlora.models.backbones import DEFAULT_TINY_VIT_QKV
-from tools.config_checks import ConfigError, check_overrides, did_you_mean
+from mmseg_convlora.models.utils import CheckpointMismatchError
+from tools.config_checks import (ConfigError, check_config, check_overrides,
+                                 did_you_mean)
 
 # ``model.backbone.adapter`` of each method, as in configs/<method>/*.py
 # (tests/tools/test_config_overrides.py keeps the two equal).
-METHOD_ADAPTERS = {
-    'decoder_only':
-    None,
-    'lora':
-    dict(type='LoRA', rank=3, alpha=32),
-    'convlora':
-    dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
-    'cad':
-    dict(type='CAD', input_size=512),
-    'bitfit':
-    dict(type='BitFit'),
-    'adapter':
-    dict(type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp')),
-    'vpt':
-    dict(type='VPT', num_tokens=12),
-    'ssf':
-    dict(type='SSF', init_std=0.02),
-    'sam_adapter':
-    dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25),
-    'convlora_vpt': [
+METHOD_ADAPTERS = dict(
+    decoder_only=None,
+    lora=dict(type='LoRA', rank=3, alpha=32),
+    convlora=dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
+    cad=dict(type='CAD', input_size=512),
+    bitfit=dict(type='BitFit'),
+    adapter=dict(
+        type='HoulsbyAdapter', hidden_dim=2, positions=('attn', 'mlp')),
+    vpt=dict(type='VPT', num_tokens=12),
+    ssf=dict(type='SSF', init_std=0.02),
+    sam_adapter=dict(type='SAMAdapter', scale_factor=16, freq_rate=0.25),
+    convlora_vpt=[
         dict(type='ConvLoRA', rank=3, alpha=32, num_experts=8),
         dict(type='VPT', num_tokens=5),
-    ],
-}
-# SAM's input size the CAD preset's input_size (half of it) refers to
-_CAD_REFERENCE_SIZE = 1024
+    ])
+
+
+def tool_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments tools/train.py and tools/test.py share."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='the dir to save logs, checkpoints and evaluation results')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, e.g. data_root=DIR '
+        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth')
+    parser.add_argument(
+        '--method',
+        choices=sorted(METHOD_ADAPTERS),
+        help='replace the config\'s adapter(s) by this method\'s, as in '
+        'configs/<method>/')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of errors (the log file keeps it)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def load_config(args: argparse.Namespace, training: bool = True) -> Config:
+    """The config of ``args`` with its overrides applied and checked, its
+    demo data built if missing and its work dir set."""
+    # make_demo_data imports this module
+    from tools.make_demo_data import build_missing_demo_data
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    trial = args.trial if training else None
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    for note in apply_overrides(cfg, args.cfg_options, args.method, trial):
+        print_log(note, logger='current')
+    check_config(cfg, training)
+    for warning in config_warnings(cfg):
+        print_log(warning, logger='current', level=logging.WARNING)
+    if args.launcher == 'none':  # one process: nothing races for the files
+        for built in build_missing_demo_data(cfg):
+            print_log(f'Built {built}', logger='current')
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        name = osp.splitext(osp.basename(args.config))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+        if trial is not None:  # not mixed into a real run's dir
+            cfg.work_dir += '_trial'
+    return cfg
+
+
+def run(cfg: Config, mode: str):
+    """Build the runner of ``cfg`` and return ``runner.<mode>()``
+    (``train`` or ``test``)."""
+    try:
+        init_dist_on_cpu(cfg.launcher, cfg)  # torchrun without GPUs: gloo
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
+            else RUNNERS.build(cfg)
+        # checkpoints of earlier versions hold mmengine objects
+        with allow_mmengine_checkpoint_types():
+            return getattr(runner, mode)()
+    except CheckpointMismatchError as err:
+        if cfg.get('load_from'):
+            err.source = f'The checkpoint {cfg.load_from!r}'
+        if mode == 'train' and cfg.get('resume'):
+            err.advice = RESUME_ADVICE
+        raise
+    finally:
+        shutdown_distributed()
 
 
 def loader_datasets(loaders) -> Iterator[dict]:
-    """Every dataset dict of dataloader config(s), wrappers and the
-    datasets they wrap (``ConcatDataset``, ``RepeatDataset``, ...)."""
+    """Every dataset dict of dataloader config(s), dataset wrappers and the
+    datasets they wrap included."""
     for _, loader in named_sets(loaders):
         stack = [loader.get('dataset')]
         while stack:
             dataset = stack.pop()
-            if not dataset:
-                continue
-            stack.extend(dataset.get('datasets', []))
-            stack.append(dataset.get('dataset'))
-            yield dataset
+            if dataset:
+                stack += list(dataset.get('datasets', []))
+                stack.append(dataset.get('dataset'))
+                yield dataset
 
 
 def dataset_cfgs(cfg: Config) -> Iterator[dict]:
-    """The dataset dicts (with a ``data_root``) of every dataloader (lists
-    of test sets and ``ConcatDataset`` members included)."""
+    """The dataset dicts with a ``data_root`` of every dataloader."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(key):
             yield from (d for d in loader_datasets(cfg[key])
                         if 'data_root' in d)
 
 
-def set_data_root(cfg: Config,
-                  data_root: str,
-                  old: Optional[str] = None) -> int:
-    """Point the config and every dataset that read ``old`` (default: the
-    config's ``data_root``) at ``data_root``; return how many datasets."""
-    old = cfg.get('data_root') if old is None else old
-    count = 0
-    for dataset in dataset_cfgs(cfg):
-        if dataset['data_root'] == old:
-            dataset['data_root'] = data_root
-            count += 1
+def set_data_root(cfg: Config, data_root: str) -> int:
+    """Point the config and every dataset that read its ``data_root`` at
+    ``data_root``; return how many datasets."""
+    old = cfg.get('data_root')
+    datasets = [d for d in dataset_cfgs(cfg) if d['data_root'] == old]
+    for dataset in datasets:
+        dataset['data_root'] = data_root
     cfg.data_root = data_root
-    return count
+    return len(datasets)
 
 
 def set_max_epochs(cfg: Config,
@@ -100,12 +170,7 @@ def set_max_epochs(cfg: Config,
 
 def set_split_folder(cfg: Config, split: str, folder: str) -> int:
     """Point the ``split`` dataloader of a config with ``split_folders``
-    (as configs/custom/ have) at ``folder``; return how many paths moved.
-
-    Raises:
-        ConfigError: No such split, or its dataloader does not read the
-            split's folder.
-    """
+    at ``folder``; return how many paths moved."""
     folders = cfg.get('split_folders') or {}
     if split not in folders:
         raise ConfigError(
@@ -131,12 +196,7 @@ def set_split_folder(cfg: Config, split: str, folder: str) -> int:
 
 def set_trial(cfg: Config, iters: int) -> None:
     """Make the run a trial: ``iters`` training iterations in one epoch,
-    validation on at most ``iters`` batches, then the checkpoints.
-
-    Raises:
-        ConfigError: The training set is a dataset wrapper (it takes no
-            ``indices``).
-    """
+    validation on at most ``iters`` batches, then the checkpoints."""
     loop = cfg.train_cfg
     # DDP: each process reads its share of the indices
     batches = iters * int(os.environ.get('WORLD_SIZE', 1))
@@ -152,7 +212,6 @@ def set_trial(cfg: Config, iters: int) -> None:
 
 
 def _take_batches(cfg: Config, key: str, batches: int) -> None:
-    """Read the first ``batches`` batches of each dataset of ``key``."""
     for _, loader in named_sets(cfg[key]):
         dataset = loader['dataset']
         if 'datasets' in dataset or 'dataset' in dataset:
@@ -172,36 +231,25 @@ def _schedulers(cfg: Config) -> List[dict]:
 def set_method(cfg: Config, method: str) -> None:
     """Replace the backbone's adapter(s) with those of ``method``; CAD's
     input is half the model's and the pipelines get (or lose) its steps;
-    LoRA and Conv-LoRA on SAMTinyViT target its qkv layers.
-
-    Raises:
-        ValueError: Unknown method.
-    """
+    LoRA and Conv-LoRA on SAMTinyViT target its qkv layers."""
     if method not in METHOD_ADAPTERS:
-        raise ValueError(f'Unknown method {method!r}; choose one of '
-                         f'{", ".join(METHOD_ADAPTERS)}.')
+        raise KeyError(f'Unknown method {method!r}; choose one of '
+                       f'{", ".join(METHOD_ADAPTERS)}.')
     adapter = copy.deepcopy(METHOD_ADAPTERS[method])
     backbone = cfg.model.backbone
-    for item in adapter if isinstance(adapter, list) else [adapter]:
-        if item and item['type'] == 'CAD':
-            size = backbone.get('img_size', _CAD_REFERENCE_SIZE)
-            item['input_size'] = size // 2
-        if item and item['type'] in ('LoRA', 'ConvLoRA') and \
+    cad_size = None
+    for item in adapter if isinstance(adapter, list) else [adapter or {}]:
+        if item.get('type') == 'CAD':
+            # SAM's own input is 1024 when the backbone does not say
+            item['input_size'] = cad_size = backbone.get('img_size', 1024) // 2
+        elif item.get('type') in ('LoRA', 'ConvLoRA') and \
                 backbone.get('type') == 'SAMTinyViT':
             item['targets'] = DEFAULT_TINY_VIT_QKV
-    cfg.model.backbone.adapter = adapter
-    cad = [
-        a for a in (adapter if isinstance(adapter, list) else [adapter])
-        if a and a['type'] == 'CAD'
-    ]
-    for pipeline in _pipelines(cfg):
-        _set_cad_steps(pipeline, cad[0]['input_size'] if cad else None)
-
-
-def _pipelines(cfg: Config) -> List[list]:
-    found = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
-    found += [d.get('pipeline') for d in dataset_cfgs(cfg)]
-    return [p for p in found if p]
+    backbone.adapter = adapter
+    pipelines = [cfg.get('train_pipeline'), cfg.get('test_pipeline')]
+    pipelines += [d.get('pipeline') for d in dataset_cfgs(cfg)]
+    for pipeline in filter(None, pipelines):
+        _set_cad_steps(pipeline, cad_size)
 
 
 def _set_cad_steps(pipeline: list, size: Optional[int]) -> None:
@@ -228,9 +276,6 @@ def apply_overrides(cfg: Config,
 
     Returns:
         list[str]: What was changed beyond the plain merge, for the log.
-
-    Raises:
-        ConfigError: An override that would reach nothing.
     """
     notes = []
     cfg_options = dict(cfg_options or {})
@@ -248,8 +293,7 @@ def apply_overrides(cfg: Config,
     epochs = cfg_options.pop('train_cfg.max_epochs', None)
     epochs = cfg_options.pop('max_epochs', epochs)
     old_epochs = cfg.get('train_cfg', {}).get('max_epochs')
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg.merge_from_dict(cfg_options)
     if root is not None:
         count = set_data_root(cfg, root)
         notes.append(f'data_root={root!r} for all {count} datasets')

@@ -1,34 +1,21 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun (one process per GPU).
-#
-#   bash tools/dist_train.sh CONFIG NGPUS [tools/train.py options]
-#
-# Multi-node: run the same command on every node with
-#   NNODES=<number of nodes> NODE_RANK=<0..NNODES-1>
-#   MASTER_ADDR=<address of node 0> PORT=<free port on node 0>
-# Without GPUs the processes use the gloo backend on the CPU.
-set -euo pipefail
-if [ "$#" -lt 2 ]; then
-    echo "usage: bash $0 CONFIG NGPUS [tools/train.py options]" >&2
-    exit 2
-fi
+# torchrun tools/train.py on NGPUS processes (gloo on the CPU without GPUs);
+# several nodes: NNODES, NODE_RANK, MASTER_ADDR, PORT (docs/train_test.md).
+[ $# -ge 2 ] || { echo "usage: $0 CONFIG NGPUS [options]" >&2; exit 2; }
 CONFIG=$1
 GPUS=$2
-shift 2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-DIR="$(cd "$(dirname "$0")" && pwd)"
-PYTHON=${PYTHON:-python}
 
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
+PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
+exec "${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$DIR/train.py" \
+    "$(dirname "$0")/train.py" \
     "$CONFIG" \
-    --launcher pytorch "$@"
+    --launcher pytorch "${@:3}"

@@ -1,56 +1,26 @@
-"""Evaluate a SAM segmentor checkpoint (mmseg's tools/test.py + the plugin).
+"""Evaluate a checkpoint: mmseg's tools/test.py with the plugin's options.
 
-Usage:
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
-        [--show-dir DIR [--show-interval N] [--show-alpha A]]
-        [--method METHOD] [--cfg-options k=v ...] [--launcher ...] [--debug]
-
-Checkpoints written by training hold only the trainable weights; the frozen
-SAM weights are read from the config's ``model.sam_checkpoint``.
-
-mmseg's ``--tta`` is not offered: its ``SegTTAModel`` takes the segmentor's
-output for logits (this segmentor gives probabilities) and keeps only the
-hard mask, which the saliency metrics (S-measure, E-measure, MAE) and
-``--out`` cannot use.
+No ``--tta``: mmseg's ``SegTTAModel`` takes our probabilities for logits
+and keeps only the hard mask; the saliency metrics and ``--out`` need the
+probabilities.
 """
-import argparse
-import logging
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from tools.config_checks import check_config, user_errors
+from tools.config_checks import user_errors
 
 with user_errors('--debug' in sys.argv):  # e.g. a broken torch install
-    import mmseg_convlora  # noqa: F401  registers the plugin
-
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.runner import Runner
-from mmseg.registry import RUNNERS
-
-from mmseg_convlora.compat import allow_mmengine_checkpoint_types
-from mmseg_convlora.engine import (CheckpointFileError, init_dist_on_cpu,
-                                   shutdown_distributed, verify_checkpoint)
-from mmseg_convlora.models.utils import CheckpointMismatchError
-from tools.config_overrides import (METHOD_ADAPTERS, apply_overrides,
-                                    config_warnings)
-from tools.make_demo_data import build_missing_demo_data
+    from mmseg_convlora.engine import CheckpointFileError, verify_checkpoint
+    from tools.config_overrides import load_config, run, tool_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='MMSeg test (and eval) a SAM segmentor')
-    parser.add_argument('config', help='test config file path')
+    parser = tool_parser('MMSeg test (and eval) a segmentor')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir',
-        help='the directory to save the evaluation results (json) and logs')
-    parser.add_argument(
         '--out',
-        type=str,
         help='directory to save the predictions as PNG files: binary '
         'models write the foreground probability (0-255), multi-class '
         'models the class index, one file per image')
@@ -65,8 +35,7 @@ def parse_args(argv=None):
         '--show-interval',
         type=int,
         default=1,
-        help='with --show/--show-dir draw every N-th test batch (default 1: '
-        'every image)')
+        help='with --show/--show-dir draw every N-th test batch (default 1)')
     parser.add_argument(
         '--show-alpha',
         type=float,
@@ -74,34 +43,7 @@ def parse_args(argv=None):
         help='opacity of the class colours over the image (default 0.5)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, e.g. '
-        'model.sam_checkpoint=/path/to/sam_vit_h_4b8939.pth; data_root=DIR '
-        'and train_cfg.max_epochs=N reach every dataloader and the LR '
-        'schedule')
-    parser.add_argument(
-        '--method',
-        choices=sorted(METHOD_ADAPTERS),
-        help='replace the config\'s adapter(s) (model.backbone.adapter) by '
-        'this method\'s, as in configs/<method>/; loss and schedule stay')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--debug',
-        action='store_true',
-        help='show the traceback of errors (they end in one line otherwise; '
-        'the log file of the run keeps it)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parser.parse_args(argv)
 
 
 def trigger_visualization_hook(cfg, args):
@@ -125,52 +67,25 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     with user_errors(args.debug):
-        return test(args)
-
-
-def test(args):
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'Checkpoint {args.checkpoint!r} not found. Pass a .pth written '
-            'by tools/train.py (e.g. work_dirs/<config>/best_*.pth).')
-    try:
-        verify_checkpoint(args.checkpoint)
-    except CheckpointFileError as err:
-        sys.exit(f'error: {err} Copy it again from where training wrote it, '
-                 'or pass another checkpoint of the run.')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    for note in apply_overrides(cfg, args.cfg_options, args.method):
-        print_log(note, logger='current')
-    check_config(cfg, training=False)
-    for warning in config_warnings(cfg):
-        print_log(warning, logger='current', level=logging.WARNING)
-    if args.launcher == 'none':  # one process: nothing races for the files
-        for built in build_missing_demo_data(cfg):
-            print_log(f'Built {built}', logger='current')
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    if args.show or args.show_dir:
-        cfg = trigger_visualization_hook(cfg, args)
-    if args.out is not None:
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-            dict(type='SavePredictionsHook', out_dir=args.out)
-        ]
-    init_dist_on_cpu(args.launcher, cfg)  # torchrun without GPUs: gloo
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-        else RUNNERS.build(cfg)
-    try:
-        with allow_mmengine_checkpoint_types():
-            return runner.test()
-    except CheckpointMismatchError as err:
-        err.source = f'The checkpoint {args.checkpoint!r}'
-        raise
-    finally:
-        shutdown_distributed()
+        if not osp.isfile(args.checkpoint):
+            raise FileNotFoundError(
+                f'Checkpoint {args.checkpoint!r} not found. Pass a .pth '
+                'written by tools/train.py (e.g. '
+                'work_dirs/<config>/best_*.pth).')
+        try:
+            verify_checkpoint(args.checkpoint)
+        except CheckpointFileError as err:
+            sys.exit(f'error: {err} Copy it again from where training '
+                     'wrote it, or pass another checkpoint of the run.')
+        cfg = load_config(args, training=False)
+        cfg.load_from = args.checkpoint
+        if args.show or args.show_dir:
+            cfg = trigger_visualization_hook(cfg, args)
+        if args.out is not None:
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+                dict(type='SavePredictionsHook', out_dir=args.out)
+            ]
+        return run(cfg, 'test')
 
 
 if __name__ == '__main__':
